@@ -1,0 +1,299 @@
+"""The campaign files as validated models.
+
+``schedule.yaml`` is a :class:`ScheduleFile`; each ``messages/*.yaml`` is a :class:`MessagesFile`. Every model forbids
+unknown keys, so a typo is an error with its ``file:line:col``, never a silently ignored setting. The models check the
+shape of one file; :mod:`amplifier.campaign` checks what spans files (a rule naming an unknown account...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+LANG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+Lang = Annotated[str, Field(pattern=LANG_PATTERN, description="A BCP 47 language tag: en, de, tr, ar, ku, ckb...")]
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+EnvName = Annotated[
+    str,
+    Field(
+        pattern=ENV_NAME_PATTERN,
+        description="The NAME of an environment variable (or .env entry, or file in the secrets folder) that holds "
+        "the secret. Never the secret itself.",
+    ),
+]
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = sorted(z for z in available_timezones() if z.lower().endswith(name.lower().split("/")[-1]))[:3]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown timezone {name!r}{hint}; use an IANA name such as Europe/Berlin") from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str, AfterValidator(_check_timezone), Field(description="An IANA timezone name such as Europe/Berlin")
+]
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 10:00 as a sexagesimal number (600); take it back as minutes.
+        return dt.time(value // 60 % 24, value % 60)
+    return value
+
+
+LocalTime = Annotated[dt.time, BeforeValidator(_parse_time), Field(description='A local time, "HH:MM"')]
+
+Localized = dict[Lang, str]
+"""A text per language: ``{en: "...", ku: "..."}``. A plain string is the same text in every language."""
+
+
+def _localized(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"*": value}
+    return value
+
+
+LocalizedText = Annotated[
+    dict[Annotated[str, Field(pattern=r"^(\*|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")], str],
+    BeforeValidator(_localized),
+    Field(description="A text, or a mapping of language tag to text"),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# --------------------------------------------------------------------------------------------- schedule.yaml
+
+
+class CampaignSettings(Model):
+    name: str = Field(description="The campaign's name, shown in previews")
+    timezone: TimeZoneName = Field(description="The default timezone of events and rules")
+    language: Lang = Field(default="en", description="The default language of accounts")
+    hashtags: list[str] = Field(
+        default_factory=list, description="Hashtags appended to every message set that does not set its own"
+    )
+
+
+class Event(Model):
+    name: LocalizedText = Field(description="The event's name, per language")
+    date: dt.date | dt.datetime = Field(
+        description="The day (2027-11-01) or the local start time (2027-11-01T14:00) of the event"
+    )
+    timezone: TimeZoneName | None = Field(default=None, description="Overrides the campaign's timezone")
+    url: HttpUrl | None = Field(default=None, description="A page about the event, as {{ event.url }}")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _naive(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            raise ValueError("write the event's local time without an offset and set `timezone` instead")
+        return value
+
+
+class MastodonAccount(Model):
+    platform: Literal["mastodon"]
+    instance: HttpUrl = Field(description="The instance's base URL, e.g. https://mastodon.social")
+    language: Lang | None = Field(default=None, description="The language of this account's posts")
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    token_env: EnvName = Field(description="Environment variable holding the account's access token")
+    max_characters: int = Field(
+        default=500, ge=1, description="The instance's post length limit (read from the instance when publishing)"
+    )
+    characters_reserved_per_url: int = Field(default=23, ge=1)
+    timezone: TimeZoneName | None = Field(default=None, description="Zone the preview shows this account's times in")
+
+
+class BlueskyAccount(Model):
+    platform: Literal["bluesky"]
+    handle: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")] = Field(
+        description="The account's handle, e.g. riseup4rojava.bsky.social"
+    )
+    service: HttpUrl = Field(
+        default=HttpUrl("https://bsky.social"),
+        description="The PDS or entryway to log in to; a self-hosted PDS's URL works too",
+    )
+    language: Lang | None = Field(default=None, description="The language of this account's posts")
+    password_env: EnvName = Field(description="Environment variable holding an app password")
+    timezone: TimeZoneName | None = Field(default=None, description="Zone the preview shows this account's times in")
+
+
+Account = Annotated[MastodonAccount | BlueskyAccount, Field(discriminator="platform")]
+
+
+class Missed(Model):
+    """What happens to a post whose time passed while amplifier was not running."""
+
+    action: Literal["expire", "post"] = Field(
+        description="expire: record it as expired; post: post it late, within `grace`"
+    )
+    grace: dt.timedelta = Field(
+        default=dt.timedelta(hours=1), description="How late a post may still go out (ISO 8601 duration or seconds)"
+    )
+
+
+class RuleBase(Model):
+    messages: Id = Field(description="The message set to post")
+    accounts: Literal["all"] | list[Id] = Field(default="all", description="The accounts to post to, or `all`")
+    timezone: TimeZoneName | None = Field(default=None, description="The zone of the rule's local times")
+    missed: Missed | None = Field(default=None, description="Missed-window behaviour (see the guide)")
+    enabled: bool = True
+
+
+class CountdownRule(RuleBase):
+    kind: Literal["countdown"]
+    event: Id = Field(description="The event counted down to")
+    days_before: list[Annotated[int, Field(ge=0, le=366)]] = Field(
+        default_factory=list, description="Post this many calendar days before the event (0: on the day)"
+    )
+    at: LocalTime | list[LocalTime] = Field(
+        default=dt.time(10, 0), description="Local time(s) of the days_before posts"
+    )
+    hours_before: list[Annotated[int, Field(ge=1, le=48)]] = Field(
+        default_factory=list, description="Post this many hours before the event's start time (needs a time)"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> CountdownRule:
+        if not self.days_before and not self.hours_before:
+            raise ValueError("a countdown needs `days_before` or `hours_before`")
+        return self
+
+
+class RecurringRule(RuleBase):
+    kind: Literal["recurring"]
+    cron: str = Field(description='A cron expression in the rule\'s zone, e.g. "0 18 * * *" for 18:00 daily')
+    start: dt.date = Field(description="First day (inclusive)")
+    end: dt.date = Field(description="Last day (inclusive)")
+    event: Id | None = Field(default=None, description="An event, for {{ days_left }} and {{ event }}")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}: use five fields, minute hour day month weekday")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> RecurringRule:
+        if self.end < self.start:
+            raise ValueError("`end` is before `start`")
+        return self
+
+
+class OnceRule(RuleBase):
+    kind: Literal["once"]
+    at: dt.datetime = Field(description="The local date and time, e.g. 2027-01-20T09:00")
+    event: Id | None = Field(default=None, description="An event, for {{ days_left }} and {{ event }}")
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _naive(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            raise ValueError("write the local time without an offset and set `timezone` instead")
+        return value
+
+
+Rule = Annotated[CountdownRule | RecurringRule | OnceRule, Field(discriminator="kind")]
+
+
+class ScheduleFile(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, title="amplifier schedule.yaml")
+
+    campaign: CampaignSettings
+    events: dict[Id, Event] = Field(default_factory=dict)
+    accounts: dict[Id, Account]
+    rules: dict[Id, Rule] = Field(default_factory=dict)
+    messages: list[str] = Field(
+        default_factory=lambda: ["messages/*.yaml"], description="Glob(s) of message files, relative to this file"
+    )
+
+
+# ------------------------------------------------------------------------------------------ messages/*.yaml
+
+
+class ImageSpec(Model):
+    path: str = Field(description="Image file, relative to the campaign folder")
+    alt: LocalizedText = Field(description="Alt text (required), per language")
+    focus: tuple[float, float] | None = Field(default=None, description="Mastodon focal point, x,y in -1..1")
+
+
+TextOrThread = str | list[str]
+"""One text, or the explicit parts of a thread."""
+
+PerLanguage = dict[Lang, TextOrThread]
+
+
+class Variant(Model):
+    text: PerLanguage = Field(description="The text per language; a list is a thread, one entry per part")
+    mastodon: PerLanguage = Field(default_factory=dict, description="Texts used on Mastodon instead")
+    bluesky: PerLanguage = Field(default_factory=dict, description="Texts used on Bluesky instead")
+
+
+class Hashtags(Model):
+    tags: list[str] = Field(description="Hashtags, with or without #")
+    placement: Literal["append", "none"] = Field(
+        default="append",
+        description="append: added at the end (unless the text uses {{ hashtags }} inline); none: only inline",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        out = []
+        for tag in tags:
+            bare = tag.lstrip("#＃")
+            if not bare or re.search(r"\s", bare):
+                raise ValueError(f"invalid hashtag {tag!r}")
+            out.append(bare)
+        return out
+
+
+def _hashtags(value: Any) -> Any:
+    if isinstance(value, list):
+        return {"tags": value}
+    return value
+
+
+class SplitSettings(Model):
+    enabled: bool = Field(default=True, description="Split a text too long for a platform into a thread")
+    numbering: bool = Field(default=True, description='Add a " 1/3" marker to each part')
+
+
+class MessageSet(Model):
+    description: str | None = None
+    hashtags: Annotated[Hashtags | None, BeforeValidator(_hashtags)] = None
+    content_warning: LocalizedText | None = Field(default=None, description="Mastodon content warning")
+    sensitive: bool = Field(default=False, description="Mark media as sensitive (Mastodon)")
+    images: list[ImageSpec] = Field(default_factory=list, max_length=4)
+    link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    variants: list[Variant] = Field(min_length=1)
+
+
+class MessagesFile(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, title="amplifier messages file")
+
+    sets: dict[Id, MessageSet]

@@ -1,0 +1,180 @@
+"""Message templates: Jinja2 in a sandbox, with StrictUndefined and filters that speak the post's language.
+
+Variables (see the guide for examples): ``event`` (``name`` in the post's language, ``date``, ``start``, ``url``, ``id``),
+``days_left``, ``hours_left``, ``now`` and ``at`` (the slot time), ``account`` (``id``, ``platform``, ``handle``),
+``lang``, ``hashtags`` (the set's tags as ``#Tag #Tag``), ``campaign`` (``name``).
+
+Filters, each formatting for the post's language with Babel (Kurmanji ``ku``, Sorani ``ckb``, Arabic, Turkish,
+German, English...): ``date``, ``time``, ``datetime``, ``number``, ``plural``, ``duration``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+VARIABLES = frozenset(
+    {"event", "days_left", "hours_left", "now", "at", "account", "lang", "hashtags", "campaign"}
+)
+
+
+@lru_cache(maxsize=64)
+def _locale(lang: str) -> Any:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(lang.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(lang.split("-")[0]) if "-" in lang else Locale.parse("en")
+
+
+def _lang(ctx: Context) -> str:
+    return str(ctx.get("lang") or "en")
+
+
+@pass_context
+def _date(ctx: Context, value: dt.date | dt.datetime, format: str = "long") -> str:
+    from babel.dates import format_date
+
+    return str(format_date(value, format, locale=_locale(_lang(ctx))))
+
+
+@pass_context
+def _time(ctx: Context, value: dt.datetime | dt.time, format: str = "short") -> str:
+    from babel.dates import format_time
+
+    tz = value.tzinfo if isinstance(value, dt.datetime) else None
+    return str(format_time(value, format, tzinfo=tz, locale=_locale(_lang(ctx))))
+
+
+@pass_context
+def _datetime(ctx: Context, value: dt.datetime, format: str = "medium") -> str:
+    from babel.dates import format_datetime
+
+    return str(format_datetime(value, format, tzinfo=value.tzinfo, locale=_locale(_lang(ctx))))
+
+
+@pass_context
+def _number(ctx: Context, value: float, format: str | None = None) -> str:
+    from babel.numbers import format_decimal
+
+    return str(format_decimal(value, format, locale=_locale(_lang(ctx))))
+
+
+@pass_context
+def _plural(ctx: Context, value: int, **forms: str) -> str:
+    """Pick the text for the CLDR plural category of ``value`` in the post's language; ``#`` is the number.
+
+    ``{{ days_left | plural(one="# day", other="# days") }}``; Arabic also knows zero, two, few and many. ``other``
+    is required; a category the template does not give falls back to ``other``.
+    """
+    if "other" not in forms:
+        raise ValueError("plural() needs at least other=...")
+    from babel.numbers import format_decimal
+
+    locale = _locale(_lang(ctx))
+    category = locale.plural_form(abs(value))
+    text = forms.get(category, forms["other"])
+    return text.replace("#", str(format_decimal(value, locale=locale)))
+
+
+@pass_context
+def _duration(ctx: Context, value: dt.timedelta | int, unit: str = "day", format: str = "long") -> str:
+    """A duration in words in the post's language: ``{{ days_left | duration }}`` -> "7 days", "7 roj", "7 gün"."""
+    from babel.dates import format_timedelta
+
+    delta = value if isinstance(value, dt.timedelta) else dt.timedelta(**{f"{unit}s": value})
+    return str(
+        format_timedelta(delta, granularity=unit, threshold=1_000_000, format=format, locale=_locale(_lang(ctx)))
+    )
+
+
+FILTERS = {
+    "date": _date,
+    "time": _time,
+    "datetime": _datetime,
+    "number": _number,
+    "plural": _plural,
+    "duration": _duration,
+}
+
+
+def environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=-1,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+_ENV: ImmutableSandboxedEnvironment | None = None
+
+
+def env() -> ImmutableSandboxedEnvironment:
+    global _ENV
+    if _ENV is None:
+        _ENV = environment()
+    return _ENV
+
+
+@dataclass(frozen=True)
+class TemplateIssue:
+    """A problem in one template: ``line`` is 1-based within the template text."""
+
+    line: int
+    message: str
+
+
+def check(source: str) -> list[TemplateIssue]:
+    """Static checks: syntax, unknown variables, unknown filters. All issues of the template at once."""
+    environment_ = env()
+    try:
+        ast = environment_.parse(source)
+    except TemplateSyntaxError as exc:
+        return [TemplateIssue(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    issues = []
+    for node in ast.find_all(nodes.Filter):
+        if node.name not in environment_.filters:
+            known = ", ".join(sorted(FILTERS))
+            issues.append(TemplateIssue(node.lineno, f"unknown filter {node.name!r} (amplifier adds: {known})"))
+    for test in ast.find_all(nodes.Test):
+        if test.name not in environment_.tests:
+            issues.append(TemplateIssue(test.lineno, f"unknown test {test.name!r}"))
+    if issues:
+        return issues
+    for name in sorted(meta.find_undeclared_variables(ast) - VARIABLES):
+        line = _first_use(ast, name)
+        known = ", ".join(sorted(VARIABLES))
+        issues.append(TemplateIssue(line, f"unknown template variable {name!r} (known: {known})"))
+    return issues
+
+
+def _first_use(ast: nodes.Template, name: str) -> int:
+    for node in ast.find_all(nodes.Name):
+        if node.name == name:
+            return int(node.lineno)
+    return 1
+
+
+def uses(source: str, name: str) -> bool:
+    """Whether the template refers to the variable ``name`` (e.g. ``hashtags`` used inline)."""
+    try:
+        return name in meta.find_undeclared_variables(env().parse(source))
+    except TemplateSyntaxError:
+        return False
+
+
+def compile_template(source: str) -> Any:
+    return env().from_string(source)
