@@ -1,0 +1,1 @@
+"""Per-platform code: pure text rules (``*_text``) and publishers."""

