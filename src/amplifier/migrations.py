@@ -1,0 +1,199 @@
+"""The ledger's SQLite schema as a list of named migrations, each applied once.
+
+Modelled on simonw/llm's ``migrations.py``: a migration is a function registered with :func:`migration`; its
+name (the function's name) is recorded in the ``_migrations`` table once it has run, and :func:`migrate` runs
+the ones not recorded yet, in the order they are listed. Never edit or rename a migration that has shipped:
+add one.
+
+Unlike llm, each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the row that records
+it, so a crash (or an error) mid-way leaves the database exactly as before that migration, and two processes
+opening a fresh database at once cannot both apply one migration (the second re-reads ``_migrations`` under
+the lock).
+
+Timestamps are UTC ISO 8601 text of fixed width (``2027-10-25T10:00:00.000000+00:00``, see
+:func:`amplifier.ledger.to_db_time`), so text order is time order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from amplifier.errors import AmplifierError
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+
+MIGRATIONS_TABLE = "_migrations"
+
+
+class SchemaError(AmplifierError):
+    """The database was written by a newer amplifier (it has migrations this version does not know)."""
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration; its ``__name__`` is its permanent name."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def ensure_migrations_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        " name TEXT PRIMARY KEY,"
+        " applied_at TEXT NOT NULL"
+        ") STRICT"
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations applied to this database, in the order they were applied."""
+    rows = conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def migrate(
+    conn: sqlite3.Connection, now: datetime, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply the migrations not applied yet, each in one transaction; return the names applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): this function opens its own transactions.
+    ``now`` (aware) is recorded as each migration's ``applied_at``. Raises :class:`SchemaError` when the
+    database has applied migrations that ``migrations`` does not contain (a database from a newer version).
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    if conn.in_transaction:
+        raise RuntimeError("migrate() needs a connection outside any transaction")
+    steps = list(MIGRATIONS if migrations is None else migrations)
+    names = [fn.__name__ for fn in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate migration names in {names}")
+    applied_at = now.astimezone(UTC).isoformat(timespec="microseconds")
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ensure_migrations_table(conn)
+        already = applied_migrations(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    unknown = [name for name in already if name not in names]
+    if unknown:
+        raise SchemaError(
+            f"the database has migrations this version of amplifier does not know ({', '.join(unknown)}): "
+            "it was written by a newer version; upgrade amplifier"
+        )
+
+    done: list[str] = []
+    for fn in steps:
+        name = fn.__name__
+        if name in already:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it between our read and this write lock.
+            if conn.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (name,)).fetchone() is None:
+                fn(conn)
+                conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)", (name, applied_at)
+                )
+                done.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+    return done
+
+
+# The states of a post, as stored; amplifier.ledger.State holds the same values.
+_STATES = "'planned', 'claimed', 'published', 'failed', 'expired', 'skipped', 'cancelled'"
+
+
+@migration
+def m001_posts(conn: sqlite3.Connection) -> None:
+    """One row per planned post (or thread), and its lifecycle."""
+    conn.execute(
+        f"""
+        CREATE TABLE posts (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            part_count INTEGER NOT NULL CHECK (part_count >= 1),
+            state TEXT NOT NULL CHECK (state IN ({_STATES})),
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            claimed_at TEXT,
+            claim_token TEXT,
+            published_at TEXT,
+            result TEXT CHECK (result IS NULL OR json_valid(result)),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            -- A claim is held exactly while claimed; a finished post keeps who claimed it last.
+            CHECK (CASE state
+                WHEN 'claimed' THEN claim_token IS NOT NULL AND claimed_at IS NOT NULL
+                WHEN 'planned' THEN claim_token IS NULL AND claimed_at IS NULL
+                WHEN 'cancelled' THEN claim_token IS NULL AND claimed_at IS NULL
+                ELSE 1 END),
+            CHECK ((state = 'published') = (published_at IS NOT NULL AND result IS NOT NULL)),
+            CHECK (state NOT IN ('failed', 'expired', 'skipped', 'cancelled') OR last_error IS NOT NULL)
+        ) STRICT
+        """
+    )
+    # due(): WHERE state = 'planned' AND next_attempt_at <= ?; next_due_at(): MIN(next_attempt_at).
+    conn.execute("CREATE INDEX posts_state_next_attempt ON posts (state, next_attempt_at)")
+    # history(): WHERE due_at >= ? AND due_at < ?
+    conn.execute("CREATE INDEX posts_due_at ON posts (due_at, id)")
+
+
+@migration
+def m002_post_parts(conn: sqlite3.Connection) -> None:
+    """The published parts of a thread, so a retry resumes at the first missing part."""
+    conn.execute(
+        """
+        CREATE TABLE post_parts (
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index INTEGER NOT NULL CHECK (part_index >= 0),
+            result TEXT NOT NULL CHECK (json_valid(result)),
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (post_id, part_index)
+        ) STRICT
+        """
+    )
+
+
+@migration
+def m003_pauses(conn: sqlite3.Connection) -> None:
+    """Paused accounts, and the one global pause flag."""
+    conn.execute(
+        """
+        CREATE TABLE paused_accounts (
+            account TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            paused_at TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE global_pause (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
+            reason TEXT,
+            changed_at TEXT
+        ) STRICT
+        """
+    )
+    conn.execute("INSERT INTO global_pause (id, paused, reason, changed_at) VALUES (1, 0, NULL, NULL)")
