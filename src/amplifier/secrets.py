@@ -1,0 +1,99 @@
+"""Credentials, read through pydantic-settings.
+
+An account names the variable that holds its secret (``token_env`` for Mastodon, ``password_env`` for
+Bluesky); the campaign files never hold the secret itself. The value is looked up, first match wins, in:
+
+1. the process environment (``export RISEUP_BSKY_PASSWORD=...``);
+2. a ``.env`` file in the campaign folder, then one in the current directory;
+3. a file named after the variable in the secrets folder: ``$AMPLIFIER_SECRETS_DIR``, default ``/run/secrets``
+   (Docker and systemd credentials put secrets there).
+
+Values are :class:`pydantic.SecretStr`: they print as ``**********``. A missing secret is a
+:class:`~amplifier.errors.CredentialsError` naming the variable and where it was looked for, never a value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amplifier.errors import CredentialsError
+from amplifier.models import ENV_NAME_PATTERN
+
+SECRETS_DIR_ENV = "AMPLIFIER_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+class _SecretSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", env_ignore_empty=True
+    )
+
+
+@dataclass(frozen=True)
+class SecretSources:
+    """Where secrets are looked up (besides the process environment, which always comes first)."""
+
+    env_files: tuple[Path, ...] = ()  # highest priority first
+    secrets_dir: Path | None = None
+    _cache: dict[str, SecretStr] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def for_campaign(
+        cls, campaign_dir: Path | None, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> SecretSources:
+        """The usual sources: ``<campaign>/.env``, ``./.env``, then the secrets folder."""
+        env = os.environ if environ is None else environ
+        files: list[Path] = []
+        if campaign_dir is not None:
+            files.append(campaign_dir / ".env")
+        here = (cwd or Path.cwd()) / ".env"
+        if here not in files:
+            files.append(here)
+        configured = env.get(SECRETS_DIR_ENV, "").strip()
+        return cls(
+            env_files=tuple(files), secrets_dir=Path(configured) if configured else DEFAULT_SECRETS_DIR
+        )
+
+    def where(self) -> str:
+        places = ["the environment", *(str(p) for p in self.env_files)]
+        if self.secrets_dir is not None:
+            places.append(f"{self.secrets_dir}/")
+        return ", ".join(places)
+
+    def get(self, name: str) -> SecretStr:
+        """The secret held by the variable ``name``; :class:`CredentialsError` when no source has it."""
+        if not re.match(ENV_NAME_PATTERN, name):
+            raise CredentialsError(f"{name!r} is not a valid environment variable name")
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        value = self._load(name)
+        if value is None or not value.get_secret_value().strip():
+            raise CredentialsError(
+                f"the secret {name} is not set: export {name}=..., or put it in a .env file or a file named "
+                f"{name} in the secrets folder (looked in {self.where()})"
+            )
+        self._cache[name] = value
+        return value
+
+    def _load(self, name: str) -> SecretStr | None:
+        # Later env files override earlier ones in pydantic-settings: pass the lowest priority first.
+        env_files = tuple(str(p) for p in reversed(self.env_files) if p.is_file())
+        secrets_dir = self.secrets_dir if self.secrets_dir is not None and self.secrets_dir.is_dir() else None
+        fields: dict[str, Any] = {name: (SecretStr | None, None)}
+        model: type[_SecretSettings] = create_model("AccountSecret", __base__=_SecretSettings, **fields)
+        try:
+            settings = model(_env_file=env_files or None, _secrets_dir=secrets_dir)  # type: ignore[call-arg]
+        except (ValidationError, OSError) as exc:
+            # Never echo the input: a validation error would carry the value.
+            raise CredentialsError(f"the secret {name} could not be read ({type(exc).__name__})") from None
+        value = getattr(settings, name)
+        return value if isinstance(value, SecretStr) else None

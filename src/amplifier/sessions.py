@@ -1,0 +1,285 @@
+"""The state folder: where amplifier keeps what it learns between runs.
+
+The folder is chosen by ``--state DIR``, else the environment variable ``AMPLIFIER_STATE``, else
+``.amplifier-state`` beside the campaign's ``schedule.yaml``. It is created with mode 0700 and every file
+in it is written atomically (a temporary file in the same folder, then ``replace``) with mode 0600,
+because some of them hold session tokens.
+
+This module keeps three kinds of files:
+
+* ``sessions/<account>.session``: a Bluesky session string (access + refresh token), so a run never
+  logs in again while the refresh token is valid (see :class:`SessionStore`).
+* ``logins/<account>.json``: the recent ``createSession`` attempts of an account and their outcome, so
+  that wrong credentials cause at most a few logins an hour (see :class:`LoginGuard`).
+* ``limits/<key>.json``: limits read from a server (the Mastodon instance's ``/api/v2/instance``), with
+  the time they were read, reused until they are older than a TTL (see :class:`LimitsCache`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from amplifier.errors import AmplifierError, ExitCode
+
+STATE_ENV = "AMPLIFIER_STATE"
+DEFAULT_STATE_NAME = ".amplifier-state"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock, for callers that do not pass their own."""
+    return datetime.now(UTC)
+
+
+class StateError(AmplifierError):
+    """The state folder cannot be created, read or written."""
+
+    exit_code = ExitCode.FAILURE
+
+
+def resolve_state_dir(
+    config: Path | None, state: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """The state folder: ``state`` (``--state``), else ``$AMPLIFIER_STATE``, else beside ``config``."""
+    if state is not None:
+        return state
+    env = os.environ if environ is None else environ
+    from_env = env.get(STATE_ENV, "").strip()
+    if from_env:
+        return Path(from_env)
+    if config is None:
+        return Path.cwd() / DEFAULT_STATE_NAME
+    return config.parent / DEFAULT_STATE_NAME
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(key: str) -> str:
+    """A file name for ``key``: ``key`` itself when safe, else a readable part plus a short hash."""
+    cleaned = _SAFE.sub("_", key)
+    if cleaned == key and key not in {"", ".", ".."}:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{cleaned.strip('.')[:48]}-{digest}"
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """The state folder; files are private (0600) and written atomically."""
+
+    path: Path
+
+    def ensure(self, sub: str | None = None) -> Path:
+        folder = self.path if sub is None else self.path / sub
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
+            if sub is not None:
+                folder.mkdir(mode=0o700, exist_ok=True)
+                os.chmod(folder, 0o700)
+        except OSError as exc:
+            raise StateError(f"{folder}: cannot create the state folder: {exc.strerror}") from exc
+        return folder
+
+    def write(self, sub: str, name: str, data: bytes) -> Path:
+        """Write ``data`` to ``sub/name`` atomically, mode 0600."""
+        folder = self.ensure(sub)
+        target = folder / name
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise StateError(f"{target}: cannot write: {exc.strerror}") from exc
+        return target
+
+    def read(self, sub: str, name: str) -> bytes | None:
+        target = self.path / sub / name
+        try:
+            return target.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{target}: cannot read: {exc.strerror}") from exc
+
+    def delete(self, sub: str, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / sub / name).unlink()
+
+    def read_json(self, sub: str, name: str) -> Any:
+        raw = self.read(sub, name)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None  # a damaged cache file is the same as none
+
+    def write_json(self, sub: str, name: str, data: Any) -> Path:
+        return self.write(sub, name, json.dumps(data, sort_keys=True, indent=1).encode())
+
+
+class SessionStore:
+    """Bluesky session strings per account, in ``sessions/`` (mode 0600)."""
+
+    SUB = "sessions"
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+
+    def _name(self, account: str) -> str:
+        return safe_name(account) + ".session"
+
+    def load(self, account: str) -> str | None:
+        raw = self.state.read(self.SUB, self._name(account))
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", errors="replace").strip()
+        return text or None
+
+    def save(self, account: str, session_string: str) -> None:
+        self.state.write(self.SUB, self._name(account), session_string.encode())
+
+    def delete(self, account: str) -> None:
+        self.state.delete(self.SUB, self._name(account))
+
+
+class LoginRefusedError(AmplifierError):
+    """A login is not attempted because recent attempts failed; the message says until when."""
+
+    exit_code = ExitCode.ACCOUNT
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How often an account may log in.
+
+    A login whose credentials were rejected blocks the next one for ``after_rejection`` (so wrong
+    credentials cause at most three ``createSession`` calls an hour), and no account logs in more than
+    ``per_hour`` times an hour whatever the outcome (Bluesky allows 30 per 5 minutes and 300 a day, and
+    locks accounts out well before that).
+    """
+
+    per_hour: int = 5
+    after_rejection: timedelta = timedelta(minutes=20)
+
+
+class LoginGuard:
+    """Remembers the login attempts of each account on disk and refuses one that would come too soon."""
+
+    SUB = "logins"
+
+    def __init__(self, state: StateDir, clock: Clock = utc_now, policy: LoginPolicy | None = None) -> None:
+        self.state = state
+        self.clock = clock
+        self.policy = policy or LoginPolicy()
+
+    def _name(self, account: str) -> str:
+        return safe_name(account) + ".json"
+
+    def _attempts(self, account: str, now: datetime) -> list[dict[str, Any]]:
+        data = self.state.read_json(self.SUB, self._name(account))
+        attempts: list[dict[str, Any]] = []
+        if isinstance(data, dict) and isinstance(data.get("attempts"), list):
+            for item in data["attempts"]:
+                try:
+                    at = datetime.fromisoformat(item["at"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if now - at < timedelta(hours=1):
+                    attempts.append({"at": at.isoformat(), "outcome": str(item.get("outcome", "unknown"))})
+        return attempts
+
+    def check(self, account: str) -> None:
+        """Raise :class:`LoginRefusedError` when a login of ``account`` now would come too soon."""
+        now = self.clock()
+        attempts = self._attempts(account, now)
+        if attempts and attempts[-1]["outcome"] == "rejected":
+            last = datetime.fromisoformat(attempts[-1]["at"])
+            retry_at = last + self.policy.after_rejection
+            if now < retry_at:
+                raise LoginRefusedError(
+                    f"{account}: the server rejected this account's credentials at "
+                    f"{last:%Y-%m-%d %H:%M:%S} UTC; "
+                    f"not trying to log in again before {retry_at:%H:%M:%S} UTC (fix the password, or delete "
+                    f"{self.state.path / self.SUB / self._name(account)} to retry at once)",
+                    retry_at,
+                )
+        if len(attempts) >= self.policy.per_hour:
+            first = datetime.fromisoformat(attempts[0]["at"])
+            retry_at = first + timedelta(hours=1)
+            raise LoginRefusedError(
+                f"{account}: {len(attempts)} logins in the last hour; not logging in again before "
+                f"{retry_at:%H:%M:%S} UTC, to stay clear of the server's login rate limit",
+                retry_at,
+            )
+
+    def record(self, account: str, outcome: str) -> None:
+        """Remember one attempt: ``ok``, ``rejected`` (bad credentials) or ``failed`` (network, server)."""
+        now = self.clock()
+        attempts = self._attempts(account, now)
+        attempts.append({"at": now.isoformat(), "outcome": outcome})
+        self.state.write_json(self.SUB, self._name(account), {"attempts": attempts})
+
+
+class LimitsCache:
+    """Server limits per key, in memory and in ``limits/`` with the time read; stale after ``ttl``."""
+
+    SUB = "limits"
+
+    def __init__(self, state: StateDir, clock: Clock = utc_now, ttl: timedelta = timedelta(hours=24)) -> None:
+        self.state = state
+        self.clock = clock
+        self.ttl = ttl
+        self._memory: dict[str, tuple[datetime, dict[str, Any]]] = {}
+
+    def _name(self, key: str) -> str:
+        return safe_name(key) + ".json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        now = self.clock()
+        hit = self._memory.get(key)
+        if hit is None:
+            data = self.state.read_json(self.SUB, self._name(key))
+            if isinstance(data, dict) and isinstance(data.get("limits"), dict) and data.get("key") == key:
+                try:
+                    hit = (datetime.fromisoformat(data["read_at"]), data["limits"])
+                except (TypeError, ValueError, KeyError):
+                    hit = None
+            if hit is not None:
+                self._memory[key] = hit
+        if hit is None or not (timedelta(0) <= now - hit[0] < self.ttl):
+            return None
+        return dict(hit[1])
+
+    def put(self, key: str, limits: dict[str, Any]) -> None:
+        now = self.clock()
+        self._memory[key] = (now, dict(limits))
+        self.state.write_json(
+            self.SUB, self._name(key), {"key": key, "read_at": now.isoformat(), "limits": limits}
+        )
