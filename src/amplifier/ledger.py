@@ -82,6 +82,8 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.EXPIRED: frozenset(),
     State.SKIPPED: frozenset(),
 }
+_CLAIMED = frozenset({State.CLAIMED})  # where publishing, failing, retrying and releasing start
+_UNFINISHED = frozenset({State.PLANNED, State.CLAIMED})  # where expiring and skipping start
 
 
 class LedgerError(AmplifierError):
@@ -491,17 +493,21 @@ class Ledger:
     # -- transitions ---------------------------------------------------------------------------------------
 
     def _current(
-        self, conn: sqlite3.Connection, post_id: str, to: State | None, action: str, token: str | None
+        self,
+        conn: sqlite3.Connection,
+        post_id: str,
+        allowed: frozenset[State],
+        action: str,
+        token: str | None,
     ) -> tuple[State, int]:
-        """Check, under the write lock, that the post may ``action`` (go to ``to``): (state, part count)."""
+        """Check, under the write lock, that the post is in an ``allowed`` state: (state, part count)."""
         found = conn.execute(
             "SELECT state, claim_token, part_count FROM posts WHERE id = ?", (post_id,)
         ).fetchone()
         if found is None:
             raise UnknownPost(post_id)
         state = State(found[0])
-        allowed = state == State.CLAIMED if to is None else to in TRANSITIONS[state]
-        if not allowed:
+        if state not in allowed:
             raise IllegalTransition(post_id, state, action)
         if token is not None and state == State.CLAIMED and found[1] != token:
             raise ClaimMismatch(post_id, token, found[1])
@@ -539,7 +545,7 @@ class Ledger:
         stamp = to_db_time(now)
         text = _dump(dict(result))
         with self._transaction() as conn:
-            _, part_count = self._current(conn, post_id, None, f"record part {index}", token)
+            _, part_count = self._current(conn, post_id, _CLAIMED, f"record part {index}", token)
             if not 0 <= index < part_count:
                 raise ValueError(f"post {post_id!r} has {part_count} part(s): no part {index}")
             self._insert_part(conn, post_id, index, text, stamp)
@@ -570,7 +576,7 @@ class Ledger:
         stamp = to_db_time(now)
         texts = None if parts is None else [_dump(dict(part)) for part in parts]
         with self._transaction() as conn:
-            _, part_count = self._current(conn, post_id, State.PUBLISHED, "mark it published", token)
+            _, part_count = self._current(conn, post_id, _CLAIMED, "mark it published", token)
             if texts is not None:
                 if len(texts) != part_count:
                     raise ValueError(f"post {post_id!r} has {part_count} part(s), got {len(texts)} result(s)")
@@ -596,7 +602,7 @@ class Ledger:
         stamp = to_db_time(now)
         _check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, State.FAILED, "mark it failed", token)
+            self._current(conn, post_id, _CLAIMED, "mark it failed", token)
             conn.execute(
                 "UPDATE posts SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -611,7 +617,7 @@ class Ledger:
         next_text = to_db_time(next_attempt_at)
         _check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, State.PLANNED, "schedule a retry", token)
+            self._current(conn, post_id, _CLAIMED, "schedule a retry", token)
             conn.execute(
                 "UPDATE posts SET state = 'planned', attempts = attempts + 1, next_attempt_at = ?,"
                 " last_error = ?, claimed_at = NULL, claim_token = NULL, updated_at = ? WHERE id = ?",
@@ -622,7 +628,7 @@ class Ledger:
         """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent)."""
         stamp = to_db_time(now)
         with self._transaction() as conn:
-            self._current(conn, post_id, State.PLANNED, "release it", token)
+            self._current(conn, post_id, _CLAIMED, "release it", token)
             conn.execute(
                 "UPDATE posts SET state = 'planned', claimed_at = NULL, claim_token = NULL, updated_at = ?"
                 " WHERE id = ?",
@@ -641,7 +647,7 @@ class Ledger:
         stamp = to_db_time(now)
         _check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, to, f"mark it {to.value}", token)
+            self._current(conn, post_id, _UNFINISHED, f"mark it {to.value}", token)
             conn.execute(
                 "UPDATE posts SET state = ?, last_error = ?, updated_at = ? WHERE id = ?",
                 (to.value, reason, stamp, post_id),

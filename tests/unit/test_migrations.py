@@ -1,0 +1,281 @@
+"""The ledger schema: named migrations applied once each, and the fresh schema pinned column by column."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from amplifier.ledger import Ledger
+from amplifier.migrations import (
+    MIGRATIONS,
+    Migration,
+    SchemaError,
+    applied_migrations,
+    migrate,
+)
+
+T0 = datetime(2027, 10, 25, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    yield connection
+    connection.close()
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, str, bool, int]]:
+    """(name, type, not null, primary key position) of each column, in order."""
+    return [
+        (str(name), str(kind), bool(notnull), int(pk))
+        for _, name, kind, notnull, _, pk in conn.execute(f"PRAGMA table_info({table})").fetchall()
+    ]
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {str(name) for (name,) in rows}
+
+
+FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
+    "_migrations": [("name", "TEXT", True, 1), ("applied_at", "TEXT", True, 0)],
+    "posts": [
+        ("id", "TEXT", True, 1),
+        ("account", "TEXT", True, 0),
+        ("platform", "TEXT", True, 0),
+        ("rule", "TEXT", True, 0),
+        ("due_at", "TEXT", True, 0),
+        ("content_hash", "TEXT", True, 0),
+        ("part_count", "INTEGER", True, 0),
+        ("state", "TEXT", True, 0),
+        ("attempts", "INTEGER", True, 0),
+        ("next_attempt_at", "TEXT", True, 0),
+        ("last_error", "TEXT", False, 0),
+        ("claimed_at", "TEXT", False, 0),
+        ("claim_token", "TEXT", False, 0),
+        ("published_at", "TEXT", False, 0),
+        ("result", "TEXT", False, 0),
+        ("created_at", "TEXT", True, 0),
+        ("updated_at", "TEXT", True, 0),
+    ],
+    "post_parts": [
+        ("post_id", "TEXT", True, 1),
+        ("part_index", "INTEGER", True, 2),
+        ("result", "TEXT", True, 0),
+        ("recorded_at", "TEXT", True, 0),
+    ],
+    "paused_accounts": [
+        ("account", "TEXT", True, 1),
+        ("reason", "TEXT", True, 0),
+        ("paused_at", "TEXT", True, 0),
+    ],
+    "global_pause": [
+        ("id", "INTEGER", False, 1),
+        ("paused", "INTEGER", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("changed_at", "TEXT", False, 0),
+    ],
+}
+
+
+def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
+    applied = migrate(conn, T0)
+
+    assert applied == ["m001_posts", "m002_post_parts", "m003_pauses"]
+    assert tables(conn) == set(FRESH_SCHEMA)
+    for table, expected in FRESH_SCHEMA.items():
+        assert columns(conn, table) == expected, table
+    indexes = {
+        str(name): [str(col) for (_, _, col) in conn.execute(f"PRAGMA index_info({name})").fetchall()]
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall()
+    }
+    assert indexes == {
+        "posts_state_next_attempt": ["state", "next_attempt_at"],
+        "posts_due_at": ["due_at", "id"],
+    }
+    foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
+    assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
+        ("posts", "post_id", "id", "CASCADE")
+    ]
+    assert conn.execute("SELECT id, paused, reason FROM global_pause").fetchall() == [(1, 0, None)]
+
+
+def test_migrations_are_recorded_with_their_time_in_order(conn: sqlite3.Connection) -> None:
+    migrate(conn, T0)
+
+    rows = conn.execute("SELECT name, applied_at FROM _migrations ORDER BY rowid").fetchall()
+    assert rows == [(fn.__name__, "2027-10-25T08:00:00.000000+00:00") for fn in MIGRATIONS]
+    assert applied_migrations(conn) == [fn.__name__ for fn in MIGRATIONS]
+
+
+def test_migrate_again_applies_nothing_and_keeps_the_records(conn: sqlite3.Connection) -> None:
+    migrate(conn, T0)
+    before = conn.execute("SELECT name, applied_at FROM _migrations ORDER BY rowid").fetchall()
+
+    assert migrate(conn, T0 + timedelta(days=1)) == []
+    assert conn.execute("SELECT name, applied_at FROM _migrations ORDER BY rowid").fetchall() == before
+
+
+def test_reopening_the_ledger_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path, T0):
+        pass
+    with Ledger.open(path, T0 + timedelta(hours=5)):
+        pass
+
+    with sqlite3.connect(path) as check:
+        rows = check.execute("SELECT name, applied_at FROM _migrations").fetchall()
+    assert rows == [(fn.__name__, "2027-10-25T08:00:00.000000+00:00") for fn in MIGRATIONS]
+
+
+def test_a_new_migration_is_applied_on_its_own(conn: sqlite3.Connection) -> None:
+    migrate(conn, T0)
+
+    def m900_extra(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE extra (x INTEGER) STRICT")
+
+    assert migrate(conn, T0, [*MIGRATIONS, m900_extra]) == ["m900_extra"]
+    assert "extra" in tables(conn)
+    assert migrate(conn, T0, [*MIGRATIONS, m900_extra]) == []
+
+
+def test_a_failing_migration_is_rolled_back_whole_and_not_recorded(conn: sqlite3.Connection) -> None:
+    def m001_first(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE first (x INTEGER)")
+
+    def m002_broken(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE half (x INTEGER)")
+        connection.execute("INSERT INTO half VALUES (1)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        migrate(conn, T0, [m001_first, m002_broken])
+
+    assert not conn.in_transaction
+    assert applied_migrations(conn) == ["m001_first"]
+    assert tables(conn) == {"_migrations", "first"}
+
+    def m002_broken_fixed(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE half (x INTEGER)")
+
+    m002_broken_fixed.__name__ = "m002_broken"
+    assert migrate(conn, T0, [m001_first, m002_broken_fixed]) == ["m002_broken"]
+    assert "half" in tables(conn)
+
+
+def test_a_database_from_a_newer_version_is_refused(conn: sqlite3.Connection) -> None:
+    def m999_future(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE future (x INTEGER)")
+
+    migrate(conn, T0, [*MIGRATIONS, m999_future])
+
+    with pytest.raises(SchemaError, match=r"m999_future.*newer version"):
+        migrate(conn, T0)
+
+
+def test_newer_database_is_a_user_facing_error_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path, T0):
+        pass
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 'x')")
+    raw.close()
+
+    with pytest.raises(SchemaError, match="upgrade amplifier"):
+        Ledger.open(path, T0)
+
+
+def test_migrate_needs_an_aware_now(conn: sqlite3.Connection) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        migrate(conn, datetime(2027, 1, 1))
+
+
+def test_duplicate_migration_names_are_refused(conn: sqlite3.Connection) -> None:
+    def m001(connection: sqlite3.Connection) -> None:
+        pass
+
+    twice: list[Migration] = [m001, m001]
+    with pytest.raises(ValueError, match="duplicate"):
+        migrate(conn, T0, twice)
+    assert "_migrations" not in tables(conn)
+
+
+def test_migrate_refuses_a_connection_inside_a_transaction(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN")
+    with pytest.raises(RuntimeError, match="outside any transaction"):
+        migrate(conn, T0)
+    conn.execute("ROLLBACK")
+
+
+def test_two_connections_migrating_a_fresh_database_at_once_apply_each_migration_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    calls: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(2)
+
+    def m001_slow(connection: sqlite3.Connection) -> None:
+        with lock:
+            calls.append("m001_slow")
+        connection.execute("CREATE TABLE slow (x INTEGER)")
+
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+        try:
+            start.wait()
+            done = migrate(connection, T0, [m001_slow])
+            with lock:
+                results.append(done)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(results) == [[], ["m001_slow"]]
+    assert calls == ["m001_slow"]
+
+
+def test_schema_checks_reject_inconsistent_rows(tmp_path: Path) -> None:
+    """The CHECK constraints hold the invariants even against a buggy writer."""
+    connection = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    migrate(connection, T0)
+    connection.execute("PRAGMA foreign_keys = ON")
+    base = (
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, created_at, updated_at, claim_token, claimed_at, last_error, published_at, result)"
+        " VALUES (?, 'a', 'mastodon', 'r', 't', 'h', 1, ?, 't', 't', 't', ?, ?, ?, ?, ?)"
+    )
+    bad = [
+        ("claimed-without-token", "claimed", None, None, None, None, None),
+        ("planned-with-token", "planned", "tok", "t", None, None, None),
+        ("published-without-result", "published", None, None, None, "t", None),
+        ("failed-without-reason", "failed", None, None, None, None, None),
+        ("unknown-state", "lost", None, None, None, None, None),
+        ("bad-json", "published", None, None, None, "t", "{not json"),
+    ]
+    for row in bad:
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute(base, row)
+    connection.execute(base, ("ok", "published", "tok", "t", None, "t", "[]"))
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        connection.execute("INSERT INTO post_parts VALUES ('missing', 0, '{}', 't')")
+    connection.execute("INSERT INTO post_parts VALUES ('ok', 0, '{}', 't')")
+    connection.execute("DELETE FROM posts WHERE id = 'ok'")
+    assert connection.execute("SELECT COUNT(*) FROM post_parts").fetchone() == (0,)
+    connection.close()
