@@ -1,0 +1,531 @@
+"""Publishing to Bluesky (any AT Protocol PDS) with the ``atproto`` SDK.
+
+* **Exactly once.** Each part is written with ``com.atproto.repo.putRecord`` at a record key derived from
+  the post's stable id and the part's index (:func:`record_key`). The record is deterministic too
+  (``createdAt`` is the slot time), so writing it again is a no-op that returns the same CID: a retry never
+  creates a second post. (``createRecord`` with an existing key answers HTTP 500,
+  bluesky-social/atproto#3718, hence ``putRecord``.) ``getRecord`` is only asked when resuming after an
+  unknown outcome or when looking up a post, so the steady state is ONE request per text post.
+* **Sessions.** The session (access + refresh token) is kept in the state folder (0600) and refreshed by the
+  SDK (``on_session_change`` saves the new tokens); a password login happens only when there is no usable
+  session, and :class:`~amplifier.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
+* **Bare PDS.** No AppView is needed: login with ``fetch_bsky_profile=False``, write to the session's DID.
+
+The atproto package is imported lazily, inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import regex
+
+from amplifier.errors import CredentialsError
+from amplifier.models import BlueskyAccount
+from amplifier.post import CARD, REF, UPLOAD, Image, Part, PlannedPost
+from amplifier.publish.base import (
+    AccountInfo,
+    AuthError,
+    PartResult,
+    PermanentError,
+    PublishContext,
+    PublishError,
+    PublishResult,
+    RateLimitedError,
+    TransientError,
+    classify_status,
+    find_placeholders,
+    parse_reset,
+    placeholder,
+    ref_index,
+)
+from amplifier.publish.linkcard import CardError, fetch_card, fetch_image
+from amplifier.publish.media import MAX_BLOB_BYTES, ImageError, prepare_image
+from amplifier.sessions import LoginGuard, LoginRefusedError, SessionStore
+
+if TYPE_CHECKING:
+    from atproto import Client
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "app.bsky.feed.post"
+MAX_GRAPHEMES = 300
+MAX_BYTES = 3000
+MAX_IMAGES = 4
+HANDLE = "$handle"
+
+# ----------------------------------------------------------------------------------------- record keys
+
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+TID_PATTERN = regex.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+
+
+def encode_tid(micros: int, clock_id: int) -> str:
+    """The TID for a timestamp in microseconds since the epoch and a 10-bit clock id."""
+    if not 0 <= micros < 1 << 53:
+        raise ValueError("a TID timestamp is 53 bits of microseconds")
+    if not 0 <= clock_id < 1 << 10:
+        raise ValueError("a TID clock id is 10 bits")
+    value = (micros << 10) | clock_id
+    chars = []
+    for _ in range(13):
+        chars.append(TID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def decode_tid(tid: str) -> tuple[int, int]:
+    """``(microseconds, clock_id)`` of a TID."""
+    if not TID_PATTERN.match(tid):
+        raise ValueError(f"not a TID: {tid!r}")
+    value = 0
+    for char in tid:
+        value = (value << 5) | TID_ALPHABET.index(char)
+    return value >> 10, value & 1023
+
+
+def record_key(post_id: str, index: int, at: datetime) -> str:
+    """The deterministic record key (a valid TID) of part ``index`` of post ``post_id``, planned at ``at``.
+
+    A TID is 53 bits of microseconds since the epoch then 10 bits of clock id, in base32-sortable. We take:
+
+    * timestamp = the slot time (whole seconds) + an offset below one second taken from SHA-256(post id)
+      + the part index (so a thread's parts sort in order and stay within the slot's second);
+    * clock id = 10 more bits of the same hash.
+
+    The key is near the slot time (Bluesky sorts by it) and the same post id always gives the same key,
+    while two posts of one account in the same second differ in 30 hash bits.
+    """
+    digest = hashlib.sha256(post_id.encode("utf-8")).digest()
+    offset = int.from_bytes(digest[:4], "big") % 999_000  # leaves room for up to 1000 parts in the second
+    clock_id = int.from_bytes(digest[4:6], "big") & 0x3FF
+    seconds = int(at.timestamp())
+    return encode_tid(seconds * 1_000_000 + offset + index, clock_id)
+
+
+def grapheme_length(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+def public_url(handle_or_did: str, rkey: str) -> str:
+    return f"https://bsky.app/profile/{handle_or_did}/post/{rkey}"
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+
+def _xrpc_error(exc: BaseException) -> tuple[int | None, str, str, Mapping[str, str]]:
+    """(status, error name, message, headers) of an atproto SDK exception."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        cause = exc.__cause__ or exc.__context__
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else type(exc).__name__
+        return None, "", detail, {}
+    content = response.content
+    name = getattr(content, "error", None) or ""
+    message = getattr(content, "message", None) or ""
+    if isinstance(content, dict):
+        name = str(content.get("error") or "")
+        message = str(content.get("message") or "")
+    elif isinstance(content, bytes):
+        message = content[:200].decode("utf-8", errors="replace")
+    return response.status_code, str(name), str(message), dict(response.headers or {})
+
+
+def classify(exc: BaseException, *, now: datetime | None = None) -> PublishError:
+    """The :class:`PublishError` for an atproto SDK exception."""
+    from atproto_client import exceptions as ex
+
+    status, name, message, headers = _xrpc_error(exc)
+    text = ": ".join(x for x in (name, message) if x) or type(exc).__name__
+    if isinstance(exc, ex.InvokeTimeoutError):
+        return TransientError(f"the server did not answer in time ({text}); will retry")
+    if status is None:
+        if isinstance(exc, ex.NetworkError):
+            return TransientError(f"network error ({text}); will retry")
+        return TransientError(f"request failed ({text}); will retry")
+    if status == 429:
+        retry_after = getattr(exc, "retry_after", None)
+        reset_at = parse_reset(headers, now=now, retry_after=retry_after)
+        when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
+        return RateLimitedError(f"rate limited (HTTP 429: {text}){when}", reset_at=reset_at, status=status)
+    if status == 400 and name in {"ExpiredToken", "InvalidToken"}:
+        return AuthError(f"the session is no longer valid ({text})", status=status)
+    if status == 413:
+        return PermanentError(f"the server refused the upload as too large (HTTP 413: {text})", status=status)
+    return classify_status(status, text)
+
+
+def _is_session_error(exc: BaseException) -> bool:
+    status, name, _, _ = _xrpc_error(exc)
+    return status == 401 or (status == 400 and name in {"ExpiredToken", "InvalidToken"})
+
+
+# ----------------------------------------------------------------------------------------- publisher
+
+
+class BlueskyPublisher:
+    """Publishes to one Bluesky account; one SDK client, reused for every post."""
+
+    platform = "bluesky"
+
+    def __init__(
+        self,
+        account: str,
+        settings: BlueskyAccount,
+        ctx: PublishContext,
+        *,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.account = account
+        self.settings = settings
+        self.ctx = ctx
+        self.service = str(settings.service).rstrip("/")
+        self.sessions = SessionStore(ctx.state)
+        self.guard = LoginGuard(ctx.state, clock=ctx.clock)
+        self._client: Client | None = None
+        self._did: str | None = None
+        self._handle: str | None = None
+        self._from_store = False
+        self._dids: dict[str, str] = {}
+        self._http = http
+        self._own_http = False
+
+    # ------------------------------------------------------------------ session
+
+    def _new_client(self) -> Client:
+        from atproto import Client
+        from atproto_client.request import Request
+
+        client = Client(base_url=self.service + "/xrpc", request=Request(timeout=self.ctx.timeout))
+        client.on_session_change(self._on_session_change)
+        return client
+
+    def _on_session_change(self, event: Any, session: Any) -> None:
+        from atproto import SessionEvent
+
+        if event in (SessionEvent.CREATE, SessionEvent.REFRESH):
+            self.sessions.save(self.account, session.encode())
+        self._did, self._handle = session.did, session.handle
+
+    def _session(self) -> Client:
+        """The logged-in client: from the saved session when there is one (no request), else a login."""
+        if self._client is not None:
+            return self._client
+        saved = self.sessions.load(self.account)
+        if saved is not None:
+            client = self._new_client()
+            try:
+                client.login(session_string=saved, fetch_bsky_profile=False)
+            except Exception as exc:  # a damaged or foreign session file: log in afresh
+                log.info("%s: discarding the saved session (%s)", self.account, type(exc).__name__)
+                self.sessions.delete(self.account)
+            else:
+                if (
+                    self._handle or ""
+                ).lower() == self.settings.handle.lower() or self._did == self.settings.handle:
+                    self._client, self._from_store = client, True
+                    return client
+                log.info("%s: the saved session is for another handle; logging in again", self.account)
+                self.sessions.delete(self.account)
+        return self._login()
+
+    def _login(self) -> Client:
+        from atproto_client import exceptions as ex
+
+        password = self.ctx.secrets.get(self.settings.password_env)
+        try:
+            self.guard.check(self.account)
+        except LoginRefusedError as exc:
+            raise AuthError(str(exc)) from None
+        client = self._new_client()
+        try:
+            client.login(self.settings.handle, password.get_secret_value(), fetch_bsky_profile=False)
+        except ex.AtProtocolError as exc:
+            error = classify(exc, now=self.ctx.clock())
+            rejected = error.status in (400, 401, 403)
+            self.guard.record(self.account, "rejected" if rejected else "failed")
+            if rejected:
+                raise AuthError(
+                    f"{self.account}: {self.service} rejected the login of {self.settings.handle} with the "
+                    f"password in {self.settings.password_env} ({error}); not retrying for a while",
+                    status=error.status,
+                ) from None
+            raise error from None
+        self.guard.record(self.account, "ok")
+        self._client, self._from_store = client, False
+        return client
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an SDK call; when a saved session turns out dead, log in once and run it again."""
+        from atproto_client import exceptions as ex
+
+        client = self._session()
+        try:
+            return fn(client, *args, **kwargs)
+        except ex.AtProtocolError as exc:
+            if self._from_store and _is_session_error(exc):
+                log.info("%s: the saved session was refused; logging in again", self.account)
+                self.sessions.delete(self.account)
+                self._client = None
+                self._login()
+                client = self._session()
+                try:
+                    return fn(client, *args, **kwargs)
+                except ex.AtProtocolError as again:
+                    raise classify(again, now=self.ctx.clock()) from None
+            raise classify(exc, now=self.ctx.clock()) from None
+
+    @property
+    def did(self) -> str:
+        self._session()
+        if self._did is None:  # pragma: no cover - the SDK always sets a DID with the session
+            raise AuthError(f"{self.account}: the session has no DID")
+        return self._did
+
+    # ------------------------------------------------------------------ XRPC
+
+    def _put_record(self, rkey: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        body = json.dumps(
+            {"repo": self.did, "collection": COLLECTION, "rkey": rkey, "record": record}, ensure_ascii=False
+        ).encode("utf-8")
+
+        def call(client: Client) -> dict[str, Any]:
+            response = client.invoke_procedure(
+                "com.atproto.repo.putRecord", content=body, headers={"Content-Type": "application/json"}
+            )
+            return dict(response.content)
+
+        result: dict[str, Any] = self._call(call)
+        return result
+
+    def _get_record(self, rkey: str) -> dict[str, Any] | None:
+        from atproto_client import exceptions as ex
+        from atproto_client import models
+
+        def call(client: Client) -> dict[str, Any] | None:
+            try:
+                response = client.invoke_query(
+                    "com.atproto.repo.getRecord",
+                    params=models.ComAtprotoRepoGetRecord.Params(
+                        repo=self.did, collection=COLLECTION, rkey=rkey
+                    ),
+                )
+            except ex.BadRequestError as exc:
+                _, name, _, _ = _xrpc_error(exc)
+                if name == "RecordNotFound":
+                    return None
+                raise
+            return dict(response.content)
+
+        result: dict[str, Any] | None = self._call(call)
+        return result
+
+    def _upload_blob(self, data: bytes, mime: str) -> dict[str, Any]:
+        def call(client: Client) -> dict[str, Any]:
+            response = client.invoke_procedure(
+                "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime}
+            )
+            return dict(response.content["blob"])
+
+        result: dict[str, Any] = self._call(call)
+        return result
+
+    def resolve_handle(self, handle: str) -> str:
+        """The DID of ``handle`` (cached for the life of the publisher)."""
+        handle = handle.lstrip("@").lower()
+        if handle not in self._dids:
+            from atproto_client import models
+
+            def call(client: Client) -> str:
+                response = client.invoke_query(
+                    "com.atproto.identity.resolveHandle",
+                    params=models.ComAtprotoIdentityResolveHandle.Params(handle=handle),
+                )
+                return str(response.content["did"])
+
+            try:
+                self._dids[handle] = self._call(call)
+            except PermanentError as exc:
+                raise PermanentError(f"cannot resolve the mention @{handle} to a DID: {exc}") from None
+        return self._dids[handle]
+
+    # ------------------------------------------------------------------ records
+
+    def _image_for(self, part: Part, path: str) -> Image:
+        for image in part.images:
+            if image.path == path:
+                return image
+        raise PermanentError(f"the payload uploads {path} but the part lists no such image")
+
+    def _resolve_path(self, path: str) -> Path:
+        candidate = Path(path)
+        if not candidate.is_absolute() and self.ctx.base_dir is not None:
+            candidate = self.ctx.base_dir / candidate
+        return candidate
+
+    def _upload_image(self, part: Part, path: str) -> tuple[dict[str, Any], tuple[int, int]]:
+        image = self._image_for(part, path)
+        try:
+            prepared = prepare_image(self._resolve_path(path), image.mime, max_bytes=MAX_BLOB_BYTES)
+        except ImageError as exc:
+            raise PermanentError(str(exc)) from None
+        if prepared.reencoded:
+            log.info(
+                "%s: %s re-encoded to %d bytes to fit Bluesky's blob limit",
+                self.account,
+                path,
+                len(prepared.data),
+            )
+        return self._upload_blob(prepared.data, prepared.mime), (prepared.width, prepared.height)
+
+    def _card(self, url: str) -> dict[str, Any] | None:
+        """The ``app.bsky.embed.external#external`` for ``url``, or ``None`` (logged) when the page fails."""
+        own = self._http is None
+        http = self._http or httpx.Client(timeout=self.ctx.card_timeout, follow_redirects=True)
+        try:
+            card = fetch_card(url, timeout=self.ctx.card_timeout, client=http)
+            external: dict[str, Any] = {"uri": card.uri, "title": card.title, "description": card.description}
+            if card.image_url:
+                try:
+                    data = fetch_image(card.image_url, timeout=self.ctx.card_timeout, client=http)
+                    thumb = prepare_image(data, max_bytes=MAX_BLOB_BYTES)
+                    external["thumb"] = self._upload_blob(thumb.data, thumb.mime)
+                except (CardError, ImageError) as exc:
+                    log.warning("%s: link card for %s without its image: %s", self.account, url, exc)
+            return external
+        except CardError as exc:
+            log.warning("%s: posting without a link card for %s: %s", self.account, url, exc)
+            return None
+        finally:
+            if own:
+                http.close()
+
+    def build_record(self, part: Part, done: Mapping[int, PartResult]) -> dict[str, Any]:
+        """The record to write for ``part``, every placeholder resolved (uploads happen here)."""
+        record = copy.deepcopy(dict(part.payload))
+        record.setdefault("$type", COLLECTION)
+        text = str(record.get("text", ""))
+        if grapheme_length(text) > MAX_GRAPHEMES or len(text.encode("utf-8")) > MAX_BYTES:
+            raise PermanentError(
+                f"the text is {grapheme_length(text)} graphemes / {len(text.encode('utf-8'))} bytes; "
+                f"Bluesky allows {MAX_GRAPHEMES} / {MAX_BYTES}"
+            )
+        embed = record.get("embed")
+        if isinstance(embed, dict):
+            etype = embed.get("$type")
+            if etype == "app.bsky.embed.images":
+                images = embed.get("images") or []
+                if len(images) > MAX_IMAGES:
+                    raise PermanentError(f"{len(images)} images; Bluesky allows {MAX_IMAGES} per post")
+                for entry in images:
+                    hit = placeholder(entry.get("image"))
+                    if hit is not None and hit[0] == UPLOAD:
+                        blob, (width, height) = self._upload_image(part, str(hit[1]))
+                        entry["image"] = blob
+                        if "aspectRatio" not in entry and width and height:
+                            entry["aspectRatio"] = {"width": width, "height": height}
+            elif etype == "app.bsky.embed.external":
+                hit = placeholder(embed.get("external"))
+                if hit is not None and hit[0] == CARD:
+                    external = self._card(str(hit[1]))
+                    if external is None:
+                        del record["embed"]
+                    else:
+                        embed["external"] = external
+        for facet in record.get("facets") or []:
+            for feature in facet.get("features") or []:
+                hit = placeholder(feature.get("did"))
+                if hit is not None and hit[0] == HANDLE:
+                    feature["did"] = self.resolve_handle(str(hit[1]))
+        reply = record.get("reply")
+        if isinstance(reply, dict):
+            for key in ("root", "parent"):
+                hit = placeholder(reply.get(key))
+                if hit is not None and hit[0] == REF:
+                    index = ref_index(hit[1])
+                    if index not in done or not done[index].uri or not done[index].cid:
+                        raise PermanentError(f"part {index} must be published before a reply to it")
+                    reply[key] = {"uri": done[index].uri, "cid": done[index].cid}
+        left = find_placeholders(record)
+        if left:
+            raise PermanentError(f"unresolved placeholder(s) in the record: {left}")
+        return record
+
+    def _result(self, index: int, rkey: str, uri: str, cid: str, existed: bool) -> PartResult:
+        author = self._handle or self.settings.handle
+        return PartResult(
+            index=index, id=rkey, url=public_url(author, rkey), uri=uri, cid=cid, existed=existed
+        )
+
+    # ------------------------------------------------------------------ Publisher
+
+    def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
+        found: dict[int, PartResult] = {}
+        for index in range(len(post.parts)):
+            rkey = record_key(post.id, index, post.at)
+            existing = self._get_record(rkey)
+            if existing is None:
+                break
+            found[index] = self._result(index, rkey, existing["uri"], existing["cid"], existed=True)
+        return found
+
+    def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
+        done: dict[int, PartResult] = dict(resume or {})
+        unknown = resume is not None  # resuming: a part may have been written by the attempt that failed
+        try:
+            for index, part in enumerate(post.parts):
+                if index in done:
+                    continue
+                rkey = record_key(post.id, index, post.at)
+                if unknown:
+                    existing = self._get_record(rkey)
+                    if existing is not None:
+                        done[index] = self._result(
+                            index, rkey, existing["uri"], existing["cid"], existed=True
+                        )
+                        continue
+                    unknown = False  # later parts reply to this one: they cannot exist yet
+                record = self.build_record(part, done)
+                out = self._put_record(rkey, record)
+                done[index] = self._result(index, rkey, str(out["uri"]), str(out["cid"]), existed=False)
+        except PublishError as exc:
+            raise exc.with_context(done=done, account=self.account, post_id=post.id) from None
+        except CredentialsError:
+            raise
+        parts = tuple(done[i] for i in range(len(post.parts)))
+        return PublishResult(post_id=post.id, account=self.account, platform=self.platform, parts=parts)
+
+    def check(self) -> AccountInfo:
+        def call(client: Client) -> dict[str, Any]:
+            return dict(client.invoke_query("com.atproto.server.getSession").content)
+
+        info: dict[str, Any] = self._call(call)
+        return AccountInfo(
+            account=self.account,
+            platform=self.platform,
+            ok=True,
+            handle=str(info.get("handle")),
+            id=str(info.get("did")),
+            url=f"https://bsky.app/profile/{info.get('handle')}",
+            server=self.service,
+            limits={
+                "max_graphemes": MAX_GRAPHEMES,
+                "max_bytes": MAX_BYTES,
+                "max_images": MAX_IMAGES,
+                "max_blob_bytes": MAX_BLOB_BYTES,
+            },
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.request.close()
+            self._client = None
