@@ -50,6 +50,10 @@ class Campaign:
     files: list[Path] = field(default_factory=list)  # every file the campaign was read from (for hot reload)
 
     @property
+    def config_display(self) -> str:
+        return self.schedule_source.display
+
+    @property
     def name(self) -> str:
         return self.schedule.campaign.name
 

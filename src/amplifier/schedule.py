@@ -95,7 +95,7 @@ def occurrences(schedule: ScheduleFile, rule: Rule) -> list[Occurrence]:
         items = list(_recurring(schedule, rule))
     else:
         items = list(_once(schedule, rule))
-    items.sort(key=lambda item: item[0])
+    items.sort(key=lambda item: item[0].astimezone(dt.UTC))  # same-zone comparisons ignore fold
     seen: dict[str, int] = {}
     out = []
     for index, (at, days_left, hours_left) in enumerate(items):
@@ -127,7 +127,7 @@ def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
             seen.add(at)
             yield at, days, _hours_between(at, start)
     for hours in sorted(set(rule.hours_before), reverse=True):
-        at = (start - dt.timedelta(hours=hours)).astimezone(tz)
+        at = (start.astimezone(dt.UTC) - dt.timedelta(hours=hours)).astimezone(tz)  # real hours, not wall time
         if at in seen:
             continue
         seen.add(at)
@@ -135,7 +135,8 @@ def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
 
 
 def _hours_between(at: dt.datetime, start: dt.datetime) -> int:
-    return max(0, int((start - at).total_seconds() // 3600))
+    # Subtract in UTC: within one zone, Python subtracts wall times and a DST change would be lost.
+    return max(0, int((start.astimezone(dt.UTC) - at.astimezone(dt.UTC)).total_seconds() // 3600))
 
 
 def _days_between(at: dt.datetime, event: Event, schedule: ScheduleFile) -> int:
@@ -217,7 +218,7 @@ def expand(
                         occ.hours_left,
                     )
                 )
-    slots.sort(key=lambda slot: (slot.at, slot.id))
+    slots.sort(key=lambda slot: (slot.at.astimezone(dt.UTC), slot.id))
     return slots
 
 

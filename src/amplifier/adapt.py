@@ -1,0 +1,201 @@
+"""Adapting a rendered message to a platform: hashtags, length as the platform counts it, thread splitting, payload.
+
+Pure functions: :func:`adapt` takes the rendered text(s) of a message and returns the :class:`~amplifier.post.Part`
+tuple a publisher sends, plus the problems (a part over the platform's limit when splitting is off...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from amplifier.platforms import bluesky_text, mastodon_text
+from amplifier.post import CARD, REF, UPLOAD, Image, Part, Platform
+from amplifier.threads import split_text
+
+NUMBERING_RESERVE = 6  # room for a " 12/12" marker when splitting into numbered parts
+
+
+@dataclass(frozen=True)
+class Content:
+    """A rendered message for one account, before platform adaptation."""
+
+    texts: tuple[str, ...]  # one text, or the explicit parts of a thread
+    lang: str
+    hashtags: tuple[str, ...] = ()  # tags to append (without #), those not already in the text
+    content_warning: str | None = None
+    sensitive: bool = False
+    images: tuple[Image, ...] = ()
+    link_card: bool = False
+    split: bool = True
+    numbering: bool = True
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the content goes: the platform and the account's limits."""
+
+    platform: Platform
+    visibility: str = "public"
+    max_characters: int = 500  # Mastodon: the instance's limit
+    url_length: int = 23  # Mastodon: characters reserved per URL
+    created_at: dt.datetime | None = None  # Bluesky: the record's createdAt (the slot time)
+
+
+@dataclass(frozen=True)
+class Adapted:
+    parts: tuple[Part, ...]
+    problems: tuple[str, ...] = field(default=())
+
+
+def with_hashtags(text: str, tags: Sequence[str]) -> str:
+    """Append ``#tags`` on a line of their own, skipping tags the text already has (case-insensitively)."""
+    present = {match.lower() for match in re.findall(r"[#＃](\w+)", text)}
+    missing = [tag for tag in tags if tag.lower() not in present]
+    if not missing:
+        return text
+    return f"{text.rstrip()}\n\n{' '.join('#' + tag for tag in missing)}"
+
+
+def tidy(text: str) -> str:
+    """Normalise rendered template output: trim, collapse runs of spaces, at most one blank line in a row."""
+    text = re.sub(r"[ \t]+\n", "\n", text.strip())
+    text = re.sub(r"(?<=\S)[ \t]{2,}", " ", text)
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def adapt(content: Content, target: Target) -> Adapted:
+    texts = list(content.texts)
+    if content.hashtags:
+        texts[-1] = with_hashtags(texts[-1], content.hashtags)
+    if target.platform == "mastodon":
+        cw = content.content_warning or ""
+
+        def length(text: str) -> int:
+            return mastodon_text.status_length(text, cw, target.url_length)
+
+        limit = target.max_characters
+    else:
+        length = bluesky_text.grapheme_length
+        limit = bluesky_text.MAX_GRAPHEMES
+
+    pieces, problems = _split(texts, limit, length, content)
+    if target.platform == "mastodon":
+        parts = _mastodon_parts(pieces, content, target, limit, length)
+    else:
+        parts = _bluesky_parts(pieces, content, target, limit)
+        for index, part in enumerate(parts):
+            size = bluesky_text.utf8_length(part.text)
+            if size > bluesky_text.MAX_BYTES:
+                problems.append(_where(index, len(parts)) + f"{size} bytes, over Bluesky's {bluesky_text.MAX_BYTES}")
+    for index, part in enumerate(parts):
+        if part.length > part.limit:
+            unit = "characters" if target.platform == "mastodon" else "graphemes"
+            problems.append(
+                _where(index, len(parts))
+                + f"{part.length} {unit}, over {_platform_name(target.platform)}'s limit of {part.limit}"
+                + ("" if content.split else " (splitting into a thread is off for this message set)")
+            )
+        if not part.text.strip() and not part.images:
+            problems.append(_where(index, len(parts)) + "the text is empty")
+    return Adapted(parts, tuple(problems))
+
+
+def _platform_name(platform: Platform) -> str:
+    return "Mastodon" if platform == "mastodon" else "Bluesky"
+
+
+def _where(index: int, total: int) -> str:
+    return f"part {index + 1} of {total}: " if total > 1 else ""
+
+
+def _split(
+    texts: list[str], limit: int, length: Callable[[str], int], content: Content
+) -> tuple[list[str], list[str]]:
+    if not content.split or all(length(text) <= limit for text in texts):
+        return texts, []
+    reserve = NUMBERING_RESERVE if content.numbering else 0
+    pieces: list[str] = []
+    for text in texts:
+        if length(text) <= limit - reserve:
+            pieces.append(text)
+        else:
+            pieces.extend(split_text(text, limit - reserve, length, numbering=False))
+    if content.numbering and len(pieces) > 1:
+        total = len(pieces)
+        pieces = [f"{piece} {index}/{total}" for index, piece in enumerate(pieces, start=1)]
+    return pieces, []
+
+
+def _mastodon_parts(
+    pieces: list[str], content: Content, target: Target, limit: int, length: Callable[[str], int]
+) -> tuple[Part, ...]:
+    parts = []
+    for index, text in enumerate(pieces):
+        payload: dict[str, Any] = {"status": text, "visibility": target.visibility, "language": content.lang}
+        if content.content_warning:
+            payload["spoiler_text"] = content.content_warning
+        images = content.images if index == 0 else ()
+        if images:
+            payload["media_ids"] = [{UPLOAD: image.path} for image in images]
+        if content.sensitive and (images or content.content_warning):
+            payload["sensitive"] = True
+        if index > 0:
+            payload["in_reply_to_id"] = {REF: f"part:{index - 1}"}
+        parts.append(Part(text, length(text), limit, payload, images))
+    return tuple(parts)
+
+
+def bluesky_created_at(at: dt.datetime, index: int) -> str:
+    """A deterministic ``createdAt``: the slot time, plus one millisecond per thread part (keeps their order)."""
+    instant = at.astimezone(dt.UTC) + dt.timedelta(milliseconds=index)
+    return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
+
+
+def _bluesky_parts(pieces: list[str], content: Content, target: Target, limit: int) -> tuple[Part, ...]:
+    at = target.created_at or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    parts = []
+    card_done = not content.link_card
+    for index, text in enumerate(pieces):
+        record: dict[str, Any] = {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": bluesky_created_at(at, index),
+            "langs": [content.lang],
+        }
+        facets = bluesky_text.detect_facets(text)
+        if facets:
+            record["facets"] = facets
+        images = content.images if index == 0 else ()
+        if images:
+            record["embed"] = {
+                "$type": "app.bsky.embed.images",
+                "images": [_bluesky_image(image) for image in images],
+            }
+        elif not card_done:
+            link = next(
+                (
+                    feature["uri"]
+                    for facet in facets
+                    for feature in facet["features"]
+                    if feature["$type"] == "app.bsky.richtext.facet#link"
+                ),
+                None,
+            )
+            if link is not None:
+                record["embed"] = {"$type": "app.bsky.embed.external", "external": {CARD: link}}
+                card_done = True
+        if index > 0:
+            record["reply"] = {"root": {REF: "part:0"}, "parent": {REF: f"part:{index - 1}"}}
+        parts.append(Part(text, bluesky_text.grapheme_length(text), limit, record, images))
+    return tuple(parts)
+
+
+def _bluesky_image(image: Image) -> dict[str, Any]:
+    entry: dict[str, Any] = {"alt": image.alt, "image": {UPLOAD: image.path}}
+    if image.width and image.height:
+        entry["aspectRatio"] = {"width": image.width, "height": image.height}
+    return entry

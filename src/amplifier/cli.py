@@ -1,0 +1,372 @@
+"""The command line. Thin: parse arguments, call one function, render its result.
+
+Errors a user can cause (:class:`~amplifier.errors.AmplifierError`) are caught in :func:`main` and printed as
+``file:line:col: message`` lines on stderr with a named exit code; a traceback only with ``--debug``.
+Commands that publish (``accounts``, ``send``) live in :mod:`amplifier.cli_publish` and are loaded only when called,
+so ``--help``, ``validate`` and ``preview`` never import atproto or APScheduler.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from amplifier import __version__
+from amplifier.errors import AmplifierError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from amplifier.campaign import Campaign
+
+LAZY_COMMANDS = {
+    "accounts": ("amplifier.cli_publish", "accounts", "Check each account's credentials and read its limits."),
+    "send": ("amplifier.cli_publish", "send", "Publish planned posts by id, now."),
+    "run": ("amplifier.cli_daemon", "run", "Run the campaign: post everything on time, exactly once."),
+    "status": ("amplifier.cli_daemon", "status", "Next posts due, last published, failures, paused accounts."),
+    "history": ("amplifier.cli_daemon", "history", "What was published, failed or expired."),
+    "pause": ("amplifier.cli_daemon", "pause", "Stop all posting now, without stopping the daemon."),
+    "resume": ("amplifier.cli_daemon", "resume", "Resume posting after a pause."),
+}
+
+
+@dataclass
+class Globals:
+    """Options shared by every command (``ctx.obj``)."""
+
+    config_option: Path | None = None
+    state: Path | None = None
+    now_option: str | None = None
+    debug: bool = False
+    _campaign: Campaign | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Path:
+        from amplifier.campaign import find_config
+
+        return find_config(self.config_option or _env_path("AMPLIFIER_CONFIG"))
+
+    def campaign(self) -> Campaign:
+        if self._campaign is None:
+            from amplifier.campaign import load_campaign
+
+            self._campaign = load_campaign(self.config)
+        return self._campaign
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.campaign().schedule.campaign.timezone)
+
+    @cached_property
+    def now(self) -> dt.datetime:
+        """``--now`` (read in the campaign's zone when it has no offset), else the real time."""
+        from amplifier.clock import parse_instant, utcnow
+
+        real = utcnow()
+        if not self.now_option:
+            return real
+        return parse_instant(self.now_option, self.zone, base=real, option="--now")
+
+    def instant(self, value: str | None, option: str, *, base: dt.datetime | None = None) -> dt.datetime | None:
+        from amplifier.clock import parse_instant
+
+        if value is None:
+            return None
+        return parse_instant(value, self.zone, base=base or self.now, option=option)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+class LazyGroup(click.Group):
+    """Loads the modules of publishing and daemon commands only when one of them is called."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr, _help = LAZY_COMMANDS[cmd_name]
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                return None
+            command = getattr(module, attr, None)
+            return command if isinstance(command, click.Command) else None
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                if importlib.util.find_spec(LAZY_COMMANDS[name][0]) is None:
+                    continue
+                rows.append((name, LAZY_COMMANDS[name][2]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The campaign's schedule.yaml (or its folder). Default: ./schedule.yaml, or $AMPLIFIER_CONFIG.",
+)
+now_option = click.option(
+    "--now",
+    "now",
+    default=None,
+    metavar="TIME",
+    help="Pretend it is this instant (ISO 8601; without an offset, in the campaign's timezone).",
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+)
+
+
+def apply_common(ctx: click.Context, config: Path | None = None, now: str | None = None) -> Globals:
+    """Options given after the command name override those given before it."""
+    globals_: Globals = ctx.ensure_object(Globals)
+    if config is not None:
+        globals_.config_option = config
+    if now is not None:
+        globals_.now_option = now
+        globals_.__dict__.pop("now", None)
+    return globals_
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="amplifier")
+@config_option
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    envvar="AMPLIFIER_STATE",
+    help="State folder (sessions, ledger). Default: .amplifier-state beside schedule.yaml, or $AMPLIFIER_STATE.",
+)
+@now_option
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, state: Path | None, now: str | None, debug: bool) -> None:
+    """Run a social-media campaign on a schedule: countdowns and calls to action to the campaign's own
+    Mastodon and Bluesky accounts, with a dry-run preview of every post.
+
+    Start with `amplifier validate` and `amplifier preview` in the campaign folder."""
+    ctx.obj = Globals(config_option=config, state=state, now_option=now, debug=debug)
+
+
+@cli.command()
+@config_option
+@now_option
+@click.option(
+    "--horizon",
+    default=None,
+    metavar="DURATION",
+    help="Render the posts of this period from now (e.g. +30d). Default: every post still to come.",
+)
+@click.pass_context
+def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: str | None) -> None:
+    """Check the campaign: every file, every template, every planned post against each platform's limit.
+
+    Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
+    from amplifier.clock import parse_duration
+    from amplifier.errors import CampaignError
+    from amplifier.plan import validate as validate_plan
+
+    g = apply_common(ctx, config, now)
+    span = None
+    if horizon is not None:
+        span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon)
+        if span is None:
+            raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
+    campaign = g.campaign()
+    plan = validate_plan(campaign, g.now, span)
+    if plan.problems:
+        raise CampaignError(plan.problems)
+    parts = sum(len(post.parts) for post in plan.posts)
+    click.echo(
+        f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
+        f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
+        f"{len(plan.posts)} posts ({parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
+    )
+
+
+@cli.command()
+@config_option
+@click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
+@click.option("--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days).")
+@now_option
+@click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
+@format_option
+@click.pass_context
+def preview(
+    ctx: click.Context,
+    config: Path | None,
+    start: str | None,
+    end: str | None,
+    now: str | None,
+    accounts: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Show the planned posts in a window, in time order: exactly what would be sent, where and when.
+
+    TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h)."""
+    from amplifier.errors import CampaignError
+    from amplifier.plan import plan_window
+    from amplifier.render import console, dump_json, posts_json, posts_table
+
+    g = apply_common(ctx, config, now)
+    campaign = g.campaign()
+    window_start = g.instant(start, "--from") or g.now
+    window_end = g.instant(end, "--to", base=window_start) or window_start + dt.timedelta(days=7)
+    unknown = [a for a in accounts if a not in campaign.schedule.accounts]
+    if unknown:
+        known = ", ".join(campaign.schedule.accounts)
+        raise UsageError(f"--account: unknown account {', '.join(map(repr, unknown))} (the campaign has: {known})")
+    plan = plan_window(campaign, window_start, window_end, accounts=set(accounts) or None)
+    if fmt == "json":
+        window = {"from": window_start.isoformat(), "to": window_end.isoformat()}
+        dump_json(posts_json(plan.posts, campaign=campaign.name, window=window))
+    else:
+        zones = {account: campaign.account_zone(account) for account in campaign.schedule.accounts}
+        title = (
+            f"{campaign.name}: {len(plan.posts)} posts from {window_start:%Y-%m-%d %H:%M} to "
+            f"{window_end:%Y-%m-%d %H:%M} ({campaign.schedule.campaign.timezone})"
+        )
+        out = console()
+        if plan.posts:
+            out.print(posts_table(plan.posts, zones, title))
+        else:
+            out.print(f"{title}\nNo posts planned in this window.")
+    if plan.problems:
+        raise CampaignError(plan.problems)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--platform", type=click.Choice(["mastodon", "bluesky"]), required=True)
+@click.option("--lang", default="en", show_default=True, help="Language tag of the text.")
+@click.option("--cw", "content_warning", default=None, help="Content warning (Mastodon).")
+@click.option("--max-characters", default=500, show_default=True, help="Mastodon instance limit.")
+@click.option("--no-split", is_flag=True, help="Do not split a long text into a thread.")
+@format_option
+def compose(
+    text: str,
+    platform: str,
+    lang: str,
+    content_warning: str | None,
+    max_characters: int,
+    no_split: bool,
+    fmt: str,
+) -> None:
+    """Adapt one ad-hoc TEXT for a platform: its length as the platform counts it, thread split, payload."""
+    from amplifier.adapt import Content, Target, adapt
+    from amplifier.clock import utcnow
+    from amplifier.render import console, dump_json
+
+    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
+    target = Target(
+        "mastodon" if platform == "mastodon" else "bluesky", max_characters=max_characters, created_at=utcnow()
+    )
+    adapted = adapt(content, target)
+    if fmt == "json":
+        dump_json(
+            {
+                "version": 1,
+                "platform": platform,
+                "lang": lang,
+                "parts": [part.to_json() for part in adapted.parts],
+                "problems": list(adapted.problems),
+            }
+        )
+    else:
+        from rich.table import Table
+
+        table = Table(show_lines=True)
+        table.add_column("part", justify="right")
+        table.add_column("length", justify="right")
+        table.add_column("text", overflow="fold", max_width=80)
+        for index, part in enumerate(adapted.parts, start=1):
+            table.add_row(str(index), f"{part.length}/{part.limit}", part.text)
+        console().print(table)
+    if adapted.problems:
+        for problem in adapted.problems:
+            click.echo(f"compose: {problem}", err=True)
+        sys.exit(ExitCode.INVALID)
+
+
+@cli.command()
+@click.option(
+    "--output-dir",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write schedule.schema.json and messages.schema.json here (default: print both as one JSON object).",
+)
+def schema(output_dir: Path | None) -> None:
+    """The JSON Schema of schedule.yaml and of message files, for editors (yaml-language-server)."""
+    from amplifier.render import dump_json
+    from amplifier.schema import schemas, write_schemas
+
+    if output_dir is None:
+        dump_json(schemas())
+    else:
+        for path in write_schemas(output_dir):
+            click.echo(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and turn errors into messages and exit codes."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="amplifier", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.INVALID if exc.exit_code == 2 else exc.exit_code)
+    except AmplifierError as exc:
+        if debug:
+            raise
+        for line in exc.lines():
+            click.echo(line, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, without a traceback unless asked
+        if debug:
+            raise
+        click.echo(
+            f"amplifier: internal error: {type(exc).__name__}: {_safe(exc)} (run with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(ExitCode.FAILURE)
+
+
+def _safe(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else ""
+
+
+def run(argv: list[str]) -> Any:  # pragma: no cover - convenience for python -c
+    return main(argv)

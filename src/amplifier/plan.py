@@ -1,0 +1,346 @@
+"""The plan: every post that would go out in a window, rendered and adapted, with the problems found on the way.
+
+campaign -> slots (:mod:`amplifier.schedule`) -> rendered text (:mod:`amplifier.templates`) -> per-platform parts
+(:mod:`amplifier.adapt`) -> :class:`~amplifier.post.PlannedPost`. The clock is a parameter: nothing here reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amplifier.adapt import Adapted, Content, Target, adapt, tidy
+from amplifier.campaign import Campaign, load_campaign
+from amplifier.errors import CampaignError, Problem, UsageError
+from amplifier.models import CountdownRule, MastodonAccount, MessageSet
+from amplifier.post import Image, PlannedPost
+from amplifier.schedule import Slot, event_start, expand, occurrences, parse_slot_id, slot_id
+from amplifier.templates import compile_template, uses
+from amplifier.yamlsource import PathKey
+
+
+@dataclass
+class Plan:
+    posts: list[PlannedPost]
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A template with where it stands, for locating render errors."""
+
+    source: str
+    set_id: str
+    path: PathKey
+
+
+class Planner:
+    """Renders and adapts slots of one campaign; caches compiled templates and shared renders."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self._templates: dict[str, Any] = {}
+        self._rendered: dict[tuple[Any, ...], str] = {}
+        self._adapted: dict[tuple[Any, ...], Adapted] = {}
+        self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
+        self._inline_tags: dict[str, bool] = {}
+        self._problems: dict[Problem, None] = {}
+
+    @property
+    def problems(self) -> list[Problem]:
+        return sorted(self._problems)
+
+    def _problem(self, set_id: str, path: PathKey, message: str, template_line: int | None = None) -> None:
+        source = self.campaign.set_sources[set_id]
+        if template_line is None:
+            problem = source.problem(("sets", set_id, *path), message)
+        else:
+            line, col = source.text_line(("sets", set_id, *path), template_line)
+            problem = Problem(source.display, line, col, message)
+        self._problems[problem] = None
+
+    # -------------------------------------------------------------------------------------------- rendering
+
+    def _render(self, text: _Text, context: dict[str, Any], cache_key: tuple[Any, ...] | None) -> str | None:
+        template = self._templates.get(text.source)
+        if template is None:
+            template = self._templates[text.source] = compile_template(text.source)
+        try:
+            rendered = tidy(template.render(context))
+        except Exception as exc:  # any error raised while rendering is the template's, reported at its line
+            self._problem(text.set_id, text.path, f"template error: {_describe(exc)}", _template_line(exc))
+            return None
+        if cache_key is not None:
+            self._rendered[(text.source, *cache_key)] = rendered
+        return rendered
+
+    def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
+        campaign = self.campaign
+        account = campaign.account(slot.account)
+        event: dict[str, Any] | None = None
+        if slot.event is not None:
+            ev = campaign.schedule.events[slot.event]
+            event = {
+                "id": slot.event,
+                "name": ev.name.get(lang) or ev.name.get("*", ""),
+                "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
+                "start": event_start(campaign.schedule, ev),
+                "url": str(ev.url) if ev.url else "",
+            }
+        tags = self._tags(message_set)
+        return {
+            "event": event,
+            "days_left": slot.days_left,
+            "hours_left": slot.hours_left,
+            "now": slot.at,
+            "at": slot.at,
+            "account": {
+                "id": slot.account,
+                "platform": account.platform,
+                "handle": getattr(account, "handle", None),
+                "instance": str(getattr(account, "instance", "")) or None,
+            },
+            "lang": lang,
+            "hashtags": " ".join("#" + tag for tag in tags),
+            "campaign": {"name": campaign.name},
+        }
+
+    def _tags(self, message_set: MessageSet) -> list[str]:
+        if message_set.hashtags is not None:
+            return list(message_set.hashtags.tags)
+        return list(self.campaign.schedule.campaign.hashtags)
+
+    def _appends_tags(self, set_id: str, message_set: MessageSet) -> bool:
+        cached = self._inline_tags.get(set_id)
+        if cached is None:
+            placement = message_set.hashtags.placement if message_set.hashtags else "append"
+            inline = any(
+                uses(part, "hashtags")
+                for variant in message_set.variants
+                for texts in (variant.text, variant.mastodon, variant.bluesky)
+                for value in texts.values()
+                for part in (value if isinstance(value, list) else [value])
+            )
+            cached = self._inline_tags[set_id] = placement == "append" and not inline
+        return cached
+
+    def _images_for(self, set_id: str, message_set: MessageSet, lang: str) -> tuple[Image, ...]:
+        key = (set_id, lang)
+        cached = self._images.get(key)
+        if cached is None:
+            images = []
+            for spec in message_set.images:
+                path = (self.campaign.root / spec.path).resolve()
+                width = height = None
+                try:
+                    from PIL import Image as PILImage
+
+                    with PILImage.open(path) as img:
+                        width, height = img.size
+                except (OSError, ImportError):
+                    pass  # a missing file is reported by the campaign checks
+                mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                alt = spec.alt.get(lang) or spec.alt.get("*", "")
+                images.append(Image(str(path), alt, mime, width, height))
+            cached = self._images[key] = tuple(images)
+        return cached
+
+    # ----------------------------------------------------------------------------------------------- slots
+
+    def post(self, slot: Slot) -> PlannedPost | None:
+        campaign = self.campaign
+        rule = campaign.schedule.rules[slot.rule]
+        message_set = campaign.message_sets[rule.messages]
+        account = campaign.account(slot.account)
+        platform = account.platform
+        lang = campaign.account_lang(slot.account)
+        variant_index = slot.index % len(message_set.variants)
+        variant = message_set.variants[variant_index]
+        override = getattr(variant, platform)
+        field_name = platform if lang in override else "text"
+        value = override.get(lang) if lang in override else variant.text.get(lang)
+        if value is None:
+            return None  # reported by the campaign checks
+        sources = value if isinstance(value, list) else [value]
+        base: PathKey = ("variants", variant_index, field_name, lang)
+
+        context: dict[str, Any] | None = None
+        texts: list[str] = []
+        for index, source in enumerate(sources):
+            path = (*base, index) if isinstance(value, list) else base
+            text = _Text(source, rule.messages, path)
+            per_account = uses(source, "account")
+            cache_key = None if per_account else (lang, slot.rule, slot.at, slot.days_left, slot.hours_left)
+            rendered = self._rendered.get((source, *cache_key)) if cache_key is not None else None
+            if rendered is None:
+                if context is None:
+                    context = self._context(slot, lang, message_set)
+                rendered = self._render(text, context, cache_key)
+                if rendered is None:
+                    return None
+            texts.append(rendered)
+
+        cw = None
+        if message_set.content_warning is not None and platform == "mastodon":
+            cw_source = message_set.content_warning.get(lang) or message_set.content_warning.get("*")
+            if cw_source:
+                if context is None:
+                    context = self._context(slot, lang, message_set)
+                cw = self._render(_Text(cw_source, rule.messages, ("content_warning", lang)), context, None)
+
+        tags = tuple(self._tags(message_set)) if self._appends_tags(rule.messages, message_set) else ()
+        content = Content(
+            texts=tuple(texts),
+            lang=lang,
+            hashtags=tags,
+            content_warning=cw,
+            sensitive=message_set.sensitive,
+            images=self._images_for(rule.messages, message_set, lang),
+            link_card=message_set.link_card,
+            split=message_set.split.enabled,
+            numbering=message_set.split.numbering,
+        )
+        if isinstance(account, MastodonAccount):
+            target = Target(
+                "mastodon",
+                visibility=account.visibility,
+                max_characters=account.max_characters,
+                url_length=account.characters_reserved_per_url,
+            )
+        else:
+            target = Target("bluesky", created_at=slot.at)
+        key = (content, target)
+        adapted = self._adapted.get(key)
+        if adapted is None:
+            adapted = self._adapted[key] = adapt(content, target)
+        for message in adapted.problems:
+            self._problem(rule.messages, base, f"{slot.id}: {message}")
+        return PlannedPost(
+            id=slot.id,
+            at=slot.at,
+            rule=slot.rule,
+            account=slot.account,
+            platform=platform,
+            lang=lang,
+            parts=adapted.parts,
+            message_set=rule.messages,
+            variant=variant_index,
+            event=slot.event,
+            warnings=adapted.problems,
+        )
+
+    def plan(self, slots: Iterable[Slot]) -> Plan:
+        posts = [post for slot in slots if (post := self.post(slot)) is not None]
+        return Plan(posts, self.problems)
+
+
+def _describe(exc: Exception) -> str:
+    message = str(exc) or type(exc).__name__
+    return message.replace("'dict object'", "the value")
+
+
+def _template_line(exc: BaseException) -> int:
+    line = 1
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+
+
+def plan_window(
+    campaign: Campaign,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    accounts: set[str] | None = None,
+) -> Plan:
+    """Every post with ``start <= at < end``, in time order."""
+    return Planner(campaign).plan(expand(campaign.schedule, start, end, accounts=accounts))
+
+
+def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
+    """Countdown rules whose event is already over at ``now``."""
+    problems = []
+    for rule_id, rule in campaign.schedule.rules.items():
+        if isinstance(rule, CountdownRule) and rule.enabled and rule.event in campaign.schedule.events:
+            event = campaign.schedule.events[rule.event]
+            if event_start(campaign.schedule, event) < now:
+                problems.append(
+                    campaign.schedule_problem(
+                        ("rules", rule_id, "event"),
+                        f"countdown {rule_id!r} counts down to {rule.event!r} ({event.date}), which is in the past",
+                    )
+                )
+    return problems
+
+
+def validate(campaign: Campaign, now: dt.datetime, horizon: dt.timedelta | None = None) -> Plan:
+    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems."""
+    end = now + horizon if horizon is not None else _last(campaign) + dt.timedelta(seconds=1)
+    plan = plan_window(campaign, now, max(end, now))
+    plan.problems = sorted(set(plan.problems) | set(check_events(campaign, now)))
+    return plan
+
+
+def _last(campaign: Campaign) -> dt.datetime:
+    last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for rule in campaign.schedule.rules.values():
+        items = occurrences(campaign.schedule, rule)
+        if items:
+            last = max(last, items[-1].at)
+    return last
+
+
+def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
+    """The planned posts with these ids (from ``preview --format json``), in the order given."""
+    wanted = list(dict.fromkeys(ids))
+    slots: dict[str, Slot] = {}
+    by_rule: dict[str, list[str]] = {}
+    for post_id in wanted:
+        try:
+            rule_id, account, _key = parse_slot_id(post_id)
+        except ValueError:
+            raise UsageError(f"{post_id!r} is not a post id (rule:account:YYYY-MM-DDTHH:MM)") from None
+        if rule_id not in campaign.schedule.rules:
+            raise UsageError(f"{post_id!r}: no rule {rule_id!r} in the campaign")
+        if account not in campaign.schedule.accounts:
+            raise UsageError(f"{post_id!r}: no account {account!r} in the campaign")
+        by_rule.setdefault(rule_id, []).append(post_id)
+    for rule_id, post_ids in by_rule.items():
+        rule = campaign.schedule.rules[rule_id]
+        event = getattr(rule, "event", None)
+        for occ in occurrences(campaign.schedule, rule):
+            for post_id in post_ids:
+                _rule, account, key = parse_slot_id(post_id)
+                if key == occ.key:
+                    slots[post_id] = Slot(
+                        slot_id(rule_id, account, occ.key),
+                        rule_id,
+                        account,
+                        occ.at,
+                        occ.index,
+                        event,
+                        occ.days_left,
+                        occ.hours_left,
+                    )
+    missing = [post_id for post_id in wanted if post_id not in slots]
+    if missing:
+        raise UsageError("no planned post with id " + ", ".join(repr(m) for m in missing))
+    planner = Planner(campaign)
+    posts = [planner.post(slots[post_id]) for post_id in wanted]
+    if planner.problems:
+        raise CampaignError(planner.problems)
+    return [post for post in posts if post is not None]
+
+
+def load_and_plan(config: Path | None, start: dt.datetime, end: dt.datetime) -> Plan:
+    return plan_window(load_campaign(config), start, end)

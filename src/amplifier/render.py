@@ -1,0 +1,63 @@
+"""Rendering command results: a table for people (rich) or versioned JSON for scripts.
+
+The JSON shapes are a contract (``version`` 1); ``tests/unit/test_result_contract.py`` pins their keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from amplifier.post import PlannedPost
+
+JSON_VERSION = 1
+
+
+def dump_json(data: Any, out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    json.dump(data, stream, ensure_ascii=False, indent=2, default=str)
+    stream.write("\n")
+
+
+def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
+    return {"version": JSON_VERSION, **extra, "posts": [post.to_json() for post in posts]}
+
+
+def console(out: TextIO | None = None) -> Any:
+    from rich.console import Console
+
+    return Console(file=out or sys.stdout, soft_wrap=False, highlight=False)
+
+
+def posts_table(posts: Sequence[PlannedPost], zones: dict[str, str], title: str | None = None) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_lines=True, expand=False)
+    table.add_column("when", no_wrap=True)
+    table.add_column("account", no_wrap=True)
+    table.add_column("platform", no_wrap=True)
+    table.add_column("lang", no_wrap=True)
+    table.add_column("length", justify="right", no_wrap=True)
+    table.add_column("text", overflow="fold", min_width=40, max_width=80)
+    for post in posts:
+        zone = ZoneInfo(zones.get(post.account, "UTC"))
+        when = post.at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+        for index, part in enumerate(post.parts):
+            over = part.length > part.limit
+            length = Text(f"{part.length}/{part.limit}", style="bold red" if over else "")
+            text = part.text
+            if len(post.parts) > 1:
+                text = f"[{index + 1}/{len(post.parts)}] {text}"
+            if part.images:
+                text += "".join(f"\n[image: {image.alt}]" for image in part.images)
+            if index == 0:
+                table.add_row(when, post.account, post.platform, post.lang, length, text)
+            else:
+                table.add_row("", "", "", "", length, text)
+        for warning in post.warnings:
+            table.add_row("", "", "", "", Text("!", style="bold red"), Text(warning, style="red"))
+    return table

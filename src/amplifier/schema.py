@@ -1,0 +1,48 @@
+"""JSON Schemas of the campaign files, for editors that speak yaml-language-server.
+
+The example files start with ``# yaml-language-server: $schema=...`` pointing at the files :func:`write_schemas` writes
+(``schema/`` in the repository; ``amplifier schema -o DIR`` writes them anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from amplifier.models import MessagesFile, ScheduleFile
+
+SCHEMA_FILES = {"schedule.schema.json": ScheduleFile, "messages.schema.json": MessagesFile}
+
+
+def schemas() -> dict[str, Any]:
+    out = {}
+    for name, model in SCHEMA_FILES.items():
+        schema = model.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://amplifier.invalid/schema/{name}"
+        out[name] = schema
+    return out
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in schemas().items():
+        path = directory / name
+        write_atomic(path, json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,168 @@
+"""Schedule expansion: countdown math in the event's calendar, DST, recurring rules, stable ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amplifier.models import ScheduleFile
+from amplifier.schedule import expand, localize, occurrences
+
+BERLIN = ZoneInfo("Europe/Berlin")
+UTC = dt.UTC
+
+
+def schedule(rules: dict[str, Any], events: dict[str, Any] | None = None, tz: str = "Europe/Berlin") -> ScheduleFile:
+    return ScheduleFile.model_validate(
+        {
+            "campaign": {"name": "t", "timezone": tz},
+            "events": events
+            if events is not None
+            else {"kobane-day": {"name": "World Kobane Day", "date": dt.date(2027, 11, 1)}},
+            "accounts": {
+                "a": {"platform": "mastodon", "instance": "https://m.example", "token_env": "T"},
+                "b": {"platform": "bluesky", "handle": "b.example.com", "password_env": "P"},
+            },
+            "rules": rules,
+        }
+    )
+
+
+WIDE = (dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_countdown_keeps_local_time_across_dst_end() -> None:
+    # Central European Summer Time ends on 2027-10-31 at 03:00: the posts before it are at +02:00, after at +01:00.
+    plan = schedule({"c": {"kind": "countdown", "event": "kobane-day", "days_before": [3, 2, 1, 0], "at": "10:00",
+                           "messages": "m", "accounts": ["a"]}})
+    slots = expand(plan, *WIDE)
+    assert [(s.at.astimezone(BERLIN).strftime("%m-%d %H:%M"), s.days_left) for s in slots] == [
+        ("10-29 10:00", 3),
+        ("10-30 10:00", 2),
+        ("10-31 10:00", 1),
+        ("11-01 10:00", 0),
+    ]
+    assert [s.at.utcoffset() for s in slots] == [dt.timedelta(hours=h) for h in (2, 2, 1, 1)]
+    assert slots[0].id == "c:a:2027-10-29T10:00"
+
+
+def test_countdown_in_event_calendar_when_rule_zone_differs() -> None:
+    events = {"kobane-day": {"name": "K", "date": dt.date(2027, 11, 1), "timezone": "Asia/Damascus"}}
+    plan = schedule(
+        {"c": {"kind": "countdown", "event": "kobane-day", "days_before": [1], "at": "23:30", "messages": "m",
+               "accounts": ["a"], "timezone": "America/New_York"}},
+        events,
+    )
+    (slot,) = expand(plan, *WIDE)
+    # October 31 in the event's calendar, at 23:30 New York time.
+    assert slot.at.replace(tzinfo=None) == dt.datetime(2027, 10, 31, 23, 30)
+    assert str(slot.at.tzinfo) == "America/New_York"
+    assert slot.days_left == 1
+
+
+def test_hours_before_on_the_day() -> None:
+    events = {"efrin": {"name": "E", "date": dt.datetime(2027, 1, 20, 14, 0)}}
+    plan = schedule(
+        {"c": {"kind": "countdown", "event": "efrin", "days_before": [1], "hours_before": [3, 1], "messages": "m",
+               "accounts": ["a"]}},
+        events,
+    )
+    slots = expand(plan, *WIDE)
+    assert [(s.at.strftime("%m-%d %H:%M"), s.days_left, s.hours_left) for s in slots] == [
+        ("01-19 10:00", 1, 28),
+        ("01-20 11:00", 0, 3),
+        ("01-20 13:00", 0, 1),
+    ]
+
+
+def test_hours_before_across_dst_counts_real_hours() -> None:
+    # DST starts 2027-03-28 at 02:00 in Berlin: 3 real hours before 04:00 is 00:00 local.
+    events = {"e": {"name": "E", "date": dt.datetime(2027, 3, 28, 4, 0)}}
+    plan = schedule({"c": {"kind": "countdown", "event": "e", "hours_before": [3], "messages": "m",
+                           "accounts": ["a"]}}, events)
+    (slot,) = expand(plan, *WIDE)
+    assert slot.at.astimezone(BERLIN).strftime("%H:%M") == "00:00"
+    assert dt.datetime(2027, 3, 28, 4, tzinfo=BERLIN).astimezone(UTC) - slot.at.astimezone(UTC) == dt.timedelta(hours=3)
+
+
+def test_nonexistent_local_time_moves_forward() -> None:
+    at = localize(dt.datetime(2027, 3, 28, 2, 30), BERLIN)
+    assert at.strftime("%H:%M %z") == "03:30 +0200"
+
+
+def test_recurring_daily_window_inclusive_and_dst_stable() -> None:
+    plan = schedule({"r": {"kind": "recurring", "cron": "0 18 * * *", "start": "2027-10-29", "end": "2027-11-01",
+                           "messages": "m", "accounts": ["a"], "event": "kobane-day"}})
+    slots = expand(plan, *WIDE)
+    assert [s.at.astimezone(BERLIN).strftime("%m-%d %H:%M") for s in slots] == [
+        "10-29 18:00", "10-30 18:00", "10-31 18:00", "11-01 18:00"]
+    assert [s.days_left for s in slots] == [3, 2, 1, 0]
+    assert [s.index for s in slots] == [0, 1, 2, 3]
+
+
+def test_once_rule() -> None:
+    plan = schedule({"o": {"kind": "once", "at": "2027-11-01T09:00", "messages": "m", "event": "kobane-day"}})
+    slots = expand(plan, *WIDE)
+    assert [s.id for s in slots] == ["o:a:2027-11-01T09:00", "o:b:2027-11-01T09:00"]
+    assert all(s.days_left == 0 and s.hours_left == 0 for s in slots)
+
+
+def test_ids_and_rotation_index_do_not_depend_on_the_window() -> None:
+    plan = schedule({"r": {"kind": "recurring", "cron": "0 * * * *", "start": "2027-10-01", "end": "2027-10-31",
+                           "messages": "m"}})
+    everything = {s.id: s.index for s in expand(plan, *WIDE)}
+    start = dt.datetime(2027, 10, 20, 5, tzinfo=UTC)
+    part = expand(plan, start, start + dt.timedelta(hours=7))
+    assert len(part) == 14
+    assert all(everything[s.id] == s.index for s in part)
+    assert all(start <= s.at < start + dt.timedelta(hours=7) for s in part)
+
+
+def test_fall_back_hour_gives_distinct_ids() -> None:
+    # 02:00-03:00 happens twice on 2027-10-31 in Berlin; an hourly rule posts in both and needs two ids.
+    plan = schedule({"r": {"kind": "recurring", "cron": "30 * * * *", "start": "2027-10-31", "end": "2027-10-31",
+                           "messages": "m", "accounts": ["a"]}})
+    slots = expand(plan, *WIDE)
+    ids = [s.id for s in slots]
+    assert len(ids) == len(set(ids))
+    assert len({s.at.astimezone(UTC) for s in slots}) == len(slots) == 25
+
+
+def test_machine_timezone_never_matters(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = schedule({"c": {"kind": "countdown", "event": "kobane-day", "days_before": [2, 1], "at": "10:00",
+                           "messages": "m"}})
+    results = []
+    for tz in ("UTC", "Pacific/Kiritimati", "America/Los_Angeles"):
+        monkeypatch.setenv("TZ", tz)
+        time.tzset()
+        results.append([(s.id, s.at.isoformat()) for s in expand(plan, *WIDE)])
+    monkeypatch.delenv("TZ")
+    time.tzset()
+    assert results[0] == results[1] == results[2]
+    assert os.environ.get("TZ") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cron=st.sampled_from(["*/20 * * * *", "0 * * * *", "30 1,2,3 * * *", "0 18 * * 1-5", "15 2 * * *"]),
+    tz=st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Damascus", "Australia/Lord_Howe", "UTC"]),
+    start=st.dates(dt.date(2027, 3, 1), dt.date(2027, 11, 30)),
+    days=st.integers(0, 6),
+)
+def test_plan_never_has_two_slots_with_one_id(cron: str, tz: str, start: dt.date, days: int) -> None:
+    plan = schedule(
+        {"r": {"kind": "recurring", "cron": cron, "start": start.isoformat(),
+               "end": (start + dt.timedelta(days=days)).isoformat(), "messages": "m", "timezone": tz}},
+    )
+    slots = expand(plan, *WIDE)
+    assert len({s.id for s in slots}) == len(slots)
+    instants = [s.at.astimezone(UTC) for s in slots]
+    assert instants == sorted(instants)
+    assert all(occ.at.tzinfo is not None for occ in occurrences(plan, plan.rules["r"]))
