@@ -1,0 +1,93 @@
+"""Fixtures: real servers on loopback for integration tests.
+
+Session-scoped servers, started on first use and stopped at the end of the session (and, should the test
+process die, the servers notice their stdin closing and exit by themselves):
+
+``pds`` -> :class:`~.servers.pds.PdsServer`
+    The reference Bluesky PDS (``@atproto/pds`` 0.5.35) with an in-memory PLC directory, real rate limits
+    on. The first use on a machine installs it into a cache outside the checkout (about 1-3 minutes,
+    announced on the terminal); later sessions start it in about 2 seconds. Main API::
+
+        account = pds.create_account("alice")          # Account(did, handle, password), no login used
+        client = atproto.Client(base_url=pds.url + "/xrpc")
+        client.login(account.handle, account.password, fetch_bsky_profile=False)
+        pds.get_record(account.did, "app.bsky.feed.post", rkey)   # {"uri", "cid", "value"} | None
+        pds.list_records(account.did, "app.bsky.feed.post")       # [{"uri", "cid", "value"}, ...]
+        pds.reset_request_counts(); ...; pds.request_count("com.atproto.repo.putRecord")
+
+``mastodon_server`` -> :class:`~.servers.mastodon.MastodonServer`
+    ``mastodon-mock`` 0.6.1 under uvicorn. Main API::
+
+        account_id, token = mastodon_server.create_account(mastodon_server.unique_username("camp"))
+        client = Mastodon(api_base_url=mastodon_server.url, access_token=token)
+        mastodon_server.statuses(account)                       # raw JSON, newest first
+        mastodon_server.inject(status=502, times=1, path="/api/v1/statuses", method="POST")
+        mastodon_server.request_count("/api/v1/statuses")
+
+``mastodon_faults`` -> the same :class:`MastodonServer`, with every fault rule cleared after the test.
+Use it (rather than ``mastodon_server``) in any test that calls ``inject``.
+
+Both servers are shared by every test of the session: create a fresh account per test, call
+``reset_request_counts()`` before measuring, never expect an empty server. Server logs: ``pds.log_path``,
+``mastodon_server.log_path`` (under pytest's temp folder).
+
+Environment: ``AMPLIFIER_TEST_CACHE`` moves the install cache (default
+``${XDG_CACHE_HOME:-~/.cache}/amplifier-tests``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .servers.mastodon import MastodonServer
+from .servers.pds import PdsServer, ensure_installed
+
+
+def _announcer(config: pytest.Config) -> Callable[[str], None]:
+    """A function that prints one line on the terminal, even while output is captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def announce(message: str) -> None:
+        line = f"[integration servers] {message}"
+        if reporter is None or capture is None:
+            print(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            reporter.write_line(line, bold=True, yellow=True)
+
+    return announce
+
+
+@pytest.fixture(scope="session")
+def pds(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PdsServer]:
+    """The reference Bluesky PDS + PLC on loopback (session scope). See the module docstring."""
+    install_dir = ensure_installed(_announcer(pytestconfig))
+    server = PdsServer.start(install_dir=install_dir, work_dir=tmp_path_factory.mktemp("pds"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mastodon_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MastodonServer]:
+    """``mastodon-mock`` on loopback (session scope). See the module docstring."""
+    server = MastodonServer.start(work_dir=tmp_path_factory.mktemp("mastodon"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mastodon_faults(mastodon_server: MastodonServer) -> Iterator[MastodonServer]:
+    """The Mastodon server, with all injected faults cleared after the test."""
+    mastodon_server.clear_faults()
+    try:
+        yield mastodon_server
+    finally:
+        mastodon_server.clear_faults()
