@@ -126,6 +126,7 @@ def load_campaign(config: Path | None = None) -> Campaign:
                     continue
                 sets[set_id] = message_set
                 set_sources[set_id] = source
+                problems.extend(check_templates(source, set_id, message_set))
 
     if schedule is None:
         raise CampaignError(problems)
@@ -193,7 +194,7 @@ def _problem(source: Source, error: Any) -> Problem:
     dotted = ".".join(str(part) for part in path)
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
+        close = difflib.get_close_matches(key, sorted(_field_names() - {key}), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return source.problem(path, f"unknown key {key!r}{hint}", key=True)
     if kind == "missing":
@@ -203,9 +204,12 @@ def _problem(source: Source, error: Any) -> Problem:
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
     if kind == "union_tag_not_found":
-        tag = error.get("ctx", {}).get("discriminator", "").strip("'")
         message = f"missing required key {tag!r}"
+    elif kind == "union_tag_invalid":
+        path = _data_path(source.data, (*loc, tag))
+        dotted = ".".join(str(part) for part in path)
     return source.problem(path, f"{dotted}: {message}" if dotted else message)
 
 
@@ -292,15 +296,6 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
         base: PathKey = ("sets", set_id)
         langs = required.get(set_id, {})
         for index, variant in enumerate(message_set.variants):
-            for field_name in ("text", "mastodon", "bluesky"):
-                texts: dict[str, Any] = getattr(variant, field_name)
-                for lang, value in texts.items():
-                    parts = value if isinstance(value, list) else [value]
-                    for part_index, part in enumerate(parts):
-                        path: PathKey = (*base, "variants", index, field_name, lang)
-                        if isinstance(value, list):
-                            path = (*path, part_index)
-                        yield from _check_template(source, path, part)
             for lang, platforms in sorted(langs.items()):
                 for platform in sorted(platforms):
                     override: dict[str, Any] = getattr(variant, platform)
@@ -311,8 +306,6 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                             f"(needed for {platform} accounts in {lang!r})",
                         )
         if message_set.content_warning is not None:
-            for lang, text in message_set.content_warning.items():
-                yield from _check_template(source, (*base, "content_warning", lang), text)
             for lang, platforms in langs.items():
                 if "mastodon" in platforms and lang not in message_set.content_warning and (
                     "*" not in message_set.content_warning
@@ -338,6 +331,23 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
 
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+def check_templates(source: Source, set_id: str, message_set: MessageSet) -> Iterator[Problem]:
+    """Syntax, variables and filters of every template of a message set; needs no other file."""
+    base: PathKey = ("sets", set_id)
+    for index, variant in enumerate(message_set.variants):
+        for field_name in ("text", "mastodon", "bluesky"):
+            texts: dict[str, Any] = getattr(variant, field_name)
+            for lang, value in texts.items():
+                parts = value if isinstance(value, list) else [value]
+                for part_index, part in enumerate(parts):
+                    path: PathKey = (*base, "variants", index, field_name, lang)
+                    if isinstance(value, list):
+                        path = (*path, part_index)
+                    yield from _check_template(source, path, part)
+    for lang, text in (message_set.content_warning or {}).items():
+        yield from _check_template(source, (*base, "content_warning", lang), text)
 
 
 def _check_template(source: Source, path: PathKey, text: str) -> Iterator[Problem]:
