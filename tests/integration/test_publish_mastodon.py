@@ -75,10 +75,17 @@ class Setup:
             secrets=SecretSources(), state=StateDir(tmp_path / "state"), timeout=2.0, media_wait=10.0
         )
 
+        self.opened: list[MastodonPublisher] = []
+
     def publisher(self) -> MastodonPublisher:
         publisher = create_publisher("masto", self.settings, self.ctx)
         assert isinstance(publisher, MastodonPublisher)
+        self.opened.append(publisher)
         return publisher
+
+    def close(self) -> None:
+        for publisher in self.opened:
+            publisher.close()
 
     def statuses(self) -> list[dict[str, Any]]:
         return self.server.statuses(self.account)
@@ -90,7 +97,9 @@ def setup(
 ) -> Iterator[Setup]:
     account = mastodon_faults.create_account(mastodon_faults.unique_username("camp"))
     monkeypatch.setenv(TOKEN_ENV, account.access_token)
-    yield Setup(mastodon_faults, account, tmp_path)
+    setup = Setup(mastodon_faults, account, tmp_path)
+    yield setup
+    setup.close()
 
 
 def test_text_with_language_visibility_and_content_warning(setup: Setup) -> None:
@@ -174,7 +183,7 @@ def test_part_over_the_instance_limit_is_refused_before_sending(setup: Setup) ->
     publisher = setup.publisher()
     publisher.limits()
     setup.server.reset_request_counts()
-    with pytest.raises(PermanentError, match="501 characters.*allows 500"):
+    with pytest.raises(PermanentError, match=r"501 characters.*allows 500"):
         publisher.publish(planned("too-long", part("x" * 501)))
     assert setup.server.request_count() == 0
 
@@ -222,7 +231,7 @@ def test_timeout_is_transient(setup: Setup) -> None:
     publisher = setup.publisher()
     publisher.limits()
     setup.server.inject(hang=True, path="/api/v1/statuses", method="POST", delay=3)
-    with pytest.raises(TransientError, match="timed out|network"):
+    with pytest.raises(TransientError, match=r"timed out|network"):
         publisher.publish(planned("fault-timeout", part("hello")))
 
 

@@ -302,11 +302,14 @@ def ref_index(ref: object) -> int:
     raise PermanentError(f"unknown reference {ref!r} in the post's payload (expected part:N)")
 
 
+PLACEHOLDERS = frozenset({"$upload", "$ref", "$card", "$handle"})
+
+
 def placeholder(value: object) -> tuple[str, Any] | None:
-    """``("$upload", path)`` for ``{"$upload": path}`` (and the like), else ``None``."""
+    """``("$upload", path)`` for ``{"$upload": path}`` (and the other placeholders), else ``None``."""
     if isinstance(value, dict) and len(value) == 1:
         (key, inner), *_ = value.items()
-        if isinstance(key, str) and key.startswith("$") and key != "$type":
+        if key in PLACEHOLDERS:
             return key, inner
     return None
 
