@@ -92,6 +92,16 @@ class LedgerError(AmplifierError):
     exit_code = ExitCode.PUBLISH
 
 
+class LedgerBusy(LedgerError):
+    """Another process held the ledger's write lock for longer than the busy timeout."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: the ledger is busy (another amplifier process is writing to it); try again"
+        )
+
+
 class UnknownPost(LedgerError):
     def __init__(self, post_id: str) -> None:
         self.post_id = post_id
@@ -322,6 +332,11 @@ class Ledger:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate(conn, now)
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise LedgerBusy(db_path) from error
+            raise LedgerError(f"{db_path}: not a usable ledger database: {error}") from error
         except sqlite3.DatabaseError as error:
             conn.close()
             raise LedgerError(f"{db_path}: not a usable ledger database: {error}") from error
@@ -347,7 +362,12 @@ class Ledger:
         """One ``BEGIN IMMEDIATE`` transaction: committed if the block returns, rolled back if it raises."""
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise LedgerBusy(self.path) from error
+                raise
             try:
                 yield conn
                 conn.execute("COMMIT")

@@ -78,6 +78,14 @@ def migrate(
         raise ValueError(f"duplicate migration names in {names}")
     applied_at = now.astimezone(UTC).isoformat(timespec="microseconds")
 
+    # Usually all is applied already: see that without taking the write lock, so opening the ledger (say, for
+    # the CLI's status) never waits for a writer.
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+    ).fetchone()
+    if exists is not None and applied_migrations(conn) == names:
+        return []
+
     conn.execute("BEGIN IMMEDIATE")
     try:
         ensure_migrations_table(conn)

@@ -26,6 +26,7 @@ from amplifier.ledger import (
     ClaimMismatch,
     IllegalTransition,
     Ledger,
+    LedgerBusy,
     LedgerError,
     PartConflict,
     PlanEntry,
@@ -984,6 +985,22 @@ def test_two_connections_never_claim_one_post(path: Path) -> None:
         assert sorted(won["first"] + won["second"]) == ids
         for name, taken in won.items():
             assert {first.get(pid).claim_token for pid in taken} <= {name}
+
+
+def test_a_write_lock_held_too_long_is_reported_as_busy(path: Path) -> None:
+    with Ledger.open(path, T0, busy_timeout=0.05) as ledger:
+        ledger.sync_plan([entry("a")], T0)
+        with raw(path) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(LedgerBusy, match="the ledger is busy"):
+                ledger.claim("a", T0, "tok")
+            with Ledger.open(
+                path, T0, busy_timeout=0.05
+            ) as reader:  # a migrated ledger opens without the lock
+                assert reader.get("a").state is State.PLANNED
+            assert [row.id for row in ledger.due(T0)] == ["a"]  # reading is never blocked (WAL)
+            other.execute("ROLLBACK")
+        assert ledger.claim("a", T0, "tok")
 
 
 def test_threads_may_share_one_ledger(ledger: Ledger) -> None:
