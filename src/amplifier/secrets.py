@@ -53,8 +53,8 @@ class SecretSources:
         env = os.environ if environ is None else environ
         files: list[Path] = []
         if campaign_dir is not None:
-            files.append(campaign_dir / ".env")
-        here = (cwd or Path.cwd()) / ".env"
+            files.append(campaign_dir.resolve() / ".env")
+        here = (cwd or Path.cwd()).resolve() / ".env"
         if here not in files:
             files.append(here)
         configured = env.get(SECRETS_DIR_ENV, "").strip()

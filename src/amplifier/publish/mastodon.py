@@ -355,6 +355,7 @@ class MastodonPublisher:
         return PublishResult(post_id=post.id, account=self.account, platform=self.platform, parts=parts)
 
     def check(self) -> AccountInfo:
+        self.ctx.secrets.get(self.settings.token_env)  # a missing token is the first thing to report
         limits = self.limits(refresh=True)
         api = self.api()
         me = self._call(api.account_verify_credentials)

@@ -1,0 +1,256 @@
+"""The commands that talk to the platforms: ``accounts`` and ``send``.
+
+Registered lazily on the main group by :mod:`amplifier.cli`; they read the global options from ``ctx.obj``
+(``config``, ``state``, ``now``, ``campaign()``). The work is done by :func:`check_accounts` and
+:func:`send_posts`, which return results; the commands only render them.
+
+Exit codes: ``accounts`` returns 3 (:attr:`ExitCode.ACCOUNT`) when any account fails; ``send`` returns 3 when
+an account's credentials were rejected and 4 (:attr:`ExitCode.PUBLISH`) when a post failed otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from amplifier.errors import AmplifierError, CredentialsError, ExitCode
+from amplifier.publish import (
+    AccountInfo,
+    AuthError,
+    PublishContext,
+    Publisher,
+    PublishError,
+    PublishResult,
+    RateLimitedError,
+    create_publisher,
+)
+from amplifier.secrets import SecretSources
+from amplifier.sessions import StateDir, StateError, resolve_state_dir
+
+if TYPE_CHECKING:
+    from amplifier.campaign import Campaign
+    from amplifier.post import PlannedPost
+
+JSON_VERSION = 1
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def publish_context(campaign: Campaign, state: Path | None) -> PublishContext:
+    """Secrets, state folder and base folder for the campaign's publishers."""
+    state_dir = resolve_state_dir(campaign.schedule_path, state)
+    return PublishContext(
+        secrets=SecretSources.for_campaign(campaign.root),
+        state=StateDir(state_dir),
+        base_dir=campaign.root,
+    )
+
+
+# --------------------------------------------------------------------------------------------- accounts
+
+
+def check_accounts(campaign: Campaign, ctx: PublishContext) -> list[AccountInfo]:
+    """Ask each account's server who it is and which limits it has; a failure is a result, not an error."""
+    results: list[AccountInfo] = []
+    for account_id, settings in campaign.schedule.accounts.items():
+        server = str(settings.instance if settings.platform == "mastodon" else settings.service)
+        publisher: Publisher | None = None
+        try:
+            publisher = create_publisher(account_id, settings, ctx)
+            results.append(publisher.check())
+        except (PublishError, CredentialsError, StateError) as exc:
+            results.append(
+                AccountInfo(
+                    account_id, settings.platform, ok=False, server=server, error=_reason(exc, account_id)
+                )
+            )
+        finally:
+            if publisher is not None:
+                publisher.close()
+    return results
+
+
+def _reason(exc: BaseException, account_id: str) -> str:
+    text = str(exc)
+    for prefix in (f"{account_id}: ", f"{account_id}:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text
+
+
+def _limits_text(limits: dict[str, int]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(limits.items()))
+
+
+@click.command()
+@format_option
+@click.pass_context
+def accounts(ctx: click.Context, fmt: str) -> None:
+    """Check each account: do its credentials work, who is it, which limits does its server have.
+
+    Exit code 3 when any account fails, with the reason per account."""
+    from amplifier.render import console, dump_json
+
+    campaign: Campaign = ctx.obj.campaign()
+    results = check_accounts(campaign, publish_context(campaign, ctx.obj.state))
+    if fmt == "json":
+        dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=f"{campaign.name}: accounts")
+        for column in ("account", "platform", "ok", "who", "limits / reason"):
+            table.add_column(column, overflow="fold")
+        for info in results:
+            who = " ".join(x for x in (info.handle, f"({info.id})" if info.id else None) if x)
+            detail = _limits_text(dict(info.limits)) if info.ok else (info.error or "")
+            table.add_row(
+                info.account,
+                info.platform,
+                Text("yes" if info.ok else "NO", style="green" if info.ok else "bold red"),
+                Text(who),
+                Text(detail),
+            )
+        console().print(table)
+    failed = [info for info in results if not info.ok]
+    if failed:
+        for info in failed:
+            click.echo(f"{info.account}: {info.error}", err=True)
+        sys.exit(ExitCode.ACCOUNT)
+
+
+# --------------------------------------------------------------------------------------------- send
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one post id."""
+
+    post: PlannedPost
+    result: PublishResult | None
+    error: AmplifierError | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed" if not isinstance(self.error, RateLimitedError) else "rate limited"
+        assert self.result is not None
+        if self.result.dry_run:
+            return "dry run"
+        return "already published" if self.result.already_published else "published"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.post.id,
+            "account": self.post.account,
+            "platform": self.post.platform,
+            "status": self.status,
+            "url": self.result.url if self.result else None,
+            "parts": [p.to_json() for p in self.result.parts] if self.result else [],
+            "error": None,
+        }
+        if self.error is not None:
+            error: dict[str, Any] = {"kind": getattr(self.error, "kind", "error"), "message": str(self.error)}
+            reset_at = getattr(self.error, "reset_at", None)
+            if reset_at is not None:
+                error["retry_at"] = reset_at.isoformat()
+            done = getattr(self.error, "done", {})
+            data["parts"] = [done[i].to_json() for i in sorted(done)]
+            data["error"] = error
+        return data
+
+
+def send_posts(
+    posts: list[PlannedPost], campaign: Campaign, ctx: PublishContext, *, dry_run: bool
+) -> list[SendOutcome]:
+    """Publish ``posts`` now, in order. A post already published is not posted again; its URL is reported.
+
+    An account whose credentials are rejected gets no further posts in this run."""
+    publishers: dict[str, Publisher] = {}
+    stopped: dict[str, AmplifierError] = {}
+    outcomes: list[SendOutcome] = []
+    try:
+        for post in posts:
+            if post.account in stopped:
+                outcomes.append(SendOutcome(post, None, stopped[post.account]))
+                continue
+            try:
+                publisher = publishers.get(post.account)
+                if publisher is None:
+                    publisher = create_publisher(
+                        post.account, campaign.account(post.account), ctx, dry_run=dry_run
+                    )
+                    publishers[post.account] = publisher
+                existing = publisher.lookup(post)
+                if existing and len(existing) == len(post.parts):
+                    parts = tuple(existing[i] for i in range(len(post.parts)))
+                    result = PublishResult(post.id, post.account, post.platform, parts)
+                else:
+                    result = publisher.publish(post, resume=existing or None)
+                outcomes.append(SendOutcome(post, result))
+            except (AuthError, CredentialsError) as exc:
+                stopped[post.account] = exc
+                outcomes.append(SendOutcome(post, None, exc))
+            except (PublishError, StateError) as exc:
+                outcomes.append(SendOutcome(post, None, exc))
+    finally:
+        for publisher in publishers.values():
+            publisher.close()
+    return outcomes
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; publish nothing.")
+@format_option
+@click.pass_context
+def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> None:
+    """Publish the planned posts with these ids (from `preview --format json`) now, and print where.
+
+    A post that was already published is not posted again: its existing address is printed."""
+    from amplifier.plan import find_posts
+    from amplifier.render import console, dump_json
+
+    campaign: Campaign = ctx.obj.campaign()
+    posts = find_posts(campaign, ids)
+    outcomes = send_posts(posts, campaign, publish_context(campaign, ctx.obj.state), dry_run=dry_run)
+    if fmt == "json":
+        dump_json({"version": JSON_VERSION, "dry_run": dry_run, "posts": [o.to_json() for o in outcomes]})
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=f"{campaign.name}: send{' (dry run)' if dry_run else ''}")
+        for column in ("id", "account", "status", "where / what"):
+            table.add_column(column, overflow="fold")
+        for outcome in outcomes:
+            if outcome.error is not None:
+                detail = str(outcome.error)
+            elif outcome.result is not None and outcome.result.dry_run:
+                detail = "\n---\n".join(part.text for part in outcome.post.parts)
+            else:
+                assert outcome.result is not None
+                detail = "\n".join(p.url or p.uri or p.id for p in outcome.result.parts)
+            style = "bold red" if outcome.error else ("green" if outcome.status == "published" else "")
+            table.add_row(
+                outcome.post.id, outcome.post.account, Text(outcome.status, style=style), Text(detail)
+            )
+        console().print(table)
+    failures = [o.error for o in outcomes if o.error is not None]
+    if failures:
+        for error in failures:
+            click.echo(str(error), err=True)
+        auth = any(isinstance(e, CredentialsError) for e in failures)
+        sys.exit(ExitCode.ACCOUNT if auth else ExitCode.PUBLISH)
