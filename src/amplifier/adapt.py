@@ -90,7 +90,9 @@ def adapt(content: Content, target: Target) -> Adapted:
         for index, part in enumerate(parts):
             size = bluesky_text.utf8_length(part.text)
             if size > bluesky_text.MAX_BYTES:
-                problems.append(_where(index, len(parts)) + f"{size} bytes, over Bluesky's {bluesky_text.MAX_BYTES}")
+                problems.append(
+                    _where(index, len(parts)) + f"{size} bytes, over Bluesky's {bluesky_text.MAX_BYTES}"
+                )
     for index, part in enumerate(parts):
         if part.length > part.limit:
             unit = "characters" if target.platform == "mastodon" else "graphemes"

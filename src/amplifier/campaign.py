@@ -100,7 +100,9 @@ def load_campaign(config: Path | None = None) -> Campaign:
         matches = sorted(root.glob(pattern))
         if not matches and schedule is not None:
             index = schedule.messages.index(pattern) if pattern in schedule.messages else 0
-            problems.append(schedule_source.problem(("messages", index), f"no message file matches {pattern!r}"))
+            problems.append(
+                schedule_source.problem(("messages", index), f"no message file matches {pattern!r}")
+            )
         for file in matches:
             if file in files:
                 continue
@@ -229,20 +231,23 @@ def _check_rules(campaign: Campaign) -> Iterator[Problem]:
         base = ("rules", rule_id)
         if rule.messages not in campaign.message_sets:
             yield campaign.schedule_problem(
-                (*base, "messages"), f"rule {rule_id!r} names unknown message set {rule.messages!r}"
-                + _suggest(rule.messages, campaign.message_sets)
+                (*base, "messages"),
+                f"rule {rule_id!r} names unknown message set {rule.messages!r}"
+                + _suggest(rule.messages, campaign.message_sets),
             )
         if rule.accounts != "all":
             for index, account in enumerate(rule.accounts):
                 if account not in schedule.accounts:
                     yield campaign.schedule_problem(
                         (*base, "accounts", index),
-                        f"rule {rule_id!r} names unknown account {account!r}" + _suggest(account, schedule.accounts),
+                        f"rule {rule_id!r} names unknown account {account!r}"
+                        + _suggest(account, schedule.accounts),
                     )
         event_id = getattr(rule, "event", None)
         if event_id is not None and event_id not in schedule.events:
             yield campaign.schedule_problem(
-                (*base, "event"), f"rule {rule_id!r} names unknown event {event_id!r}" + _suggest(event_id, schedule.events)
+                (*base, "event"),
+                f"rule {rule_id!r} names unknown event {event_id!r}" + _suggest(event_id, schedule.events),
             )
             continue
         if isinstance(rule, CountdownRule) and rule.hours_before:
@@ -307,8 +312,10 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                         )
         if message_set.content_warning is not None:
             for lang, platforms in langs.items():
-                if "mastodon" in platforms and lang not in message_set.content_warning and (
-                    "*" not in message_set.content_warning
+                if (
+                    "mastodon" in platforms
+                    and lang not in message_set.content_warning
+                    and ("*" not in message_set.content_warning)
                 ):
                     yield source.problem(
                         (*base, "content_warning"), f"content warning of {set_id!r} has no {lang!r} text"
@@ -319,7 +326,9 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
             if not file.is_file():
                 yield source.problem((*path, "path"), f"image file not found: {image.path}")
             elif (mimetypes.guess_type(file.name)[0] or "") not in IMAGE_TYPES:
-                yield source.problem((*path, "path"), f"not a supported image type: {image.path} (PNG, JPEG, GIF, WebP)")
+                yield source.problem(
+                    (*path, "path"), f"not a supported image type: {image.path} (PNG, JPEG, GIF, WebP)"
+                )
             for lang, platforms in sorted(langs.items()):
                 alt = image.alt.get(lang) or image.alt.get("*")
                 if alt is None or not alt.strip():
@@ -327,7 +336,9 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                     continue
                 limit = MASTODON_ALT_LIMIT if "mastodon" in platforms else BLUESKY_ALT_LIMIT
                 if len(alt) > limit:
-                    yield source.problem((*path, "alt"), f"alt text is {len(alt)} characters, over the limit of {limit}")
+                    yield source.problem(
+                        (*path, "alt"), f"alt text is {len(alt)} characters, over the limit of {limit}"
+                    )
 
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}

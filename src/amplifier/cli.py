@@ -28,10 +28,18 @@ if TYPE_CHECKING:
     from amplifier.campaign import Campaign
 
 LAZY_COMMANDS = {
-    "accounts": ("amplifier.cli_publish", "accounts", "Check each account's credentials and read its limits."),
+    "accounts": (
+        "amplifier.cli_publish",
+        "accounts",
+        "Check each account's credentials and read its limits.",
+    ),
     "send": ("amplifier.cli_publish", "send", "Publish planned posts by id, now."),
     "run": ("amplifier.cli_daemon", "run", "Run the campaign: post everything on time, exactly once."),
-    "status": ("amplifier.cli_daemon", "status", "Next posts due, last published, failures, paused accounts."),
+    "status": (
+        "amplifier.cli_daemon",
+        "status",
+        "Next posts due, last published, failures, paused accounts.",
+    ),
     "history": ("amplifier.cli_daemon", "history", "What was published, failed or expired."),
     "pause": ("amplifier.cli_daemon", "pause", "Stop all posting now, without stopping the daemon."),
     "resume": ("amplifier.cli_daemon", "resume", "Resume posting after a pause."),
@@ -75,7 +83,9 @@ class Globals:
             return real
         return parse_instant(self.now_option, self.zone, base=real, option="--now")
 
-    def instant(self, value: str | None, option: str, *, base: dt.datetime | None = None) -> dt.datetime | None:
+    def instant(
+        self, value: str | None, option: str, *, base: dt.datetime | None = None
+    ) -> dt.datetime | None:
         from amplifier.clock import parse_instant
 
         if value is None:
@@ -139,7 +149,12 @@ now_option = click.option(
     help="Pretend it is this instant (ISO 8601; without an offset, in the campaign's timezone).",
 )
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
 )
 
 
@@ -154,7 +169,9 @@ def apply_common(ctx: click.Context, config: Path | None = None, now: str | None
     return globals_
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(__version__, prog_name="amplifier")
 @config_option
 @click.option(
@@ -214,7 +231,9 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
 @cli.command()
 @config_option
 @click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
-@click.option("--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days).")
+@click.option(
+    "--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days)."
+)
 @now_option
 @click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
 @format_option
@@ -242,7 +261,9 @@ def preview(
     unknown = [a for a in accounts if a not in campaign.schedule.accounts]
     if unknown:
         known = ", ".join(campaign.schedule.accounts)
-        raise UsageError(f"--account: unknown account {', '.join(map(repr, unknown))} (the campaign has: {known})")
+        raise UsageError(
+            f"--account: unknown account {', '.join(map(repr, unknown))} (the campaign has: {known})"
+        )
     plan = plan_window(campaign, window_start, window_end, accounts=set(accounts) or None)
     if fmt == "json":
         window = {"from": window_start.isoformat(), "to": window_end.isoformat()}
@@ -250,14 +271,14 @@ def preview(
     else:
         zones = {account: campaign.account_zone(account) for account in campaign.schedule.accounts}
         title = (
-            f"{campaign.name}: {len(plan.posts)} posts from {window_start:%Y-%m-%d %H:%M} to "
+            f"{campaign.name}: {len(plan.posts)} post{'' if len(plan.posts) == 1 else 's'} from {window_start:%Y-%m-%d %H:%M} to "
             f"{window_end:%Y-%m-%d %H:%M} ({campaign.schedule.campaign.timezone})"
         )
         out = console()
         if plan.posts:
             out.print(posts_table(plan.posts, zones, title))
         else:
-            out.print(f"{title}\nNo posts planned in this window.")
+            out.print(f"{title}\nNo posts planned in this window.", markup=False)
     if plan.problems:
         raise CampaignError(plan.problems)
 
@@ -286,7 +307,9 @@ def compose(
 
     content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
     target = Target(
-        "mastodon" if platform == "mastodon" else "bluesky", max_characters=max_characters, created_at=utcnow()
+        "mastodon" if platform == "mastodon" else "bluesky",
+        max_characters=max_characters,
+        created_at=utcnow(),
     )
     adapted = adapt(content, target)
     if fmt == "json":
@@ -306,8 +329,10 @@ def compose(
         table.add_column("part", justify="right")
         table.add_column("length", justify="right")
         table.add_column("text", overflow="fold", max_width=80)
+        from rich.text import Text
+
         for index, part in enumerate(adapted.parts, start=1):
-            table.add_row(str(index), f"{part.length}/{part.limit}", part.text)
+            table.add_row(str(index), f"{part.length}/{part.limit}", Text(part.text))
         console().print(table)
     if adapted.problems:
         for problem in adapted.problems:

@@ -26,7 +26,9 @@ from pydantic import (
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 LANG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
-Lang = Annotated[str, Field(pattern=LANG_PATTERN, description="A BCP 47 language tag: en, de, tr, ar, ku, ckb...")]
+Lang = Annotated[
+    str, Field(pattern=LANG_PATTERN, description="A BCP 47 language tag: en, de, tr, ar, ku, ckb...")
+]
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 EnvName = Annotated[
     str,
@@ -42,7 +44,9 @@ def _check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        close = sorted(z for z in available_timezones() if z.lower().endswith(name.lower().split("/")[-1]))[:3]
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(available_timezones()), n=3, cutoff=0.75)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown timezone {name!r}{hint}; use an IANA name such as Europe/Berlin") from None
     return name
@@ -74,7 +78,7 @@ def _localized(value: Any) -> Any:
 
 LocalizedText = Annotated[
     dict[Annotated[str, Field(pattern=r"^(\*|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")], str],
-    BeforeValidator(_localized),
+    BeforeValidator(_localized, json_schema_input_type=str | dict[str, str]),
     Field(description="A text, or a mapping of language tag to text"),
 ]
 
@@ -118,10 +122,14 @@ class MastodonAccount(Model):
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
     token_env: EnvName = Field(description="Environment variable holding the account's access token")
     max_characters: int = Field(
-        default=500, ge=1, description="The instance's post length limit (read from the instance when publishing)"
+        default=500,
+        ge=1,
+        description="The instance's post length limit (read from the instance when publishing)",
     )
     characters_reserved_per_url: int = Field(default=23, ge=1)
-    timezone: TimeZoneName | None = Field(default=None, description="Zone the preview shows this account's times in")
+    timezone: TimeZoneName | None = Field(
+        default=None, description="Zone the preview shows this account's times in"
+    )
 
 
 class BlueskyAccount(Model):
@@ -135,7 +143,9 @@ class BlueskyAccount(Model):
     )
     language: Lang | None = Field(default=None, description="The language of this account's posts")
     password_env: EnvName = Field(description="Environment variable holding an app password")
-    timezone: TimeZoneName | None = Field(default=None, description="Zone the preview shows this account's times in")
+    timezone: TimeZoneName | None = Field(
+        default=None, description="Zone the preview shows this account's times in"
+    )
 
 
 Account = Annotated[MastodonAccount | BlueskyAccount, Field(discriminator="platform")]
@@ -148,13 +158,16 @@ class Missed(Model):
         description="expire: record it as expired; post: post it late, within `grace`"
     )
     grace: dt.timedelta = Field(
-        default=dt.timedelta(hours=1), description="How late a post may still go out (ISO 8601 duration or seconds)"
+        default=dt.timedelta(hours=1),
+        description="How late a post may still go out (ISO 8601 duration or seconds)",
     )
 
 
 class RuleBase(Model):
     messages: Id = Field(description="The message set to post")
-    accounts: Literal["all"] | list[Id] = Field(default="all", description="The accounts to post to, or `all`")
+    accounts: Literal["all"] | list[Id] = Field(
+        default="all", description="The accounts to post to, or `all`"
+    )
     timezone: TimeZoneName | None = Field(default=None, description="The zone of the rule's local times")
     missed: Missed | None = Field(default=None, description="Missed-window behaviour (see the guide)")
     enabled: bool = True
@@ -193,7 +206,9 @@ class RecurringRule(RuleBase):
         from croniter import croniter
 
         if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(f"invalid cron expression {value!r}: use five fields, minute hour day month weekday")
+            raise ValueError(
+                f"invalid cron expression {value!r}: use five fields, minute hour day month weekday"
+            )
         return value
 
     @model_validator(mode="after")
@@ -227,7 +242,8 @@ class ScheduleFile(Model):
     accounts: dict[Id, Account]
     rules: dict[Id, Rule] = Field(default_factory=dict)
     messages: list[str] = Field(
-        default_factory=lambda: ["messages/*.yaml"], description="Glob(s) of message files, relative to this file"
+        default_factory=lambda: ["messages/*.yaml"],
+        description="Glob(s) of message files, relative to this file",
     )
 
 
@@ -284,7 +300,9 @@ class SplitSettings(Model):
 
 class MessageSet(Model):
     description: str | None = None
-    hashtags: Annotated[Hashtags | None, BeforeValidator(_hashtags)] = None
+    hashtags: Annotated[
+        Hashtags | None, BeforeValidator(_hashtags, json_schema_input_type=Hashtags | list[str] | None)
+    ] = None
     content_warning: LocalizedText | None = Field(default=None, description="Mastodon content warning")
     sensitive: bool = Field(default=False, description="Mark media as sensitive (Mastodon)")
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)

@@ -6,6 +6,7 @@ The JSON shapes are a contract (``version`` 1); ``tests/unit/test_result_contrac
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -27,16 +28,19 @@ def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
 
 
 def console(out: TextIO | None = None) -> Any:
+    """A rich console; when the output is not a terminal, wide enough that a table is not cut to 80 columns."""
     from rich.console import Console
 
-    return Console(file=out or sys.stdout, soft_wrap=False, highlight=False)
+    stream = out or sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 160)
+    return Console(file=stream, soft_wrap=False, highlight=False, width=width)
 
 
 def posts_table(posts: Sequence[PlannedPost], zones: dict[str, str], title: str | None = None) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_lines=True, expand=False)
+    table = Table(title=Text(title) if title else None, show_lines=True, expand=False)
     table.add_column("when", no_wrap=True)
     table.add_column("account", no_wrap=True)
     table.add_column("platform", no_wrap=True)
@@ -53,11 +57,12 @@ def posts_table(posts: Sequence[PlannedPost], zones: dict[str, str], title: str 
             if len(post.parts) > 1:
                 text = f"[{index + 1}/{len(post.parts)}] {text}"
             if part.images:
-                text += "".join(f"\n[image: {image.alt}]" for image in part.images)
+                text += "".join(f"\n[image, alt text: {image.alt}]" for image in part.images)
+            cell = Text(text)  # campaign text is never read as rich markup
             if index == 0:
-                table.add_row(when, post.account, post.platform, post.lang, length, text)
+                table.add_row(when, Text(post.account), post.platform, post.lang, length, cell)
             else:
-                table.add_row("", "", "", "", length, text)
+                table.add_row("", "", "", "", length, cell)
         for warning in post.warnings:
             table.add_row("", "", "", "", Text("!", style="bold red"), Text(warning, style="red"))
     return table

@@ -127,7 +127,9 @@ def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
             seen.add(at)
             yield at, days, _hours_between(at, start)
     for hours in sorted(set(rule.hours_before), reverse=True):
-        at = (start.astimezone(dt.UTC) - dt.timedelta(hours=hours)).astimezone(tz)  # real hours, not wall time
+        at = (start.astimezone(dt.UTC) - dt.timedelta(hours=hours)).astimezone(
+            tz
+        )  # real hours, not wall time
         if at in seen:
             continue
         seen.add(at)

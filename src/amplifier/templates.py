@@ -91,7 +91,9 @@ def _duration(ctx: Context, value: dt.timedelta | int, unit: str = "day", format
 
     delta = value if isinstance(value, dt.timedelta) else dt.timedelta(**{f"{unit}s": value})
     return str(
-        format_timedelta(delta, granularity=unit, threshold=1_000_000, format=format, locale=_locale(_lang(ctx)))
+        format_timedelta(
+            delta, granularity=unit, threshold=1_000_000, format=format, locale=_locale(_lang(ctx))
+        )
     )
 
 
@@ -148,7 +150,9 @@ def check(source: str) -> list[TemplateIssue]:
     for node in ast.find_all(nodes.Filter):
         if node.name not in environment_.filters:
             known = ", ".join(sorted(FILTERS))
-            issues.append(TemplateIssue(node.lineno, f"unknown filter {node.name!r} (amplifier adds: {known})"))
+            issues.append(
+                TemplateIssue(node.lineno, f"unknown filter {node.name!r} (amplifier adds: {known})")
+            )
     for test in ast.find_all(nodes.Test):
         if test.name not in environment_.tests:
             issues.append(TemplateIssue(test.lineno, f"unknown test {test.name!r}"))

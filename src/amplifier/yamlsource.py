@@ -136,6 +136,13 @@ def _plain(node: Any, path: PathKey, source: Source) -> Any:
         return float(node)
     if isinstance(node, dt.datetime):
         return dt.datetime(
-            node.year, node.month, node.day, node.hour, node.minute, node.second, node.microsecond, node.tzinfo
+            node.year,
+            node.month,
+            node.day,
+            node.hour,
+            node.minute,
+            node.second,
+            node.microsecond,
+            node.tzinfo,
         )
     return node

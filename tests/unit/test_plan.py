@@ -1,0 +1,224 @@
+"""The planner: rendering in the post's language, variant rotation, hashtags, payloads for both platforms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from amplifier.campaign import load_campaign
+from amplifier.errors import CampaignError, UsageError
+from amplifier.plan import find_posts, plan_window, validate
+from tests.conftest import BASE_MESSAGES, BASE_SCHEDULE
+
+UTC = dt.UTC
+WINDOW = (dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2028, 1, 1, tzinfo=UTC))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_countdown_posts_render_and_rotate(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir())
+    plan = plan_window(campaign, *WINDOW)
+    assert not plan.problems
+    masto = [p for p in plan.posts if p.account == "masto"]
+    assert [p.parts[0].text.splitlines()[0] for p in masto] == [
+        "3 days until World Kobane Day.",
+        "World Kobane Day is in 2 days. Join an action: https://riseup4rojava.org/take-action/",
+        "1 day until World Kobane Day.",
+    ]
+    assert [p.variant for p in masto] == [0, 1, 0]
+    assert all(p.parts[0].text.endswith("\n\n#Riseup4Rojava") for p in masto)
+
+
+def test_mastodon_payload(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir())
+    post = next(p for p in plan_window(campaign, *WINDOW).posts if p.account == "masto")
+    (part,) = post.parts
+    assert part.payload == {"status": part.text, "visibility": "public", "language": "en"}
+    assert part.limit == 500
+    assert part.length == len(part.text)
+    assert post.at.isoformat() == "2027-10-29T10:00:00+02:00"
+    assert post.id == "countdown:masto:2027-10-29T10:00"
+
+
+def test_bluesky_record_has_facets_langs_and_fixed_created_at(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir())
+    post = [p for p in plan_window(campaign, *WINDOW).posts if p.account == "sky"][1]
+    (part,) = post.parts
+    record = part.payload
+    assert record["$type"] == "app.bsky.feed.post"
+    assert record["langs"] == ["en"]
+    assert record["createdAt"] == "2027-10-30T08:00:00.000Z"
+    text = record["text"].encode()
+    features = {
+        text[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(): f["features"][0] for f in record["facets"]
+    }
+    assert features["https://riseup4rojava.org/take-action/"]["uri"] == "https://riseup4rojava.org/take-action/"
+    assert features["#Riseup4Rojava"] == {"$type": "app.bsky.richtext.facet#tag", "tag": "Riseup4Rojava"}
+
+
+def test_inline_hashtags_are_not_appended(campaign_dir: Callable[..., Path]) -> None:
+    messages = BASE_MESSAGES.replace("until {{ event.name }}.", "until {{ event.name }} {{ hashtags }}")
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    first = plan_window(campaign, *WINDOW).posts[0]
+    assert first.parts[0].text == "3 days until World Kobane Day #Riseup4Rojava"
+
+
+def test_tag_already_in_text_is_not_repeated(campaign_dir: Callable[..., Path]) -> None:
+    messages = BASE_MESSAGES.replace("until {{ event.name }}.", "until {{ event.name }} #riseup4rojava")
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    assert plan_window(campaign, *WINDOW).posts[0].parts[0].text == "3 days until World Kobane Day #riseup4rojava"
+
+
+LANG_SCHEDULE = BASE_SCHEDULE.replace(
+    "    token_env: TEST_MASTO_TOKEN\n", "    token_env: TEST_MASTO_TOKEN\n    language: ckb\n"
+).replace("    password_env: TEST_SKY_PASSWORD\n", "    password_env: TEST_SKY_PASSWORD\n    language: ku\n")
+LANG_MESSAGES = """\
+sets:
+  countdown:
+    variants:
+      - text:
+          ku: "{{ days_left }} roj ma heta {{ event.name }} ({{ event.date | date }})."
+          ckb: "{{ days_left }} ڕۆژ ماوە بۆ {{ event.name }} {{ event.date | date }}"
+"""
+
+
+def test_languages_render_with_babel_and_tag_posts(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir(schedule=LANG_SCHEDULE, messages={"main.yaml": LANG_MESSAGES}))
+    posts = plan_window(campaign, *WINDOW).posts
+    ku = next(p for p in posts if p.lang == "ku")
+    ckb = next(p for p in posts if p.lang == "ckb")
+    assert ku.parts[0].text == "3 roj ma heta Roja Cîhanî ya Kobanê (1ê mijdara 2027an)."
+    assert ku.parts[0].payload["langs"] == ["ku"]
+    assert ckb.parts[0].text == "3 ڕۆژ ماوە بۆ ڕۆژی جیهانیی کۆبانێ 1ی تشرینی دووەمی 2027"
+    assert ckb.parts[0].payload["language"] == "ckb"
+
+
+def test_long_text_is_split_into_a_numbered_thread(campaign_dir: Callable[..., Path]) -> None:
+    sentence = "Kobanê resisted and became the symbol of a resistance in the name of humanity. "
+    messages = f"""\
+sets:
+  countdown:
+    variants:
+      - text:
+          en: "{sentence * 6}{{{{ event.url }}}}"
+"""
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    plan = plan_window(campaign, *WINDOW)
+    assert not plan.problems
+    sky = next(p for p in plan.posts if p.platform == "bluesky")
+    masto = next(p for p in plan.posts if p.platform == "mastodon")
+    assert len(sky.parts) == 2
+    assert len(masto.parts) == 1
+    assert [p.text[-4:] for p in sky.parts] == [" 1/2", " 2/2"]
+    assert all(part.length <= 300 for part in sky.parts)
+    assert "reply" not in sky.parts[0].payload
+    assert sky.parts[1].payload["reply"] == {"root": {"$ref": "part:0"}, "parent": {"$ref": "part:0"}}
+    assert sky.parts[1].payload["createdAt"] == "2027-10-29T08:00:00.001Z"
+
+
+def test_over_limit_without_splitting_is_a_located_problem(campaign_dir: Callable[..., Path]) -> None:
+    messages = f"""\
+sets:
+  countdown:
+    split: {{enabled: false}}
+    variants:
+      - text:
+          en: "{"x" * 301} {{{{ days_left }}}}"
+"""
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    plan = plan_window(campaign, *WINDOW)
+    bluesky = [str(p) for p in plan.problems if "Bluesky" in str(p)]
+    assert bluesky
+    assert "main.yaml:6:15: countdown:sky:2027-10-29T10:00: 303 graphemes, over Bluesky's limit of 300" in bluesky[0]
+    assert not any("Mastodon" in str(p) for p in plan.problems)
+
+
+def test_thread_with_image_content_warning(campaign_dir: Callable[..., Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = campaign_dir().parent
+    (root / "images").mkdir()
+    Image.new("RGB", (40, 20), "red").save(root / "images" / "poster.png")
+    messages = """\
+sets:
+  countdown:
+    content_warning: {en: "War, {{ days_left }} days"}
+    sensitive: true
+    images:
+      - path: images/poster.png
+        alt: {en: "A red poster"}
+    variants:
+      - text:
+          en: ["Part one {{ days_left }}", "Part two"]
+"""
+    (root / "messages" / "main.yaml").write_text(messages)
+    campaign = load_campaign(root / "schedule.yaml")
+    posts = plan_window(campaign, *WINDOW).posts
+    masto = next(p for p in posts if p.platform == "mastodon")
+    first, second = masto.parts
+    image_path = str((root / "images" / "poster.png").resolve())
+    assert first.payload["media_ids"] == [{"$upload": image_path}]
+    assert first.payload["spoiler_text"] == "War, 3 days"
+    assert first.payload["sensitive"] is True
+    assert first.length == len("Part one 3") + len("War, 3 days")
+    assert second.payload["in_reply_to_id"] == {"$ref": "part:0"}
+    assert "media_ids" not in second.payload
+    sky = next(p for p in posts if p.platform == "bluesky")
+    assert sky.parts[0].payload["embed"] == {
+        "$type": "app.bsky.embed.images",
+        "images": [{"alt": "A red poster", "image": {"$upload": image_path}, "aspectRatio": {"width": 40, "height": 20}}],
+    }
+    assert "spoiler_text" not in str(sky.parts[0].payload)
+
+
+def test_render_error_is_located(campaign_dir: Callable[..., Path]) -> None:
+    messages = BASE_MESSAGES.replace("{{ event.name }}.", "{{ event.nam }}.")
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    plan = plan_window(campaign, *WINDOW)
+    assert [str(p).split(": ", 1)[1] for p in plan.problems] == ["template error: the value has no attribute 'nam'"]
+    assert plan.problems[0].file.endswith("main.yaml")
+    assert (plan.problems[0].line, plan.problems[0].col) == (6, 15)
+
+
+def test_validate_reports_an_event_in_the_past(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir())
+    plan = validate(campaign, dt.datetime(2027, 11, 2, tzinfo=UTC))
+    assert [p.message for p in plan.problems] == [
+        "countdown 'countdown' counts down to 'kobane-day' (2027-11-01), which is in the past"
+    ]
+    assert (plan.problems[0].line, plan.problems[0].col) == (22, 12)
+
+
+def test_find_posts_by_id(campaign_dir: Callable[..., Path]) -> None:
+    campaign = load_campaign(campaign_dir())
+    everything = {p.id: p for p in plan_window(campaign, *WINDOW).posts}
+    ids = ["countdown:sky:2027-10-31T10:00", "countdown:masto:2027-10-29T10:00"]
+    found = find_posts(campaign, ids)
+    assert [p.id for p in found] == ids
+    assert all(p == everything[p.id] for p in found)
+    with pytest.raises(UsageError, match="no planned post with id 'countdown:sky:2027-10-31T11:00'"):
+        find_posts(campaign, ["countdown:sky:2027-10-31T11:00"])
+    with pytest.raises(UsageError, match="not a post id"):
+        find_posts(campaign, ["garbage"])
+
+
+def test_example_campaign_plans_in_every_language() -> None:
+    campaign = load_campaign(ROOT / "schedule.yaml")
+    plan = validate(campaign, dt.datetime(2026, 11, 21, tzinfo=UTC))
+    assert plan.problems == []
+    assert {p.lang for p in plan.posts} == {"en", "de", "tr", "ar", "ku", "ckb"}
+    thread = [p for p in plan.posts if p.rule == "kobane-day-thread"]
+    assert {len(p.parts) for p in thread} == {3}
+    for post in plan.posts:
+        for part in post.parts:
+            assert part.length <= part.limit, (post.id, part.text)
+
+
+def test_campaign_error_lists_render_problems_at_find(campaign_dir: Callable[..., Path]) -> None:
+    messages = BASE_MESSAGES.replace("{{ event.name }}.", "{{ event.nam }}.")
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    with pytest.raises(CampaignError):
+        find_posts(campaign, ["countdown:masto:2027-10-29T10:00"])
