@@ -134,7 +134,7 @@ def split_text(text: str, limit: int, length: Length, *, numbering: bool = True)
     if length(text) <= limit:
         return [text]
     body = text.strip()
-    total = 2
+    total = max(2, -(-length(body) // limit))  # a first guess at the number of parts
     while True:
         parts = _split(body, limit, length, total, numbering)
         if len(parts) > total:

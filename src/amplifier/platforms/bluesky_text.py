@@ -150,10 +150,19 @@ _GRAPHEME_RE: Final = regex.compile(r"\X")
 _JS_TRIM: Final = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
 
+# The code points that can join a cluster with their neighbour (UAX #29 rules GB6-GB13). A text without any of
+# them has one cluster per code point, except for CR LF (GB3).
+_JOINING_RE: Final = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=SpacingMark}"
+    r"\p{Grapheme_Cluster_Break=Prepend}\p{Grapheme_Cluster_Break=Regional_Indicator}"
+    r"\p{Grapheme_Cluster_Break=L}\p{Grapheme_Cluster_Break=V}\p{Grapheme_Cluster_Break=T}"
+    r"\p{Grapheme_Cluster_Break=LV}\p{Grapheme_Cluster_Break=LVT}]"
+)
+
+
 def grapheme_length(text: str) -> int:
     """The number of extended grapheme clusters, as Bluesky counts a post's length."""
-    if text.isascii():
-        # In ASCII only CR LF forms a cluster of more than one code point.
+    if text.isascii() or not _JOINING_RE.search(text):
         return len(text) - text.count("\r\n")
     return len(_GRAPHEME_RE.findall(text))
 

@@ -22,11 +22,11 @@ from typing import Final, Literal
 
 import regex
 
+from amplifier.platforms.bluesky_text import grapheme_length as _graphemes  # the same clusters
+
 DEFAULT_URL_LENGTH: Final = 23
 
 EntityKind = Literal["link", "hashtag", "mention"]
-
-_GRAPHEME_RE: Final = regex.compile(r"\X")
 
 # Mastodon.py get_status_length: a remote mention counts as its local part.
 _COUNT_MENTION_RE: Final = re.compile(r"(^|[^/\w])@(([a-z0-9_]+)@[a-z0-9\.\-]+[a-z0-9]+)", re.IGNORECASE)
@@ -63,12 +63,6 @@ def _url_regex() -> re.Pattern[str]:
 
     pattern: re.Pattern[str] = url_regex
     return pattern
-
-
-def _graphemes(text: str) -> int:
-    if text.isascii():
-        return len(text) - text.count("\r\n")
-    return len(_GRAPHEME_RE.findall(text))
 
 
 def countable_text(text: str, url_length: int = DEFAULT_URL_LENGTH) -> str:
