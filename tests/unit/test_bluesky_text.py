@@ -494,3 +494,22 @@ def test_facets_slice_their_text(text: str) -> None:
 def test_lengths_agree_with_definitions(text: str) -> None:
     assert utf8_length(text) == len(text.encode())
     assert grapheme_length(text) == len(bt._GRAPHEME_RE.findall(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0600\u0661",  # Prepend joins the next code point
+        "क\u0903",  # SpacingMark
+        "\u1100\u1161\u11a8",  # Hangul L V T
+        "가\u11a8",  # LV T
+        "🇹🇷🇩🇪🇮",  # regional indicators pair up
+        "a\u200d",
+        "\r\n\r",
+        "ê î û ç ş İ ı",
+        "کوردی",
+        "e\u0301\u0302",
+    ],
+)
+def test_grapheme_fast_path_matches_clusters(text: str) -> None:
+    assert grapheme_length(text) == len(bt._GRAPHEME_RE.findall(text))
