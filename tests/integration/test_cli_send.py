@@ -1,0 +1,214 @@
+"""``amplifier send`` and ``amplifier accounts`` as a user runs them, against the loopback servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amplifier.errors import ExitCode
+
+from .servers import Account, MastodonServer, PdsServer
+from .servers.mastodon import MastodonAccount as ServerAccount
+
+pytestmark = pytest.mark.integration
+
+TOKEN_ENV = "AMP_CLI_MASTO_TOKEN"
+PASSWORD_ENV = "AMP_CLI_BSKY_PASSWORD"
+
+
+@dataclass
+class Campaign:
+    folder: Path
+    state: Path
+    env: dict[str, str]
+    masto: ServerAccount
+    bsky: Account
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "amplifier",
+                "--config",
+                str(self.folder),
+                "--state",
+                str(self.state),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=env or self.env,
+            cwd=self.folder,
+            timeout=120,
+            check=False,
+        )
+
+    def json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        out = self.run(*args, "--format", "json", env=env)
+        assert out.stdout, out.stderr
+        return out.returncode, json.loads(out.stdout)
+
+    def ids(self) -> list[str]:
+        code, data = self.json("preview", "--from", "2027-10-29", "--to", "2027-11-02")
+        assert code == 0
+        return [post["id"] for post in data["posts"]]
+
+
+SCHEDULE = """\
+campaign:
+  name: CLI test campaign
+  timezone: Europe/Berlin
+events:
+  day:
+    name: {{en: The Day}}
+    date: 2027-11-01
+accounts:
+  masto:
+    platform: mastodon
+    instance: {masto_url}
+    token_env: {token_env}
+  bsky:
+    platform: bluesky
+    handle: {handle}
+    service: {pds_url}
+    password_env: {password_env}
+rules:
+  hello:
+    kind: once
+    at: 2027-10-30T10:00
+    event: day
+    messages: hello
+"""
+
+MESSAGES = """\
+sets:
+  hello:
+    hashtags: [Rojava]
+    variants:
+      - text:
+          en: "{{ days_left }} days until {{ event.name }}! https://example.org/"
+"""
+
+
+@pytest.fixture
+def campaign(tmp_path: Path, mastodon_server: MastodonServer, pds: PdsServer) -> Campaign:
+    masto = mastodon_server.create_account(mastodon_server.unique_username("cli"))
+    bsky = pds.create_account("cli")
+    folder = tmp_path / "campaign"
+    (folder / "messages").mkdir(parents=True)
+    (folder / "schedule.yaml").write_text(
+        SCHEDULE.format(
+            masto_url=mastodon_server.url,
+            token_env=TOKEN_ENV,
+            handle=bsky.handle,
+            pds_url=pds.url,
+            password_env=PASSWORD_ENV,
+        )
+    )
+    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFIER_")}
+    env |= {TOKEN_ENV: masto.access_token, PASSWORD_ENV: bsky.password, "COLUMNS": "200"}
+    env["AMPLIFIER_SECRETS_DIR"] = str(tmp_path / "no-secrets")
+    return Campaign(folder, tmp_path / "state", env, masto, bsky)
+
+
+def test_send_publishes_once_and_reports_where(
+    campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer
+) -> None:
+    ids = campaign.ids()
+    assert sorted(ids) == ["hello:bsky:2027-10-30T10:00", "hello:masto:2027-10-30T10:00"]
+
+    code, first = campaign.json("send", *ids)
+    assert code == ExitCode.OK
+    assert [p["status"] for p in first["posts"]] == ["published", "published"]
+    statuses = mastodon_server.statuses(campaign.masto)
+    records = pds.list_records(campaign.bsky.did, "app.bsky.feed.post")
+    assert len(statuses) == 1
+    assert len(records) == 1
+    by_id = {p["id"]: p for p in first["posts"]}
+    assert by_id["hello:masto:2027-10-30T10:00"]["url"] == statuses[0]["url"]
+    assert by_id["hello:bsky:2027-10-30T10:00"]["parts"][0]["uri"] == records[0]["uri"]
+    assert records[0]["value"]["text"] == "2 days until The Day! https://example.org/\n\n#Rojava"
+    assert records[0]["value"]["facets"][1]["features"][0]["tag"] == "Rojava"
+    assert statuses[0]["language"] == "en"
+
+    code, second = campaign.json("send", *ids)
+    assert code == ExitCode.OK
+    again = {p["id"]: p for p in second["posts"]}
+    assert again["hello:bsky:2027-10-30T10:00"]["status"] == "already published"
+    assert again["hello:bsky:2027-10-30T10:00"]["url"] == by_id["hello:bsky:2027-10-30T10:00"]["url"]
+    assert again["hello:masto:2027-10-30T10:00"]["url"] == by_id["hello:masto:2027-10-30T10:00"]["url"]
+    assert len(mastodon_server.statuses(campaign.masto)) == 1
+    assert len(pds.list_records(campaign.bsky.did, "app.bsky.feed.post")) == 1
+
+    table = campaign.run("send", *ids)
+    assert table.returncode == 0
+    assert "already published" in table.stdout
+    assert campaign.masto.access_token not in table.stdout + table.stderr
+    assert campaign.bsky.password not in table.stdout + table.stderr
+
+
+def test_send_dry_run_shows_the_payload_and_touches_no_server(
+    campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer
+) -> None:
+    ids = campaign.ids()
+    mastodon_server.reset_request_counts()
+    pds.reset_request_counts()
+    code, data = campaign.json("send", "--dry-run", *ids)
+    assert code == ExitCode.OK
+    assert data["dry_run"] is True
+    assert {p["status"] for p in data["posts"]} == {"dry run"}
+    bsky = next(p for p in data["posts"] if p["platform"] == "bluesky")
+    assert bsky["parts"][0]["payload"]["$type"] == "app.bsky.feed.post"
+    assert mastodon_server.request_count() == 0
+    assert pds.request_count() == 0
+
+
+def test_unknown_id_is_a_usage_error(campaign: Campaign) -> None:
+    out = campaign.run("send", "hello:masto:2031-01-01T10:00")
+    assert out.returncode == ExitCode.INVALID
+    assert "no planned post" in out.stderr
+
+
+def test_accounts_reports_who_and_limits(campaign: Campaign) -> None:
+    code, data = campaign.json("accounts")
+    assert code == ExitCode.OK
+    by_id = {a["account"]: a for a in data["accounts"]}
+    assert by_id["masto"]["ok"]
+    assert by_id["bsky"]["ok"]
+    assert by_id["masto"]["id"] == campaign.masto.account_id
+    assert by_id["masto"]["limits"]["max_characters"] == 500
+    assert by_id["bsky"]["id"] == campaign.bsky.did
+    assert by_id["bsky"]["handle"] == campaign.bsky.handle
+
+
+def test_accounts_fails_with_exit_3_and_the_reason_per_account(campaign: Campaign) -> None:
+    env = dict(campaign.env)
+    env[TOKEN_ENV] = "revoked-token-value"
+    del env[PASSWORD_ENV]
+    code, data = campaign.json("accounts", env=env)
+    assert code == ExitCode.ACCOUNT
+    by_id = {a["account"]: a for a in data["accounts"]}
+    assert not by_id["masto"]["ok"]
+    assert "rejected the access token" in by_id["masto"]["error"]
+    assert not by_id["bsky"]["ok"]
+    assert PASSWORD_ENV in by_id["bsky"]["error"]
+    out = campaign.run("accounts", env=env)
+    assert "revoked-token-value" not in out.stdout + out.stderr
+    assert f"bsky: the secret {PASSWORD_ENV} is not set" in out.stderr
+
+
+def test_password_from_the_campaign_env_file(campaign: Campaign) -> None:
+    env = dict(campaign.env)
+    password = env.pop(PASSWORD_ENV)
+    (campaign.folder / ".env").write_text(f"{PASSWORD_ENV}={password}\n")
+    code, data = campaign.json("accounts", env=env)
+    assert code == ExitCode.OK, data
