@@ -1,0 +1,97 @@
+"""Credentials from the environment, a .env file and a secrets folder; missing ones named, never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amplifier.errors import CredentialsError, ExitCode
+from amplifier.secrets import SECRETS_DIR_ENV, SecretSources
+
+NAME = "AMP_UNIT_SECRET"
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(NAME, raising=False)
+    monkeypatch.delenv(SECRETS_DIR_ENV, raising=False)
+
+
+def sources(tmp_path: Path, *, campaign: bool = True) -> SecretSources:
+    (tmp_path / "campaign").mkdir(exist_ok=True)
+    (tmp_path / "cwd").mkdir(exist_ok=True)
+    return SecretSources.for_campaign(
+        tmp_path / "campaign" if campaign else None,
+        cwd=tmp_path / "cwd",
+        environ={SECRETS_DIR_ENV: str(tmp_path / "secrets")},
+    )
+
+
+def test_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NAME, "from-env")
+    assert sources(tmp_path).get(NAME).get_secret_value() == "from-env"
+
+
+def test_from_the_campaign_env_file(tmp_path: Path) -> None:
+    src = sources(tmp_path)
+    (tmp_path / "campaign" / ".env").write_text(f"OTHER=1\n{NAME}=from-dotenv\n")
+    assert src.get(NAME).get_secret_value() == "from-dotenv"
+
+
+def test_from_the_cwd_env_file(tmp_path: Path) -> None:
+    src = sources(tmp_path)
+    (tmp_path / "cwd" / ".env").write_text(f"{NAME}='from-cwd'\n")
+    assert src.get(NAME).get_secret_value() == "from-cwd"
+
+
+def test_from_the_secrets_folder(tmp_path: Path) -> None:
+    src = sources(tmp_path)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / NAME).write_text("from-file\n")
+    assert src.get(NAME).get_secret_value() == "from-file"
+
+
+def test_precedence_env_then_campaign_dotenv_then_cwd_dotenv_then_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / NAME).write_text("folder")
+    assert sources(tmp_path).get(NAME).get_secret_value() == "folder"
+    (tmp_path / "cwd" / ".env").write_text(f"{NAME}=cwd\n")
+    assert sources(tmp_path).get(NAME).get_secret_value() == "cwd"
+    (tmp_path / "campaign" / ".env").write_text(f"{NAME}=campaign\n")
+    assert sources(tmp_path).get(NAME).get_secret_value() == "campaign"
+    monkeypatch.setenv(NAME, "env")
+    assert sources(tmp_path).get(NAME).get_secret_value() == "env"
+
+
+def test_default_secrets_folder_is_run_secrets(tmp_path: Path) -> None:
+    assert SecretSources.for_campaign(None, cwd=tmp_path, environ={}).secrets_dir == Path("/run/secrets")
+
+
+def test_missing_secret_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError) as caught:
+        sources(tmp_path).get(NAME)
+    assert NAME in str(caught.value)
+    assert str(tmp_path / "secrets") in str(caught.value)
+    assert caught.value.exit_code == ExitCode.ACCOUNT
+
+
+def test_empty_secret_counts_as_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NAME, "")
+    with pytest.raises(CredentialsError, match=NAME):
+        sources(tmp_path).get(NAME)
+
+
+def test_value_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NAME, "hunter2-very-secret")
+    value = sources(tmp_path).get(NAME)
+    assert "hunter2" not in repr(value)
+    assert "hunter2" not in str(value)
+
+
+@pytest.mark.parametrize("bad", ["lower_case", "1STARTS_WITH_DIGIT", "HAS-DASH", ""])
+def test_invalid_variable_name(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(CredentialsError, match="not a valid"):
+        sources(tmp_path).get(bad)
