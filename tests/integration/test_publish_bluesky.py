@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,24 @@ def test_dead_saved_session_logs_in_once_again(setup: Setup) -> None:
     setup.publisher().publish(planned("bs-relogin", part(record("after a dead session"))))
     assert setup.pds.request_count("com.atproto.server.createSession") == 1
     assert len(setup.records()) == 1
+
+
+def test_expiring_access_token_is_refreshed_and_saved(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    from atproto_client.client.methods_mixin.time import TimeMethodsMixin
+
+    setup.publisher().check()
+    session_file = next((setup.tmp_path / "state" / "sessions").iterdir())
+    before = session_file.read_text()
+    later = datetime.now(UTC) + timedelta(hours=3)  # the 2-hour access token looks expired to the SDK
+    monkeypatch.setattr(TimeMethodsMixin, "get_current_time", lambda self: later)
+
+    setup.pds.reset_request_counts()
+    setup.publisher().publish(planned("bs-refresh", part(record("after a refresh"))))
+    assert setup.pds.request_count("com.atproto.server.refreshSession") == 1
+    assert setup.pds.request_count("com.atproto.server.createSession") == 0
+    after = session_file.read_text()
+    assert after != before  # the refreshed tokens were saved
+    assert after.split(":::")[1] == setup.account.did
 
 
 def test_wrong_password_is_tried_once_then_refused(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:

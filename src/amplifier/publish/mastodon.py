@@ -341,6 +341,8 @@ class MastodonPublisher:
                 key = idempotency_key(post.id, index)
                 status = self._call(api.status_post, idempotency_key=key, **params)
                 created = status.get("created_at")
+                if isinstance(created, datetime) and created.tzinfo is None:
+                    created = created.replace(tzinfo=UTC)
                 existed = isinstance(created, datetime) and created < started - EXISTED_MARGIN
                 done[index] = PartResult(
                     index=index,
