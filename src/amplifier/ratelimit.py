@@ -1,0 +1,126 @@
+"""Client-side rate limits: how much an account may still post, and when it may post again.
+
+The daemon asks :meth:`RateLimiter.available_at` before it claims a post and calls :meth:`RateLimiter.record`
+after each publish, so it never runs into a limit the platform documents:
+
+* Mastodon: 300 statuses per 3 hours per account (``app/lib/rate_limiter.rb``); each part of a thread is one
+  status.
+* Bluesky: writes cost points, a create 3; 5000 points per hour and 35000 per day per account.
+
+A 429 from the server (whose limits may be lower than the documented ones) blocks the account until the reset
+time it gave: :meth:`RateLimiter.block`. Windows slide: a use counts until ``window`` after it happened. The
+clock is a parameter: every method takes an aware ``now``. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most ``limit`` units within any ``span``."""
+
+    limit: int
+    span: timedelta
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A platform's limits: the windows, and how many units one published part (a create) costs."""
+
+    windows: tuple[Window, ...]
+    cost_per_part: int = 1
+
+
+BUDGETS: Mapping[str, Budget] = {
+    "mastodon": Budget((Window(300, timedelta(hours=3)),), cost_per_part=1),
+    "bluesky": Budget((Window(5000, timedelta(hours=1)), Window(35000, timedelta(days=1))), cost_per_part=3),
+}
+
+
+class RateLimiter:
+    """Per-account sliding windows plus server-given blocks (429 reset times)."""
+
+    def __init__(self, budgets: Mapping[str, Budget] | None = None) -> None:
+        self.budgets = dict(BUDGETS if budgets is None else budgets)
+        self._uses: dict[str, deque[tuple[datetime, int]]] = {}
+        self._blocked: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def _longest(self, platform: str) -> timedelta:
+        budget = self.budgets.get(platform)
+        return max((w.span for w in budget.windows), default=timedelta(0)) if budget else timedelta(0)
+
+    def _prune(self, account: str, platform: str, now: datetime) -> deque[tuple[datetime, int]]:
+        uses = self._uses.setdefault(account, deque())
+        horizon = now - self._longest(platform)
+        while uses and uses[0][0] <= horizon:
+            uses.popleft()
+        return uses
+
+    def cost(self, platform: str, parts: int) -> int:
+        budget = self.budgets.get(platform)
+        return parts * (budget.cost_per_part if budget else 0)
+
+    def available_at(self, account: str, platform: str, parts: int, now: datetime) -> datetime:
+        """The earliest instant (``now`` or later) at which ``account`` may publish ``parts`` more parts."""
+        with self._lock:
+            earliest = now
+            blocked = self._blocked.get(account)
+            if blocked is not None:
+                if blocked > now:
+                    earliest = blocked
+                else:
+                    del self._blocked[account]
+            budget = self.budgets.get(platform)
+            if budget is None:
+                return earliest
+            cost = parts * budget.cost_per_part
+            uses = self._prune(account, platform, now)
+            for window in budget.windows:
+                if cost > window.limit:  # can never fit: let it through once the window is empty
+                    cost = window.limit
+                used = sum(units for at, units in uses if at > now - window.span)
+                excess = used + cost - window.limit
+                if excess <= 0:
+                    continue
+                # Free ``excess`` units: wait until enough of the oldest uses leave the window.
+                freed = 0
+                for at, units in uses:
+                    if at <= now - window.span:
+                        continue
+                    freed += units
+                    if freed >= excess:
+                        earliest = max(earliest, at + window.span)
+                        break
+            return earliest
+
+    def record(self, account: str, platform: str, parts: int, now: datetime) -> None:
+        """``account`` published ``parts`` parts at ``now``."""
+        cost = self.cost(platform, parts)
+        if cost <= 0:
+            return
+        with self._lock:
+            self._prune(account, platform, now).append((now, cost))
+
+    def block(self, account: str, until: datetime) -> None:
+        """The server said: no more from ``account`` before ``until`` (a later block wins)."""
+        with self._lock:
+            current = self._blocked.get(account)
+            if current is None or until > current:
+                self._blocked[account] = until
+
+    def blocked_until(self, account: str, now: datetime) -> datetime | None:
+        with self._lock:
+            until = self._blocked.get(account)
+        return until if until is not None and until > now else None
+
+    def seed(self, uses: Iterable[tuple[str, str, datetime, int]]) -> None:
+        """Load past uses ``(account, platform, published_at, parts)``, e.g. from the ledger at start-up."""
+        for account, platform, at, parts in sorted(uses, key=lambda use: use[2]):
+            self.record(account, platform, parts, at)
