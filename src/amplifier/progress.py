@@ -1,0 +1,69 @@
+"""Progress bars for long runs: shown on stderr only when it is a terminal and the run takes a while.
+
+:func:`track` wraps the items of a long loop (the slots being planned, the posts being sent). It draws a rich
+progress bar once the loop has been running for :data:`DELAY` seconds and stderr is a terminal, and removes it
+when done; in a pipe, a log or a test nothing is printed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
+
+DELAY = 1.0  # seconds before a bar appears: short runs stay quiet
+
+
+def track(
+    items: Sequence[T],
+    label: str,
+    *,
+    stream: TextIO | None = None,
+    delay: float = DELAY,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[T]:
+    """Yield ``items``; draw a transient progress bar on ``stream`` (stderr) if it is a terminal and slow."""
+    out = stream if stream is not None else sys.stderr
+    interactive = _isatty(out)
+    started = clock()
+    progress: Any = None
+    task: Any = None
+    try:
+        for done, item in enumerate(items):
+            if interactive and progress is None and done and clock() - started >= delay:
+                progress, task = _start(out, label, len(items), done)
+            elif progress is not None:
+                progress.update(task, completed=done)
+            yield item
+        if progress is not None:
+            progress.update(task, completed=len(items))
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _start(stream: TextIO, label: str, total: int, done: int) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=True,
+    )
+    progress.start()
+    task = progress.add_task(label, total=total, completed=done)
+    return progress, task
