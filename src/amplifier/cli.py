@@ -236,7 +236,21 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
 )
 @now_option
 @click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
-@format_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "html", "ics"]),
+    default="table",
+    show_default=True,
+    help="Output format: a table, JSON, a self-contained HTML page, or an iCalendar file.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file (atomically) instead of stdout (json, html, ics).",
+)
 @click.pass_context
 def preview(
     ctx: click.Context,
@@ -246,13 +260,17 @@ def preview(
     now: str | None,
     accounts: tuple[str, ...],
     fmt: str,
+    output: Path | None,
 ) -> None:
     """Show the planned posts in a window, in time order: exactly what would be sent, where and when.
 
-    TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h)."""
+    TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h).
+    `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
     from amplifier.errors import CampaignError
-    from amplifier.plan import plan_window
-    from amplifier.render import console, dump_json, posts_json, posts_table
+    from amplifier.plan import Planner
+    from amplifier.progress import track
+    from amplifier.render import console, posts_table
+    from amplifier.schedule import expand
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
@@ -264,10 +282,19 @@ def preview(
         raise UsageError(
             f"--account: unknown account {', '.join(map(repr, unknown))} (the campaign has: {known})"
         )
-    plan = plan_window(campaign, window_start, window_end, accounts=set(accounts) or None)
-    if fmt == "json":
-        window = {"from": window_start.isoformat(), "to": window_end.isoformat()}
-        dump_json(posts_json(plan.posts, campaign=campaign.name, window=window))
+    if output is not None and fmt == "table":
+        raise UsageError("--output: choose --format json, html or ics to write a file")
+    slots = expand(campaign.schedule, window_start, window_end, accounts=set(accounts) or None)
+    plan = Planner(campaign).plan(track(slots, "Planning posts"))
+    if fmt in ("html", "ics", "json"):
+        text = _export(fmt, campaign, plan, (window_start, window_end), g.now)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            from amplifier.schema import write_atomic
+
+            write_atomic(output, text)
+            click.echo(f"wrote {output} ({len(plan.posts)} posts)", err=True)
     else:
         zones = {account: campaign.account_zone(account) for account in campaign.schedule.accounts}
         title = (
@@ -281,6 +308,38 @@ def preview(
             out.print(f"{title}\nNo posts planned in this window.", markup=False)
     if plan.problems:
         raise CampaignError(plan.problems)
+
+
+def _export(
+    fmt: str,
+    campaign: Campaign,
+    plan: Any,
+    window: tuple[dt.datetime, dt.datetime],
+    now: dt.datetime,
+) -> str:
+    """The plan as JSON, an HTML page or an iCalendar file (text)."""
+    if fmt == "html":
+        from amplifier.html_preview import campaign_page
+
+        return campaign_page(campaign, plan, window)
+    if fmt == "ics":
+        from amplifier.ics import posts_calendar
+
+        return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
+    import io
+
+    from amplifier.render import dump_json, posts_json
+
+    buffer = io.StringIO()
+    dump_json(
+        posts_json(
+            plan.posts,
+            campaign=campaign.name,
+            window={"from": window[0].isoformat(), "to": window[1].isoformat()},
+        ),
+        buffer,
+    )
+    return buffer.getvalue()
 
 
 @cli.command()
@@ -358,6 +417,47 @@ def schema(output_dir: Path | None) -> None:
     else:
         for path in write_schemas(output_dir):
             click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", default="Our campaign", show_default=True, help="The campaign's name.")
+@click.option(
+    "--timezone", default="Europe/Berlin", show_default=True, help="The campaign's timezone (IANA name)."
+)
+@now_option
+def init(directory: Path, name: str, timezone: str, now: str | None) -> None:
+    """Write a new campaign into DIRECTORY: schedule.yaml, messages/, .env.example and the schemas.
+
+    It validates at once and explains itself in comments. Existing files are never overwritten."""
+    from amplifier.clock import parse_instant, utcnow
+    from amplifier.init import init_campaign
+
+    today = (
+        parse_instant(now, ZoneInfo(timezone), base=utcnow(), option="--now") if now else utcnow()
+    ).date()
+    result = init_campaign(directory, today=today, name=name, timezone=timezone)
+    for path in result.files:
+        click.echo(f"wrote {directory / path}")
+    days = (result.event_date - today).days + 1
+    click.echo(f"Next: cd {directory} && amplifier validate && amplifier preview --to +{days}d")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash: eval "$(amplifier completion bash)"   (in ~/.bashrc)
+    zsh:  eval "$(amplifier completion zsh)"    (in ~/.zshrc)
+    fish: amplifier completion fish > ~/.config/fish/completions/amplifier.fish"""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    if completion_class is None:  # pragma: no cover - click knows all three
+        raise UsageError(f"no completion for {shell}")
+    click.echo(completion_class(cli, {}, "amplifier", "_AMPLIFIER_COMPLETE").source())
 
 
 def main(argv: list[str] | None = None) -> None:
