@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import regex
 
-from amplifier.errors import CredentialsError
 from amplifier.models import BlueskyAccount
 from amplifier.post import CARD, REF, UPLOAD, Image, Part, PlannedPost
 from amplifier.publish.base import (
@@ -499,8 +498,6 @@ class BlueskyPublisher:
                 done[index] = self._result(index, rkey, str(out["uri"]), str(out["cid"]), existed=False)
         except PublishError as exc:
             raise exc.with_context(done=done, account=self.account, post_id=post.id) from None
-        except CredentialsError:
-            raise
         parts = tuple(done[i] for i in range(len(post.parts)))
         return PublishResult(post_id=post.id, account=self.account, platform=self.platform, parts=parts)
 

@@ -329,10 +329,10 @@ class MastodonPublisher:
     def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
         done: dict[int, PartResult] = dict(resume or {})
         try:
+            api = self.api()  # the token first: a missing one is the first thing to report
             limits = self.limits()
             for part in post.parts:
                 self.check_part(part, limits)
-            api = self.api()
             for index, part in enumerate(post.parts):
                 if index in done:
                     continue
