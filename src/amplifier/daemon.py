@@ -149,8 +149,9 @@ class EventLog:
         self._lock = threading.Lock()
 
     def emit(self, event: str, **fields: Any) -> None:
-        stamp = self.clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        record = {"time": stamp, "event": event, **{k: v for k, v in fields.items() if v is not None}}
+        stamp = _iso(self.clock())
+        values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+        record = {"time": stamp, "event": event, **values}
         if self.fmt == "json":
             line = json.dumps(record, ensure_ascii=False, default=str)
         else:
@@ -169,9 +170,11 @@ class EventLog:
         return [record for record in self.events if record["event"] == event]
 
 
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _text_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     text = str(value)
     if not text or any(ch.isspace() or ch in "\"'=" for ch in text):
         return json.dumps(text, ensure_ascii=False)

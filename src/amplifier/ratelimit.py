@@ -14,8 +14,8 @@ clock is a parameter: every method takes an aware ``now``. Thread-safe.
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,7 +48,7 @@ class RateLimiter:
 
     def __init__(self, budgets: Mapping[str, Budget] | None = None) -> None:
         self.budgets = dict(BUDGETS if budgets is None else budgets)
-        self._uses: dict[str, deque[tuple[datetime, int]]] = {}
+        self._uses: dict[str, list[tuple[datetime, int]]] = {}  # per account, in time order
         self._blocked: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
@@ -56,11 +56,13 @@ class RateLimiter:
         budget = self.budgets.get(platform)
         return max((w.span for w in budget.windows), default=timedelta(0)) if budget else timedelta(0)
 
-    def _prune(self, account: str, platform: str, now: datetime) -> deque[tuple[datetime, int]]:
-        uses = self._uses.setdefault(account, deque())
+    def _prune(self, account: str, platform: str, now: datetime) -> list[tuple[datetime, int]]:
+        uses = self._uses.setdefault(account, [])
         horizon = now - self._longest(platform)
-        while uses and uses[0][0] <= horizon:
-            uses.popleft()
+        stale = 0
+        while stale < len(uses) and uses[stale][0] <= horizon:
+            stale += 1
+        del uses[:stale]
         return uses
 
     def cost(self, platform: str, parts: int) -> int:
@@ -106,7 +108,7 @@ class RateLimiter:
         if cost <= 0:
             return
         with self._lock:
-            self._prune(account, platform, now).append((now, cost))
+            bisect.insort(self._prune(account, platform, now), (now, cost))
 
     def block(self, account: str, until: datetime) -> None:
         """The server said: no more from ``account`` before ``until`` (a later block wins)."""

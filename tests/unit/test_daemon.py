@@ -1,0 +1,666 @@
+"""The daemon's logic with in-process fake publishers: missed windows, retries and backoff, rate limits,
+pauses, reload, per-account order and concurrency, reconciliation, shutdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amplifier.campaign import load_campaign
+from amplifier.daemon import Daemon, DaemonSettings, EventLog, run_once
+from amplifier.ledger import Ledger, State
+from amplifier.models import BlueskyAccount, MastodonAccount
+from amplifier.post import PlannedPost
+from amplifier.publish.base import (
+    AuthError,
+    PartResult,
+    PermanentError,
+    PublishError,
+    PublishResult,
+    RateLimitedError,
+    TransientError,
+)
+from amplifier.reconcile import MASTODON_IDEMPOTENCY_SAFE
+
+BERLIN = ZoneInfo("Europe/Berlin")
+UTC = dt.UTC
+
+SCHEDULE = """\
+campaign:
+  name: Daemon unit tests
+  timezone: Europe/Berlin
+events:
+  day:
+    name: {en: The Day}
+    date: 2027-11-01
+accounts:
+  masto:
+    platform: mastodon
+    instance: https://mastodon.example
+    token_env: T_MASTO
+  sky:
+    platform: bluesky
+    handle: campaign.bsky.social
+    password_env: T_SKY
+rules:
+RULES
+"""
+
+MESSAGES = """\
+sets:
+  hello:
+    variants:
+      - text:
+          en: "Hello from the campaign, {{ account.id }}!"
+"""
+
+COUNTDOWN = """\
+  countdown:
+    kind: countdown
+    event: day
+    days_before: [3, 2, 1]
+    at: "10:00"
+    messages: hello
+"""
+
+
+def once(name: str, at: str, *, accounts: str = "all", missed: str | None = None) -> str:
+    text = f"  {name}:\n    kind: once\n    at: {at}\n    messages: hello\n    accounts: {accounts}\n"
+    if missed:
+        text += f"    missed: {missed}\n"
+    return text
+
+
+def write_campaign(folder: Path, rules: str) -> Path:
+    (folder / "messages").mkdir(parents=True, exist_ok=True)
+    (folder / "schedule.yaml").write_text(SCHEDULE.replace("RULES\n", rules))
+    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    return folder / "schedule.yaml"
+
+
+def at(text: str) -> dt.datetime:
+    """A Berlin wall time as an aware instant."""
+    return dt.datetime.fromisoformat(text).replace(tzinfo=BERLIN)
+
+
+# --------------------------------------------------------------------------------------------- fakes
+
+
+@dataclass
+class FakeServer:
+    """What the fake platform holds: every part published, and the faults to raise next, per account."""
+
+    published: dict[tuple[str, int], PartResult] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (account, post id) per publish call
+    faults: dict[str, list[BaseException]] = field(default_factory=dict)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, account: str, *errors: BaseException) -> None:
+        self.faults.setdefault(account, []).extend(errors)
+
+    def count(self, post_id: str) -> int:
+        return sum(1 for key in self.published if key[0] == post_id)
+
+
+class FakePublisher:
+    def __init__(self, account: str, platform: str, server: FakeServer) -> None:
+        self.account = account
+        self.platform = platform
+        self.server = server
+        self.closed = False
+
+    def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
+        with self.server.lock:
+            self.server.calls.append((self.account, post.id))
+            faults = self.server.faults.get(self.account)
+            fault = faults.pop(0) if faults else None
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        if fault is not None:
+            raise fault
+        done = dict(resume or {})
+        for index in range(len(post.parts)):
+            if index not in done:
+                part = PartResult(index=index, id=f"{post.id}#{index}", url=f"https://example.test/{index}")
+                with self.server.lock:
+                    assert (post.id, index) not in self.server.published, "published twice"
+                    self.server.published[(post.id, index)] = part
+                done[index] = part
+        return PublishResult(
+            post.id, self.account, self.platform, tuple(done[i] for i in range(len(post.parts)))
+        )
+
+    def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
+        if self.platform == "mastodon":
+            return {}
+        with self.server.lock:
+            return {
+                index: PartResult(index=index, id=part.id, url=part.url, existed=True)
+                for (post_id, index), part in self.server.published.items()
+                if post_id == post.id
+            }
+
+    def check(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Harness:
+    daemon: Daemon
+    ledger: Ledger
+    server: FakeServer
+    clock: Clock
+    log: EventLog
+    folder: Path
+
+    def run_at(self, when: dt.datetime) -> Any:
+        self.clock.now = when
+        return self.daemon.tick(when)
+
+    def state(self, post_id: str) -> State:
+        return self.ledger.get(post_id).state
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def factory(rules: str, now: dt.datetime, **overrides: Any) -> Harness:
+        folder = tmp_path / f"campaign{len(made)}"
+        campaign = load_campaign(write_campaign(folder, rules))
+        ledger = Ledger.open(folder / "state" / "ledger.sqlite3", now)
+        server = FakeServer()
+        clock = Clock(now)
+        log = EventLog(None, clock=clock, keep=True)
+
+        def publisher(account: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
+            return FakePublisher(account, settings.platform, server)
+
+        daemon = Daemon(
+            campaign,
+            ledger,
+            publisher,
+            clock=clock,
+            log=log,
+            settings=DaemonSettings(**overrides),
+            state_dir=folder / "state",
+            rng=random.Random(7),
+            environ={},
+        )
+        daemon.start(now)
+        harness = Harness(daemon, ledger, server, clock, log, folder)
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:
+        harness.daemon.close()
+        harness.ledger.close()
+
+
+# --------------------------------------------------------------------------------------------- missed windows
+
+
+@pytest.mark.parametrize(
+    ("rules", "post_id", "now", "expected"),
+    [
+        # countdown, no `missed`: late on its own day (in the event's calendar) is fine, the next day is not
+        (COUNTDOWN, "countdown:masto:2027-10-29T10:00", "2027-10-29T10:00", State.PUBLISHED),
+        (COUNTDOWN, "countdown:masto:2027-10-29T10:00", "2027-10-29T23:50", State.PUBLISHED),
+        (COUNTDOWN, "countdown:masto:2027-10-29T10:00", "2027-10-30T00:10", State.EXPIRED),
+        # 2027-10-31 is the 25-hour day when Berlin leaves summer time: the day ends at 23:00 UTC
+        (COUNTDOWN, "countdown:masto:2027-10-31T10:00", "2027-10-31T23:55", State.PUBLISHED),
+        (COUNTDOWN, "countdown:masto:2027-10-31T10:00", "2027-11-01T00:05", State.EXPIRED),
+        # once / recurring, no `missed`: one hour of grace
+        (once("o", "2027-10-20T09:00"), "o:masto:2027-10-20T09:00", "2027-10-20T09:59", State.PUBLISHED),
+        (once("o", "2027-10-20T09:00"), "o:masto:2027-10-20T09:00", "2027-10-20T10:01", State.EXPIRED),
+        # missed: expire -> on time only (10 minutes)
+        (
+            once("o", "2027-10-20T09:00", missed="{action: expire}"),
+            "o:masto:2027-10-20T09:00",
+            "2027-10-20T09:09",
+            State.PUBLISHED,
+        ),
+        (
+            once("o", "2027-10-20T09:00", missed="{action: expire}"),
+            "o:masto:2027-10-20T09:00",
+            "2027-10-20T09:20",
+            State.EXPIRED,
+        ),
+        # missed: post within a grace of 6 hours
+        (
+            once("o", "2027-10-20T09:00", missed="{action: post, grace: PT6H}"),
+            "o:masto:2027-10-20T09:00",
+            "2027-10-20T14:30",
+            State.PUBLISHED,
+        ),
+        (
+            once("o", "2027-10-20T09:00", missed="{action: post, grace: PT6H}"),
+            "o:masto:2027-10-20T09:00",
+            "2027-10-20T15:30",
+            State.EXPIRED,
+        ),
+    ],
+)
+def test_missed_window(
+    make: Callable[..., Harness], rules: str, post_id: str, now: str, expected: State
+) -> None:
+    due = at(post_id.split(":", 2)[2])
+    harness = make(rules, due - dt.timedelta(hours=1))  # planned, then amplifier was down until `now`
+    report = harness.run_at(at(now))
+    assert harness.state(post_id) == expected
+    if expected == State.EXPIRED:
+        assert post_id in report.expired
+        assert "missed its window" in (harness.ledger.get(post_id).last_error or "")
+        assert harness.server.count(post_id) == 0
+    else:
+        assert harness.server.count(post_id) == 1
+
+
+def test_a_missed_post_planned_before_the_downtime_expires_with_its_reason(
+    make: Callable[..., Harness],
+) -> None:
+    harness = make(COUNTDOWN, at("2027-10-28T12:00"))
+    # The daemon planned the window, then was down for two days.
+    harness.run_at(at("2027-10-30T12:00"))
+    row = harness.ledger.get("countdown:masto:2027-10-29T10:00")
+    assert row.state == State.EXPIRED
+    assert "countdown post is only posted late on its own day" in (row.last_error or "")
+    assert harness.state("countdown:masto:2027-10-30T10:00") == State.PUBLISHED
+
+
+def test_the_machine_timezone_never_matters(
+    make: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    try:
+        harness = make(COUNTDOWN, at("2027-10-29T09:59"))
+        harness.run_at(at("2027-10-29T09:59"))
+        assert harness.server.calls == []
+        harness.run_at(at("2027-10-29T10:00"))
+        assert sorted(harness.server.calls) == [
+            ("masto", "countdown:masto:2027-10-29T10:00"),
+            ("sky", "countdown:sky:2027-10-29T10:00"),
+        ]
+        assert harness.daemon.next_wake(at("2027-10-29T10:00")) == at("2027-10-30T10:00")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+# --------------------------------------------------------------------------------------------- retries
+
+
+def test_transient_errors_back_off_then_publish_once(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("o", "2027-10-20T09:00", accounts="[masto]"), start)
+    harness.server.fail("masto", TransientError("HTTP 502"), TransientError("timed out"))
+    post_id = "o:masto:2027-10-20T09:00"
+
+    harness.run_at(start)
+    first = harness.ledger.get(post_id)
+    assert first.state == State.PLANNED
+    assert first.attempts == 1
+    assert dt.timedelta(seconds=24) <= first.next_attempt_at - start <= dt.timedelta(seconds=36)
+    harness.run_at(start + dt.timedelta(seconds=10))  # too early: nothing is sent
+    assert len(harness.server.calls) == 1
+
+    harness.run_at(first.next_attempt_at)
+    second = harness.ledger.get(post_id)
+    assert second.attempts == 2
+    assert (
+        dt.timedelta(seconds=48) <= second.next_attempt_at - first.next_attempt_at <= dt.timedelta(seconds=72)
+    )
+
+    harness.run_at(second.next_attempt_at)
+    assert harness.state(post_id) == State.PUBLISHED
+    assert harness.server.count(post_id) == 1
+    assert [e["attempt"] for e in harness.log.of("retry")] == [1, 2]
+
+
+def test_transient_errors_fail_visibly_after_max_attempts(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("o", "2027-10-20T09:00", accounts="[masto]"), start, max_attempts=3)
+    harness.server.fail("masto", *(TransientError(f"HTTP 503 #{n}") for n in range(5)))
+    post_id = "o:masto:2027-10-20T09:00"
+    for _ in range(3):
+        harness.run_at(max(harness.clock.now, harness.ledger.get(post_id).next_attempt_at))
+    row = harness.ledger.get(post_id)
+    assert row.state == State.FAILED
+    assert row.attempts == 3
+    assert "HTTP 503 #2" in (row.last_error or "")
+    assert "gave up after 3 attempts" in (row.last_error or "")
+    assert harness.daemon.failures == 1
+    assert len(harness.server.calls) == 3
+
+
+def test_a_retry_past_the_window_expires(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("o", "2027-10-20T09:00", accounts="[masto]", missed="{action: expire}"), start)
+    reset = start + dt.timedelta(hours=2)
+    harness.server.fail("masto", RateLimitedError("429", reset_at=reset))
+    harness.run_at(start)
+    harness.run_at(reset)
+    row = harness.ledger.get("o:masto:2027-10-20T09:00")
+    assert row.state == State.EXPIRED
+    assert len(harness.server.calls) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(attempt=st.integers(min_value=1, max_value=40), seed=st.integers(min_value=0, max_value=2**32))
+def test_backoff_is_exponential_capped_and_jittered(attempt: int, seed: int) -> None:
+    config = DaemonSettings()
+    wait = config.backoff(attempt, random.Random(seed))
+    raw = min(config.backoff_base * 2 ** (attempt - 1), config.backoff_max)
+    assert raw * (1 - config.jitter) <= wait <= raw * (1 + config.jitter)
+
+
+# ----------------------------------------------------------------------------------- rate limits, auth
+
+
+def test_429_waits_for_the_reset_and_holds_the_account_back(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    rules = once("a", "2027-10-20T09:00") + once("b", "2027-10-20T09:01")
+    harness = make(rules, start)
+    reset = start + dt.timedelta(minutes=20)
+    harness.server.fail("masto", RateLimitedError("rate limited", reset_at=reset))
+
+    harness.run_at(start + dt.timedelta(minutes=2))
+    assert harness.ledger.get("a:masto:2027-10-20T09:00").next_attempt_at == reset
+    # the other account goes on
+    assert harness.state("a:sky:2027-10-20T09:00") == State.PUBLISHED
+    assert harness.state("b:sky:2027-10-20T09:01") == State.PUBLISHED
+    calls_before = len(harness.server.calls)
+    harness.run_at(reset - dt.timedelta(seconds=1))
+    assert len(harness.server.calls) == calls_before  # nothing before the reset, not even the later post
+    assert harness.daemon.next_wake(reset - dt.timedelta(seconds=1)) == reset
+
+    harness.run_at(reset)
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+    assert harness.state("b:masto:2027-10-20T09:01") == State.PUBLISHED
+    masto_calls = [post for account, post in harness.server.calls if account == "masto"]
+    assert masto_calls == ["a:masto:2027-10-20T09:00", "a:masto:2027-10-20T09:00", "b:masto:2027-10-20T09:01"]
+
+
+def test_the_client_side_limit_defers_without_claiming(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), start)
+    for n in range(300):
+        harness.daemon.limiter.record("masto", "mastodon", 1, start - dt.timedelta(hours=2, minutes=n % 60))
+    report = harness.run_at(start)
+    assert report.deferred == ["a:masto:2027-10-20T09:00"]
+    row = harness.ledger.get("a:masto:2027-10-20T09:00")
+    assert row.state == State.PLANNED
+    assert row.attempts == 0
+    wake = harness.daemon.next_wake(start)
+    assert wake == start - dt.timedelta(hours=2, minutes=59) + dt.timedelta(hours=3)
+    harness.run_at(wake)
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+
+
+def test_rejected_credentials_pause_the_account_and_others_go_on(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00") + once("b", "2027-10-20T09:01"), start)
+    harness.server.fail("sky", AuthError("the server rejected the credentials (HTTP 401)"))
+    harness.run_at(start + dt.timedelta(minutes=5))
+    assert harness.ledger.paused_accounts() == {"sky": "the server rejected the credentials (HTTP 401)"}
+    assert harness.state("a:sky:2027-10-20T09:00") == State.PLANNED  # released, not lost
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+    assert harness.state("b:masto:2027-10-20T09:01") == State.PUBLISHED
+    assert harness.log.of("paused")[0]["account"] == "sky"
+    harness.ledger.resume_account("sky")
+    harness.run_at(start + dt.timedelta(minutes=10))
+    assert harness.state("a:sky:2027-10-20T09:00") == State.PUBLISHED
+    assert harness.state("b:sky:2027-10-20T09:01") == State.PUBLISHED
+
+
+def test_a_permanent_error_fails_at_once(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), start)
+    harness.server.fail("masto", PermanentError("the server refused the post (HTTP 422): too long"))
+    report = harness.run_at(start)
+    assert report.failed == ["a:masto:2027-10-20T09:00"]
+    row = harness.ledger.get("a:masto:2027-10-20T09:00")
+    assert row.state == State.FAILED
+    assert "HTTP 422" in (row.last_error or "")
+
+
+def test_parts_published_before_an_error_are_kept_and_resumed(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), start)
+    post_id = "a:masto:2027-10-20T09:00"
+    part0 = PartResult(index=0, id="x0", url="https://example.test/x0")
+    error: PublishError = TransientError("HTTP 502")
+    error.done = {0: part0}
+    harness.server.fail("masto", error)
+    harness.run_at(start)
+    row = harness.ledger.get(post_id)
+    assert row.parts == {0: part0.to_json()}
+    harness.run_at(row.next_attempt_at)
+    row = harness.ledger.get(post_id)
+    assert row.state == State.PUBLISHED
+    assert row.result is not None
+    assert row.result[0]["id"] == "x0"
+    assert harness.server.count(post_id) == 0  # part 0 was not sent again
+
+
+# ---------------------------------------------------------------------------------- order, concurrency
+
+
+def test_each_account_in_order_accounts_concurrently(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    rules = "".join(once(f"r{n}", f"2027-10-20T09:0{n}") for n in range(4))
+    harness = make(rules, start)
+    harness.server.delay = 0.15
+    began = time.monotonic()
+    harness.run_at(start + dt.timedelta(minutes=5))
+    elapsed = time.monotonic() - began
+    for account in ("masto", "sky"):
+        calls = [post for acc, post in harness.server.calls if acc == account]
+        assert calls == [f"r{n}:{account}:2027-10-20T09:0{n}" for n in range(4)]
+    assert elapsed < 4 * 0.15 * 2 * 0.9  # the two accounts overlapped
+
+
+def test_a_post_waiting_for_a_retry_holds_back_the_accounts_later_posts(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(
+        once("a", "2027-10-20T09:00", accounts="[masto]") + once("b", "2027-10-20T09:01", accounts="[masto]"),
+        start,
+        backoff_base=dt.timedelta(minutes=5),
+    )
+    harness.server.fail("masto", TransientError("HTTP 500"))
+    harness.run_at(start)
+    retry_at = harness.ledger.get("a:masto:2027-10-20T09:00").next_attempt_at
+    harness.run_at(start + dt.timedelta(minutes=1))
+    assert harness.state("b:masto:2027-10-20T09:01") == State.PLANNED
+    harness.run_at(max(retry_at, start + dt.timedelta(minutes=1)))
+    assert [post for _, post in harness.server.calls] == [
+        "a:masto:2027-10-20T09:00",
+        "a:masto:2027-10-20T09:00",
+        "b:masto:2027-10-20T09:01",
+    ]
+
+
+# --------------------------------------------------------------------------------------------- pauses
+
+
+@pytest.mark.parametrize("switch", ["ledger", "file"])
+def test_the_pause_switch_stops_all_posting(make: Callable[..., Harness], switch: str) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00"), start)
+    pause_file = harness.folder / "state" / "PAUSE"
+    if switch == "ledger":
+        harness.ledger.set_paused(True, "breaking news", start)
+    else:
+        pause_file.write_text("")
+    report = harness.run_at(start)
+    assert report.paused
+    assert harness.server.calls == []
+    assert harness.daemon.next_wake(start) is None
+    assert harness.daemon.watch(start)  # the pause is noticed: re-arm
+    assert harness.log.of("paused")
+    if switch == "ledger":
+        harness.ledger.set_paused(False, None, start)
+    else:
+        pause_file.unlink()
+    assert harness.daemon.watch(start)
+    assert harness.log.of("resumed")
+    harness.run_at(start + dt.timedelta(minutes=1))
+    assert len(harness.server.published) == 2
+
+
+# --------------------------------------------------------------------------------------------- reload
+
+
+def test_reload_keeps_the_last_valid_campaign_and_replans_on_a_valid_edit(
+    make: Callable[..., Harness],
+) -> None:
+    start = at("2027-10-20T08:00")
+    rules = once("a", "2027-10-20T09:00") + once("b", "2027-10-20T10:00")
+    harness = make(rules, start)
+    harness.run_at(at("2027-10-20T09:00"))
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+    schedule = harness.folder / "schedule.yaml"
+
+    schedule.write_text(schedule.read_text().replace("  b:\n    kind: once", "  b:\n    kind: onse\n  : ["))
+    assert harness.daemon.watch(at("2027-10-20T09:10"))
+    problems = [e["problem"] for e in harness.log.of("reload invalid") if "problem" in e]
+    assert problems
+    assert all(":" in p and "schedule.yaml:" in p for p in problems)
+    assert "b" in harness.daemon.campaign.schedule.rules  # the last valid campaign runs on
+    harness.run_at(at("2027-10-20T10:00"))
+    assert harness.state("b:sky:2027-10-20T10:00") == State.PUBLISHED
+
+    # A valid edit: rule c added, rule a (published) and b (published) removed; d planned then removed.
+    valid = SCHEDULE.replace("RULES\n", once("c", "2027-10-20T11:00") + once("d", "2027-10-20T12:00"))
+    schedule.write_text(valid)
+    assert harness.daemon.watch(at("2027-10-20T10:05"))
+    assert harness.log.of("reload ok")
+    assert harness.state("c:masto:2027-10-20T11:00") == State.PLANNED
+    schedule.write_text(SCHEDULE.replace("RULES\n", once("c", "2027-10-20T11:00") + "\n"))
+    assert harness.daemon.watch(at("2027-10-20T10:06"))
+    assert harness.state("d:masto:2027-10-20T12:00") == State.CANCELLED
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+    harness.run_at(at("2027-10-20T12:30"))
+    assert harness.server.count("a:masto:2027-10-20T09:00") == 1
+    assert harness.server.count("d:masto:2027-10-20T12:00") == 0
+    assert harness.state("c:masto:2027-10-20T11:00") == State.EXPIRED  # 90 minutes late: past the grace
+
+
+def test_a_broken_message_file_is_reported_with_its_location(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T08:00")
+    harness = make(once("a", "2027-10-20T09:00"), start)
+    (harness.folder / "messages" / "hello.yaml").write_text(
+        MESSAGES.replace("{{ account.id }}", "{{ account.id }")
+    )
+    assert harness.daemon.watch(start)
+    problems = [e["problem"] for e in harness.log.of("reload invalid") if "problem" in e]
+    assert any("messages/hello.yaml:5:15: template syntax error" in p for p in problems), problems
+    harness.run_at(at("2027-10-20T09:00"))
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PUBLISHED
+
+
+# --------------------------------------------------------------------------------------------- reconciliation
+
+
+@pytest.mark.parametrize(
+    ("account", "on_server", "claim_age", "expected", "sends"),
+    [
+        ("sky", True, dt.timedelta(minutes=1), State.PUBLISHED, 0),  # found by lookup
+        ("sky", False, dt.timedelta(days=1), State.PUBLISHED, 1),  # not found: authoritative, sent again
+        ("masto", False, dt.timedelta(minutes=5), State.PUBLISHED, 1),  # idempotency key still valid
+        ("masto", False, MASTODON_IDEMPOTENCY_SAFE + dt.timedelta(minutes=1), State.FAILED, 0),  # unknown
+    ],
+)
+def test_startup_reconciles_claimed_posts(
+    tmp_path: Path,
+    account: str,
+    on_server: bool,
+    claim_age: dt.timedelta,
+    expected: State,
+    sends: int,
+) -> None:
+    now = at("2027-10-20T09:00")
+    campaign = load_campaign(
+        write_campaign(tmp_path, once("a", "2027-10-20T09:00", missed="{action: post, grace: P3D}"))
+    )
+    post_id = f"a:{account}:2027-10-20T09:00"
+    server = FakeServer()
+    if on_server:
+        server.published[(post_id, 0)] = PartResult(index=0, id="r0", url="https://example.test/r0")
+
+    def publisher(name: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
+        return FakePublisher(name, settings.platform, server)
+
+    claimed_at = now - claim_age
+    with Ledger.open(tmp_path / "ledger.sqlite3", claimed_at) as ledger:
+        first = Daemon(campaign, ledger, publisher, clock=Clock(claimed_at), environ={})
+        first.plan(claimed_at)
+        assert ledger.claim(post_id, claimed_at, "crashed-process")
+        first.close()
+        clock = Clock(now)
+        daemon = Daemon(campaign, ledger, publisher, clock=clock, log=EventLog(None, keep=True), environ={})
+        report = run_once(daemon, now)
+        daemon.close()
+        assert [r.post_id for r in report.reconciled] == [post_id]
+        assert ledger.get(post_id).state == expected
+        assert len([c for c in server.calls if c[1] == post_id]) == sends
+        if expected == State.FAILED:
+            assert "outcome unknown" in (ledger.get(post_id).last_error or "")
+
+
+def test_shutdown_releases_what_was_claimed_but_not_sent(make: Callable[..., Harness]) -> None:
+    start = at("2027-10-20T09:00")
+    harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), start)
+    harness.daemon.stop()
+    row = harness.ledger.get("a:masto:2027-10-20T09:00")
+    # A worker that claims after the stop was requested releases at once.
+    report = harness.daemon._run_account([row])
+    assert report.released == []
+    assert harness.server.calls == []
+    assert harness.state("a:masto:2027-10-20T09:00") == State.PLANNED
+
+
+# --------------------------------------------------------------------------------------------- logs
+
+
+def test_log_lines_are_one_per_event_text_or_json(tmp_path: Path) -> None:
+    import io
+    import json
+
+    when = dt.datetime(2027, 10, 20, 7, 0, tzinfo=UTC)
+    text = io.StringIO()
+    EventLog(text, "text", Clock(when)).emit("posted", id="a:b:c", url="https://x.test/1", reason="two words")
+    assert text.getvalue() == '2027-10-20T07:00:00Z posted id=a:b:c url=https://x.test/1 reason="two words"\n'
+    raw = io.StringIO()
+    EventLog(raw, "json", Clock(when)).emit("retry", attempt=2, at=when)
+    assert json.loads(raw.getvalue()) == {
+        "time": "2027-10-20T07:00:00Z",
+        "event": "retry",
+        "attempt": 2,
+        "at": "2027-10-20T07:00:00Z",
+    }
