@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 
 from amplifier.errors import ExitCode
 
@@ -57,7 +59,7 @@ class Campaign:
         return out.returncode, json.loads(out.stdout)
 
     def ids(self) -> list[str]:
-        code, data = self.json("preview", "--from", "2027-10-29", "--to", "2027-11-02")
+        code, data = self.json("preview", "--from", "2027-10-29", "--to", "2027-10-31")
         assert code == 0
         return [post["id"] for post in data["posts"]]
 
@@ -86,6 +88,11 @@ rules:
     at: 2027-10-30T10:00
     event: day
     messages: hello
+  day-thread:
+    kind: once
+    at: 2027-11-01T09:00
+    event: day
+    messages: day
 """
 
 MESSAGES = """\
@@ -95,6 +102,15 @@ sets:
     variants:
       - text:
           en: "{{ days_left }} days until {{ event.name }}! https://example.org/"
+  day:
+    images:
+      - path: images/poster.png
+        alt: {en: "Poster: The Day, November 1"}
+    variants:
+      - text:
+          en: >-
+            Today is {{ event.name }}. SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE
+            SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE SENTENCE
 """
 
 
@@ -113,7 +129,11 @@ def campaign(tmp_path: Path, mastodon_server: MastodonServer, pds: PdsServer) ->
             password_env=PASSWORD_ENV,
         )
     )
-    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    (folder / "messages" / "hello.yaml").write_text(
+        MESSAGES.replace("SENTENCE", "We stand with the people who resisted, and we will not forget.")
+    )
+    (folder / "images").mkdir()
+    PILImage.new("RGB", (300, 200), "orange").save(folder / "images" / "poster.png")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFIER_")}
     env |= {TOKEN_ENV: masto.access_token, PASSWORD_ENV: bsky.password, "COLUMNS": "200"}
     env["AMPLIFIER_SECRETS_DIR"] = str(tmp_path / "no-secrets")
@@ -212,3 +232,32 @@ def test_password_from_the_campaign_env_file(campaign: Campaign) -> None:
     (campaign.folder / ".env").write_text(f"{PASSWORD_ENV}={password}\n")
     code, data = campaign.json("accounts", env=env)
     assert code == ExitCode.OK, data
+
+
+def test_send_thread_with_image(campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer) -> None:
+    ids = ["day-thread:masto:2027-11-01T09:00", "day-thread:bsky:2027-11-01T09:00"]
+    code, data = campaign.json("send", *ids)
+    assert code == ExitCode.OK, data
+    by_id = {p["id"]: p for p in data["posts"]}
+
+    masto_parts = by_id[ids[0]]["parts"]
+    assert len(masto_parts) >= 2
+    statuses = {str(s["id"]): s for s in mastodon_server.statuses(campaign.masto)}
+    assert len(statuses) == len(masto_parts)
+    first = statuses[masto_parts[0]["id"]]
+    assert [m["description"] for m in first["media_attachments"]] == ["Poster: The Day, November 1"]
+    for previous, current in itertools.pairwise(masto_parts):
+        assert str(statuses[current["id"]]["in_reply_to_id"]) == previous["id"]
+
+    bsky_parts = by_id[ids[1]]["parts"]
+    assert len(bsky_parts) >= 3
+    records = {r["uri"]: r for r in pds.list_records(campaign.bsky.did, "app.bsky.feed.post")}
+    assert len(records) == len(bsky_parts)
+    root = records[bsky_parts[0]["uri"]]["value"]
+    (image,) = root["embed"]["images"]
+    assert image["alt"] == "Poster: The Day, November 1"
+    assert image["aspectRatio"] == {"width": 300, "height": 200}
+    root_ref = {"uri": bsky_parts[0]["uri"], "cid": bsky_parts[0]["cid"]}
+    for previous, current in itertools.pairwise(bsky_parts):
+        reply = records[current["uri"]]["value"]["reply"]
+        assert reply == {"root": root_ref, "parent": {"uri": previous["uri"], "cid": previous["cid"]}}
