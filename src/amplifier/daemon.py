@@ -202,6 +202,7 @@ class TickReport:
         for name in ("published", "retried", "failed", "expired", "skipped", "deferred", "released"):
             getattr(self, name).extend(getattr(other, name))
         self.reconciled.extend(other.reconciled)
+        self.paused = other.paused or self.paused
 
 
 # --------------------------------------------------------------------------------------------- the daemon
