@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,17 @@ def test_same_post_twice_creates_one_status(setup: Setup) -> None:
     assert len(setup.statuses()) == 1
     assert second.parts[0].id == first.parts[0].id
     assert second.url == first.url
+
+
+def test_repeat_after_a_while_is_reported_as_already_published(setup: Setup) -> None:
+    post = planned("p-later", part("Once, even later"))
+    first = setup.publisher().publish(post)
+    assert not first.already_published
+    time.sleep(3.1)  # beyond the margin for slow requests
+    again = setup.publisher().publish(post)
+    assert again.already_published
+    assert again.url == first.url
+    assert len(setup.statuses()) == 1
 
 
 def test_steady_state_is_one_request_per_text_post(setup: Setup) -> None:

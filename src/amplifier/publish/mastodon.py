@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -320,6 +321,23 @@ class MastodonPublisher:
             raise PermanentError(f"unresolved placeholder(s) in the status: {left}")
         return params
 
+    def _created_before_this_request(self, created: object) -> bool:
+        """Whether the status answered was already there (the Idempotency-Key returned an old one).
+
+        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (so
+        clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
+        if not isinstance(created, datetime):
+            return False
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        try:
+            answered = parsedate_to_datetime(self._last_headers.get("Date", ""))
+        except (TypeError, ValueError):
+            answered = self.ctx.clock()
+        if answered.tzinfo is None:
+            answered = answered.replace(tzinfo=UTC)
+        return created < answered - EXISTED_MARGIN
+
     # ------------------------------------------------------------------ Publisher
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
@@ -336,14 +354,10 @@ class MastodonPublisher:
             for index, part in enumerate(post.parts):
                 if index in done:
                     continue
-                started = self.ctx.clock()
                 params = self.build_params(part, done)
                 key = idempotency_key(post.id, index)
                 status = self._call(api.status_post, idempotency_key=key, **params)
-                created = status.get("created_at")
-                if isinstance(created, datetime) and created.tzinfo is None:
-                    created = created.replace(tzinfo=UTC)
-                existed = isinstance(created, datetime) and created < started - EXISTED_MARGIN
+                existed = self._created_before_this_request(status.get("created_at"))
                 done[index] = PartResult(
                     index=index,
                     id=str(status["id"]),
