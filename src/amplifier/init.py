@@ -24,6 +24,7 @@ from amplifier.errors import UsageError
 from amplifier.schema import schemas
 
 EVENT_IN = dt.timedelta(days=42)
+FILE_MODE = 0o644
 
 # skeleton file -> path in the new campaign (dot files are stored without their dot in the package)
 SKELETON_FILES = {
@@ -102,6 +103,7 @@ def _write_new(path: Path, text: str) -> None:
     """Write ``path`` complete or not at all, and never over an existing file (even one created meanwhile)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # campaign files are shared and versioned, not private like mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.link(tmp, path)  # fails when path exists

@@ -1,0 +1,56 @@
+"""Progress bars: only on a terminal, only once a run is slow, gone when it ends; every item still yielded."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from amplifier.progress import track
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def ticking(step: float) -> Iterator[float]:
+    now = 0.0
+    while True:
+        yield now
+        now += step
+
+
+@pytest.mark.parametrize(
+    ("stream", "step", "drawn"),
+    [
+        (Terminal(), 0.5, True),  # slow, on a terminal
+        (Terminal(), 0.0001, False),  # fast: quiet
+        (io.StringIO(), 0.5, False),  # a pipe or a log: quiet
+    ],
+)
+def test_bar_only_on_a_terminal_for_slow_runs(stream: io.StringIO, step: float, drawn: bool) -> None:
+    clock = ticking(step)
+    items = list(range(50))
+    assert list(track(items, "Planning posts", stream=stream, clock=lambda: next(clock))) == items
+    assert ("Planning posts" in stream.getvalue()) is drawn
+
+
+def test_bar_is_stopped_when_the_loop_is_left_early() -> None:
+    stream = Terminal()
+    clock = ticking(1.0)
+    for item in track(list(range(10)), "Sending", stream=stream, clock=lambda: next(clock)):
+        if item == 5:
+            break
+    assert "Sending" in stream.getvalue()
+
+
+def test_stream_without_isatty_is_quiet() -> None:
+    class Closed(io.StringIO):
+        def isatty(self) -> bool:
+            raise ValueError("I/O operation on closed file")
+
+    stream = Closed()
+    assert list(track([1, 2, 3], "x", stream=stream, delay=0)) == [1, 2, 3]
+    assert stream.getvalue() == ""
