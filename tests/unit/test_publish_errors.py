@@ -149,6 +149,8 @@ def test_error_message_carries_account_post_and_progress() -> None:
     error = TransientError("server error").with_context(done=done, account="bsky-en", post_id="r:bsky-en:x")
     assert str(error) == "bsky-en:r:bsky-en:x: server error (1 part(s) already published)"
     assert error.done == done
+    named = AuthError("bsky-en: rejected").with_context(done={}, account="bsky-en", post_id="p")
+    assert str(named) == "bsky-en:p: rejected"
 
 
 @pytest.mark.parametrize(

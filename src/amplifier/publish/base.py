@@ -158,6 +158,8 @@ class PublishError(AmplifierError):
 
     def __str__(self) -> str:
         message = super().__str__()
+        if self.account and self.post_id and message.startswith(f"{self.account}: "):
+            message = message[len(self.account) + 2 :]  # said once, with the post id, below
         where = ":".join(x for x in (self.account, self.post_id) if x)
         prefix = f"{where}: " if where and not message.startswith(where) else ""
         progress = f" ({len(self.done)} part(s) already published)" if self.done else ""

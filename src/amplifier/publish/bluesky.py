@@ -196,7 +196,6 @@ class BlueskyPublisher:
         self._from_store = False
         self._dids: dict[str, str] = {}
         self._http = http
-        self._own_http = False
 
     # ------------------------------------------------------------------ session
 
@@ -274,7 +273,7 @@ class BlueskyPublisher:
             if self._from_store and _is_session_error(exc):
                 log.info("%s: the saved session was refused; logging in again", self.account)
                 self.sessions.delete(self.account)
-                self._client = None
+                self.close()
                 self._login()
                 client = self._session()
                 try:
