@@ -11,6 +11,7 @@ heartbeat, or a post claimed for too long), for a Docker ``HEALTHCHECK``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import sqlite3
 import sys
@@ -98,7 +99,16 @@ def run(
     Without --once, runs until SIGTERM/SIGINT, waking at the next due post, reloading the campaign when its
     files change, and pausing while `amplifier pause` is on or a file PAUSE exists in the state folder.
     With --once, handles what is due at --now and exits: exit code 4 if a post failed."""
-    from amplifier.daemon import Daemon, EventLog, offset_clock, real_clock, run_once, serve
+    from amplifier.daemon import (
+        Daemon,
+        EventLog,
+        offset_clock,
+        real_clock,
+        request_timeout_from_environ,
+        run_once,
+        serve,
+        settings_from_environ,
+    )
     from amplifier.publish import create_publisher
 
     g = apply_common(ctx, config, now)
@@ -108,6 +118,7 @@ def run(
     state = state_dir(g)
     publish_ctx = publish_context(campaign, g.state)
     publish_ctx.clock = clock
+    publish_ctx.timeout = request_timeout_from_environ(os.environ) or publish_ctx.timeout
 
     def factory(account: str, settings: Any) -> Any:
         return create_publisher(account, settings, publish_ctx, dry_run=dry_run)
@@ -117,7 +128,15 @@ def run(
         if dry_run:
             ledger_path = _dry_run_copy(ledger_path, Path(scratch))
         ledger = Ledger.open(ledger_path, clock())
-        daemon = Daemon(campaign, ledger, factory, clock=clock, log=log, state_dir=state)
+        daemon = Daemon(
+            campaign,
+            ledger,
+            factory,
+            clock=clock,
+            log=log,
+            state_dir=state,
+            settings=settings_from_environ(os.environ),
+        )
         try:
             if once:
                 report = run_once(daemon, clock())

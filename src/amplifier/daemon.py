@@ -34,9 +34,14 @@ after each pass, on reload and on pause changes: no busy polling), an interval j
 files and the pause switches every couple of seconds, one that re-plans the rolling window hourly and one
 that writes a heartbeat file for ``amplifier status --check``.
 
-Test hook: when ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST=N`` is set, the process exits at once with status 137 (as
-if SIGKILLed) right after its N-th successful publish, before the ledger records it: the window where only
-reconciliation can tell what happened. Never set it outside tests.
+Test hooks (environment variables, never to be set outside tests):
+
+* ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST=N``: the process exits at once with status 137 (as if SIGKILLed) right
+  after its N-th successful publish, before the ledger records it: the window where only reconciliation can
+  tell what happened.
+* ``AMPLIFIER_TEST_BACKOFF=S``: every transient retry waits S seconds (+-jitter) instead of growing from 30 s.
+* ``AMPLIFIER_TEST_WATCH=S``: check the campaign files and pause switches every S seconds.
+* ``AMPLIFIER_TEST_REQUEST_TIMEOUT=S``: the publishers' HTTP timeout (read by ``amplifier run``).
 """
 
 from __future__ import annotations
@@ -730,6 +735,31 @@ class Daemon:
             StateDir(self.state_dir).write_json("", HEARTBEAT_NAME, data)
         except StateError as exc:
             self.log.emit("error", reason=str(exc))
+
+
+def _seconds(environ: Mapping[str, str], name: str) -> float | None:
+    value = environ.get(name, "").strip()
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
+    """The default settings, changed by the test hooks ``AMPLIFIER_TEST_BACKOFF`` / ``_WATCH`` (see above)."""
+    changes: dict[str, Any] = {}
+    backoff = _seconds(environ, "AMPLIFIER_TEST_BACKOFF")
+    if backoff is not None:
+        changes["backoff_base"] = changes["backoff_max"] = timedelta(seconds=backoff)
+    watch = _seconds(environ, "AMPLIFIER_TEST_WATCH")
+    if watch is not None:
+        changes["watch_interval"] = watch
+    return DaemonSettings(**changes)
+
+
+def request_timeout_from_environ(environ: Mapping[str, str]) -> float | None:
+    return _seconds(environ, "AMPLIFIER_TEST_REQUEST_TIMEOUT")
 
 
 def _crash_after(environ: Mapping[str, str]) -> int | None:
