@@ -364,6 +364,38 @@ def test_mastodon_timeout_is_a_network_error_and_the_mock_drops_the_post(
     assert server.request_count("/api/v1/statuses") == 1
 
 
+def test_mastodon_hang_is_a_network_error(masto: tuple[MastodonServer, MastodonAccount, Mastodon]) -> None:
+    server, account, _ = masto
+    impatient = Mastodon(
+        api_base_url=server.url,
+        access_token=account.access_token,
+        ratelimit_method="throw",
+        request_timeout=0.3,
+    )
+    server.inject(hang=True, path="/api/v1/statuses", method="POST")
+    started = time.monotonic()
+    with pytest.raises(MastodonNetworkError, match="Read timed out"):
+        impatient.status_post("hängt")
+    assert time.monotonic() - started < 5
+
+
+def test_mastodon_accounts_are_created_with_fresh_or_given_names(mastodon_server: MastodonServer) -> None:
+    name = mastodon_server.unique_username("given")
+    given = mastodon_server.create_account(name)
+    fresh = mastodon_server.create_account()
+    assert given.account_id != fresh.account_id
+    assert "access_token=<hidden>" in repr(given)
+    assert given.access_token not in repr(given)
+    account_id, token = given  # a plain (account_id, access_token) tuple
+    me = httpx.get(
+        f"{mastodon_server.url}/api/v1/accounts/verify_credentials",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert (me["id"], me["username"]) == (account_id, name)
+    with pytest.raises(RuntimeError, match="ERR_TAKEN"):
+        mastodon_server.create_account(name)
+
+
 def test_mastodon_fault_rules_are_listed_and_cleared(mastodon_faults: MastodonServer) -> None:
     rule = mastodon_faults.inject(status=500, times=None, path="/api/v1/statuses*")
     assert [f.id for f in mastodon_faults.faults()] == [rule]

@@ -19,7 +19,7 @@ Fixture API (``mastodon_server``, session scope, see ``tests/integration/conftes
         ``(account_id, access_token)``,
         made through the real API (app registration, client-credentials token, ``POST /api/v1/accounts``);
         the token works with ``Mastodon(api_base_url=url, access_token=token)``. Usernames must be unique
-        in the session: pass a distinctive one, or use :meth:`unique_username`.
+        in the session: pass a distinctive one, or none for a fresh ``user_<6 hex>``.
     ``mastodon_server.statuses(account)``               -> the account's statuses (raw JSON, newest first)
     ``mastodon_server.get_status(status_id, token)``    -> the status JSON or ``None``
     ``mastodon_server.instance()``                      -> ``GET /api/v2/instance`` JSON
@@ -134,13 +134,17 @@ class MastodonServer:
         """``<prefix>_<6 hex>``, a username no other call returns."""
         return f"{prefix}_{secrets.token_hex(3)}"
 
-    def create_account(self, username: str) -> MastodonAccount:
+    def create_account(self, username: str | None = None) -> MastodonAccount:
         """Sign up ``username`` the way a Mastodon client does; return its id and a user token.
+
+        ``None`` picks a fresh name (:meth:`unique_username`). A name already taken is an error.
 
         ``POST /api/v1/apps`` -> ``POST /oauth/token`` (client_credentials) -> ``POST /api/v1/accounts``
         with the app token -> ``GET /api/v1/accounts/verify_credentials`` for the id. The token has the
         scopes ``read write follow push``.
         """
+        if username is None:
+            username = self.unique_username()
         app = self._checked(
             self._http.post(
                 "/api/v1/apps",
@@ -265,8 +269,10 @@ class MastodonServer:
         * ``delay`` (seconds) -> wait before the effect; with no ``status``, the request then proceeds
           normally (latency only).
         * ``hang=True`` -> hold the request without answering for ``max(delay, 30)`` seconds (the client
-          sees a read timeout if its timeout is shorter), then let it through to the app. The request
-          still counts in :meth:`request_count`.
+          sees a read timeout if its timeout is shorter), then let it through to the app.
+
+        A request whose client gave up during a delay or hang is dropped by the mock: it creates nothing
+        (a real server may still finish it). Faulted requests count in :meth:`request_count`.
         """
         effect: dict[str, Any]
         delay_ms = round(delay * 1000)

@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     app = RequestCounter(create_app(config))
 
     sock = socket.socket(fileno=args.fd)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False, access_log=True))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="info", server_header=False, access_log=True, timeout_graceful_shutdown=1
+        )
+    )
 
     def exit_when_stdin_closes() -> None:
         while sys.stdin.buffer.read(4096):
