@@ -267,3 +267,54 @@ def test_healthcheck_fails_without_a_running_daemon(container: tuple[dict[str, s
     health = amplifier(env, state, "status", "--check", "--format", "json")
     assert health.returncode != 0
     assert "no heartbeat" in health.stderr
+
+
+# ------------------------------------------------------------------------------------ the systemd examples
+
+SYSTEMD = ROOT / "docs" / "systemd"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    for unit in SYSTEMD.iterdir():
+        text = unit.read_text(encoding="utf-8").replace(
+            "/opt/amplifier/bin/amplifier", str(BIN / "amplifier")
+        )
+        (tmp_path / unit.name).write_text(text, encoding="utf-8")
+    units = sorted(str(path) for path in tmp_path.iterdir())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""  # no unknown key, no bad value
+
+
+def unit_values(name: str, key: str) -> list[str]:
+    text = (SYSTEMD / name).read_text(encoding="utf-8")
+    return re.findall(rf"^{key}=(.*)$", text, re.MULTILINE)
+
+
+def test_timer_runs_run_once_every_minute() -> None:
+    assert unit_values("amplifier-once.timer", "OnCalendar") == ["*-*-* *:*:00"]
+    (command,) = unit_values("amplifier-once.service", "ExecStart")
+    assert shlex.split(command)[1:] == ["run", "--once"]
+    assert unit_values("amplifier-once.service", "Type") == ["oneshot"]
+    (daemon,) = unit_values("amplifier.service", "ExecStart")
+    assert shlex.split(daemon)[1:] == ["run"]
+
+
+@pytest.mark.parametrize("unit", ["amplifier.service", "amplifier-once.service"])
+def test_units_give_state_and_secrets(unit: str) -> None:
+    environment = dict(value.split("=", 1) for value in unit_values(unit, "Environment"))
+    assert environment["AMPLIFIER_STATE"] == "%S/amplifier"
+    assert environment["AMPLIFIER_SECRETS_DIR"] == "%d"  # the credentials directory
+    assert unit_values(unit, "StateDirectory") == ["amplifier"]
+    for credential in unit_values(unit, "LoadCredential"):
+        name, path = credential.split(":", 1)
+        assert Path(path).name == name
+    assert unit_values(unit, "DynamicUser") == ["yes"]
