@@ -18,8 +18,8 @@ process die, the servers notice their stdin closing and exit by themselves):
 ``mastodon_server`` -> :class:`~.servers.mastodon.MastodonServer`
     ``mastodon-mock`` 0.6.1 under uvicorn. Main API::
 
-        account_id, token = mastodon_server.create_account(mastodon_server.unique_username("camp"))
-        client = Mastodon(api_base_url=mastodon_server.url, access_token=token)
+        account = mastodon_server.create_account()              # MastodonAccount(account_id, access_token)
+        client = Mastodon(api_base_url=mastodon_server.url, access_token=account.access_token)
         mastodon_server.statuses(account)                       # raw JSON, newest first
         mastodon_server.inject(status=502, times=1, path="/api/v1/statuses", method="POST")
         mastodon_server.request_count("/api/v1/statuses")
