@@ -508,3 +508,35 @@ def test_cli_json_to_a_file(run_cli: RunCli, tmp_path: Path) -> None:
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["version"] == 1
     assert len(data["posts"]) == 7
+
+
+def test_cli_page_shows_the_problems_and_exits_2(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    from tests.conftest import BASE_MESSAGES
+
+    messages = BASE_MESSAGES.replace(
+        "    hashtags: [Riseup4Rojava]\n", "    split: {enabled: false}\n"
+    ).replace("until {{ event.name }}.", "until {{ event.name }}." + " Kobanê" * 60)
+    config = campaign_dir(messages={"main.yaml": messages})
+    out = tmp_path / "preview.html"
+    result = run_cli(
+        "preview",
+        "-c",
+        str(config),
+        "--from",
+        "2027-10-29",
+        "--to",
+        "2027-11-01",
+        "--format",
+        "html",
+        "-o",
+        str(out),
+    )
+    assert result.code == 2
+    assert "graphemes, over Bluesky's limit of 300" in result.err
+    soup = BeautifulSoup(out.read_text(encoding="utf-8"), "html.parser")
+    over = soup.select_one('article.post[data-platform="bluesky"][id^="countdown:sky:2027-10-29"]')
+    assert over is not None
+    assert "over" in one(over, ".length")["class"]
+    assert any("over Bluesky's limit of 300" in li.get_text() for li in over.select(".warnings li"))
