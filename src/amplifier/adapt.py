@@ -62,9 +62,17 @@ def with_hashtags(text: str, tags: Sequence[str]) -> str:
 
 def tidy(text: str) -> str:
     """Normalise rendered template output: trim, collapse runs of spaces, at most one blank line in a row."""
-    text = re.sub(r"[ \t]+\n", "\n", text.strip())
-    text = re.sub(r"(?<=\S)[ \t]{2,}", " ", text)
-    return re.sub(r"\n{3,}", "\n\n", text)
+    text = text.strip()
+    if "  " not in text and "\t" not in text and " \n" not in text and "\n\n\n" not in text:
+        return text  # the common case: nothing to tidy, no regex needed
+    text = _TRAILING_SPACE.sub("\n", text)
+    text = _SPACE_RUN.sub(" ", text)
+    return _BLANK_LINES.sub("\n\n", text)
+
+
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+_SPACE_RUN = re.compile(r"(?<=\S)[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def adapt(content: Content, target: Target) -> Adapted:
@@ -74,19 +82,26 @@ def adapt(content: Content, target: Target) -> Adapted:
     if target.platform == "mastodon":
         cw = content.content_warning or ""
 
-        def length(text: str) -> int:
+        def measure(text: str) -> int:
             return mastodon_text.status_length(text, cw, target.url_length)
 
         limit = target.max_characters
     else:
-        length = bluesky_text.grapheme_length
+        measure = bluesky_text.grapheme_length
         limit = bluesky_text.MAX_GRAPHEMES
+    lengths: dict[str, int] = {}
+
+    def length(text: str) -> int:  # each text is measured once, though the fit check and the part both ask
+        value = lengths.get(text)
+        if value is None:
+            value = lengths[text] = measure(text)
+        return value
 
     pieces, problems = _split(texts, limit, length, content)
     if target.platform == "mastodon":
         parts = _mastodon_parts(pieces, content, target, limit, length)
     else:
-        parts = _bluesky_parts(pieces, content, target, limit)
+        parts = _bluesky_parts(pieces, content, target, limit, length)
         for index, part in enumerate(parts):
             size = bluesky_text.utf8_length(part.text)
             if size > bluesky_text.MAX_BYTES:
@@ -157,7 +172,9 @@ def bluesky_created_at(at: dt.datetime, index: int) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
 
 
-def _bluesky_parts(pieces: list[str], content: Content, target: Target, limit: int) -> tuple[Part, ...]:
+def _bluesky_parts(
+    pieces: list[str], content: Content, target: Target, limit: int, length: Callable[[str], int]
+) -> tuple[Part, ...]:
     at = target.created_at or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     parts = []
     card_done = not content.link_card
@@ -192,7 +209,7 @@ def _bluesky_parts(pieces: list[str], content: Content, target: Target, limit: i
                 card_done = True
         if index > 0:
             record["reply"] = {"root": {REF: "part:0"}, "parent": {REF: f"part:{index - 1}"}}
-        parts.append(Part(text, bluesky_text.grapheme_length(text), limit, record, images))
+        parts.append(Part(text, length(text), limit, record, images))
     return tuple(parts)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import mimetypes
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from amplifier.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.campaign import Campaign, load_campaign
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.models import CountdownRule, MastodonAccount, MessageSet
-from amplifier.post import Image, PlannedPost
+from amplifier.post import Image, PlannedPost, Platform
 from amplifier.schedule import Slot, event_start, expand, occurrences, parse_slot_id, slot_id
 from amplifier.templates import compile_template, uses
 from amplifier.yamlsource import PathKey
@@ -38,6 +38,16 @@ class _Text:
     path: PathKey
 
 
+@dataclass(frozen=True)
+class _Static:
+    set_id: str
+    message_set: MessageSet
+    platform: Platform
+    lang: str
+    target: Target
+    per_account: bool  # some template names the account: no sharing between accounts
+
+
 class Planner:
     """Renders and adapts slots of one campaign; caches compiled templates and shared renders."""
 
@@ -48,6 +58,9 @@ class Planner:
         self._adapted: dict[tuple[Any, ...], Adapted] = {}
         self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
         self._inline_tags: dict[str, bool] = {}
+        self._statics: dict[tuple[str, str], _Static] = {}
+        self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._by_occurrence: dict[tuple[Any, ...], Adapted] = {}
         self._problems: dict[Problem, None] = {}
 
     @property
@@ -79,35 +92,34 @@ class Planner:
         return rendered
 
     def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        campaign = self.campaign
-        account = campaign.account(slot.account)
-        event: dict[str, Any] | None = None
-        if slot.event is not None:
-            ev = campaign.schedule.events[slot.event]
-            event = {
-                "id": slot.event,
-                "name": ev.name.get(lang) or ev.name.get("*", ""),
-                "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
-                "start": event_start(campaign.schedule, ev),
-                "url": str(ev.url) if ev.url else "",
+        shared = self._shared_context.get((slot.event, slot.account, lang, id(message_set)))
+        if shared is None:
+            campaign = self.campaign
+            account = campaign.account(slot.account)
+            event: dict[str, Any] | None = None
+            if slot.event is not None:
+                ev = campaign.schedule.events[slot.event]
+                event = {
+                    "id": slot.event,
+                    "name": ev.name.get(lang) or ev.name.get("*", ""),
+                    "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
+                    "start": event_start(campaign.schedule, ev),
+                    "url": str(ev.url) if ev.url else "",
+                }
+            shared = {
+                "event": event,
+                "account": {
+                    "id": slot.account,
+                    "platform": account.platform,
+                    "handle": getattr(account, "handle", None),
+                    "instance": str(getattr(account, "instance", "")) or None,
+                },
+                "lang": lang,
+                "hashtags": " ".join("#" + tag for tag in self._tags(message_set)),
+                "campaign": {"name": campaign.name},
             }
-        tags = self._tags(message_set)
-        return {
-            "event": event,
-            "days_left": slot.days_left,
-            "hours_left": slot.hours_left,
-            "now": slot.at,
-            "at": slot.at,
-            "account": {
-                "id": slot.account,
-                "platform": account.platform,
-                "handle": getattr(account, "handle", None),
-                "instance": str(getattr(account, "instance", "")) or None,
-            },
-            "lang": lang,
-            "hashtags": " ".join("#" + tag for tag in tags),
-            "campaign": {"name": campaign.name},
-        }
+            self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
+        return {**shared, "days_left": slot.days_left, "hours_left": slot.hours_left, "now": slot.at, "at": slot.at}
 
     def _tags(self, message_set: MessageSet) -> list[str]:
         if message_set.hashtags is not None:
@@ -151,18 +163,82 @@ class Planner:
 
     # ----------------------------------------------------------------------------------------------- slots
 
+    def _static(self, rule_id: str, account_id: str) -> _Static:
+        """What does not change between a rule's occurrences for one account (cached)."""
+        key = (rule_id, account_id)
+        static = self._statics.get(key)
+        if static is None:
+            campaign = self.campaign
+            rule = campaign.schedule.rules[rule_id]
+            message_set = campaign.message_sets[rule.messages]
+            account = campaign.account(account_id)
+            lang = campaign.account_lang(account_id)
+            if isinstance(account, MastodonAccount):
+                target = Target(
+                    "mastodon",
+                    visibility=account.visibility,
+                    max_characters=account.max_characters,
+                    url_length=account.characters_reserved_per_url,
+                )
+            else:
+                target = Target("bluesky")
+            per_account = any(
+                uses(part, "account")
+                for variant in message_set.variants
+                for texts in (variant.text, variant.mastodon, variant.bluesky)
+                for value in texts.values()
+                for part in (value if isinstance(value, list) else [value])
+            )
+            static = self._statics[key] = _Static(
+                rule.messages, message_set, account.platform, lang, target, per_account
+            )
+        return static
+
     def post(self, slot: Slot) -> PlannedPost | None:
-        campaign = self.campaign
-        rule = campaign.schedule.rules[slot.rule]
-        message_set = campaign.message_sets[rule.messages]
-        account = campaign.account(slot.account)
-        platform = account.platform
-        lang = campaign.account_lang(slot.account)
-        variant_index = slot.index % len(message_set.variants)
-        variant = message_set.variants[variant_index]
-        override = getattr(variant, platform)
-        field_name = platform if lang in override else "text"
-        value = override.get(lang) if lang in override else variant.text.get(lang)
+        static = self._static(slot.rule, slot.account)
+        variant_index = slot.index % len(static.message_set.variants)
+        # Posts of one occurrence in one language and one target look the same unless a template names the account.
+        key = None if static.per_account else (slot.rule, slot.index, static.lang, static.target)
+        adapted = self._by_occurrence.get(key) if key is not None else None
+        if adapted is None:
+            adapted = self._adapt(slot, static, variant_index)
+            if adapted is None:
+                return None
+            if key is not None:
+                self._by_occurrence[key] = adapted
+        if adapted.problems:
+            field_name, value = self._variant_text(static, variant_index)
+            for message in adapted.problems:
+                self._problem(
+                    static.set_id,
+                    ("variants", variant_index, field_name, static.lang),
+                    f"{slot.id}: {message}",
+                )
+        return PlannedPost(
+            id=slot.id,
+            at=slot.at,
+            rule=slot.rule,
+            account=slot.account,
+            platform=static.platform,
+            lang=static.lang,
+            parts=adapted.parts,
+            message_set=static.set_id,
+            variant=variant_index,
+            event=slot.event,
+            warnings=adapted.problems,
+        )
+
+    def _variant_text(self, static: _Static, variant_index: int) -> tuple[str, str | list[str] | None]:
+        variant = static.message_set.variants[variant_index]
+        override = getattr(variant, static.platform)
+        if static.lang in override:
+            return static.platform, override[static.lang]
+        return "text", variant.text.get(static.lang)
+
+    def _adapt(self, slot: Slot, static: _Static, variant_index: int) -> Adapted | None:
+        message_set = static.message_set
+        lang = static.lang
+        field_name, value = self._variant_text(static, variant_index)
         if value is None:
             return None  # reported by the campaign checks
         sources = value if isinstance(value, list) else [value]
@@ -172,66 +248,44 @@ class Planner:
         texts: list[str] = []
         for index, source in enumerate(sources):
             path = (*base, index) if isinstance(value, list) else base
-            text = _Text(source, rule.messages, path)
-            per_account = uses(source, "account")
-            cache_key = None if per_account else (lang, slot.rule, slot.at, slot.days_left, slot.hours_left)
+            cache_key = None if static.per_account else (lang, slot.rule, slot.index)
             rendered = self._rendered.get((source, *cache_key)) if cache_key is not None else None
             if rendered is None:
                 if context is None:
                     context = self._context(slot, lang, message_set)
-                rendered = self._render(text, context, cache_key)
+                rendered = self._render(_Text(source, static.set_id, path), context, cache_key)
                 if rendered is None:
                     return None
             texts.append(rendered)
 
         cw = None
-        if message_set.content_warning is not None and platform == "mastodon":
+        if message_set.content_warning is not None and static.platform == "mastodon":
             cw_source = message_set.content_warning.get(lang) or message_set.content_warning.get("*")
             if cw_source:
                 if context is None:
                     context = self._context(slot, lang, message_set)
-                cw = self._render(_Text(cw_source, rule.messages, ("content_warning", lang)), context, None)
+                cw = self._render(_Text(cw_source, static.set_id, ("content_warning", lang)), context, None)
 
-        tags = tuple(self._tags(message_set)) if self._appends_tags(rule.messages, message_set) else ()
+        tags = tuple(self._tags(message_set)) if self._appends_tags(static.set_id, message_set) else ()
         content = Content(
             texts=tuple(texts),
             lang=lang,
             hashtags=tags,
             content_warning=cw,
             sensitive=message_set.sensitive,
-            images=self._images_for(rule.messages, message_set, lang),
+            images=self._images_for(static.set_id, message_set, lang),
             link_card=message_set.link_card,
             split=message_set.split.enabled,
             numbering=message_set.split.numbering,
         )
-        if isinstance(account, MastodonAccount):
-            target = Target(
-                "mastodon",
-                visibility=account.visibility,
-                max_characters=account.max_characters,
-                url_length=account.characters_reserved_per_url,
-            )
-        else:
-            target = Target("bluesky", created_at=slot.at)
+        target = (
+            static.target if static.platform == "mastodon" else replace(static.target, created_at=slot.at)
+        )
         key = (content, target)
         adapted = self._adapted.get(key)
         if adapted is None:
             adapted = self._adapted[key] = adapt(content, target)
-        for message in adapted.problems:
-            self._problem(rule.messages, base, f"{slot.id}: {message}")
-        return PlannedPost(
-            id=slot.id,
-            at=slot.at,
-            rule=slot.rule,
-            account=slot.account,
-            platform=platform,
-            lang=lang,
-            parts=adapted.parts,
-            message_set=rule.messages,
-            variant=variant_index,
-            event=slot.event,
-            warnings=adapted.problems,
-        )
+        return adapted
 
     def plan(self, slots: Iterable[Slot]) -> Plan:
         posts = [post for slot in slots if (post := self.post(slot)) is not None]

@@ -87,7 +87,13 @@ class PlannedPost:
     event: str | None = None
     warnings: tuple[str, ...] = field(default=())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, parts_cache: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """``parts_cache`` lets posts that share one parts tuple (same text on many accounts) share its JSON form."""
+        parts = parts_cache.get(id(self.parts)) if parts_cache is not None else None
+        if parts is None:
+            parts = [part.to_json() for part in self.parts]
+            if parts_cache is not None:
+                parts_cache[id(self.parts)] = parts
         data: dict[str, Any] = {
             "id": self.id,
             "at": self.at.isoformat(),
@@ -98,7 +104,7 @@ class PlannedPost:
             "event": self.event,
             "message_set": self.message_set,
             "variant": self.variant,
-            "parts": [part.to_json() for part in self.parts],
+            "parts": parts,
         }
         if self.warnings:
             data["warnings"] = list(self.warnings)

@@ -18,13 +18,17 @@ JSON_VERSION = 1
 
 
 def dump_json(data: Any, out: TextIO | None = None) -> None:
+    """Indented for a terminal; compact otherwise. ``json.dumps`` without indent takes the C encoder, which is
+    several times faster on a large preview than ``json.dump`` (always the pure-Python encoder)."""
     stream = out or sys.stdout
-    json.dump(data, stream, ensure_ascii=False, indent=2, default=str)
+    indent = 2 if stream.isatty() else None
+    stream.write(json.dumps(data, ensure_ascii=False, indent=indent, default=str))
     stream.write("\n")
 
 
 def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
-    return {"version": JSON_VERSION, **extra, "posts": [post.to_json() for post in posts]}
+    cache: dict[int, list[dict[str, Any]]] = {}  # posts stay alive meanwhile, so id() is a safe key
+    return {"version": JSON_VERSION, **extra, "posts": [post.to_json(cache) for post in posts]}
 
 
 def console(out: TextIO | None = None) -> Any:

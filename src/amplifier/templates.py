@@ -76,12 +76,24 @@ def _plural(ctx: Context, value: int, **forms: str) -> str:
     """
     if "other" not in forms:
         raise ValueError("plural() needs at least other=...")
+    lang = _lang(ctx)
+    category = _plural_category(lang, abs(value))
+    text = forms.get(category, forms["other"])
+    if "#" not in text:
+        return text
+    return text.replace("#", _decimal(lang, value))
+
+
+@lru_cache(maxsize=4096)
+def _plural_category(lang: str, value: int) -> str:
+    return str(_locale(lang).plural_form(value))
+
+
+@lru_cache(maxsize=4096)
+def _decimal(lang: str, value: int) -> str:
     from babel.numbers import format_decimal
 
-    locale = _locale(_lang(ctx))
-    category = locale.plural_form(abs(value))
-    text = forms.get(category, forms["other"])
-    return text.replace("#", str(format_decimal(value, locale=locale)))
+    return str(format_decimal(value, locale=_locale(lang)))
 
 
 @pass_context
@@ -172,6 +184,7 @@ def _first_use(ast: nodes.Template, name: str) -> int:
     return 1
 
 
+@lru_cache(maxsize=4096)
 def uses(source: str, name: str) -> bool:
     """Whether the template refers to the variable ``name`` (e.g. ``hashtags`` used inline)."""
     try:

@@ -71,10 +71,31 @@ def countable_text(text: str, url_length: int = DEFAULT_URL_LENGTH) -> str:
         return ""  # Ruby's String#blank?: a blank text counts as nothing
     placeholder = "x" * url_length
     if "://" in text:
-        text = _url_regex().sub(lambda match: match.group(2) + placeholder, text)
+        text = _replace_urls(text, placeholder)
     if "@" in text:
         text = _COUNT_MENTION_RE.sub(r"\1@\3", text)
     return text
+
+
+_SCHEME_TOKEN = re.compile(r"\S*://\S*")
+
+
+def _replace_urls(text: str, placeholder: str) -> str:
+    """Mastodon.py's URL substitution, run only on the whitespace-free tokens that contain ``://``.
+
+    A URL never contains whitespace, and the regex looks at one character before a URL, so each token with the
+    character before it gives the same matches as the whole text, at a fraction of the cost of the full regex.
+    """
+    url = _url_regex()
+    out: list[str] = []
+    last = 0
+    for token in _SCHEME_TOKEN.finditer(text):
+        start = max(token.start() - 1, last)
+        out.append(text[last:start])
+        out.append(url.sub(lambda match: match.group(2) + placeholder, text[start : token.end()]))
+        last = token.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def status_length(text: str, spoiler_text: str = "", url_length: int = DEFAULT_URL_LENGTH) -> int:
