@@ -101,7 +101,9 @@ accounts:
         for variant in range(3):
             lines.append("      - text:")
             for lang, text in texts.items():
-                lines.append(f"          {lang}: {json.dumps(text + f' ({variant + 1})', ensure_ascii=False)}")
+                lines.append(
+                    f"          {lang}: {json.dumps(text + f' ({variant + 1})', ensure_ascii=False)}"
+                )
         return "\n".join(lines) + "\n"
 
     (root / "messages" / "bench.yaml").write_text(
@@ -185,7 +187,15 @@ def bench_imports() -> dict[str, object]:
     commands = {
         "--help": ["--help"],
         "validate": ["validate", "-c", str(ROOT / "schedule.yaml"), "--now", "2026-11-21"],
-        "preview": ["preview", "-c", str(ROOT / "schedule.yaml"), "--from", "2027-10-25", "--to", "2027-11-02"],
+        "preview": [
+            "preview",
+            "-c",
+            str(ROOT / "schedule.yaml"),
+            "--from",
+            "2027-10-25",
+            "--to",
+            "2027-11-02",
+        ],
     }
 
     def run(argv: list[str]) -> float:
@@ -197,10 +207,17 @@ def bench_imports() -> dict[str, object]:
     atproto = statistics.median(run([sys.executable, "-c", "import atproto"]) for _ in range(3))
     out: dict[str, object] = {"python_s": base, "import_atproto_s": atproto}
     for name, args in commands.items():
-        heavy = subprocess.run(
-            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip().splitlines()[-1]
-        out[name] = {"s": statistics.median(run([sys.executable, "-c", code, *args]) for _ in range(3)), "heavy": heavy}
+        heavy = (
+            subprocess.run(
+                [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        out[name] = {
+            "s": statistics.median(run([sys.executable, "-c", code, *args]) for _ in range(3)),
+            "heavy": heavy,
+        }
     return out
 
 
@@ -217,8 +234,10 @@ def main() -> None:
     imports = bench_imports()
     base = float(imports["python_s"])  # type: ignore[arg-type]
     print(f"  python -c pass (baseline)          {base:>10.3f} s")
-    print(f"  python -c 'import atproto'         {float(imports['import_atproto_s']):>10.3f} s"  # type: ignore[arg-type]
-          f"   ({float(imports['import_atproto_s']) / base:.1f}x)")  # type: ignore[arg-type]
+    print(
+        f"  python -c 'import atproto'         {float(imports['import_atproto_s']):>10.3f} s"  # type: ignore[arg-type]
+        f"   ({float(imports['import_atproto_s']) / base:.1f}x)"
+    )  # type: ignore[arg-type]
     for name in ("--help", "validate", "preview"):
         entry = imports[name]
         assert isinstance(entry, dict)

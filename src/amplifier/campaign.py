@@ -180,13 +180,16 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:
     path: list[str | int] = []
     node = data
     for item in loc:
-        if isinstance(node, dict) and item in node:
-            path.append(item)
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        if _has(node, item):
             path.append(item)
             node = node[item]
     return tuple(path)
+
+
+def _has(node: Any, item: int | str) -> bool:
+    if isinstance(node, dict):
+        return item in node
+    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
 
 
 def _problem(source: Source, error: Any) -> Problem:

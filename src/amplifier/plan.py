@@ -119,7 +119,13 @@ class Planner:
                 "campaign": {"name": campaign.name},
             }
             self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
-        return {**shared, "days_left": slot.days_left, "hours_left": slot.hours_left, "now": slot.at, "at": slot.at}
+        return {
+            **shared,
+            "days_left": slot.days_left,
+            "hours_left": slot.hours_left,
+            "now": slot.at,
+            "at": slot.at,
+        }
 
     def _tags(self, message_set: MessageSet) -> list[str]:
         if message_set.hashtags is not None:
@@ -207,7 +213,7 @@ class Planner:
             if key is not None:
                 self._by_occurrence[key] = adapted
         if adapted.problems:
-            field_name, value = self._variant_text(static, variant_index)
+            field_name, _value = self._variant_text(static, variant_index)
             for message in adapted.problems:
                 self._problem(
                     static.set_id,

@@ -12,9 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from amplifier.models import MessagesFile, ScheduleFile
 
-SCHEMA_FILES = {"schedule.schema.json": ScheduleFile, "messages.schema.json": MessagesFile}
+SCHEMA_FILES: dict[str, type[BaseModel]] = {
+    "schedule.schema.json": ScheduleFile,
+    "messages.schema.json": MessagesFile,
+}
 
 
 def schemas() -> dict[str, Any]:

@@ -101,12 +101,23 @@ def _duration(ctx: Context, value: dt.timedelta | int, unit: str = "day", format
     """A duration in words in the post's language: ``{{ days_left | duration }}`` -> "7 days", "7 roj", "7 gün"."""
     from babel.dates import format_timedelta
 
+    if unit not in _UNITS:
+        raise ValueError(f"duration(unit=...) takes one of {', '.join(_UNITS)}, not {unit!r}")
+    if format not in _FORMATS:
+        raise ValueError(f"duration(format=...) takes one of {', '.join(_FORMATS)}, not {format!r}")
     delta = value if isinstance(value, dt.timedelta) else dt.timedelta(**{f"{unit}s": value})
-    return str(
-        format_timedelta(
-            delta, granularity=unit, threshold=1_000_000, format=format, locale=_locale(_lang(ctx))
-        )
+    text = format_timedelta(
+        delta,
+        granularity=unit,  # type: ignore[arg-type]  # checked against _UNITS above
+        threshold=1_000_000,
+        format=format,  # type: ignore[arg-type]  # checked against _FORMATS above
+        locale=_locale(_lang(ctx)),
     )
+    return str(text)
+
+
+_UNITS = ("week", "day", "hour", "minute", "second")
+_FORMATS = ("narrow", "short", "long")
 
 
 FILTERS = {

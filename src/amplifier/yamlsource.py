@@ -57,7 +57,7 @@ class Source:
         line, col = self.locate(path)
         if path in self.block:
             # A block scalar's text starts on the line after its indicator; its column is the content indent.
-            key_line, key_col = self.keys.get(path, (line, col - 2))
+            _key_line, key_col = self.keys.get(path, (line, col - 2))
             return (line + template_line, key_col + 2)
         return (line + template_line - 1, col)
 

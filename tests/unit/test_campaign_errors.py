@@ -23,33 +23,92 @@ def located(lines: list[str], file: str, line: int, col: int | None, fragment: s
     for text in lines:
         match = re.match(r"^(.*?):(\d+):(\d+): (.*)$", text)
         assert match, f"not file:line:col: {text}"
-        name, l, c, message = match.groups()
-        if name.endswith(file) and int(l) == line and (col is None or int(c) == col) and fragment in message:
+        name, at_line, at_col, message = match.groups()
+        if (
+            name.endswith(file)
+            and int(at_line) == line
+            and (col is None or int(at_col) == col)
+            and fragment in message
+        ):
             return True
     return False
 
 
 SCHEDULE_CASES = [
     # (description, replace-this, with-this, line, col, message fragment)
-    ("unknown key", "  language: en\n", "  langauge: en\n", 4, 3, "unknown key 'langauge' (did you mean 'language'?)"),
-    ("unknown timezone", "timezone: Europe/Berlin", "timezone: Europe/Berln", 3, 13, "unknown timezone 'Europe/Berln'"),
-    ("bad platform", "platform: bluesky", "platform: blusky", 16, 15, "does not match any of the expected tags"),
-    ("unknown account in rule", "    messages: countdown\n", "    messages: countdown\n    accounts: [masto, skye]\n",
-     26, 23, "rule 'countdown' names unknown account 'skye' (did you mean 'sky'?)"),
-    ("unknown message set", "messages: countdown", "messages: countdwn", 25, 15,
-     "unknown message set 'countdwn' (did you mean 'countdown'?)"),
-    ("unknown event", "    event: kobane-day\n    days", "    event: kobane\n    days", 22, 12, "unknown event 'kobane'"),
+    (
+        "unknown key",
+        "  language: en\n",
+        "  langauge: en\n",
+        4,
+        3,
+        "unknown key 'langauge' (did you mean 'language'?)",
+    ),
+    (
+        "unknown timezone",
+        "timezone: Europe/Berlin",
+        "timezone: Europe/Berln",
+        3,
+        13,
+        "unknown timezone 'Europe/Berln'",
+    ),
+    (
+        "bad platform",
+        "platform: bluesky",
+        "platform: blusky",
+        16,
+        15,
+        "does not match any of the expected tags",
+    ),
+    (
+        "unknown account in rule",
+        "    messages: countdown\n",
+        "    messages: countdown\n    accounts: [masto, skye]\n",
+        26,
+        23,
+        "rule 'countdown' names unknown account 'skye' (did you mean 'sky'?)",
+    ),
+    (
+        "unknown message set",
+        "messages: countdown",
+        "messages: countdwn",
+        25,
+        15,
+        "unknown message set 'countdwn' (did you mean 'countdown'?)",
+    ),
+    (
+        "unknown event",
+        "    event: kobane-day\n    days",
+        "    event: kobane\n    days",
+        22,
+        12,
+        "unknown event 'kobane'",
+    ),
     ("bad days", "days_before: [3, 2, 1]", "days_before: [3, two, 1]", 23, 22, "days_before.1"),
-    ("hours without a time", "    at: \"10:00\"\n", "    at: \"10:00\"\n    hours_before: [2]\n", 25, 19,
-     "hours_before needs a start time"),
+    (
+        "hours without a time",
+        '    at: "10:00"\n',
+        '    at: "10:00"\n    hours_before: [2]\n',
+        25,
+        19,
+        "hours_before needs a start time",
+    ),
     ("secret in yaml", "token_env: TEST_MASTO_TOKEN", "token_env: abc123secretvalue", 14, 16, "token_env"),
     ("bad url", "url: https://riseup4rojava.org/take-action/", "url: not a url", 9, 10, "url"),
-    ("bad cron", "    kind: countdown\n", "    kind: recurring\n    cron: 61 * * * *\n    start: 2027-01-01\n"
-     "    end: 2027-01-02\n", 22, 11, "invalid cron expression"),
+    (
+        "bad cron",
+        "    kind: countdown\n",
+        "    kind: recurring\n    cron: 61 * * * *\n    start: 2027-01-01\n    end: 2027-01-02\n",
+        22,
+        11,
+        "invalid cron expression",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "old", "new", "line", "col", "fragment"), SCHEDULE_CASES, ids=[c[0] for c in SCHEDULE_CASES])
+@pytest.mark.parametrize(
+    ("name", "old", "new", "line", "col", "fragment"), SCHEDULE_CASES, ids=[c[0] for c in SCHEDULE_CASES]
+)
 def test_schedule_problem_is_located(
     campaign_dir: Callable[..., Path], name: str, old: str, new: str, line: int, col: int, fragment: str
 ) -> None:
@@ -64,25 +123,55 @@ def test_secret_value_is_not_echoed(campaign_dir: Callable[..., Path]) -> None:
 
 
 MESSAGE_CASES = [
-    ("unknown variable", "{{ event.name }}.\"", "{{ evnt.name }}.\"", 6, None, "unknown template variable 'evnt'"),
-    ("syntax error", "{{ event.name }}.\"", "{{ event.name }.\"", 6, None, "template syntax error"),
-    ("unknown filter", "{{ days_left }} days", "{{ days_left | dayz }} days", 8, None, "unknown filter 'dayz'"),
+    (
+        "unknown variable",
+        '{{ event.name }}."',
+        '{{ evnt.name }}."',
+        6,
+        None,
+        "unknown template variable 'evnt'",
+    ),
+    ("syntax error", '{{ event.name }}."', '{{ event.name }."', 6, None, "template syntax error"),
+    (
+        "unknown filter",
+        "{{ days_left }} days",
+        "{{ days_left | dayz }} days",
+        8,
+        None,
+        "unknown filter 'dayz'",
+    ),
     ("unknown key", "    hashtags:", "    hashtgs:", 3, 5, "unknown key 'hashtgs'"),
-    ("missing language", "          en: \"{{ event.name }} is in", "          de: \"{{ event.name }} is in", 8, 11,
-     "variant 2 of 'countdown' has no 'en' text"),
+    (
+        "missing language",
+        '          en: "{{ event.name }} is in',
+        '          de: "{{ event.name }} is in',
+        8,
+        11,
+        "variant 2 of 'countdown' has no 'en' text",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "old", "new", "line", "col", "fragment"), MESSAGE_CASES, ids=[c[0] for c in MESSAGE_CASES])
+@pytest.mark.parametrize(
+    ("name", "old", "new", "line", "col", "fragment"), MESSAGE_CASES, ids=[c[0] for c in MESSAGE_CASES]
+)
 def test_message_problem_is_located(
-    campaign_dir: Callable[..., Path], name: str, old: str, new: str, line: int, col: int | None, fragment: str
+    campaign_dir: Callable[..., Path],
+    name: str,
+    old: str,
+    new: str,
+    line: int,
+    col: int | None,
+    fragment: str,
 ) -> None:
     assert old in BASE_MESSAGES, name
     lines = problems(campaign_dir(messages={"main.yaml": BASE_MESSAGES.replace(old, new, 1)}))
     assert located(lines, "main.yaml", line, col, fragment), lines
 
 
-def test_template_error_in_block_scalar_points_at_the_template_line(campaign_dir: Callable[..., Path]) -> None:
+def test_template_error_in_block_scalar_points_at_the_template_line(
+    campaign_dir: Callable[..., Path],
+) -> None:
     messages = """\
 sets:
   countdown:
@@ -107,7 +196,10 @@ sets:
 )
 def test_invalid_yaml(campaign_dir: Callable[..., Path], text: str, fragment: str) -> None:
     lines = problems(campaign_dir(schedule=text))
-    assert any(fragment in line and line.startswith(str(Path("schedule.yaml"))) or fragment in line for line in lines)
+    assert any(
+        (fragment in line and line.startswith(str(Path("schedule.yaml")))) or fragment in line
+        for line in lines
+    )
     assert all(re.match(r"^.+:\d+:\d+: ", line) for line in lines)
 
 

@@ -24,7 +24,9 @@ def test_validate_example_campaign(run_cli: RunCli) -> None:
     assert result.err == ""
 
 
-def test_validate_reports_every_problem_with_exit_2(run_cli: RunCli, campaign_dir: Callable[..., Path]) -> None:
+def test_validate_reports_every_problem_with_exit_2(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
     schedule = BASE_SCHEDULE.replace("messages: countdown", "messages: countdwn").replace(
         "  language: en\n", "  language: en\n  colour: red\n"
     )
@@ -46,10 +48,12 @@ def test_validate_past_event(run_cli: RunCli, campaign_dir: Callable[..., Path])
 
 
 def test_validate_over_limit(run_cli: RunCli, campaign_dir: Callable[..., Path]) -> None:
-    messages = BASE_MESSAGES.replace("    hashtags: [Riseup4Rojava]\n", "    split: {enabled: false}\n").replace(
-        "until {{ event.name }}.", "until {{ event.name }}." + " Kobanê" * 60
+    messages = BASE_MESSAGES.replace(
+        "    hashtags: [Riseup4Rojava]\n", "    split: {enabled: false}\n"
+    ).replace("until {{ event.name }}.", "until {{ event.name }}." + " Kobanê" * 60)
+    result = run_cli(
+        "validate", "-c", str(campaign_dir(messages={"main.yaml": messages})), "--now", "2027-01-01"
     )
-    result = run_cli("validate", "-c", str(campaign_dir(messages={"main.yaml": messages})), "--now", "2027-01-01")
     assert result.code == 2
     assert "graphemes, over Bluesky's limit of 300" in result.err
 
@@ -58,15 +62,24 @@ def test_unknown_timezone_is_a_clear_error(run_cli: RunCli, campaign_dir: Callab
     path = campaign_dir(schedule=BASE_SCHEDULE.replace("Europe/Berlin", "Europe/Berlinn"))
     result = run_cli("preview", "-c", str(path))
     assert result.code == 2
-    assert "schedule.yaml:3:13: campaign.timezone: unknown timezone 'Europe/Berlinn' (did you mean Europe/Berlin" in (
-        result.err
+    assert (
+        "schedule.yaml:3:13: campaign.timezone: unknown timezone 'Europe/Berlinn' (did you mean Europe/Berlin"
+        in (result.err)
     )
     assert "Traceback" not in result.err
 
 
 def test_preview_json_contract(run_cli: RunCli) -> None:
     result = run_cli(
-        "preview", "-c", str(ROOT / "schedule.yaml"), "--from", "2027-10-31", "--to", "2027-11-02", "--format", "json"
+        "preview",
+        "-c",
+        str(ROOT / "schedule.yaml"),
+        "--from",
+        "2027-10-31",
+        "--to",
+        "2027-11-02",
+        "--format",
+        "json",
     )
     assert result.code == 0, result.err
     data = json.loads(result.out)
@@ -100,7 +113,14 @@ def test_preview_ids_are_stable_across_windows(run_cli: RunCli) -> None:
 
 def test_preview_account_filter_and_table(run_cli: RunCli) -> None:
     result = run_cli(
-        "preview", "-c", str(ROOT / "schedule.yaml"), "--from", "2027-10-31", "--to", "2027-11-01", "--account",
+        "preview",
+        "-c",
+        str(ROOT / "schedule.yaml"),
+        "--from",
+        "2027-10-31",
+        "--to",
+        "2027-11-01",
+        "--account",
         "bluesky-ckb",
     )
     assert result.code == 0, result.err
@@ -144,7 +164,9 @@ def test_schema_command_matches_committed_files(run_cli: RunCli, tmp_path: Path)
         assert (tmp_path / name).read_text() == (ROOT / "schema" / name).read_text(), (
             f"schema/{name} is out of date: run `amplifier schema -o schema`"
         )
-    assert "# yaml-language-server: $schema=schema/schedule.schema.json" in (ROOT / "schedule.yaml").read_text()
+    assert (
+        "# yaml-language-server: $schema=schema/schedule.schema.json" in (ROOT / "schedule.yaml").read_text()
+    )
 
 
 def test_example_files_validate_against_the_schema() -> None:
@@ -165,7 +187,17 @@ def test_example_files_validate_against_the_schema() -> None:
     [
         ["--help"],
         ["validate", "--config", "schedule.yaml", "--now", "2026-11-21"],
-        ["preview", "--config", "schedule.yaml", "--from", "2027-10-25", "--to", "2027-11-02", "--format", "json"],
+        [
+            "preview",
+            "--config",
+            "schedule.yaml",
+            "--from",
+            "2027-10-25",
+            "--to",
+            "2027-11-02",
+            "--format",
+            "json",
+        ],
     ],
 )
 def test_help_validate_preview_do_not_import_atproto_or_apscheduler(args: list[str]) -> None:
@@ -177,7 +209,11 @@ def test_help_validate_preview_do_not_import_atproto_or_apscheduler(args: list[s
         "sys.stderr.write(repr(heavy))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "COLUMNS": "120"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -185,6 +221,8 @@ def test_help_validate_preview_do_not_import_atproto_or_apscheduler(args: list[s
 
 
 def test_python_dash_m_works() -> None:
-    proc = subprocess.run([sys.executable, "-m", "amplifier", "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "amplifier", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     assert "amplifier, version" in proc.stdout

@@ -53,9 +53,12 @@ def test_bluesky_record_has_facets_langs_and_fixed_created_at(campaign_dir: Call
     assert record["createdAt"] == "2027-10-30T08:00:00.000Z"
     text = record["text"].encode()
     features = {
-        text[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(): f["features"][0] for f in record["facets"]
+        text[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(): f["features"][0]
+        for f in record["facets"]
     }
-    assert features["https://riseup4rojava.org/take-action/"]["uri"] == "https://riseup4rojava.org/take-action/"
+    assert (
+        features["https://riseup4rojava.org/take-action/"]["uri"] == "https://riseup4rojava.org/take-action/"
+    )
     assert features["#Riseup4Rojava"] == {"$type": "app.bsky.richtext.facet#tag", "tag": "Riseup4Rojava"}
 
 
@@ -69,7 +72,10 @@ def test_inline_hashtags_are_not_appended(campaign_dir: Callable[..., Path]) -> 
 def test_tag_already_in_text_is_not_repeated(campaign_dir: Callable[..., Path]) -> None:
     messages = BASE_MESSAGES.replace("until {{ event.name }}.", "until {{ event.name }} #riseup4rojava")
     campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
-    assert plan_window(campaign, *WINDOW).posts[0].parts[0].text == "3 days until World Kobane Day #riseup4rojava"
+    assert (
+        plan_window(campaign, *WINDOW).posts[0].parts[0].text
+        == "3 days until World Kobane Day #riseup4rojava"
+    )
 
 
 LANG_SCHEDULE = BASE_SCHEDULE.replace(
@@ -132,7 +138,10 @@ sets:
     plan = plan_window(campaign, *WINDOW)
     bluesky = [str(p) for p in plan.problems if "Bluesky" in str(p)]
     assert bluesky
-    assert "main.yaml:6:15: countdown:sky:2027-10-29T10:00: 303 graphemes, over Bluesky's limit of 300" in bluesky[0]
+    assert (
+        "main.yaml:6:15: countdown:sky:2027-10-29T10:00: 303 graphemes, over Bluesky's limit of 300"
+        in bluesky[0]
+    )
     assert not any("Mastodon" in str(p) for p in plan.problems)
 
 
@@ -169,7 +178,13 @@ sets:
     sky = next(p for p in posts if p.platform == "bluesky")
     assert sky.parts[0].payload["embed"] == {
         "$type": "app.bsky.embed.images",
-        "images": [{"alt": "A red poster", "image": {"$upload": image_path}, "aspectRatio": {"width": 40, "height": 20}}],
+        "images": [
+            {
+                "alt": "A red poster",
+                "image": {"$upload": image_path},
+                "aspectRatio": {"width": 40, "height": 20},
+            }
+        ],
     }
     assert "spoiler_text" not in str(sky.parts[0].payload)
 
@@ -178,7 +193,9 @@ def test_render_error_is_located(campaign_dir: Callable[..., Path]) -> None:
     messages = BASE_MESSAGES.replace("{{ event.name }}.", "{{ event.nam }}.")
     campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
     plan = plan_window(campaign, *WINDOW)
-    assert [str(p).split(": ", 1)[1] for p in plan.problems] == ["template error: the value has no attribute 'nam'"]
+    assert [str(p).split(": ", 1)[1] for p in plan.problems] == [
+        "template error: the value has no attribute 'nam'"
+    ]
     assert plan.problems[0].file.endswith("main.yaml")
     assert (plan.problems[0].line, plan.problems[0].col) == (6, 15)
 

@@ -19,7 +19,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
 
 
-def schedule(rules: dict[str, Any], events: dict[str, Any] | None = None, tz: str = "Europe/Berlin") -> ScheduleFile:
+def schedule(
+    rules: dict[str, Any], events: dict[str, Any] | None = None, tz: str = "Europe/Berlin"
+) -> ScheduleFile:
     return ScheduleFile.model_validate(
         {
             "campaign": {"name": "t", "timezone": tz},
@@ -40,8 +42,18 @@ WIDE = (dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2030, 1, 1, tzinfo=UTC)
 
 def test_countdown_keeps_local_time_across_dst_end() -> None:
     # Central European Summer Time ends on 2027-10-31 at 03:00: the posts before it are at +02:00, after at +01:00.
-    plan = schedule({"c": {"kind": "countdown", "event": "kobane-day", "days_before": [3, 2, 1, 0], "at": "10:00",
-                           "messages": "m", "accounts": ["a"]}})
+    plan = schedule(
+        {
+            "c": {
+                "kind": "countdown",
+                "event": "kobane-day",
+                "days_before": [3, 2, 1, 0],
+                "at": "10:00",
+                "messages": "m",
+                "accounts": ["a"],
+            }
+        }
+    )
     slots = expand(plan, *WIDE)
     assert [(s.at.astimezone(BERLIN).strftime("%m-%d %H:%M"), s.days_left) for s in slots] == [
         ("10-29 10:00", 3),
@@ -56,8 +68,17 @@ def test_countdown_keeps_local_time_across_dst_end() -> None:
 def test_countdown_in_event_calendar_when_rule_zone_differs() -> None:
     events = {"kobane-day": {"name": "K", "date": dt.date(2027, 11, 1), "timezone": "Asia/Damascus"}}
     plan = schedule(
-        {"c": {"kind": "countdown", "event": "kobane-day", "days_before": [1], "at": "23:30", "messages": "m",
-               "accounts": ["a"], "timezone": "America/New_York"}},
+        {
+            "c": {
+                "kind": "countdown",
+                "event": "kobane-day",
+                "days_before": [1],
+                "at": "23:30",
+                "messages": "m",
+                "accounts": ["a"],
+                "timezone": "America/New_York",
+            }
+        },
         events,
     )
     (slot,) = expand(plan, *WIDE)
@@ -70,8 +91,16 @@ def test_countdown_in_event_calendar_when_rule_zone_differs() -> None:
 def test_hours_before_on_the_day() -> None:
     events = {"efrin": {"name": "E", "date": dt.datetime(2027, 1, 20, 14, 0)}}
     plan = schedule(
-        {"c": {"kind": "countdown", "event": "efrin", "days_before": [1], "hours_before": [3, 1], "messages": "m",
-               "accounts": ["a"]}},
+        {
+            "c": {
+                "kind": "countdown",
+                "event": "efrin",
+                "days_before": [1],
+                "hours_before": [3, 1],
+                "messages": "m",
+                "accounts": ["a"],
+            }
+        },
         events,
     )
     slots = expand(plan, *WIDE)
@@ -85,11 +114,15 @@ def test_hours_before_on_the_day() -> None:
 def test_hours_before_across_dst_counts_real_hours() -> None:
     # DST starts 2027-03-28 at 02:00 in Berlin: 3 real hours before 04:00 is 00:00 local.
     events = {"e": {"name": "E", "date": dt.datetime(2027, 3, 28, 4, 0)}}
-    plan = schedule({"c": {"kind": "countdown", "event": "e", "hours_before": [3], "messages": "m",
-                           "accounts": ["a"]}}, events)
+    plan = schedule(
+        {"c": {"kind": "countdown", "event": "e", "hours_before": [3], "messages": "m", "accounts": ["a"]}},
+        events,
+    )
     (slot,) = expand(plan, *WIDE)
     assert slot.at.astimezone(BERLIN).strftime("%H:%M") == "00:00"
-    assert dt.datetime(2027, 3, 28, 4, tzinfo=BERLIN).astimezone(UTC) - slot.at.astimezone(UTC) == dt.timedelta(hours=3)
+    assert dt.datetime(2027, 3, 28, 4, tzinfo=BERLIN).astimezone(UTC) - slot.at.astimezone(
+        UTC
+    ) == dt.timedelta(hours=3)
 
 
 def test_nonexistent_local_time_moves_forward() -> None:
@@ -98,11 +131,26 @@ def test_nonexistent_local_time_moves_forward() -> None:
 
 
 def test_recurring_daily_window_inclusive_and_dst_stable() -> None:
-    plan = schedule({"r": {"kind": "recurring", "cron": "0 18 * * *", "start": "2027-10-29", "end": "2027-11-01",
-                           "messages": "m", "accounts": ["a"], "event": "kobane-day"}})
+    plan = schedule(
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": "0 18 * * *",
+                "start": "2027-10-29",
+                "end": "2027-11-01",
+                "messages": "m",
+                "accounts": ["a"],
+                "event": "kobane-day",
+            }
+        }
+    )
     slots = expand(plan, *WIDE)
     assert [s.at.astimezone(BERLIN).strftime("%m-%d %H:%M") for s in slots] == [
-        "10-29 18:00", "10-30 18:00", "10-31 18:00", "11-01 18:00"]
+        "10-29 18:00",
+        "10-30 18:00",
+        "10-31 18:00",
+        "11-01 18:00",
+    ]
     assert [s.days_left for s in slots] == [3, 2, 1, 0]
     assert [s.index for s in slots] == [0, 1, 2, 3]
 
@@ -115,8 +163,17 @@ def test_once_rule() -> None:
 
 
 def test_ids_and_rotation_index_do_not_depend_on_the_window() -> None:
-    plan = schedule({"r": {"kind": "recurring", "cron": "0 * * * *", "start": "2027-10-01", "end": "2027-10-31",
-                           "messages": "m"}})
+    plan = schedule(
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": "0 * * * *",
+                "start": "2027-10-01",
+                "end": "2027-10-31",
+                "messages": "m",
+            }
+        }
+    )
     everything = {s.id: s.index for s in expand(plan, *WIDE)}
     start = dt.datetime(2027, 10, 20, 5, tzinfo=UTC)
     part = expand(plan, start, start + dt.timedelta(hours=7))
@@ -127,8 +184,18 @@ def test_ids_and_rotation_index_do_not_depend_on_the_window() -> None:
 
 def test_fall_back_hour_gives_distinct_ids() -> None:
     # 02:00-03:00 happens twice on 2027-10-31 in Berlin; an hourly rule posts in both and needs two ids.
-    plan = schedule({"r": {"kind": "recurring", "cron": "30 * * * *", "start": "2027-10-31", "end": "2027-10-31",
-                           "messages": "m", "accounts": ["a"]}})
+    plan = schedule(
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": "30 * * * *",
+                "start": "2027-10-31",
+                "end": "2027-10-31",
+                "messages": "m",
+                "accounts": ["a"],
+            }
+        }
+    )
     slots = expand(plan, *WIDE)
     ids = [s.id for s in slots]
     assert len(ids) == len(set(ids))
@@ -136,8 +203,17 @@ def test_fall_back_hour_gives_distinct_ids() -> None:
 
 
 def test_machine_timezone_never_matters(monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = schedule({"c": {"kind": "countdown", "event": "kobane-day", "days_before": [2, 1], "at": "10:00",
-                           "messages": "m"}})
+    plan = schedule(
+        {
+            "c": {
+                "kind": "countdown",
+                "event": "kobane-day",
+                "days_before": [2, 1],
+                "at": "10:00",
+                "messages": "m",
+            }
+        }
+    )
     results = []
     for tz in ("UTC", "Pacific/Kiritimati", "America/Los_Angeles"):
         monkeypatch.setenv("TZ", tz)
@@ -158,8 +234,16 @@ def test_machine_timezone_never_matters(monkeypatch: pytest.MonkeyPatch) -> None
 )
 def test_plan_never_has_two_slots_with_one_id(cron: str, tz: str, start: dt.date, days: int) -> None:
     plan = schedule(
-        {"r": {"kind": "recurring", "cron": cron, "start": start.isoformat(),
-               "end": (start + dt.timedelta(days=days)).isoformat(), "messages": "m", "timezone": tz}},
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": cron,
+                "start": start.isoformat(),
+                "end": (start + dt.timedelta(days=days)).isoformat(),
+                "messages": "m",
+                "timezone": tz,
+            }
+        },
     )
     slots = expand(plan, *WIDE)
     assert len({s.id for s in slots}) == len(slots)

@@ -147,7 +147,7 @@ _CASHTAG_RE: Final = regex.compile(
 )
 _TRAILING_PUNCTUATION_RE: Final = regex.compile(r"\p{P}+\Z")
 _GRAPHEME_RE: Final = regex.compile(r"\X")
-_JS_TRIM: Final = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
+_JS_TRIM: Final = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 # The code points that can join a cluster with their neighbour (UAX #29 rules GB6-GB13). A text without any of
