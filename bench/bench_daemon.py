@@ -1,0 +1,369 @@
+"""Daemon speed: fan-out of simultaneous posts, and the cost of waiting.
+
+Fan-out
+    100 Mastodon accounts with one post each due at the same instant, against one account alone; the daemon's
+    pass (:meth:`Daemon.tick`, real publishers over HTTP) is timed for each, after a warm-up pass (instance
+    limits cached). Reported: time(100) / time(1), which must stay under 2 (posts go out concurrently, not one
+    after another). Two loopback servers, each answering every post after 200 ms:
+
+    * ``stub``: a minimal threaded Mastodon API (instance + statuses): the gate, since it adds no queueing of
+      its own;
+    * ``mastodon-mock`` with latency injection: for reference. It handles requests one after another (about
+      35 ms each), so 100 posts take seconds however they are sent; a baseline of 1 vs 100 concurrent raw
+      ``httpx`` posts to it is measured in the same run to show that floor.
+
+Idle
+    ``amplifier run --dry-run`` (the long-running daemon) with a 30-day campaign (20 accounts, a daily post
+    and a countdown) and nothing due soon: CPU seconds used over ~20 s of waiting and its RSS (must stay under
+    150 MB), against a bare ``python -c 'import time; time.sleep(...)'`` measured over the same period.
+
+Run: ``.venv/bin/python bench/bench_daemon.py`` (about a minute; no network beyond loopback).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+LATENCY = 0.2
+FAN_OUT = 100
+IDLE_SECONDS = 20.0
+RSS_LIMIT_MB = 150.0
+WARM = dt.datetime(2027, 10, 20, 8, 0, tzinfo=dt.UTC)
+DUE = dt.datetime(2027, 10, 20, 9, 0, tzinfo=dt.UTC)
+
+MESSAGES = """\
+sets:
+  hello:
+    variants:
+      - text:
+          en: "Bench post for {{ account.id }} at {{ at }}"
+"""
+
+
+def write_fan_out_campaign(folder: Path, url: str, tokens: dict[str, str]) -> Path:
+    (folder / "messages").mkdir(parents=True, exist_ok=True)
+    accounts = "".join(
+        f"  {name}:\n    platform: mastodon\n    instance: {url}\n    token_env: {env}\n"
+        for name, env in ((name, f"BENCH_TOKEN_{name.upper()}") for name in tokens)
+    )
+    (folder / "schedule.yaml").write_text(
+        "campaign:\n  name: fan-out bench\n  timezone: UTC\n"
+        f"accounts:\n{accounts}"
+        "rules:\n  warm:\n    kind: once\n    at: 2027-10-20T08:00\n    messages: hello\n"
+        "  burst:\n    kind: once\n    at: 2027-10-20T09:00\n    messages: hello\n"
+    )
+    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    for name, token in tokens.items():
+        os.environ[f"BENCH_TOKEN_{name.upper()}"] = token
+    return folder / "schedule.yaml"
+
+
+def timed_pass(schedule: Path, state: Path, *, strict: bool = True) -> tuple[float, int]:
+    """Time the pass that publishes the ``burst`` post of every account, in a warm daemon: the ``warm`` post
+    an hour earlier made the publishers (HTTP sessions, cached instance limits), as in a daemon that runs."""
+    from amplifier.campaign import load_campaign
+    from amplifier.cli_publish import publish_context
+    from amplifier.daemon import Daemon, EventLog
+    from amplifier.ledger import Ledger
+    from amplifier.publish import create_publisher
+    from amplifier.publish.mastodon import MastodonPublisher
+
+    campaign = load_campaign(schedule)
+    ctx = publish_context(campaign, state)
+    first = next(iter(campaign.schedule.accounts))
+    probe = create_publisher(first, campaign.account(first), ctx)
+    assert isinstance(probe, MastodonPublisher)
+    probe.limits(refresh=True)  # one instance request, cached in the state folder for every account
+    probe.close()
+    now = WARM
+    with Ledger.open(state / "ledger.sqlite3", now) as ledger:
+        daemon = Daemon(
+            campaign,
+            ledger,
+            lambda account, settings: create_publisher(account, settings, ctx),
+            clock=lambda: now,
+            log=EventLog(sys.stderr if os.environ.get("BENCH_VERBOSE") else None),
+            environ={},
+        )
+        try:
+            daemon.start(now)
+            warm = daemon.tick(now)
+            now = DUE
+            began = time.perf_counter()
+            report = daemon.tick(now)
+            elapsed = time.perf_counter() - began
+        finally:
+            daemon.close()
+    expected = len(campaign.schedule.accounts)
+    for name, done in (("warm-up", warm), ("burst", report)):
+        if strict and len(done.published) != expected:
+            raise SystemExit(f"fan-out {name}: {len(done.published)} of {expected} published: {done}")
+    return elapsed, len(report.published)
+
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Mastodon API for a post: the instance, and statuses answered after LATENCY."""
+
+    protocol_version = "HTTP/1.1"
+    counter = itertools.count(1)
+
+    def _send(self, data: object) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(
+            {
+                "domain": "stub.test",
+                "version": "4.3.0",
+                "configuration": {
+                    "statuses": {
+                        "max_characters": 500,
+                        "characters_reserved_per_url": 23,
+                        "max_media_attachments": 4,
+                    },
+                    "media_attachments": {"description_limit": 1500},
+                },
+            }
+        )
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(LATENCY)
+        number = next(self.counter)
+        self._send(
+            {
+                "id": str(number),
+                "uri": f"http://stub.test/statuses/{number}",
+                "url": f"http://stub.test/@x/{number}",
+                "created_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                "content": "",
+            }
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def bench_fan_out_stub() -> dict[str, float]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-daemon-") as scratch:
+            work = Path(scratch)
+            tokens = {f"a{n:03d}": f"stub-token-{n}" for n in range(FAN_OUT + 1)}
+            one = write_fan_out_campaign(work / "one", url, {"a100": tokens["a100"]})
+            many = write_fan_out_campaign(
+                work / "many", url, {k: v for k, v in tokens.items() if k != "a100"}
+            )
+            single = min(timed_pass(one, work / f"state-one-{n}")[0] for n in range(3))
+            fan_out, _ = timed_pass(many, work / "state-many")
+    finally:
+        server.shutdown()
+        server.server_close()
+    return {"single_s": single, "fan_out_s": fan_out, "ratio": fan_out / single}
+
+
+def bench_fan_out() -> dict[str, float]:
+    from tests.integration.servers.mastodon import MastodonServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as scratch:
+        work = Path(scratch)
+        server = MastodonServer.start(work_dir=work / "server")
+        try:
+            tokens = {
+                f"a{n:03d}": server.create_account(server.unique_username(f"b{n}")).access_token
+                for n in range(FAN_OUT + 1)
+            }
+            one = write_fan_out_campaign(work / "one", server.url, {"a100": tokens["a100"]})
+            many = write_fan_out_campaign(
+                work / "many", server.url, {k: v for k, v in tokens.items() if k != "a100"}
+            )
+            server.inject(delay=LATENCY, times=None, path="/api/v1/statuses", method="POST")
+            single, _ = timed_pass(one, work / "state-one", strict=False)
+            fan_out, published = timed_pass(many, work / "state-many", strict=False)
+            raw_single = _raw_posts(server.url, [tokens["a100"]])
+            raw_many = _raw_posts(server.url, [v for k, v in tokens.items() if k != "a100"])
+        finally:
+            server.stop()
+    return {
+        "single_s": single,
+        "fan_out_s": fan_out,
+        "ratio": fan_out / single,
+        "raw_ratio": raw_many / raw_single,
+        "published": float(published),
+    }
+
+
+def _raw_posts(url: str, tokens: list[str]) -> float:
+    """Time ``len(tokens)`` concurrent bare ``httpx`` posts (one per account): the server's own floor."""
+    import httpx
+
+    def post(token: str) -> None:
+        response = httpx.post(
+            f"{url}/api/v1/statuses",
+            data={"status": f"raw {token[:6]} {time.time_ns()}"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        response.raise_for_status()
+
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        began = time.perf_counter()
+        list(pool.map(post, tokens))
+        return time.perf_counter() - began
+
+
+# --------------------------------------------------------------------------------------------- idle
+
+
+def write_idle_campaign(folder: Path) -> Path:
+    (folder / "messages").mkdir(parents=True, exist_ok=True)
+    today = dt.datetime.now(dt.UTC).date()
+    start = today + dt.timedelta(days=2)
+    end = start + dt.timedelta(days=29)
+    accounts = "".join(
+        f"  m{n:02d}:\n    platform: mastodon\n    instance: http://127.0.0.1:9\n    token_env: BENCH_IDLE\n"
+        for n in range(20)
+    )
+    (folder / "schedule.yaml").write_text(
+        "campaign:\n  name: idle bench\n  timezone: Europe/Berlin\n"
+        f"events:\n  day:\n    name: {{en: The Day}}\n    date: {end.isoformat()}\n"
+        f"accounts:\n{accounts}"
+        "rules:\n"
+        f"  daily:\n    kind: recurring\n    cron: '0 12 * * *'\n    start: {start.isoformat()}\n"
+        f"    end: {end.isoformat()}\n    messages: hello\n"
+        "  countdown:\n    kind: countdown\n    event: day\n    days_before: [20, 10, 5, 3, 2, 1, 0]\n"
+        "    messages: hello\n"
+    )
+    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    return folder / "schedule.yaml"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _measure(proc: subprocess.Popen[Any], seconds: float) -> tuple[float, float]:
+    before = _cpu_seconds(proc.pid)
+    time.sleep(seconds)
+    return _cpu_seconds(proc.pid) - before, _rss_mb(proc.pid)
+
+
+def bench_idle() -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as scratch:
+        work = Path(scratch)
+        schedule = write_idle_campaign(work / "campaign")
+        log_path = work / "daemon.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFIER_")}
+        with log_path.open("w") as log:
+            daemon = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "amplifier",
+                    "-c",
+                    str(schedule),
+                    "--state",
+                    str(work / "state"),
+                    "run",
+                    "--dry-run",
+                    "--log-format",
+                    "json",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+            )
+        baseline = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({IDLE_SECONDS * 3})"])
+        try:
+            deadline = time.monotonic() + 60
+            while '"started"' not in log_path.read_text():
+                if daemon.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"idle: the daemon did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            time.sleep(2.0)  # let start-up settle
+            base_cpu_before = _cpu_seconds(baseline.pid)
+            cpu, rss = _measure(daemon, IDLE_SECONDS)
+            base_cpu = _cpu_seconds(baseline.pid) - base_cpu_before
+            base_rss = _rss_mb(baseline.pid)
+        finally:
+            for proc in (daemon, baseline):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=40)
+        planned = [json.loads(line) for line in log_path.read_text().splitlines() if '"planned"' in line]
+    return {
+        "idle_s": IDLE_SECONDS,
+        "cpu_s": cpu,
+        "cpu_share": cpu / IDLE_SECONDS,
+        "baseline_cpu_s": base_cpu,
+        "rss_mb": rss,
+        "baseline_rss_mb": base_rss,
+        "rss_ratio": rss / base_rss if base_rss else 0.0,
+        "planned_posts": float(planned[0]["posts"]) if planned else 0.0,
+    }
+
+
+def main() -> None:
+    stub = bench_fan_out_stub()
+    print(
+        f"fan-out (threaded stub, {LATENCY * 1000:.0f} ms per post): 1 account {stub['single_s']:.3f} s, "
+        f"{FAN_OUT} accounts {stub['fan_out_s']:.3f} s: ratio {stub['ratio']:.2f} (must be < 2)"
+    )
+    mock = bench_fan_out()
+    print(
+        f"fan-out (mastodon-mock, {LATENCY * 1000:.0f} ms per post): 1 account {mock['single_s']:.3f} s, "
+        f"{FAN_OUT} accounts {mock['fan_out_s']:.3f} s ({mock['published']:.0f} published in the pass, the "
+        f"others timed out in the mock and were left for a retry): ratio {mock['ratio']:.2f}; "
+        f"baseline, bare concurrent httpx posts to the same server: ratio {mock['raw_ratio']:.2f}"
+    )
+    idle = bench_idle()
+    print(
+        f"idle: {idle['cpu_s']:.3f} CPU s over {idle['idle_s']:.0f} s "
+        f"({idle['cpu_share'] * 100:.2f} % of a core; bare sleeping python: {idle['baseline_cpu_s']:.3f} s)"
+    )
+    print(
+        f"idle: RSS {idle['rss_mb']:.1f} MB (bare python {idle['baseline_rss_mb']:.1f} MB, "
+        f"x{idle['rss_ratio']:.1f}; must be < {RSS_LIMIT_MB:.0f} MB), "
+        f"{idle['planned_posts']:.0f} posts in the planned window"
+    )
+    ok = stub["ratio"] < 2 and idle["rss_mb"] < RSS_LIMIT_MB
+    print("PASS" if ok else "FAIL")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
