@@ -209,6 +209,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
     from amplifier.plan import validate as validate_plan
+    from amplifier.progress import track
 
     g = apply_common(ctx, config, now)
     span = None
@@ -217,7 +218,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
-    plan = validate_plan(campaign, g.now, span)
+    plan = validate_plan(campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"))
     if plan.problems:
         raise CampaignError(plan.problems)
     parts = sum(len(post.parts) for post in plan.posts)
@@ -267,10 +268,9 @@ def preview(
     TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h).
     `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
     from amplifier.errors import CampaignError
-    from amplifier.plan import Planner
+    from amplifier.plan import plan_window
     from amplifier.progress import track
     from amplifier.render import console, posts_table
-    from amplifier.schedule import expand
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
@@ -284,8 +284,13 @@ def preview(
         )
     if output is not None and fmt == "table":
         raise UsageError("--output: choose --format json, html or ics to write a file")
-    slots = expand(campaign.schedule, window_start, window_end, accounts=set(accounts) or None)
-    plan = Planner(campaign).plan(track(slots, "Planning posts"))
+    plan = plan_window(
+        campaign,
+        window_start,
+        window_end,
+        accounts=set(accounts) or None,
+        progress=lambda slots: track(slots, "Planning posts"),
+    )
     if fmt in ("html", "ics", "json"):
         text = _export(fmt, campaign, plan, (window_start, window_end), g.now)
         if output is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -316,15 +316,21 @@ def _template_line(exc: BaseException) -> int:
 # ----------------------------------------------------------------------------------------------- entry points
 
 
+Progress = Callable[[Sequence[Slot]], Iterable[Slot]]
+"""Wraps the slots being planned, e.g. to draw a progress bar (:func:`amplifier.progress.track`)."""
+
+
 def plan_window(
     campaign: Campaign,
     start: dt.datetime,
     end: dt.datetime,
     *,
     accounts: set[str] | None = None,
+    progress: Progress | None = None,
 ) -> Plan:
     """Every post with ``start <= at < end``, in time order."""
-    return Planner(campaign).plan(expand(campaign.schedule, start, end, accounts=accounts))
+    slots = expand(campaign.schedule, start, end, accounts=accounts)
+    return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 
 def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
@@ -343,10 +349,12 @@ def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
     return problems
 
 
-def validate(campaign: Campaign, now: dt.datetime, horizon: dt.timedelta | None = None) -> Plan:
+def validate(
+    campaign: Campaign, now: dt.datetime, horizon: dt.timedelta | None = None, *, progress: Progress | None = None
+) -> Plan:
     """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems."""
     end = now + horizon if horizon is not None else _last(campaign) + dt.timedelta(seconds=1)
-    plan = plan_window(campaign, now, max(end, now))
+    plan = plan_window(campaign, now, max(end, now), progress=progress)
     plan.problems = sorted(set(plan.problems) | set(check_events(campaign, now)))
     return plan
 
