@@ -7,8 +7,10 @@ campaign -> slots (:mod:`amplifier.schedule`) -> rendered text (:mod:`amplifier.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import mimetypes
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ class _Static:
     lang: str
     target: Target
     per_account: bool  # some template names the account: no sharing between accounts
+    share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
+    variants: int
 
 
 class Planner:
@@ -60,7 +64,8 @@ class Planner:
         self._inline_tags: dict[str, bool] = {}
         self._statics: dict[tuple[str, str], _Static] = {}
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._by_occurrence: dict[tuple[Any, ...], Adapted] = {}
+        self._by_occurrence: dict[tuple[int, int], Adapted] = {}
+        self._shares: dict[tuple[str, str, Target], int] = {}
         self._problems: dict[Problem, None] = {}
 
     @property
@@ -195,16 +200,27 @@ class Planner:
                 for value in texts.values()
                 for part in (value if isinstance(value, list) else [value])
             )
-            static = self._statics[key] = _Static(
-                rule.messages, message_set, account.platform, lang, target, per_account
+            share = (
+                None if per_account else self._shares.setdefault((rule_id, lang, target), len(self._shares))
             )
+            static = self._statics[key] = _Static(
+                rule.messages,
+                message_set,
+                account.platform,
+                lang,
+                target,
+                per_account,
+                share,
+                len(message_set.variants),
+            )
+
         return static
 
     def post(self, slot: Slot) -> PlannedPost | None:
-        static = self._static(slot.rule, slot.account)
-        variant_index = slot.index % len(static.message_set.variants)
+        static = self._statics.get((slot.rule, slot.account)) or self._static(slot.rule, slot.account)
+        variant_index = slot.index % static.variants
         # Posts of one occurrence in one language and one target look the same unless a template names the account.
-        key = None if static.per_account else (slot.rule, slot.index, static.lang, static.target)
+        key = None if static.share is None else (static.share, slot.index)
         adapted = self._by_occurrence.get(key) if key is not None else None
         if adapted is None:
             adapted = self._adapt(slot, static, variant_index)
@@ -316,6 +332,23 @@ def _template_line(exc: BaseException) -> int:
 # ----------------------------------------------------------------------------------------------- entry points
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large plan is built.
+
+    A preview allocates hundreds of thousands of small, acyclic objects; the collector would rescan the growing heap
+    again and again (a quarter of the time of a large preview). Reference counting still frees memory meanwhile, and
+    the collector resumes, as it was, afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 Progress = Callable[[Sequence[Slot]], Iterable[Slot]]
 """Wraps the slots being planned, e.g. to draw a progress bar (:func:`amplifier.progress.track`)."""
 
@@ -329,8 +362,9 @@ def plan_window(
     progress: Progress | None = None,
 ) -> Plan:
     """Every post with ``start <= at < end``, in time order."""
-    slots = expand(campaign.schedule, start, end, accounts=accounts)
-    return Planner(campaign).plan(progress(slots) if progress is not None else slots)
+    with gc_paused():
+        slots = expand(campaign.schedule, start, end, accounts=accounts)
+        return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 
 def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
@@ -350,7 +384,11 @@ def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
 
 
 def validate(
-    campaign: Campaign, now: dt.datetime, horizon: dt.timedelta | None = None, *, progress: Progress | None = None
+    campaign: Campaign,
+    now: dt.datetime,
+    horizon: dt.timedelta | None = None,
+    *,
+    progress: Progress | None = None,
 ) -> Plan:
     """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems."""
     end = now + horizon if horizon is not None else _last(campaign) + dt.timedelta(seconds=1)

@@ -27,8 +27,11 @@ def dump_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
+    from amplifier.plan import gc_paused
+
     cache: dict[int, list[dict[str, Any]]] = {}  # posts stay alive meanwhile, so id() is a safe key
-    return {"version": JSON_VERSION, **extra, "posts": [post.to_json(cache) for post in posts]}
+    with gc_paused():
+        return {"version": JSON_VERSION, **extra, "posts": [post.to_json(cache) for post in posts]}
 
 
 def console(out: TextIO | None = None) -> Any:

@@ -27,6 +27,7 @@ script, zero-width characters): identical facets.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 import regex
@@ -160,9 +161,15 @@ _JOINING_RE: Final = regex.compile(
 )
 
 
+@functools.lru_cache(maxsize=8192)
+def _joins(char: str) -> bool:
+    """Whether ``char`` can join a cluster with a neighbour (cached: a campaign uses few distinct characters)."""
+    return _JOINING_RE.match(char) is not None
+
+
 def grapheme_length(text: str) -> int:
     """The number of extended grapheme clusters, as Bluesky counts a post's length."""
-    if text.isascii() or not _JOINING_RE.search(text):
+    if text.isascii() or not any(_joins(char) for char in set(text) if char > "\x7f"):
         return len(text) - text.count("\r\n")
     return len(_GRAPHEME_RE.findall(text))
 
