@@ -13,6 +13,13 @@
 * A thread is a chain of replies; every status carries an ``Idempotency-Key`` made from the post id and the
   part index, so a quick retry returns the status already created instead of a second one (Mastodon keeps the
   key for one hour).
+* After that hour, :meth:`MastodonPublisher.find_published` tells whether a post is out by looking for it among
+  the account's own recent statuses (``verify_credentials`` once for the account id, then
+  ``GET /api/v1/accounts/:id/statuses``, 40 a page, newest first, back to the instant the request could
+  have been made, at most :data:`LOOKUP_PAGES` pages). A status matches a part when its text (``content``
+  HTML turned back into plain text: :func:`html_to_text`) equals the part's ``status`` after the same
+  normalization (:func:`comparable`), and its content warning, language, images and ``in_reply_to_id`` (part
+  N replies to the status found for part N-1) agree.
 
 Mastodon.py is imported lazily, inside the functions that use it.
 """
@@ -21,10 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +75,11 @@ STATUS_KEYS = frozenset(
 )
 # A status created this long before our request was already there (best effort: clocks differ).
 EXISTED_MARGIN = timedelta(seconds=2)
+# Looking for a post among the account's statuses: statuses a page (the API's maximum), pages at most, and
+# how much earlier than the first possible request a status may be stamped (the server's clock is not ours).
+LOOKUP_PAGE_SIZE = 40
+LOOKUP_PAGES = 5
+LOOKUP_MARGIN = timedelta(minutes=10)
 
 
 def idempotency_key(post_id: str, index: int) -> str:
@@ -115,6 +130,114 @@ def _api_error(exc: BaseException) -> tuple[int | None, str]:
     return status, message
 
 
+# --------------------------------------------------------------------------------------------- finding a post
+
+
+class LookupIncomplete(PermanentError):
+    """The account's statuses could not be searched far enough back to say whether a post is out."""
+
+
+class _ContentText(HTMLParser):
+    """Plain text of a status's ``content`` HTML (see :func:`html_to_text`)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._link: tuple[str | None, list[str]] | None = None  # (href of a web link, its text)
+
+    def _emit(self, text: str) -> None:
+        if self._link is not None:
+            self._link[1].append(text)
+        else:
+            self.out.append(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self._emit("\n")
+        elif tag == "p":
+            if self.out and self._link is None:
+                self.out.append("\n\n")
+        elif tag == "a" and self._link is None:
+            attributes = dict(attrs)
+            classes = (attributes.get("class") or "").split()
+            # A mention or a hashtag shows what was typed (``@user``, ``#tag``); a web link shows a shortened
+            # URL while its ``href`` is the URL that was typed.
+            href = None if "mention" in classes or "hashtag" in classes else attributes.get("href")
+            self._link = (href, [])
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._link is not None:
+            href, shown = self._link
+            self._link = None
+            self.out.append(href if href else "".join(shown))
+
+    def handle_data(self, data: str) -> None:
+        self._emit(data)
+
+    def text(self) -> str:
+        if self._link is not None:  # an unclosed link
+            href, shown = self._link
+            self._link = None
+            self.out.append(href if href else "".join(shown))
+        return "".join(self.out).strip()
+
+
+def html_to_text(content: str) -> str:
+    """A status's ``content`` HTML as the plain text it was made from, as far as it can be told.
+
+    Mastodon renders a plain-text status as ``<p>`` paragraphs (a blank line in the text) with ``<br />``
+    line breaks, HTML-escaped, with links, hashtags and mentions as ``<a>``: a web link's visible text may be
+    shortened (``<span class="ellipsis">``) but its ``href`` is the URL as typed, so links become their
+    ``href``; mentions and hashtags keep their visible text (``@user``, ``#tag``)."""
+    parser = _ContentText()
+    parser.feed(content)
+    parser.close()
+    return parser.text()
+
+
+_REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*)@[\w-]+(?:\.[\w-]+)+")
+# Light markup a server may turn into HTML (mastodon-mock renders **bold**, *italic*, `code`, ~~strike~~).
+_MARKUP = re.compile(r"[*~`]")
+_SPACE = re.compile(r"\s+")
+
+
+def comparable(text: str) -> str:
+    """``text`` reduced to what survives Mastodon's rendering, for comparing a part with a status.
+
+    NFC; a mention ``@user@domain`` as ``@user`` (Mastodon shows a known account by its username only);
+    emphasis markers (``*``, ``~``, a backtick) dropped; any run of white space (a paragraph or a line break)
+    as one space; case folded."""
+    text = unicodedata.normalize("NFC", text)
+    text = _REMOTE_MENTION.sub(r"@\1", text)
+    text = _MARKUP.sub("", text)
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def _language_matches(wanted: object, got: object) -> bool:
+    """The same language (primary subtag, any case); a side that says nothing does not disagree."""
+    if not wanted or not got:
+        return True
+    return str(wanted).split("-")[0].lower() == str(got).split("-")[0].lower()
+
+
+def _aware(value: object) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _id(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 class MastodonPublisher:
     """Publishes to one Mastodon account."""
 
@@ -129,6 +252,7 @@ class MastodonPublisher:
         self._api: Mastodon | None = None
         self._session: requests.Session | None = None
         self._last_headers: dict[str, str] = {}
+        self._account_id: str | None = None
 
     # ------------------------------------------------------------------ client
 
@@ -341,8 +465,131 @@ class MastodonPublisher:
     # ------------------------------------------------------------------ Publisher
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
-        """Mastodon has no lookup by key; the Idempotency-Key guards a repeated send instead."""
-        return {}
+        """The parts of ``post`` among the account's statuses since its slot time (less a margin).
+
+        Use :meth:`find_published` when the earliest instant the post could have been sent is known (a post
+        sent ahead of its slot with ``amplifier send`` is older than its slot time)."""
+        return self.find_published(post, since=post.at)
+
+    def find_published(
+        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
+    ) -> dict[int, PartResult]:
+        """The parts of ``post`` the account published at or after ``since`` (less :data:`LOOKUP_MARGIN`).
+
+        ``known`` are parts already known to be out (their ids anchor the replies of the next parts); they are
+        not returned again. The parts found are the thread's first ones up to the first part missing: the
+        thread resumes there. Raises :class:`LookupIncomplete` when :data:`LOOKUP_PAGES` pages do not reach
+        back to ``since`` (too much was posted since), and the usual classified errors when the server fails.
+        """
+        known = dict(known or {})
+        try:
+            window = list(self._statuses_since(since - LOOKUP_MARGIN))
+            found = self.match_parts(post, reversed(window), known)
+        except PublishError as exc:
+            raise exc.with_context(done={}, account=self.account, post_id=post.id) from None
+        return {index: part for index, part in found.items() if index not in known}
+
+    def account_id(self) -> str:
+        """The account's id (``verify_credentials``, asked once per publisher)."""
+        if self._account_id is None:
+            me = self._call(self.api().account_verify_credentials)
+            self._account_id = str(me["id"])
+        return self._account_id
+
+    def _statuses_since(self, start: datetime) -> Iterable[Mapping[str, Any]]:
+        """The account's own statuses created at or after ``start``, newest first (reblogs left out)."""
+        api = self.api()
+        account_id = self.account_id()
+        max_id: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            page = self._call(api.account_statuses, account_id, limit=LOOKUP_PAGE_SIZE, max_id=max_id)
+            if not page:
+                return
+            for status in page:
+                created = _aware(status.get("created_at"))
+                if created is not None and created < start:
+                    return
+                if status.get("reblog") is None:
+                    yield status
+            max_id = str(page[-1]["id"])
+        raise LookupIncomplete(
+            f"more than {LOOKUP_PAGES * LOOKUP_PAGE_SIZE} statuses since {start:%Y-%m-%d %H:%M} UTC: "
+            "cannot tell whether the post is among them"
+        )
+
+    def match_parts(
+        self, post: PlannedPost, statuses: Iterable[Mapping[str, Any]], known: Mapping[int, PartResult]
+    ) -> dict[int, PartResult]:
+        """Match ``post``'s parts, in order, with ``statuses`` (oldest first): each part takes the oldest
+        status not taken yet that :meth:`part_matches` it; the first part without one ends the search."""
+        candidates = list(statuses)
+        found: dict[int, PartResult] = dict(known)
+        taken = {part.id for part in known.values()}
+        for index, part in enumerate(post.parts):
+            if index in found:
+                continue
+            match = next(
+                (
+                    status
+                    for status in candidates
+                    if str(status["id"]) not in taken and self.part_matches(part, status, found)
+                ),
+                None,
+            )
+            if match is None:
+                break
+            taken.add(str(match["id"]))
+            found[index] = PartResult(
+                index=index,
+                id=str(match["id"]),
+                url=match.get("url"),
+                uri=match.get("uri"),
+                existed=True,
+            )
+        return found
+
+    def part_matches(self, part: Part, status: Mapping[str, Any], found: Mapping[int, PartResult]) -> bool:
+        """Whether ``status`` is ``part`` as published: text, content warning, language, images, and the
+        status it replies to (``found`` holds the statuses of the parts before it)."""
+        payload = part.payload
+        if comparable(html_to_text(str(status.get("content") or ""))) != comparable(
+            str(payload.get("status", ""))
+        ):
+            return False
+        if comparable(str(status.get("spoiler_text") or "")) != comparable(
+            str(payload.get("spoiler_text") or "")
+        ):
+            return False
+        if not _language_matches(payload.get("language"), status.get("language")):
+            return False
+        if not self._media_matches(part, status.get("media_attachments") or []):
+            return False
+        wanted = payload.get("in_reply_to_id")
+        hit = placeholder(wanted)
+        if hit is not None and hit[0] == REF:
+            parent = found.get(ref_index(hit[1]))
+            if parent is None:
+                return False
+            wanted = parent.id
+        return _id(status.get("in_reply_to_id")) == _id(wanted)
+
+    def _media_matches(self, part: Part, attachments: list[Any]) -> bool:
+        media = list(part.payload.get("media_ids") or [])
+        if len(media) != len(attachments):
+            return False
+        for item, attachment in zip(media, attachments, strict=True):
+            hit = placeholder(item)
+            if hit is None:
+                if str(attachment.get("id")) != str(item):
+                    return False
+                continue
+            if hit[0] != UPLOAD:
+                return False
+            description = attachment.get("description")
+            alt = self._image_for(part, str(hit[1])).alt
+            if description is not None and comparable(str(description)) != comparable(alt):
+                return False
+        return True
 
     def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
         done: dict[int, PartResult] = dict(resume or {})
@@ -375,6 +622,7 @@ class MastodonPublisher:
         limits = self.limits(refresh=True)
         api = self.api()
         me = self._call(api.account_verify_credentials)
+        self._account_id = str(me.get("id"))
         domain = limits.get("domain") or self.base_url.split("://", 1)[-1]
         acct = str(me.get("acct") or me.get("username"))
         return AccountInfo(
@@ -393,3 +641,4 @@ class MastodonPublisher:
             self._session.close()
             self._session = None
         self._api = None
+        self._account_id = None
