@@ -76,7 +76,7 @@ from amplifier.publish.base import (
     RateLimitedError,
 )
 from amplifier.ratelimit import RateLimiter
-from amplifier.reconcile import Reconciled, part_results, reconcile_row
+from amplifier.reconcile import Reconciled, claim_holder_alive, part_results, reconcile_row
 from amplifier.schedule import event_start, localize, rule_zone
 
 Clock = Callable[[], datetime]
@@ -395,8 +395,13 @@ class Daemon:
     # ------------------------------------------------------------------------------------ reconciliation
 
     def reconcile(self, now: datetime) -> list[Reconciled]:
-        """Resolve every claimed post with the platform before anything new is sent."""
-        return [self._reconcile_one(row, now) for row in self.ledger.claimed()]
+        """Resolve every claimed post with the platform before anything new is sent; a post claimed by
+        another process that still runs (``amplifier send``) is its business, and left alone."""
+        return [
+            self._reconcile_one(row, now)
+            for row in self.ledger.claimed()
+            if not claim_holder_alive(row, now, own_token=self.token)
+        ]
 
     def _reconcile_one(self, row: Row, now: datetime) -> Reconciled:
         post = self.post_for(row)

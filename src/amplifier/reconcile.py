@@ -1,41 +1,64 @@
 """Reconciliation: what happened to a post whose outcome is unknown (claimed, then the process died).
 
 A ``claimed`` row means: we may have sent the request, and never recorded the answer. Guessing either way is
-wrong (a second copy, or a silent loss), so we ask the platform with the publisher's ``lookup(post)``:
+wrong (a second copy, or a silent loss), so we ask the platform:
 
 * every part found -> the parts are recorded and the post is marked published;
 * some parts found (a thread cut short) -> those parts are recorded and the post goes back to planned: the
   next publish resumes after them;
-* nothing found -> back to planned, to be sent again, **when a second send cannot make a second copy**:
+* nothing found -> back to planned, to be sent again, **because a second send cannot make a second copy**:
 
   - Bluesky: ``lookup`` reads the record at the post's deterministic key (``getRecord``), so "not found"
     is an answer, and a re-send writes the same key anyway.
-  - Mastodon: ``lookup`` cannot search (it returns nothing), but each part is sent with an
-    ``Idempotency-Key`` that the server remembers for one hour: a re-send within that hour returns the
-    status created by the lost attempt. Older claims (the process was down for more than
-    :data:`MASTODON_IDEMPOTENCY_SAFE` since the claim) are marked **failed** with a reason that says to look
-    at the account, rather than risk a duplicate.
+  - Mastodon, claimed less than :data:`MASTODON_IDEMPOTENCY_SAFE` ago and about to be sent again at once
+    (it is due, or ``amplifier send`` is sending it now): nothing is asked. Each part is sent with an
+    ``Idempotency-Key`` that the server remembers for one hour, so the re-send returns the status the lost
+    attempt created, if any: the cheapest answer.
+  - Mastodon otherwise (an older claim, or a post that would only be sent again later, when the key may have
+    expired): the publisher looks for the post among the account's own statuses since the claim
+    (:class:`SearchesStatuses`, :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`); "not
+    found" there is an answer too. When the search cannot reach back to the claim (too much posted since),
+    the post is marked **failed** with a reason that says to check the account, rather than risk a
+    duplicate.
 
 A lookup that fails (server down) leaves the row claimed; the daemon tries again before it sends anything
 for that account.
+
+A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
+round) is not reconciled: :func:`claim_holder_alive` tells, from the claim token ``host:pid:nonce``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from amplifier.errors import AmplifierError
 from amplifier.ledger import Ledger, LedgerError, Row
 from amplifier.post import PlannedPost
-from amplifier.publish.base import PartResult, Publisher
+from amplifier.publish.base import PartResult, PermanentError, Publisher
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.
 MASTODON_IDEMPOTENCY_SAFE = timedelta(minutes=50)
 # Platforms whose lookup() answers "not there" with authority.
 AUTHORITATIVE_LOOKUP = frozenset({"bluesky", "dry-run"})
+# A claim this old is abandoned even if a process with the claimant's pid runs (the pid was reused): no
+# publish takes that long (every request has a timeout).
+CLAIM_ABANDONED_AFTER = timedelta(minutes=30)
+
+
+@runtime_checkable
+class SearchesStatuses(Protocol):
+    """A publisher that can look for a post among the account's posts made since a given instant."""
+
+    def find_published(
+        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
+    ) -> dict[int, PartResult]: ...
 
 
 @dataclass(frozen=True)
@@ -64,14 +87,73 @@ def part_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[int, PartResult
     return results
 
 
+# --------------------------------------------------------------------------------------------- claimants
+
+
+def claim_token(kind: str) -> str:
+    """A claim token for this process: ``host:pid:kind-nonce`` (see :func:`claim_holder_alive`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}-{os.urandom(4).hex()}"
+
+
+def claim_holder(token: str | None) -> tuple[str, int] | None:
+    """``(host, pid)`` of a claim token ``host:pid:...``; None when the token has another form."""
+    if not token:
+        return None
+    fields = token.split(":")
+    if len(fields) < 3 or not fields[1].isdigit():
+        return None
+    return fields[0], int(fields[1])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (a zombie does not count)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    state = stat.rsplit(")", 1)[-1].split()
+    return not state or state[0] not in ("Z", "X")
+
+
+def claim_holder_alive(row: Row, now: datetime, *, own_token: str | None = None) -> bool:
+    """Whether another process that is still running holds ``row``'s claim (so its outcome is not lost but
+    on its way). A claim older than :data:`CLAIM_ABANDONED_AFTER`, of another machine (which we cannot ask)
+    or with a token of another form counts as abandoned."""
+    if row.claim_token is None or row.claim_token == own_token:
+        return False
+    claimed_at = row.claimed_at or row.updated_at
+    if now - claimed_at > CLAIM_ABANDONED_AFTER:
+        return False
+    holder = claim_holder(row.claim_token)
+    if holder is None or holder[0] != socket.gethostname():
+        return False
+    return holder[1] != os.getpid() and process_alive(holder[1])
+
+
+# --------------------------------------------------------------------------------------------- reconciling
+
+
 def reconcile_row(
     ledger: Ledger,
     row: Row,
     post: PlannedPost | None,
     publisher: Publisher | None,
     now: datetime,
+    *,
+    resend_now: bool | None = None,
 ) -> Reconciled:
-    """Resolve one claimed row (see the module docstring); raises nothing for a platform failure."""
+    """Resolve one claimed row (see the module docstring); raises nothing for a platform failure.
+
+    ``resend_now``: whether a post released now is sent again at once (so within the Idempotency-Key's
+    hour); by default, whether it is due at ``now``."""
     if post is None or publisher is None:
         reason = (
             "outcome unknown after an interruption, and the post is no longer in the campaign: "
@@ -79,11 +161,42 @@ def reconcile_row(
         )
         ledger.mark_failed(row.id, reason, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "failed", reason)
+    recorded = part_results(row.parts)
+    claimed_at = row.claimed_at or row.updated_at
+    authoritative = row.platform in AUTHORITATIVE_LOOKUP or publisher.platform in AUTHORITATIVE_LOOKUP
+    if resend_now is None:
+        resend_now = row.due_at <= now
+    if not authoritative and resend_now and now - claimed_at <= MASTODON_IDEMPOTENCY_SAFE:
+        ledger.release(row.id, now, token=row.claim_token)
+        return Reconciled(
+            row.id,
+            row.account,
+            "resumed" if recorded else "released",
+            f"claimed at {claimed_at:%H:%M:%S} UTC: sent again under the same Idempotency-Key, which returns "
+            "the status if the interrupted attempt created it",
+        )
     try:
-        found = publisher.lookup(post)
+        if authoritative:
+            found = publisher.lookup(post)
+        elif isinstance(publisher, SearchesStatuses):
+            found = publisher.find_published(post, since=claimed_at, known=recorded)
+        else:
+            reason = (
+                f"outcome unknown: interrupted while publishing at {claimed_at:%Y-%m-%d %H:%M} UTC, too long "
+                f"ago to re-send safely, and {publisher.platform} cannot be searched; check the account and "
+                "post it by hand if it is missing"
+            )
+            ledger.mark_failed(row.id, reason, now, token=row.claim_token)
+            return Reconciled(row.id, row.account, "failed", reason)
+    except PermanentError as exc:
+        reason = (
+            f"outcome unknown: interrupted while publishing at {claimed_at:%Y-%m-%d %H:%M} UTC, and the "
+            f"account's statuses cannot tell ({exc}); check the account and post it by hand if it is missing"
+        )
+        ledger.mark_failed(row.id, reason, now, token=row.claim_token)
+        return Reconciled(row.id, row.account, "failed", reason)
     except AmplifierError as exc:
         return Reconciled(row.id, row.account, "unknown", f"lookup failed: {exc}")
-    recorded = part_results(row.parts)
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
         if index not in recorded:
@@ -95,16 +208,6 @@ def reconcile_row(
     if len(recorded) == row.part_count:
         ledger.mark_published(row.id, None, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "published", "found on the server", recorded[0].url)
-    authoritative = row.platform in AUTHORITATIVE_LOOKUP or publisher.platform in AUTHORITATIVE_LOOKUP
-    claimed_at = row.claimed_at or row.updated_at
-    if not authoritative and now - claimed_at > MASTODON_IDEMPOTENCY_SAFE:
-        reason = (
-            f"outcome unknown: interrupted while publishing at {claimed_at:%Y-%m-%d %H:%M} UTC, too long ago "
-            "to re-send safely (the Idempotency-Key has expired); check the account and post it by hand if "
-            "it is missing"
-        )
-        ledger.mark_failed(row.id, reason, now, token=row.claim_token)
-        return Reconciled(row.id, row.account, "failed", reason)
     ledger.release(row.id, now, token=row.claim_token)
     if recorded:
         return Reconciled(

@@ -31,6 +31,7 @@ from amplifier.publish.base import (
     RateLimitedError,
     TransientError,
 )
+from amplifier.publish.mastodon import LookupIncomplete
 from amplifier.reconcile import MASTODON_IDEMPOTENCY_SAFE
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -104,6 +105,8 @@ class FakeServer:
     published: dict[tuple[str, int], PartResult] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (account, post id) per publish call
     faults: dict[str, list[BaseException]] = field(default_factory=dict)
+    searches: list[tuple[str, dt.datetime]] = field(default_factory=list)  # (post id, since) per search
+    search_faults: list[BaseException] = field(default_factory=list)
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -145,11 +148,25 @@ class FakePublisher:
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         if self.platform == "mastodon":
             return {}
+        return self._found(post, {})
+
+    def find_published(
+        self, post: PlannedPost, *, since: dt.datetime, known: Mapping[int, PartResult] | None = None
+    ) -> dict[int, PartResult]:
+        """Mastodon: the search among the account's statuses (everything on the fake server counts)."""
+        assert self.platform == "mastodon", "only Mastodon is searched"
+        with self.server.lock:
+            self.server.searches.append((post.id, since))
+            if self.server.search_faults:
+                raise self.server.search_faults.pop(0)
+        return self._found(post, known or {})
+
+    def _found(self, post: PlannedPost, known: Mapping[int, PartResult]) -> dict[int, PartResult]:
         with self.server.lock:
             return {
                 index: PartResult(index=index, id=part.id, url=part.url, existed=True)
                 for (post_id, index), part in self.server.published.items()
-                if post_id == post.id
+                if post_id == post.id and index not in known
             }
 
     def check(self) -> Any:
@@ -587,13 +604,29 @@ def test_a_broken_message_file_is_reported_with_its_location(make: Callable[...,
 # --------------------------------------------------------------------------------------------- reconciliation
 
 
+OLD_CLAIM = MASTODON_IDEMPOTENCY_SAFE + dt.timedelta(minutes=1)
+LOOKUP_INCOMPLETE = LookupIncomplete("more than 200 statuses since 2027-10-20 06:00 UTC")
+
+
 @pytest.mark.parametrize(
-    ("account", "on_server", "claim_age", "expected", "sends"),
+    ("account", "on_server", "claim_age", "due_in", "fault", "expected", "sends", "searches"),
     [
-        ("sky", True, dt.timedelta(minutes=1), State.PUBLISHED, 0),  # found by lookup
-        ("sky", False, dt.timedelta(days=1), State.PUBLISHED, 1),  # not found: authoritative, sent again
-        ("masto", False, dt.timedelta(minutes=5), State.PUBLISHED, 1),  # idempotency key still valid
-        ("masto", False, MASTODON_IDEMPOTENCY_SAFE + dt.timedelta(minutes=1), State.FAILED, 0),  # unknown
+        # Bluesky: getRecord at the deterministic key answers, whatever the claim's age
+        ("sky", True, dt.timedelta(minutes=1), dt.timedelta(0), None, State.PUBLISHED, 0, 0),
+        ("sky", False, dt.timedelta(days=1), dt.timedelta(0), None, State.PUBLISHED, 1, 0),
+        # Mastodon, young claim, due now: re-sent at once under the same Idempotency-Key, nothing searched
+        ("masto", False, dt.timedelta(minutes=5), dt.timedelta(0), None, State.PUBLISHED, 1, 0),
+        # Mastodon, young claim of a post due later (the key may expire before it is sent): searched
+        ("masto", False, dt.timedelta(minutes=5), dt.timedelta(hours=3), None, State.PLANNED, 0, 1),
+        ("masto", True, dt.timedelta(minutes=5), dt.timedelta(hours=3), None, State.PUBLISHED, 0, 1),
+        # Mastodon, claim older than the key: searched; found -> published, not found -> sent again once
+        ("masto", True, OLD_CLAIM, dt.timedelta(0), None, State.PUBLISHED, 0, 1),
+        ("masto", False, OLD_CLAIM, dt.timedelta(0), None, State.PUBLISHED, 1, 1),
+        ("masto", False, dt.timedelta(hours=30), dt.timedelta(0), None, State.PUBLISHED, 1, 1),
+        # the search cannot reach back to the claim: failed, with a reason, rather than a duplicate
+        ("masto", False, OLD_CLAIM, dt.timedelta(0), LOOKUP_INCOMPLETE, State.FAILED, 0, 1),
+        # the server is down: the outcome stays unknown (claimed; asked again by the pass), nothing is sent
+        ("masto", False, OLD_CLAIM, dt.timedelta(0), TransientError("HTTP 502"), State.CLAIMED, 0, 2),
     ],
 )
 def test_startup_reconciles_claimed_posts(
@@ -601,15 +634,21 @@ def test_startup_reconciles_claimed_posts(
     account: str,
     on_server: bool,
     claim_age: dt.timedelta,
+    due_in: dt.timedelta,
+    fault: BaseException | None,
     expected: State,
     sends: int,
+    searches: int,
 ) -> None:
-    now = at("2027-10-20T09:00")
+    due = at("2027-10-20T09:00")
+    now = due - due_in
     campaign = load_campaign(
         write_campaign(tmp_path, once("a", "2027-10-20T09:00", missed="{action: post, grace: P3D}"))
     )
     post_id = f"a:{account}:2027-10-20T09:00"
     server = FakeServer()
+    if fault is not None:
+        server.search_faults.extend([fault] * 3)
     if on_server:
         server.published[(post_id, 0)] = PartResult(index=0, id="r0", url="https://example.test/r0")
 
@@ -626,11 +665,84 @@ def test_startup_reconciles_claimed_posts(
         daemon = Daemon(campaign, ledger, publisher, clock=clock, log=EventLog(None, keep=True), environ={})
         report = run_once(daemon, now)
         daemon.close()
-        assert [r.post_id for r in report.reconciled] == [post_id]
-        assert ledger.get(post_id).state == expected
+        assert {r.post_id for r in report.reconciled} == {post_id}
+        row = ledger.get(post_id)
+        assert row.state == expected
         assert len([c for c in server.calls if c[1] == post_id]) == sends
+        assert server.searches == [(post_id, claimed_at)] * searches  # searched from the claim on
+        assert server.count(post_id) == 1 or (expected == State.PLANNED and not on_server) or fault
+        if on_server and expected == State.PUBLISHED:
+            assert row.result is not None
+            assert row.result[0]["id"] == "r0"
         if expected == State.FAILED:
-            assert "outcome unknown" in (ledger.get(post_id).last_error or "")
+            assert "outcome unknown" in (row.last_error or "")
+            assert "check the account" in (row.last_error or "")
+
+
+def test_reconcile_resumes_a_thread_after_the_parts_found(tmp_path: Path) -> None:
+    """A thread cut short more than an hour ago: the search finds the parts that are out, the rest follow."""
+    messages = MESSAGES.replace(
+        '"Hello from the campaign, {{ account.id }}!"',
+        "\"{{ 'Hello from the campaign. ' * 60 }}\"",
+    )
+    write_campaign(tmp_path, once("a", "2027-10-20T09:00", accounts="[masto]"))
+    (tmp_path / "messages" / "hello.yaml").write_text(messages)
+    campaign = load_campaign(tmp_path / "schedule.yaml")
+    post_id = "a:masto:2027-10-20T09:00"
+    server = FakeServer()
+    now = at("2027-10-20T09:30")
+    claimed_at = now - OLD_CLAIM
+
+    def publisher(name: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
+        return FakePublisher(name, settings.platform, server)
+
+    with Ledger.open(tmp_path / "ledger.sqlite3", claimed_at) as ledger:
+        first = Daemon(campaign, ledger, publisher, clock=Clock(claimed_at), environ={})
+        first.plan(claimed_at)
+        part_count = ledger.get(post_id).part_count
+        assert part_count >= 3
+        assert ledger.claim(post_id, claimed_at, "crashed-process")
+        first.close()
+        server.published[(post_id, 0)] = PartResult(index=0, id="s0", url="https://example.test/s0")
+        server.published[(post_id, 1)] = PartResult(index=1, id="s1", url="https://example.test/s1")
+        daemon = Daemon(campaign, ledger, publisher, clock=Clock(now), environ={})
+        report = run_once(daemon, now)
+        daemon.close()
+        assert [r.outcome for r in report.reconciled] == ["resumed"]
+        row = ledger.get(post_id)
+        assert row.state == State.PUBLISHED
+        assert row.result is not None
+        assert [part["id"] for part in row.result[:2]] == ["s0", "s1"]
+        assert server.count(post_id) == part_count  # every part once
+
+
+def test_reconcile_leaves_a_claim_of_a_running_process_alone(tmp_path: Path) -> None:
+    """``amplifier send`` holds the claim (its process runs): the daemon neither reconciles nor sends it."""
+    import os
+    import socket
+
+    now = at("2027-10-20T09:00")
+    campaign = load_campaign(write_campaign(tmp_path, once("a", "2027-10-20T09:00", accounts="[masto]")))
+    post_id = "a:masto:2027-10-20T09:00"
+    server = FakeServer()
+
+    def publisher(name: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
+        return FakePublisher(name, settings.platform, server)
+
+    with Ledger.open(tmp_path / "ledger.sqlite3", now) as ledger:
+        daemon = Daemon(campaign, ledger, publisher, clock=Clock(now), environ={})
+        daemon.plan(now)
+        # the test process itself stands for the running `send` (another pid than the daemon's would be)
+        parent = os.getppid()
+        assert ledger.claim(post_id, now, f"{socket.gethostname()}:{parent}:send-1234")
+        report = daemon.tick(now)
+        assert report.reconciled == []
+        assert ledger.get(post_id).state == State.CLAIMED
+        # once that process is gone (or the claim is old), the claim is reconciled
+        later = now + dt.timedelta(minutes=31)
+        report = daemon.tick(later)
+        daemon.close()
+        assert [r.post_id for r in report.reconciled] == [post_id]
 
 
 def test_shutdown_releases_what_was_claimed_but_not_sent(make: Callable[..., Harness]) -> None:
