@@ -4,8 +4,13 @@ Registered lazily on the main group by :mod:`amplifier.cli`; they read the globa
 (``config``, ``state``, ``now``, ``campaign()``). The work is done by :func:`check_accounts` and
 :func:`send_posts`, which return results; the commands only render them.
 
+``send`` records what it does in the delivery ledger the daemon uses (``ledger.sqlite3`` in the state
+folder), with the daemon's states and exactly-once rules (:class:`LedgerSend`); ``send --dry-run`` neither
+reads nor writes it.
+
 Exit codes: ``accounts`` returns 3 (:attr:`ExitCode.ACCOUNT`) when any account fails; ``send`` returns 3 when
-an account's credentials were rejected and 4 (:attr:`ExitCode.PUBLISH`) when a post failed otherwise.
+an account's credentials were rejected and 4 (:attr:`ExitCode.PUBLISH`) when a post failed otherwise or was
+refused (:class:`SendRefused`: the daemon is sending it, it is finished in the ledger, or posting is paused).
 """
 
 from __future__ import annotations
@@ -18,21 +23,27 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
+from amplifier.ledger import LedgerError
 from amplifier.publish import (
     AccountInfo,
     AuthError,
+    PartResult,
+    PermanentError,
     PublishContext,
     Publisher,
     PublishError,
     PublishResult,
     RateLimitedError,
+    TransientError,
     create_publisher,
 )
+from amplifier.publish.base import Clock, utc_now
 from amplifier.secrets import SecretSources
 from amplifier.sessions import StateDir, StateError, resolve_state_dir
 
 if TYPE_CHECKING:
     from amplifier.campaign import Campaign
+    from amplifier.ledger import Ledger, Row
     from amplifier.post import PlannedPost
 
 JSON_VERSION = 1
@@ -134,6 +145,14 @@ def accounts(ctx: click.Context, fmt: str) -> None:
 # --------------------------------------------------------------------------------------------- send
 
 
+class SendRefused(AmplifierError):
+    """The ledger says the post must not be sent now: another process is sending it, it is finished
+    (failed, expired, skipped), or posting is paused."""
+
+    exit_code = ExitCode.PUBLISH
+    kind = "refused"
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     """What happened to one post id."""
@@ -145,6 +164,8 @@ class SendOutcome:
     @property
     def status(self) -> str:
         if self.error is not None:
+            if isinstance(self.error, SendRefused):
+                return "refused"
             return "failed" if not isinstance(self.error, RateLimitedError) else "rate limited"
         assert self.result is not None
         if self.result.dry_run:
@@ -173,59 +194,221 @@ class SendOutcome:
 
 
 def send_posts(
-    posts: list[PlannedPost], campaign: Campaign, ctx: PublishContext, *, dry_run: bool
+    posts: list[PlannedPost],
+    campaign: Campaign,
+    ctx: PublishContext,
+    *,
+    dry_run: bool,
+    ledger: Ledger | None = None,
+    clock: Clock = utc_now,
 ) -> list[SendOutcome]:
-    """Publish ``posts`` now, in order. A post already published is not posted again; its URL is reported.
+    """Publish ``posts`` now, in order, recorded in ``ledger`` (the daemon's); see :class:`LedgerSend`.
 
-    An account whose credentials are rejected gets no further posts in this run."""
-    publishers: dict[str, Publisher] = {}
-    stopped: dict[str, AmplifierError] = {}
-    outcomes: list[SendOutcome] = []
+    A dry run needs no ledger and writes none: it shows what would be sent. An account whose credentials
+    are rejected gets no further posts in this run."""
+    if not dry_run and ledger is None:
+        raise ValueError("sending for real needs the ledger")
+    sender = LedgerSend(campaign, ctx, ledger, clock=clock, dry_run=dry_run)
     try:
-        for post in posts:
-            if post.account in stopped:
-                outcomes.append(SendOutcome(post, None, stopped[post.account]))
-                continue
-            try:
-                publisher = publishers.get(post.account)
-                if publisher is None:
-                    publisher = create_publisher(
-                        post.account, campaign.account(post.account), ctx, dry_run=dry_run
-                    )
-                    publishers[post.account] = publisher
-                existing = publisher.lookup(post)
-                if existing and len(existing) == len(post.parts):
-                    parts = tuple(existing[i] for i in range(len(post.parts)))
-                    result = PublishResult(post.id, post.account, post.platform, parts)
-                else:
-                    result = publisher.publish(post, resume=existing or None)
-                outcomes.append(SendOutcome(post, result))
-            except (AuthError, CredentialsError) as exc:
-                stopped[post.account] = exc
-                outcomes.append(SendOutcome(post, None, exc))
-            except (PublishError, StateError) as exc:
-                outcomes.append(SendOutcome(post, None, exc))
+        return [sender.send(post) for post in posts]
     finally:
-        for publisher in publishers.values():
+        sender.close()
+
+
+class LedgerSend:
+    """``amplifier send`` through the delivery ledger, with the daemon's states and the same exactly-once rules.
+
+    For each post: the post is planned into the ledger (nothing else in the plan changes), then
+
+    * published already -> its stored result is reported; no network request at all;
+    * claimed by another process that runs (the daemon) -> refused, nothing sent;
+    * claimed by a process that died -> reconciled first (:func:`amplifier.reconcile.reconcile_row`: the
+      platform is asked), then sent only if it is not out;
+    * failed, expired or skipped -> refused, with the ledger's reason;
+    * planned -> claimed, published, marked published. On an error: parts already out are recorded; a 429 or
+      a server error puts it back to planned (an attempt counted, the daemon retries at its time or at the
+      reset time); rejected credentials release it; a refusal (400/422) marks it failed; a Mastodon network
+      failure or timeout (the status may have been created) leaves it claimed, for the next ``send`` or the
+      daemon to reconcile.
+    """
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        ctx: PublishContext,
+        ledger: Ledger | None,
+        *,
+        clock: Clock = utc_now,
+        dry_run: bool = False,
+    ) -> None:
+        from amplifier.reconcile import claim_token
+
+        self.campaign = campaign
+        self.ctx = ctx
+        self.ledger = ledger
+        self.clock = clock
+        self.dry_run = dry_run
+        self.token = claim_token("send")
+        self.publishers: dict[str, Publisher] = {}
+        self.stopped: dict[str, AmplifierError] = {}
+
+    def close(self) -> None:
+        for publisher in self.publishers.values():
             publisher.close()
-    return outcomes
+        self.publishers.clear()
+
+    def publisher(self, account: str) -> Publisher:
+        publisher = self.publishers.get(account)
+        if publisher is None:
+            settings = self.campaign.account(account)
+            publisher = create_publisher(account, settings, self.ctx, dry_run=self.dry_run)
+            self.publishers[account] = publisher
+        return publisher
+
+    def send(self, post: PlannedPost) -> SendOutcome:
+        if post.account in self.stopped:
+            return SendOutcome(post, None, self.stopped[post.account])
+        try:
+            if self.ledger is None:  # a dry run
+                return SendOutcome(post, self.publisher(post.account).publish(post))
+            return self._send(post, self.ledger)
+        except (AuthError, CredentialsError) as exc:
+            self.stopped[post.account] = exc
+            return SendOutcome(post, None, exc)
+        except (PublishError, StateError, LedgerError, SendRefused) as exc:
+            return SendOutcome(post, None, exc)
+
+    def _send(self, post: PlannedPost, ledger: Ledger) -> SendOutcome:
+        from amplifier.ledger import PlanEntry, State
+
+        now = self.clock()
+        # Only this post: an empty window [now, now) cancels nothing else in the plan.
+        ledger.sync_plan([PlanEntry.from_post(post)], now, start=now, end=now)
+        row = ledger.get(post.id)
+        if row.state == State.CLAIMED:
+            row = self._reconcile(post, ledger, row)
+        if row.state == State.PUBLISHED:
+            return SendOutcome(post, self._stored(post, row))
+        if row.state != State.PLANNED:
+            reason = f": {row.last_error}" if row.last_error else ""
+            raise SendRefused(f"{post.id}: {row.state.value} in the ledger{reason}; not sent")
+        if not ledger.claim(post.id, now, self.token):
+            raise self._not_claimed(post, ledger)
+        return self._publish(post, ledger, ledger.get(post.id))
+
+    def _reconcile(self, post: PlannedPost, ledger: Ledger, row: Row) -> Row:
+        """A claimed row: refused while its claimant runs, else reconciled with the platform."""
+        from amplifier.ledger import State
+        from amplifier.reconcile import claim_holder, claim_holder_alive, reconcile_row
+
+        now = self.clock()
+        if claim_holder_alive(row, now, own_token=self.token):
+            holder = claim_holder(row.claim_token)
+            who = f"pid {holder[1]}" if holder else "another process"
+            since = row.claimed_at or row.updated_at
+            raise SendRefused(
+                f"{post.id}: being published by another amplifier process ({who}, claimed at "
+                f"{since:%Y-%m-%d %H:%M:%S} UTC, probably `amplifier run`); not sent: let it finish, then "
+                "`amplifier status` shows where it went"
+            )
+        outcome = reconcile_row(ledger, row, post, self.publisher(post.account), now, resend_now=True)
+        row = ledger.get(post.id)
+        if row.state == State.CLAIMED:
+            raise TransientError(
+                f"{post.id}: an earlier attempt was interrupted and its outcome is still unknown "
+                f"({outcome.detail}); not sent, try again later"
+            )
+        return row
+
+    def _not_claimed(self, post: PlannedPost, ledger: Ledger) -> AmplifierError:
+        from amplifier.ledger import State
+
+        paused = ledger.pause_reason()
+        if paused is not None:
+            return SendRefused(f"{post.id}: all posting is paused ({paused}); `amplifier resume` ends it")
+        reason = ledger.paused_accounts().get(post.account)
+        if reason is not None:
+            return SendRefused(
+                f"{post.id}: the account {post.account} is paused ({reason}); "
+                f"`amplifier resume --account {post.account}` after fixing it"
+            )
+        row = ledger.get(post.id)
+        if row.state == State.CLAIMED:
+            return SendRefused(f"{post.id}: another amplifier process took it just now; not sent")
+        return SendRefused(f"{post.id}: {row.state.value} in the ledger meanwhile; not sent")
+
+    def _stored(self, post: PlannedPost, row: Row) -> PublishResult:
+        """The result the ledger recorded for a published post (nothing is asked of the platform)."""
+        from amplifier.reconcile import part_results
+
+        recorded = part_results(dict(enumerate(row.result or ())))
+        parts = tuple(
+            PartResult(index=r.index, id=r.id, url=r.url, uri=r.uri, cid=r.cid, existed=True)
+            for _, r in sorted(recorded.items())
+        )
+        return PublishResult(post.id, post.account, post.platform, parts)
+
+    def _publish(self, post: PlannedPost, ledger: Ledger, row: Row) -> SendOutcome:
+        from amplifier.reconcile import part_results
+
+        try:
+            publisher = self.publisher(post.account)
+            result = publisher.publish(post, resume=part_results(row.parts) or None)
+        except PublishError as exc:
+            self._failed(ledger, row, exc)
+            raise
+        except (CredentialsError, StateError):  # before any request: nothing can be out
+            ledger.release(row.id, self.clock(), token=self.token)
+            raise
+        ledger.mark_published(
+            row.id, [part.to_json() for part in result.parts], self.clock(), token=self.token
+        )
+        return SendOutcome(post, result)
+
+    def _failed(self, ledger: Ledger, row: Row, exc: PublishError) -> None:
+        now = self.clock()
+        for index, part in sorted(exc.done.items()):
+            if index not in row.parts:
+                ledger.record_part(row.id, index, part.to_json(), now, token=self.token)
+        if isinstance(exc, AuthError):
+            ledger.release(row.id, now, token=self.token)
+        elif isinstance(exc, PermanentError):
+            ledger.mark_failed(row.id, str(exc), now, token=self.token)
+        elif isinstance(exc, RateLimitedError):
+            retry_at = max(row.next_attempt_at, exc.reset_at or now)
+            ledger.schedule_retry(row.id, str(exc), retry_at, now, token=self.token)
+        elif row.platform == "mastodon" and exc.status is None:
+            pass  # network failure or timeout: the status may exist; left claimed, reconciled before a re-send
+        else:
+            ledger.schedule_retry(row.id, str(exc), row.next_attempt_at, now, token=self.token)
 
 
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
-@click.option("--dry-run", is_flag=True, help="Show what would be sent; publish nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; publish nothing, record nothing.")
 @format_option
 @click.pass_context
 def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> None:
     """Publish the planned posts with these ids (from `preview --format json`) now, and print where.
 
-    A post that was already published is not posted again: its existing address is printed."""
+    Each post is recorded in the state folder's ledger, the one `amplifier run` uses: a post already
+    published is not posted again (its address is printed, without asking the server), and a post the
+    daemon is sending at this moment is refused."""
+    from amplifier.daemon import LEDGER_NAME, offset_clock, real_clock
+    from amplifier.ledger import Ledger
     from amplifier.plan import find_posts
     from amplifier.render import console, dump_json
 
     campaign: Campaign = ctx.obj.campaign()
     posts = find_posts(campaign, ids)
-    outcomes = send_posts(posts, campaign, publish_context(campaign, ctx.obj.state), dry_run=dry_run)
+    publish_ctx = publish_context(campaign, ctx.obj.state)
+    clock: Clock = offset_clock(ctx.obj.now) if ctx.obj.now_option else real_clock
+    publish_ctx.clock = clock
+    if dry_run:
+        outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
+    else:
+        with Ledger.open(publish_ctx.state.path / LEDGER_NAME, clock()) as ledger:
+            outcomes = send_posts(posts, campaign, publish_ctx, dry_run=False, ledger=ledger, clock=clock)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "dry_run": dry_run, "posts": [o.to_json() for o in outcomes]})
     else:
