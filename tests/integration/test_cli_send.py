@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,7 +16,15 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
+from amplifier.campaign import load_campaign
+from amplifier.daemon import LEDGER_NAME
 from amplifier.errors import ExitCode
+from amplifier.ledger import Ledger, PlanEntry, State
+from amplifier.plan import find_posts
+from amplifier.post import PlannedPost
+from amplifier.publish import PublishContext, create_publisher
+from amplifier.secrets import SecretSources
+from amplifier.sessions import StateDir
 
 from .servers import Account, MastodonServer, PdsServer
 from .servers.mastodon import MastodonAccount as ServerAccount
@@ -261,3 +271,147 @@ def test_send_thread_with_image(campaign: Campaign, mastodon_server: MastodonSer
     for previous, current in itertools.pairwise(bsky_parts):
         reply = records[current["uri"]]["value"]["reply"]
         assert reply == {"root": root_ref, "parent": {"uri": previous["uri"], "cid": previous["cid"]}}
+
+
+# --------------------------------------------------------------------------------------------- the ledger
+
+
+HELLO_MASTO = "hello:masto:2027-10-30T10:00"
+HELLO_BSKY = "hello:bsky:2027-10-30T10:00"
+
+
+def ledger_of(campaign: Campaign) -> Ledger:
+    return Ledger.open(campaign.state / LEDGER_NAME, dt.datetime.now(dt.UTC))
+
+
+def plan_into_ledger(campaign: Campaign, post_id: str, ledger: Ledger, now: dt.datetime) -> PlannedPost:
+    (post,) = find_posts(load_campaign(campaign.folder / "schedule.yaml"), [post_id])
+    ledger.sync_plan([PlanEntry.from_post(post)], now, start=now, end=now)
+    return post
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("post_id", [HELLO_MASTO, HELLO_BSKY])
+def test_send_twice_records_once_and_the_second_send_asks_no_server(
+    campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer, post_id: str
+) -> None:
+    code, first = campaign.json("send", post_id)
+    assert code == ExitCode.OK, first
+    (sent,) = first["posts"]
+    assert sent["status"] == "published"
+    with ledger_of(campaign) as ledger:
+        row = ledger.get(post_id)
+        assert row.state == State.PUBLISHED
+        assert row.result is not None
+        assert row.result[0]["url"] == sent["url"]
+        assert row.claim_token is not None
+        assert ":send-" in row.claim_token
+
+    mastodon_server.reset_request_counts()
+    pds.reset_request_counts()
+    code, second = campaign.json("send", post_id)
+    assert code == ExitCode.OK, second
+    (again,) = second["posts"]
+    assert again["status"] == "already published"
+    assert again["url"] == sent["url"]
+    assert [p["id"] for p in again["parts"]] == [p["id"] for p in sent["parts"]]
+    assert mastodon_server.request_count() == 0  # the ledger answered: no request at all
+    assert pds.request_count() == 0
+    assert len(mastodon_server.statuses(campaign.masto)) == (1 if post_id == HELLO_MASTO else 0)
+    assert len(pds.list_records(campaign.bsky.did, "app.bsky.feed.post")) == (
+        1 if post_id == HELLO_BSKY else 0
+    )
+
+
+def test_send_dry_run_writes_no_ledger(campaign: Campaign) -> None:
+    code, data = campaign.json("send", "--dry-run", HELLO_MASTO, HELLO_BSKY)
+    assert code == ExitCode.OK, data
+    assert not (campaign.state / LEDGER_NAME).exists()
+
+
+@pytest.mark.parametrize("post_id", [HELLO_MASTO, HELLO_BSKY])
+def test_send_is_refused_while_the_daemon_holds_the_claim(
+    campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer, post_id: str
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with ledger_of(campaign) as ledger:
+        plan_into_ledger(campaign, post_id, ledger, now)
+        # This test process stands for `amplifier run`: it is running, on this host, and holds the claim.
+        assert ledger.claim(post_id, now, f"{socket.gethostname()}:{os.getpid()}:daemon")
+    mastodon_server.reset_request_counts()
+    pds.reset_request_counts()
+
+    out = campaign.run("send", post_id)
+    assert out.returncode == ExitCode.PUBLISH
+    assert "being published by another amplifier process" in out.stderr
+    assert f"pid {os.getpid()}" in out.stderr
+    code, data = campaign.json("send", post_id)
+    assert code == ExitCode.PUBLISH
+    (post,) = data["posts"]
+    assert post["status"] == "refused"
+    assert post["error"]["kind"] == "refused"
+    assert mastodon_server.request_count() == 0
+    assert pds.request_count() == 0
+    with ledger_of(campaign) as ledger:
+        row = ledger.get(post_id)
+        assert row.state == State.CLAIMED
+        assert row.claim_token == f"{socket.gethostname()}:{os.getpid()}:daemon"
+
+
+@pytest.mark.parametrize("post_id", [HELLO_MASTO, HELLO_BSKY])
+def test_send_reconciles_a_claim_left_by_a_dead_process_and_sends_once(
+    campaign: Campaign, mastodon_server: MastodonServer, pds: PdsServer, post_id: str
+) -> None:
+    """The claimant died before its request: ``send`` asks the platform (or relies on the key) and sends once."""
+    now = dt.datetime.now(dt.UTC)
+    with ledger_of(campaign) as ledger:
+        plan_into_ledger(campaign, post_id, ledger, now)
+        assert ledger.claim(post_id, now, f"{socket.gethostname()}:{dead_pid()}:daemon")
+    code, data = campaign.json("send", post_id)
+    assert code == ExitCode.OK, data
+    (post,) = data["posts"]
+    assert post["status"] == "published"
+    code, data = campaign.json("send", post_id)
+    assert data["posts"][0]["status"] == "already published"
+    assert len(mastodon_server.statuses(campaign.masto)) == (1 if post_id == HELLO_MASTO else 0)
+    assert len(pds.list_records(campaign.bsky.did, "app.bsky.feed.post")) == (
+        1 if post_id == HELLO_BSKY else 0
+    )
+
+
+def test_send_finds_a_mastodon_status_whose_answer_was_lost_hours_ago(
+    campaign: Campaign, mastodon_server: MastodonServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the request, more than an hour ago (``--now``): the key has expired, so ``send`` looks
+    for the status among the account's own and records it instead of posting a second one."""
+    now = dt.datetime.now(dt.UTC)
+    with ledger_of(campaign) as ledger:
+        post = plan_into_ledger(campaign, HELLO_MASTO, ledger, now)
+        assert ledger.claim(HELLO_MASTO, now, "otherhost:1:daemon")
+    monkeypatch.setenv(TOKEN_ENV, campaign.masto.access_token)
+    settings = load_campaign(campaign.folder / "schedule.yaml").account("masto")
+    ctx = PublishContext(secrets=SecretSources(), state=StateDir(campaign.state / "it"))
+    publisher = create_publisher("masto", settings, ctx)
+    try:
+        published = publisher.publish(post)  # the request whose answer was lost
+    finally:
+        publisher.close()
+
+    mastodon_server.reset_request_counts()
+    later = (now + dt.timedelta(hours=2)).isoformat()
+    code, data = campaign.json("--now", later, "send", HELLO_MASTO)
+    assert code == ExitCode.OK, data
+    (sent,) = data["posts"]
+    assert sent["status"] == "already published"
+    assert sent["url"] == published.url
+    assert mastodon_server.request_count("/api/v1/statuses") == 0  # not even a re-send under the key
+    assert mastodon_server.request_count("/api/v1/accounts/") >= 2  # verify_credentials, statuses
+    assert len(mastodon_server.statuses(campaign.masto)) == 1
+    with ledger_of(campaign) as ledger:
+        assert ledger.get(HELLO_MASTO).state == State.PUBLISHED
