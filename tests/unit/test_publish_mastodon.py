@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from amplifier.models import MastodonAccount
-from amplifier.post import Image, Part
+from amplifier.post import Image, Part, PlannedPost
 from amplifier.publish import PermanentError, PublishContext, TransientError
-from amplifier.publish.mastodon import DEFAULT_LIMITS, MastodonPublisher, parse_instance, status_length
+from amplifier.publish.mastodon import (
+    DEFAULT_LIMITS,
+    LOOKUP_PAGES,
+    LookupIncomplete,
+    MastodonPublisher,
+    comparable,
+    html_to_text,
+    parse_instance,
+    status_length,
+)
 from amplifier.secrets import SecretSources
 from amplifier.sessions import StateDir
 
@@ -159,3 +171,246 @@ def test_missing_image_is_permanent(publisher: MastodonPublisher) -> None:
 def test_reply_needs_the_previous_part(publisher: MastodonPublisher) -> None:
     with pytest.raises(PermanentError, match="part 0 must be published"):
         publisher.build_params(part("x", in_reply_to_id={"$ref": "part:0"}), {})
+
+
+# --------------------------------------------------------------------------------------------- finding a post
+
+
+def mastodon_html(text: str) -> str:
+    """Roughly what Mastodon's TextFormatter makes of a plain-text status: escaped text, web links split into
+    an invisible scheme, 30 shown characters (with an ellipsis) and an invisible rest, paragraphs and line
+    breaks."""
+    import html
+    import re
+
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0)
+        prefix = re.match(r"https?://(www\.)?", url)
+        head = prefix.group(0) if prefix else ""
+        shown, rest = url[len(head) : len(head) + 30], url[len(head) + 30 :]
+        return (
+            f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener noreferrer">'
+            f'<span class="invisible">{html.escape(head)}</span>'
+            f'<span class="{"ellipsis" if rest else ""}">{html.escape(shown)}</span>'
+            f'<span class="invisible">{html.escape(rest)}</span></a>'
+        )
+
+    paragraphs = re.split(r"\n\n+", text.strip())
+    out = []
+    for paragraph in paragraphs:
+        lines = []
+        for line in paragraph.split("\n"):
+            pieces = re.split(r"(https?://\S+)", line)
+            lines.append(
+                "".join(
+                    link(re.match(r".*", p, re.S)) if i % 2 else html.escape(p) for i, p in enumerate(pieces)
+                )  # type: ignore[arg-type]
+            )
+        out.append("<p>" + "<br />".join(lines) + "</p>")
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("<p>Hello</p>", "Hello"),
+        ("<p>one</p><p>two<br />three</p>", "one\n\ntwo\nthree"),
+        ("<p>a &amp; b &lt;3 &quot;q&quot; &#39;s&#39;</p>", "a & b <3 \"q\" 's'"),
+        (
+            '<p>see <a href="https://example.org/a/very/long/path/that/is/cut/off?x=1&amp;y=2" rel="nofollow">'
+            '<span class="invisible">https://</span><span class="ellipsis">example.org/a/very/long/path/t'
+            '</span><span class="invisible">hat/is/cut/off?x=1&amp;y=2</span></a>.</p>',
+            "see https://example.org/a/very/long/path/that/is/cut/off?x=1&y=2.",
+        ),
+        (
+            '<p><a href="https://m.example/tags/Rojava" class="mention hashtag" rel="tag">#<span>Rojava</span>'
+            '</a> <span class="h-card"><a href="https://o.example/@bob" class="u-url mention">@<span>bob</span>'
+            "</a></span></p>",
+            "#Rojava @bob",
+        ),
+        ("<p>**bold** <strong>b</strong> <em>i</em></p>", "**bold** b i"),
+        ("", ""),
+    ],
+)
+def test_html_to_text(content: str, text: str) -> None:
+    assert html_to_text(content) == text
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Noch 3 Tage!\n\n#Rojava", "noch 3 tage! #rojava", True),
+        ("hi @bob@o.example", "hi @bob", True),  # Mastodon shows a known remote account as @bob
+        ("mail me@example.org", "mail me", False),  # an address is not a mention
+        ("**Alle** hin", "Alle hin", True),  # mastodon-mock renders light markdown
+        ("Cafe\u0301", "Café", True),  # NFC
+        ("3 days left", "2 days left", False),
+        ("a  b\tc", "a b c", True),
+    ],
+)
+def test_comparable(a: str, b: str, same: bool) -> None:
+    assert (comparable(a) == comparable(b)) is same
+
+
+_TOKENS = [
+    *"abcXYZ äöü ßçé 0123!?.,:;#@&<>*~`\"'/-_\n",
+    "😀",
+    " https://example.org/a/long/path/beyond/thirty?q=1&r=2",
+]
+_TEXT = st.lists(st.sampled_from(_TOKENS), max_size=40).map("".join)
+
+
+@given(_TEXT)
+@settings(max_examples=200, deadline=None)
+def test_a_status_rendered_by_mastodon_or_the_mock_compares_equal_to_its_text(text: str) -> None:
+    from mastodon_mock.content_format import render_status_html
+
+    assert comparable(html_to_text(mastodon_html(text))) == comparable(text)
+    assert comparable(html_to_text(render_status_html(text))) == comparable(text)
+
+
+def status(sid: str, text: str, created: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "content": mastodon_html(text),
+        "created_at": created,
+        "url": f"https://masto.example/@camp/{sid}",
+        "uri": f"https://masto.example/users/camp/statuses/{sid}",
+        "spoiler_text": "",
+        "language": "en",
+        "in_reply_to_id": None,
+        "media_attachments": [],
+        "reblog": None,
+        **extra,
+    }
+
+
+AT = datetime(2027, 10, 30, 9, 0, tzinfo=UTC)
+
+
+def planned_post(*parts: Part) -> PlannedPost:
+    return PlannedPost(
+        id="r:masto:2027-10-30T10:00",
+        at=AT,
+        rule="r",
+        account="masto",
+        platform="mastodon",
+        lang="en",
+        parts=parts,
+        message_set="m",
+        variant=0,
+    )
+
+
+def reply(status_text: str, to: int) -> Part:
+    return part(status_text, in_reply_to_id={"$ref": f"part:{to}"})
+
+
+@pytest.mark.parametrize(
+    ("the_part", "found_status", "matches"),
+    [
+        (part("Hello https://example.org/x"), status("1", "Hello https://example.org/x", AT), True),
+        (part("Hello"), status("1", "Hello!", AT), False),
+        (part("Hi", spoiler_text="CW"), status("1", "Hi", AT, spoiler_text="CW"), True),
+        (part("Hi", spoiler_text="CW"), status("1", "Hi", AT), False),
+        (part("Hi", language="de"), status("1", "Hi", AT, language="de-DE"), True),
+        (part("Hi", language="de"), status("1", "Hi", AT, language="en"), False),
+        (part("Hi", language="de"), status("1", "Hi", AT, language=None), True),
+        (part("Hi"), status("1", "Hi", AT, in_reply_to_id="9"), False),  # a reply is not a first part
+        (
+            part("Hi", media_ids=[{"$upload": "/a.png"}], images=(Image("/a.png", "A poster", "image/png"),)),
+            status("1", "Hi", AT, media_attachments=[{"id": "5", "description": "A poster"}]),
+            True,
+        ),
+        (
+            part("Hi", media_ids=[{"$upload": "/a.png"}], images=(Image("/a.png", "A poster", "image/png"),)),
+            status("1", "Hi", AT, media_attachments=[{"id": "5", "description": "Another image"}]),
+            False,
+        ),
+        (
+            part("Hi", media_ids=[{"$upload": "/a.png"}], images=(Image("/a.png", "A poster", "image/png"),)),
+            status("1", "Hi", AT),
+            False,
+        ),
+    ],
+)
+def test_part_matches(
+    publisher: MastodonPublisher, the_part: Part, found_status: dict[str, Any], matches: bool
+) -> None:
+    assert publisher.part_matches(the_part, found_status, {}) is matches
+
+
+class PagedApi:
+    """Stands in for Mastodon.py: the account's statuses, newest first, 40 a page (``max_id`` paging)."""
+
+    def __init__(self, statuses: list[dict[str, Any]]) -> None:
+        self.statuses = sorted(statuses, key=lambda s: int(s["id"]), reverse=True)
+        self.pages = 0
+        self.verified = 0
+
+    def account_verify_credentials(self) -> dict[str, Any]:
+        self.verified += 1
+        return {"id": "42", "acct": "camp"}
+
+    def account_statuses(
+        self, account_id: str, limit: int = 20, max_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        assert account_id == "42"
+        self.pages += 1
+        older = [s for s in self.statuses if max_id is None or int(s["id"]) < int(max_id)]
+        return older[:limit]
+
+
+def with_api(publisher: MastodonPublisher, api: PagedApi) -> MastodonPublisher:
+    publisher._api = api  # type: ignore[assignment]
+    return publisher
+
+
+def test_find_published_matches_a_thread_in_order_and_stops_at_the_first_missing_part(
+    publisher: MastodonPublisher,
+) -> None:
+    post = planned_post(part("One"), reply("Two", 0), reply("Three", 1))
+    api = PagedApi(
+        [
+            status("10", "One", AT - timedelta(days=7)),  # an older twin: before the window
+            status("20", "One", AT + timedelta(minutes=1)),
+            status("21", "Two", AT + timedelta(minutes=1), in_reply_to_id="10"),  # replies to the twin
+            status("22", "Two", AT + timedelta(minutes=1), in_reply_to_id="20"),
+            status("30", "Unrelated", AT + timedelta(minutes=5)),
+        ]
+    )
+    found = with_api(publisher, api).find_published(post, since=AT)
+    assert {i: p.id for i, p in found.items()} == {0: "20", 1: "22"}
+    assert all(p.existed for p in found.values())
+    assert found[0].url == "https://masto.example/@camp/20"
+    # known parts anchor the replies and are not returned again
+    again = publisher.find_published(post, since=AT, known={0: found[0]})
+    assert {i: p.id for i, p in again.items()} == {1: "22"}
+    assert api.verified == 1  # the account id is asked once
+
+
+def test_find_published_pages_back_to_the_window_and_no_further(publisher: MastodonPublisher) -> None:
+    post = planned_post(part("The one"))
+    old = [status(str(100 + n), f"Old {n}", AT - timedelta(days=1)) for n in range(100)]
+    new = [status(str(1000 + n), f"Later {n}", AT + timedelta(minutes=5)) for n in range(60)]
+    api = PagedApi([*old, status("500", "The one", AT), *new])
+    found = with_api(publisher, api).find_published(post, since=AT)
+    assert found[0].id == "500"
+    assert api.pages == 2  # 60 newer + the one fill page 2, which also shows the first old one: stop
+
+
+def test_find_published_says_so_when_the_window_is_too_deep(publisher: MastodonPublisher) -> None:
+    post = planned_post(part("The one"))
+    many = [
+        status(str(1000 + n), f"Later {n}", AT + timedelta(minutes=5)) for n in range(LOOKUP_PAGES * 40 + 1)
+    ]
+    api = PagedApi([status("500", "The one", AT), *many])
+    with pytest.raises(LookupIncomplete, match="cannot tell"):
+        with_api(publisher, api).find_published(post, since=AT)
+    assert api.pages == LOOKUP_PAGES
+
+
+def test_find_published_nothing_found_is_empty(publisher: MastodonPublisher) -> None:
+    api = PagedApi([status("1", "Something else", AT + timedelta(minutes=1))])
+    assert with_api(publisher, api).find_published(planned_post(part("Mine")), since=AT) == {}
+    assert with_api(publisher, PagedApi([])).find_published(planned_post(part("Mine")), since=AT) == {}
