@@ -228,8 +228,8 @@ class LedgerSend:
     * planned -> claimed, published, marked published. On an error: parts already out are recorded; a 429 or
       a server error puts it back to planned (an attempt counted, the daemon retries at its time or at the
       reset time); rejected credentials release it; a refusal (400/422) marks it failed; a Mastodon network
-      failure or timeout (the status may have been created) leaves it claimed, for the next ``send`` or the
-      daemon to reconcile.
+      failure or timeout while sending a status (:class:`~amplifier.publish.mastodon.StatusOutcomeUnknown`:
+      it may have been created) leaves it claimed, for the next ``send`` or the daemon to reconcile.
     """
 
     def __init__(
@@ -366,6 +366,8 @@ class LedgerSend:
         return SendOutcome(post, result)
 
     def _failed(self, ledger: Ledger, row: Row, exc: PublishError) -> None:
+        from amplifier.publish.mastodon import StatusOutcomeUnknown
+
         now = self.clock()
         for index, part in sorted(exc.done.items()):
             if index not in row.parts:
@@ -377,8 +379,8 @@ class LedgerSend:
         elif isinstance(exc, RateLimitedError):
             retry_at = max(row.next_attempt_at, exc.reset_at or now)
             ledger.schedule_retry(row.id, str(exc), retry_at, now, token=self.token)
-        elif row.platform == "mastodon" and exc.status is None:
-            pass  # network failure or timeout: the status may exist; left claimed, reconciled before a re-send
+        elif isinstance(exc, StatusOutcomeUnknown):
+            pass  # the status may exist: left claimed, reconciled (the key, or a search) before a re-send
         else:
             ledger.schedule_retry(row.id, str(exc), row.next_attempt_at, now, token=self.token)
 

@@ -133,6 +133,10 @@ def _api_error(exc: BaseException) -> tuple[int | None, str]:
 # --------------------------------------------------------------------------------------------- finding a post
 
 
+class StatusOutcomeUnknown(TransientError):
+    """Sending a status failed on the network or timed out: the server may have created it all the same."""
+
+
 class LookupIncomplete(PermanentError):
     """The account's statuses could not be searched far enough back to say whether a post is out."""
 
@@ -603,7 +607,14 @@ class MastodonPublisher:
                     continue
                 params = self.build_params(part, done)
                 key = idempotency_key(post.id, index)
-                status = self._call(api.status_post, idempotency_key=key, **params)
+                try:
+                    status = self._call(api.status_post, idempotency_key=key, **params)
+                except TransientError as exc:
+                    if exc.status is not None or isinstance(exc, RateLimitedError):
+                        raise
+                    raise StatusOutcomeUnknown(
+                        f"{exc}; the status may have been created all the same"
+                    ) from None
                 existed = self._created_before_this_request(status.get("created_at"))
                 done[index] = PartResult(
                     index=index,
