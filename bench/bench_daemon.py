@@ -5,7 +5,6 @@ Fan-out
     pass (:meth:`Daemon.tick`, real publishers over HTTP) is timed for each, after a warm-up pass (instance
     limits cached). Reported: time(100) / time(1), which must stay under 2 (posts go out concurrently, not one
     after another). The loopback server answers every post after 200 ms: it is
-
     a minimal threaded Mastodon API (instance + statuses) that adds no queueing of its own. ``mastodon-mock`` is
     not used here: it handles requests one after another (about 35 ms each without injected latency, 3.6 s for 100
     concurrent bare posts), so its figures would measure the mock, not amplifier.
