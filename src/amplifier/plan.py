@@ -20,7 +20,7 @@ from amplifier.campaign import Campaign, load_campaign
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.models import CountdownRule, MastodonAccount, MessageSet
 from amplifier.post import Image, PlannedPost, Platform
-from amplifier.schedule import Slot, event_start, expand, occurrences, parse_slot_id, slot_id
+from amplifier.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
 from amplifier.templates import compile_template, uses
 from amplifier.yamlsource import PathKey
 
@@ -428,16 +428,7 @@ def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
             for post_id in post_ids:
                 _rule, account, key = parse_slot_id(post_id)
                 if key == occ.key:
-                    slots[post_id] = Slot(
-                        slot_id(rule_id, account, occ.key),
-                        rule_id,
-                        account,
-                        occ.at,
-                        occ.index,
-                        event,
-                        occ.days_left,
-                        occ.hours_left,
-                    )
+                    slots[post_id] = make_slot(rule_id, account, occ, event)
     missing = [post_id for post_id in wanted if post_id not in slots]
     if missing:
         raise UsageError("no planned post with id " + ", ".join(repr(m) for m in missing))

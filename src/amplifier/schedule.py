@@ -187,6 +187,20 @@ def slot_id(rule_id: str, account: str, key: str) -> str:
     return f"{rule_id}:{account}:{key}"
 
 
+def make_slot(rule_id: str, account: str, occ: Occurrence, event: str | None) -> Slot:
+    """The slot of one occurrence of a rule for one account."""
+    return Slot(
+        slot_id(rule_id, account, occ.key),
+        rule_id,
+        account,
+        occ.at,
+        occ.index,
+        event,
+        occ.days_left,
+        occ.hours_left,
+    )
+
+
 def expand(
     schedule: ScheduleFile,
     start: dt.datetime,
@@ -208,18 +222,7 @@ def expand(
             if not start <= occ.at < end:
                 continue
             for account in targets:
-                slots.append(
-                    Slot(
-                        slot_id(rule_id, account, occ.key),
-                        rule_id,
-                        account,
-                        occ.at,
-                        occ.index,
-                        event,
-                        occ.days_left,
-                        occ.hours_left,
-                    )
-                )
+                slots.append(make_slot(rule_id, account, occ, event))
     slots.sort(key=lambda slot: (slot.at.astimezone(dt.UTC), slot.id))
     return slots
 
