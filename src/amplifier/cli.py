@@ -192,7 +192,7 @@ def cli(ctx: click.Context, config: Path | None, state: Path | None, now: str | 
     ctx.obj = Globals(config_option=config, state=state, now_option=now, debug=debug)
 
 
-@cli.command()
+@cli.command(short_help="Check the campaign files, templates and every planned post.")
 @config_option
 @now_option
 @click.option(
@@ -229,7 +229,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     )
 
 
-@cli.command()
+@cli.command(short_help="Show the planned posts in a window: what, where and when.")
 @config_option
 @click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
 @click.option(
@@ -347,7 +347,7 @@ def _export(
     return buffer.getvalue()
 
 
-@cli.command()
+@cli.command(short_help="Adapt one ad-hoc text for a platform: length, thread, payload.")
 @click.argument("text")
 @click.option("--platform", type=click.Choice(["mastodon", "bluesky"]), required=True)
 @click.option("--lang", default="en", show_default=True, help="Language tag of the text.")
@@ -404,7 +404,7 @@ def compose(
         sys.exit(ExitCode.INVALID)
 
 
-@cli.command()
+@cli.command(short_help="The JSON Schema of the campaign files, for editors.")
 @click.option(
     "--output-dir",
     "-o",
@@ -424,7 +424,7 @@ def schema(output_dir: Path | None) -> None:
             click.echo(f"wrote {path}")
 
 
-@cli.command()
+@cli.command(short_help="Write a new campaign folder that validates at once.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--name", default="Our campaign", show_default=True, help="The campaign's name.")
 @click.option(
@@ -448,7 +448,7 @@ def init(directory: Path, name: str, timezone: str, now: str | None) -> None:
     click.echo(f"Next: cd {directory} && amplifier validate && amplifier preview --to +{days}d")
 
 
-@cli.command()
+@cli.command(short_help="Print the shell completion script (bash, zsh, fish).")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL.
