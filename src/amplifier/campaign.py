@@ -349,19 +349,8 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 def check_templates(source: Source, set_id: str, message_set: MessageSet) -> Iterator[Problem]:
     """Syntax, variables and filters of every template of a message set; needs no other file."""
-    base: PathKey = ("sets", set_id)
-    for index, variant in enumerate(message_set.variants):
-        for field_name in ("text", "mastodon", "bluesky"):
-            texts: dict[str, Any] = getattr(variant, field_name)
-            for lang, value in texts.items():
-                parts = value if isinstance(value, list) else [value]
-                for part_index, part in enumerate(parts):
-                    path: PathKey = (*base, "variants", index, field_name, lang)
-                    if isinstance(value, list):
-                        path = (*path, part_index)
-                    yield from _check_template(source, path, part)
-    for lang, text in (message_set.content_warning or {}).items():
-        yield from _check_template(source, (*base, "content_warning", lang), text)
+    for path, text in message_set.templates():
+        yield from _check_template(source, ("sets", set_id, *path), text)
 
 
 def _check_template(source: Source, path: PathKey, text: str) -> Iterator[Problem]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -309,6 +310,25 @@ class MessageSet(Model):
     link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
     split: SplitSettings = Field(default_factory=SplitSettings)
     variants: list[Variant] = Field(min_length=1)
+
+    def texts(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Every message text of the set (all variants, languages, platforms, thread parts) with its path."""
+        for index, variant in enumerate(self.variants):
+            for field_name in ("text", "mastodon", "bluesky"):
+                texts: dict[str, TextOrThread] = getattr(variant, field_name)
+                for lang, value in texts.items():
+                    path: tuple[str | int, ...] = ("variants", index, field_name, lang)
+                    if isinstance(value, list):
+                        for part_index, part in enumerate(value):
+                            yield (*path, part_index), part
+                    else:
+                        yield path, value
+
+    def templates(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Every template of the set: its texts and its content warnings."""
+        yield from self.texts()
+        for lang, text in (self.content_warning or {}).items():
+            yield ("content_warning", lang), text
 
 
 class MessagesFile(Model):

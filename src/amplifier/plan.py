@@ -141,13 +141,7 @@ class Planner:
         cached = self._inline_tags.get(set_id)
         if cached is None:
             placement = message_set.hashtags.placement if message_set.hashtags else "append"
-            inline = any(
-                uses(part, "hashtags")
-                for variant in message_set.variants
-                for texts in (variant.text, variant.mastodon, variant.bluesky)
-                for value in texts.values()
-                for part in (value if isinstance(value, list) else [value])
-            )
+            inline = any(uses(text, "hashtags") for _path, text in message_set.texts())
             cached = self._inline_tags[set_id] = placement == "append" and not inline
         return cached
 
@@ -193,13 +187,7 @@ class Planner:
                 )
             else:
                 target = Target("bluesky")
-            per_account = any(
-                uses(part, "account")
-                for variant in message_set.variants
-                for texts in (variant.text, variant.mastodon, variant.bluesky)
-                for value in texts.values()
-                for part in (value if isinstance(value, list) else [value])
-            )
+            per_account = any(uses(text, "account") for _path, text in message_set.templates())
             share = (
                 None if per_account else self._shares.setdefault((rule_id, lang, target), len(self._shares))
             )

@@ -239,3 +239,22 @@ def test_campaign_error_lists_render_problems_at_find(campaign_dir: Callable[...
     campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
     with pytest.raises(CampaignError):
         find_posts(campaign, ["countdown:masto:2027-10-29T10:00"])
+
+
+def test_content_warning_naming_the_account_is_not_shared(campaign_dir: Callable[..., Path]) -> None:
+    schedule = BASE_SCHEDULE.replace(
+        "  sky:\n    platform: bluesky\n    handle: campaign.bsky.social\n    password_env: TEST_SKY_PASSWORD\n",
+        "  masto2:\n    platform: mastodon\n    instance: https://mastodon.example\n    token_env: TEST_MASTO2_TOKEN\n",
+    )
+    messages = BASE_MESSAGES.replace(
+        "    hashtags: [Riseup4Rojava]\n",
+        "    hashtags: [Riseup4Rojava]\n    content_warning: {en: 'from {{ account.id }}'}\n",
+    )
+    campaign = load_campaign(campaign_dir(schedule=schedule, messages={"main.yaml": messages}))
+    first = [
+        p for p in plan_window(campaign, *WINDOW).posts if p.at == plan_window(campaign, *WINDOW).posts[0].at
+    ]
+    assert {p.account: p.parts[0].payload["spoiler_text"] for p in first} == {
+        "masto": "from masto",
+        "masto2": "from masto2",
+    }
