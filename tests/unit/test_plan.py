@@ -251,9 +251,8 @@ def test_content_warning_naming_the_account_is_not_shared(campaign_dir: Callable
         "    hashtags: [Riseup4Rojava]\n    content_warning: {en: 'from {{ account.id }}'}\n",
     )
     campaign = load_campaign(campaign_dir(schedule=schedule, messages={"main.yaml": messages}))
-    first = [
-        p for p in plan_window(campaign, *WINDOW).posts if p.at == plan_window(campaign, *WINDOW).posts[0].at
-    ]
+    posts = plan_window(campaign, *WINDOW).posts
+    first = [p for p in posts if p.at == posts[0].at]
     assert {p.account: p.parts[0].payload["spoiler_text"] for p in first} == {
         "masto": "from masto",
         "masto2": "from masto2",
