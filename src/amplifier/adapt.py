@@ -97,7 +97,8 @@ def adapt(content: Content, target: Target) -> Adapted:
             value = lengths[text] = measure(text)
         return value
 
-    pieces, problems = _split(texts, limit, length, content)
+    pieces = _split(texts, limit, length, content)
+    problems: list[str] = []
     if target.platform == "mastodon":
         parts = _mastodon_parts(pieces, content, target, limit, length)
     else:
@@ -129,22 +130,27 @@ def _where(index: int, total: int) -> str:
     return f"part {index + 1} of {total}: " if total > 1 else ""
 
 
-def _split(
-    texts: list[str], limit: int, length: Callable[[str], int], content: Content
-) -> tuple[list[str], list[str]]:
+def _split(texts: list[str], limit: int, length: Callable[[str], int], content: Content) -> list[str]:
+    """The thread parts: each text that is too long split at sentence or word boundaries, numbered ``i/n``.
+
+    A text that cannot be split to fit (a content warning alone over the limit) stays whole; the caller reports it.
+    """
     if not content.split or all(length(text) <= limit for text in texts):
-        return texts, []
+        return texts
     reserve = NUMBERING_RESERVE if content.numbering else 0
     pieces: list[str] = []
     for text in texts:
         if length(text) <= limit - reserve:
             pieces.append(text)
-        else:
+            continue
+        try:
             pieces.extend(split_text(text, limit - reserve, length, numbering=False))
+        except ValueError:  # not even one grapheme fits beside what every part must carry
+            pieces.append(text)
     if content.numbering and len(pieces) > 1:
         total = len(pieces)
         pieces = [f"{piece} {index}/{total}" for index, piece in enumerate(pieces, start=1)]
-    return pieces, []
+    return pieces
 
 
 def _mastodon_parts(

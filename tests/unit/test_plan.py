@@ -257,3 +257,17 @@ def test_content_warning_naming_the_account_is_not_shared(campaign_dir: Callable
         "masto": "from masto",
         "masto2": "from masto2",
     }
+
+
+def test_content_warning_longer_than_the_limit_is_a_problem_not_a_crash(
+    campaign_dir: Callable[..., Path],
+) -> None:
+    messages = BASE_MESSAGES.replace(
+        "    hashtags: [Riseup4Rojava]\n",
+        f"    hashtags: [Riseup4Rojava]\n    content_warning: {{en: '{'w' * 520}'}}\n",
+    )
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    plan = plan_window(campaign, *WINDOW)
+    masto = [str(p) for p in plan.problems if ":masto:" in str(p)]
+    assert masto
+    assert "over Mastodon's limit of 500" in masto[0]
