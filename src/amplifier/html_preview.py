@@ -192,15 +192,19 @@ def _e(value: object) -> str:
 
 def post_problems(
     posts: Iterable[PlannedPost], problems: Iterable[Problem]
-) -> tuple[dict[str, list[str]], list[Problem]]:
-    """Plan problems by the post they concern (their message starts with ``<post id>: ``), and the others."""
+) -> tuple[dict[str, list[tuple[str, str]]], list[Problem]]:
+    """Plan problems by the post they concern (their message starts with ``<post id>: ``), and the others.
+
+    A post's problem is its message without the id and the same message after its ``file:line:col``.
+    """
     ids = {post.id for post in posts}
-    by_post: dict[str, list[str]] = {}
+    by_post: dict[str, list[tuple[str, str]]] = {}
     general: list[Problem] = []
     for problem in problems:
         post_id, sep, rest = problem.message.partition(": ")
         if sep and post_id in ids:
-            by_post.setdefault(post_id, []).append(f"{problem.file}:{problem.line}:{problem.col}: {rest}")
+            located = f"{problem.file}:{problem.line}:{problem.col}: {rest}"
+            by_post.setdefault(post_id, []).append((rest, located))
         else:
             general.append(problem)
     return by_post, general
@@ -304,7 +308,7 @@ def _post(
     post: PlannedPost,
     tz: ZoneInfo,
     accounts: dict[str, AccountView],
-    problems: list[str],
+    problems: list[tuple[str, str]],
     load_image: ImageLoader,
 ) -> str:
     view = accounts.get(post.account) or AccountView(post.account, post.platform, "", tz.key)
@@ -320,12 +324,16 @@ def _post(
         f'<article class="post {_e(post.platform)}{" thread" if thread else ""}" id="{_e(post.id)}" '
         f'data-account="{_e(post.account)}" data-platform="{_e(post.platform)}" data-lang="{_e(post.lang)}">'
     ]
-    warnings = list(post.warnings)
+    # The plan reports a post's warnings as problems too: shown once, where the plan located it.
+    located = dict(problems)
+    warnings = [located.get(message, message) for message in post.warnings]
     for index, part in enumerate(post.parts):
         card, facet_problems = _card(post, part, index, view, when, load_image)
         out.append(card)
         warnings.extend((f"part {index + 1}: " if thread else "") + message for message in facet_problems)
-    warnings.extend(message for message in problems if message not in warnings)
+    warnings.extend(
+        text for message, text in problems if message not in post.warnings and text not in warnings
+    )
     if warnings:
         out.append('<ul class="warnings">')
         out.extend(f'<li dir="auto">{_e(warning)}</li>' for warning in warnings)

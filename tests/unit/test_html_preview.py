@@ -356,6 +356,20 @@ def test_length_bar_and_warnings_next_to_their_post() -> None:
     ]
 
 
+def test_a_warning_the_plan_also_reports_is_shown_once_with_its_location() -> None:
+    over = make_post("Kobanê " * 80, "bluesky", split=False)
+    (warning,) = over.warnings
+    problems = [
+        Problem("messages/m.yaml", 7, 9, f"{over.id}: {warning}"),
+        Problem("messages/m.yaml", 8, 1, f"{over.id}: another problem of this post"),
+    ]
+    card = one(page([over], problems=problems), "article.post")
+    assert [li.get_text() for li in card.select(".warnings li")] == [
+        f"messages/m.yaml:7:9: {warning}",
+        "messages/m.yaml:8:1: another problem of this post",
+    ]
+
+
 def test_images_inline_with_alt_text(tmp_path: Path) -> None:
     from PIL import Image as PILImage
 
