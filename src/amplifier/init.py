@@ -90,13 +90,14 @@ def init_campaign(
             f"{directory} already has {', '.join(existing)}: amplifier init never overwrites a file "
             "(choose an empty folder)"
         )
-    written = []
-    for relative, text in files.items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_new(path, text)
-        written.append(Path(relative))
-    return InitResult(directory, tuple(written), today + EVENT_IN)
+    try:
+        for folder in sorted({(directory / relative).parent for relative in files}):  # before any file
+            folder.mkdir(parents=True, exist_ok=True)
+        for relative, text in files.items():
+            _write_new(directory / relative, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or directory}: {exc.strerror or exc}") from None
+    return InitResult(directory, tuple(map(Path, files)), today + EVENT_IN)
 
 
 def _write_new(path: Path, text: str) -> None:

@@ -115,6 +115,26 @@ def test_an_existing_empty_folder_is_fine(tmp_path: Path) -> None:
     assert {str(p) for p in result.files} == EXPECTED_FILES
 
 
+@pytest.mark.parametrize(
+    ("target", "blocked"),
+    [
+        ("file/campaign", "file"),  # the folder would be inside a file
+        ("campaign", "campaign/messages"),  # a file stands where the messages folder goes
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_a_usage_error_and_no_file_is_written(
+    run_cli: RunCli, tmp_path: Path, target: str, blocked: str
+) -> None:
+    (tmp_path / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / blocked).write_text("mine", encoding="utf-8")
+    result = run_cli("init", str(tmp_path / target))
+    assert result.code == 2
+    assert result.err.startswith("cannot write ")
+    assert "internal error" not in result.err
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == [tmp_path / blocked]
+    assert (tmp_path / blocked).read_text(encoding="utf-8") == "mine"
+
+
 def test_not_a_folder(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x", encoding="utf-8")
