@@ -23,29 +23,11 @@ from amplifier.publish.mastodon import (
     comparable,
     html_to_text,
     parse_instance,
-    status_length,
 )
 from amplifier.secrets import SecretSources
 from amplifier.sessions import StateDir
 
 SETTINGS = MastodonAccount(platform="mastodon", instance="https://masto.example", token_env="AMP_UNIT_TOKEN")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("text", "spoiler", "per_url", "expected"),
-    [
-        ("hello", "", 23, 5),
-        ("hello", "cw", 23, 7),  # the content warning counts too
-        ("https://example.org/a/very/long/path/indeed/more/than/twenty/three", "", 23, 23),
-        ("see https://example.org/x", "", 23, 4 + 23),
-        ("see https://example.org/x", "", 30, 4 + 30),  # the instance's own URL weight
-        ("hi @bob@example.social", "", 23, 7),  # a remote mention counts as @bob
-        ("👩‍👩‍👧‍👦", "", 23, 1),  # one grapheme cluster
-        ("Bijî berxwedana Kobanê!", "", 23, 23),
-    ],
-)
-def test_status_length(text: str, spoiler: str, per_url: int, expected: int) -> None:
-    assert status_length(text, spoiler, per_url=per_url) == expected
 
 
 def test_parse_instance_reads_limits_and_keeps_defaults() -> None:
@@ -102,6 +84,32 @@ def test_check_part_refuses_what_the_instance_would(
 
 def test_check_part_accepts_a_part_at_the_limit(publisher: MastodonPublisher) -> None:
     publisher.check_part(part("x" * 500), dict(DEFAULT_LIMITS))
+
+
+@pytest.mark.parametrize(
+    ("text", "spoiler", "per_url", "expected"),
+    [
+        ("hello", "", 23, 5),
+        ("hello", "cw", 23, 7),  # the content warning counts too
+        ("https://example.org/a/very/long/path/indeed/more/than/twenty/three", "", 23, 23),
+        ("see https://example.org/x", "", 23, 4 + 23),
+        ("see https://example.org/x", "", 30, 4 + 30),  # the instance's own URL weight
+        ("hi @bob@example.social", "", 23, 7),  # a remote mention counts as @bob
+        ("👩‍👩‍👧‍👦", "", 23, 1),  # one grapheme cluster
+        ("Bijî berxwedana Kobanê!", "", 23, 23),
+        # The server counts the content warning and the text joined: a combining mark at the start of the
+        # text joins the warning's last character (as the preview counts it), 4 and not 1 + 4.
+        ("\u0301abc", "e", 23, 4),
+    ],
+)
+def test_check_part_counts_as_the_server_and_the_preview_do(
+    publisher: MastodonPublisher, text: str, spoiler: str, per_url: int, expected: int
+) -> None:
+    the_part = part(text, spoiler_text=spoiler) if spoiler else part(text)
+    limits = {**DEFAULT_LIMITS, "characters_reserved_per_url": per_url, "max_characters": expected}
+    publisher.check_part(the_part, limits)  # exactly at the limit: accepted
+    with pytest.raises(PermanentError, match=f"counts {expected} characters"):
+        publisher.check_part(the_part, {**limits, "max_characters": expected - 1})
 
 
 class FakeApi:

@@ -7,7 +7,8 @@
   cached in memory and in the state folder for a day, so a post costs no instance lookup. The version read
   there is passed to Mastodon.py (with ``version_check_mode="created"``, else it would upload to the old
   ``/api/v1/media``).
-* Each part is checked against those limits before it is sent (:class:`PermanentError` when over).
+* Each part is checked against those limits before it is sent (:class:`PermanentError` when over), its length
+  counted as the preview counts it (:func:`amplifier.platforms.mastodon_text.status_length`).
 * Images are uploaded with ``media_post`` (alt text as ``description``); when the server answers 202 (``url``
   still ``null``) we poll the attachment until it is processed.
 * A thread is a chain of replies; every status carries an ``Idempotency-Key`` made from the post id and the
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amplifier.models import MastodonAccount
+from amplifier.platforms.mastodon_text import status_length
 from amplifier.post import REF, UPLOAD, Image, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
@@ -108,19 +110,6 @@ def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
     limits["version"] = str(data.get("version") or "")
     limits["domain"] = str(data.get("domain") or "")
     return limits
-
-
-def status_length(text: str, spoiler_text: str = "", *, per_url: int = 23) -> int:
-    """The length Mastodon counts for a status: graphemes, each URL as ``per_url``, ``@user@domain`` as
-    ``@user``, the content warning included (Mastodon.py's ``get_status_length``, with the instance's URL
-    weight)."""
-    from mastodon import Mastodon
-    from mastodon._url_regex import url_regex
-
-    length: int = Mastodon.get_status_length(text, spoiler_text)
-    if per_url != 23:
-        length += (per_url - 23) * len(url_regex.findall(text))
-    return length
 
 
 def _api_error(exc: BaseException) -> tuple[int | None, str]:
@@ -379,7 +368,7 @@ class MastodonPublisher:
         payload = part.payload
         status = str(payload.get("status", ""))
         spoiler = str(payload.get("spoiler_text") or "")
-        length = status_length(status, spoiler, per_url=int(limits["characters_reserved_per_url"]))
+        length = status_length(status, spoiler, int(limits["characters_reserved_per_url"]))
         if length > int(limits["max_characters"]):
             raise PermanentError(
                 f"the status counts {length} characters (with the content warning); the instance "
