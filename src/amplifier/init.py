@@ -18,9 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from amplifier.errors import UsageError
+from amplifier.models import _check_timezone
 from amplifier.schema import schemas
 
 EVENT_IN = dt.timedelta(days=42)
@@ -49,11 +49,9 @@ def skeleton_text(name: str) -> str:
 def campaign_files(*, today: dt.date, name: str, timezone: str) -> dict[str, str]:
     """The new campaign's files (relative path -> text) for a campaign ``name`` started on ``today``."""
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(
-            f"--timezone: unknown timezone {timezone!r}; use an IANA name such as Europe/Berlin"
-        ) from None
+        _check_timezone(timezone)  # the check (and the suggestions) of the campaign files' timezones
+    except ValueError as exc:
+        raise UsageError(f"--timezone: {exc}") from None
     if not name.strip():
         raise UsageError("--name: the campaign needs a name")
     event = today + EVENT_IN

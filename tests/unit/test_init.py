@@ -145,7 +145,7 @@ def test_not_a_folder(tmp_path: Path) -> None:
 def test_unknown_timezone(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("init", str(tmp_path / "c"), "--timezone", "Europe/Berlinn")
     assert result.code == 2
-    assert "unknown timezone 'Europe/Berlinn'" in result.err
+    assert "--timezone: unknown timezone 'Europe/Berlinn' (did you mean Europe/Berlin, " in result.err
     assert not (tmp_path / "c").exists()
 
 
