@@ -804,7 +804,9 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
 
-    def guarded(job: Callable[[], None]) -> Callable[[], None]:
+    def guarded(job: Callable[[], bool]) -> Callable[[], None]:
+        """Run ``job`` under the lock; re-arm the batch when it says the next wake may have moved."""
+
         def run() -> None:
             if stop.is_set():
                 return
@@ -812,12 +814,15 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
                 if stop.is_set():
                     return
                 try:
-                    job()
+                    moved = job()
                 except AmplifierError as exc:
                     daemon.log.emit("error", reason=str(exc))
+                    moved = True
                 except Exception as exc:  # keep running: one bad pass must not end the daemon
                     daemon.log.emit("error", reason=f"{type(exc).__name__}: {exc}")
-                arm()
+                    moved = True
+                if moved:
+                    arm()
 
         return run
 
@@ -832,15 +837,17 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         run_date = real_clock() + timedelta(seconds=delay)
         scheduler.add_job(batch, DateTrigger(run_date), id="batch", replace_existing=True)
 
-    def tick() -> None:
+    def tick() -> bool:
         daemon.tick(daemon.clock())
         daemon.heartbeat(daemon.clock())
+        return True
 
-    def watch() -> None:
-        daemon.watch(daemon.clock())
+    def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
+        return daemon.watch(daemon.clock())
 
-    def replan() -> None:
+    def replan() -> bool:
         daemon.plan(daemon.clock())
+        return True
 
     def beat() -> None:
         daemon.heartbeat(daemon.clock())

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplifier.campaign import load_campaign
-from amplifier.daemon import Daemon, DaemonSettings, EventLog, run_once
+from amplifier.daemon import Daemon, DaemonSettings, EventLog, run_once, serve
 from amplifier.ledger import Ledger, State
 from amplifier.models import BlueskyAccount, MastodonAccount
 from amplifier.post import PlannedPost
@@ -548,6 +548,50 @@ def test_the_pause_switch_stops_all_posting(make: Callable[..., Harness], switch
     assert harness.log.of("resumed")
     harness.run_at(start + dt.timedelta(minutes=1))
     assert len(harness.server.published) == 2
+
+
+def test_serve_rearms_only_when_a_watch_sees_a_change(
+    make: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No busy work while idle: the frequent watch re-arms the batch only on a reload or a pause change."""
+    start = at("2027-10-20T08:00")
+    harness = make(once("a", "2027-10-20T09:00"), start, watch_interval=0.02)
+    daemon = harness.daemon
+    counts = {"watch": 0, "next_wake": 0}
+    real_watch, real_next_wake = daemon.watch, daemon.next_wake
+
+    def watch(now: dt.datetime) -> bool:
+        counts["watch"] += 1
+        return real_watch(now)
+
+    def next_wake(now: dt.datetime) -> dt.datetime | None:
+        counts["next_wake"] += 1
+        return real_next_wake(now)
+
+    monkeypatch.setattr(daemon, "watch", watch)
+    monkeypatch.setattr(daemon, "next_wake", next_wake)
+    stop = threading.Event()
+    ready = threading.Event()
+    thread = threading.Thread(target=serve, args=(daemon, stop), kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(10)
+        armed, watched = counts["next_wake"], counts["watch"]
+        deadline = time.monotonic() + 10
+        while counts["watch"] < watched + 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert counts["watch"] >= watched + 5
+        assert counts["next_wake"] == armed  # nothing changed: no re-arm
+        harness.ledger.set_paused(True, "breaking news", start)
+        deadline = time.monotonic() + 10
+        while counts["next_wake"] == armed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert counts["next_wake"] > armed  # the pause is noticed: re-armed
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert harness.log.of("paused")
 
 
 # --------------------------------------------------------------------------------------------- reload
