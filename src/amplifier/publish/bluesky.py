@@ -29,6 +29,7 @@ import httpx
 import regex
 
 from amplifier.models import BlueskyAccount
+from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
 from amplifier.post import CARD, REF, UPLOAD, Image, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
@@ -56,10 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLLECTION = "app.bsky.feed.post"
-MAX_GRAPHEMES = 300
-MAX_BYTES = 3000
 MAX_IMAGES = 4
-HANDLE = "$handle"
 
 # ----------------------------------------------------------------------------------------- record keys
 
@@ -108,10 +106,6 @@ def record_key(post_id: str, index: int, at: datetime) -> str:
     clock_id = int.from_bytes(digest[4:6], "big") & 0x3FF
     seconds = int(at.timestamp())
     return encode_tid(seconds * 1_000_000 + offset + index, clock_id)
-
-
-def grapheme_length(text: str) -> int:
-    return len(regex.findall(r"\X", text))
 
 
 def public_url(handle_or_did: str, rkey: str) -> str:
@@ -412,10 +406,10 @@ class BlueskyPublisher:
         record = copy.deepcopy(dict(part.payload))
         record.setdefault("$type", COLLECTION)
         text = str(record.get("text", ""))
-        if grapheme_length(text) > MAX_GRAPHEMES or len(text.encode("utf-8")) > MAX_BYTES:
+        graphemes, size = grapheme_length(text), utf8_length(text)
+        if graphemes > MAX_GRAPHEMES or size > MAX_BYTES:
             raise PermanentError(
-                f"the text is {grapheme_length(text)} graphemes / {len(text.encode('utf-8'))} bytes; "
-                f"Bluesky allows {MAX_GRAPHEMES} / {MAX_BYTES}"
+                f"the text is {graphemes} graphemes / {size} bytes; Bluesky allows {MAX_GRAPHEMES} / {MAX_BYTES}"
             )
         embed = record.get("embed")
         if isinstance(embed, dict):
