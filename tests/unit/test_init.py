@@ -68,7 +68,7 @@ def test_files_explain_themselves_and_name_the_secrets(tmp_path: Path) -> None:
     env_example = (tmp_path / ".env.example").read_text(encoding="utf-8")
     for name in secrets:
         assert re.search(rf"^{name}=$", env_example, re.MULTILINE), name  # named, no value
-    assert "write:statuses write:media read:accounts" in env_example
+    assert "write:statuses write:media read:accounts read:statuses" in env_example
     assert ".env" in (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
     for name in ("schedule.yaml", "messages/messages.yaml"):
         text = (tmp_path / name).read_text(encoding="utf-8")
