@@ -41,8 +41,8 @@ ENV PATH=/opt/amplifier/bin:${PATH} \
 USER ${UID}:${UID}
 WORKDIR /state
 VOLUME ["/state"]
-# Unhealthy (exit code not 0) when the daemon's heartbeat is older than 3 minutes, a post has been claimed for
-# 15 minutes, or the campaign cannot be read.
+# Unhealthy (exit code not 0) when the daemon's heartbeat is older than 3 minutes or a post has been claimed for
+# 15 minutes. (A daemon whose campaign files become invalid keeps running the last valid version, and stays healthy.)
 HEALTHCHECK --interval=60s --timeout=30s --start-period=60s --retries=3 \
     CMD ["amplifier", "status", "--check", "--format", "json"]
 ENTRYPOINT ["amplifier"]
