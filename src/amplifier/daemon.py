@@ -179,6 +179,10 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _utc_minute(value: datetime) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
 def _text_value(value: Any) -> str:
     text = str(value)
     if not text or any(ch.isspace() or ch in "\"'=" for ch in text):
@@ -357,13 +361,19 @@ class Daemon:
 
     def deadline(self, row: Row) -> datetime:
         """The last instant at which the post may still go out (see the module docstring)."""
+        return self._window(row)[0]
+
+    def _window(self, row: Row) -> tuple[datetime, str]:
+        """The post's deadline, and in words the rule behind it (for the reason of an expiry)."""
         schedule = self.campaign.schedule
         rule = schedule.rules.get(row.rule)
         due = row.due_at
         if rule is None:
-            return due + self.settings.on_time
+            return due + self.settings.on_time, f"posted late within {self.settings.on_time} at most"
         if rule.missed is not None:
-            return due + (rule.missed.grace if rule.missed.action == "post" else self.settings.on_time)
+            if rule.missed.action == "post":
+                return due + rule.missed.grace, f"the rule posts late within {rule.missed.grace}"
+            return due + self.settings.on_time, "the rule expires missed posts"
         if isinstance(rule, CountdownRule):
             zone = rule_zone(schedule, rule)
             local_day = due.astimezone(zone).date()
@@ -374,23 +384,9 @@ class Daemon:
                 start = event_start(schedule, event)
                 if due < start:
                     deadline = min(deadline, start)
-            return max(deadline, due + self.settings.on_time)
-        return due + self.settings.default_grace
-
-    def _expiry_reason(self, row: Row, deadline: datetime) -> str:
-        rule = self.campaign.schedule.rules.get(row.rule)
-        if rule is not None and rule.missed is None and isinstance(rule, CountdownRule):
             why = "a countdown post is only posted late on its own day"
-        elif rule is not None and rule.missed is not None and rule.missed.action == "post":
-            why = f"the rule posts late within {rule.missed.grace}"
-        elif rule is not None and rule.missed is not None:
-            why = "the rule expires missed posts"
-        else:
-            why = f"posted late within {self.settings.default_grace} at most"
-        return (
-            f"missed its window: due {row.due_at:%Y-%m-%d %H:%M} UTC, not out by "
-            f"{deadline:%Y-%m-%d %H:%M} UTC ({why})"
-        )
+            return max(deadline, due + self.settings.on_time), why
+        return due + self.settings.default_grace, f"posted late within {self.settings.default_grace} at most"
 
     # ------------------------------------------------------------------------------------ reconciliation
 
@@ -516,9 +512,12 @@ class Daemon:
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
-        deadline = self.deadline(row)
+        deadline, why = self._window(row)
         if now > deadline:
-            reason = self._expiry_reason(row, deadline)
+            reason = (
+                f"missed its window: due {_utc_minute(row.due_at)} UTC, not out by {_utc_minute(deadline)} UTC"
+                f" ({why})"
+            )
             self.ledger.mark_expired(row.id, reason, now)
             report.expired.append(row.id)
             self.log.emit("expired", id=row.id, account=row.account, reason=reason)

@@ -306,6 +306,8 @@ def test_a_missed_post_planned_before_the_downtime_expires_with_its_reason(
     row = harness.ledger.get("countdown:masto:2027-10-29T10:00")
     assert row.state == State.EXPIRED
     assert "countdown post is only posted late on its own day" in (row.last_error or "")
+    # 10:00 in Berlin (summer time) is 08:00 UTC; its day ends at midnight in Berlin, 22:00 UTC
+    assert "due 2027-10-29 08:00 UTC, not out by 2027-10-29 22:00 UTC" in (row.last_error or "")
     assert harness.state("countdown:masto:2027-10-30T10:00") == State.PUBLISHED
 
 
