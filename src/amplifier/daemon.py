@@ -299,10 +299,11 @@ class Daemon:
 
     # ----------------------------------------------------------------------------------------- planning
 
-    def lookback(self) -> timedelta:
-        """How far back the window starts: the longest a missed post may still go out."""
+    def lookback(self, campaign: Campaign | None = None) -> timedelta:
+        """How far back the window of ``campaign`` (default: the current one) starts: the longest a missed
+        post may still go out."""
         longest = max(self.settings.on_time, self.settings.default_grace)
-        for rule in self.campaign.schedule.rules.values():
+        for rule in (campaign or self.campaign).schedule.rules.values():
             if rule.missed is not None:
                 longest = max(
                     longest, rule.missed.grace if rule.missed.action == "post" else self.settings.on_time
@@ -317,11 +318,7 @@ class Daemon:
         from amplifier.plan import plan_window
 
         campaign = campaign or self.campaign
-        previous, self.campaign = self.campaign, campaign
-        try:
-            start = now - self.lookback()
-        finally:
-            self.campaign = previous
+        start = now - self.lookback(campaign)
         end = now + self.settings.lookahead
         plan = plan_window(campaign, start, end)
         if plan.problems:
