@@ -260,7 +260,7 @@ class Daemon:
             max_workers=max(1, self.settings.workers), thread_name_prefix="publish"
         )
         self._files: dict[Path, tuple[int, int] | None] = self._snapshot_files()
-        self._pause_state: tuple[Any, ...] | None = None
+        self._pause_state: tuple[str | None, tuple[tuple[str, str], ...]] | None = None
         self._crash_after = _crash_after(os.environ if environ is None else environ)
         self._published_requests = 0
         self._count_lock = threading.Lock()
@@ -696,21 +696,22 @@ class Daemon:
             self.reload(now)
             self._files = self._snapshot_files()
             changed = True
-        state = (self.paused(), tuple(sorted(self.ledger.paused_accounts().items())))
+        paused = self.paused()
+        accounts = self.ledger.paused_accounts()
+        state = (paused, tuple(sorted(accounts.items())))
         if state != self._pause_state:
-            if self._pause_state is not None or state[0] is not None or state[1]:
-                previous = self._pause_state or (None, ())
-                if state[0] != previous[0]:
-                    if state[0] is None:
-                        self.log.emit("resumed")
-                    else:
-                        self.log.emit("paused", reason=state[0])
-                for account, reason in state[1]:
-                    if (account, reason) not in previous[1]:
-                        self.log.emit("paused", account=account, reason=reason)
-                for account, _reason in previous[1]:
-                    if account not in dict(state[1]):
-                        self.log.emit("resumed", account=account)
+            was_paused, were_paused = self._pause_state or (None, ())
+            if paused != was_paused:
+                if paused is None:
+                    self.log.emit("resumed")
+                else:
+                    self.log.emit("paused", reason=paused)
+            for account, reason in state[1]:
+                if (account, reason) not in were_paused:
+                    self.log.emit("paused", account=account, reason=reason)
+            for account, _reason in were_paused:
+                if account not in accounts:
+                    self.log.emit("resumed", account=account)
             self._pause_state = state
             changed = True
         return changed
