@@ -34,13 +34,22 @@ def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
         return {"version": JSON_VERSION, **extra, "posts": [post.to_json(cache) for post in posts]}
 
 
+PIPE_WIDTH = 160  # the width of tables when the output is not a terminal, unless $COLUMNS says otherwise
+
+
 def console(out: TextIO | None = None) -> Any:
     """A rich console; when the output is not a terminal, wide enough that a table is not cut to 80 columns."""
     from rich.console import Console
 
     stream = out or sys.stdout
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 160)
+    width = None if stream.isatty() else pipe_width(os.environ.get("COLUMNS"))
     return Console(file=stream, soft_wrap=False, highlight=False, width=width)
+
+
+def pipe_width(columns: str | None) -> int:
+    """``$COLUMNS`` when it is a positive number of columns, else :data:`PIPE_WIDTH`."""
+    value = (columns or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else PIPE_WIDTH
 
 
 def posts_table(posts: Sequence[PlannedPost], zones: dict[str, str], title: str | None = None) -> Any:
