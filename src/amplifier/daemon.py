@@ -50,11 +50,9 @@ import contextlib
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,7 +74,13 @@ from amplifier.publish.base import (
     RateLimitedError,
 )
 from amplifier.ratelimit import RateLimiter
-from amplifier.reconcile import Reconciled, claim_holder_alive, part_results, reconcile_row
+from amplifier.reconcile import (
+    Reconciled,
+    claim_holder_alive,
+    claim_token,
+    part_results,
+    reconcile_row,
+)
 from amplifier.schedule import event_start, localize, rule_zone
 
 Clock = Callable[[], datetime]
@@ -250,7 +254,7 @@ class Daemon:
         self.loader = loader
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.token = claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
         self.failures = 0  # posts failed in this process

@@ -791,6 +791,17 @@ def test_reconcile_leaves_a_claim_of_a_running_process_alone(tmp_path: Path) -> 
         assert [r.post_id for r in report.reconciled] == [post_id]
 
 
+def test_the_daemon_claims_under_a_token_that_names_this_process(make: Callable[..., Harness]) -> None:
+    import os
+    import socket
+
+    from amplifier.reconcile import claim_holder
+
+    harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), at("2027-10-20T08:00"))
+    assert claim_holder(harness.daemon.token) == (socket.gethostname(), os.getpid())
+    assert ":daemon-" in harness.daemon.token
+
+
 def test_shutdown_releases_what_was_claimed_but_not_sent(make: Callable[..., Harness]) -> None:
     start = at("2027-10-20T09:00")
     harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), start)
