@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
-from amplifier.post import PlannedPost
+from amplifier.post import Image, Part, PlannedPost
 
 if TYPE_CHECKING:
     from amplifier.secrets import SecretSources
@@ -293,8 +293,23 @@ class PublishContext:
     media_wait: float = 60.0  # seconds to wait for the server to process an uploaded image
     base_dir: Path | None = None  # relative image paths are resolved against this folder
 
+    def image_file(self, path: str) -> Path:
+        """The file of an image named in a payload: a relative path is taken from :attr:`base_dir`."""
+        file = Path(path)
+        if not file.is_absolute() and self.base_dir is not None:
+            file = self.base_dir / file
+        return file
+
 
 # --------------------------------------------------------------------------------------------- placeholders
+
+
+def part_image(part: Part, path: str) -> Image:
+    """The image of ``part`` (its alt text, its type) that the payload's ``{"$upload": path}`` uploads."""
+    for image in part.images:
+        if image.path == path:
+            return image
+    raise PermanentError(f"the payload uploads {path} but the part lists no such image")
 
 
 def ref_index(ref: object) -> int:

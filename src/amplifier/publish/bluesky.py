@@ -22,7 +22,6 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,7 +29,7 @@ import regex
 
 from amplifier.models import BlueskyAccount
 from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
-from amplifier.post import CARD, REF, UPLOAD, Image, Part, PlannedPost
+from amplifier.post import CARD, REF, UPLOAD, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -44,6 +43,7 @@ from amplifier.publish.base import (
     classify_status,
     find_placeholders,
     parse_reset,
+    part_image,
     placeholder,
     ref_index,
 )
@@ -352,22 +352,10 @@ class BlueskyPublisher:
 
     # ------------------------------------------------------------------ records
 
-    def _image_for(self, part: Part, path: str) -> Image:
-        for image in part.images:
-            if image.path == path:
-                return image
-        raise PermanentError(f"the payload uploads {path} but the part lists no such image")
-
-    def _resolve_path(self, path: str) -> Path:
-        candidate = Path(path)
-        if not candidate.is_absolute() and self.ctx.base_dir is not None:
-            candidate = self.ctx.base_dir / candidate
-        return candidate
-
     def _upload_image(self, part: Part, path: str) -> tuple[dict[str, Any], tuple[int, int]]:
-        image = self._image_for(part, path)
+        image = part_image(part, path)
         try:
-            prepared = prepare_image(self._resolve_path(path), image.mime, max_bytes=MAX_BLOB_BYTES)
+            prepared = prepare_image(self.ctx.image_file(path), image.mime, max_bytes=MAX_BLOB_BYTES)
         except ImageError as exc:
             raise PermanentError(str(exc)) from None
         if prepared.reencoded:

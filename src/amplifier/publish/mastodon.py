@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from amplifier.models import MastodonAccount
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.post import REF, UPLOAD, Image, Part, PlannedPost
+from amplifier.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -55,6 +55,7 @@ from amplifier.publish.base import (
     classify_status,
     find_placeholders,
     parse_reset,
+    part_image,
     placeholder,
     ref_index,
 )
@@ -388,17 +389,9 @@ class MastodonPublisher:
         if unknown:
             raise PermanentError(f"unknown status parameter(s) in the payload: {sorted(unknown)}")
 
-    def _image_for(self, part: Part, path: str) -> Image:
-        for image in part.images:
-            if image.path == path:
-                return image
-        raise PermanentError(f"the payload uploads {path} but the part lists no such image")
-
     def _upload(self, part: Part, path: str) -> str:
-        image = self._image_for(part, path)
-        file = Path(path)
-        if not file.is_absolute() and self.ctx.base_dir is not None:
-            file = self.ctx.base_dir / file
+        image = part_image(part, path)
+        file = self.ctx.image_file(path)
         if not file.is_file():
             raise PermanentError(f"{file}: the image does not exist")
         api = self.api()
@@ -579,7 +572,7 @@ class MastodonPublisher:
             if hit[0] != UPLOAD:
                 return False
             description = attachment.get("description")
-            alt = self._image_for(part, str(hit[1])).alt
+            alt = part_image(part, str(hit[1])).alt
             if description is not None and comparable(str(description)) != comparable(alt):
                 return False
         return True
