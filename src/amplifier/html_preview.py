@@ -161,9 +161,12 @@ def data_uri(path: str) -> str | None:
     mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     try:
         from PIL import Image as PILImage
+        from PIL import ImageOps
 
-        with PILImage.open(io.BytesIO(raw)) as image:
-            if len(raw) > MAX_INLINE_BYTES or max(image.size) > MAX_IMAGE_SIDE:
+        with PILImage.open(io.BytesIO(raw)) as opened:
+            if len(raw) > MAX_INLINE_BYTES or max(opened.size) > MAX_IMAGE_SIDE:
+                # the copy keeps no EXIF: turn it the way the orientation tag says, as a browser shows the file
+                image = ImageOps.exif_transpose(opened)
                 image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
                 out = io.BytesIO()
                 if image.mode in ("RGBA", "LA", "P"):

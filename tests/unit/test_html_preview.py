@@ -443,6 +443,22 @@ def test_data_uri_shrinks_large_images(tmp_path: Path) -> None:
     assert data_uri(str(tmp_path / "missing.png")) is None
 
 
+def test_a_shrunk_photo_keeps_its_exif_orientation(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+
+    photo = tmp_path / "portrait.jpg"  # stored landscape, shown portrait: EXIF orientation 6 (rotate 90° CW)
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    PILImage.new("RGB", (3000, 2000), "green").save(photo, exif=exif)
+    uri = data_uri(str(photo))
+    assert uri is not None
+    with PILImage.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
+        assert image.size == (800, 1200)
+
+
 def test_segment_is_a_value() -> None:
     assert Segment("#a", "hashtag", "a") == Segment("#a", "hashtag", "a")
 
