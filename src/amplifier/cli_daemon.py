@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from amplifier.cli import apply_common, config_option, now_option
 from amplifier.cli_publish import JSON_VERSION, format_option, publish_context
 from amplifier.daemon import FAR_FUTURE, HEARTBEAT_NAME, LEDGER_NAME, PAUSE_NAME
 from amplifier.errors import AmplifierError, ExitCode, UsageError
-from amplifier.ledger import Ledger, Row, State
+from amplifier.ledger import Ledger, LedgerError, Row, State
 from amplifier.sessions import resolve_state_dir
 
 if TYPE_CHECKING:
@@ -68,13 +68,13 @@ def _dry_run_copy(source: Path, folder: Path) -> Path:
     """A private copy of the ledger for a dry run (which must not change the real one)."""
     target = folder / LEDGER_NAME
     if source.exists():
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        dst = sqlite3.connect(target)
+        # as_uri() percent-encodes the path: a "#" or "?" in a folder's name is not read as URI syntax
+        uri = f"{source.resolve().as_uri()}?mode=ro"
         try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
+            with closing(sqlite3.connect(uri, uri=True)) as src, closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+        except sqlite3.Error as error:
+            raise LedgerError(f"{source}: not a usable ledger database: {error}") from error
     return target
 
 

@@ -214,3 +214,32 @@ def test_secrets_never_reach_the_log(
     assert secret not in result.out
     events = [json.loads(line) for line in lines(result.err)]
     assert {e["event"] for e in events} >= {"retry", "done"}
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_unusable_ledger_file_is_a_clear_error(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path, dry_run: bool
+) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ledger.sqlite3").write_bytes(b"not a database, " * 512)
+    flags = ["--dry-run"] if dry_run else []
+    result = run_cli(*campaign, "run", "--once", *flags, "--now", "2027-10-29T10:00")
+    assert result.code == 4, result.err
+    assert "not a usable ledger database" in result.err
+    assert "Traceback" not in result.err
+    assert Fake.sent == []
+
+
+@pytest.mark.parametrize("folder", ["state#1", "state?mode=rw", "100%"])
+def test_a_dry_run_copies_a_ledger_whatever_its_folder_is_called(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path, folder: str
+) -> None:
+    args = [*campaign[:-1], str(tmp_path / folder)]
+    assert run_cli(*args, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    published = list(Fake.sent)
+    assert published
+    result = run_cli(*args, "run", "--once", "--dry-run", "--now", "2027-10-29T10:05")
+    assert result.code == 0, result.err
+    assert " posted " not in result.err  # the copy knows they are out already
+    assert "dry_run=True" in result.err
+    assert Fake.sent == published
