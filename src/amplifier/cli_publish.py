@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from amplifier.clock import utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.ledger import LedgerError
 from amplifier.publish import (
@@ -37,9 +38,8 @@ from amplifier.publish import (
     TransientError,
     create_publisher,
 )
-from amplifier.publish.base import Clock, utc_now
 from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir, StateError, resolve_state_dir
+from amplifier.sessions import Clock, StateDir, StateError, resolve_state_dir
 
 if TYPE_CHECKING:
     from amplifier.campaign import Campaign
@@ -200,7 +200,7 @@ def send_posts(
     *,
     dry_run: bool,
     ledger: Ledger | None = None,
-    clock: Clock = utc_now,
+    clock: Clock = utcnow,
 ) -> list[SendOutcome]:
     """Publish ``posts`` now, in order, recorded in ``ledger`` (the daemon's); see :class:`LedgerSend`.
 
@@ -238,7 +238,7 @@ class LedgerSend:
         ctx: PublishContext,
         ledger: Ledger | None,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = utcnow,
         dry_run: bool = False,
     ) -> None:
         from amplifier.reconcile import claim_token

@@ -25,21 +25,17 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from amplifier.clock import utcnow
 from amplifier.errors import AmplifierError, ExitCode
 
 STATE_ENV = "AMPLIFIER_STATE"
 DEFAULT_STATE_NAME = ".amplifier-state"
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The real clock, for callers that do not pass their own."""
-    return datetime.now(UTC)
 
 
 class StateError(AmplifierError):
@@ -194,7 +190,7 @@ class LoginGuard:
 
     SUB = "logins"
 
-    def __init__(self, state: StateDir, clock: Clock = utc_now, policy: LoginPolicy | None = None) -> None:
+    def __init__(self, state: StateDir, clock: Clock = utcnow, policy: LoginPolicy | None = None) -> None:
         self.state = state
         self.clock = clock
         self.policy = policy or LoginPolicy()
@@ -252,7 +248,7 @@ class LimitsCache:
 
     SUB = "limits"
 
-    def __init__(self, state: StateDir, clock: Clock = utc_now, ttl: timedelta = timedelta(hours=24)) -> None:
+    def __init__(self, state: StateDir, clock: Clock = utcnow, ttl: timedelta = timedelta(hours=24)) -> None:
         self.state = state
         self.clock = clock
         self.ttl = ttl

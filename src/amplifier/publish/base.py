@@ -17,25 +17,20 @@ Every error carries ``done``: the parts of a thread published before it happened
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from amplifier.clock import utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.post import Image, Part, PlannedPost
+from amplifier.sessions import Clock, StateDir
 
 if TYPE_CHECKING:
     from amplifier.secrets import SecretSources
-    from amplifier.sessions import StateDir
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -216,7 +211,7 @@ def parse_reset(
     ``X-RateLimit-Reset`` (Mastodon: ISO 8601, sometimes epoch seconds), ``RateLimit-Reset`` (Bluesky: epoch
     seconds), ``Retry-After`` (seconds or an HTTP date) or a ``retry_after`` in seconds, in that order.
     """
-    now = now or utc_now()
+    now = now or utcnow()
     lower = {k.lower(): v.strip() for k, v in headers.items()}
     for name in ("x-ratelimit-reset", "ratelimit-reset"):
         value = lower.get(name)
@@ -287,7 +282,7 @@ class PublishContext:
 
     secrets: SecretSources
     state: StateDir
-    clock: Clock = utc_now
+    clock: Clock = utcnow
     timeout: float = 30.0  # seconds, per HTTP request
     card_timeout: float = 5.0  # seconds, fetching a page for a link card
     media_wait: float = 60.0  # seconds to wait for the server to process an uploaded image
