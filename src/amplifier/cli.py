@@ -298,7 +298,10 @@ def preview(
         else:
             from amplifier.schema import write_atomic
 
-            write_atomic(output, text)
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
             click.echo(f"wrote {output} ({len(plan.posts)} posts)", err=True)
     else:
         zones = {account: campaign.account_zone(account) for account in campaign.schedule.accounts}
@@ -437,14 +440,19 @@ def init(directory: Path, name: str, timezone: str, now: str | None) -> None:
     It validates at once and explains itself in comments. Existing files are never overwritten."""
     from amplifier.clock import parse_instant, utcnow
     from amplifier.init import init_campaign
+    from amplifier.models import check_timezone
 
-    today = (
-        parse_instant(now, ZoneInfo(timezone), base=utcnow(), option="--now") if now else utcnow()
-    ).date()
-    result = init_campaign(directory, today=today, name=name, timezone=timezone)
+    try:
+        zone = ZoneInfo(check_timezone(timezone))
+    except ValueError as exc:
+        raise UsageError(f"--timezone: {exc}") from None
+    # "Today" in the new campaign's own zone, as everything else in a campaign.
+    today = parse_instant(now, zone, base=utcnow(), option="--now") if now else utcnow().astimezone(zone)
+    today = today.astimezone(zone)
+    result = init_campaign(directory, today=today.date(), name=name, timezone=timezone)
     for path in result.files:
         click.echo(f"wrote {directory / path}")
-    days = (result.event_date - today).days + 1
+    days = (result.event_date - today.date()).days + 1
     click.echo(f"Next: cd {directory} && amplifier validate && amplifier preview --to +{days}d")
 
 

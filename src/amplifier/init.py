@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from amplifier.errors import UsageError
-from amplifier.models import _check_timezone
+from amplifier.models import check_timezone
 from amplifier.schema import schemas
 
 EVENT_IN = dt.timedelta(days=42)
@@ -49,7 +49,7 @@ def skeleton_text(name: str) -> str:
 def campaign_files(*, today: dt.date, name: str, timezone: str) -> dict[str, str]:
     """The new campaign's files (relative path -> text) for a campaign ``name`` started on ``today``."""
     try:
-        _check_timezone(timezone)  # the check (and the suggestions) of the campaign files' timezones
+        check_timezone(timezone)  # the check (and the suggestions) of the campaign files' timezones
     except ValueError as exc:
         raise UsageError(f"--timezone: {exc}") from None
     if not name.strip():

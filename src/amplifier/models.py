@@ -41,7 +41,7 @@ EnvName = Annotated[
 ]
 
 
-def _check_timezone(name: str) -> str:
+def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -54,7 +54,7 @@ def _check_timezone(name: str) -> str:
 
 
 TimeZoneName = Annotated[
-    str, AfterValidator(_check_timezone), Field(description="An IANA timezone name such as Europe/Berlin")
+    str, AfterValidator(check_timezone), Field(description="An IANA timezone name such as Europe/Berlin")
 ]
 
 

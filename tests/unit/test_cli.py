@@ -226,3 +226,18 @@ def test_python_dash_m_works() -> None:
     )
     assert proc.returncode == 0
     assert "amplifier, version" in proc.stdout
+
+
+def test_preview_output_into_a_missing_folder_is_a_usage_error(run_cli: RunCli, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "preview.html"
+    result = run_cli("preview", "-c", str(ROOT / "schedule.yaml"), "--format", "html", "-o", str(target))
+    assert result.code == 2
+    assert f"--output: cannot write {target}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_init_with_an_unknown_timezone_is_a_usage_error(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("init", str(tmp_path / "c"), "--timezone", "Europe/Berln", "--now", "2027-01-01")
+    assert result.code == 2
+    assert "--timezone: unknown timezone 'Europe/Berln' (did you mean Europe/Berlin" in result.err
+    assert not (tmp_path / "c").exists()
