@@ -698,7 +698,10 @@ class Daemon:
         snapshot = self._snapshot_files()
         if snapshot != self._files:
             self.reload(now)
-            self._files = self._snapshot_files()
+            # The files as they were before the load read them (a write during the load differs from them
+            # and is loaded at the next look); stats taken now only for files the new campaign added.
+            after = self._snapshot_files()
+            self._files = {path: snapshot.get(path, stat) for path, stat in after.items()}
             changed = True
         paused = self.paused()
         accounts = self.ledger.paused_accounts()

@@ -634,6 +634,35 @@ def test_reload_keeps_the_last_valid_campaign_and_replans_on_a_valid_edit(
     assert harness.state("c:masto:2027-10-20T11:00") == State.EXPIRED  # 90 minutes late: past the grace
 
 
+def test_an_edit_that_lands_while_a_reload_reads_the_files_is_reloaded_next(
+    make: Callable[..., Harness],
+) -> None:
+    start = at("2027-10-20T08:00")
+    harness = make(once("a", "2027-10-20T09:00") + once("b", "2027-10-20T10:00"), start)
+    daemon = harness.daemon
+    schedule = harness.folder / "schedule.yaml"
+    messages = harness.folder / "messages" / "hello.yaml"
+    loads: list[Path] = []
+
+    def loader(path: Path) -> Any:
+        campaign = load_campaign(path)
+        loads.append(path)
+        if len(loads) == 1:  # the operator saves the message file just after the load read it
+            messages.write_text(MESSAGES.replace("Hello from", "Greetings from"))
+        return campaign
+
+    daemon.loader = loader
+    schedule.write_text(schedule.read_text().replace("2027-10-20T10:00", "2027-10-20T10:30"))
+    assert daemon.watch(start)
+    assert harness.state("b:masto:2027-10-20T10:30") == State.PLANNED
+    assert daemon.watch(start + dt.timedelta(seconds=2))  # the second edit is not lost
+    assert len(loads) == 2
+    harness.run_at(at("2027-10-20T09:00"))
+    assert harness.server.published  # sent with the text of the last edit
+    assert "Greetings from" in daemon.posts["a:masto:2027-10-20T09:00"].parts[0].text
+    assert not daemon.watch(start + dt.timedelta(seconds=4))  # and nothing more to load
+
+
 def test_a_broken_message_file_is_reported_with_its_location(make: Callable[..., Harness]) -> None:
     start = at("2027-10-20T08:00")
     harness = make(once("a", "2027-10-20T09:00"), start)
