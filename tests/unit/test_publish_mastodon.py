@@ -425,3 +425,32 @@ def test_find_published_nothing_found_is_empty(publisher: MastodonPublisher) -> 
     api = PagedApi([status("1", "Something else", AT + timedelta(minutes=1))])
     assert with_api(publisher, api).find_published(planned_post(part("Mine")), since=AT) == {}
     assert with_api(publisher, PagedApi([])).find_published(planned_post(part("Mine")), since=AT) == {}
+
+
+@pytest.mark.parametrize(
+    ("created", "date_header", "existed"),
+    [
+        (datetime(2027, 10, 25, 9, 0, tzinfo=UTC), "Mon, 25 Oct 2027 10:00:00 GMT", True),  # an hour old
+        (datetime(2027, 10, 25, 9, 0), "Mon, 25 Oct 2027 10:00:00 GMT", True),  # naive: read as UTC
+        (
+            datetime(2027, 10, 25, 9, 59, 59, tzinfo=UTC),
+            "Mon, 25 Oct 2027 10:00:00 GMT",
+            False,
+        ),  # within margin
+        (datetime(2027, 10, 25, 9, 0, tzinfo=UTC), "", True),  # no Date header: our clock (12:00)
+        (datetime(2027, 10, 25, 11, 59, 59, tzinfo=UTC), "garbage", False),
+        ("2027-10-25T09:00:00Z", "Mon, 25 Oct 2027 10:00:00 GMT", False),  # not a datetime: cannot tell
+        (None, "Mon, 25 Oct 2027 10:00:00 GMT", False),
+    ],
+)
+def test_a_status_is_old_when_created_before_the_server_answered(
+    tmp_path: Path, created: object, date_header: str, existed: bool
+) -> None:
+    ctx = PublishContext(
+        secrets=SecretSources(),
+        state=StateDir(tmp_path / "state"),
+        clock=lambda: datetime(2027, 10, 25, 12, 0, tzinfo=UTC),
+    )
+    publisher = MastodonPublisher("masto", SETTINGS, ctx)
+    publisher._last_headers = {"Date": date_header} if date_header else {}
+    assert publisher._created_before_this_request(created) is existed

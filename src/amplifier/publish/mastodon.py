@@ -436,17 +436,14 @@ class MastodonPublisher:
 
         Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (so
         clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
-        if not isinstance(created, datetime):
+        created_at = _aware(created) if isinstance(created, datetime) else None
+        if created_at is None:
             return False
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
         try:
-            answered = parsedate_to_datetime(self._last_headers.get("Date", ""))
+            answered = _aware(parsedate_to_datetime(self._last_headers.get("Date", "")))
         except (TypeError, ValueError):
-            answered = self.ctx.clock()
-        if answered.tzinfo is None:
-            answered = answered.replace(tzinfo=UTC)
-        return created < answered - EXISTED_MARGIN
+            answered = None
+        return created_at < (answered or self.ctx.clock()) - EXISTED_MARGIN
 
     # ------------------------------------------------------------------ Publisher
 
