@@ -20,6 +20,7 @@ class ExitCode(enum.IntEnum):
     INVALID = 2  # the campaign files (or the command line) have problems
     ACCOUNT = 3  # an account's credentials or server failed
     PUBLISH = 4  # a post could not be published
+    STATE = 5  # the state folder cannot be created, read or written
 
 
 @dataclass(frozen=True, order=True)

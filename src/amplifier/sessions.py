@@ -41,7 +41,7 @@ Clock = Callable[[], datetime]
 class StateError(AmplifierError):
     """The state folder cannot be created, read or written."""
 
-    exit_code = ExitCode.FAILURE
+    exit_code = ExitCode.STATE
 
 
 def resolve_state_dir(

@@ -146,3 +146,13 @@ def test_limits_cache_survives_a_damaged_file(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     state.write("limits", f"{safe_name('k')}.json", b"{not json")
     assert LimitsCache(state, clock=Clock()).get("k") is None
+
+
+def test_an_unusable_state_folder_is_exit_code_5(tmp_path: Path) -> None:
+    from amplifier.errors import ExitCode
+    from amplifier.sessions import StateError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StateError, match="cannot create the state folder") as info:
+        StateDir(tmp_path / "file" / "state").ensure()
+    assert info.value.exit_code == ExitCode.STATE == 5
