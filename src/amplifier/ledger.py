@@ -6,8 +6,15 @@ Every planned post (or thread) has one row, keyed by its stable id. Its life::
        ^                  |  --mark_failed-------> failed     (reason)
        |                  |  --mark_expired------> expired    (reason; also straight from planned)
        +--schedule_retry--+  --mark_skipped------> skipped    (reason; also straight from planned)
-       +--release---------+
+       +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
     planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
+
+An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
+status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
+:meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
+moment an attempt could have created it (the claim time of that attempt), across later re-claims, until the
+post is published or a lookup proves it absent (``release(..., absent=True)``). ``next_attempt_at`` of such a
+row is when reconciliation should look at it next (:meth:`Ledger.unknown_due`).
 
 ``schedule_retry`` counts an attempt (``attempts + 1``) and sets ``next_attempt_at``; ``release`` (a graceful
 shutdown) does not. ``mark_failed`` counts the last attempt too. Any other change raises
@@ -208,6 +215,8 @@ class Row:
     created_at: datetime
     updated_at: datetime
     parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
+    # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
+    unknown_since: datetime | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
@@ -234,7 +243,7 @@ class SyncReport:
 
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at,"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
     " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
 )
 
@@ -245,7 +254,7 @@ _NOT_PAUSED = (
 
 
 def _row(values: Sequence[Any]) -> Row:
-    parts_json: dict[str, JSONObject] = json.loads(values[17]) if values[17] else {}
+    parts_json: dict[str, JSONObject] = json.loads(values[18]) if values[18] else {}
     return Row(
         id=values[0],
         account=values[1],
@@ -265,6 +274,7 @@ def _row(values: Sequence[Any]) -> Row:
         created_at=from_db_time(values[15]),
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
+        unknown_since=_optional_time(values[17]),
     )
 
 
@@ -612,8 +622,8 @@ class Ledger:
                 )
             result = "[" + ",".join(text for _, text in recorded) + "]"
             conn.execute(
-                "UPDATE posts SET state = 'published', published_at = ?, result = ?, updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE posts SET state = 'published', published_at = ?, result = ?, updated_at = ?,"
+                " unknown_since = NULL WHERE id = ?",
                 (stamp, result, stamp, post_id),
             )
 
@@ -644,15 +654,47 @@ class Ledger:
                 (next_text, reason, stamp, post_id),
             )
 
-    def release(self, post_id: str, now: datetime, *, token: str | None = None) -> None:
-        """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent)."""
+    def release(self, post_id: str, now: datetime, *, token: str | None = None, absent: bool = False) -> None:
+        """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent).
+
+        ``unknown_since`` is kept (a post released to be re-sent under its Idempotency-Key stays unknown
+        until it is published), unless ``absent``: a lookup proved the post is not on the platform."""
         stamp = to_db_time(now)
+        clear = ", unknown_since = NULL" if absent else ""
         with self._transaction() as conn:
             self._current(conn, post_id, _CLAIMED, "release it", token)
             conn.execute(
                 "UPDATE posts SET state = 'planned', claimed_at = NULL, claim_token = NULL, updated_at = ?"
-                " WHERE id = ?",
+                f"{clear} WHERE id = ?",
                 (stamp, post_id),
+            )
+
+    def mark_unknown(
+        self,
+        post_id: str,
+        reason: str,
+        now: datetime,
+        *,
+        check_at: datetime,
+        token: str | None = None,
+        attempt: bool = True,
+    ) -> None:
+        """Claimed -> still claimed, outcome unknown: only reconciliation may move it on.
+
+        ``unknown_since`` is set to the claim time (the earliest the request could have gone out) unless it
+        is set already: it keeps the FIRST such moment across re-claims, because Mastodon's Idempotency-Key
+        lives an hour from the status's creation and a repeat does not extend it. ``next_attempt_at`` becomes
+        ``check_at``, when reconciliation should look next; ``reason`` is kept as ``last_error``. ``attempt``:
+        whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
+        stamp = to_db_time(now)
+        check_text = to_db_time(check_at)
+        _check_reason(reason)
+        with self._transaction() as conn:
+            self._current(conn, post_id, _CLAIMED, "mark its outcome unknown", token)
+            conn.execute(
+                "UPDATE posts SET attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
+                " unknown_since = COALESCE(unknown_since, claimed_at), updated_at = ? WHERE id = ?",
+                (1 if attempt else 0, reason, check_text, stamp, post_id),
             )
 
     def mark_expired(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
@@ -706,6 +748,23 @@ class Ledger:
         return self._select(
             "state = 'claimed' AND claimed_at < ?", (to_db_time(older_than),), "ORDER BY claimed_at, id"
         )
+
+    def unknown_due(self, now: datetime) -> list[Row]:
+        """Claimed posts whose outcome is unknown (:meth:`mark_unknown`) and whose next check is at or before
+        ``now``, by that time then id."""
+        return self._select(
+            "state = 'claimed' AND unknown_since IS NOT NULL AND next_attempt_at <= ?",
+            (to_db_time(now),),
+            "ORDER BY next_attempt_at, id",
+        )
+
+    def next_check_at(self) -> datetime | None:
+        """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'claimed' AND unknown_since IS NOT NULL"
+            ).fetchone()
+        return _optional_time(found[0])
 
     def history(
         self,

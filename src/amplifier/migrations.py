@@ -205,3 +205,12 @@ def m003_pauses(conn: sqlite3.Connection) -> None:
         """
     )
     conn.execute("INSERT INTO global_pause (id, paused, reason, changed_at) VALUES (1, 0, NULL, NULL)")
+
+
+@migration
+def m004_unknown_since(conn: sqlite3.Connection) -> None:
+    """``posts.unknown_since``: the first moment a publish attempt of the post ended with its outcome unknown
+    (the request may have created the status), kept across re-claims until the post is published or a
+    lookup proves it absent. A re-send under the same Mastodon Idempotency-Key is safe only within the key's
+    hour from that first moment, never from the latest claim."""
+    conn.execute("ALTER TABLE posts ADD COLUMN unknown_since TEXT")

@@ -435,6 +435,112 @@ def test_release_does_not_count_an_attempt(ledger: Ledger) -> None:
     assert [r.id for r in ledger.due(T1)] == ["p"]
 
 
+# -- outcome unknown -----------------------------------------------------------------------------------------
+
+
+def test_an_unknown_outcome_keeps_the_post_claimed_and_out_of_due(ledger: Ledger) -> None:
+    ledger.sync_plan([entry("p", due=T0)], T0)
+    assert ledger.claim("p", T0, "tok")
+
+    ledger.mark_unknown("p", "timed out", T1, check_at=T0 + timedelta(minutes=5), token="tok")
+
+    row = ledger.get("p")
+    assert (row.state, row.attempts, row.last_error, row.claim_token) == (
+        State.CLAIMED,
+        1,
+        "timed out",
+        "tok",
+    )
+    assert row.unknown_since == T0  # the claim: the earliest the request could have gone out
+    assert row.next_attempt_at == T0 + timedelta(minutes=5)
+    assert ledger.due(T0 + timedelta(hours=5)) == []  # never re-sent blindly
+    assert ledger.next_due_at() is None
+    assert ledger.unknown_due(T0 + timedelta(minutes=4)) == []
+    assert [r.id for r in ledger.unknown_due(T0 + timedelta(minutes=5))] == ["p"]
+    assert ledger.next_check_at() == T0 + timedelta(minutes=5)
+
+
+def test_unknown_since_keeps_the_first_moment_across_re_claims(ledger: Ledger) -> None:
+    """T0 times out, T0+45 (re-sent under the key) times out again: still unknown since T0, not T0+45."""
+    ledger.sync_plan([entry("p", due=T0)], T0)
+    t45 = T0 + timedelta(minutes=45)
+    assert ledger.claim("p", T0, "tok")
+    ledger.mark_unknown("p", "timed out", T0 + timedelta(seconds=10), check_at=T1, token="tok")
+    ledger.release("p", t45, token="tok")  # to be re-sent under the same Idempotency-Key
+
+    row = ledger.get("p")
+    assert (row.state, row.unknown_since) == (State.PLANNED, T0)
+    assert ledger.claim("p", t45, "tok2")
+    ledger.mark_unknown("p", "timed out again", t45 + timedelta(seconds=10), check_at=t45, token="tok2")
+
+    row = ledger.get("p")
+    assert (row.claimed_at, row.unknown_since, row.attempts) == (t45, T0, 2)
+
+
+def test_a_lookup_that_failed_is_not_an_attempt(ledger: Ledger) -> None:
+    ledger.sync_plan([entry("p")], T0)
+    assert ledger.claim("p", T0, "tok")
+    ledger.mark_unknown("p", "lookup failed: 502", T1, check_at=T2, attempt=False)
+    row = ledger.get("p")
+    assert (row.attempts, row.unknown_since, row.next_attempt_at) == (0, T0, T2)
+
+
+@pytest.mark.parametrize(
+    ("finish", "state", "unknown_since"),
+    [
+        ("published", State.PUBLISHED, None),
+        ("absent", State.PLANNED, None),  # a lookup proved it is not out
+        ("released", State.PLANNED, T0),  # re-sent under the key: still unknown until published
+        ("failed", State.FAILED, T0),
+    ],
+)
+def test_what_clears_unknown_since(
+    ledger: Ledger, finish: str, state: State, unknown_since: datetime | None
+) -> None:
+    ledger.sync_plan([entry("p")], T0)
+    assert ledger.claim("p", T0, "tok")
+    ledger.mark_unknown("p", "timed out", T1, check_at=T1, token="tok")
+
+    if finish == "published":
+        ledger.mark_published("p", [{"id": "1"}], T2, token="tok")
+    elif finish == "failed":
+        ledger.mark_failed("p", "outcome unknown, check the account", T2, token="tok")
+    else:
+        ledger.release("p", T2, token="tok", absent=finish == "absent")
+
+    row = ledger.get("p")
+    assert (row.state, row.unknown_since) == (state, unknown_since)
+
+
+def test_mark_unknown_needs_the_claim(ledger: Ledger) -> None:
+    ledger.sync_plan([entry("p")], T0)
+    with pytest.raises(IllegalTransition):
+        ledger.mark_unknown("p", "timed out", T1, check_at=T1)
+    assert ledger.claim("p", T0, "tok")
+    with pytest.raises(ClaimMismatch):
+        ledger.mark_unknown("p", "timed out", T1, check_at=T1, token="other")
+    with pytest.raises(ValueError, match="reason"):
+        ledger.mark_unknown("p", " ", T1, check_at=T1, token="tok")
+    assert ledger.get("p").unknown_since is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gaps=st.lists(st.integers(min_value=1, max_value=7200), min_size=1, max_size=8))
+def test_unknown_since_is_the_claim_of_the_first_unknown_attempt(tmp_path: Path, gaps: list[int]) -> None:
+    """However many re-claims and unknown outcomes follow, unknown_since stays the first one's claim time."""
+    db = tmp_path / f"ledger-{os.urandom(4).hex()}.db"
+    with Ledger.open(db, T0) as led:
+        led.sync_plan([entry("p")], T0)
+        now = T0
+        for n, gap in enumerate(gaps):
+            now += timedelta(seconds=gap)
+            assert led.claim("p", now, f"tok{n}")
+            led.mark_unknown("p", "timed out", now, check_at=now, token=f"tok{n}")
+            assert led.get("p").unknown_since == T0 + timedelta(seconds=gaps[0])
+            led.release("p", now, token=f"tok{n}")
+        assert led.get("p").attempts == len(gaps)
+
+
 # -- thread parts --------------------------------------------------------------------------------------------
 
 

@@ -62,6 +62,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("result", "TEXT", False, 0),
         ("created_at", "TEXT", True, 0),
         ("updated_at", "TEXT", True, 0),
+        ("unknown_since", "TEXT", False, 0),
     ],
     "post_parts": [
         ("post_id", "TEXT", True, 1),
@@ -86,7 +87,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
 def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
     applied = migrate(conn, T0)
 
-    assert applied == ["m001_posts", "m002_post_parts", "m003_pauses"]
+    assert applied == ["m001_posts", "m002_post_parts", "m003_pauses", "m004_unknown_since"]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
         assert columns(conn, table) == expected, table
@@ -105,6 +106,29 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         ("posts", "post_id", "id", "CASCADE")
     ]
     assert conn.execute("SELECT id, paused, reason FROM global_pause").fetchall() == [(1, 0, None)]
+
+
+def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_rows(
+    conn: sqlite3.Connection,
+) -> None:
+    """A ledger written before ``m004_unknown_since`` upgrades in place: its rows keep every value, the new
+    column is NULL (no outcome unknown), and the upgrade runs once."""
+    old = [fn for fn in MIGRATIONS if fn.__name__ != "m004_unknown_since"]
+    assert migrate(conn, T0, old) == ["m001_posts", "m002_post_parts", "m003_pauses"]
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, claimed_at, claim_token, created_at, updated_at)"
+        " VALUES ('p', 'masto', 'mastodon', 'r', ?, 'h', 1, 'claimed', ?, ?, 'host:1:x', ?, ?)",
+        (stamp, stamp, stamp, stamp, stamp),
+    )
+
+    assert migrate(conn, T0) == ["m004_unknown_since"]
+    assert migrate(conn, T0) == []
+    assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
+        ("p", "claimed", "host:1:x", None)
+    ]
+    assert columns(conn, "posts") == FRESH_SCHEMA["posts"]
 
 
 def test_migrations_are_recorded_with_their_time_in_order(conn: sqlite3.Connection) -> None:
