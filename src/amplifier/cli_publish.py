@@ -229,7 +229,12 @@ class LedgerSend:
       a server error puts it back to planned (an attempt counted, the daemon retries at its time or at the
       reset time); rejected credentials release it; a refusal (400/422) marks it failed; a Mastodon network
       failure or timeout while sending a status (:class:`~amplifier.publish.mastodon.StatusOutcomeUnknown`:
-      it may have been created) leaves it claimed, for the next ``send`` or the daemon to reconcile.
+      it may have been created), or any non-permanent error while re-sending a post whose outcome is still
+      unknown, is recorded as the daemon records it (:meth:`~amplifier.ledger.Ledger.mark_unknown`: it stays
+      claimed, unknown since the first such attempt), for the next ``send`` or the daemon to reconcile;
+    * planned but still unknown (released to be re-sent under its Idempotency-Key): sent only while the key's
+      safe window, counted from the FIRST unknown attempt, is open at this moment; after it, the account is
+      searched first (:func:`amplifier.reconcile.reconcile_row`), exactly as the daemon does.
     """
 
     def __init__(
@@ -280,6 +285,7 @@ class LedgerSend:
 
     def _send(self, post: PlannedPost, ledger: Ledger) -> SendOutcome:
         from amplifier.ledger import PlanEntry, State
+        from amplifier.reconcile import needs_search, resend_is_safe, unknown_since
 
         now = self.clock()
         # Only this post: an empty window [now, now) cancels nothing else in the plan.
@@ -294,9 +300,21 @@ class LedgerSend:
             raise SendRefused(f"{post.id}: {row.state.value} in the ledger{reason}; not sent")
         if not ledger.claim(post.id, now, self.token):
             raise self._not_claimed(post, ledger)
-        return self._publish(post, ledger, ledger.get(post.id))
+        row = ledger.get(post.id)
+        if needs_search(row) and not resend_is_safe(unknown_since(row), self.clock()):
+            # Still unknown, and the key may have expired: only a search may tell whether to send it.
+            row = self._reconcile(post, ledger, row, wait=False)
+            if row.state == State.PUBLISHED:
+                return SendOutcome(post, self._stored(post, row))
+            if row.state != State.PLANNED:
+                reason = f": {row.last_error}" if row.last_error else ""
+                raise SendRefused(f"{post.id}: {row.state.value} in the ledger{reason}; not sent")
+            if not ledger.claim(post.id, self.clock(), self.token):
+                raise self._not_claimed(post, ledger)
+            row = ledger.get(post.id)
+        return self._publish(post, ledger, row)
 
-    def _reconcile(self, post: PlannedPost, ledger: Ledger, row: Row) -> Row:
+    def _reconcile(self, post: PlannedPost, ledger: Ledger, row: Row, *, wait: bool = True) -> Row:
         """A claimed row: refused while its claimant runs, else reconciled with the platform."""
         from amplifier.ledger import State
         from amplifier.reconcile import claim_holder, claim_holder_alive, reconcile_row
@@ -311,7 +329,9 @@ class LedgerSend:
                 f"{since:%Y-%m-%d %H:%M:%S} UTC, probably `amplifier run`); not sent: let it finish, then "
                 "`amplifier status` shows where it went"
             )
-        outcome = reconcile_row(ledger, row, post, self.publisher(post.account), now, resend_now=True)
+        outcome = reconcile_row(
+            ledger, row, post, self.publisher(post.account), now, resend_now=True, wait=wait
+        )
         row = ledger.get(post.id)
         if row.state == State.CLAIMED:
             raise TransientError(
@@ -367,6 +387,7 @@ class LedgerSend:
 
     def _failed(self, ledger: Ledger, row: Row, exc: PublishError) -> None:
         from amplifier.publish.mastodon import StatusOutcomeUnknown
+        from amplifier.reconcile import RECHECK_MIN, needs_search
 
         now = self.clock()
         for index, part in sorted(exc.done.items()):
@@ -376,11 +397,15 @@ class LedgerSend:
             ledger.release(row.id, now, token=self.token)
         elif isinstance(exc, PermanentError):
             ledger.mark_failed(row.id, str(exc), now, token=self.token)
+        elif isinstance(exc, StatusOutcomeUnknown) or needs_search(row):
+            # The status may exist: left claimed, reconciled (the key, or a search) before any re-send.
+            check_at = now + RECHECK_MIN
+            if isinstance(exc, RateLimitedError) and exc.reset_at is not None:
+                check_at = max(check_at, exc.reset_at)
+            ledger.mark_unknown(row.id, str(exc), now, check_at=check_at, token=self.token)
         elif isinstance(exc, RateLimitedError):
             retry_at = max(row.next_attempt_at, exc.reset_at or now)
             ledger.schedule_retry(row.id, str(exc), retry_at, now, token=self.token)
-        elif isinstance(exc, StatusOutcomeUnknown):
-            pass  # the status may exist: left claimed, reconciled (the key, or a search) before a re-send
         else:
             ledger.schedule_retry(row.id, str(exc), row.next_attempt_at, now, token=self.token)
 

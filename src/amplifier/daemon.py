@@ -3,7 +3,8 @@
 One pass (:meth:`Daemon.tick`) does, at an instant ``now``:
 
 1. reconcile any post left ``claimed`` (a crash, or an unexpected error, between request and ledger
-   write) with the platform (:mod:`amplifier.reconcile`), before anything new is sent;
+   write) with the platform (:mod:`amplifier.reconcile`), before anything new is sent; a post whose outcome
+   is unknown (below) is looked at when its next check is due;
 2. take the planned posts that are due, account by account, each account's posts strictly in order (a post
    waiting for a retry holds back the account's later posts), accounts concurrently on a bounded thread pool;
 3. for each post: expire it if its window was missed (:meth:`Daemon.deadline`), wait if the account's rate
@@ -15,6 +16,15 @@ Errors, as the publishers classify them:
   before it.
 * transient (5xx, timeouts, network): exponential backoff with jitter (:meth:`DaemonSettings.backoff`), then
   after :attr:`DaemonSettings.max_attempts` attempts the post fails with the reason.
+* outcome unknown (:class:`~amplifier.publish.mastodon.StatusOutcomeUnknown`: a status request timed out or
+  the connection broke after it may have reached the server; or any non-permanent error while re-sending a
+  post whose outcome is still unknown): NO blind retry. The post stays claimed
+  (:meth:`~amplifier.ledger.Ledger.mark_unknown`, which keeps the first unknown moment) and only
+  reconciliation moves it on, at its next check (the backoff, or the reset time of a 429): within the
+  Idempotency-Key's safe window it is sent again under the same key, after it the account is searched. The
+  account's later posts wait behind it. A planned post that is still unknown (released to be re-sent) is
+  sent only while the window is open at that very moment, else searched first; it never expires unsearched.
+  Bluesky is not concerned: its deterministic record key makes every re-send (``putRecord``) idempotent.
 * permanent (400/422, over a limit): fails at once with the reason.
 * rejected credentials (:class:`AuthError`, a missing secret): the account is paused in the ledger
   (``amplifier resume --account ID`` after fixing it); the other accounts go on.
@@ -78,8 +88,12 @@ from amplifier.reconcile import (
     Reconciled,
     claim_holder_alive,
     claim_token,
+    needs_search,
     part_results,
+    recheck_at,
     reconcile_row,
+    resend_is_safe,
+    unknown_since,
 )
 from amplifier.schedule import event_start, localize, rule_zone
 
@@ -208,11 +222,21 @@ class TickReport:
     skipped: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # rate limit: left planned, not claimed
     released: list[str] = field(default_factory=list)  # shutdown or paused account: back to planned
+    unknown: list[str] = field(default_factory=list)  # outcome unknown: claimed until reconciled
     reconciled: list[Reconciled] = field(default_factory=list)
     paused: str | None = None  # why nothing was posted, when everything is paused
 
     def merge(self, other: TickReport) -> None:
-        for name in ("published", "retried", "failed", "expired", "skipped", "deferred", "released"):
+        for name in (
+            "published",
+            "retried",
+            "failed",
+            "expired",
+            "skipped",
+            "deferred",
+            "released",
+            "unknown",
+        ):
             getattr(self, name).extend(getattr(other, name))
         self.reconciled.extend(other.reconciled)
         self.paused = other.paused or self.paused
@@ -393,14 +417,32 @@ class Daemon:
 
     def reconcile(self, now: datetime) -> list[Reconciled]:
         """Resolve every claimed post with the platform before anything new is sent; a post claimed by
-        another process that still runs (``amplifier send``) is its business, and left alone."""
+        another process that still runs (``amplifier send``) is its business, and left alone; a post whose
+        outcome is unknown waits for its next check (``next_attempt_at``: a backoff, so a server that is
+        down is not hammered)."""
         return [
             self._reconcile_one(row, now)
             for row in self.ledger.claimed()
-            if not claim_holder_alive(row, now, own_token=self.token)
+            if (row.unknown_since is None or row.next_attempt_at <= now)
+            and not claim_holder_alive(row, now, own_token=self.token)
         ]
 
-    def _reconcile_one(self, row: Row, now: datetime) -> Reconciled:
+    def _unknown_checks(self, now: datetime) -> dict[str, datetime]:
+        """Per account with posts whose outcome is unknown: the earliest instant this daemon looks at one."""
+        checks: dict[str, datetime] = {}
+        for row in self.ledger.claimed():
+            if row.unknown_since is None:
+                continue
+            at = row.next_attempt_at
+            if claim_holder_alive(row, now, own_token=self.token):
+                at = max(at, now + self.settings.backoff_base)  # its claimant decides; look now and then
+            if row.account not in checks or at < checks[row.account]:
+                checks[row.account] = at
+        return checks
+
+    def _reconcile_one(
+        self, row: Row, now: datetime, *, resend_now: bool | None = None, wait: bool = True
+    ) -> Reconciled:
         post = self.post_for(row)
         publisher = None
         outcome: Reconciled | None = None
@@ -411,7 +453,20 @@ class Daemon:
                 outcome = Reconciled(row.id, row.account, "unknown", f"no publisher: {exc}")
         if outcome is None and row.state == State.CLAIMED:
             try:
-                outcome = reconcile_row(self.ledger, row, post, publisher, now)
+                since = unknown_since(row)
+                check_at = recheck_at(
+                    since, now, shortest=self.settings.backoff_base, longest=self.settings.backoff_max
+                )
+                outcome = reconcile_row(
+                    self.ledger,
+                    row,
+                    post,
+                    publisher,
+                    now,
+                    resend_now=resend_now,
+                    check_at=check_at,
+                    wait=wait,
+                )
             except LedgerError as exc:
                 outcome = Reconciled(row.id, row.account, "unknown", str(exc))
         if outcome is None:
@@ -448,7 +503,8 @@ class Daemon:
     def queues(self, now: datetime) -> dict[str, list[Row]]:
         """Per account, its planned posts in order up to the first one that is not due yet (strict order)."""
         queues: dict[str, list[Row]] = {}
-        blocked: set[str] = set()
+        # A post whose outcome is unknown holds back its account's later posts, as a retry does.
+        blocked: set[str] = set(self._unknown_checks(now))
         for row in self.ledger.due(now + FAR_FUTURE):
             if row.account in blocked:
                 continue
@@ -462,10 +518,12 @@ class Daemon:
         """When the next pass should run: the earliest instant an account's next post may go out."""
         if self.paused() is not None:
             return None
+        checks = self._unknown_checks(now)
         heads: dict[str, Row] = {}
         for row in self.ledger.due(now + FAR_FUTURE):
-            heads.setdefault(row.account, row)
-        wake: datetime | None = None
+            if row.account not in checks:  # waits for the check of its unknown post
+                heads.setdefault(row.account, row)
+        wake: datetime | None = min(checks.values(), default=None)
         for row in heads.values():
             missing = max(row.part_count - len(row.parts), 1)
             at = max(row.next_attempt_at, self.limiter.available_at(row.account, row.platform, missing, now))
@@ -514,6 +572,14 @@ class Daemon:
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
         deadline, why = self._window(row)
+        if needs_search(row) and not (now <= deadline and resend_is_safe(unknown_since(row), now)):
+            # Unknown outcome, and the key no longer covers a re-send (or its window was missed): only a
+            # search may tell whether to send it, or to expire it.
+            if not self.ledger.claim(row.id, now, self.token):
+                return "not claimed"
+            outcome = self._reconcile_one(self.ledger.get(row.id), now, resend_now=False, wait=False)
+            report.reconciled.append(outcome)
+            return "done" if outcome.outcome == "published" else "reconciled"
         if now > deadline:
             reason = (
                 f"missed its window: due {_utc_minute(row.due_at)} UTC, not out by {_utc_minute(deadline)} UTC"
@@ -593,6 +659,7 @@ class Daemon:
             self.limiter.record(row.account, row.platform, fresh, now)
 
     def _failed_attempt(self, row: Row, exc: AmplifierError, report: TickReport) -> str:
+        from amplifier.publish.mastodon import StatusOutcomeUnknown
         from amplifier.sessions import LoginRefusedError
 
         self._record_done(row, exc)
@@ -607,6 +674,8 @@ class Daemon:
             return "paused"
         if isinstance(exc, PermanentError):
             return self._fail(row, reason, report)
+        if isinstance(exc, StatusOutcomeUnknown) or needs_search(row):
+            return self._unknown(row, exc, attempt, report)
         if isinstance(exc, RateLimitedError | LoginRefusedError):
             reset = exc.reset_at if isinstance(exc, RateLimitedError) else exc.retry_at
             retry_at = (
@@ -624,6 +693,21 @@ class Daemon:
         report.retried.append(row.id)
         self.log.emit("retry", id=row.id, account=row.account, attempt=attempt, at=retry_at, reason=reason)
         return "retry"
+
+    def _unknown(self, row: Row, exc: AmplifierError, attempt: int, report: TickReport) -> str:
+        """The attempt may have created the post: keep it claimed until reconciliation, at the next check
+        (the reset time of a 429, else the backoff, which also gives a slow server time to finish)."""
+        now = self.clock()
+        check_at = now + self.settings.backoff(attempt, self.rng)
+        if isinstance(exc, RateLimitedError) and exc.reset_at is not None and exc.reset_at > now:
+            check_at = exc.reset_at
+            self.limiter.block(row.account, check_at)
+        self.ledger.mark_unknown(row.id, str(exc), now, check_at=check_at, token=self.token)
+        report.unknown.append(row.id)
+        self.log.emit(
+            "unknown", id=row.id, account=row.account, attempt=attempt, check=check_at, reason=str(exc)
+        )
+        return "unknown"
 
     def _fail(self, row: Row, reason: str, report: TickReport) -> str:
         self.ledger.mark_failed(row.id, reason, self.clock(), token=self.token)

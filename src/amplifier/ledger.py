@@ -654,13 +654,29 @@ class Ledger:
                 (next_text, reason, stamp, post_id),
             )
 
-    def release(self, post_id: str, now: datetime, *, token: str | None = None, absent: bool = False) -> None:
+    def release(
+        self,
+        post_id: str,
+        now: datetime,
+        *,
+        token: str | None = None,
+        absent: bool = False,
+        unknown: bool = False,
+    ) -> None:
         """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent).
 
         ``unknown_since`` is kept (a post released to be re-sent under its Idempotency-Key stays unknown
-        until it is published), unless ``absent``: a lookup proved the post is not on the platform."""
+        until it is published), unless ``absent``: a lookup proved the post is not on the platform.
+        ``unknown``: the outcome of the claim being released is unknown (a crash left it claimed): when
+        ``unknown_since`` is not set yet, it becomes the claim time."""
+        if absent and unknown:
+            raise ValueError("a post cannot be both absent and unknown")
         stamp = to_db_time(now)
-        clear = ", unknown_since = NULL" if absent else ""
+        clear = ""
+        if absent:
+            clear = ", unknown_since = NULL"
+        elif unknown:
+            clear = ", unknown_since = COALESCE(unknown_since, claimed_at)"
         with self._transaction() as conn:
             self._current(conn, post_id, _CLAIMED, "release it", token)
             conn.execute(

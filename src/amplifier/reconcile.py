@@ -1,7 +1,10 @@
-"""Reconciliation: what happened to a post whose outcome is unknown (claimed, then the process died).
+"""Reconciliation: what happened to a post whose outcome is unknown.
 
-A ``claimed`` row means: we may have sent the request, and never recorded the answer. Guessing either way is
-wrong (a second copy, or a silent loss), so we ask the platform:
+A ``claimed`` row means: we may have sent the request, and never recorded the answer, either because the
+process died, or because the attempt ended without an answer (a Mastodon status request that timed out:
+:meth:`amplifier.ledger.Ledger.mark_unknown` keeps such a row claimed, with ``unknown_since``, the first
+moment an attempt could have created the post). Guessing either way is wrong (a second copy, or a silent
+loss), so we ask the platform:
 
 * every part found -> the parts are recorded and the post is marked published;
 * some parts found (a thread cut short) -> those parts are recorded and the post goes back to planned: the
@@ -10,19 +13,26 @@ wrong (a second copy, or a silent loss), so we ask the platform:
 
   - Bluesky: ``lookup`` reads the record at the post's deterministic key (``getRecord``), so "not found"
     is an answer, and a re-send writes the same key anyway.
-  - Mastodon, claimed less than :data:`MASTODON_IDEMPOTENCY_SAFE` ago and about to be sent again at once
-    (it is due, or ``amplifier send`` is sending it now): nothing is asked. Each part is sent with an
-    ``Idempotency-Key`` that the server remembers for one hour, so the re-send returns the status the lost
-    attempt created, if any: the cheapest answer.
-  - Mastodon otherwise (an older claim, or a post that would only be sent again later, when the key may have
-    expired): the publisher looks for the post among the account's own statuses since the claim
-    (:class:`SearchesStatuses`, :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`); "not
-    found" there is an answer too. When the search cannot reach back to the claim (too much posted since),
-    the post is marked **failed** with a reason that says to check the account, rather than risk a
-    duplicate.
+  - Mastodon, unknown for less than :data:`MASTODON_IDEMPOTENCY_SAFE` (measured from ``unknown_since``, or
+    from the claim of a row a crash left behind, NEVER from a later re-claim: the server keeps the key an
+    hour from when it first created the status, and a repeat does not extend that) and about to be sent
+    again at once (it is due, or ``amplifier send`` is sending it now): nothing is asked. Each part is sent
+    with an ``Idempotency-Key``, so the re-send returns the status the lost attempt created, if any: the
+    cheapest answer. The row is released with ``unknown_since`` kept, and whoever sends it checks again,
+    at the moment of sending, that the key's window is still open (:func:`resend_is_safe`).
+  - Mastodon otherwise (unknown for longer, or a post that would only be sent again later, when the key may
+    have expired): the publisher looks for the post among the account's own statuses since the first
+    unknown moment (:class:`SearchesStatuses`,
+    :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`, which reaches back a margin more);
+    "not found" there is an answer too, and the row is released with ``unknown_since`` cleared, to be sent
+    once. When the search cannot reach back that far (too much posted since), the post is marked **failed**
+    with a reason that says to check the account, rather than risk a duplicate. A row whose next check
+    (``next_attempt_at``) is still ahead is not searched yet: the pause lets a slow server finish a request
+    the client gave up on.
 
-A lookup that fails (server down) leaves the row claimed; the daemon tries again before it sends anything
-for that account.
+A lookup that fails (server down) leaves the row claimed and unknown, with its next check at ``check_at``
+(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown); the daemon
+looks again then, before it sends anything else for that account.
 
 A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
 round) is not reconciled: :func:`claim_holder_alive` tells, from the claim token ``host:pid:nonce``.
@@ -45,6 +55,9 @@ from amplifier.publish.base import PartResult, PermanentError, Publisher
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.
 MASTODON_IDEMPOTENCY_SAFE = timedelta(minutes=50)
+# The shortest and longest wait before a failed lookup is tried again (the daemon passes its own backoff).
+RECHECK_MIN = timedelta(seconds=30)
+RECHECK_MAX = timedelta(minutes=30)
 # Platforms whose lookup() answers "not there" with authority.
 AUTHORITATIVE_LOOKUP = frozenset({"bluesky", "dry-run"})
 # A claim this old is abandoned even if a process with the claimant's pid runs (the pid was reused): no
@@ -141,6 +154,32 @@ def claim_holder_alive(row: Row, now: datetime, *, own_token: str | None = None)
 # --------------------------------------------------------------------------------------------- reconciling
 
 
+def unknown_since(row: Row) -> datetime:
+    """The first moment the row's post may have been created: ``unknown_since`` when an attempt ended
+    unknown, else (a crash left it claimed) its claim time."""
+    return row.unknown_since or row.claimed_at or row.updated_at
+
+
+def resend_is_safe(since: datetime, now: datetime) -> bool:
+    """Whether a re-send at ``now`` under the same Idempotency-Key cannot make a second status, for a post
+    whose outcome has been unknown since ``since`` (the key lives an hour from the first creation)."""
+    return now - since < MASTODON_IDEMPOTENCY_SAFE
+
+
+def needs_search(row: Row) -> bool:
+    """Whether ``row`` (a planned or claimed post) may only be sent after a check on the platform: its
+    outcome is unknown and its platform's key does not make every re-send safe (Mastodon)."""
+    return row.unknown_since is not None and row.platform not in AUTHORITATIVE_LOOKUP
+
+
+def recheck_at(
+    since: datetime, now: datetime, *, shortest: timedelta = RECHECK_MIN, longest: timedelta = RECHECK_MAX
+) -> datetime:
+    """When to look again after a failed lookup of a post unknown since ``since``: after as long as it has
+    been unknown (so the waits double), at least ``shortest`` and at most ``longest``."""
+    return now + min(max(now - since, shortest), longest)
+
+
 def reconcile_row(
     ledger: Ledger,
     row: Row,
@@ -149,11 +188,15 @@ def reconcile_row(
     now: datetime,
     *,
     resend_now: bool | None = None,
+    check_at: datetime | None = None,
+    wait: bool = True,
 ) -> Reconciled:
     """Resolve one claimed row (see the module docstring); raises nothing for a platform failure.
 
     ``resend_now``: whether a post released now is sent again at once (so within the Idempotency-Key's
-    hour); by default, whether it is due at ``now``."""
+    hour); by default, whether it is due at ``now``. ``check_at``: when to look again if the lookup fails
+    (default :func:`recheck_at`). ``wait``: a row marked unknown whose next check is still ahead is left
+    alone (False: searched now, for a post about to be sent whose key window closed)."""
     if post is None or publisher is None:
         reason = (
             "outcome unknown after an interruption, and the post is no longer in the campaign: "
@@ -162,18 +205,27 @@ def reconcile_row(
         ledger.mark_failed(row.id, reason, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "failed", reason)
     recorded = part_results(row.parts)
-    claimed_at = row.claimed_at or row.updated_at
+    claimed_at = unknown_since(row)
     authoritative = row.platform in AUTHORITATIVE_LOOKUP or publisher.platform in AUTHORITATIVE_LOOKUP
     if resend_now is None:
         resend_now = row.due_at <= now
-    if not authoritative and resend_now and now - claimed_at <= MASTODON_IDEMPOTENCY_SAFE:
-        ledger.release(row.id, now, token=row.claim_token)
+    if not authoritative and resend_now and resend_is_safe(claimed_at, now):
+        # unknown_since is kept (or set to the claim): whoever sends it checks the window again then.
+        ledger.release(row.id, now, token=row.claim_token, unknown=True)
         return Reconciled(
             row.id,
             row.account,
             "resumed" if recorded else "released",
-            f"claimed at {claimed_at:%H:%M:%S} UTC: sent again under the same Idempotency-Key, which returns "
-            "the status if the interrupted attempt created it",
+            f"outcome unknown since {claimed_at:%H:%M:%S} UTC: sent again under the same Idempotency-Key, "
+            "which returns the status if the interrupted attempt created it",
+        )
+    if wait and not authoritative and row.unknown_since is not None and now < row.next_attempt_at:
+        return Reconciled(
+            row.id,
+            row.account,
+            "unknown",
+            f"outcome unknown since {claimed_at:%H:%M:%S} UTC: the account is searched at "
+            f"{row.next_attempt_at:%H:%M:%S} UTC",
         )
     try:
         if authoritative:
@@ -196,7 +248,12 @@ def reconcile_row(
         ledger.mark_failed(row.id, reason, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "failed", reason)
     except AmplifierError as exc:
-        return Reconciled(row.id, row.account, "unknown", f"lookup failed: {exc}")
+        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
+        again = check_at or recheck_at(claimed_at, now)
+        ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
+        return Reconciled(
+            row.id, row.account, "unknown", f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC"
+        )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
         if index not in recorded:
@@ -208,7 +265,7 @@ def reconcile_row(
     if len(recorded) == row.part_count:
         ledger.mark_published(row.id, None, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "published", "found on the server", recorded[0].url)
-    ledger.release(row.id, now, token=row.claim_token)
+    ledger.release(row.id, now, token=row.claim_token, absent=True)
     if recorded:
         return Reconciled(
             row.id, row.account, "resumed", f"{len(recorded)} of {row.part_count} part(s) found"

@@ -229,7 +229,8 @@ def test_send_records_in_the_ledger_and_answers_a_second_send_from_it(
         ),
         (TransientError("server error (HTTP 502)", status=502), State.PLANNED, 1, "failed"),
         (AuthError("rejected the access token", status=401), State.PLANNED, 0, "failed"),
-        (StatusOutcomeUnknown("timed out; the status may have been created"), State.CLAIMED, 0, "failed"),
+        # the attempt counts; the post stays claimed, unknown since its claim, for reconciliation only
+        (StatusOutcomeUnknown("timed out; the status may have been created"), State.CLAIMED, 1, "failed"),
     ],
 )
 def test_send_failures_leave_the_ledger_as_the_daemon_would(
@@ -244,6 +245,9 @@ def test_send_failures_leave_the_ledger_as_the_daemon_would(
         assert row.next_attempt_at == datetime(2027, 10, 30, 12, 0, tzinfo=UTC)  # the reset (after the slot)
     if state == State.PLANNED and not isinstance(error, RateLimitedError):
         assert row.next_attempt_at == row.due_at  # the daemon still sends it at its time
+    assert (row.unknown_since is not None) == isinstance(error, StatusOutcomeUnknown)
+    if row.unknown_since is not None:
+        assert row.unknown_since == row.claimed_at
 
 
 def test_send_after_an_unknown_outcome_reconciles_and_sends_once(folder: Path, world: dict[str, Any]) -> None:
