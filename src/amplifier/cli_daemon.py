@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,41 @@ def _dry_run_copy(source: Path, folder: Path) -> Path:
     return target
 
 
+def real_pause_reason(ledger_path: Path) -> str | None:
+    """Why the ledger at ``ledger_path`` has all posting paused (read-only; None: not paused, or no usable
+    ledger). A dry run works on a copy of the ledger, but obeys the real switch."""
+    if not ledger_path.exists():
+        return None
+    uri = f"{ledger_path.resolve().as_uri()}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
+            found = conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
+    except sqlite3.Error:
+        return None
+    if found is None or not found[0]:
+        return None
+    return str(found[1] or "paused")
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGTERM or SIGINT while the block runs; the handlers before it are restored after.
+    Does nothing outside the main thread (where Python cannot install signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 @click.command()
 @config_option
 @now_option
@@ -98,7 +133,12 @@ def run(
 
     Without --once, runs until SIGTERM/SIGINT, waking at the next due post, reloading the campaign when its
     files change, and pausing while `amplifier pause` is on or a file PAUSE exists in the state folder.
-    With --once, handles what is due at --now and exits: exit code 4 if a post failed."""
+    With --once, handles what is due at --now and exits: exit code 4 if a post failed. In both modes
+    SIGTERM/SIGINT stop claiming new posts and let the posts being sent finish.
+
+    A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat there (so
+    `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
+    pause`."""
     from amplifier.daemon import (
         Daemon,
         EventLog,
@@ -125,6 +165,7 @@ def run(
 
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
         ledger_path = state / LEDGER_NAME
+        real_ledger = ledger_path
         if dry_run:
             ledger_path = _dry_run_copy(ledger_path, Path(scratch))
         ledger = Ledger.open(ledger_path, clock())
@@ -134,12 +175,15 @@ def run(
             factory,
             clock=clock,
             log=log,
-            state_dir=state,
+            state_dir=Path(scratch) if dry_run else state,
             settings=settings_from_environ(os.environ),
+            pause_dir=state,
+            outside_pause=(lambda: real_pause_reason(real_ledger)) if dry_run else None,
         )
         try:
             if once:
-                report = run_once(daemon, clock())
+                with stop_on_signals(daemon.stop):
+                    report = run_once(daemon, clock())
                 log.emit(
                     "done",
                     published=len(report.published),
@@ -150,15 +194,15 @@ def run(
                     dry_run=True if dry_run else None,
                 )
             else:
-                daemon.start(clock())
                 stop = threading.Event()
 
-                def on_signal(signum: int, frame: Any) -> None:
+                def stop_all() -> None:
+                    daemon.stop()
                     stop.set()
 
-                signal.signal(signal.SIGTERM, on_signal)
-                signal.signal(signal.SIGINT, on_signal)
-                serve(daemon, stop)
+                with stop_on_signals(stop_all):
+                    daemon.start(clock())
+                    serve(daemon, stop)
         finally:
             daemon.close()
             ledger.close()

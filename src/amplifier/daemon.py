@@ -249,7 +249,8 @@ class Daemon:
     """Plans a rolling window into the ledger and publishes what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
-    ``PAUSE`` file and the heartbeat). Safe to call from one scheduler thread at a time; it publishes on
+    heartbeat, and the ``PAUSE`` file unless ``pause_dir`` says where it is; ``outside_pause`` is one more
+    pause switch to obey). Safe to call from one scheduler thread at a time; it publishes on
     its own thread pool.
     """
 
@@ -267,6 +268,8 @@ class Daemon:
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
         environ: Mapping[str, str] | None = None,
+        pause_dir: Path | None = None,
+        outside_pause: Callable[[], str | None] | None = None,
     ) -> None:
         self.campaign = campaign
         self.ledger = ledger
@@ -275,6 +278,10 @@ class Daemon:
         self.log = log or EventLog(None)
         self.settings = settings or DaemonSettings()
         self.state_dir = state_dir
+        # Where the PAUSE file is (default: the state folder), and a further pause switch (a dry run works on
+        # a copy of the ledger and a scratch state folder, but obeys the real folder's switches).
+        self.pause_dir = pause_dir or state_dir
+        self.outside_pause = outside_pause
         self.loader = loader
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
@@ -487,11 +494,13 @@ class Daemon:
 
     @property
     def pause_file(self) -> Path | None:
-        return None if self.state_dir is None else self.state_dir / PAUSE_NAME
+        return None if self.pause_dir is None else self.pause_dir / PAUSE_NAME
 
     def paused(self) -> str | None:
         """Why all posting is paused (the ledger's switch or the ``PAUSE`` file), None when it is not."""
         reason = self.ledger.pause_reason()
+        if reason is None and self.outside_pause is not None:
+            reason = self.outside_pause()
         if reason is not None:
             return reason
         if self.pause_file is not None and self.pause_file.exists():

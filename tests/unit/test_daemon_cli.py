@@ -243,3 +243,85 @@ def test_a_dry_run_copies_a_ledger_whatever_its_folder_is_called(
     assert " posted " not in result.err  # the copy knows they are out already
     assert "dry_run=True" in result.err
     assert Fake.sent == published
+
+
+# --------------------------------------------------------------------------------------------- signals, dry run
+
+
+def test_stop_on_signals_calls_stop_and_restores_the_handlers() -> None:
+    import os
+    import signal
+
+    from amplifier.cli_daemon import stop_on_signals
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    calls: list[str] = []
+    with stop_on_signals(lambda: calls.append("stop")):
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+    assert calls == ["stop", "stop"]
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_run_once_installs_the_signal_handlers_too(
+    run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch, dry_run: bool
+) -> None:
+    import amplifier.cli_daemon as cli_daemon
+
+    entered: list[str] = []
+    real = cli_daemon.stop_on_signals
+
+    def recording(stop: Callable[[], None]) -> Any:
+        entered.append(getattr(stop, "__name__", ""))
+        return real(stop)
+
+    monkeypatch.setattr(cli_daemon, "stop_on_signals", recording)
+    flags = ["--dry-run"] if dry_run else []
+    result = run_cli(*campaign, "run", "--once", *flags, "--now", "2027-10-29T10:00")
+    assert result.code == 0, result.err
+    assert entered == ["stop"]  # Daemon.stop: no new claims, the posts in flight finish
+
+
+def test_a_dry_run_writes_its_heartbeat_in_its_scratch_folder(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path
+) -> None:
+    heartbeat = tmp_path / "state" / "heartbeat.json"
+    result = run_cli(*campaign, "run", "--once", "--dry-run", "--now", "2027-10-29T10:00")
+    assert result.code == 0, result.err
+    assert not heartbeat.exists()  # `status --check` must not take a dry run for the daemon
+    assert run_cli(*campaign, "status", "--check").code == 1
+    result = run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00")
+    assert result.code == 0, result.err
+    assert heartbeat.exists()
+
+
+@pytest.mark.parametrize("switch", ["file", "command"])
+def test_a_dry_run_obeys_the_real_pause_switches(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path, switch: str
+) -> None:
+    from amplifier.cli_daemon import real_pause_reason
+
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-28T12:00").code == 0  # the real ledger
+    ledger = tmp_path / "state" / "ledger.sqlite3"
+    assert real_pause_reason(ledger) is None
+    if switch == "file":
+        (tmp_path / "state" / "PAUSE").write_text("")
+    else:
+        assert run_cli(*campaign, "pause", "--reason", "breaking news").code == 0
+        assert real_pause_reason(ledger) == "breaking news"
+
+    result = run_cli(*campaign, "run", "--once", "--dry-run", "--now", "2027-10-29T10:00")
+
+    assert result.code == 0, result.err
+    assert "paused=" in result.err
+    assert "posted" not in result.err
+    assert Fake.sent == []
+
+
+def test_real_pause_reason_of_a_missing_or_unusable_ledger_is_none(tmp_path: Path) -> None:
+    from amplifier.cli_daemon import real_pause_reason
+
+    assert real_pause_reason(tmp_path / "missing.sqlite3") is None
+    (tmp_path / "junk.sqlite3").write_text("not a database")
+    assert real_pause_reason(tmp_path / "junk.sqlite3") is None
