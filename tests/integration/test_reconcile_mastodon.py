@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
+import requests.adapters
 
 from amplifier.campaign import Campaign, load_campaign
 from amplifier.daemon import Daemon, EventLog, run_once
@@ -277,3 +280,95 @@ def test_statuses_posted_since_are_paged_through(make: Callable[..., Setup]) -> 
     assert setup.server.request_count("/api/v1/statuses") == 0
     assert setup.server.request_count("/api/v1/accounts/") == 1 + 3  # verify_credentials, 40 + 6 + the end
     assert len(setup.statuses()) == 46
+
+
+class LoseAnswers(requests.adapters.HTTPAdapter):
+    """Lets the next ``times`` status requests reach the server (which creates the status), then loses the
+    answer as a read timeout would: the case mastodon-mock's own latency faults cannot make (it drops a
+    request whose client left, where a real server may still finish it)."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        self.times = times
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().send(request, *args, **kwargs)
+        if (
+            self.times > 0
+            and request.method == "POST"
+            and (request.path_url or "").startswith("/api/v1/statuses")
+        ):
+            self.times -= 1
+            raise requests.exceptions.ReadTimeout("read timed out (the answer was lost)")
+        return response
+
+
+def losing_daemon(setup: Setup, now: dt.datetime, adapter: requests.adapters.HTTPAdapter) -> Daemon:
+    daemon = setup.daemon(now)
+
+    def factory(account: str, settings: Any) -> Any:
+        publisher = create_publisher(account, settings, setup.ctx)
+        assert isinstance(publisher, MastodonPublisher)
+        publisher._requests_session().mount(setup.server.url, adapter)
+        return publisher
+
+    daemon.publisher_factory = factory
+    return daemon
+
+
+def first_run_ends_unknown(setup: Setup, daemon: Daemon, start: dt.datetime) -> None:
+    report = run_once(daemon, start)
+    daemon.close()
+    assert report.unknown == [setup.post_id]
+    assert report.published == []
+    row = setup.ledger.get(setup.post_id)
+    assert row.state == State.CLAIMED  # no blind retry: only reconciliation moves it on
+    assert row.unknown_since is not None
+    assert start - dt.timedelta(seconds=1) <= row.unknown_since <= start + dt.timedelta(seconds=1)
+
+
+def test_a_status_whose_answer_was_lost_is_found_after_the_hour_not_sent_again(
+    make: Callable[..., Setup],
+) -> None:
+    """The server created the status, the client timed out. Two hours later (the key is gone) the daemon
+    searches the account, finds it, and posts nothing a second time."""
+    setup = make()
+    start = dt.datetime.now(dt.UTC)
+    first_run_ends_unknown(setup, losing_daemon(setup, start, LoseAnswers(1)), start)
+    (status,) = setup.statuses()
+
+    setup.server.reset_request_counts()
+    later = start + LATER
+    again = setup.daemon(later)
+    report = run_once(again, later)
+    again.close()
+
+    assert [(r.outcome, r.url) for r in report.reconciled] == [("published", status["url"])]
+    assert setup.server.request_count("/api/v1/statuses") == 0  # searched, not sent
+    assert len(setup.statuses()) == 1
+    row = setup.ledger.get(setup.post_id)
+    assert row.state == State.PUBLISHED
+    assert row.unknown_since is None
+
+
+def test_a_status_request_that_timed_out_on_a_slow_server_is_sent_once(make: Callable[..., Setup]) -> None:
+    """A client timeout against a slow server (``inject(delay=..)``): the mock drops the request, so the
+    search two hours later finds nothing and the post is sent once, then and only then."""
+    setup = make()
+    setup.ctx.timeout = 0.5
+    setup.server.inject(delay=1.5, path="/api/v1/statuses", method="POST")
+    start = dt.datetime.now(dt.UTC)
+    first_run_ends_unknown(setup, setup.daemon(start), start)
+    time.sleep(1.5)  # let the server finish (and drop) the request the client left
+    assert setup.statuses() == []
+
+    setup.ctx.timeout = 5.0
+    later = start + LATER
+    again = setup.daemon(later)
+    report = run_once(again, later)
+    again.close()
+
+    assert [r.outcome for r in report.reconciled] == ["released"]
+    assert report.published == [setup.post_id]
+    assert len(setup.statuses()) == 1
+    assert setup.ledger.get(setup.post_id).state == State.PUBLISHED
