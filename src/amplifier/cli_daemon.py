@@ -287,7 +287,12 @@ def collect_status(
         "last_published": [_row_json(row, zone) for row in published[:limit]],
         "failures": [_row_json(row, zone) for row in failures[:limit]],
         "claimed": [
-            {**_row_json(row, zone), "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None}
+            {
+                **_row_json(row, zone),
+                "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None,
+                # set: an attempt ended with its outcome unknown; reconciliation looks at next_attempt_at
+                "unknown_since": row.unknown_since.isoformat() if row.unknown_since else None,
+            }
             for row in ledger.claimed()
         ],
         "accounts": per_account,
@@ -320,7 +325,18 @@ def health_problems(
         problems.append(f"the last heartbeat is {age:.0f}s old (more than {max_age:.0f}s)")
     for row in status.get("claimed", []):
         claimed_at = row.get("claimed_at")
-        if claimed_at and (real_now - dt.datetime.fromisoformat(claimed_at)).total_seconds() > claim_age * 60:
+        if row.get("unknown_since"):
+            # Outcome unknown: waiting for its next check (a backoff, a reset time) is not being stuck;
+            # a check overdue by as long is.
+            check = row.get("next_attempt_at")
+            if check and (real_now - dt.datetime.fromisoformat(check)).total_seconds() > claim_age * 60:
+                problems.append(
+                    f"post {row['id']}: outcome unknown since {row['unknown_since']}, its check due at {check} "
+                    "is overdue (is the daemon running?)"
+                )
+        elif (
+            claimed_at and (real_now - dt.datetime.fromisoformat(claimed_at)).total_seconds() > claim_age * 60
+        ):
             problems.append(f"post {row['id']} has been claimed since {claimed_at} (stuck publishing?)")
     return problems
 

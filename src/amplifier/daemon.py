@@ -524,10 +524,11 @@ class Daemon:
         return queues
 
     def next_wake(self, now: datetime) -> datetime | None:
-        """When the next pass should run: the earliest instant an account's next post may go out."""
-        if self.paused() is not None:
-            return None
+        """When the next pass should run: the earliest instant an account's next post may go out, or a post
+        whose outcome is unknown is to be checked (that goes on while paused: a check posts nothing new)."""
         checks = self._unknown_checks(now)
+        if self.paused() is not None:
+            return min(checks.values(), default=None)
         heads: dict[str, Row] = {}
         for row in self.ledger.due(now + FAR_FUTURE):
             if row.account not in checks:  # waits for the check of its unknown post

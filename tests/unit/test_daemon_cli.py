@@ -325,3 +325,29 @@ def test_real_pause_reason_of_a_missing_or_unusable_ledger_is_none(tmp_path: Pat
     assert real_pause_reason(tmp_path / "missing.sqlite3") is None
     (tmp_path / "junk.sqlite3").write_text("not a database")
     assert real_pause_reason(tmp_path / "junk.sqlite3") is None
+
+
+@pytest.mark.parametrize(
+    ("unknown_since", "next_check", "claimed", "stuck"),
+    [
+        # an ordinary claim older than --claim-age: stuck publishing
+        (None, "2027-10-29T10:00:00+00:00", "2027-10-29T10:00:00+00:00", True),
+        (None, "2027-10-29T10:00:00+00:00", "2027-10-29T11:50:00+00:00", False),
+        # outcome unknown, waiting two hours for a rate limit's reset: not stuck
+        ("2027-10-29T10:00:00+00:00", "2027-10-29T12:30:00+00:00", "2027-10-29T10:00:00+00:00", False),
+        # outcome unknown, its check long overdue: the daemon is not looking at it
+        ("2027-10-29T10:00:00+00:00", "2027-10-29T10:30:00+00:00", "2027-10-29T10:00:00+00:00", True),
+    ],
+)
+def test_health_check_of_a_post_whose_outcome_is_unknown(
+    unknown_since: str | None, next_check: str, claimed: str, stuck: bool
+) -> None:
+    import datetime as dt
+
+    from amplifier.cli_daemon import health_problems
+
+    now = dt.datetime(2027, 10, 29, 12, 0, tzinfo=dt.UTC)
+    row = {"id": "p", "claimed_at": claimed, "unknown_since": unknown_since, "next_attempt_at": next_check}
+    heartbeat = {"written_at": now.isoformat(), "at": now.isoformat()}
+    problems = health_problems({"heartbeat": heartbeat, "claimed": [row]}, now, 180, 15)
+    assert bool(problems) == stuck, problems

@@ -351,9 +351,11 @@ def test_daemon_unknown_then_a_pause_past_the_hour_searches_before_sending(world
     world.tick(daemon, T0)
     world.ledger.set_paused(True, "breaking news", T0 + minutes(1))
 
+    assert daemon.next_wake(T0 + minutes(1)) == T0 + minutes(1)  # the check goes on while paused
     report = world.tick(daemon, T0 + minutes(1))
     assert [r.outcome for r in report.reconciled] == ["released"]
     assert report.paused == "breaking news"
+    assert daemon.next_wake(T0 + minutes(1)) is None  # nothing to check; nothing is sent while paused
     assert (world.ledger.get(POST).state, world.ledger.get(POST).unknown_since) == (State.PLANNED, T0)
 
     world.ledger.set_paused(False, None, T0 + minutes(120))
