@@ -259,7 +259,11 @@ def test_sigkill_at_random_points_publishes_every_post_exactly_once(
             # SIGKILL the long-running daemon at a random instant once it runs (reconciling or publishing).
             started = campaign.log_path.read_text().count('"started"') if campaign.log_path.exists() else 0
             proc = campaign.start("--now", now)
-            wait_for(lambda n=started: campaign.log_path.read_text().count('"started"') > n, 20, "the daemon")
+
+            def daemon_started(n: int = started) -> bool:
+                return campaign.log_path.read_text().count('"started"') > n
+
+            wait_for(daemon_started, 20, "the daemon")
             time.sleep(rng.uniform(0.0, 0.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)

@@ -192,8 +192,7 @@ def mastodon_html(text: str) -> str:
     import html
     import re
 
-    def link(match: re.Match[str]) -> str:
-        url = match.group(0)
+    def link(url: str) -> str:
         prefix = re.match(r"https?://(www\.)?", url)
         head = prefix.group(0) if prefix else ""
         shown, rest = url[len(head) : len(head) + 30], url[len(head) + 30 :]
@@ -210,11 +209,7 @@ def mastodon_html(text: str) -> str:
         lines = []
         for line in paragraph.split("\n"):
             pieces = re.split(r"(https?://\S+)", line)
-            lines.append(
-                "".join(
-                    link(re.match(r".*", p, re.S)) if i % 2 else html.escape(p) for i, p in enumerate(pieces)
-                )  # type: ignore[arg-type]
-            )
+            lines.append("".join(link(p) if i % 2 else html.escape(p) for i, p in enumerate(pieces)))
         out.append("<p>" + "<br />".join(lines) + "</p>")
     return "".join(out)
 
