@@ -305,7 +305,8 @@ def test_faults_every_post_published_once_and_nothing_before_the_reset(
     posts = "/api/v1/statuses"
     mastodon_faults.reset_request_counts()
     # First a 429 whose reset is 6 s from now, then 502, 502, 503, then a request slower than the client's
-    # timeout (the server still creates that status: the retry must get it back, not a second one).
+    # timeout (its outcome is unknown to the client; mastodon-mock drops it, a real server may create the
+    # status: the re-send under the same key must get it back, not make a second one).
     injected = time.monotonic()
     mastodon_faults.inject(status=429, times=1, path=posts, method="POST", ratelimit_reset_in=6)
     mastodon_faults.inject(status=502, times=2, path=posts, method="POST")
