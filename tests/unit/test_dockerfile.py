@@ -254,8 +254,15 @@ def test_image_commands_with_a_read_only_campaign(container: tuple[dict[str, str
     run = amplifier(env, state, "run", "--once", "--dry-run", "--now", "2027-10-31T10:00")
     assert run.returncode == 0, run.stderr
     assert "dry_run=True" in run.stderr
-
+    # A dry run leaves the real heartbeat alone: it cannot make a stuck daemon look healthy.
     health = amplifier(env, state, "status", "--check", "--format", "json")
+    assert health.returncode != 0
+
+    # A real pass with nothing due (no credentials needed) writes the heartbeat the health check reads.
+    quiet = "2026-11-20T12:00"  # before the example's first post: nothing is due whatever today's date is
+    real = amplifier(env, state, "run", "--once", "--now", quiet)
+    assert real.returncode == 0, real.stderr
+    health = amplifier(env, state, "status", "--check", "--format", "json", "--now", "2026-11-20T12:01")
     assert health.returncode == 0, health.stderr
     assert json.loads(health.stdout)["healthy"] is True
 
