@@ -139,11 +139,11 @@ def run(
     A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat there (so
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
+    from amplifier.clock import utcnow
     from amplifier.daemon import (
         Daemon,
         EventLog,
         offset_clock,
-        real_clock,
         request_timeout_from_environ,
         run_once,
         serve,
@@ -153,7 +153,7 @@ def run(
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
-    clock = offset_clock(g.now) if g.now_option else real_clock
+    clock = offset_clock(g.now) if g.now_option else utcnow
     log = EventLog(sys.stderr, log_format, clock)
     state = state_dir(g)
     publish_ctx = publish_context(campaign, g.state)

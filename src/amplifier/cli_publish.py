@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amplifier.clock import utcnow
+from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.ledger import LedgerError
 from amplifier.publish import (
@@ -39,7 +39,7 @@ from amplifier.publish import (
     create_publisher,
 )
 from amplifier.secrets import SecretSources
-from amplifier.sessions import Clock, StateDir, StateError, resolve_state_dir
+from amplifier.sessions import StateDir, StateError, resolve_state_dir
 
 if TYPE_CHECKING:
     from amplifier.campaign import Campaign
@@ -421,7 +421,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     Each post is recorded in the state folder's ledger, the one `amplifier run` uses: a post already
     published is not posted again (its address is printed, without asking the server), and a post the
     daemon is sending at this moment is refused."""
-    from amplifier.daemon import LEDGER_NAME, offset_clock, real_clock
+    from amplifier.daemon import LEDGER_NAME, offset_clock
     from amplifier.ledger import Ledger
     from amplifier.plan import find_posts
     from amplifier.render import console, dump_json
@@ -429,7 +429,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     campaign: Campaign = ctx.obj.campaign()
     posts = find_posts(campaign, ids)
     publish_ctx = publish_context(campaign, ctx.obj.state)
-    clock: Clock = offset_clock(ctx.obj.now) if ctx.obj.now_option else real_clock
+    clock: Clock = offset_clock(ctx.obj.now) if ctx.obj.now_option else utcnow
     publish_ctx.clock = clock
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from amplifier.errors import UsageError
@@ -45,6 +46,10 @@ def parse_instant(value: str, tz: ZoneInfo, *, base: dt.datetime, option: str = 
     if parsed.tzinfo is None:
         return localize(parsed, tz)
     return parsed
+
+
+Clock = Callable[[], dt.datetime]
+"""A source of the current time: :func:`utcnow`, or a fixed or offset clock in tests and with ``--now``."""
 
 
 def utcnow() -> dt.datetime:

@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amplifier.campaign import Campaign, load_campaign
+from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CampaignError, CredentialsError
 from amplifier.ledger import Ledger, LedgerError, PlanEntry, Row, State, SyncReport
 from amplifier.models import BlueskyAccount, CountdownRule, MastodonAccount
@@ -97,7 +98,6 @@ from amplifier.reconcile import (
 )
 from amplifier.schedule import event_start, localize, rule_zone
 
-Clock = Callable[[], datetime]
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
 LEDGER_NAME = "ledger.sqlite3"
@@ -105,10 +105,6 @@ PAUSE_NAME = "PAUSE"
 HEARTBEAT_NAME = "heartbeat.json"
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_REQUEST"
 FAR_FUTURE = timedelta(days=3660)
-
-
-def real_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def offset_clock(start: datetime) -> Clock:
@@ -158,7 +154,7 @@ class EventLog:
         self,
         stream: TextIO | None = None,
         fmt: str = "text",
-        clock: Clock = real_clock,
+        clock: Clock = utcnow,
         *,
         keep: bool = False,
     ) -> None:
@@ -260,7 +256,7 @@ class Daemon:
         ledger: Ledger,
         publisher_factory: PublisherFactory,
         *,
-        clock: Clock = real_clock,
+        clock: Clock = utcnow,
         log: EventLog | None = None,
         settings: DaemonSettings | None = None,
         state_dir: Path | None = None,
@@ -830,7 +826,7 @@ class Daemon:
             "version": 1,
             "pid": os.getpid(),
             "at": now.astimezone(UTC).isoformat(),
-            "written_at": real_clock().isoformat(),
+            "written_at": utcnow().isoformat(),
             "next_wake": wake.isoformat() if wake else None,
             "campaign": self.campaign.name,
         }
@@ -932,7 +928,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
                 scheduler.remove_job("batch")
             return
         delay = max((wake - now).total_seconds(), 0.0)
-        run_date = real_clock() + timedelta(seconds=delay)
+        run_date = utcnow() + timedelta(seconds=delay)
         scheduler.add_job(batch, DateTrigger(run_date), id="batch", replace_existing=True)
 
     def tick() -> bool:

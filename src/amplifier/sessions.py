@@ -23,19 +23,17 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from amplifier.clock import utcnow
+from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, ExitCode
 
 STATE_ENV = "AMPLIFIER_STATE"
 DEFAULT_STATE_NAME = ".amplifier-state"
-
-Clock = Callable[[], datetime]
 
 
 class StateError(AmplifierError):

@@ -24,10 +24,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from amplifier.clock import utcnow
+from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.post import Image, Part, PlannedPost
-from amplifier.sessions import Clock, StateDir
+from amplifier.sessions import StateDir
 
 if TYPE_CHECKING:
     from amplifier.secrets import SecretSources
