@@ -74,10 +74,10 @@ def write_fan_out_campaign(folder: Path, url: str, tokens: dict[str, str]) -> Pa
 def timed_pass(schedule: Path, state: Path, *, strict: bool = True) -> tuple[float, int]:
     """Time the pass that publishes the ``burst`` post of every account, in a warm daemon: the ``warm`` post
     an hour earlier made the publishers (HTTP sessions, cached instance limits), as in a daemon that runs."""
-    from amplifier.campaign import load_campaign
-    from amplifier.cli_publish import publish_context
-    from amplifier.daemon import Daemon, EventLog
-    from amplifier.ledger import Ledger
+    from amplifier.campaign.load import load_campaign
+    from amplifier.cli.publish import publish_context
+    from amplifier.daemon.loop import Daemon, EventLog
+    from amplifier.delivery.ledger import Ledger
     from amplifier.publish import create_publisher
     from amplifier.publish.mastodon import MastodonPublisher
 

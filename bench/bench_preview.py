@@ -129,10 +129,10 @@ def interleaved(repeat: int, *funcs: Callable[[], object]) -> list[float]:
 def bench_preview(repeat: int = 3) -> dict[str, float]:
     from jinja2 import Environment, StrictUndefined
 
-    from amplifier.campaign import load_campaign
-    from amplifier.plan import plan_window
-    from amplifier.render import dump_json, posts_json
-    from amplifier.templates import FILTERS
+    from amplifier.campaign.load import load_campaign
+    from amplifier.campaign.templates import FILTERS
+    from amplifier.cli.render import dump_json, posts_json
+    from amplifier.plan.planner import plan_window
 
     with tempfile.TemporaryDirectory() as tmp:
         config = write_campaign(Path(tmp))
@@ -178,7 +178,7 @@ def bench_imports() -> dict[str, object]:
     env = {**os.environ, "COLUMNS": "120"}
     code = (
         "import sys, io, contextlib\n"
-        "from amplifier.cli import main\n"
+        "from amplifier.cli.main import main\n"
         "args = sys.argv[1:]\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main(args)\n    except SystemExit:\n        pass\n"

@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from PIL import Image as PILImage  # noqa: E402
 from tests.integration.servers import MastodonServer, PdsServer, ensure_installed  # noqa: E402
 
-from amplifier.models import BlueskyAccount, MastodonAccount  # noqa: E402
-from amplifier.post import Image, Part, PlannedPost  # noqa: E402
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount  # noqa: E402
+from amplifier.plan.post import Image, Part, PlannedPost  # noqa: E402
 from amplifier.publish import PublishContext, Publisher, create_publisher  # noqa: E402
-from amplifier.secrets import SecretSources  # noqa: E402
-from amplifier.sessions import StateDir  # noqa: E402
+from amplifier.publish.secrets import SecretSources  # noqa: E402
+from amplifier.publish.sessions import StateDir  # noqa: E402
 
 STEADY_POSTS = 5
 SLOT = datetime(2027, 11, 1, 9, 0, tzinfo=UTC)

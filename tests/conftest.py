@@ -85,7 +85,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """Run ``amplifier ARGS`` in-process as a user would, returning exit code, stdout and stderr."""
 
     def run(*args: str, cwd: Path | None = None) -> Result:
-        from amplifier.cli import main
+        from amplifier.cli.main import main
 
         if cwd is not None:
             monkeypatch.chdir(cwd)

@@ -1,4 +1,4 @@
-from amplifier.cli import main
+from amplifier.cli.main import main
 
 if __name__ == "__main__":
     main()

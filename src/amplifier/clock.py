@@ -11,7 +11,6 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from amplifier.errors import UsageError
-from amplifier.schedule import localize
 
 _OFFSET = re.compile(r"^([+-])\s*(\d+)\s*(w|d|h|m|min)$")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "min": "minutes"}
@@ -55,3 +54,13 @@ Clock = Callable[[], dt.datetime]
 def utcnow() -> dt.datetime:
     """The real current time; the only place amplifier reads the clock outside the daemon."""
     return dt.datetime.now(dt.UTC)
+
+
+def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """Attach ``tz`` to a local wall time. A wall time skipped by a DST jump moves forward by the gap (02:30 -> 03:30),
+    as a person's clock would; an ambiguous one takes its first occurrence."""
+    aware = naive.replace(tzinfo=tz, fold=0)
+    round_trip = aware.astimezone(dt.UTC).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != naive:  # nonexistent local time
+        return round_trip
+    return aware

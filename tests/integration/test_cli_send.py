@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from amplifier.campaign import load_campaign
-from amplifier.daemon import LEDGER_NAME
+from amplifier.campaign.load import load_campaign
+from amplifier.daemon.loop import LEDGER_NAME
+from amplifier.delivery.ledger import Ledger, PlanEntry, State
 from amplifier.errors import ExitCode
-from amplifier.ledger import Ledger, PlanEntry, State
-from amplifier.plan import find_posts
-from amplifier.post import PlannedPost
+from amplifier.plan.planner import find_posts
+from amplifier.plan.post import PlannedPost
 from amplifier.publish import PublishContext, create_publisher
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 from .servers import Account, MastodonServer, PdsServer
 from .servers.mastodon import MastodonAccount as ServerAccount

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from amplifier.models import BlueskyAccount
-from amplifier.post import Image, Part, PlannedPost
+from amplifier.campaign.models import BlueskyAccount
+from amplifier.plan.post import Image, Part, PlannedPost
 from amplifier.publish import AuthError, PublishContext, create_publisher
 from amplifier.publish.bluesky import COLLECTION, BlueskyPublisher, record_key
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 from .servers import Account, PdsServer
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from amplifier.models import MastodonAccount
-from amplifier.post import Image, Part, PlannedPost
+from amplifier.campaign.models import MastodonAccount
+from amplifier.plan.post import Image, Part, PlannedPost
 from amplifier.publish import (
     AuthError,
     PermanentError,
@@ -22,8 +22,8 @@ from amplifier.publish import (
     create_publisher,
 )
 from amplifier.publish.mastodon import MastodonPublisher, idempotency_key
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 from .servers import MastodonServer
 from .servers.mastodon import MastodonAccount as ServerAccount

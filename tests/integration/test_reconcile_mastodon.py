@@ -21,13 +21,13 @@ import pytest
 import requests
 import requests.adapters
 
-from amplifier.campaign import Campaign, load_campaign
-from amplifier.daemon import Daemon, EventLog, run_once
-from amplifier.ledger import Ledger, State
+from amplifier.campaign.load import Campaign, load_campaign
+from amplifier.daemon.loop import Daemon, EventLog, run_once
+from amplifier.delivery.ledger import Ledger, State
 from amplifier.publish import PublishContext, create_publisher
 from amplifier.publish.mastodon import MastodonPublisher
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 from .servers import MastodonServer
 from .servers.mastodon import MastodonAccount as ServerAccount

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.campaign import load_campaign
+from amplifier.campaign.load import load_campaign
 from amplifier.errors import CampaignError
 from tests.conftest import BASE_MESSAGES, BASE_SCHEDULE
 

@@ -172,7 +172,7 @@ def test_schema_command_matches_committed_files(run_cli: RunCli, tmp_path: Path)
 def test_example_files_validate_against_the_schema() -> None:
     import jsonschema
 
-    from amplifier.yamlsource import load
+    from amplifier.campaign.yamlsource import load
 
     schedule_schema = json.loads((ROOT / "schema" / "schedule.schema.json").read_text())
     messages_schema = json.loads((ROOT / "schema" / "messages.schema.json").read_text())
@@ -203,7 +203,7 @@ def test_example_files_validate_against_the_schema() -> None:
 def test_help_validate_preview_do_not_import_atproto_or_apscheduler(args: list[str]) -> None:
     code = (
         "import sys\n"
-        "from amplifier.cli import main\n"
+        "from amplifier.cli.main import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('atproto', 'atproto_client', 'apscheduler'))\n"
         "sys.stderr.write(repr(heavy))\n"

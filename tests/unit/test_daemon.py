@@ -17,11 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amplifier.campaign import load_campaign
-from amplifier.daemon import Daemon, DaemonSettings, EventLog, run_once, serve
-from amplifier.ledger import Ledger, State
-from amplifier.models import BlueskyAccount, MastodonAccount
-from amplifier.post import PlannedPost
+from amplifier.campaign.load import load_campaign
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
+from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once, serve
+from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.reconcile import MASTODON_IDEMPOTENCY_SAFE
+from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import (
     AuthError,
     PartResult,
@@ -32,7 +33,6 @@ from amplifier.publish.base import (
     TransientError,
 )
 from amplifier.publish.mastodon import LookupIncomplete
-from amplifier.reconcile import MASTODON_IDEMPOTENCY_SAFE
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
@@ -825,7 +825,7 @@ def test_the_daemon_claims_under_a_token_that_names_this_process(make: Callable[
     import os
     import socket
 
-    from amplifier.reconcile import claim_holder
+    from amplifier.delivery.reconcile import claim_holder
 
     harness = make(once("a", "2027-10-20T09:00", accounts="[masto]"), at("2027-10-20T08:00"))
     assert claim_holder(harness.daemon.token) == (socket.gethostname(), os.getpid())

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from amplifier.models import BlueskyAccount, MastodonAccount
-from amplifier.post import PlannedPost
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
+from amplifier.plan.post import PlannedPost
 from amplifier.publish import REGISTRY, PublishContext
 from amplifier.publish.base import PartResult, PermanentError, PublishResult
 from tests.conftest import BASE_SCHEDULE, Result
@@ -252,7 +252,7 @@ def test_stop_on_signals_calls_stop_and_restores_the_handlers() -> None:
     import os
     import signal
 
-    from amplifier.cli_daemon import stop_on_signals
+    from amplifier.cli.daemon import stop_on_signals
 
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     calls: list[str] = []
@@ -267,7 +267,7 @@ def test_stop_on_signals_calls_stop_and_restores_the_handlers() -> None:
 def test_run_once_installs_the_signal_handlers_too(
     run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch, dry_run: bool
 ) -> None:
-    import amplifier.cli_daemon as cli_daemon
+    import amplifier.cli.daemon as cli_daemon
 
     entered: list[str] = []
     real = cli_daemon.stop_on_signals
@@ -300,7 +300,7 @@ def test_a_dry_run_writes_its_heartbeat_in_its_scratch_folder(
 def test_a_dry_run_obeys_the_real_pause_switches(
     run_cli: RunCli, campaign: list[str], tmp_path: Path, switch: str
 ) -> None:
-    from amplifier.cli_daemon import real_pause_reason
+    from amplifier.cli.daemon import real_pause_reason
 
     assert run_cli(*campaign, "run", "--once", "--now", "2027-10-28T12:00").code == 0  # the real ledger
     ledger = tmp_path / "state" / "ledger.sqlite3"
@@ -320,7 +320,7 @@ def test_a_dry_run_obeys_the_real_pause_switches(
 
 
 def test_real_pause_reason_of_a_missing_or_unusable_ledger_is_none(tmp_path: Path) -> None:
-    from amplifier.cli_daemon import real_pause_reason
+    from amplifier.cli.daemon import real_pause_reason
 
     assert real_pause_reason(tmp_path / "missing.sqlite3") is None
     (tmp_path / "junk.sqlite3").write_text("not a database")
@@ -344,7 +344,7 @@ def test_health_check_of_a_post_whose_outcome_is_unknown(
 ) -> None:
     import datetime as dt
 
-    from amplifier.cli_daemon import health_problems
+    from amplifier.cli.daemon import health_problems
 
     now = dt.datetime(2027, 10, 29, 12, 0, tzinfo=dt.UTC)
     row = {"id": "p", "claimed_at": claimed, "unknown_since": unknown_since, "next_attempt_at": next_check}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amplifier.ratelimit import BUDGETS, Budget, RateLimiter, Window
+from amplifier.delivery.ratelimit import BUDGETS, Budget, RateLimiter, Window
 
 T0 = dt.datetime(2027, 10, 20, 12, 0, tzinfo=dt.UTC)
 

@@ -158,12 +158,12 @@ def test_the_wheel_carries_the_package_data(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("amplifier-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
-        "amplifier/templates_html/preview.css",
-        "amplifier/templates_html/preview.js",
-        "amplifier/skeleton/schedule.yaml",
-        "amplifier/skeleton/messages/messages.yaml",
-        "amplifier/skeleton/env.example",
-        "amplifier/skeleton/gitignore",
+        "amplifier/cli/templates_html/preview.css",
+        "amplifier/cli/templates_html/preview.js",
+        "amplifier/campaign/skeleton/schedule.yaml",
+        "amplifier/campaign/skeleton/messages/messages.yaml",
+        "amplifier/campaign/skeleton/env.example",
+        "amplifier/campaign/skeleton/gitignore",
     ):
         assert needed in names
 

@@ -14,9 +14,7 @@ from bs4 import BeautifulSoup, Tag
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amplifier.adapt import Content, Target, adapt
-from amplifier.errors import Problem
-from amplifier.html_preview import (
+from amplifier.cli.html import (
     AccountView,
     Segment,
     bluesky_segments,
@@ -25,8 +23,10 @@ from amplifier.html_preview import (
     mastodon_segments,
     render_page,
 )
+from amplifier.errors import Problem
+from amplifier.plan.adapt import Content, Target, adapt
+from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.platforms import bluesky_text
-from amplifier.post import Image, PlannedPost, Platform
 from tests.conftest import ROOT, Result
 
 RunCli = Callable[..., Result]

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from amplifier.ics import posts_calendar, summary
-from amplifier.post import PlannedPost
+from amplifier.cli.ics import posts_calendar, summary
+from amplifier.plan.post import PlannedPost
 from tests.conftest import ROOT, Result
 from tests.unit.test_html_preview import make_post
 

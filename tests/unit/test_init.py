@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from amplifier.campaign.scaffold import EVENT_IN, SKELETON_FILES, campaign_files, init_campaign
+from amplifier.campaign.schema import schemas
 from amplifier.errors import UsageError
-from amplifier.init import EVENT_IN, SKELETON_FILES, campaign_files, init_campaign
-from amplifier.schema import schemas
 from tests.conftest import ROOT, Result
 
 RunCli = Callable[..., Result]
@@ -153,7 +153,7 @@ def test_every_skeleton_file_is_in_the_package() -> None:
     from importlib import resources
 
     for name in SKELETON_FILES:
-        assert resources.files("amplifier").joinpath("skeleton", name).is_file()
+        assert resources.files("amplifier.campaign").joinpath("skeleton", name).is_file()
 
 
 # ------------------------------------------------------------------------------------------- completion
@@ -194,7 +194,7 @@ def test_completion_completes(words: str, cword: int, expected: str) -> None:
         "COMP_WORDS": words,
         "COMP_CWORD": str(cword),
     }
-    code = "import sys; from amplifier.cli import main; main()"
+    code = "import sys; from amplifier.cli.main import main; main()"
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
     )

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amplifier.ledger import (
+from amplifier.delivery.ledger import (
     CANCELLED_REASON,
     TRANSITIONS,
     ClaimMismatch,
@@ -38,7 +38,7 @@ from amplifier.ledger import (
     from_db_time,
     to_db_time,
 )
-from amplifier.post import Part, PlannedPost
+from amplifier.plan.post import Part, PlannedPost
 
 T0 = datetime(2027, 10, 25, 8, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
@@ -1133,7 +1133,7 @@ def test_threads_may_share_one_ledger(ledger: Ledger) -> None:
 CLAIMER = """
 import json, sys
 from datetime import datetime, UTC
-from amplifier.ledger import Ledger
+from amplifier.delivery.ledger import Ledger
 path, token, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 now = datetime(2027, 10, 25, 8, tzinfo=UTC)
 won = []
@@ -1195,7 +1195,7 @@ def test_two_processes_never_claim_one_post(path: Path) -> None:
 CRASHER = """
 import sys
 from datetime import datetime, timedelta, UTC
-from amplifier.ledger import Ledger, PlanEntry
+from amplifier.delivery.ledger import Ledger, PlanEntry
 path, count = sys.argv[1], int(sys.argv[2])
 t0 = datetime(2027, 10, 25, 8, tzinfo=UTC)
 with Ledger.open(path, t0) as ledger:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.ledger import Ledger
-from amplifier.migrations import (
+from amplifier.delivery.ledger import Ledger
+from amplifier.delivery.migrations import (
     MIGRATIONS,
     Migration,
     SchemaError,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.campaign import load_campaign
+from amplifier.campaign.load import load_campaign
 from amplifier.errors import CampaignError, UsageError
-from amplifier.plan import find_posts, plan_window, validate
+from amplifier.plan.planner import find_posts, plan_window, validate
 from tests.conftest import BASE_MESSAGES, BASE_SCHEDULE
 
 UTC = dt.UTC

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from amplifier.progress import track
+from amplifier.cli.progress import track
 
 
 class Terminal(io.StringIO):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.models import BlueskyAccount
-from amplifier.post import Image, Part
+from amplifier.campaign.models import BlueskyAccount
+from amplifier.plan.post import Image, Part
 from amplifier.publish import PermanentError, PublishContext
 from amplifier.publish.bluesky import BlueskyPublisher
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 SETTINGS = BlueskyAccount(platform="bluesky", handle="a.example.com", password_env="AMP_UNIT_PASSWORD")
 FAMILY = "👩\u200d👩\u200d👧\u200d👦"  # one grapheme, 25 UTF-8 bytes

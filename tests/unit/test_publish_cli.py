@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from amplifier.campaign import load_campaign
-from amplifier.cli import cli
-from amplifier.cli_publish import SendOutcome, publish_context, send_posts
+from amplifier.campaign.load import load_campaign
+from amplifier.cli.main import cli
+from amplifier.cli.publish import SendOutcome, publish_context, send_posts
+from amplifier.delivery.ledger import Ledger, Row, State
 from amplifier.errors import ExitCode
-from amplifier.ledger import Ledger, Row, State
-from amplifier.plan import find_posts
-from amplifier.post import PlannedPost
+from amplifier.plan.planner import find_posts
+from amplifier.plan.post import PlannedPost
 from amplifier.publish import (
     REGISTRY,
     AuthError,

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from amplifier.models import MastodonAccount
-from amplifier.post import Image, Part, PlannedPost
+from amplifier.campaign.models import MastodonAccount
+from amplifier.plan.post import Image, Part, PlannedPost
 from amplifier.publish import PermanentError, PublishContext, TransientError
 from amplifier.publish.mastodon import (
     DEFAULT_LIMITS,
@@ -24,8 +24,8 @@ from amplifier.publish.mastodon import (
     html_to_text,
     parse_instance,
 )
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 SETTINGS = MastodonAccount(platform="mastodon", instance="https://masto.example", token_env="AMP_UNIT_TOKEN")  # type: ignore[arg-type]
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.errors import UsageError
-from amplifier.models import BlueskyAccount, MastodonAccount
-from amplifier.post import Part, PlannedPost
+from amplifier.plan.post import Part, PlannedPost
 from amplifier.publish import REGISTRY, PublishContext, create_publisher, register
 from amplifier.publish.dryrun import DryRunPublisher
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 MASTO = MastodonAccount(platform="mastodon", instance="https://masto.example", token_env="AMP_REG_TOKEN")  # type: ignore[arg-type]
 BSKY = BlueskyAccount(platform="bluesky", handle="a.example.com", password_env="AMP_REG_PASSWORD")
@@ -96,7 +96,7 @@ def test_dry_run_check_only_looks_for_the_secret(
 
 def test_publishing_modules_do_not_import_the_sdks_until_used() -> None:
     code = (
-        "import sys, amplifier.publish, amplifier.cli_publish, amplifier.publish.dryrun;"
+        "import sys, amplifier.publish, amplifier.cli.publish, amplifier.publish.dryrun;"
         "bad = [m for m in ('atproto', 'atproto_client', 'mastodon', 'apscheduler') if m in sys.modules];"
         "print(','.join(bad))"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from amplifier.errors import CredentialsError, ExitCode
-from amplifier.secrets import SECRETS_DIR_ENV, SecretSources
+from amplifier.publish.secrets import SECRETS_DIR_ENV, SecretSources
 
 NAME = "AMP_UNIT_SECRET"
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amplifier.sessions import (
+from amplifier.publish.sessions import (
     STATE_ENV,
     LimitsCache,
     LoginGuard,
@@ -150,7 +150,7 @@ def test_limits_cache_survives_a_damaged_file(tmp_path: Path) -> None:
 
 def test_an_unusable_state_folder_is_exit_code_5(tmp_path: Path) -> None:
     from amplifier.errors import ExitCode
-    from amplifier.sessions import StateError
+    from amplifier.publish.sessions import StateError
 
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StateError, match="cannot create the state folder") as info:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amplifier.render import PIPE_WIDTH, console, pipe_width
+from amplifier.cli.render import PIPE_WIDTH, console, pipe_width
 
 
 @pytest.mark.parametrize(

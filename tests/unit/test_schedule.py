@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amplifier.models import ScheduleFile
-from amplifier.schedule import expand, localize, occurrences
+from amplifier.campaign.models import ScheduleFile
+from amplifier.clock import localize
+from amplifier.plan.schedule import expand, occurrences
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC

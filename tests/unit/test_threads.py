@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amplifier.plan.threads import fits, split_text
 from amplifier.platforms.bluesky_text import grapheme_length
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.threads import fits, split_text
 
 MARKER = re.compile(r" \d+/\d+\Z")
 

@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from amplifier.campaign import Campaign, load_campaign
-from amplifier.cli_publish import publish_context, send_posts
-from amplifier.daemon import Daemon, DaemonSettings, EventLog, run_once
-from amplifier.ledger import Ledger, State
-from amplifier.models import BlueskyAccount, MastodonAccount
-from amplifier.plan import find_posts
-from amplifier.post import PlannedPost
+from amplifier.campaign.load import Campaign, load_campaign
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
+from amplifier.cli.publish import publish_context, send_posts
+from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once
+from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.reconcile import reconcile_row
+from amplifier.plan.planner import find_posts
+from amplifier.plan.post import PlannedPost
 from amplifier.publish import REGISTRY, PublishContext
 from amplifier.publish.base import PartResult, PublishResult, RateLimitedError, TransientError
 from amplifier.publish.mastodon import LookupIncomplete, StatusOutcomeUnknown
-from amplifier.reconcile import reconcile_row
 
 from .test_daemon import Clock, FakePublisher, FakeServer, at, once, write_campaign
 

@@ -3,15 +3,18 @@ platform, and the dry run as one more.
 
 :func:`create_publisher` picks the implementation from the registry by the account's platform (or
 ``"dry-run"``). The platform modules import their SDK (Mastodon.py, atproto) only when a publisher is made,
-so commands that never publish do not pay for them.
+so commands that never publish do not pay for them. Also the credentials (``secrets``) and the state folder
+(``sessions``: Bluesky sessions, instance limits, the login guard).
+
+May import: ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``delivery``, ``daemon`` or ``cli``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.errors import UsageError
-from amplifier.models import BlueskyAccount, MastodonAccount
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,

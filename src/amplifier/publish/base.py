@@ -1,6 +1,6 @@
 """The publisher interface, its results and its errors.
 
-A :class:`Publisher` takes a :class:`~amplifier.post.PlannedPost` (its parts, with their payloads and
+A :class:`Publisher` takes a :class:`~amplifier.plan.post.PlannedPost` (its parts, with their payloads and
 placeholders) and publishes it to one account, returning where each part went. ``check()`` says who the
 account is and which limits its server has; ``close()`` releases the network client.
 
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
-from amplifier.post import Image, Part, PlannedPost
-from amplifier.sessions import StateDir
+from amplifier.plan.post import Image, Part, PlannedPost
+from amplifier.publish.sessions import StateDir
 
 if TYPE_CHECKING:
-    from amplifier.secrets import SecretSources
+    from amplifier.publish.secrets import SecretSources
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -8,7 +8,7 @@
   unknown outcome or when looking up a post, so the steady state is ONE request per text post.
 * **Sessions.** The session (access + refresh token) is kept in the state folder (0600) and refreshed by the
   SDK (``on_session_change`` saves the new tokens); a password login happens only when there is no usable
-  session, and :class:`~amplifier.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
+  session, and :class:`~amplifier.publish.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
 * **Bare PDS.** No AppView is needed: login with ``fetch_bsky_profile=False``, write to the session's DID.
 
 The atproto package is imported lazily, inside the functions that use it.
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import regex
 
-from amplifier.models import BlueskyAccount
+from amplifier.campaign.models import BlueskyAccount
+from amplifier.plan.post import CARD, REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
-from amplifier.post import CARD, REF, UPLOAD, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -49,7 +49,7 @@ from amplifier.publish.base import (
 )
 from amplifier.publish.linkcard import CardError, fetch_card, fetch_image
 from amplifier.publish.media import MAX_BLOB_BYTES, ImageError, prepare_image
-from amplifier.sessions import LoginGuard, LoginRefusedError, SessionStore
+from amplifier.publish.sessions import LoginGuard, LoginRefusedError, SessionStore
 
 if TYPE_CHECKING:
     from atproto import Client

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.errors import CredentialsError
-from amplifier.models import BlueskyAccount, MastodonAccount
-from amplifier.post import PlannedPost
+from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import AccountInfo, PartResult, PublishContext, PublishResult
 
 

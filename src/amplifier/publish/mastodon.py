@@ -39,9 +39,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amplifier.models import MastodonAccount
+from amplifier.campaign.models import MastodonAccount
+from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -59,7 +59,7 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
-from amplifier.sessions import LimitsCache
+from amplifier.publish.sessions import LimitsCache
 
 if TYPE_CHECKING:
     import requests

@@ -24,7 +24,7 @@ A thread publishes part by part: :meth:`Ledger.record_part` stores each part's r
 URL) as soon as it is out, so a retry after a failure (or a crash) resumes at :attr:`Row.next_part` and
 threads the missing parts onto the ones already published.
 
-Storage (see :mod:`amplifier.migrations` for the schema):
+Storage (see :mod:`amplifier.delivery.migrations` for the schema):
 
 * WAL journal, so readers (the CLI's ``status``) never block the daemon's writes, and a killed process leaves
   the database consistent: a transaction is in the database entirely or not at all.
@@ -59,9 +59,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from amplifier.delivery.migrations import migrate
 from amplifier.errors import AmplifierError, ExitCode
-from amplifier.migrations import migrate
-from amplifier.post import PlannedPost
+from amplifier.plan.post import PlannedPost
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 CANCELLED_REASON = "removed from the plan"

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from amplifier.campaign.models import BlueskyAccount
 from amplifier.errors import Problem
-from amplifier.models import BlueskyAccount
+from amplifier.plan.post import CARD, Part, PlannedPost
 from amplifier.platforms import bluesky_text, mastodon_text
-from amplifier.post import CARD, Part, PlannedPost
 
 if TYPE_CHECKING:
-    from amplifier.campaign import Campaign
-    from amplifier.plan import Plan
+    from amplifier.campaign.load import Campaign
+    from amplifier.plan.planner import Plan
 
 Kind = Literal["link", "hashtag", "mention"]
 
@@ -186,7 +186,7 @@ def data_uri(path: str) -> str | None:
 
 
 def _asset(name: str) -> str:
-    return resources.files("amplifier").joinpath("templates_html", name).read_text(encoding="utf-8")
+    return resources.files("amplifier.cli").joinpath("templates_html", name).read_text(encoding="utf-8")
 
 
 def _e(value: object) -> str:

@@ -1,6 +1,6 @@
 """Adapting a rendered message to a platform: hashtags, length as the platform counts it, thread splitting, payload.
 
-Pure functions: :func:`adapt` takes the rendered text(s) of a message and returns the :class:`~amplifier.post.Part`
+Pure functions: :func:`adapt` takes the rendered text(s) of a message and returns the :class:`~amplifier.plan.post.Part`
 tuple a publisher sends, plus the problems (a part over the platform's limit when splitting is off...).
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from amplifier.plan.post import CARD, REF, UPLOAD, Image, Part, Platform
+from amplifier.plan.threads import split_text
 from amplifier.platforms import bluesky_text, mastodon_text
-from amplifier.post import CARD, REF, UPLOAD, Image, Part, Platform
-from amplifier.threads import split_text
 
 NUMBERING_RESERVE = 6  # room for a " 12/12" marker when splitting into numbered parts
 

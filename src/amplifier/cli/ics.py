@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import icalendar
 
 from amplifier import __version__
-from amplifier.post import PlannedPost
+from amplifier.plan.post import PlannedPost
 
 PRODID = f"-//amplifier//amplifier {__version__}//EN"
 EVENT_DURATION = dt.timedelta(minutes=15)  # long enough to show as a block in a calendar's day view

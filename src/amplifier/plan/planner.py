@@ -1,7 +1,7 @@
 """The plan: every post that would go out in a window, rendered and adapted, with the problems found on the way.
 
-campaign -> slots (:mod:`amplifier.schedule`) -> rendered text (:mod:`amplifier.templates`) -> per-platform parts
-(:mod:`amplifier.adapt`) -> :class:`~amplifier.post.PlannedPost`. The clock is a parameter: nothing here reads it.
+campaign -> slots (:mod:`amplifier.plan.schedule`) -> rendered text (:mod:`amplifier.campaign.templates`) -> per-platform parts
+(:mod:`amplifier.plan.adapt`) -> :class:`~amplifier.plan.post.PlannedPost`. The clock is a parameter: nothing here reads it.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from amplifier.adapt import Adapted, Content, Target, adapt, tidy
-from amplifier.campaign import Campaign, load_campaign
+from amplifier.campaign.load import Campaign, load_campaign
+from amplifier.campaign.models import CountdownRule, MastodonAccount, MessageSet
+from amplifier.campaign.templates import compile_template, uses
+from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
-from amplifier.models import CountdownRule, MastodonAccount, MessageSet
-from amplifier.post import Image, PlannedPost, Platform
-from amplifier.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
-from amplifier.templates import compile_template, uses
-from amplifier.yamlsource import PathKey
+from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
+from amplifier.plan.post import Image, PlannedPost, Platform
+from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
 
 
 @dataclass
@@ -338,7 +338,7 @@ def gc_paused() -> Iterator[None]:
 
 
 Progress = Callable[[Sequence[Slot]], Iterable[Slot]]
-"""Wraps the slots being planned, e.g. to draw a progress bar (:func:`amplifier.progress.track`)."""
+"""Wraps the slots being planned, e.g. to draw a progress bar (:func:`amplifier.cli.progress.track`)."""
 
 
 def plan_window(

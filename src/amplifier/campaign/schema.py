@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from amplifier.models import MessagesFile, ScheduleFile
+from amplifier.campaign.models import MessagesFile, ScheduleFile
 
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "schedule.schema.json": ScheduleFile,

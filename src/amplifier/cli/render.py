@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from amplifier.post import PlannedPost
+from amplifier.plan.post import PlannedPost
 
 JSON_VERSION = 1
 
@@ -27,7 +27,7 @@ def dump_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def posts_json(posts: Sequence[PlannedPost], **extra: Any) -> dict[str, Any]:
-    from amplifier.plan import gc_paused
+    from amplifier.plan.planner import gc_paused
 
     cache: dict[int, list[dict[str, Any]]] = {}  # posts stay alive meanwhile, so id() is a safe key
     with gc_paused():

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from amplifier.campaign.models import ENV_NAME_PATTERN
 from amplifier.errors import CredentialsError
-from amplifier.models import ENV_NAME_PATTERN
 
 SECRETS_DIR_ENV = "AMPLIFIER_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")

@@ -11,7 +11,7 @@ opening a fresh database at once cannot both apply one migration (the second re-
 the lock).
 
 Timestamps are UTC ISO 8601 text of fixed width (``2027-10-25T10:00:00.000000+00:00``, see
-:func:`amplifier.ledger.to_db_time`), so text order is time order.
+:func:`amplifier.delivery.ledger.to_db_time`), so text order is time order.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def migrate(
     return done
 
 
-# The states of a post, as stored; amplifier.ledger.State holds the same values.
+# The states of a post, as stored; amplifier.delivery.ledger.State holds the same values.
 _STATES = "'planned', 'claimed', 'published', 'failed', 'expired', 'skipped', 'cancelled'"
 
 

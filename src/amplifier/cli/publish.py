@@ -1,6 +1,6 @@
 """The commands that talk to the platforms: ``accounts`` and ``send``.
 
-Registered lazily on the main group by :mod:`amplifier.cli`; they read the global options from ``ctx.obj``
+Registered lazily on the main group by :mod:`amplifier.cli.main`; they read the global options from ``ctx.obj``
 (``config``, ``state``, ``now``, ``campaign()``). The work is done by :func:`check_accounts` and
 :func:`send_posts`, which return results; the commands only render them.
 
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amplifier.clock import Clock, utcnow
+from amplifier.delivery.ledger import LedgerError
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
-from amplifier.ledger import LedgerError
 from amplifier.publish import (
     AccountInfo,
     AuthError,
@@ -38,13 +38,13 @@ from amplifier.publish import (
     TransientError,
     create_publisher,
 )
-from amplifier.secrets import SecretSources
-from amplifier.sessions import StateDir, StateError, resolve_state_dir
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir, StateError, resolve_state_dir
 
 if TYPE_CHECKING:
-    from amplifier.campaign import Campaign
-    from amplifier.ledger import Ledger, Row
-    from amplifier.post import PlannedPost
+    from amplifier.campaign.load import Campaign
+    from amplifier.delivery.ledger import Ledger, Row
+    from amplifier.plan.post import PlannedPost
 
 JSON_VERSION = 1
 
@@ -111,7 +111,7 @@ def accounts(ctx: click.Context, fmt: str) -> None:
     """Check each account: do its credentials work, who is it, which limits does its server have.
 
     Exit code 3 when any account fails, with the reason per account."""
-    from amplifier.render import console, dump_json
+    from amplifier.cli.render import console, dump_json
 
     campaign: Campaign = ctx.obj.campaign()
     results = check_accounts(campaign, publish_context(campaign, ctx.obj.state))
@@ -222,7 +222,7 @@ class LedgerSend:
 
     * published already -> its stored result is reported; no network request at all;
     * claimed by another process that runs (the daemon) -> refused, nothing sent;
-    * claimed by a process that died -> reconciled first (:func:`amplifier.reconcile.reconcile_row`: the
+    * claimed by a process that died -> reconciled first (:func:`amplifier.delivery.reconcile.reconcile_row`: the
       platform is asked), then sent only if it is not out;
     * failed, expired or skipped -> refused, with the ledger's reason;
     * planned -> claimed, published, marked published. On an error: parts already out are recorded; a 429 or
@@ -230,11 +230,11 @@ class LedgerSend:
       reset time); rejected credentials release it; a refusal (400/422) marks it failed; a Mastodon network
       failure or timeout while sending a status (:class:`~amplifier.publish.mastodon.StatusOutcomeUnknown`:
       it may have been created), or any non-permanent error while re-sending a post whose outcome is still
-      unknown, is recorded as the daemon records it (:meth:`~amplifier.ledger.Ledger.mark_unknown`: it stays
+      unknown, is recorded as the daemon records it (:meth:`~amplifier.delivery.ledger.Ledger.mark_unknown`: it stays
       claimed, unknown since the first such attempt), for the next ``send`` or the daemon to reconcile;
     * planned but still unknown (released to be re-sent under its Idempotency-Key): sent only while the key's
       safe window, counted from the FIRST unknown attempt, is open at this moment; after it, the account is
-      searched first (:func:`amplifier.reconcile.reconcile_row`), exactly as the daemon does.
+      searched first (:func:`amplifier.delivery.reconcile.reconcile_row`), exactly as the daemon does.
     """
 
     def __init__(
@@ -246,7 +246,7 @@ class LedgerSend:
         clock: Clock = utcnow,
         dry_run: bool = False,
     ) -> None:
-        from amplifier.reconcile import claim_token
+        from amplifier.delivery.reconcile import claim_token
 
         self.campaign = campaign
         self.ctx = ctx
@@ -284,8 +284,8 @@ class LedgerSend:
             return SendOutcome(post, None, exc)
 
     def _send(self, post: PlannedPost, ledger: Ledger) -> SendOutcome:
-        from amplifier.ledger import PlanEntry, State
-        from amplifier.reconcile import needs_search, resend_is_safe, unknown_since
+        from amplifier.delivery.ledger import PlanEntry, State
+        from amplifier.delivery.reconcile import needs_search, resend_is_safe, unknown_since
 
         now = self.clock()
         # Only this post: an empty window [now, now) cancels nothing else in the plan.
@@ -316,8 +316,8 @@ class LedgerSend:
 
     def _reconcile(self, post: PlannedPost, ledger: Ledger, row: Row, *, wait: bool = True) -> Row:
         """A claimed row: refused while its claimant runs, else reconciled with the platform."""
-        from amplifier.ledger import State
-        from amplifier.reconcile import claim_holder, claim_holder_alive, reconcile_row
+        from amplifier.delivery.ledger import State
+        from amplifier.delivery.reconcile import claim_holder, claim_holder_alive, reconcile_row
 
         now = self.clock()
         if claim_holder_alive(row, now, own_token=self.token):
@@ -341,7 +341,7 @@ class LedgerSend:
         return row
 
     def _not_claimed(self, post: PlannedPost, ledger: Ledger) -> AmplifierError:
-        from amplifier.ledger import State
+        from amplifier.delivery.ledger import State
 
         paused = ledger.pause_reason()
         if paused is not None:
@@ -359,7 +359,7 @@ class LedgerSend:
 
     def _stored(self, post: PlannedPost, row: Row) -> PublishResult:
         """The result the ledger recorded for a published post (nothing is asked of the platform)."""
-        from amplifier.reconcile import part_results
+        from amplifier.delivery.reconcile import part_results
 
         recorded = part_results(dict(enumerate(row.result or ())))
         parts = tuple(
@@ -369,7 +369,7 @@ class LedgerSend:
         return PublishResult(post.id, post.account, post.platform, parts)
 
     def _publish(self, post: PlannedPost, ledger: Ledger, row: Row) -> SendOutcome:
-        from amplifier.reconcile import part_results
+        from amplifier.delivery.reconcile import part_results
 
         try:
             publisher = self.publisher(post.account)
@@ -386,8 +386,8 @@ class LedgerSend:
         return SendOutcome(post, result)
 
     def _failed(self, ledger: Ledger, row: Row, exc: PublishError) -> None:
+        from amplifier.delivery.reconcile import RECHECK_MIN, needs_search
         from amplifier.publish.mastodon import StatusOutcomeUnknown
-        from amplifier.reconcile import RECHECK_MIN, needs_search
 
         now = self.clock()
         for index, part in sorted(exc.done.items()):
@@ -421,10 +421,10 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     Each post is recorded in the state folder's ledger, the one `amplifier run` uses: a post already
     published is not posted again (its address is printed, without asking the server), and a post the
     daemon is sending at this moment is refused."""
-    from amplifier.daemon import LEDGER_NAME, offset_clock
-    from amplifier.ledger import Ledger
-    from amplifier.plan import find_posts
-    from amplifier.render import console, dump_json
+    from amplifier.cli.render import console, dump_json
+    from amplifier.daemon.loop import LEDGER_NAME, offset_clock
+    from amplifier.delivery.ledger import Ledger
+    from amplifier.plan.planner import find_posts
 
     campaign: Campaign = ctx.obj.campaign()
     posts = find_posts(campaign, ids)

@@ -18,7 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from amplifier.models import CountdownRule, Event, OnceRule, RecurringRule, Rule, ScheduleFile
+from amplifier.campaign.models import (
+    CountdownRule,
+    Event,
+    OnceRule,
+    RecurringRule,
+    Rule,
+    ScheduleFile,
+    rule_accounts,
+)
+from amplifier.clock import localize
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +80,6 @@ def event_start(schedule: ScheduleFile, event: Event) -> dt.datetime:
 
 def event_day(event: Event) -> dt.date:
     return event.date.date() if isinstance(event.date, dt.datetime) else event.date
-
-
-def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """Attach ``tz`` to a local wall time. A wall time skipped by a DST jump moves forward by the gap (02:30 -> 03:30),
-    as a person's clock would; an ambiguous one takes its first occurrence."""
-    aware = naive.replace(tzinfo=tz, fold=0)
-    round_trip = aware.astimezone(dt.UTC).astimezone(tz)
-    if round_trip.replace(tzinfo=None) != naive:  # nonexistent local time
-        return round_trip
-    return aware
 
 
 def _wall_key(at: dt.datetime) -> str:
@@ -175,12 +174,6 @@ def _once(schedule: ScheduleFile, rule: OnceRule) -> Iterator[Item]:
         yield at, _days_between(at, event, schedule), _hours_between(at, event_start(schedule, event))
     else:
         yield at, None, None
-
-
-def rule_accounts(schedule: ScheduleFile, rule: Rule) -> list[str]:
-    if rule.accounts == "all":
-        return list(schedule.accounts)
-    return [account for account in rule.accounts if account in schedule.accounts]
 
 
 def slot_id(rule_id: str, account: str, key: str) -> str:

@@ -2,7 +2,7 @@
 
 ``schedule.yaml`` is a :class:`ScheduleFile`; each ``messages/*.yaml`` is a :class:`MessagesFile`. Every model forbids
 unknown keys, so a typo is an error with its ``file:line:col``, never a silently ignored setting. The models check the
-shape of one file; :mod:`amplifier.campaign` checks what spans files (a rule naming an unknown account...).
+shape of one file; :mod:`amplifier.campaign.load` checks what spans files (a rule naming an unknown account...).
 """
 
 from __future__ import annotations
@@ -335,3 +335,9 @@ class MessagesFile(Model):
     model_config = ConfigDict(extra="forbid", frozen=True, title="amplifier messages file")
 
     sets: dict[Id, MessageSet]
+
+
+def rule_accounts(schedule: ScheduleFile, rule: Rule) -> list[str]:
+    if rule.accounts == "all":
+        return list(schedule.accounts)
+    return [account for account in rule.accounts if account in schedule.accounts]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from amplifier.campaign.models import check_timezone
+from amplifier.campaign.schema import schemas
 from amplifier.errors import UsageError
-from amplifier.models import check_timezone
-from amplifier.schema import schemas
 
 EVENT_IN = dt.timedelta(days=42)
 FILE_MODE = 0o644
@@ -43,7 +43,7 @@ class InitResult:
 
 
 def skeleton_text(name: str) -> str:
-    return resources.files("amplifier").joinpath("skeleton", name).read_text(encoding="utf-8")
+    return resources.files("amplifier.campaign").joinpath("skeleton", name).read_text(encoding="utf-8")
 
 
 def campaign_files(*, today: dt.date, name: str, timezone: str) -> dict[str, str]:

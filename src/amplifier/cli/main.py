@@ -2,7 +2,7 @@
 
 Errors a user can cause (:class:`~amplifier.errors.AmplifierError`) are caught in :func:`main` and printed as
 ``file:line:col: message`` lines on stderr with a named exit code; a traceback only with ``--debug``.
-Commands that publish (``accounts``, ``send``) live in :mod:`amplifier.cli_publish` and are loaded only when called,
+Commands that publish (``accounts``, ``send``) live in :mod:`amplifier.cli.publish` and are loaded only when called,
 so ``--help``, ``validate`` and ``preview`` never import atproto or APScheduler.
 """
 
@@ -25,24 +25,24 @@ from amplifier import __version__
 from amplifier.errors import AmplifierError, ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from amplifier.campaign import Campaign
+    from amplifier.campaign.load import Campaign
 
 LAZY_COMMANDS = {
     "accounts": (
-        "amplifier.cli_publish",
+        "amplifier.cli.publish",
         "accounts",
         "Check each account's credentials and read its limits.",
     ),
-    "send": ("amplifier.cli_publish", "send", "Publish planned posts by id, now."),
-    "run": ("amplifier.cli_daemon", "run", "Run the campaign: post everything on time, exactly once."),
+    "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
+    "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
-        "amplifier.cli_daemon",
+        "amplifier.cli.daemon",
         "status",
         "Next posts due, last published, failures, paused accounts.",
     ),
-    "history": ("amplifier.cli_daemon", "history", "What was published, failed or expired."),
-    "pause": ("amplifier.cli_daemon", "pause", "Stop all posting now, without stopping the daemon."),
-    "resume": ("amplifier.cli_daemon", "resume", "Resume posting after a pause."),
+    "history": ("amplifier.cli.daemon", "history", "What was published, failed or expired."),
+    "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
+    "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
 }
 
 
@@ -58,13 +58,13 @@ class Globals:
 
     @property
     def config(self) -> Path:
-        from amplifier.campaign import find_config
+        from amplifier.campaign.load import find_config
 
         return find_config(self.config_option or _env_path("AMPLIFIER_CONFIG"))
 
     def campaign(self) -> Campaign:
         if self._campaign is None:
-            from amplifier.campaign import load_campaign
+            from amplifier.campaign.load import load_campaign
 
             self._campaign = load_campaign(self.config)
         return self._campaign
@@ -206,10 +206,10 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     """Check the campaign: every file, every template, every planned post against each platform's limit.
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
+    from amplifier.cli.progress import track
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
-    from amplifier.plan import validate as validate_plan
-    from amplifier.progress import track
+    from amplifier.plan.planner import validate as validate_plan
 
     g = apply_common(ctx, config, now)
     span = None
@@ -267,10 +267,10 @@ def preview(
 
     TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h).
     `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
+    from amplifier.cli.progress import track
+    from amplifier.cli.render import console, posts_table
     from amplifier.errors import CampaignError
-    from amplifier.plan import plan_window
-    from amplifier.progress import track
-    from amplifier.render import console, posts_table
+    from amplifier.plan.planner import plan_window
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
@@ -296,7 +296,7 @@ def preview(
         if output is None:
             click.echo(text, nl=False)
         else:
-            from amplifier.schema import write_atomic
+            from amplifier.campaign.schema import write_atomic
 
             try:
                 write_atomic(output, text)
@@ -327,16 +327,16 @@ def _export(
 ) -> str:
     """The plan as JSON, an HTML page or an iCalendar file (text)."""
     if fmt == "html":
-        from amplifier.html_preview import campaign_page
+        from amplifier.cli.html import campaign_page
 
         return campaign_page(campaign, plan, window)
     if fmt == "ics":
-        from amplifier.ics import posts_calendar
+        from amplifier.cli.ics import posts_calendar
 
         return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
     import io
 
-    from amplifier.render import dump_json, posts_json
+    from amplifier.cli.render import dump_json, posts_json
 
     buffer = io.StringIO()
     dump_json(
@@ -368,9 +368,9 @@ def compose(
     fmt: str,
 ) -> None:
     """Adapt one ad-hoc TEXT for a platform: its length as the platform counts it, thread split, payload."""
-    from amplifier.adapt import Content, Target, adapt
+    from amplifier.cli.render import console, dump_json
     from amplifier.clock import utcnow
-    from amplifier.render import console, dump_json
+    from amplifier.plan.adapt import Content, Target, adapt
 
     content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
     target = Target(
@@ -417,8 +417,8 @@ def compose(
 )
 def schema(output_dir: Path | None) -> None:
     """The JSON Schema of schedule.yaml and of message files, for editors (yaml-language-server)."""
-    from amplifier.render import dump_json
-    from amplifier.schema import schemas, write_schemas
+    from amplifier.campaign.schema import schemas, write_schemas
+    from amplifier.cli.render import dump_json
 
     if output_dir is None:
         dump_json(schemas())
@@ -438,9 +438,9 @@ def init(directory: Path, name: str, timezone: str, now: str | None) -> None:
     """Write a new campaign into DIRECTORY: schedule.yaml, messages/, .env.example and the schemas.
 
     It validates at once and explains itself in comments. Existing files are never overwritten."""
+    from amplifier.campaign.models import check_timezone
+    from amplifier.campaign.scaffold import init_campaign
     from amplifier.clock import parse_instant, utcnow
-    from amplifier.init import init_campaign
-    from amplifier.models import check_timezone
 
     try:
         zone = ZoneInfo(check_timezone(timezone))

@@ -3,12 +3,12 @@
 One pass (:meth:`Daemon.tick`) does, at an instant ``now``:
 
 1. reconcile any post left ``claimed`` (a crash, or an unexpected error, between request and ledger
-   write) with the platform (:mod:`amplifier.reconcile`), before anything new is sent; a post whose outcome
+   write) with the platform (:mod:`amplifier.delivery.reconcile`), before anything new is sent; a post whose outcome
    is unknown (below) is looked at when its next check is due;
 2. take the planned posts that are due, account by account, each account's posts strictly in order (a post
    waiting for a retry holds back the account's later posts), accounts concurrently on a bounded thread pool;
 3. for each post: expire it if its window was missed (:meth:`Daemon.deadline`), wait if the account's rate
-   limit (:mod:`amplifier.ratelimit`) or a server's reset time says so, else claim -> publish -> mark.
+   limit (:mod:`amplifier.delivery.ratelimit`) or a server's reset time says so, else claim -> publish -> mark.
 
 Errors, as the publishers classify them:
 
@@ -19,7 +19,7 @@ Errors, as the publishers classify them:
 * outcome unknown (:class:`~amplifier.publish.mastodon.StatusOutcomeUnknown`: a status request timed out or
   the connection broke after it may have reached the server; or any non-permanent error while re-sending a
   post whose outcome is still unknown): NO blind retry. The post stays claimed
-  (:meth:`~amplifier.ledger.Ledger.mark_unknown`, which keeps the first unknown moment) and only
+  (:meth:`~amplifier.delivery.ledger.Ledger.mark_unknown`, which keeps the first unknown moment) and only
   reconciliation moves it on, at its next check (the backoff, or the reset time of a 429): within the
   Idempotency-Key's safe window it is sent again under the same key, after it the account is searched. The
   account's later posts wait behind it. A planned post that is still unknown (released to be re-sent) is
@@ -70,22 +70,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from amplifier.campaign import Campaign, load_campaign
-from amplifier.clock import Clock, utcnow
-from amplifier.errors import AmplifierError, CampaignError, CredentialsError
-from amplifier.ledger import Ledger, LedgerError, PlanEntry, Row, State, SyncReport
-from amplifier.models import BlueskyAccount, CountdownRule, MastodonAccount
-from amplifier.post import PlannedPost
-from amplifier.publish.base import (
-    AuthError,
-    PermanentError,
-    Publisher,
-    PublishError,
-    PublishResult,
-    RateLimitedError,
-)
-from amplifier.ratelimit import RateLimiter
-from amplifier.reconcile import (
+from amplifier.campaign.load import Campaign, load_campaign
+from amplifier.campaign.models import BlueskyAccount, CountdownRule, MastodonAccount
+from amplifier.clock import Clock, localize, utcnow
+from amplifier.delivery.ledger import Ledger, LedgerError, PlanEntry, Row, State, SyncReport
+from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.reconcile import (
     Reconciled,
     claim_holder_alive,
     claim_token,
@@ -96,7 +86,17 @@ from amplifier.reconcile import (
     resend_is_safe,
     unknown_since,
 )
-from amplifier.schedule import event_start, localize, rule_zone
+from amplifier.errors import AmplifierError, CampaignError, CredentialsError
+from amplifier.plan.post import PlannedPost
+from amplifier.plan.schedule import event_start, rule_zone
+from amplifier.publish.base import (
+    AuthError,
+    PermanentError,
+    Publisher,
+    PublishError,
+    PublishResult,
+    RateLimitedError,
+)
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -346,7 +346,7 @@ class Daemon:
     def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
         """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
         the ledger. Raises :class:`CampaignError` when a post cannot be rendered."""
-        from amplifier.plan import plan_window
+        from amplifier.plan.planner import plan_window
 
         campaign = campaign or self.campaign
         start = now - self.lookback(campaign)
@@ -379,7 +379,7 @@ class Daemon:
         post = self.posts.get(row.id)
         if post is not None:
             return post
-        from amplifier.plan import find_posts
+        from amplifier.plan.planner import find_posts
 
         try:
             found = find_posts(self.campaign, [row.id])
@@ -666,7 +666,7 @@ class Daemon:
 
     def _failed_attempt(self, row: Row, exc: AmplifierError, report: TickReport) -> str:
         from amplifier.publish.mastodon import StatusOutcomeUnknown
-        from amplifier.sessions import LoginRefusedError
+        from amplifier.publish.sessions import LoginRefusedError
 
         self._record_done(row, exc)
         now = self.clock()
@@ -819,7 +819,7 @@ class Daemon:
         """Write ``heartbeat.json`` in the state folder (atomically): the daemon is alive at ``now``."""
         if self.state_dir is None:
             return
-        from amplifier.sessions import StateDir, StateError
+        from amplifier.publish.sessions import StateDir, StateError
 
         wake = self.next_wake(now)
         data = {

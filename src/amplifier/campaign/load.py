@@ -19,16 +19,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from amplifier import templates
-from amplifier.errors import CampaignError, Problem
-from amplifier.models import (
+from amplifier.campaign import templates
+from amplifier.campaign.models import (
     Account,
     CountdownRule,
     MessageSet,
     MessagesFile,
     ScheduleFile,
+    rule_accounts,
 )
-from amplifier.yamlsource import PathKey, Source, load
+from amplifier.campaign.yamlsource import PathKey, Source, load
+from amplifier.errors import CampaignError, Problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -165,7 +166,7 @@ _ALL_FIELDS: set[str] | None = None
 def _field_names() -> set[str]:
     global _ALL_FIELDS
     if _ALL_FIELDS is None:
-        from amplifier import models
+        from amplifier.campaign import models
 
         names: set[str] = set()
         for value in vars(models).values():
@@ -276,7 +277,6 @@ def _suggest(name: str, options: Any) -> str:
 
 
 def _rule_languages(campaign: Campaign, rule_id: str) -> list[str]:
-    from amplifier.schedule import rule_accounts
 
     rule = campaign.schedule.rules[rule_id]
     return sorted({campaign.account_lang(a) for a in rule_accounts(campaign.schedule, rule)})
@@ -284,7 +284,6 @@ def _rule_languages(campaign: Campaign, rule_id: str) -> list[str]:
 
 def needs(campaign: Campaign) -> dict[str, dict[str, set[str]]]:
     """For each message set, each language it must provide -> the platforms it is posted to in it."""
-    from amplifier.schedule import rule_accounts
 
     out: dict[str, dict[str, set[str]]] = {}
     for rule in campaign.schedule.rules.values():

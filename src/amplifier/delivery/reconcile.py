@@ -2,7 +2,7 @@
 
 A ``claimed`` row means: we may have sent the request, and never recorded the answer, either because the
 process died, or because the attempt ended without an answer (a Mastodon status request that timed out:
-:meth:`amplifier.ledger.Ledger.mark_unknown` keeps such a row claimed, with ``unknown_since``, the first
+:meth:`amplifier.delivery.ledger.Ledger.mark_unknown` keeps such a row claimed, with ``unknown_since``, the first
 moment an attempt could have created the post). Guessing either way is wrong (a second copy, or a silent
 loss), so we ask the platform:
 
@@ -48,9 +48,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from amplifier.delivery.ledger import Ledger, LedgerError, Row
 from amplifier.errors import AmplifierError
-from amplifier.ledger import Ledger, LedgerError, Row
-from amplifier.post import PlannedPost
+from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import PartResult, PermanentError, Publisher
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.

@@ -1,6 +1,6 @@
 """The daemon's commands: ``run``, ``status``, ``history``, ``pause`` and ``resume``.
 
-Registered lazily on the main group by :mod:`amplifier.cli`. The ledger is ``ledger.sqlite3`` in the state
+Registered lazily on the main group by :mod:`amplifier.cli.main`. The ledger is ``ledger.sqlite3`` in the state
 folder (``--state DIR``, ``$AMPLIFIER_STATE``, default ``.amplifier-state`` beside ``schedule.yaml``).
 
 Exit codes: ``run --once`` returns 4 (:attr:`ExitCode.PUBLISH`) when a post failed in the run, 2 when the
@@ -25,15 +25,15 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from amplifier.cli import apply_common, config_option, now_option
-from amplifier.cli_publish import JSON_VERSION, format_option, publish_context
-from amplifier.daemon import FAR_FUTURE, HEARTBEAT_NAME, LEDGER_NAME, PAUSE_NAME
+from amplifier.cli.main import apply_common, config_option, now_option
+from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.daemon.loop import FAR_FUTURE, HEARTBEAT_NAME, LEDGER_NAME, PAUSE_NAME
+from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.errors import AmplifierError, ExitCode, UsageError
-from amplifier.ledger import Ledger, LedgerError, Row, State
-from amplifier.sessions import resolve_state_dir
+from amplifier.publish.sessions import resolve_state_dir
 
 if TYPE_CHECKING:
-    from amplifier.cli import Globals
+    from amplifier.cli.main import Globals
 
 FINISHED = (State.PUBLISHED, State.FAILED, State.EXPIRED, State.SKIPPED)
 DEFAULT_MAX_AGE = 180  # seconds: a heartbeat older than this means the daemon is stuck
@@ -140,7 +140,7 @@ def run(
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
     from amplifier.clock import utcnow
-    from amplifier.daemon import (
+    from amplifier.daemon.loop import (
         Daemon,
         EventLog,
         offset_clock,
@@ -300,7 +300,7 @@ def collect_status(
 
 
 def _read_heartbeat(state: Path) -> dict[str, Any] | None:
-    from amplifier.sessions import StateDir
+    from amplifier.publish.sessions import StateDir
 
     data = StateDir(state).read_json("", HEARTBEAT_NAME)
     return data if isinstance(data, dict) else None
@@ -388,7 +388,7 @@ def status(
         data["healthy"] = not problems
         data["problems"] = problems
     if fmt == "json":
-        from amplifier.render import dump_json
+        from amplifier.cli.render import dump_json
 
         dump_json(data)
     else:
@@ -403,7 +403,7 @@ def _status_tables(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from amplifier.render import console
+    from amplifier.cli.render import console
 
     out = console()
     if data["paused"]:
@@ -488,7 +488,7 @@ def history(
         rows = ledger.history(window_start, window_end, account, FINISHED)
     items = [_row_json(row, zone) for row in rows]
     if fmt == "json":
-        from amplifier.render import dump_json
+        from amplifier.cli.render import dump_json
 
         dump_json(
             {
@@ -503,7 +503,7 @@ def history(
     from rich.table import Table
     from rich.text import Text
 
-    from amplifier.render import console
+    from amplifier.cli.render import console
 
     table = Table(title=f"history {window_start:%Y-%m-%d %H:%M} .. {window_end:%Y-%m-%d %H:%M}")
     for column in ("due", "id", "account", "state", "url / reason"):

@@ -1,0 +1,5 @@
+"""Delivery: the ledger that makes publishing exactly-once (``ledger``, ``migrations``), what happened to a post
+whose outcome is unknown (``reconcile``), and client-side rate limits (``ratelimit``).
+
+May import: ``publish``, ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``daemon`` or ``cli``.
+"""
