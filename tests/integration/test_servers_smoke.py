@@ -41,6 +41,7 @@ from PIL import Image
 
 from .servers import FIXTURE_HEADER, MastodonServer, PdsServer
 from .servers.mastodon import MastodonAccount
+from .servers.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -404,3 +405,12 @@ def test_mastodon_fault_rules_are_listed_and_cleared(mastodon_faults: MastodonSe
     assert mastodon_faults.faults() == []
     with pytest.raises(ValueError, match="needs status"):
         mastodon_faults.inject()
+
+
+def test_postgres_runs_unprivileged_and_drops_connections_on_demand(postgres: PostgresServer) -> None:
+    url = postgres.create_database("smoke")
+    assert postgres.psql("SELECT current_setting('fsync')", "smoke").strip() == "on"
+    owner = postgres.psql("SELECT usesuper FROM pg_user WHERE usename = current_user", "smoke").strip()
+    assert owner == "t"
+    assert url.startswith("postgresql://postgres@127.0.0.1:")
+    assert postgres.terminate_connections("smoke") == 0
