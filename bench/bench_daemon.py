@@ -77,7 +77,7 @@ def timed_pass(schedule: Path, state: Path, *, strict: bool = True) -> tuple[flo
     from amplifier.campaign.load import load_campaign
     from amplifier.cli.publish import publish_context
     from amplifier.daemon.loop import Daemon, EventLog
-    from amplifier.delivery.ledger import Ledger
+    from amplifier.delivery.ledger import open_ledger
     from amplifier.publish import create_publisher
     from amplifier.publish.mastodon import MastodonPublisher
 
@@ -89,7 +89,7 @@ def timed_pass(schedule: Path, state: Path, *, strict: bool = True) -> tuple[flo
     probe.limits(refresh=True)  # one instance request, cached in the state folder for every account
     probe.close()
     now = WARM
-    with Ledger.open(state / "ledger.sqlite3", now) as ledger:
+    with open_ledger(state, now) as ledger:
         daemon = Daemon(
             campaign,
             ledger,

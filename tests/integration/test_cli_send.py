@@ -17,8 +17,8 @@ import pytest
 from PIL import Image as PILImage
 
 from amplifier.campaign.load import load_campaign
-from amplifier.daemon.loop import LEDGER_NAME
 from amplifier.delivery.ledger import Ledger, PlanEntry, State
+from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger
 from amplifier.errors import ExitCode
 from amplifier.plan.planner import find_posts
 from amplifier.plan.post import PlannedPost
@@ -281,7 +281,7 @@ HELLO_BSKY = "hello:bsky:2027-10-30T10:00"
 
 
 def ledger_of(campaign: Campaign) -> Ledger:
-    return Ledger.open(campaign.state / LEDGER_NAME, dt.datetime.now(dt.UTC))
+    return SqliteLedger.open(campaign.state / LEDGER_NAME, dt.datetime.now(dt.UTC))
 
 
 def plan_into_ledger(campaign: Campaign, post_id: str, ledger: Ledger, now: dt.datetime) -> PlannedPost:

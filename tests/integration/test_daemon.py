@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.ledger import State, open_ledger
 from amplifier.publish.bluesky import record_key
 
 from .servers import Account, MastodonServer, PdsServer
@@ -158,7 +158,7 @@ class Campaign:
         (self.folder / "messages" / "hello.yaml").write_text(MESSAGES.format(suffix=suffix))
 
     def ledger_states(self) -> dict[str, State]:
-        with Ledger.open(self.state / "ledger.sqlite3", dt.datetime.now(dt.UTC)) as ledger:
+        with open_ledger(self.state, dt.datetime.now(dt.UTC)) as ledger:
             rows = ledger.history(
                 dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
             )

@@ -23,7 +23,7 @@ import requests.adapters
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.daemon.loop import Daemon, EventLog, run_once
-from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.publish import PublishContext, create_publisher
 from amplifier.publish.mastodon import MastodonPublisher
 from amplifier.publish.secrets import SecretSources
@@ -152,7 +152,7 @@ def make(
         ctx = PublishContext(
             secrets=SecretSources(), state=StateDir(folder / "state"), timeout=5.0, base_dir=folder
         )
-        ledger = Ledger.open(folder / "state" / "ledger.sqlite3", dt.datetime.now(dt.UTC))
+        ledger = open_ledger(folder / "state", dt.datetime.now(dt.UTC))
         setup = Setup(
             mastodon_faults, account, folder, campaign, ctx, ledger, f"hello:masto:{at:%Y-%m-%dT%H:%M}"
         )

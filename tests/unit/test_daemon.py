@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from amplifier.campaign.load import load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once, serve
-from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.delivery.reconcile import MASTODON_IDEMPOTENCY_SAFE
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import (
@@ -208,7 +208,7 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     def factory(rules: str, now: dt.datetime, **overrides: Any) -> Harness:
         folder = tmp_path / f"campaign{len(made)}"
         campaign = load_campaign(write_campaign(folder, rules))
-        ledger = Ledger.open(folder / "state" / "ledger.sqlite3", now)
+        ledger = open_ledger(folder / "state", now)
         server = FakeServer()
         clock = Clock(now)
         log = EventLog(None, clock=clock, keep=True)
@@ -732,7 +732,7 @@ def test_startup_reconciles_claimed_posts(
         return FakePublisher(name, settings.platform, server)
 
     claimed_at = now - claim_age
-    with Ledger.open(tmp_path / "ledger.sqlite3", claimed_at) as ledger:
+    with open_ledger(tmp_path, claimed_at) as ledger:
         first = Daemon(campaign, ledger, publisher, clock=Clock(claimed_at), environ={})
         first.plan(claimed_at)
         assert ledger.claim(post_id, claimed_at, "crashed-process")
@@ -772,7 +772,7 @@ def test_reconcile_resumes_a_thread_after_the_parts_found(tmp_path: Path) -> Non
     def publisher(name: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
         return FakePublisher(name, settings.platform, server)
 
-    with Ledger.open(tmp_path / "ledger.sqlite3", claimed_at) as ledger:
+    with open_ledger(tmp_path, claimed_at) as ledger:
         first = Daemon(campaign, ledger, publisher, clock=Clock(claimed_at), environ={})
         first.plan(claimed_at)
         part_count = ledger.get(post_id).part_count
@@ -805,7 +805,7 @@ def test_reconcile_leaves_a_claim_of_a_running_process_alone(tmp_path: Path) -> 
     def publisher(name: str, settings: MastodonAccount | BlueskyAccount) -> FakePublisher:
         return FakePublisher(name, settings.platform, server)
 
-    with Ledger.open(tmp_path / "ledger.sqlite3", now) as ledger:
+    with open_ledger(tmp_path, now) as ledger:
         daemon = Daemon(campaign, ledger, publisher, clock=Clock(now), environ={})
         daemon.plan(now)
         # the test process itself stands for the running `send` (another pid than the daemon's would be)

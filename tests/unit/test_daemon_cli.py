@@ -300,16 +300,16 @@ def test_a_dry_run_writes_its_heartbeat_in_its_scratch_folder(
 def test_a_dry_run_obeys_the_real_pause_switches(
     run_cli: RunCli, campaign: list[str], tmp_path: Path, switch: str
 ) -> None:
-    from amplifier.cli.daemon import real_pause_reason
+    from amplifier.delivery.ledger import outside_pause_reason
 
     assert run_cli(*campaign, "run", "--once", "--now", "2027-10-28T12:00").code == 0  # the real ledger
-    ledger = tmp_path / "state" / "ledger.sqlite3"
-    assert real_pause_reason(ledger) is None
+    state = tmp_path / "state"
+    assert outside_pause_reason(state) is None
     if switch == "file":
         (tmp_path / "state" / "PAUSE").write_text("")
     else:
         assert run_cli(*campaign, "pause", "--reason", "breaking news").code == 0
-        assert real_pause_reason(ledger) == "breaking news"
+        assert outside_pause_reason(state) == "breaking news"
 
     result = run_cli(*campaign, "run", "--once", "--dry-run", "--now", "2027-10-29T10:00")
 
@@ -319,12 +319,13 @@ def test_a_dry_run_obeys_the_real_pause_switches(
     assert Fake.sent == []
 
 
-def test_real_pause_reason_of_a_missing_or_unusable_ledger_is_none(tmp_path: Path) -> None:
-    from amplifier.cli.daemon import real_pause_reason
+def test_outside_pause_reason_of_a_missing_or_unusable_ledger_is_none(tmp_path: Path) -> None:
+    from amplifier.delivery.ledger import outside_pause_reason
 
-    assert real_pause_reason(tmp_path / "missing.sqlite3") is None
-    (tmp_path / "junk.sqlite3").write_text("not a database")
-    assert real_pause_reason(tmp_path / "junk.sqlite3") is None
+    assert outside_pause_reason(tmp_path / "missing") is None
+    assert not (tmp_path / "missing").exists()  # never created
+    (tmp_path / "ledger.sqlite3").write_text("not a database")
+    assert outside_pause_reason(tmp_path) is None
 
 
 @pytest.mark.parametrize(

@@ -67,3 +67,18 @@ def test_every_stage_says_what_it_owns_and_may_import() -> None:
         doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8")))
         assert doc, stage
         assert "import" in doc.lower(), stage
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_the_ledger_package_knows_its_database(path: Path) -> None:
+    """Delivery, the daemon and the CLI use the ledger's interface; a second backend touches no other code."""
+    relative = path.relative_to(PACKAGE)
+    if relative.parts[:2] == ("delivery", "ledger"):
+        return
+    backend_specific = [
+        f"{relative}:{line}: imports {module}"
+        for line, module in imports(path)
+        if module.split(".")[0] == "sqlite3"
+        or module.startswith(("amplifier.delivery.ledger.sqlite", "amplifier.delivery.ledger.migrations"))
+    ]
+    assert backend_specific == []

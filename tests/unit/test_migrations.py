@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.delivery.ledger import Ledger
-from amplifier.delivery.migrations import (
+from amplifier.delivery.ledger.migrations import (
     MIGRATIONS,
     Migration,
     SchemaError,
     applied_migrations,
     migrate,
 )
+from amplifier.delivery.ledger.sqlite import SqliteLedger
 
 T0 = datetime(2027, 10, 25, 8, 0, tzinfo=UTC)
 
@@ -149,9 +149,9 @@ def test_migrate_again_applies_nothing_and_keeps_the_records(conn: sqlite3.Conne
 
 def test_reopening_the_ledger_does_not_migrate_again(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
-    with Ledger.open(path, T0):
+    with SqliteLedger.open(path, T0):
         pass
-    with Ledger.open(path, T0 + timedelta(hours=5)):
+    with SqliteLedger.open(path, T0 + timedelta(hours=5)):
         pass
 
     with sqlite3.connect(path) as check:
@@ -206,14 +206,14 @@ def test_a_database_from_a_newer_version_is_refused(conn: sqlite3.Connection) ->
 
 def test_newer_database_is_a_user_facing_error_on_open(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
-    with Ledger.open(path, T0):
+    with SqliteLedger.open(path, T0):
         pass
     with sqlite3.connect(path) as raw:
         raw.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 'x')")
     raw.close()
 
     with pytest.raises(SchemaError, match="upgrade amplifier"):
-        Ledger.open(path, T0)
+        SqliteLedger.open(path, T0)
 
 
 def test_migrate_needs_an_aware_now(conn: sqlite3.Connection) -> None:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from amplifier.campaign.load import load_campaign
 from amplifier.cli.main import cli
 from amplifier.cli.publish import SendOutcome, publish_context, send_posts
-from amplifier.delivery.ledger import Ledger, Row, State
+from amplifier.delivery.ledger import Row, State, open_ledger
 from amplifier.errors import ExitCode
 from amplifier.plan.planner import find_posts
 from amplifier.plan.post import PlannedPost
@@ -190,12 +190,12 @@ def world(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def send_now(folder: Path, *ids: str) -> list[SendOutcome]:
     campaign = load_campaign(folder / "schedule.yaml")
     ctx = publish_context(campaign, folder / "st")
-    with Ledger.open(folder / "st" / "ledger.sqlite3", datetime.now(UTC)) as ledger:
+    with open_ledger(folder / "st", datetime.now(UTC)) as ledger:
         return send_posts(find_posts(campaign, ids), campaign, ctx, dry_run=False, ledger=ledger)
 
 
 def ledger_row(folder: Path, post_id: str) -> Row:
-    with Ledger.open(folder / "st" / "ledger.sqlite3", datetime.now(UTC)) as ledger:
+    with open_ledger(folder / "st", datetime.now(UTC)) as ledger:
         return ledger.get(post_id)
 
 
@@ -275,12 +275,12 @@ def test_send_refuses_a_post_the_ledger_finished(folder: Path, world: dict[str, 
 
 def test_send_refuses_while_the_account_or_everything_is_paused(folder: Path, world: dict[str, Any]) -> None:
     now = datetime.now(UTC)
-    with Ledger.open(folder / "st" / "ledger.sqlite3", now) as ledger:
+    with open_ledger(folder / "st", now) as ledger:
         ledger.pause_account("masto", "token revoked", now)
     (outcome,) = send_now(folder, IDS[0])
     assert outcome.status == "refused"
     assert "the account masto is paused (token revoked)" in str(outcome.error)
-    with Ledger.open(folder / "st" / "ledger.sqlite3", now) as ledger:
+    with open_ledger(folder / "st", now) as ledger:
         ledger.resume_account("masto")
         ledger.set_paused(True, "breaking news", now)
     code, _out, err = run(folder, "--state", str(folder / "st"), "send", IDS[0])

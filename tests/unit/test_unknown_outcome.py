@@ -22,7 +22,7 @@ from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.cli.publish import publish_context, send_posts
 from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once
-from amplifier.delivery.ledger import Ledger, State
+from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.delivery.reconcile import reconcile_row
 from amplifier.plan.planner import find_posts
 from amplifier.plan.post import PlannedPost
@@ -165,7 +165,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     rules = RULES + once("b", "2027-10-20T09:00", accounts="[sky]", missed="{action: post, grace: P1D}")
     campaign = load_campaign(write_campaign(tmp_path, rules))
     clock = Clock(T0)
-    ledger = Ledger.open(tmp_path / "state" / "ledger.sqlite3", T0)
+    ledger = open_ledger(tmp_path / "state", T0)
     made = World(tmp_path, campaign, ledger, clock, KeyedServer(clock), FakeServer())
     yield made
     for daemon in made.daemons:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,8 +26,9 @@ import click
 
 from amplifier.cli.main import apply_common, config_option, now_option
 from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
-from amplifier.daemon.loop import FAR_FUTURE, HEARTBEAT_NAME, LEDGER_NAME, PAUSE_NAME
-from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
+from amplifier.daemon.loop import FAR_FUTURE, HEARTBEAT_NAME, PAUSE_NAME
+from amplifier.delivery import ledger as ledgers
+from amplifier.delivery.ledger import Ledger, Row, State
 from amplifier.errors import AmplifierError, ExitCode, UsageError
 from amplifier.publish.sessions import resolve_state_dir
 
@@ -54,44 +54,11 @@ def _zone(g: Globals) -> ZoneInfo:
 
 @contextmanager
 def open_ledger(g: Globals, now: dt.datetime) -> Iterator[Ledger]:
-    ledger = Ledger.open(state_dir(g) / LEDGER_NAME, now)
-    try:
+    with ledgers.open_ledger(state_dir(g), now) as ledger:
         yield ledger
-    finally:
-        ledger.close()
 
 
 # --------------------------------------------------------------------------------------------- run
-
-
-def _dry_run_copy(source: Path, folder: Path) -> Path:
-    """A private copy of the ledger for a dry run (which must not change the real one)."""
-    target = folder / LEDGER_NAME
-    if source.exists():
-        # as_uri() percent-encodes the path: a "#" or "?" in a folder's name is not read as URI syntax
-        uri = f"{source.resolve().as_uri()}?mode=ro"
-        try:
-            with closing(sqlite3.connect(uri, uri=True)) as src, closing(sqlite3.connect(target)) as dst:
-                src.backup(dst)
-        except sqlite3.Error as error:
-            raise LedgerError(f"{source}: not a usable ledger database: {error}") from error
-    return target
-
-
-def real_pause_reason(ledger_path: Path) -> str | None:
-    """Why the ledger at ``ledger_path`` has all posting paused (read-only; None: not paused, or no usable
-    ledger). A dry run works on a copy of the ledger, but obeys the real switch."""
-    if not ledger_path.exists():
-        return None
-    uri = f"{ledger_path.resolve().as_uri()}?mode=ro"
-    try:
-        with closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
-            found = conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
-    except sqlite3.Error:
-        return None
-    if found is None or not found[0]:
-        return None
-    return str(found[1] or "paused")
 
 
 @contextmanager
@@ -164,11 +131,10 @@ def run(
         return create_publisher(account, settings, publish_ctx, dry_run=dry_run)
 
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
-        ledger_path = state / LEDGER_NAME
-        real_ledger = ledger_path
         if dry_run:
-            ledger_path = _dry_run_copy(ledger_path, Path(scratch))
-        ledger = Ledger.open(ledger_path, clock())
+            ledger = ledgers.open_ledger_copy(state, Path(scratch), clock())
+        else:
+            ledger = ledgers.open_ledger(state, clock())
         daemon = Daemon(
             campaign,
             ledger,
@@ -178,7 +144,7 @@ def run(
             state_dir=Path(scratch) if dry_run else state,
             settings=settings_from_environ(os.environ),
             pause_dir=state,
-            outside_pause=(lambda: real_pause_reason(real_ledger)) if dry_run else None,
+            outside_pause=(lambda: ledgers.outside_pause_reason(state)) if dry_run else None,
         )
         try:
             if once:

@@ -422,8 +422,8 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     published is not posted again (its address is printed, without asking the server), and a post the
     daemon is sending at this moment is refused."""
     from amplifier.cli.render import console, dump_json
-    from amplifier.daemon.loop import LEDGER_NAME, offset_clock
-    from amplifier.delivery.ledger import Ledger
+    from amplifier.daemon.loop import offset_clock
+    from amplifier.delivery.ledger import open_ledger
     from amplifier.plan.planner import find_posts
 
     campaign: Campaign = ctx.obj.campaign()
@@ -434,7 +434,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
     else:
-        with Ledger.open(publish_ctx.state.path / LEDGER_NAME, clock()) as ledger:
+        with open_ledger(publish_ctx.state.path, clock()) as ledger:
             outcomes = send_posts(posts, campaign, publish_ctx, dry_run=False, ledger=ledger, clock=clock)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "dry_run": dry_run, "posts": [o.to_json() for o in outcomes]})

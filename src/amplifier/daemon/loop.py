@@ -100,7 +100,6 @@ from amplifier.publish.base import (
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
-LEDGER_NAME = "ledger.sqlite3"
 PAUSE_NAME = "PAUSE"
 HEARTBEAT_NAME = "heartbeat.json"
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_REQUEST"

@@ -1,5 +1,6 @@
-"""Delivery: the ledger that makes publishing exactly-once (``ledger``, ``migrations``), what happened to a post
-whose outcome is unknown (``reconcile``), and client-side rate limits (``ratelimit``).
+"""Delivery: the ledger that makes publishing exactly-once (``ledger/``: its interface, and the SQLite
+implementation with its migrations), what happened to a post whose outcome is unknown (``reconcile``), and
+client-side rate limits (``ratelimit``).
 
 May import: ``publish``, ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``daemon`` or ``cli``.
 """

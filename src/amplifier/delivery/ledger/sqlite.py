@@ -1,30 +1,7 @@
-"""The delivery ledger: one SQLite file that makes publishing exactly-once.
+"""The SQLite ledger (:class:`SqliteLedger`): the :class:`~amplifier.delivery.ledger.base.Ledger` in one file,
+``ledger.sqlite3`` in the state folder.
 
-Every planned post (or thread) has one row, keyed by its stable id. Its life::
-
-    planned --claim--> claimed --mark_published--> published
-       ^                  |  --mark_failed-------> failed     (reason)
-       |                  |  --mark_expired------> expired    (reason; also straight from planned)
-       +--schedule_retry--+  --mark_skipped------> skipped    (reason; also straight from planned)
-       +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
-    planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
-
-An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
-status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
-:meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
-moment an attempt could have created it (the claim time of that attempt), across later re-claims, until the
-post is published or a lookup proves it absent (``release(..., absent=True)``). ``next_attempt_at`` of such a
-row is when reconciliation should look at it next (:meth:`Ledger.unknown_due`).
-
-``schedule_retry`` counts an attempt (``attempts + 1``) and sets ``next_attempt_at``; ``release`` (a graceful
-shutdown) does not. ``mark_failed`` counts the last attempt too. Any other change raises
-:class:`IllegalTransition`.
-
-A thread publishes part by part: :meth:`Ledger.record_part` stores each part's result (platform id, URI, CID,
-URL) as soon as it is out, so a retry after a failure (or a crash) resumes at :attr:`Row.next_part` and
-threads the missing parts onto the ones already published.
-
-Storage (see :mod:`amplifier.delivery.migrations` for the schema):
+Storage (see :mod:`amplifier.delivery.ledger.migrations` for the schema):
 
 * WAL journal, so readers (the CLI's ``status``) never block the daemon's writes, and a killed process leaves
   the database consistent: a transaction is in the database entirely or not at all.
@@ -45,200 +22,42 @@ reason text a caller passes in, and callers must pass texts that are safe to sho
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from contextlib import closing, contextmanager
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from amplifier.delivery.migrations import migrate
-from amplifier.errors import AmplifierError, ExitCode
-from amplifier.plan.post import PlannedPost
+from amplifier.delivery.ledger.base import (
+    CANCELLED_REASON,
+    CLAIMED_ONLY,
+    UNFINISHED,
+    ClaimMismatch,
+    IllegalTransition,
+    JSONObject,
+    LedgerBusy,
+    LedgerError,
+    PartConflict,
+    PlanEntry,
+    Row,
+    State,
+    SyncReport,
+    UnknownPost,
+    check_reason,
+    dump_json,
+    from_db_time,
+    optional_time,
+    to_db_time,
+)
+from amplifier.delivery.ledger.migrations import migrate
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
-CANCELLED_REASON = "removed from the plan"
-
-JSONObject = dict[str, Any]
-
-
-class State(enum.StrEnum):
-    PLANNED = "planned"
-    CLAIMED = "claimed"
-    PUBLISHED = "published"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-# The legal transitions, and nothing else.
-TRANSITIONS: Mapping[State, frozenset[State]] = {
-    State.PLANNED: frozenset({State.CLAIMED, State.EXPIRED, State.SKIPPED, State.CANCELLED}),
-    State.CLAIMED: frozenset({State.PUBLISHED, State.FAILED, State.EXPIRED, State.SKIPPED, State.PLANNED}),
-    State.CANCELLED: frozenset({State.PLANNED}),
-    State.PUBLISHED: frozenset(),
-    State.FAILED: frozenset(),
-    State.EXPIRED: frozenset(),
-    State.SKIPPED: frozenset(),
-}
-_CLAIMED = frozenset({State.CLAIMED})  # where publishing, failing, retrying and releasing start
-_UNFINISHED = frozenset({State.PLANNED, State.CLAIMED})  # where expiring and skipping start
-
-
-class LedgerError(AmplifierError):
-    """The ledger cannot do what was asked (an unknown post, a change its state forbids, an unusable file)."""
-
-    exit_code = ExitCode.PUBLISH
-
-
-class LedgerBusy(LedgerError):
-    """Another process held the ledger's write lock for longer than the busy timeout."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        super().__init__(
-            f"{path}: the ledger is busy (another amplifier process is writing to it); try again"
-        )
-
-
-class UnknownPost(LedgerError):
-    def __init__(self, post_id: str) -> None:
-        self.post_id = post_id
-        super().__init__(f"no post {post_id!r} in the ledger")
-
-
-class IllegalTransition(LedgerError):
-    """A state change that the post's current state does not allow (e.g. publishing a post nobody claimed)."""
-
-    def __init__(self, post_id: str, state: State, action: str) -> None:
-        self.post_id = post_id
-        self.state = state
-        self.action = action
-        super().__init__(f"post {post_id!r} is {state.value}: cannot {action}")
-
-
-class ClaimMismatch(LedgerError):
-    """The post is claimed by another claimant than the one that asks (its claim was released and retaken)."""
-
-    def __init__(self, post_id: str, token: str, holder: str | None) -> None:
-        self.post_id = post_id
-        self.token = token
-        self.holder = holder
-        super().__init__(f"post {post_id!r} is claimed by {holder!r}, not by {token!r}")
-
-
-class PartConflict(LedgerError):
-    """A part of a thread was recorded already with another result: it would be published twice."""
-
-    def __init__(self, post_id: str, index: int) -> None:
-        self.post_id = post_id
-        self.index = index
-        super().__init__(f"part {index} of post {post_id!r} is already recorded with a different result")
-
-
-def to_db_time(value: datetime) -> str:
-    """``value`` (aware) as fixed-width UTC ISO 8601 text, e.g. ``2027-10-25T10:00:00.000000+00:00``."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: the ledger needs aware datetimes")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def from_db_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _optional_time(text: str | None) -> datetime | None:
-    return None if text is None else from_db_time(text)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def content_hash(post: PlannedPost) -> str:
-    """A hash of all a post would send (its parts' text, payloads, images), to tell a changed text."""
-    return hashlib.sha256(_dump([part.to_json() for part in post.parts]).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class PlanEntry:
-    """What the ledger needs to know of one planned post."""
-
-    id: str
-    account: str
-    platform: str
-    rule: str
-    due_at: datetime  # aware
-    content_hash: str
-    part_count: int = 1
-
-    @classmethod
-    def from_post(cls, post: PlannedPost) -> PlanEntry:
-        return cls(
-            id=post.id,
-            account=post.account,
-            platform=post.platform,
-            rule=post.rule,
-            due_at=post.at,
-            content_hash=content_hash(post),
-            part_count=len(post.parts),
-        )
-
-
-@dataclass(frozen=True)
-class Row:
-    """One post as the ledger knows it. Times are aware UTC datetimes."""
-
-    id: str
-    account: str
-    platform: str
-    rule: str
-    due_at: datetime
-    content_hash: str
-    part_count: int
-    state: State
-    attempts: int  # attempts that ended in an error (retried or failed)
-    next_attempt_at: datetime
-    last_error: str | None  # the reason of the last error, or of failed / expired / skipped / cancelled
-    claimed_at: datetime | None
-    claim_token: str | None  # who holds (or last held) the claim
-    published_at: datetime | None
-    result: tuple[JSONObject, ...] | None  # when published: one result per part
-    created_at: datetime
-    updated_at: datetime
-    parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
-    # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
-    unknown_since: datetime | None = None
-
-    @property
-    def missing_parts(self) -> tuple[int, ...]:
-        return tuple(index for index in range(self.part_count) if index not in self.parts)
-
-    @property
-    def next_part(self) -> int | None:
-        """The index of the first part still to publish, None when every part is out."""
-        missing = self.missing_parts
-        return missing[0] if missing else None
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What :meth:`Ledger.sync_plan` did, by post id."""
-
-    inserted: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()  # still planned; due time, text or account changed
-    revived: tuple[str, ...] = ()  # cancelled by an earlier re-plan, back in the plan
-    cancelled: tuple[str, ...] = ()  # planned, gone from the plan
-    ignored: tuple[str, ...] = ()  # the plan changes or drops them, but they are claimed, started or finished
-    unchanged: int = 0
+LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 
 
 _COLUMNS = (
@@ -267,21 +86,15 @@ def _row(values: Sequence[Any]) -> Row:
         attempts=values[8],
         next_attempt_at=from_db_time(values[9]),
         last_error=values[10],
-        claimed_at=_optional_time(values[11]),
+        claimed_at=optional_time(values[11]),
         claim_token=values[12],
-        published_at=_optional_time(values[13]),
+        published_at=optional_time(values[13]),
         result=None if values[14] is None else tuple(json.loads(values[14])),
         created_at=from_db_time(values[15]),
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
-        unknown_since=_optional_time(values[17]),
+        unknown_since=optional_time(values[17]),
     )
-
-
-def _check_reason(reason: str) -> str:
-    if not reason or not reason.strip():
-        raise ValueError("a reason must be a non-empty text")
-    return reason
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -311,8 +124,9 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class Ledger:
-    """The delivery ledger. Open it with :meth:`open`, as a context manager; threads may share it."""
+class SqliteLedger:
+    """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
+    :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
@@ -573,9 +387,9 @@ class Ledger:
         :class:`PartConflict`.
         """
         stamp = to_db_time(now)
-        text = _dump(dict(result))
+        text = dump_json(dict(result))
         with self._transaction() as conn:
-            _, part_count = self._current(conn, post_id, _CLAIMED, f"record part {index}", token)
+            _, part_count = self._current(conn, post_id, CLAIMED_ONLY, f"record part {index}", token)
             if not 0 <= index < part_count:
                 raise ValueError(f"post {post_id!r} has {part_count} part(s): no part {index}")
             self._insert_part(conn, post_id, index, text, stamp)
@@ -604,9 +418,9 @@ class Ledger:
     ) -> None:
         """Claimed -> published. ``parts`` is one result per part (None: every part was recorded already)."""
         stamp = to_db_time(now)
-        texts = None if parts is None else [_dump(dict(part)) for part in parts]
+        texts = None if parts is None else [dump_json(dict(part)) for part in parts]
         with self._transaction() as conn:
-            _, part_count = self._current(conn, post_id, _CLAIMED, "mark it published", token)
+            _, part_count = self._current(conn, post_id, CLAIMED_ONLY, "mark it published", token)
             if texts is not None:
                 if len(texts) != part_count:
                     raise ValueError(f"post {post_id!r} has {part_count} part(s), got {len(texts)} result(s)")
@@ -630,9 +444,9 @@ class Ledger:
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
         """Claimed -> failed for good (the attempt counts); ``reason`` is stored as given."""
         stamp = to_db_time(now)
-        _check_reason(reason)
+        check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, _CLAIMED, "mark it failed", token)
+            self._current(conn, post_id, CLAIMED_ONLY, "mark it failed", token)
             conn.execute(
                 "UPDATE posts SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -645,9 +459,9 @@ class Ledger:
         """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts, ``reason`` is kept."""
         stamp = to_db_time(now)
         next_text = to_db_time(next_attempt_at)
-        _check_reason(reason)
+        check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, _CLAIMED, "schedule a retry", token)
+            self._current(conn, post_id, CLAIMED_ONLY, "schedule a retry", token)
             conn.execute(
                 "UPDATE posts SET state = 'planned', attempts = attempts + 1, next_attempt_at = ?,"
                 " last_error = ?, claimed_at = NULL, claim_token = NULL, updated_at = ? WHERE id = ?",
@@ -678,7 +492,7 @@ class Ledger:
         elif unknown:
             clear = ", unknown_since = COALESCE(unknown_since, claimed_at)"
         with self._transaction() as conn:
-            self._current(conn, post_id, _CLAIMED, "release it", token)
+            self._current(conn, post_id, CLAIMED_ONLY, "release it", token)
             conn.execute(
                 "UPDATE posts SET state = 'planned', claimed_at = NULL, claim_token = NULL, updated_at = ?"
                 f"{clear} WHERE id = ?",
@@ -704,9 +518,9 @@ class Ledger:
         whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
         stamp = to_db_time(now)
         check_text = to_db_time(check_at)
-        _check_reason(reason)
+        check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, _CLAIMED, "mark its outcome unknown", token)
+            self._current(conn, post_id, CLAIMED_ONLY, "mark its outcome unknown", token)
             conn.execute(
                 "UPDATE posts SET attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
                 " unknown_since = COALESCE(unknown_since, claimed_at), updated_at = ? WHERE id = ?",
@@ -723,9 +537,9 @@ class Ledger:
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
         stamp = to_db_time(now)
-        _check_reason(reason)
+        check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, _UNFINISHED, f"mark it {to.value}", token)
+            self._current(conn, post_id, UNFINISHED, f"mark it {to.value}", token)
             conn.execute(
                 "UPDATE posts SET state = ?, last_error = ?, updated_at = ? WHERE id = ?",
                 (to.value, reason, stamp, post_id),
@@ -754,7 +568,7 @@ class Ledger:
             found = self._conn.execute(
                 f"SELECT MIN(next_attempt_at) FROM posts WHERE state = 'planned' AND {_NOT_PAUSED}"
             ).fetchone()
-        return _optional_time(found[0])
+        return optional_time(found[0])
 
     def claimed(self, older_than: datetime | None = None) -> list[Row]:
         """Claimed posts (claimed before ``older_than``, if given), by claim time: after a crash, their fate
@@ -780,7 +594,7 @@ class Ledger:
             found = self._conn.execute(
                 "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'claimed' AND unknown_since IS NOT NULL"
             ).fetchone()
-        return _optional_time(found[0])
+        return optional_time(found[0])
 
     def history(
         self,
@@ -814,7 +628,7 @@ class Ledger:
     def pause_account(self, account: str, reason: str, now: datetime) -> None:
         """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
         stamp = to_db_time(now)
-        _check_reason(reason)
+        check_reason(reason)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
@@ -840,7 +654,7 @@ class Ledger:
         """Pause (or resume) all publishing; a pause needs a reason."""
         stamp = to_db_time(now)
         if paused:
-            _check_reason(reason or "")
+            check_reason(reason or "")
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE global_pause SET paused = ?, reason = ?, changed_at = ? WHERE id = 1",
@@ -856,3 +670,33 @@ class Ledger:
         with self._lock:
             found = self._conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
         return str(found[1]) if found[0] else None
+
+
+def copy_ledger(source: Path, target: Path) -> None:
+    """Copy the ledger at ``source`` (read-only; a missing one: nothing) to ``target``, consistently even while
+    a daemon writes to it (SQLite's online backup)."""
+    if not source.exists():
+        return
+    # as_uri() percent-encodes the path: a "#" or "?" in a folder's name is not read as URI syntax
+    uri = f"{source.resolve().as_uri()}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as src, closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+    except sqlite3.Error as error:
+        raise LedgerError(f"{source}: not a usable ledger database: {error}") from error
+
+
+def read_pause_reason(path: Path) -> str | None:
+    """Why the ledger at ``path`` has all posting paused, read-only and without migrating (None: not paused,
+    or no usable ledger there)."""
+    if not path.exists():
+        return None
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
+            found = conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
+    except sqlite3.Error:
+        return None
+    if found is None or not found[0]:
+        return None
+    return str(found[1] or "paused")

@@ -1,0 +1,409 @@
+"""The ledger's interface: what delivery, the daemon and the CLI may ask of a ledger, whatever stores it.
+
+The delivery ledger makes publishing exactly-once. Every planned post (or thread) has one row, keyed by its
+stable id. Its life::
+
+    planned --claim--> claimed --mark_published--> published
+       ^                  |  --mark_failed-------> failed     (reason)
+       |                  |  --mark_expired------> expired    (reason; also straight from planned)
+       +--schedule_retry--+  --mark_skipped------> skipped    (reason; also straight from planned)
+       +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
+    planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
+
+An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
+status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
+:meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
+moment an attempt could have created it (the claim time of that attempt), across later re-claims, until the
+post is published or a lookup proves it absent (``release(..., absent=True)``). ``next_attempt_at`` of such a
+row is when reconciliation should look at it next (:meth:`Ledger.unknown_due`).
+
+``schedule_retry`` counts an attempt (``attempts + 1``) and sets ``next_attempt_at``; ``release`` (a graceful
+shutdown) does not. ``mark_failed`` counts the last attempt too. Any other change raises
+:class:`IllegalTransition`.
+
+A thread publishes part by part: :meth:`Ledger.record_part` stores each part's result (platform id, URI, CID,
+URL) as soon as it is out, so a retry after a failure (or a crash) resumes at :attr:`Row.next_part` and
+threads the missing parts onto the ones already published.
+
+What every implementation guarantees (``tests/contract/test_ledger_contract.py`` checks it against each):
+
+* every state change is atomic and checked under a write lock, so two processes (or threads) can never both
+  claim one post, and a killed process leaves the ledger consistent;
+* a committed change survives a crash of the process and of the machine;
+* readers never block writers for long; a writer that waits too long raises :class:`LedgerBusy`;
+* the clock is a parameter: every method that records a time takes an aware ``now``;
+* rows hold no secrets: ``last_error`` is exactly the reason text a caller passes in, and callers must pass
+  texts that are safe to show (as :class:`amplifier.errors.AmplifierError` messages are).
+
+This module imports no database driver; the implementations (:mod:`.sqlite`) do.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from amplifier.errors import AmplifierError, ExitCode
+from amplifier.plan.post import PlannedPost
+
+CANCELLED_REASON = "removed from the plan"
+
+JSONObject = dict[str, Any]
+
+
+class State(enum.StrEnum):
+    PLANNED = "planned"
+    CLAIMED = "claimed"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+# The legal transitions, and nothing else.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.PLANNED: frozenset({State.CLAIMED, State.EXPIRED, State.SKIPPED, State.CANCELLED}),
+    State.CLAIMED: frozenset({State.PUBLISHED, State.FAILED, State.EXPIRED, State.SKIPPED, State.PLANNED}),
+    State.CANCELLED: frozenset({State.PLANNED}),
+    State.PUBLISHED: frozenset(),
+    State.FAILED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.SKIPPED: frozenset(),
+}
+CLAIMED_ONLY = frozenset({State.CLAIMED})  # where publishing, failing, retrying and releasing start
+UNFINISHED = frozenset({State.PLANNED, State.CLAIMED})  # where expiring and skipping start
+
+
+class LedgerError(AmplifierError):
+    """The ledger cannot do what was asked (an unknown post, a change its state forbids, an unusable file)."""
+
+    exit_code = ExitCode.PUBLISH
+
+
+class LedgerBusy(LedgerError):
+    """Another process held the ledger's write lock for longer than the busy timeout."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: the ledger is busy (another amplifier process is writing to it); try again"
+        )
+
+
+class UnknownPost(LedgerError):
+    def __init__(self, post_id: str) -> None:
+        self.post_id = post_id
+        super().__init__(f"no post {post_id!r} in the ledger")
+
+
+class IllegalTransition(LedgerError):
+    """A state change that the post's current state does not allow (e.g. publishing a post nobody claimed)."""
+
+    def __init__(self, post_id: str, state: State, action: str) -> None:
+        self.post_id = post_id
+        self.state = state
+        self.action = action
+        super().__init__(f"post {post_id!r} is {state.value}: cannot {action}")
+
+
+class ClaimMismatch(LedgerError):
+    """The post is claimed by another claimant than the one that asks (its claim was released and retaken)."""
+
+    def __init__(self, post_id: str, token: str, holder: str | None) -> None:
+        self.post_id = post_id
+        self.token = token
+        self.holder = holder
+        super().__init__(f"post {post_id!r} is claimed by {holder!r}, not by {token!r}")
+
+
+class PartConflict(LedgerError):
+    """A part of a thread was recorded already with another result: it would be published twice."""
+
+    def __init__(self, post_id: str, index: int) -> None:
+        self.post_id = post_id
+        self.index = index
+        super().__init__(f"part {index} of post {post_id!r} is already recorded with a different result")
+
+
+def to_db_time(value: datetime) -> str:
+    """``value`` (aware) as fixed-width UTC ISO 8601 text, e.g. ``2027-10-25T10:00:00.000000+00:00``."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the ledger needs aware datetimes")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_db_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def optional_time(text: str | None) -> datetime | None:
+    return None if text is None else from_db_time(text)
+
+
+def dump_json(value: Any) -> str:
+    """``value`` as canonical JSON text (sorted keys, no spaces): equal values give equal texts."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def content_hash(post: PlannedPost) -> str:
+    """A hash of all a post would send (its parts' text, payloads, images), to tell a changed text."""
+    return hashlib.sha256(dump_json([part.to_json() for part in post.parts]).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What the ledger needs to know of one planned post."""
+
+    id: str
+    account: str
+    platform: str
+    rule: str
+    due_at: datetime  # aware
+    content_hash: str
+    part_count: int = 1
+
+    @classmethod
+    def from_post(cls, post: PlannedPost) -> PlanEntry:
+        return cls(
+            id=post.id,
+            account=post.account,
+            platform=post.platform,
+            rule=post.rule,
+            due_at=post.at,
+            content_hash=content_hash(post),
+            part_count=len(post.parts),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One post as the ledger knows it. Times are aware UTC datetimes."""
+
+    id: str
+    account: str
+    platform: str
+    rule: str
+    due_at: datetime
+    content_hash: str
+    part_count: int
+    state: State
+    attempts: int  # attempts that ended in an error (retried or failed)
+    next_attempt_at: datetime
+    last_error: str | None  # the reason of the last error, or of failed / expired / skipped / cancelled
+    claimed_at: datetime | None
+    claim_token: str | None  # who holds (or last held) the claim
+    published_at: datetime | None
+    result: tuple[JSONObject, ...] | None  # when published: one result per part
+    created_at: datetime
+    updated_at: datetime
+    parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
+    # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
+    unknown_since: datetime | None = None
+
+    @property
+    def missing_parts(self) -> tuple[int, ...]:
+        return tuple(index for index in range(self.part_count) if index not in self.parts)
+
+    @property
+    def next_part(self) -> int | None:
+        """The index of the first part still to publish, None when every part is out."""
+        missing = self.missing_parts
+        return missing[0] if missing else None
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :meth:`Ledger.sync_plan` did, by post id."""
+
+    inserted: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()  # still planned; due time, text or account changed
+    revived: tuple[str, ...] = ()  # cancelled by an earlier re-plan, back in the plan
+    cancelled: tuple[str, ...] = ()  # planned, gone from the plan
+    ignored: tuple[str, ...] = ()  # the plan changes or drops them, but they are claimed, started or finished
+    unchanged: int = 0
+
+
+class Ledger(Protocol):
+    """The delivery ledger, as delivery, the daemon and the CLI use it. Open one with
+    :func:`amplifier.delivery.ledger.open_ledger`, as a context manager; threads may share it."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    # -- the plan
+
+    def sync_plan(
+        self,
+        entries: Iterable[PlanEntry],
+        now: datetime,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> SyncReport:
+        """Make the planned posts match ``entries``, in one transaction.
+
+        New ids are inserted as planned (due, and next attempt, at ``due_at``). A still-planned post whose due
+        time, content hash, account, platform, rule or part count changed is updated (a post waiting for a
+        retry keeps its later ``next_attempt_at``). A cancelled post that is back in the plan is planned
+        again. A planned post missing from ``entries`` is cancelled, but only if its due time is within
+        [``start``, ``end``) (a bound may be None: unbounded), so a plan of a window does not cancel the posts
+        outside it. Posts that are claimed, finished or planned with parts already published are never
+        changed or cancelled; when the plan would change or drop one, its id is in :attr:`SyncReport.ignored`.
+        """
+        ...
+
+    # -- transitions (each one atomic; ``token``: the claimant that must hold the claim)
+
+    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+        """Planned -> claimed, atomically: True if this call took it. False if it is not planned, or its
+        account (or everything) is paused. :class:`UnknownPost` for an id the ledger does not have."""
+        ...
+
+    def record_part(
+        self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
+    ) -> None:
+        """Part ``index`` of the claimed post is out, with this result (the same result again: a no-op; another
+        one: :class:`PartConflict`)."""
+        ...
+
+    def mark_published(
+        self,
+        post_id: str,
+        parts: Sequence[Mapping[str, Any]] | None,
+        now: datetime,
+        *,
+        token: str | None = None,
+    ) -> None:
+        """Claimed -> published. ``parts`` is one result per part (None: every part was recorded already)."""
+        ...
+
+    def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
+        """Claimed -> failed for good (the attempt counts)."""
+        ...
+
+    def schedule_retry(
+        self, post_id: str, reason: str, next_attempt_at: datetime, now: datetime, *, token: str | None = None
+    ) -> None:
+        """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts."""
+        ...
+
+    def release(
+        self,
+        post_id: str,
+        now: datetime,
+        *,
+        token: str | None = None,
+        absent: bool = False,
+        unknown: bool = False,
+    ) -> None:
+        """Claimed -> planned without counting an attempt. ``absent``: a lookup proved the post is not on the
+        platform (``unknown_since`` is cleared); ``unknown``: the released claim's outcome is unknown
+        (``unknown_since`` becomes the claim time unless set)."""
+        ...
+
+    def mark_unknown(
+        self,
+        post_id: str,
+        reason: str,
+        now: datetime,
+        *,
+        check_at: datetime,
+        token: str | None = None,
+        attempt: bool = True,
+    ) -> None:
+        """Claimed -> still claimed, outcome unknown: ``unknown_since`` keeps its first moment, the next check is
+        at ``check_at``; ``attempt``: whether a publish attempt ended here (counted) or only a lookup failed."""
+        ...
+
+    def mark_expired(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
+        """Planned or claimed -> expired (its window was missed)."""
+        ...
+
+    def mark_skipped(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
+        """Planned or claimed -> skipped (on purpose)."""
+        ...
+
+    # -- queries
+
+    def get(self, post_id: str) -> Row:
+        """The post's row; :class:`UnknownPost` when there is none."""
+        ...
+
+    def due(self, now: datetime, limit: int | None = None) -> list[Row]:
+        """Planned posts whose next attempt is at or before ``now``, by due time then id; none of a paused
+        account, none at all while everything is paused."""
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest next attempt of a planned post that :meth:`due` could return."""
+        ...
+
+    def claimed(self, older_than: datetime | None = None) -> list[Row]:
+        """Claimed posts (claimed before ``older_than``, if given), by claim time then id."""
+        ...
+
+    def unknown_due(self, now: datetime) -> list[Row]:
+        """Claimed posts whose outcome is unknown and whose next check is at or before ``now``."""
+        ...
+
+    def next_check_at(self) -> datetime | None:
+        """The earliest next check of a claimed post whose outcome is unknown."""
+        ...
+
+    def history(
+        self,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+        states: Iterable[State] | None = None,
+    ) -> list[Row]:
+        """Posts due in [``start``, ``end``), by due time then id; optionally of one account, some states."""
+        ...
+
+    def counts_by_state(self) -> dict[State, int]:
+        """How many posts are in each state (every state present, 0 included)."""
+        ...
+
+    # -- pauses
+
+    def pause_account(self, account: str, reason: str, now: datetime) -> None:
+        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates the reason)."""
+        ...
+
+    def resume_account(self, account: str) -> bool:
+        """Resume the account; True if it was paused."""
+        ...
+
+    def paused_accounts(self) -> dict[str, str]:
+        """Paused account -> reason."""
+        ...
+
+    def set_paused(self, paused: bool, reason: str | None, now: datetime) -> None:
+        """Pause (or resume) all publishing; a pause needs a reason."""
+        ...
+
+    def is_paused(self) -> bool: ...
+
+    def pause_reason(self) -> str | None:
+        """Why everything is paused, None when it is not."""
+        ...
+
+
+def check_reason(reason: str) -> str:
+    """``reason`` if it is a non-empty text (every implementation refuses an empty reason the same way)."""
+    if not reason or not reason.strip():
+        raise ValueError("a reason must be a non-empty text")
+    return reason
