@@ -38,6 +38,7 @@ from amplifier.delivery.ledger.base import (
     CLAIMED_ONLY,
     UNFINISHED,
     ClaimMismatch,
+    Existing,
     IllegalTransition,
     JSONObject,
     LedgerBusy,
@@ -49,9 +50,11 @@ from amplifier.delivery.ledger.base import (
     SyncReport,
     UnknownPost,
     check_reason,
+    diff_plan,
     dump_json,
     from_db_time,
     optional_time,
+    plan_keys,
     to_db_time,
 )
 from amplifier.delivery.ledger.migrations import migrate
@@ -229,110 +232,50 @@ class SqliteLedger:
         drop one, its id is in :attr:`SyncReport.ignored`.
         """
         stamp = to_db_time(now)
-        start_text = None if start is None else to_db_time(start)
-        end_text = None if end is None else to_db_time(end)
-        plan: dict[str, tuple[str, str, str, str, str, int]] = {}
-        for entry in entries:
-            if not entry.id:
-                raise ValueError("a plan entry needs a non-empty id")
-            if entry.part_count < 1:
-                raise ValueError(f"plan entry {entry.id!r}: part_count must be at least 1")
-            if entry.id in plan:
-                raise ValueError(f"the plan holds the id {entry.id!r} twice")
-            plan[entry.id] = (
-                entry.account,
-                entry.platform,
-                entry.rule,
-                to_db_time(entry.due_at),
-                entry.content_hash,
-                entry.part_count,
-            )
-
-        inserted: list[tuple[Any, ...]] = []
-        updated: list[tuple[Any, ...]] = []
-        revived: list[tuple[Any, ...]] = []
-        cancelled: list[tuple[Any, ...]] = []
-        ignored: list[str] = []
-        unchanged = 0
+        plan = plan_keys(entries, to_db_time)
         with self._transaction() as conn:
-            existing = conn.execute(
-                "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-            ).fetchall()
-            known: set[str] = set()
-            for (
-                post_id,
-                account,
-                platform,
-                rule,
-                due_at,
-                digest,
-                part_count,
-                state,
-                attempts,
-                next_at,
-                started,
-            ) in existing:
-                known.add(post_id)
-                wanted = plan.get(post_id)
-                if wanted is None:
-                    if state not in (State.PLANNED, State.CLAIMED):
-                        continue
-                    if (start_text is not None and due_at < start_text) or (
-                        end_text is not None and due_at >= end_text
-                    ):
-                        continue
-                    if state == State.PLANNED and not started:
-                        cancelled.append((CANCELLED_REASON, stamp, post_id))
-                    else:
-                        ignored.append(post_id)
-                    continue
-                if wanted == (account, platform, rule, due_at, digest, part_count):
-                    if state == State.CANCELLED:
-                        revived.append((*wanted, wanted[3], stamp, post_id))
-                    else:
-                        unchanged += 1
-                    continue
-                if state == State.PLANNED and not started:
-                    new_next = wanted[3] if attempts == 0 else max(wanted[3], next_at)
-                    updated.append((*wanted, new_next, stamp, post_id))
-                elif state == State.CANCELLED:
-                    revived.append((*wanted, wanted[3], stamp, post_id))
-                else:
-                    ignored.append(post_id)
-            for post_id, wanted in plan.items():
-                if post_id not in known:
-                    inserted.append((post_id, *wanted, State.PLANNED.value, wanted[3], stamp, stamp))
-
+            existing = (
+                Existing(
+                    id=values[0],
+                    key=tuple(values[1:7]),
+                    state=State(values[7]),
+                    attempts=values[8],
+                    next_attempt_at=values[9],
+                    started=bool(values[10]),
+                )
+                for values in conn.execute(
+                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
+                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+                )
+            )
+            diff = diff_plan(
+                existing,
+                plan,
+                None if start is None else to_db_time(start),
+                None if end is None else to_db_time(end),
+            )
             conn.executemany(
                 "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
-                " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserted,
+                " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)",
+                [(post_id, *key, key[3], stamp, stamp) for post_id, key in diff.inserted],
             )
             conn.executemany(
                 "UPDATE posts SET account = ?, platform = ?, rule = ?, due_at = ?, content_hash = ?,"
                 " part_count = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'planned'",
-                updated,
+                [(*key, next_at, stamp, post_id) for post_id, key, next_at in diff.updated],
             )
             conn.executemany(
                 "UPDATE posts SET account = ?, platform = ?, rule = ?, due_at = ?, content_hash = ?,"
                 " part_count = ?, next_attempt_at = ?, updated_at = ?, state = 'planned', last_error = NULL"
                 " WHERE id = ? AND state = 'cancelled'",
-                revived,
+                [(*key, key[3], stamp, post_id) for post_id, key in diff.revived],
             )
             conn.executemany(
                 "UPDATE posts SET state = 'cancelled', last_error = ?, updated_at = ?"
                 " WHERE id = ? AND state = 'planned'",
-                cancelled,
+                [(CANCELLED_REASON, stamp, post_id) for post_id in diff.cancelled],
             )
-        return SyncReport(
-            inserted=tuple(values[0] for values in inserted),
-            updated=tuple(values[-1] for values in updated),
-            revived=tuple(values[-1] for values in revived),
-            cancelled=tuple(values[-1] for values in cancelled),
-            ignored=tuple(sorted(ignored)),
-            unchanged=unchanged,
-        )
+        return diff.report()
 
     # -- transitions ---------------------------------------------------------------------------------------
 
