@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.integration.servers.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +101,13 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
         return Result(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster on loopback (session scope); ``postgres.create_database(name)`` gives a URL."""
+    server = PostgresServer.start(tmp_path_factory.mktemp("postgresql"))
+    try:
+        yield server
+    finally:
+        server.stop()

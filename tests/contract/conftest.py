@@ -2,14 +2,14 @@
 
 A backend makes ledgers over one store: :meth:`Backend.open` opens (another connection to) the store of the
 test, :meth:`Backend.fresh` a new, empty store (for property tests, one per example). To add an implementation
-(PostgreSQL, say), add its factory to :data:`BACKENDS`; a backend that needs a server skips when none is
-configured.
+(MySQL, say), add a branch to the ``backend`` fixture; PostgreSQL runs on the session's throwaway cluster
+(``tests/integration/servers/postgres.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,9 @@ from typing import Protocol
 import pytest
 
 from amplifier.delivery.ledger import Ledger, PlanEntry
+from amplifier.delivery.ledger.postgres import PostgresLedger
 from amplifier.delivery.ledger.sqlite import SqliteLedger
+from tests.integration.servers.postgres import PostgresServer
 
 T0 = datetime(2027, 10, 25, 8, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
@@ -67,15 +69,34 @@ class SqliteBackend:
         return SqliteLedger.open(self.folder / f"fresh-{next(self._fresh)}.sqlite3", now)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "sqlite": SqliteBackend,
-}
+@dataclass
+class PostgresBackend:
+    """Databases on the session's throwaway PostgreSQL cluster: one per test, and one per :meth:`fresh`."""
+
+    server: PostgresServer
+    name: str
+    _fresh: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.url = self.server.create_database(self.name)
+
+    def open(self, now: datetime) -> Ledger:
+        return PostgresLedger.open(self.url, now)
+
+    def fresh(self, now: datetime) -> Ledger:
+        return PostgresLedger.open(self.server.create_schema(self.name, f"fresh_{next(self._fresh)}"), now)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    factory = BACKENDS[request.param]
-    return factory(tmp_path)
+    """Every contract test runs once per implementation of the ledger."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return PostgresBackend(server, f"contract_{next(_databases)}")
 
 
 @pytest.fixture

@@ -43,7 +43,6 @@ import pytest
 
 from .servers.mastodon import MastodonServer
 from .servers.pds import PdsServer, ensure_installed
-from .servers.postgres import PostgresServer
 
 
 def _announcer(config: pytest.Config) -> Callable[[str], None]:
@@ -92,13 +91,3 @@ def mastodon_faults(mastodon_server: MastodonServer) -> Iterator[MastodonServer]
         yield mastodon_server
     finally:
         mastodon_server.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster on loopback (session scope); ``postgres.create_database(name)`` gives a URL."""
-    server = PostgresServer.start(tmp_path_factory.mktemp("postgresql"))
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -409,7 +409,9 @@ def test_mastodon_fault_rules_are_listed_and_cleared(mastodon_faults: MastodonSe
 
 def test_postgres_runs_unprivileged_and_drops_connections_on_demand(postgres: PostgresServer) -> None:
     url = postgres.create_database("smoke")
-    assert postgres.psql("SELECT current_setting('fsync')", "smoke").strip() == "on"
+    assert postgres.psql("SELECT current_setting('fsync')", "smoke").strip() == "off"  # a throwaway cluster
+    schema_url = postgres.create_schema("smoke", "s1")
+    assert "search_path%3Ds1" in schema_url
     owner = postgres.psql("SELECT usesuper FROM pg_user WHERE usename = current_user", "smoke").strip()
     assert owner == "t"
     assert url.startswith("postgresql://postgres@127.0.0.1:")

@@ -4,8 +4,10 @@ Debian's ``postgresql`` package provides the binaries (``scripts/test`` installs
 it too when the tests run as root on a machine without it). PostgreSQL refuses to run as root, so the cluster runs
 as an unprivileged user (``postgres``, which the package creates) in a private temporary folder, listening on
 127.0.0.1 at a free port and on a Unix socket in that folder, with ``trust`` authentication (loopback only, a
-throwaway cluster). ``fsync`` stays on unless a test asks otherwise: the ledger's durability is part of what is
-tested.
+throwaway cluster). ``fsync`` is off by default: no test can pull the power, so durability on a machine crash is
+PostgreSQL's promise, not something these tests check, and the many small databases the contract tests create
+would otherwise cost minutes of disk syncs. A benchmark that measures commit costs starts its cluster with
+``fsync=True``.
 
 The server runs behind a small shell wrapper that watches its stdin (like the other loopback servers): when the test
 process stops it or dies, the wrapper stops PostgreSQL with a fast shutdown.
@@ -87,7 +89,7 @@ class PostgresServer:
         return f"postgresql://{SERVICE_USER}@127.0.0.1:{self.port}/{database}"
 
     @classmethod
-    def start(cls, work_dir: Path, *, fsync: bool = True) -> PostgresServer:
+    def start(cls, work_dir: Path, *, fsync: bool = False) -> PostgresServer:
         bin_dir = find_binaries()
         user = pwd.getpwnam(SERVICE_USER) if os.geteuid() == 0 else None
         # A folder of its own under the system temp dir: pytest's temp folders are private to root.
@@ -122,6 +124,8 @@ class PostgresServer:
                 f"-k {root / 'socket'}",
                 "-c listen_addresses=127.0.0.1",
                 f"-c fsync={'on' if fsync else 'off'}",
+                f"-c synchronous_commit={'on' if fsync else 'off'}",
+                f"-c full_page_writes={'on' if fsync else 'off'}",
                 "-c max_connections=200",
                 "-c shared_buffers=64MB",
             ]
@@ -174,6 +178,11 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def create_schema(self, database: str, schema: str) -> str:
+        """A URL whose connections work in a new, empty ``schema`` of ``database`` (cheaper than a database)."""
+        self.psql(f'CREATE SCHEMA "{schema}"', database)
+        return f"{self.url(database)}?options=-csearch_path%3D{schema}"
 
     def terminate_connections(self, database: str) -> int:
         """Drop every client connection to ``database`` (as if the network to the server failed)."""

@@ -1,0 +1,159 @@
+"""The ledger's PostgreSQL schema as a list of named migrations, each applied once.
+
+The same model as the SQLite migrations (:mod:`amplifier.delivery.ledger.migrations`): a migration is a
+function registered with :func:`migration`, recorded by name in ``_migrations`` once it has run, each in one
+transaction together with that record. Two nodes that start together against a new database do not race: the
+whole run holds a session advisory lock (:data:`MIGRATION_LOCK`), so the second waits, then finds everything
+applied. Never edit or rename a migration that has shipped: add one.
+
+Times are ``timestamptz`` (the connection's time zone is UTC); results are ``jsonb``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import psycopg
+
+from amplifier.delivery.ledger.migrations import SchemaError
+
+Migration = Callable[[psycopg.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+
+MIGRATIONS_TABLE = "_migrations"
+#: The advisory lock key held while migrating (an arbitrary constant: "amplifier" in ASCII, folded).
+MIGRATION_LOCK = 0x616D706C
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration; its ``__name__`` is its permanent name."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def applied_migrations(conn: psycopg.Connection) -> list[str]:
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,)).fetchone()
+    if not exists or not exists[0]:
+        return []
+    rows = conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY applied_order").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def migrate(
+    conn: psycopg.Connection, now: datetime, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply the migrations not applied yet, each in one transaction; return the names applied now.
+
+    ``conn`` must be in autocommit mode. Raises :class:`SchemaError` for a database written by a newer version.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    steps = list(MIGRATIONS if migrations is None else migrations)
+    names = [fn.__name__ for fn in steps]
+    if applied_migrations(conn) == names:
+        return []
+    done: list[str] = []
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        with conn.transaction():
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                " name text PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL,"
+                " applied_order bigint GENERATED ALWAYS AS IDENTITY)"
+            )
+        already = applied_migrations(conn)
+        unknown = [name for name in already if name not in names]
+        if unknown:
+            raise SchemaError(
+                f"the database has migrations this version of amplifier does not know ({', '.join(unknown)}): "
+                "it was written by a newer version; upgrade amplifier"
+            )
+        for fn in steps:
+            if fn.__name__ in already:
+                continue
+            with conn.transaction():
+                fn(conn)
+                conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (%s, %s)", (fn.__name__, now)
+                )
+            done.append(fn.__name__)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return done
+
+
+_STATES = "'planned', 'claimed', 'published', 'failed', 'expired', 'skipped', 'cancelled'"
+
+
+@migration
+def m001_schema(conn: psycopg.Connection) -> None:
+    """Posts and their lifecycle, the published parts of threads, paused accounts and the global pause: the
+    schema the SQLite ledger reached with its migrations m001 to m004."""
+    conn.execute(
+        f"""
+        CREATE TABLE posts (
+            id text PRIMARY KEY,
+            account text NOT NULL,
+            platform text NOT NULL,
+            rule text NOT NULL,
+            due_at timestamptz NOT NULL,
+            content_hash text NOT NULL,
+            part_count integer NOT NULL CHECK (part_count >= 1),
+            state text NOT NULL CHECK (state IN ({_STATES})),
+            attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            next_attempt_at timestamptz NOT NULL,
+            last_error text,
+            claimed_at timestamptz,
+            claim_token text,
+            published_at timestamptz,
+            result jsonb,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            unknown_since timestamptz,
+            CHECK (CASE state
+                WHEN 'claimed' THEN claim_token IS NOT NULL AND claimed_at IS NOT NULL
+                WHEN 'planned' THEN claim_token IS NULL AND claimed_at IS NULL
+                WHEN 'cancelled' THEN claim_token IS NULL AND claimed_at IS NULL
+                ELSE true END),
+            CHECK ((state = 'published') = (published_at IS NOT NULL AND result IS NOT NULL)),
+            CHECK (state NOT IN ('failed', 'expired', 'skipped', 'cancelled') OR last_error IS NOT NULL)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX posts_state_next_attempt ON posts (state, next_attempt_at)")
+    conn.execute("CREATE INDEX posts_due_at ON posts (due_at, id)")
+    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")
+    conn.execute(
+        """
+        CREATE TABLE post_parts (
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index integer NOT NULL CHECK (part_index >= 0),
+            result jsonb NOT NULL,
+            recorded_at timestamptz NOT NULL,
+            PRIMARY KEY (post_id, part_index)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE paused_accounts (
+            account text PRIMARY KEY,
+            reason text NOT NULL,
+            paused_at timestamptz NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE global_pause (
+            id integer PRIMARY KEY CHECK (id = 1),
+            paused boolean NOT NULL,
+            reason text,
+            changed_at timestamptz
+        )
+        """
+    )
+    conn.execute("INSERT INTO global_pause (id, paused) VALUES (1, false)")
