@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,38 @@ def test_init_with_an_unknown_timezone_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert result.code == 2
     assert "--timezone: unknown timezone 'Europe/Berln' (did you mean Europe/Berlin" in result.err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """``umask(0o027)`` sets the process's umask for one test."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("fmt", ["html", "ics", "json"])
+def test_preview_output_follows_the_umask(
+    run_cli: RunCli, tmp_path: Path, umask: Callable[[int], None], mask: int, fmt: str
+) -> None:
+    umask(mask)
+    target = tmp_path / f"preview.{fmt}"
+    args = ("--from", "2027-10-31", "--to", "2027-11-01", "--format", fmt, "-o", str(target))
+    result = run_cli("preview", "-c", str(ROOT / "schedule.yaml"), *args)
+    assert result.code == 0, result.err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    target.chmod(0o600)  # written again: a new file, with the umask's mode again
+    assert run_cli("preview", "-c", str(ROOT / "schedule.yaml"), *args).code == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_schema_files_follow_the_umask(
+    run_cli: RunCli, tmp_path: Path, umask: Callable[[int], None], mask: int
+) -> None:
+    umask(mask)
+    assert run_cli("schema", "-o", str(tmp_path)).code == 0
+    for name in ("schedule.schema.json", "messages.schema.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
