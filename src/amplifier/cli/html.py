@@ -458,13 +458,17 @@ def account_views(campaign: Campaign) -> dict[str, AccountView]:
 
 
 def campaign_page(
-    campaign: Campaign, plan: Plan, window: tuple[dt.datetime, dt.datetime] | None = None
+    campaign: Campaign,
+    plan: Plan,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    *,
+    zone: str | None = None,
 ) -> str:
-    """The preview page of ``plan`` (planned from ``campaign``)."""
+    """The preview page of ``plan`` (planned from ``campaign``), its times in ``zone`` (default: the campaign's)."""
     return render_page(
         plan.posts,
         campaign_name=campaign.name,
-        zone=campaign.schedule.campaign.timezone,
+        zone=zone or campaign.schedule.campaign.timezone,
         accounts=account_views(campaign),
         window=window,
         problems=plan.problems,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.campaign.models import CountdownRule, MastodonAccount, MessageSet
+from amplifier.campaign.models import Account, CountdownRule, MastodonAccount, MessageSet
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
@@ -97,33 +97,13 @@ class Planner:
         return rendered
 
     def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        shared = self._shared_context.get((slot.event, slot.account, lang, id(message_set)))
+        key = (slot.event, slot.account, lang, id(message_set))
+        shared = self._shared_context.get(key)
         if shared is None:
-            campaign = self.campaign
-            account = campaign.account(slot.account)
-            event: dict[str, Any] | None = None
-            if slot.event is not None:
-                ev = campaign.schedule.events[slot.event]
-                event = {
-                    "id": slot.event,
-                    "name": ev.name.get(lang) or ev.name.get("*", ""),
-                    "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
-                    "start": event_start(campaign.schedule, ev),
-                    "url": str(ev.url) if ev.url else "",
-                }
-            shared = {
-                "event": event,
-                "account": {
-                    "id": slot.account,
-                    "platform": account.platform,
-                    "handle": getattr(account, "handle", None),
-                    "instance": str(getattr(account, "instance", "")) or None,
-                },
-                "lang": lang,
-                "hashtags": " ".join("#" + tag for tag in self._tags(message_set)),
-                "campaign": {"name": campaign.name},
-            }
-            self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
+            tags = self._tags(message_set)
+            shared = self._shared_context[key] = shared_context(
+                self.campaign, slot.event, slot.account, lang, tags
+            )
         return {
             **shared,
             "days_left": slot.days_left,
@@ -178,15 +158,7 @@ class Planner:
             message_set = campaign.message_sets[rule.messages]
             account = campaign.account(account_id)
             lang = campaign.account_lang(account_id)
-            if isinstance(account, MastodonAccount):
-                target = Target(
-                    "mastodon",
-                    visibility=account.visibility,
-                    max_characters=account.max_characters,
-                    url_length=account.characters_reserved_per_url,
-                )
-            else:
-                target = Target("bluesky")
+            target = account_target(account)
             per_account = any(uses(text, "account") for _path, text in message_set.templates())
             share = (
                 None if per_account else self._shares.setdefault((rule_id, lang, target), len(self._shares))
@@ -302,6 +274,48 @@ class Planner:
         return Plan(posts, self.problems)
 
 
+def account_target(account: Account) -> Target:
+    """What adapting a text for ``account`` needs: its platform, and a Mastodon instance's limits."""
+    if isinstance(account, MastodonAccount):
+        return Target(
+            "mastodon",
+            visibility=account.visibility,
+            max_characters=account.max_characters,
+            url_length=account.characters_reserved_per_url,
+        )
+    return Target("bluesky")
+
+
+def shared_context(
+    campaign: Campaign, event_id: str | None, account_id: str, lang: str, tags: Sequence[str]
+) -> dict[str, Any]:
+    """The template variables that do not change from one occurrence to the next: ``event``, ``account``,
+    ``lang``, ``hashtags``, ``campaign`` (the others are ``days_left``, ``hours_left``, ``now`` and ``at``)."""
+    account = campaign.account(account_id)
+    event: dict[str, Any] | None = None
+    if event_id is not None:
+        ev = campaign.schedule.events[event_id]
+        event = {
+            "id": event_id,
+            "name": ev.name.get(lang) or ev.name.get("*", ""),
+            "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
+            "start": event_start(campaign.schedule, ev),
+            "url": str(ev.url) if ev.url else "",
+        }
+    return {
+        "event": event,
+        "account": {
+            "id": account_id,
+            "platform": account.platform,
+            "handle": getattr(account, "handle", None),
+            "instance": str(getattr(account, "instance", "")) or None,
+        },
+        "lang": lang,
+        "hashtags": " ".join("#" + tag for tag in tags),
+        "campaign": {"name": campaign.name},
+    }
+
+
 def _describe(exc: Exception) -> str:
     message = str(exc) or type(exc).__name__
     return message.replace("'dict object'", "the value")
@@ -347,11 +361,12 @@ def plan_window(
     end: dt.datetime,
     *,
     accounts: set[str] | None = None,
+    rules: set[str] | None = None,
     progress: Progress | None = None,
 ) -> Plan:
-    """Every post with ``start <= at < end``, in time order."""
+    """Every post with ``start <= at < end`` (of these accounts and rules, if given), in time order."""
     with gc_paused():
-        slots = expand(campaign.schedule, start, end, accounts=accounts)
+        slots = expand(campaign.schedule, start, end, accounts=accounts, rules=rules)
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 
