@@ -277,3 +277,75 @@ def test_schema_files_follow_the_umask(
     assert run_cli("schema", "-o", str(tmp_path)).code == 0
     for name in ("schedule.schema.json", "messages.schema.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("account", ["masto", "sky"])
+def test_compose_for_an_account_is_the_planned_post(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], account: str
+) -> None:
+    config = str(campaign_dir())
+    planned = json.loads(
+        run_cli("preview", "-c", config, "--from", "2027-10-29", "--to", "+1d", "--format", "json").out
+    )["posts"]
+    post = next(p for p in planned if p["account"] == account)
+    assert post["variant"] == 0
+    template = (
+        "{{ days_left | plural(one='# day', other='# days') }} until {{ event.name }}.\n\n#Riseup4Rojava"
+    )
+    result = run_cli(
+        "compose", template, "-c", config, "--account", account, "--event", "kobane-day",
+        "--now", post["at"], "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert (data["platform"], data["lang"], data["account"]) == (post["platform"], post["lang"], account)
+    assert data["parts"] == post["parts"]
+    assert data["parts"][0]["text"].startswith("3 days until World Kobane Day.")
+
+
+def test_compose_uses_the_accounts_language_and_limit(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    schedule = BASE_SCHEDULE.replace(
+        "    token_env: TEST_MASTO_TOKEN\n",
+        "    token_env: TEST_MASTO_TOKEN\n    language: ku\n    max_characters: 100\n",
+    )
+    messages = "sets:\n  countdown:\n    variants:\n      - text: {en: Soon., ku: Nêzîk.}\n"
+    config = str(campaign_dir(schedule=schedule, messages={"main.yaml": messages}))
+    text = "Jin, jiyan, azadî! " * 12 + "{{ account.instance }}"
+    result = run_cli("compose", text, "-c", config, "--account", "masto", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["lang"] == "ku"
+    assert len(data["parts"]) == 3
+    assert {part["limit"] for part in data["parts"]} == {100}
+    assert all(part["payload"]["language"] == "ku" for part in data["parts"])
+    assert data["parts"][-1]["text"].endswith("https://mastodon.example/ 3/3")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("{{ event.name }}", "--account", "masto"), "TEXT uses {{ event }}: name the event with --event"),
+        (("{{ foo( }}", "--account", "masto"), "TEXT: template error: "),
+        (("{{ nope }}", "--account", "masto"), "TEXT: template error: 'nope' is undefined"),
+        (("x", "--account", "nope"), "--account: unknown account 'nope' (the campaign has: masto, sky)"),
+        (
+            ("x", "--account", "sky", "--event", "nope"),
+            "--event: unknown event 'nope' (the campaign has: kobane-day)",
+        ),
+        (
+            ("x", "--account", "sky", "--platform", "mastodon"),
+            "--platform: with --account, the account's own",
+        ),
+        (("x", "--account", "sky", "--lang", "de"), "--lang: with --account, the account's own settings"),
+        (("x",), "--platform: choose mastodon or bluesky (or give --account ID)"),
+    ],
+)
+def test_compose_usage_errors(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], args: tuple[str, ...], message: str
+) -> None:
+    result = run_cli("compose", *args, "-c", str(campaign_dir()))
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err

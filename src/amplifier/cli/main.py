@@ -137,63 +137,6 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     )
 
 
-@cli.command(short_help="Adapt one ad-hoc text for a platform: length, thread, payload.")
-@click.argument("text")
-@click.option("--platform", type=click.Choice(["mastodon", "bluesky"]), required=True)
-@click.option("--lang", default="en", show_default=True, help="Language tag of the text.")
-@click.option("--cw", "content_warning", default=None, help="Content warning (Mastodon).")
-@click.option("--max-characters", default=500, show_default=True, help="Mastodon instance limit.")
-@click.option("--no-split", is_flag=True, help="Do not split a long text into a thread.")
-@format_option
-def compose(
-    text: str,
-    platform: str,
-    lang: str,
-    content_warning: str | None,
-    max_characters: int,
-    no_split: bool,
-    fmt: str,
-) -> None:
-    """Adapt one ad-hoc TEXT for a platform: its length as the platform counts it, thread split, payload."""
-    from amplifier.cli.render import console, dump_json
-    from amplifier.clock import utcnow
-    from amplifier.plan.adapt import Content, Target, adapt
-
-    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
-    target = Target(
-        "mastodon" if platform == "mastodon" else "bluesky",
-        max_characters=max_characters,
-        created_at=utcnow(),
-    )
-    adapted = adapt(content, target)
-    if fmt == "json":
-        dump_json(
-            {
-                "version": 1,
-                "platform": platform,
-                "lang": lang,
-                "parts": [part.to_json() for part in adapted.parts],
-                "problems": list(adapted.problems),
-            }
-        )
-    else:
-        from rich.table import Table
-
-        table = Table(show_lines=True)
-        table.add_column("part", justify="right")
-        table.add_column("length", justify="right")
-        table.add_column("text", overflow="fold", max_width=80)
-        from rich.text import Text
-
-        for index, part in enumerate(adapted.parts, start=1):
-            table.add_row(str(index), f"{part.length}/{part.limit}", Text(part.text))
-        console().print(table)
-    if adapted.problems:
-        for problem in adapted.problems:
-            click.echo(f"compose: {problem}", err=True)
-        sys.exit(ExitCode.INVALID)
-
-
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")
 @click.option(
     "--output-dir",
@@ -298,9 +241,11 @@ def run(argv: list[str]) -> Any:  # pragma: no cover - convenience for python -c
 
 
 def _register() -> None:
+    from amplifier.cli.compose import compose
     from amplifier.cli.preview import preview
 
     cli.add_command(preview)
+    cli.add_command(compose)
 
 
 _register()

@@ -49,4 +49,3 @@ def pipe_width(columns: str | None) -> int:
     """``$COLUMNS`` when it is a positive number of columns, else :data:`PIPE_WIDTH`."""
     value = (columns or "").strip()
     return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else PIPE_WIDTH
-
