@@ -2,6 +2,7 @@
 
 Errors a user can cause (:class:`~amplifier.errors.AmplifierError`) are caught in :func:`main` and printed as
 ``file:line:col: message`` lines on stderr with a named exit code; a traceback only with ``--debug``.
+``preview`` and ``compose`` live in their own modules (:mod:`amplifier.cli.preview`, :mod:`amplifier.cli.compose`).
 Commands that publish (``accounts``, ``send``) live in :mod:`amplifier.cli.publish` and are loaded only when called,
 so ``--help``, ``validate`` and ``preview`` never import atproto or APScheduler.
 """

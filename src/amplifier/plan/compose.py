@@ -1,7 +1,7 @@
 """One ad-hoc text for one account of the campaign, rendered and adapted as a planned post of that account would be.
 
 The text (and the content warning) is a template with the variables of a message (``{{ event.name }}``,
-``{{ days_left }}``, ``{{ account.handle }}``, ``{{ hashtags }}``, ...: :func:`amplifier.plan.planner.shared_context`),
+``{{ days_left }}``, ``{{ account.handle }}``, ``{{ hashtags }}``, ...: :func:`amplifier.plan.context.shared_context`),
 rendered in the same sandbox, at the instant ``at``, for the event given (or none). It is adapted with the account's
 platform, language and limits (a Mastodon instance's ``max_characters`` and URL length, its visibility). Hashtags
 are not appended: ``{{ hashtags }}`` writes the campaign's.
@@ -16,7 +16,8 @@ from amplifier.campaign.load import Campaign
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.errors import UsageError
 from amplifier.plan.adapt import Adapted, Content, adapt, tidy
-from amplifier.plan.planner import _describe, _template_line, account_target, shared_context
+from amplifier.plan.context import account_target, shared_context
+from amplifier.plan.planner import _describe, _template_line
 from amplifier.plan.post import Platform
 from amplifier.plan.schedule import event_day, event_start, event_zone
 

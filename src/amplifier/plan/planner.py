@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.campaign.models import Account, CountdownRule, MastodonAccount, MessageSet
+from amplifier.campaign.models import CountdownRule, MessageSet
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
+from amplifier.plan.context import account_target, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
 
@@ -272,48 +273,6 @@ class Planner:
     def plan(self, slots: Iterable[Slot]) -> Plan:
         posts = [post for slot in slots if (post := self.post(slot)) is not None]
         return Plan(posts, self.problems)
-
-
-def account_target(account: Account) -> Target:
-    """What adapting a text for ``account`` needs: its platform, and a Mastodon instance's limits."""
-    if isinstance(account, MastodonAccount):
-        return Target(
-            "mastodon",
-            visibility=account.visibility,
-            max_characters=account.max_characters,
-            url_length=account.characters_reserved_per_url,
-        )
-    return Target("bluesky")
-
-
-def shared_context(
-    campaign: Campaign, event_id: str | None, account_id: str, lang: str, tags: Sequence[str]
-) -> dict[str, Any]:
-    """The template variables that do not change from one occurrence to the next: ``event``, ``account``,
-    ``lang``, ``hashtags``, ``campaign`` (the others are ``days_left``, ``hours_left``, ``now`` and ``at``)."""
-    account = campaign.account(account_id)
-    event: dict[str, Any] | None = None
-    if event_id is not None:
-        ev = campaign.schedule.events[event_id]
-        event = {
-            "id": event_id,
-            "name": ev.name.get(lang) or ev.name.get("*", ""),
-            "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
-            "start": event_start(campaign.schedule, ev),
-            "url": str(ev.url) if ev.url else "",
-        }
-    return {
-        "event": event,
-        "account": {
-            "id": account_id,
-            "platform": account.platform,
-            "handle": getattr(account, "handle", None),
-            "instance": str(getattr(account, "instance", "")) or None,
-        },
-        "lang": lang,
-        "hashtags": " ".join("#" + tag for tag in tags),
-        "campaign": {"name": campaign.name},
-    }
 
 
 def _describe(exc: Exception) -> str:
