@@ -198,3 +198,14 @@ def test_control_characters_never_reach_the_terminal() -> None:
     assert "Clear\\x1b[2J the screen\\x07, keep" in shown
     assert "│ and lines \\x9b31m" in shown
     assert printable("a\tb\nc\x00") == "a\tb\nc\\x00"
+
+
+def test_tz_and_filters_apply_to_the_html_page(run_cli: RunCli) -> None:
+    result = run_cli(
+        "preview", "-c", EXAMPLE, *WINDOW, "--tz", "Asia/Baghdad", "--lang", "ckb", "--format", "html"
+    )
+    assert result.code == 0, result.err
+    assert "times in Asia/Baghdad" in result.out
+    assert 'data-lang="ckb"' in result.out
+    assert 'data-lang="en"' not in result.out
+    assert ">12:00 +03 (10:00 Europe/Berlin)</time>" in result.out  # the account lives in Berlin
