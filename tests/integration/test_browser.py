@@ -43,6 +43,11 @@ POSTS_IN_WINDOW = 31
 
 # Appended to a copy of the page: records what the browser computed, as attributes --dump-dom shows.
 PROBE = """<script>
+window.addEventListener("load", function () {
+  document.querySelectorAll("img").forEach(function (img) {
+    img.setAttribute("data-loaded", img.naturalWidth + "x" + img.naturalHeight);
+  });
+});
 document.querySelectorAll("p.text").forEach(function (p) {
   p.setAttribute("data-computed-dir", getComputedStyle(p).direction);
 });
@@ -149,6 +154,13 @@ def test_dom_after_the_scripts_ran(chromium: str, page: Path) -> None:
     thread = soup.select("article.thread")
     assert thread
     assert all(len(article.select(".card")) == 3 for article in thread)
+
+    # Each image is in the page once; the page's script shows it in every card that has it, decoded.
+    images = soup.select("img[data-image]")
+    assert len(images) > 1
+    assert len({img["data-image"] for img in images}) == 1
+    assert {img["src"][:22] for img in images} == {"data:image/png;base64,"}
+    assert all(img["data-loaded"] != "0x0" for img in images)
 
 
 def test_filters_follow_the_url_fragment(chromium: str, page: Path) -> None:

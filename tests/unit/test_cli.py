@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,110 @@ def test_init_with_an_unknown_timezone_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert result.code == 2
     assert "--timezone: unknown timezone 'Europe/Berln' (did you mean Europe/Berlin" in result.err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """``umask(0o027)`` sets the process's umask for one test."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("fmt", ["html", "ics", "json"])
+def test_preview_output_follows_the_umask(
+    run_cli: RunCli, tmp_path: Path, umask: Callable[[int], None], mask: int, fmt: str
+) -> None:
+    umask(mask)
+    target = tmp_path / f"preview.{fmt}"
+    args = ("--from", "2027-10-31", "--to", "2027-11-01", "--format", fmt, "-o", str(target))
+    result = run_cli("preview", "-c", str(ROOT / "schedule.yaml"), *args)
+    assert result.code == 0, result.err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    target.chmod(0o600)  # written again: a new file, with the umask's mode again
+    assert run_cli("preview", "-c", str(ROOT / "schedule.yaml"), *args).code == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_schema_files_follow_the_umask(
+    run_cli: RunCli, tmp_path: Path, umask: Callable[[int], None], mask: int
+) -> None:
+    umask(mask)
+    assert run_cli("schema", "-o", str(tmp_path)).code == 0
+    for name in ("schedule.schema.json", "messages.schema.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("account", ["masto", "sky"])
+def test_compose_for_an_account_is_the_planned_post(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], account: str
+) -> None:
+    config = str(campaign_dir())
+    planned = json.loads(
+        run_cli("preview", "-c", config, "--from", "2027-10-29", "--to", "+1d", "--format", "json").out
+    )["posts"]
+    post = next(p for p in planned if p["account"] == account)
+    assert post["variant"] == 0
+    template = (
+        "{{ days_left | plural(one='# day', other='# days') }} until {{ event.name }}.\n\n#Riseup4Rojava"
+    )
+    result = run_cli(
+        "compose", template, "-c", config, "--account", account, "--event", "kobane-day",
+        "--now", post["at"], "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert (data["platform"], data["lang"], data["account"]) == (post["platform"], post["lang"], account)
+    assert data["parts"] == post["parts"]
+    assert data["parts"][0]["text"].startswith("3 days until World Kobane Day.")
+
+
+def test_compose_uses_the_accounts_language_and_limit(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    schedule = BASE_SCHEDULE.replace(
+        "    token_env: TEST_MASTO_TOKEN\n",
+        "    token_env: TEST_MASTO_TOKEN\n    language: ku\n    max_characters: 100\n",
+    )
+    messages = "sets:\n  countdown:\n    variants:\n      - text: {en: Soon., ku: Nêzîk.}\n"
+    config = str(campaign_dir(schedule=schedule, messages={"main.yaml": messages}))
+    text = "Jin, jiyan, azadî! " * 12 + "{{ account.instance }}"
+    result = run_cli("compose", text, "-c", config, "--account", "masto", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["lang"] == "ku"
+    assert len(data["parts"]) == 3
+    assert {part["limit"] for part in data["parts"]} == {100}
+    assert all(part["payload"]["language"] == "ku" for part in data["parts"])
+    assert data["parts"][-1]["text"].endswith("https://mastodon.example/ 3/3")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("{{ event.name }}", "--account", "masto"), "TEXT uses {{ event }}: name the event with --event"),
+        (("{{ foo( }}", "--account", "masto"), "TEXT: template error: "),
+        (("{{ nope }}", "--account", "masto"), "TEXT: template error: 'nope' is undefined"),
+        (("x", "--account", "nope"), "--account: unknown account 'nope' (the campaign has: masto, sky)"),
+        (
+            ("x", "--account", "sky", "--event", "nope"),
+            "--event: unknown event 'nope' (the campaign has: kobane-day)",
+        ),
+        (
+            ("x", "--account", "sky", "--platform", "mastodon"),
+            "--platform: with --account, the account's own",
+        ),
+        (("x", "--account", "sky", "--lang", "de"), "--lang: with --account, the account's own settings"),
+        (("x",), "--platform: choose mastodon or bluesky (or give --account ID)"),
+    ],
+)
+def test_compose_usage_errors(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], args: tuple[str, ...], message: str
+) -> None:
+    result = run_cli("compose", *args, "-c", str(campaign_dir()))
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err

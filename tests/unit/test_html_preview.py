@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +15,14 @@ from bs4 import BeautifulSoup, Tag
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amplifier.cli.html import (
+from amplifier.cli.html import render_page
+from amplifier.cli.page_data import (
     AccountView,
     Segment,
     bluesky_segments,
     data_uri,
     mastodon_link_text,
     mastodon_segments,
-    render_page,
 )
 from amplifier.errors import Problem
 from amplifier.plan.adapt import Content, Target, adapt
@@ -82,6 +83,12 @@ def page(posts: list[PlannedPost], **kwargs: Any) -> BeautifulSoup:
         posts, campaign_name="Test campaign", zone="Europe/Berlin", accounts=ACCOUNTS, **kwargs
     )
     return BeautifulSoup(html, "html.parser")
+
+
+def image_map(soup: BeautifulSoup) -> dict[str, str]:
+    """The page's images: key -> data URI."""
+    images: dict[str, str] = json.loads(one(soup, "script#images").get_text())
+    return images
 
 
 def one(soup: BeautifulSoup | Tag, selector: str) -> Tag:
@@ -241,7 +248,11 @@ def test_every_text_is_escaped() -> None:
     assert "<i>bad</i>" not in html
     soup = BeautifulSoup(html, "html.parser")
     assert one(soup, "p.text").get_text() == hostile
-    assert len(soup.find_all("script")) == 1  # only the page's own
+    # only the page's own script and its image map (JSON, which a browser does not run)
+    assert [(script.get("id"), script.get("type")) for script in soup.find_all("script")] == [
+        ("images", "application/json"),
+        (None, None),
+    ]
 
 
 def test_cards_timeline_days_and_filters() -> None:
@@ -382,12 +393,59 @@ def test_images_inline_with_alt_text(tmp_path: Path) -> None:
     )
     soup = page([make_post("With images", "mastodon", images=images)])
     img = one(soup, "img")
-    assert img["src"].startswith("data:image/png;base64,")
-    assert img["alt"] == alt
+    assert image_map(soup)[img["data-image"]].startswith("data:image/png;base64,")
+    assert (img["alt"], img["width"], img["height"]) == (alt, "40", "20")
     captions = [c.get_text(" ", strip=True) for c in soup.select("figcaption")]
     assert captions == [f"ALT {alt}", "ALT gone"]
     assert "image not found" in one(soup, ".missing").get_text()
     assert any("cannot be read" in li.get_text() for li in soup.select(".warnings li"))
+
+
+def test_each_image_is_in_the_page_once(tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    poster, other = tmp_path / "poster.png", tmp_path / "other.png"
+    PILImage.new("RGB", (300, 200), "red").save(poster)
+    PILImage.new("RGB", (30, 20), "blue").save(other)
+    loaded: list[str] = []
+
+    def load(path: str) -> str | None:
+        loaded.append(path)
+        return data_uri(path)
+
+    image = Image(str(poster), "Poster", "image/png", 300, 200)
+    posts = [
+        make_post(
+            f"Post {n}", "mastodon" if n % 2 else "bluesky", at=AT + dt.timedelta(hours=n), images=(image,)
+        )
+        for n in range(24)
+    ]
+    posts.append(make_post("Two", "mastodon", images=(Image(str(other), "Other", "image/png"), image)))
+    html = render_page(
+        posts, campaign_name="Test campaign", zone="Europe/Berlin", accounts=ACCOUNTS, load_image=load
+    )
+    soup = BeautifulSoup(html, "html.parser")
+    assert sorted(loaded) == sorted([str(poster), str(other)])  # each file read once
+    uris = image_map(soup)
+    assert len(uris) == 2
+    uri = data_uri(str(poster))
+    assert uri is not None
+    payload = uri.split(",", 1)[1]
+    assert html.count(payload) == 1
+    assert len(html) < len(payload) + 120_000  # not 25 copies
+    keys = [img["data-image"] for img in soup.select("img")]
+    assert len(keys) == 26
+    assert {uris[key] for key in keys} == set(uris.values())
+
+
+def test_the_image_map_cannot_end_its_script() -> None:
+    post = make_post("Image", "mastodon", images=(Image("/x.png", "x", "image/png"),))
+    hostile = "data:image/png;base64,</script><script>alert(1)</script>"
+    html = render_page(
+        [post], campaign_name="c", zone="UTC", accounts=ACCOUNTS, load_image=lambda _path: hostile
+    )
+    assert "alert(1)</script>" not in html
+    assert image_map(BeautifulSoup(html, "html.parser")) == {"i0": hostile}
 
 
 def test_content_warning_and_link_card() -> None:
@@ -491,7 +549,8 @@ def test_cli_writes_the_page(run_cli: RunCli, tmp_path: Path) -> None:
     assert all(one(a, "p.text")["dir"] == "auto" for a in ckb)
     assert [tag.get_text() for tag in ckb[0].select("span.tag")] == ["#Riseup4Rojava", "#WorldKobaneDay"]
     assert soup.select("article.thread")  # the Kobanê day thread
-    assert soup.select("img[src^='data:image/png']")
+    assert soup.select("img[data-image]")
+    assert all(uri.startswith("data:image/png;base64,") for uri in image_map(soup).values())
 
 
 def test_cli_html_to_stdout(run_cli: RunCli) -> None:

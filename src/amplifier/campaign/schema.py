@@ -43,11 +43,29 @@ def write_schemas(directory: Path) -> list[Path]:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` complete or not at all (a temporary file, then ``replace``), with the mode a plain ``open``
+    would give it: ``0666`` less the umask. (``mkstemp`` makes its file ``0600``; pages, calendars and schemas are
+    meant to be shared. Secrets are written by :mod:`amplifier.publish.sessions` and stay ``0600``.)"""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask. Linux shows it in ``/proc/self/status``; elsewhere it is set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,13 +1,15 @@
 """The visual preview: the planned posts as one self-contained HTML page.
 
 :func:`render_page` turns planned posts into a page that needs no network to open: its CSS and JavaScript are
-inline (``templates_html/preview.css`` and ``preview.js``, package data) and images are ``data:`` URIs. The
-page shows a timeline by day in the campaign's zone; each post is a card styled after its platform, with the
+inline (``templates_html/preview.css`` and ``preview.js``, package data) and each image is in the page once, a
+``data:`` URI in a JSON map (``<script id="images">``) that the page's script gives to every ``<img data-image>``
+showing it. The page shows a timeline by day in the campaign's zone; each post is a card styled after its platform, with the
 account, the time, the language, the text with hashtags, links and mentions highlighted exactly where the
 platform links them (Mastodon: :func:`amplifier.platforms.mastodon_text.entities`, the server's parser;
 Bluesky: the facets of the record, sliced at their UTF-8 byte offsets), the images with their alt text,
 threads as connected cards, a length bar against the limit, and every warning next to the post it concerns.
-Filters (account, platform, language) work in the page; they also read and write the URL fragment
+What the page shows (segments, images, account names, problems by post) is built in
+:mod:`amplifier.cli.page_data`; this module is the markup. Filters (account, platform, language) work in the page; they also read and write the URL fragment
 (``#platform=bluesky&lang=ckb``).
 
 Everything shown is user text and is escaped; every text element carries ``dir="auto"`` (and its ``lang``), so
@@ -16,173 +18,33 @@ right-to-left scripts (Arabic, Sorani) render right to left.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import functools
-import io
-import mimetypes
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from amplifier.campaign.models import BlueskyAccount
+from amplifier.cli.page_data import (
+    AccountView,
+    ImageLoader,
+    InlineImages,
+    Segment,
+    account_views,
+    bluesky_segments,
+    data_uri,
+    mastodon_link_text,
+    mastodon_segments,
+    post_problems,
+)
 from amplifier.errors import Problem
 from amplifier.plan.post import CARD, Part, PlannedPost
-from amplifier.platforms import bluesky_text, mastodon_text
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
     from amplifier.plan.planner import Plan
-
-Kind = Literal["link", "hashtag", "mention"]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of a post's text: plain (``kind`` None) or an entity and its ``value`` (URL, tag, handle)."""
-
-    text: str
-    kind: Kind | None = None
-    value: str = ""
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """What the page shows about an account."""
-
-    id: str
-    platform: str
-    name: str  # "@handle" (Bluesky) or the instance's host (Mastodon)
-    zone: str
-
-
-ImageLoader = Callable[[str], str | None]
-
-MAX_IMAGE_SIDE = 1200  # images larger than this (or than MAX_INLINE_BYTES) are inlined as a smaller copy
-MAX_INLINE_BYTES = 400_000
-MASTODON_LINK_DISPLAY = 30  # Mastodon shows the first 30 characters of a link (after the scheme), then "…"
-
-_FACET_KINDS: dict[str, Kind] = {
-    bluesky_text.LINK: "link",
-    bluesky_text.TAG: "hashtag",
-    bluesky_text.MENTION: "mention",
-}
-
-
-# ---------------------------------------------------------------------------------------------- text segments
-
-
-def mastodon_segments(text: str) -> list[Segment]:
-    """``text`` cut where Mastodon's parser links hashtags, links and mentions."""
-    segments: list[Segment] = []
-    position = 0
-    for start, end, kind, value in mastodon_text.entities(text):
-        if start > position:
-            segments.append(Segment(text[position:start]))
-        segments.append(Segment(text[start:end], kind, value))
-        position = end
-    if position < len(text):
-        segments.append(Segment(text[position:]))
-    return segments
-
-
-def bluesky_segments(text: str, facets: Sequence[dict[str, Any]]) -> tuple[list[Segment], list[str]]:
-    """``text`` cut at the facets' UTF-8 byte offsets, and a message for each facet that cannot be applied.
-
-    A facet whose range overlaps the previous one, lies outside the text or does not fall on character
-    boundaries is reported and left out (the Bluesky app would show it wrongly too).
-    """
-    data = text.encode("utf-8")
-    segments: list[Segment] = []
-    problems: list[str] = []
-    position = 0
-    for facet in sorted(facets, key=lambda f: int(f["index"]["byteStart"])):
-        start, end = int(facet["index"]["byteStart"]), int(facet["index"]["byteEnd"])
-        if not (position <= start < end <= len(data)):
-            problems.append(f"facet at bytes {start}-{end} overlaps another one or lies outside the text")
-            continue
-        try:
-            before = data[position:start].decode("utf-8")
-            inner = data[start:end].decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(f"facet at bytes {start}-{end} does not fall on character boundaries")
-            continue
-        feature = facet["features"][0] if facet.get("features") else {}
-        kind = _FACET_KINDS.get(str(feature.get("$type", "")))
-        if kind is None:
-            problems.append(f"facet at bytes {start}-{end} has an unknown feature {feature.get('$type')!r}")
-            continue
-        if before:
-            segments.append(Segment(before))
-        segments.append(Segment(inner, kind, _facet_value(kind, feature)))
-        position = end
-    if position < len(data):
-        segments.append(Segment(data[position:].decode("utf-8")))
-    return segments, problems
-
-
-def _facet_value(kind: Kind, feature: dict[str, Any]) -> str:
-    if kind == "link":
-        return str(feature.get("uri", ""))
-    if kind == "hashtag":
-        return str(feature.get("tag", ""))
-    did = feature.get("did")
-    if isinstance(did, dict):
-        return str(did.get(bluesky_text.HANDLE, ""))
-    return str(did or "")
-
-
-def mastodon_link_text(url: str) -> tuple[str, str, str]:
-    """How Mastodon shows a link: (hidden prefix, shown part, hidden rest); the rest is replaced by "…"."""
-    prefix = ""
-    for scheme in ("https://www.", "http://www.", "https://", "http://"):
-        if url.startswith(scheme):
-            prefix = scheme
-            break
-    shown = url[len(prefix) :]
-    return prefix, shown[:MASTODON_LINK_DISPLAY], shown[MASTODON_LINK_DISPLAY:]
-
-
-# ----------------------------------------------------------------------------------------------------- images
-
-
-def data_uri(path: str) -> str | None:
-    """The image at ``path`` as a ``data:`` URI (a smaller copy when large); None when it cannot be read."""
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError:
-        return None
-    mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    try:
-        from PIL import Image as PILImage
-        from PIL import ImageOps
-
-        with PILImage.open(io.BytesIO(raw)) as opened:
-            if len(raw) > MAX_INLINE_BYTES or max(opened.size) > MAX_IMAGE_SIDE:
-                # the copy keeps no EXIF: turn it the way the orientation tag says, as a browser shows the file
-                image = ImageOps.exif_transpose(opened)
-                image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
-                out = io.BytesIO()
-                if image.mode in ("RGBA", "LA", "P"):
-                    image.save(out, "PNG", optimize=True)
-                    mime = "image/png"
-                else:
-                    image.convert("RGB").save(out, "JPEG", quality=82)
-                    mime = "image/jpeg"
-                raw = out.getvalue()
-    except (OSError, ValueError, ImportError):
-        if not mime.startswith("image/"):
-            return None
-    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
-
-
-# --------------------------------------------------------------------------------------------------- the page
 
 
 def _asset(name: str) -> str:
@@ -191,26 +53,6 @@ def _asset(name: str) -> str:
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
-
-
-def post_problems(
-    posts: Iterable[PlannedPost], problems: Iterable[Problem]
-) -> tuple[dict[str, list[tuple[str, str]]], list[Problem]]:
-    """Plan problems by the post they concern (their message starts with ``<post id>: ``), and the others.
-
-    A post's problem is its message without the id and the same message after its ``file:line:col``.
-    """
-    ids = {post.id for post in posts}
-    by_post: dict[str, list[tuple[str, str]]] = {}
-    general: list[Problem] = []
-    for problem in problems:
-        post_id, sep, rest = problem.message.partition(": ")
-        if sep and post_id in ids:
-            located = f"{problem.file}:{problem.line}:{problem.col}: {rest}"
-            by_post.setdefault(post_id, []).append((rest, located))
-        else:
-            general.append(problem)
-    return by_post, general
 
 
 def render_page(
@@ -225,7 +67,7 @@ def render_page(
 ) -> str:
     """The self-contained HTML page for ``posts`` (in time order), grouped by day in ``zone``."""
     tz = ZoneInfo(zone)
-    image_cache = functools.lru_cache(maxsize=None)(load_image)
+    images = InlineImages(load_image)
     by_post, general = post_problems(posts, problems)
     days: dict[dt.date, list[PlannedPost]] = {}
     for post in sorted(posts, key=lambda p: (p.at, p.account, p.id)):
@@ -256,7 +98,7 @@ def render_page(
         body.append(f'<section class="day" data-day="{day.isoformat()}">')
         body.append(f'<h2 class="day-title">{_e(_day_title(day))}</h2>')
         for post in day_posts:
-            body.append(_post(post, tz, accounts, by_post.get(post.id, []), image_cache))
+            body.append(_post(post, tz, accounts, by_post.get(post.id, []), images))
         body.append("</section>")
     body.append('<p class="none-shown" hidden>No post matches the filters.</p>')
     body.append("</main>")
@@ -274,12 +116,18 @@ def render_page(
             "</head>",
             "<body>",
             *body,
+            f'<script type="application/json" id="images">{_json_in_script(images.table())}</script>',
             f"<script>\n{_asset('preview.js')}</script>",
             "</body>",
             "</html>",
             "",
         ]
     )
+
+
+def _json_in_script(data: object) -> str:
+    """``data`` as JSON that cannot end the ``<script>`` element it stands in."""
+    return json.dumps(data, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _day_title(day: dt.date) -> str:
@@ -312,7 +160,7 @@ def _post(
     tz: ZoneInfo,
     accounts: dict[str, AccountView],
     problems: list[tuple[str, str]],
-    load_image: ImageLoader,
+    images: InlineImages,
 ) -> str:
     view = accounts.get(post.account) or AccountView(post.account, post.platform, "", tz.key)
     local = post.at.astimezone(tz)
@@ -331,7 +179,7 @@ def _post(
     located = dict(problems)
     warnings = [located.get(message, message) for message in post.warnings]
     for index, part in enumerate(post.parts):
-        card, facet_problems = _card(post, part, index, view, when, load_image)
+        card, facet_problems = _card(post, part, index, view, when, images)
         out.append(card)
         warnings.extend((f"part {index + 1}: " if thread else "") + message for message in facet_problems)
     warnings.extend(
@@ -352,7 +200,7 @@ def _post(
 
 
 def _card(
-    post: PlannedPost, part: Part, index: int, view: AccountView, when: str, load_image: ImageLoader
+    post: PlannedPost, part: Part, index: int, view: AccountView, when: str, images: InlineImages
 ) -> tuple[str, list[str]]:
     platform_name = "Mastodon" if post.platform == "mastodon" else "Bluesky"
     out = [f'<div class="card" data-part="{index + 1}">']
@@ -388,13 +236,16 @@ def _card(
         sensitive = " sensitive" if part.payload.get("sensitive") else ""
         out.append(f'<div class="images n{len(part.images)}{sensitive}">')
         for image in part.images:
-            src = load_image(image.path)
+            key = images.key(image.path)
             alt = _e(image.alt)
-            if src is None:
+            if key is None:
                 picture = f'<div class="missing" dir="auto">image not found: {_e(image.path)}</div>'
                 problems.append(f"image {image.path} cannot be read")
             else:
-                picture = f'<img src="{_e(src)}" alt="{alt}" dir="auto" lang="{_e(post.lang)}">'
+                size = (
+                    f' width="{image.width}" height="{image.height}"' if image.width and image.height else ""
+                )
+                picture = f'<img data-image="{key}" alt="{alt}"{size} dir="auto" lang="{_e(post.lang)}">'
             out.append(
                 f'<figure>{picture}<figcaption dir="auto" lang="{_e(post.lang)}">'
                 f'<span class="alt-label">ALT</span> {alt}</figcaption></figure>'
@@ -445,26 +296,18 @@ def _segment(segment: Segment, platform: str) -> str:
     return f'<span class="{css}" dir="auto" data-value="{_e(segment.value)}">{_e(segment.text)}</span>'
 
 
-def account_views(campaign: Campaign) -> dict[str, AccountView]:
-    """How each account of ``campaign`` is named on the page."""
-    views = {}
-    for account_id, account in campaign.schedule.accounts.items():
-        if isinstance(account, BlueskyAccount):
-            name = "@" + account.handle
-        else:
-            name = urlsplit(str(account.instance)).hostname or str(account.instance)
-        views[account_id] = AccountView(account_id, account.platform, name, campaign.account_zone(account_id))
-    return views
-
-
 def campaign_page(
-    campaign: Campaign, plan: Plan, window: tuple[dt.datetime, dt.datetime] | None = None
+    campaign: Campaign,
+    plan: Plan,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    *,
+    zone: str | None = None,
 ) -> str:
-    """The preview page of ``plan`` (planned from ``campaign``)."""
+    """The preview page of ``plan`` (planned from ``campaign``), its times in ``zone`` (default: the campaign's)."""
     return render_page(
         plan.posts,
         campaign_name=campaign.name,
-        zone=campaign.schedule.campaign.timezone,
+        zone=zone or campaign.schedule.campaign.timezone,
         accounts=account_views(campaign),
         window=window,
         problems=plan.problems,

@@ -2,30 +2,27 @@
 
 Errors a user can cause (:class:`~amplifier.errors.AmplifierError`) are caught in :func:`main` and printed as
 ``file:line:col: message`` lines on stderr with a named exit code; a traceback only with ``--debug``.
+``preview`` and ``compose`` live in their own modules (:mod:`amplifier.cli.preview`, :mod:`amplifier.cli.compose`).
 Commands that publish (``accounts``, ``send``) live in :mod:`amplifier.cli.publish` and are loaded only when called,
 so ``--help``, ``validate`` and ``preview`` never import atproto or APScheduler.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import importlib.util
-import os
 import sys
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from amplifier import __version__
+from amplifier.cli.options import Globals, apply_common, config_option, format_option, now_option
 from amplifier.errors import AmplifierError, ExitCode, UsageError
 
-if TYPE_CHECKING:
-    from amplifier.campaign.load import Campaign
+__all__ = ["Globals", "apply_common", "cli", "config_option", "format_option", "main", "now_option"]
 
 LAZY_COMMANDS = {
     "accounts": (
@@ -44,58 +41,6 @@ LAZY_COMMANDS = {
     "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
     "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
 }
-
-
-@dataclass
-class Globals:
-    """Options shared by every command (``ctx.obj``)."""
-
-    config_option: Path | None = None
-    state: Path | None = None
-    now_option: str | None = None
-    debug: bool = False
-    _campaign: Campaign | None = field(default=None, repr=False)
-
-    @property
-    def config(self) -> Path:
-        from amplifier.campaign.load import find_config
-
-        return find_config(self.config_option or _env_path("AMPLIFIER_CONFIG"))
-
-    def campaign(self) -> Campaign:
-        if self._campaign is None:
-            from amplifier.campaign.load import load_campaign
-
-            self._campaign = load_campaign(self.config)
-        return self._campaign
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.campaign().schedule.campaign.timezone)
-
-    @cached_property
-    def now(self) -> dt.datetime:
-        """``--now`` (read in the campaign's zone when it has no offset), else the real time."""
-        from amplifier.clock import parse_instant, utcnow
-
-        real = utcnow()
-        if not self.now_option:
-            return real
-        return parse_instant(self.now_option, self.zone, base=real, option="--now")
-
-    def instant(
-        self, value: str | None, option: str, *, base: dt.datetime | None = None
-    ) -> dt.datetime | None:
-        from amplifier.clock import parse_instant
-
-        if value is None:
-            return None
-        return parse_instant(value, self.zone, base=base or self.now, option=option)
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
 
 
 class LazyGroup(click.Group):
@@ -131,42 +76,6 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-config_option = click.option(
-    "--config",
-    "-c",
-    "config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The campaign's schedule.yaml (or its folder). Default: ./schedule.yaml, or $AMPLIFIER_CONFIG.",
-)
-now_option = click.option(
-    "--now",
-    "now",
-    default=None,
-    metavar="TIME",
-    help="Pretend it is this instant (ISO 8601; without an offset, in the campaign's timezone).",
-)
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-
-
-def apply_common(ctx: click.Context, config: Path | None = None, now: str | None = None) -> Globals:
-    """Options given after the command name override those given before it."""
-    globals_: Globals = ctx.ensure_object(Globals)
-    if config is not None:
-        globals_.config_option = config
-    if now is not None:
-        globals_.now_option = now
-        globals_.__dict__.pop("now", None)
-    return globals_
 
 
 @click.group(
@@ -227,184 +136,6 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
         f"{len(plan.posts)} posts ({parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
     )
-
-
-@cli.command(short_help="Show the planned posts in a window: what, where and when.")
-@config_option
-@click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
-@click.option(
-    "--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days)."
-)
-@now_option
-@click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "html", "ics"]),
-    default="table",
-    show_default=True,
-    help="Output format: a table, JSON, a self-contained HTML page, or an iCalendar file.",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write to this file (atomically) instead of stdout (json, html, ics).",
-)
-@click.pass_context
-def preview(
-    ctx: click.Context,
-    config: Path | None,
-    start: str | None,
-    end: str | None,
-    now: str | None,
-    accounts: tuple[str, ...],
-    fmt: str,
-    output: Path | None,
-) -> None:
-    """Show the planned posts in a window, in time order: exactly what would be sent, where and when.
-
-    TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h).
-    `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
-    from amplifier.cli.progress import track
-    from amplifier.cli.render import console, posts_table
-    from amplifier.errors import CampaignError
-    from amplifier.plan.planner import plan_window
-
-    g = apply_common(ctx, config, now)
-    campaign = g.campaign()
-    window_start = g.instant(start, "--from") or g.now
-    window_end = g.instant(end, "--to", base=window_start) or window_start + dt.timedelta(days=7)
-    unknown = [a for a in accounts if a not in campaign.schedule.accounts]
-    if unknown:
-        known = ", ".join(campaign.schedule.accounts)
-        raise UsageError(
-            f"--account: unknown account {', '.join(map(repr, unknown))} (the campaign has: {known})"
-        )
-    if output is not None and fmt == "table":
-        raise UsageError("--output: choose --format json, html or ics to write a file")
-    plan = plan_window(
-        campaign,
-        window_start,
-        window_end,
-        accounts=set(accounts) or None,
-        progress=lambda slots: track(slots, "Planning posts"),
-    )
-    if fmt in ("html", "ics", "json"):
-        text = _export(fmt, campaign, plan, (window_start, window_end), g.now)
-        if output is None:
-            click.echo(text, nl=False)
-        else:
-            from amplifier.campaign.schema import write_atomic
-
-            try:
-                write_atomic(output, text)
-            except OSError as exc:
-                raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
-            click.echo(f"wrote {output} ({len(plan.posts)} posts)", err=True)
-    else:
-        zones = {account: campaign.account_zone(account) for account in campaign.schedule.accounts}
-        title = (
-            f"{campaign.name}: {len(plan.posts)} post{'' if len(plan.posts) == 1 else 's'} from {window_start:%Y-%m-%d %H:%M} to "
-            f"{window_end:%Y-%m-%d %H:%M} ({campaign.schedule.campaign.timezone})"
-        )
-        out = console()
-        if plan.posts:
-            out.print(posts_table(plan.posts, zones, title))
-        else:
-            out.print(f"{title}\nNo posts planned in this window.", markup=False)
-    if plan.problems:
-        raise CampaignError(plan.problems)
-
-
-def _export(
-    fmt: str,
-    campaign: Campaign,
-    plan: Any,
-    window: tuple[dt.datetime, dt.datetime],
-    now: dt.datetime,
-) -> str:
-    """The plan as JSON, an HTML page or an iCalendar file (text)."""
-    if fmt == "html":
-        from amplifier.cli.html import campaign_page
-
-        return campaign_page(campaign, plan, window)
-    if fmt == "ics":
-        from amplifier.cli.ics import posts_calendar
-
-        return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
-    import io
-
-    from amplifier.cli.render import dump_json, posts_json
-
-    buffer = io.StringIO()
-    dump_json(
-        posts_json(
-            plan.posts,
-            campaign=campaign.name,
-            window={"from": window[0].isoformat(), "to": window[1].isoformat()},
-        ),
-        buffer,
-    )
-    return buffer.getvalue()
-
-
-@cli.command(short_help="Adapt one ad-hoc text for a platform: length, thread, payload.")
-@click.argument("text")
-@click.option("--platform", type=click.Choice(["mastodon", "bluesky"]), required=True)
-@click.option("--lang", default="en", show_default=True, help="Language tag of the text.")
-@click.option("--cw", "content_warning", default=None, help="Content warning (Mastodon).")
-@click.option("--max-characters", default=500, show_default=True, help="Mastodon instance limit.")
-@click.option("--no-split", is_flag=True, help="Do not split a long text into a thread.")
-@format_option
-def compose(
-    text: str,
-    platform: str,
-    lang: str,
-    content_warning: str | None,
-    max_characters: int,
-    no_split: bool,
-    fmt: str,
-) -> None:
-    """Adapt one ad-hoc TEXT for a platform: its length as the platform counts it, thread split, payload."""
-    from amplifier.cli.render import console, dump_json
-    from amplifier.clock import utcnow
-    from amplifier.plan.adapt import Content, Target, adapt
-
-    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
-    target = Target(
-        "mastodon" if platform == "mastodon" else "bluesky",
-        max_characters=max_characters,
-        created_at=utcnow(),
-    )
-    adapted = adapt(content, target)
-    if fmt == "json":
-        dump_json(
-            {
-                "version": 1,
-                "platform": platform,
-                "lang": lang,
-                "parts": [part.to_json() for part in adapted.parts],
-                "problems": list(adapted.problems),
-            }
-        )
-    else:
-        from rich.table import Table
-
-        table = Table(show_lines=True)
-        table.add_column("part", justify="right")
-        table.add_column("length", justify="right")
-        table.add_column("text", overflow="fold", max_width=80)
-        from rich.text import Text
-
-        for index, part in enumerate(adapted.parts, start=1):
-            table.add_row(str(index), f"{part.length}/{part.limit}", Text(part.text))
-        console().print(table)
-    if adapted.problems:
-        for problem in adapted.problems:
-            click.echo(f"compose: {problem}", err=True)
-        sys.exit(ExitCode.INVALID)
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")
@@ -508,3 +239,14 @@ def _safe(exc: BaseException) -> str:
 
 def run(argv: list[str]) -> Any:  # pragma: no cover - convenience for python -c
     return main(argv)
+
+
+def _register() -> None:
+    from amplifier.cli.compose import compose
+    from amplifier.cli.preview import preview
+
+    cli.add_command(preview)
+    cli.add_command(compose)
+
+
+_register()

@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from amplifier.plan.post import PlannedPost
 
@@ -50,35 +49,3 @@ def pipe_width(columns: str | None) -> int:
     """``$COLUMNS`` when it is a positive number of columns, else :data:`PIPE_WIDTH`."""
     value = (columns or "").strip()
     return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else PIPE_WIDTH
-
-
-def posts_table(posts: Sequence[PlannedPost], zones: dict[str, str], title: str | None = None) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=Text(title) if title else None, show_lines=True, expand=False)
-    table.add_column("when", no_wrap=True)
-    table.add_column("account", no_wrap=True)
-    table.add_column("platform", no_wrap=True)
-    table.add_column("lang", no_wrap=True)
-    table.add_column("length", justify="right", no_wrap=True)
-    table.add_column("text", overflow="fold", min_width=40, max_width=80)
-    for post in posts:
-        zone = ZoneInfo(zones.get(post.account, "UTC"))
-        when = post.at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
-        for index, part in enumerate(post.parts):
-            over = part.length > part.limit
-            length = Text(f"{part.length}/{part.limit}", style="bold red" if over else "")
-            text = part.text
-            if len(post.parts) > 1:
-                text = f"[{index + 1}/{len(post.parts)}] {text}"
-            if part.images:
-                text += "".join(f"\n[image, alt text: {image.alt}]" for image in part.images)
-            cell = Text(text)  # campaign text is never read as rich markup
-            if index == 0:
-                table.add_row(when, Text(post.account), post.platform, post.lang, length, cell)
-            else:
-                table.add_row("", "", "", "", length, cell)
-        for warning in post.warnings:
-            table.add_row("", "", "", "", Text("!", style="bold red"), Text(warning, style="red"))
-    return table

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.campaign.models import CountdownRule, MastodonAccount, MessageSet
+from amplifier.campaign.models import CountdownRule, MessageSet
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
+from amplifier.plan.context import account_target, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
 
@@ -97,33 +98,13 @@ class Planner:
         return rendered
 
     def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        shared = self._shared_context.get((slot.event, slot.account, lang, id(message_set)))
+        key = (slot.event, slot.account, lang, id(message_set))
+        shared = self._shared_context.get(key)
         if shared is None:
-            campaign = self.campaign
-            account = campaign.account(slot.account)
-            event: dict[str, Any] | None = None
-            if slot.event is not None:
-                ev = campaign.schedule.events[slot.event]
-                event = {
-                    "id": slot.event,
-                    "name": ev.name.get(lang) or ev.name.get("*", ""),
-                    "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
-                    "start": event_start(campaign.schedule, ev),
-                    "url": str(ev.url) if ev.url else "",
-                }
-            shared = {
-                "event": event,
-                "account": {
-                    "id": slot.account,
-                    "platform": account.platform,
-                    "handle": getattr(account, "handle", None),
-                    "instance": str(getattr(account, "instance", "")) or None,
-                },
-                "lang": lang,
-                "hashtags": " ".join("#" + tag for tag in self._tags(message_set)),
-                "campaign": {"name": campaign.name},
-            }
-            self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
+            tags = self._tags(message_set)
+            shared = self._shared_context[key] = shared_context(
+                self.campaign, slot.event, slot.account, lang, tags
+            )
         return {
             **shared,
             "days_left": slot.days_left,
@@ -178,15 +159,7 @@ class Planner:
             message_set = campaign.message_sets[rule.messages]
             account = campaign.account(account_id)
             lang = campaign.account_lang(account_id)
-            if isinstance(account, MastodonAccount):
-                target = Target(
-                    "mastodon",
-                    visibility=account.visibility,
-                    max_characters=account.max_characters,
-                    url_length=account.characters_reserved_per_url,
-                )
-            else:
-                target = Target("bluesky")
+            target = account_target(account)
             per_account = any(uses(text, "account") for _path, text in message_set.templates())
             share = (
                 None if per_account else self._shares.setdefault((rule_id, lang, target), len(self._shares))
@@ -347,11 +320,12 @@ def plan_window(
     end: dt.datetime,
     *,
     accounts: set[str] | None = None,
+    rules: set[str] | None = None,
     progress: Progress | None = None,
 ) -> Plan:
-    """Every post with ``start <= at < end``, in time order."""
+    """Every post with ``start <= at < end`` (of these accounts and rules, if given), in time order."""
     with gc_paused():
-        slots = expand(campaign.schedule, start, end, accounts=accounts)
+        slots = expand(campaign.schedule, start, end, accounts=accounts, rules=rules)
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 

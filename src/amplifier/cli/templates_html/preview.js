@@ -1,7 +1,16 @@
-/* amplifier preview: filters by account, platform and language. They read and write the URL fragment
-   (#platform=bluesky&lang=ckb), so a filtered view can be bookmarked or shared. */
+/* amplifier preview: the images, and filters by account, platform and language. Each image is in the page once,
+   in the JSON map of <script id="images">; every <img data-image="KEY"> that shows it gets it from there. The
+   filters read and write the URL fragment (#platform=bluesky&lang=ckb), so a filtered view can be bookmarked or
+   shared. */
 (function () {
   "use strict";
+  var table = document.getElementById("images");
+  var images = table ? JSON.parse(table.textContent || "{}") : {};
+  Array.prototype.forEach.call(document.querySelectorAll("img[data-image]"), function (img) {
+    var src = images[img.getAttribute("data-image")];
+    if (src) { img.src = src; }
+  });
+
   var selects = Array.prototype.slice.call(document.querySelectorAll("select[data-filter]"));
   var posts = Array.prototype.slice.call(document.querySelectorAll("article.post"));
   var days = Array.prototype.slice.call(document.querySelectorAll("section.day"));

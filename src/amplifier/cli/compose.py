@@ -1,0 +1,146 @@
+"""``amplifier compose``: one ad-hoc text adapted for a platform, or for one account of the campaign.
+
+Without ``--account`` the text is taken as it is and adapted with the platform, language and limit given on the
+command line. With ``--account ID`` it is a template rendered with the campaign's variables and adapted with that
+account's platform, language and limits, as a planned post of that account would be
+(:func:`amplifier.plan.compose.compose_for_account`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from amplifier.cli.options import apply_common, config_option, format_option, now_option
+from amplifier.errors import ExitCode, UsageError
+
+MASTODON_LIMIT = 500
+
+
+@click.command(short_help="Adapt one ad-hoc text for a platform or an account: length, thread, payload.")
+@click.argument("text")
+@click.option(
+    "--account",
+    default=None,
+    metavar="ID",
+    help="Render TEXT as a template for this account of the campaign, with its platform, language and limits.",
+)
+@click.option(
+    "--event",
+    "event_id",
+    default=None,
+    metavar="ID",
+    help="With --account: the event {{ event.* }} and {{ days_left }} refer to.",
+)
+@config_option
+@now_option
+@click.option(
+    "--platform", type=click.Choice(["mastodon", "bluesky"]), default=None, help="Without --account."
+)
+@click.option("--lang", default=None, help="Language tag of the text, without --account (default: en).")
+@click.option("--cw", "content_warning", default=None, help="Content warning (Mastodon).")
+@click.option(
+    "--max-characters",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Mastodon instance limit, without --account (default: {MASTODON_LIMIT}).",
+)
+@click.option("--no-split", is_flag=True, help="Do not split a long text into a thread.")
+@format_option
+@click.pass_context
+def compose(
+    ctx: click.Context,
+    text: str,
+    account: str | None,
+    event_id: str | None,
+    config: Path | None,
+    now: str | None,
+    platform: str | None,
+    lang: str | None,
+    content_warning: str | None,
+    max_characters: int | None,
+    no_split: bool,
+    fmt: str,
+) -> None:
+    """Adapt one ad-hoc TEXT: its length as the platform counts it, the thread split, the payload.
+
+    \b
+    amplifier compose "Jin, jiyan, azadî!" --platform bluesky --lang ku
+    amplifier compose "{{ days_left }} days to {{ event.name }}" --account bluesky-en --event kobane-day"""
+    from amplifier.clock import utcnow
+    from amplifier.plan.adapt import Adapted
+
+    adapted: Adapted
+    if account is not None:
+        given = [name for name, value in (("--platform", platform), ("--lang", lang)) if value is not None]
+        if max_characters is not None:
+            given.append("--max-characters")
+        if given:
+            raise UsageError(f"{', '.join(given)}: with --account, the account's own settings are used")
+        from amplifier.plan.compose import compose_for_account
+
+        g = apply_common(ctx, config, now)
+        composed = compose_for_account(
+            g.campaign(),
+            account,
+            text,
+            at=g.now,
+            event_id=event_id,
+            content_warning=content_warning,
+            split=not no_split,
+        )
+        adapted, platform, lang = composed.adapted, composed.platform, composed.lang
+        extra: dict[str, Any] = {"account": account, "event": event_id}
+    else:
+        if platform is None:
+            raise UsageError("--platform: choose mastodon or bluesky (or give --account ID)")
+        if event_id is not None:
+            raise UsageError("--event: only with --account")
+        from amplifier.plan.adapt import Content, Target, adapt
+
+        lang = lang or "en"
+        content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
+        target = Target(
+            "mastodon" if platform == "mastodon" else "bluesky",
+            max_characters=max_characters or MASTODON_LIMIT,
+            created_at=utcnow(),
+        )
+        adapted, extra = adapt(content, target), {}
+    _show(adapted, platform, lang, extra, fmt)
+    if adapted.problems:
+        for problem in adapted.problems:
+            click.echo(f"compose: {problem}", err=True)
+        sys.exit(ExitCode.INVALID)
+
+
+def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str) -> None:
+    from amplifier.cli.render import console, dump_json
+
+    if fmt == "json":
+        parts = [part.to_json() for part in adapted.parts]
+        dump_json(
+            {
+                "version": 1,
+                "platform": platform,
+                "lang": lang,
+                **extra,
+                "parts": parts,
+                "problems": list(adapted.problems),
+            }
+        )
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from amplifier.cli.terminal import printable
+
+    table = Table(show_lines=True)
+    table.add_column("part", justify="right")
+    table.add_column("length", justify="right")
+    table.add_column("text", overflow="fold", max_width=80)
+    for index, part in enumerate(adapted.parts, start=1):
+        table.add_row(str(index), f"{part.length}/{part.limit}", Text(printable(part.text)))
+    console().print(table)

@@ -1,0 +1,235 @@
+"""``amplifier preview``: the planned posts of a window, as text for a terminal, JSON, an HTML page or a calendar.
+
+The command parses its options into a :class:`Selection` (which accounts and rules, in which window, shown in
+which zone), plans the window with :func:`amplifier.plan.planner.plan_window` and renders the plan. The filters
+``--account``, ``--platform``, ``--lang`` and ``--rule`` select the posts before they are planned, so every format
+shows the same posts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from amplifier.cli.options import apply_common, config_option, now_option
+from amplifier.errors import UsageError
+
+if TYPE_CHECKING:
+    from amplifier.campaign.load import Campaign
+    from amplifier.cli.options import Globals
+    from amplifier.plan.planner import Plan
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The posts a preview shows, and how it shows their times."""
+
+    start: dt.datetime
+    end: dt.datetime
+    zone: ZoneInfo  # every time shown is in this zone
+    accounts: frozenset[str] | None = None  # None: every account
+    rules: frozenset[str] | None = None  # None: every rule
+    filters: tuple[str, ...] = ()  # the filters as given, for the header ("platform bluesky", ...)
+
+
+def select(
+    campaign: Campaign,
+    g: Globals,
+    *,
+    start: str | None,
+    end: str | None,
+    tz: str | None,
+    accounts: tuple[str, ...] = (),
+    platforms: tuple[str, ...] = (),
+    langs: tuple[str, ...] = (),
+    rules: tuple[str, ...] = (),
+) -> Selection:
+    """The options of ``preview`` as a :class:`Selection`; a :class:`UsageError` for a value the campaign lacks."""
+    from amplifier.campaign.models import check_timezone
+    from amplifier.clock import parse_instant
+
+    schedule = campaign.schedule
+    zone = g.zone
+    if tz is not None:
+        try:
+            zone = ZoneInfo(check_timezone(tz))
+        except ValueError as exc:
+            raise UsageError(f"--tz: {exc}") from None
+    window_start = parse_instant(start, zone, base=g.now, option="--from") if start else g.now
+    window_end = (
+        parse_instant(end, zone, base=window_start, option="--to")
+        if end
+        else window_start + dt.timedelta(days=7)
+    )
+    _known("--account", accounts, schedule.accounts, "the campaign has")
+    _known("--lang", langs, campaign.languages, "the accounts post in")
+    _known("--rule", rules, schedule.rules, "the campaign has")
+    chosen: set[str] | None = None
+    filters: list[str] = []
+    for option, values, of_account in (
+        ("account", accounts, lambda a: a),
+        ("platform", platforms, lambda a: schedule.accounts[a].platform),
+        ("lang", langs, campaign.account_lang),
+    ):
+        if values:
+            matching = {a for a in schedule.accounts if of_account(a) in values}
+            chosen = matching if chosen is None else chosen & matching
+            filters.append(f"{option} {', '.join(dict.fromkeys(values))}")
+    if rules:
+        filters.append(f"rule {', '.join(dict.fromkeys(rules))}")
+    return Selection(
+        window_start,
+        window_end,
+        zone,
+        None if chosen is None else frozenset(chosen),
+        frozenset(rules) if rules else None,
+        tuple(filters),
+    )
+
+
+def _known(option: str, values: tuple[str, ...], known: Any, what: str) -> None:
+    unknown = [value for value in dict.fromkeys(values) if value not in known]
+    if unknown:
+        noun = option.removeprefix("--")
+        raise UsageError(
+            f"{option}: unknown {noun} {', '.join(map(repr, unknown))} ({what}: {', '.join(known)})"
+        )
+
+
+@click.command(short_help="Show the planned posts in a window: what, where and when.")
+@config_option
+@click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
+@click.option(
+    "--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days)."
+)
+@now_option
+@click.option(
+    "--tz",
+    default=None,
+    metavar="ZONE",
+    help="Show times (and read --from/--to without an offset) in this zone. Default: the campaign's.",
+)
+@click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    type=click.Choice(["mastodon", "bluesky"]),
+    help="Only this platform (repeatable).",
+)
+@click.option("--lang", "langs", multiple=True, metavar="LANG", help="Only this language (repeatable).")
+@click.option("--rule", "rules", multiple=True, metavar="ID", help="Only this rule (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "html", "ics"]),
+    default="table",
+    show_default=True,
+    help="Output format: text for a terminal, JSON, a self-contained HTML page, or an iCalendar file.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file (atomically) instead of stdout (json, html, ics).",
+)
+@click.pass_context
+def preview(
+    ctx: click.Context,
+    config: Path | None,
+    start: str | None,
+    end: str | None,
+    now: str | None,
+    tz: str | None,
+    accounts: tuple[str, ...],
+    platforms: tuple[str, ...],
+    langs: tuple[str, ...],
+    rules: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Show the planned posts in a window, in time order: exactly what would be sent, where and when, with
+    each post's id (for `amplifier send ID`).
+
+    TIME is ISO 8601 (2027-10-25, 2027-10-25T10:00, with or without offset), `now`, or an offset (+7d, -12h).
+    The filters combine: `--platform bluesky --lang ckb` shows the Sorani posts on Bluesky.
+    `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
+    from amplifier.cli.progress import track
+    from amplifier.errors import CampaignError
+    from amplifier.plan.planner import plan_window
+
+    g = apply_common(ctx, config, now)
+    campaign = g.campaign()
+    selection = select(
+        campaign,
+        g,
+        start=start,
+        end=end,
+        tz=tz,
+        accounts=accounts,
+        platforms=platforms,
+        langs=langs,
+        rules=rules,
+    )
+    if output is not None and fmt == "table":
+        raise UsageError("--output: choose --format json, html or ics to write a file")
+    plan = plan_window(
+        campaign,
+        selection.start,
+        selection.end,
+        accounts=None if selection.accounts is None else set(selection.accounts),
+        rules=None if selection.rules is None else set(selection.rules),
+        progress=lambda slots: track(slots, "Planning posts"),
+    )
+    if fmt == "table":
+        from amplifier.cli.render import console
+        from amplifier.cli.terminal import print_posts
+
+        print_posts(console(), plan.posts, campaign.name, selection)
+    else:
+        text = export(fmt, campaign, plan, selection, g.now)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            from amplifier.campaign.schema import write_atomic
+
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
+            click.echo(f"wrote {output} ({len(plan.posts)} posts)", err=True)
+    if plan.problems:
+        raise CampaignError(plan.problems)
+
+
+def export(fmt: str, campaign: Campaign, plan: Plan, selection: Selection, now: dt.datetime) -> str:
+    """The plan as JSON, an HTML page or an iCalendar file (text)."""
+    window = (selection.start, selection.end)
+    if fmt == "html":
+        from amplifier.cli.html import campaign_page
+
+        return campaign_page(campaign, plan, window, zone=selection.zone.key)
+    if fmt == "ics":
+        from amplifier.cli.ics import posts_calendar
+
+        return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
+    import io
+
+    from amplifier.cli.render import dump_json, posts_json
+
+    buffer = io.StringIO()
+    dump_json(
+        posts_json(
+            plan.posts,
+            campaign=campaign.name,
+            window={"from": window[0].isoformat(), "to": window[1].isoformat()},
+        ),
+        buffer,
+    )
+    return buffer.getvalue()

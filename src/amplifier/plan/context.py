@@ -1,0 +1,58 @@
+"""What a message is rendered with and adapted for, for one account: the template variables that do not change
+from one occurrence to the next (:func:`shared_context`) and the account's platform and limits
+(:func:`account_target`). The planner and ``compose --account`` both build them here, so an ad-hoc text is rendered
+and adapted as a planned post is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from amplifier.campaign.load import Campaign
+from amplifier.campaign.models import Account, MastodonAccount
+from amplifier.plan.adapt import Target
+from amplifier.plan.schedule import event_start
+
+
+def account_target(account: Account) -> Target:
+    """What adapting a text for ``account`` needs: its platform, and a Mastodon instance's limits."""
+    if isinstance(account, MastodonAccount):
+        return Target(
+            "mastodon",
+            visibility=account.visibility,
+            max_characters=account.max_characters,
+            url_length=account.characters_reserved_per_url,
+        )
+    return Target("bluesky")
+
+
+def shared_context(
+    campaign: Campaign, event_id: str | None, account_id: str, lang: str, tags: Sequence[str]
+) -> dict[str, Any]:
+    """The template variables that do not change from one occurrence to the next: ``event``, ``account``,
+    ``lang``, ``hashtags``, ``campaign`` (the others are ``days_left``, ``hours_left``, ``now`` and ``at``)."""
+    account = campaign.account(account_id)
+    event: dict[str, Any] | None = None
+    if event_id is not None:
+        ev = campaign.schedule.events[event_id]
+        event = {
+            "id": event_id,
+            "name": ev.name.get(lang) or ev.name.get("*", ""),
+            "date": ev.date.date() if isinstance(ev.date, dt.datetime) else ev.date,
+            "start": event_start(campaign.schedule, ev),
+            "url": str(ev.url) if ev.url else "",
+        }
+    return {
+        "event": event,
+        "account": {
+            "id": account_id,
+            "platform": account.platform,
+            "handle": getattr(account, "handle", None),
+            "instance": str(getattr(account, "instance", "")) or None,
+        },
+        "lang": lang,
+        "hashtags": " ".join("#" + tag for tag in tags),
+        "campaign": {"name": campaign.name},
+    }
