@@ -1,0 +1,50 @@
+"""Taking secrets out of a text before it leaves the process (an alert, a log line).
+
+A stop-gap local to this stage: the project-wide ``amplifier.redact`` takes its place once it exists. Removes
+every known secret value (the accounts' tokens and passwords, the destinations' and the heartbeat's URLs and their
+token-bearing parts), then what looks like a secret whatever its value: bearer tokens, JWTs, ``password=...`` and
+the password of a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+MASK = "[redacted]"
+MIN_SECRET = 6  # shorter values would mask ordinary words
+
+_SHAPES = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|token|secret|access_token|app_password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+        ),
+        r"\1" + MASK,
+    ),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]+@"), r"\1:" + MASK + "@"),
+]
+
+
+def url_fragments(url: str) -> list[str]:
+    """The parts of a URL that may hold a token on their own: the user, the password, long path segments and
+    query values (Apprise URLs carry tokens in any of them)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    found = [parts.username or "", parts.password or ""]
+    found += [unquote(segment) for segment in parts.path.split("/")]
+    found += [value for _key, value in parse_qsl(parts.query)]
+    return [item for item in found if len(item) >= 8]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without any of ``secrets`` (longest first) and without anything shaped like a secret."""
+    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    for pattern, replacement in _SHAPES:
+        text = pattern.sub(replacement, text)
+    return text
