@@ -11,7 +11,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "amplifier"
 
 # Lowest first. A module may import its own stage and any stage below it.
-STAGES = ["errors", "clock", "platforms", "campaign", "plan", "publish", "delivery", "notify", "daemon", "cli"]
+STAGES = [
+    "errors",
+    "clock",
+    "platforms",
+    "campaign",
+    "plan",
+    "publish",
+    "delivery",
+    "notify",
+    "daemon",
+    "cli",
+]
 RANK = {"errors": 0, "clock": 0, "platforms": 0} | {stage: n for n, stage in enumerate(STAGES) if n >= 3}
 
 

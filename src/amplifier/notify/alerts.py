@@ -19,6 +19,9 @@ TEST = "test"
 MAX_IDS = 8  # subjects named on a line; the rest are counted
 MAX_PROBLEMS = 20  # reload problems quoted in one message
 MAX_CAUSE = 200
+_TIMESTAMP = re.compile(
+    r"\s*(?:at |since )?\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d| UTC)?"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Alert:
 def short_cause(reason: str, account: str | None = None) -> str:
     """The first clause of an error text, without the ``account:`` prefix the publishers put in front."""
     text = " ".join(reason.split())
+    text = _TIMESTAMP.sub("", text)  # so that the same cause at different moments groups
     if account and text.startswith(f"{account}:"):
         text = text[len(account) + 1 :].strip()
     text = re.split(r"; |\. ", text, maxsplit=1)[0]
@@ -120,7 +124,7 @@ _NOUN = {
     "reload_rejected": ("campaign edit rejected", "campaign edits rejected"),
     "daemon_stopped": ("daemon stopped", "daemon stopped"),
     "daemon_stuck": ("daemon stuck", "daemon stuck"),
-    TEST: ("test message", "test messages"),
+    TEST: ("test message", "test message"),
 }
 
 _ORDER = list(_NOUN)
@@ -130,7 +134,7 @@ _TODO = {
     "permissions); `amplifier history` lists them.",
     "post_expired": "Their time passed before they could go out (amplifier was down, the account paused or the "
     "server unreachable). See `amplifier status`; a rule's `missed:` setting allows posting late.",
-    "account_paused": "Fix the secret{secrets}; the account resumes by itself when it changes "
+    "account_paused": "Fix {secrets}; an account resumes by itself when its secret changes "
     "(or run `amplifier resume --account ID`). Its posts wait meanwhile.",
     "account_resumed": "Nothing to do: their posts go out again.",
     "outcome_unknown": "amplifier cannot yet tell whether they went out; it keeps asking the server and never "
@@ -151,33 +155,45 @@ def _names(items: Iterable[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def _line(event: str, server: str | None, alerts: Sequence[Alert]) -> list[str]:
-    count = len({alert.subject for alert in alerts})
+SINGLE = ("daemon_stopped", "daemon_stuck", TEST)  # no count
+NOT_NAMED = ("daemon", "campaign", "test")  # subjects not worth naming
+
+
+def _rank(event: str) -> int:
+    return _ORDER.index(event) if event in _ORDER else len(_ORDER)
+
+
+def _head(event: str, count: int) -> str:
+    """``3 accounts paused``, ``1 post failed``, ``daemon stopped``."""
     singular, plural = _NOUN.get(event, (event, event))
-    head = (
-        f"{count} {plural}"
-        if count > 1
-        else f"1 {singular}"
-        if event not in ("daemon_stopped", "daemon_stuck")
-        else singular.capitalize()
-    )
-    head = head[0].upper() + head[1:]
-    where = f" on {server}" if server else ""
+    if event in SINGLE:
+        return singular
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _causes(alerts: Sequence[Alert]) -> str:
     causes = Counter(alert.cause for alert in alerts if alert.cause)
-    cause_text = "; ".join(
-        f"{cause} ({n}×)" if len(causes) > 1 else cause for cause, n in causes.most_common(3)
-    )
-    if len(causes) > 3:
-        cause_text += f"; and {len(causes) - 3} other reasons"
-    subjects = [alert.subject for alert in alerts if alert.subject not in ("daemon", "campaign", "test")]
-    ids = f" ({_names(subjects)})" if subjects else ""
-    if event in ("post_failed", "post_expired", "outcome_unknown"):
-        accounts = sorted({alert.account for alert in alerts if alert.account})
-        if accounts:
-            ids = f" ({_names(subjects)}; account{'s' if len(accounts) > 1 else ''} {_names(accounts)})"
-    text = f"{head}{where}{ids}" + (f": {cause_text}." if cause_text and event != TEST else ".")
+    if len(causes) == 1:
+        return next(iter(causes))
+    text = "; ".join(f"{cause} ({n}×)" for cause, n in causes.most_common(3))
+    return text + (f"; and {len(causes) - 3} other reasons" if len(causes) > 3 else "")
+
+
+def _line(event: str, server: str | None, alerts: Sequence[Alert]) -> list[str]:
+    """The line of one (event, server) group: what happened, to whom, why, and what to do."""
+    subjects = [alert.subject for alert in alerts if alert.subject not in NOT_NAMED]
+    names = _names(subjects)
+    accounts = sorted({alert.account for alert in alerts if alert.account and alert.account != alert.subject})
+    if accounts:
+        names += f"; account{'s' if len(accounts) > 1 else ''} {_names(accounts)}"
+    text = _head(event, len({alert.subject for alert in alerts}))
+    text = text[0].upper() + text[1:]
+    text += (f" on {server}" if server else "") + (f" ({names})" if names else "")
+    cause = _causes(alerts) if event != TEST else ""
+    text += f": {cause}." if cause else "."
     secrets = sorted({alert.secret for alert in alerts if alert.secret})
-    todo = _TODO.get(event, "").format(secrets=f" ({', '.join(secrets)})" if secrets else "")
+    fix = f"the secret{'s' if len(secrets) > 1 else ''} {', '.join(secrets)}" if secrets else "the secret"
+    todo = _TODO.get(event, "").format(secrets=fix)
     lines = [f"{text} {todo}".strip()]
     if event == "reload_rejected":
         problems = [problem for alert in alerts for problem in alert.lines]
@@ -190,27 +206,17 @@ def _line(event: str, server: str | None, alerts: Sequence[Alert]) -> list[str]:
 
 
 def compose(alerts: Sequence[Alert], campaign: str) -> Message:
-    """One message for a batch of alerts: one line per (event, server), the worst events first."""
+    """One message for a batch of alerts: one line per (event, server), the worst events first; the title counts
+    them."""
     groups: dict[tuple[str, str], list[Alert]] = {}
     for alert in alerts:
         groups.setdefault((alert.event, alert.server or ""), []).append(alert)
-    ordered = sorted(
-        groups.items(),
-        key=lambda item: (_ORDER.index(item[0][0]) if item[0][0] in _ORDER else 99, item[0][1]),
-    )
     body: list[str] = []
-    summary: list[str] = []
     counts: Counter[str] = Counter()
-    for (event, server), members in ordered:
+    for (event, server), members in sorted(groups.items(), key=lambda item: (_rank(item[0][0]), item[0][1])):
         body += _line(event, server or None, members)
         counts[event] += len({alert.subject for alert in members})
-    for event, count in sorted(
-        counts.items(), key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else 99
-    ):
-        singular, plural = _NOUN.get(event, (event, event))
-        summary.append(
-            plural
-            if event in ("daemon_stopped", "daemon_stuck")
-            else f"{count} {plural if count > 1 else singular}"
-        )
+    summary = [
+        _head(event, count) for event, count in sorted(counts.items(), key=lambda item: _rank(item[0]))
+    ]
     return Message(title=f"amplifier · {campaign}: {', '.join(summary)}", body="\n".join(body))

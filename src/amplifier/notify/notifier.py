@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from amplifier.campaign.load import Campaign
 from amplifier.clock import Clock, utcnow
-from amplifier.notify.alerts import TEST, Alert, Message, compose
+from amplifier.notify.alerts import Alert, Message, compose, test_alert
 from amplifier.notify.destinations import Destination, Unusable, known_secrets, resolve
 from amplifier.notify.redaction import redact, url_fragments
 from amplifier.notify.transport import DEFAULT_TIMEOUT, DeliveryError, Sender, send_apprise
@@ -267,7 +267,7 @@ class Notifier:
 
     def test(self) -> list[Delivery]:
         """Send a test message to every destination now and wait for each (at most the timeout): which worked."""
-        message = self._redacted(compose([Alert(TEST, "test", "test message")], self.campaign))
+        message = self._redacted(compose([test_alert()], self.campaign))
         results: dict[str, Delivery] = {}
 
         def one(name: str, url: str) -> None:

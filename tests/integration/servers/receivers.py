@@ -83,7 +83,9 @@ class SmtpReceiver:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+                message = message_from_bytes(
+                    envelope.original_content or envelope.content, policy=policy.default
+                )
                 assert isinstance(message, EmailMessage)
                 receiver.messages.append(message)
                 return "250 OK"
