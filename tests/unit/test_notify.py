@@ -189,8 +189,13 @@ def test_redact_removes_known_values_and_secret_shapes() -> None:
 
 
 def test_url_fragments_are_the_token_bearing_parts() -> None:
-    url = "matrixs://bot:Sup3rS3cretPw@matrix.example/!roomid1234:example?token=ABCDEFGHIJ"
-    assert set(url_fragments(url)) >= {"Sup3rS3cretPw", "ABCDEFGHIJ", "!roomid1234:example"}
+    url = "matrixs://amplifier:Sup3rS3cretPw@matrix.example/!roomid1234:example?token=ABCD3FGHIJ&mode=plain"
+    assert url_fragments(url) == ["Sup3rS3cretPw", "!roomid1234:example", "ABCD3FGHIJ"]
+    assert url_fragments("tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567") == [
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "-1001234567",
+    ]
+    assert url_fragments("mailto://amplifier@127.0.0.1:2525?to=ops@example.org") == []
 
 
 # ------------------------------------------------------------------------------------------------ the notifier

@@ -29,16 +29,24 @@ _SHAPES = [
 
 
 def url_fragments(url: str) -> list[str]:
-    """The parts of a URL that may hold a token on their own: the user, the password, long path segments and
-    query values (Apprise URLs carry tokens in any of them)."""
+    """The parts of a URL that may hold a token on their own (Apprise URLs carry tokens in any part: the password,
+    the user, the host of ``tgram://TOKEN/CHAT``, path segments, query values): the password, and every other part
+    that looks like a token (8 characters or more, with a digit, not an address), so that plain words such as a
+    user name are left alone."""
     try:
         parts = urlsplit(url.strip())
+        password = parts.password or ""
+        host = parts.netloc.rpartition("@")[2]
     except ValueError:
         return []
-    found = [parts.username or "", parts.password or ""]
-    found += [unquote(segment) for segment in parts.path.split("/")]
-    found += [value for _key, value in parse_qsl(parts.query)]
-    return [item for item in found if len(item) >= 8]
+    candidates = [parts.username or "", host if "." not in host else ""]
+    candidates += [unquote(segment) for segment in parts.path.split("/")]
+    candidates += [value for _key, value in parse_qsl(parts.query)]
+    return [password] * bool(password) + [item for item in candidates if _tokenish(item)]
+
+
+def _tokenish(text: str) -> bool:
+    return len(text) >= 8 and any(c.isdigit() for c in text) and not re.fullmatch(r"[\d.:\[\]]+", text)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
