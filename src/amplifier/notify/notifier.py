@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from amplifier.clock import Clock, utcnow
 from amplifier.notify.alerts import Alert, Message, compose, test_alert
 from amplifier.notify.destinations import Destination, Unusable, known_secrets, resolve
 from amplifier.notify.redaction import redact, url_fragments
+from amplifier.notify.throttle import SentLog
 from amplifier.notify.transport import DEFAULT_TIMEOUT, DeliveryError, Sender, send_apprise
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir, StateError
@@ -35,8 +36,6 @@ from amplifier.publish.sessions import StateDir, StateError
 Log = Callable[..., None]
 """``log(event, **fields)``: the daemon's ``EventLog.emit``."""
 
-SUB = "notify"
-SENT = "sent.json"
 DIGEST_LATE = timedelta(hours=3)  # a digest not sent by then (the daemon was down) waits for the next day
 
 
@@ -56,66 +55,6 @@ class Delivery:
 
     def to_json(self) -> dict[str, Any]:
         return {"destination": self.destination, "ok": self.ok, "alerts": self.alerts, "error": self.error}
-
-
-class SentLog:
-    """When each alert key was last sent to each destination, and the day of each one's last digest."""
-
-    def __init__(self, state: StateDir | None, repeat: timedelta) -> None:
-        self.state = state
-        self.repeat = repeat
-        self.sent: dict[str, dict[str, str]] = {}
-        self.digests: dict[str, str] = {}
-        data = self._read()
-        if isinstance(data, dict) and data.get("version") == 1:
-            sent, digests = data.get("sent"), data.get("digest")
-            if isinstance(sent, dict):
-                self.sent = {
-                    str(d): {str(k): str(v) for k, v in keys.items()}
-                    for d, keys in sent.items()
-                    if isinstance(keys, dict)
-                }
-            if isinstance(digests, dict):
-                self.digests = {str(d): str(day) for d, day in digests.items()}
-
-    def _read(self) -> Any:
-        if self.state is None or not (self.state.path / SUB / SENT).is_file():
-            return None
-        return self.state.read_json(SUB, SENT)
-
-    def recent(self, destination: str, key: str, now: datetime) -> bool:
-        at = self.sent.get(destination, {}).get(key)
-        if at is None:
-            return False
-        try:
-            return now - datetime.fromisoformat(at) < self.repeat
-        except ValueError:
-            return False
-
-    def mark(self, destination: str, keys: Iterable[str], now: datetime) -> None:
-        stamp = now.astimezone(UTC).isoformat()
-        self.sent.setdefault(destination, {}).update(dict.fromkeys(keys, stamp))
-
-    def unmark(self, destination: str, keys: Iterable[str], now: datetime) -> None:
-        stamp = now.astimezone(UTC).isoformat()
-        mine = self.sent.get(destination, {})
-        for key in keys:
-            if mine.get(key) == stamp:
-                del mine[key]
-
-    def save(self, now: datetime) -> None:
-        keep = max(self.repeat, timedelta(days=1))
-        for destination, keys in self.sent.items():
-            self.sent[destination] = {k: v for k, v in keys.items() if _age(v, now) < keep}
-        if self.state is not None:
-            self.state.write_json(SUB, SENT, {"version": 1, "sent": self.sent, "digest": self.digests})
-
-
-def _age(stamp: str, now: datetime) -> timedelta:
-    try:
-        return now - datetime.fromisoformat(stamp)
-    except ValueError:
-        return timedelta.max
 
 
 class Notifier:
