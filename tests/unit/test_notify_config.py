@@ -129,3 +129,19 @@ def test_a_url_written_in_yaml_is_never_echoed(campaign_dir: Callable[..., Path]
         load_campaign(path)
     assert not any("T0KEN" in text for text in info.value.lines())
     assert all(re.match(r"^.*schedule\.yaml:\d+:\d+: ", text) for text in info.value.lines())
+
+
+def test_the_skeletons_commented_example_is_valid(tmp_path: Path) -> None:
+    from amplifier.campaign.scaffold import init_campaign
+
+    folder = tmp_path / "campaign"
+    init_campaign(folder, name="C", timezone="Europe/Berlin", today=dt.date(2027, 1, 4))
+    schedule = folder / "schedule.yaml"
+    text = schedule.read_text(encoding="utf-8")
+    start = text.index("# notify:")
+    example = "\n".join(line[2:] for line in text[start:].splitlines() if line.startswith("# "))
+    schedule.write_text(text[:start] + example + "\n", encoding="utf-8")
+    notify = load_campaign(schedule).schedule.notify
+    assert notify is not None
+    assert notify.destinations["team-chat"].url_env == "AMPLIFIER_NOTIFY_CHAT"
+    assert notify.destinations["team-chat"].digest == dt.time(9, 0)
