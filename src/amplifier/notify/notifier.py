@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,12 +86,12 @@ class Notifier:
         self.clock = clock
         self.secrets = [*secrets, *(part for d in destinations for part in (d.url, *url_fragments(d.url)))]
         self.sent = SentLog(state, repeat)
-        self._pending: dict[str, list[Alert]] = {}
+        self._pending: dict[str, dict[str, Alert]] = {}  # destination -> alert key -> alert, in raise order
         self._since: dict[str, datetime] = {}
         self._lock = threading.RLock()
         self._queues: dict[str, queue.Queue[tuple[Message, list[str], datetime, int] | None]] = {}
         self._threads: list[threading.Thread] = []
-        self.deliveries: list[Delivery] = []  # what the background threads did, in order
+        self.deliveries: deque[Delivery] = deque(maxlen=100)  # the last deliveries, in order
         self.unusable: list[Unusable] = []  # destinations whose URL could not be read (from_campaign)
 
     @classmethod
@@ -132,12 +133,12 @@ class Notifier:
             for name, destination in self.destinations.items():
                 if not destination.wants(alert.event) or self.sent.recent(name, alert.key, now):
                     continue
-                pending = self._pending.setdefault(name, [])
-                if any(item.key == alert.key for item in pending):
+                pending = self._pending.setdefault(name, {})
+                if alert.key in pending:
                     continue
                 if not pending:
                     self._since[name] = now
-                pending.append(alert)
+                pending[alert.key] = alert
 
     def pending(self) -> dict[str, int]:
         with self._lock:
@@ -149,13 +150,14 @@ class Notifier:
         now = now or self.clock()
         queued: dict[str, Message] = {}
         with self._lock:
-            for name, alerts in list(self._pending.items()):
-                if not alerts or not (force or now - self._since[name] >= self.group):
+            for name, pending in list(self._pending.items()):
+                if not pending or not (force or now - self._since[name] >= self.group):
                     continue
+                alerts = list(pending.values())
                 message = self._redacted(compose(alerts, self.campaign))
-                keys = [alert.key for alert in alerts]
+                keys = list(pending)
                 self.sent.mark(name, keys, now)
-                self._pending[name] = []
+                self._pending[name] = {}
                 self._enqueue(name, message, keys, now, len(alerts))
                 queued[name] = message
             if queued:
