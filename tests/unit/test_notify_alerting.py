@@ -84,6 +84,27 @@ def test_stopping_says_so_and_waits(tmp_path: Path) -> None:
     assert [message.body.split(".")[0] for _, message in sender.sent] == ["Daemon stopped: SIGTERM"]
 
 
+def test_a_digest_that_cannot_be_built_is_logged_not_raised() -> None:
+    from amplifier.delivery.ledger import LedgerBusy
+
+    log: list[tuple[str, dict[str, object]]] = []
+    notifier = Notifier(
+        [Destination("chat", HOOK, "CHAT_URL", ALL, digest=dt.time(9, 0))],
+        campaign="C",
+        zone="Europe/Berlin",
+        sender=Recorder(),
+        log=lambda event, **fields: log.append((event, fields)),
+    )
+
+    def busy(now: datetime) -> Message:
+        raise LedgerBusy(Path("/state/ledger.sqlite3"))
+
+    alert = Alerting(notifier, Switch(), digest=busy)
+    alert.pass_finished(T0 + timedelta(hours=1, minutes=1), healthy=True)
+    assert [(event, fields["action"]) for event, fields in log] == [("notify error", "digest")]
+    assert "the ledger is busy" in str(log[0][1]["reason"])
+
+
 def test_off_sends_nothing() -> None:
     alert = Alerting.off("C")
     alert.raise_(post_failed("p1", "sky", "422"), T0)

@@ -10,8 +10,9 @@ the background.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from amplifier.campaign.load import Campaign
@@ -21,6 +22,7 @@ from amplifier.notify.alerts import Alert, Message, daemon_stopped, daemon_stuck
 from amplifier.notify.digest import build_digest, digest_message
 from amplifier.notify.heartbeat import DeadMansSwitch
 from amplifier.notify.notifier import Log, Notifier, stderr_log
+from amplifier.notify.redaction import redact
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir
 
@@ -45,6 +47,15 @@ class Alerting:
         self.stuck_after = stuck_after
         self._pass_started: datetime | None = None
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Alerting never takes posting down: an error here (a ledger the digest cannot read, a bug) is logged."""
+        try:
+            yield
+        except Exception as exc:
+            reason = redact(f"{type(exc).__name__}: {exc}", self.notifier.secrets)
+            self.notifier.log("notify error", action=action, reason=reason)
 
     @classmethod
     def for_campaign(
@@ -79,7 +90,8 @@ class Alerting:
     def raise_(self, alert: Alert, now: datetime | None = None) -> None:
         """Collect ``alert``; it goes out with the next flush after its group window (:meth:`pass_finished`,
         :meth:`watch`)."""
-        self.notifier.raise_(alert, now)
+        with self._guard("raise"):
+            self.notifier.raise_(alert, now)
 
     def pass_started(self, now: datetime) -> None:
         with self._lock:
@@ -91,7 +103,8 @@ class Alerting:
         with self._lock:
             self._pass_started = None
         self.flush(now)
-        self.switch.ping(healthy)
+        with self._guard("heartbeat"):
+            self.switch.ping(healthy)
 
     def watch(self, now: datetime) -> None:
         """Every few seconds, from a job that does not wait for the pass: report a pass that has run for longer
@@ -105,10 +118,13 @@ class Alerting:
         self.flush(now)
 
     def flush(self, now: datetime) -> None:
-        self.notifier.flush(now)
+        """Send the batches whose group window passed, and the digest when it is due."""
+        with self._guard("flush"):
+            self.notifier.flush(now)
         if self.digest is not None:
             build = self.digest
-            self.notifier.maybe_digest(now, lambda: build(now))
+            with self._guard("digest"):
+                self.notifier.maybe_digest(now, lambda: build(now))
 
     def reconfigure(self, campaign: Campaign, state: StateDir | None, *, log: Log = stderr_log) -> None:
         """After a valid reload: the destinations of the new ``notify:`` section (what is pending goes out first
@@ -128,5 +144,7 @@ class Alerting:
         now = now or utcnow()
         if reason is not None:
             self.raise_(daemon_stopped(reason), now)
-        done = self.notifier.close(now, timeout=timeout)
+        done = False
+        with self._guard("close"):
+            done = self.notifier.close(now, timeout=timeout)
         return self.switch.wait(timeout) and done

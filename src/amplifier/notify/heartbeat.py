@@ -13,6 +13,7 @@ holds up posting. Only the newest ping waits while one is in flight. A failed pi
 from __future__ import annotations
 
 import threading
+from collections import deque
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from amplifier.errors import CredentialsError
@@ -46,7 +47,7 @@ class DeadMansSwitch:
         self._next: bool | None = None
         self._busy = False
         self._lock = threading.Condition()
-        self.sent: list[tuple[bool, bool]] = []  # (healthy, answered 2xx), for tests and status
+        self.sent: deque[tuple[bool, bool]] = deque(maxlen=100)  # the last pings: (healthy, answered 2xx)
 
     @classmethod
     def from_sources(
