@@ -294,3 +294,23 @@ def test_commands_that_do_not_notify_do_not_import_apprise(campaign_dir: Callabl
 
 
 _ = threading  # the receivers run threads; nothing else here needs it
+
+
+def test_notify_lists_without_sending(
+    notify_campaign: Path, http: HttpReceiver, run_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_NOTIFY_CHAT", http.url(f"alerts/{TOKEN}"))
+    monkeypatch.setenv("TEST_NOTIFY_MAIL", "mailto://amplifier@127.0.0.1:9?to=ops@example.org")
+    monkeypatch.setenv("AMPLIFIER_HEARTBEAT_URL", f"https://hc-ping.example/{TOKEN}")
+    result = run_cli("-c", str(notify_campaign), "notify")
+    assert result.code == 0, result.err
+    assert http.received == []
+    assert "TEST_NOTIFY_CHAT" in result.out
+    assert "09:00" in result.out
+    assert "dead man's switch (AMPLIFIER_HEARTBEAT_URL): set" in result.out
+    assert TOKEN not in result.out + result.err
+    monkeypatch.delenv("TEST_NOTIFY_MAIL")
+    result = run_cli("-c", str(notify_campaign), "notify", "--format", "json")
+    assert result.code == 6
+    mail = json.loads(result.out)["destinations"][1]
+    assert (mail["url_set"], mail["ok"], mail["tested"]) == (False, False, False)
