@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     ACCOUNT = 3  # an account's credentials or server failed
     PUBLISH = 4  # a post could not be published
     STATE = 5  # the state folder cannot be created, read or written
+    NOTIFY = 6  # an alert destination did not take a message (`notify --test`), or its URL is not set
 
 
 @dataclass(frozen=True, order=True)

@@ -11,7 +11,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "amplifier"
 
 # Lowest first. A module may import its own stage and any stage below it.
-STAGES = ["errors", "clock", "platforms", "campaign", "plan", "publish", "delivery", "daemon", "cli"]
+STAGES = [
+    "errors",
+    "clock",
+    "platforms",
+    "campaign",
+    "plan",
+    "publish",
+    "delivery",
+    "notify",
+    "daemon",
+    "cli",
+]
 RANK = {"errors": 0, "clock": 0, "platforms": 0} | {stage: n for n, stage in enumerate(STAGES) if n >= 3}
 
 
@@ -63,7 +74,7 @@ def test_imports_point_down_the_stack(path: Path) -> None:
 
 
 def test_every_stage_says_what_it_owns_and_may_import() -> None:
-    for stage in ("campaign", "plan", "platforms", "publish", "delivery", "daemon", "cli"):
+    for stage in ("campaign", "plan", "platforms", "publish", "delivery", "notify", "daemon", "cli"):
         doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8")))
         assert doc, stage
         assert "import" in doc.lower(), stage

@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "history": ("amplifier.cli.daemon", "history", "What was published, failed or expired."),
     "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
     "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
+    "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
 }
 
 
