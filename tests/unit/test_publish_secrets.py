@@ -52,7 +52,9 @@ def test_from_the_secrets_folder(tmp_path: Path) -> None:
     assert src.get(NAME).get_secret_value() == "from-file"
 
 
-def test_unreadable_secret_file_is_a_credentials_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_secret_file_is_a_credentials_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A Docker secret bind-mounted with the host's owner and mode 0600, read by the image's user: the tests run as
     # root (who reads everything), so the refusal is simulated. tests/integration/test_image.py has the real one.
     src = sources(tmp_path)
