@@ -55,8 +55,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     started = time.monotonic()
     base = podman.debian_python_base()
     folder = tmp_path_factory.mktemp("pip")
-    podman.build(ROOT, tag=IMAGE, build_args={"PYTHON_IMAGE": base}, volumes=podman.pip_volumes(folder))
-    return Built(IMAGE, time.monotonic() - started)
+    iidfile = folder / "image-id"
+    podman.build(
+        ROOT,
+        tag=IMAGE,
+        build_args={"PYTHON_IMAGE": base},
+        volumes=podman.pip_volumes(folder),
+        extra=["--iidfile", str(iidfile)],
+    )
+    # By its id from here on: another checkout's test run may move the tag meanwhile.
+    image_id = iidfile.read_text(encoding="utf-8").strip().removeprefix("sha256:")
+    return Built(image_id, time.monotonic() - started)
 
 
 @dataclass(frozen=True)
