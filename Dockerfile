@@ -8,6 +8,8 @@
 #
 # See docs/deploy.md, and compose.yaml for the same with Docker Compose and Docker secrets.
 
+# Any Debian bookworm image with python3, python3-venv and useradd works as well: the tests build on one made from
+# Debian's python3 package (docs/deploy.md, Podman).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: install amplifier and its dependencies into a virtualenv
