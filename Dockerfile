@@ -8,6 +8,8 @@
 #
 # See docs/deploy.md, and compose.yaml for the same with Docker Compose and Docker secrets.
 
+# Any Debian bookworm image with python3, python3-venv and useradd works as well: the tests build on one made from
+# Debian's python3 package (docs/deploy.md, Podman).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: install amplifier and its dependencies into a virtualenv
@@ -16,10 +18,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/amplifier
-COPY pyproject.toml README.md ./
+# python3, not python: Debian's python3 package (a base image made with debootstrap) has no `python` command.
+RUN python3 -m venv /opt/amplifier
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
-RUN /opt/amplifier/bin/pip install --no-cache-dir . \
+# Every dependency at the version pinned in constraints.txt: a release on the day of a campaign changes nothing.
+RUN /opt/amplifier/bin/pip install --no-cache-dir -c constraints.txt . \
     && /opt/amplifier/bin/python -m compileall -q /opt/amplifier/lib
 
 # ---- runtime: the virtualenv only, run by an unprivileged user
@@ -34,6 +38,7 @@ RUN groupadd --system --gid "${UID}" amplifier \
 COPY --from=build /opt/amplifier /opt/amplifier
 ENV PATH=/opt/amplifier/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
+    LANG=C.UTF-8 \
     AMPLIFIER_CONFIG=/campaign/schedule.yaml \
     AMPLIFIER_STATE=/state
 # Secrets: the variables named in schedule.yaml (token_env, password_env), or files of those names in

@@ -14,10 +14,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
 from tests.conftest import ROOT
@@ -108,14 +110,57 @@ def test_dockerignore_sends_only_what_the_build_needs() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*"
-    assert {line for line in lines if line.startswith("!")} == {"!pyproject.toml", "!README.md", "!src/"}
+    assert {line for line in lines if line.startswith("!")} == {
+        "!pyproject.toml",
+        "!README.md",
+        "!constraints.txt",
+        "!src/",
+    }
     assert {"**/.env", "**/.amplifier-state"} <= set(lines)
     copied = {
-        args.split()[0]
+        source
         for k, args in instructions(DOCKERFILE.read_text())
         if k == "COPY" and "--from" not in args
+        for source in args.split()[:-1]
     }
-    assert copied <= {"pyproject.toml", "src"}
+    assert copied == {"pyproject.toml", "README.md", "constraints.txt", "src"}
+
+
+def test_the_image_installs_the_pinned_versions() -> None:
+    build = stages(DOCKERFILE.read_text(encoding="utf-8"))[0]
+    installs = [args for keyword, args in build if keyword == "RUN" and "pip install" in args]
+    assert len(installs) == 1
+    assert "-c constraints.txt" in installs[0]
+    # python3, which Debian's python3 package (a debootstrapped base) has as well as the python image.
+    assert ("RUN", "python3 -m venv /opt/amplifier") in build
+
+
+def test_ci_installs_the_pinned_versions() -> None:
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    installs = [line for line in script.splitlines() if "pip install" in line and "-e" in line]
+    assert installs
+    assert all("-c constraints.txt" in line for line in installs)
+
+
+def test_every_dependency_is_pinned_in_constraints_txt() -> None:
+    """pyproject.toml changed without regenerating constraints.txt (README, Development) fails here."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins: dict[str, list[str]] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            requirement = Requirement(line)
+            assert str(requirement.specifier).startswith("=="), line
+            pins.setdefault(canonical(requirement.name), []).append(str(requirement.specifier)[2:])
+    for text in [*pyproject["dependencies"], *pyproject["optional-dependencies"]["test"]]:
+        wanted = Requirement(text)
+        versions = pins.get(canonical(wanted.name))
+        assert versions, f"{wanted.name} is not in constraints.txt: regenerate it (README, Development)"
+        for version in versions:
+            assert wanted.specifier.contains(version, prereleases=True), f"{wanted} vs {version}"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_compose_example() -> None:
@@ -131,6 +176,20 @@ def test_compose_example() -> None:
         )  # the variable names amplifier looks for in /run/secrets
     assert service["command"] == ["run"]
     assert service["read_only"] is True
+    # The campaign folder it is copied to has no Dockerfile: the image is built from the source beforehand.
+    assert "build" not in service
+    assert service["image"] == "amplifier:latest"
+    assert service["pull_policy"] == "never"
+    assert "docker build -t amplifier:latest" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+
+
+def test_docs_prescribe_secret_permissions_the_image_user_can_read() -> None:
+    # Compose bind-mounts file secrets with the host's owner and mode; the image runs as uid 10001.
+    # tests/integration/test_image.py reads secrets with these permissions as the image's user.
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "chmod 0700 secrets && chmod 0444 secrets/*" in deploy
+    assert "chown 10001:10001 secrets/* && chmod 0400 secrets/*" in deploy
+    assert "chmod 600" not in deploy
 
 
 def test_the_wheel_carries_the_package_data(tmp_path: Path) -> None:

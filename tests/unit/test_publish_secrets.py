@@ -52,6 +52,31 @@ def test_from_the_secrets_folder(tmp_path: Path) -> None:
     assert src.get(NAME).get_secret_value() == "from-file"
 
 
+def test_unreadable_secret_file_is_a_credentials_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Docker secret bind-mounted with the host's owner and mode 0600, read by the image's user: the tests run as
+    # root (who reads everything), so the refusal is simulated. tests/integration/test_image.py has the real one.
+    src = sources(tmp_path)
+    (tmp_path / "secrets").mkdir()
+    secret = tmp_path / "secrets" / NAME
+    secret.write_text("the-value\n")
+    read_text = Path.read_text
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> str:
+        if self == secret:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(CredentialsError) as caught:
+        src.get(NAME)
+    message = str(caught.value)
+    assert f"the secret {NAME} could not be read (PermissionError)" in message
+    assert "readable by the user amplifier runs as" in message
+    assert "the-value" not in message
+
+
 def test_precedence_env_then_campaign_dotenv_then_cwd_dotenv_then_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError, create_model
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from amplifier.campaign.models import ENV_NAME_PATTERN
 from amplifier.errors import CredentialsError
@@ -92,8 +92,13 @@ class SecretSources:
         model: type[_SecretSettings] = create_model("AccountSecret", __base__=_SecretSettings, **fields)
         try:
             settings = model(_env_file=env_files or None, _secrets_dir=secrets_dir)  # type: ignore[call-arg]
-        except (ValidationError, OSError) as exc:
-            # Never echo the input: a validation error would carry the value.
-            raise CredentialsError(f"the secret {name} could not be read ({type(exc).__name__})") from None
+        except (ValidationError, SettingsError, OSError) as exc:
+            # Never echo the input: a validation error would carry the value. A file that cannot be read
+            # (e.g. a Docker secret owned by another user, mode 0600) comes wrapped in a SettingsError.
+            cause = exc.__cause__ if isinstance(exc, SettingsError) and exc.__cause__ else exc
+            raise CredentialsError(
+                f"the secret {name} could not be read ({type(cause).__name__}): it must be readable by the "
+                f"user amplifier runs as (uid {os.getuid()})"
+            ) from None
         value = getattr(settings, name)
         return value if isinstance(value, SecretStr) else None
