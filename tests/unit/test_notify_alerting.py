@@ -7,7 +7,7 @@ import datetime as dt
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from amplifier.delivery.ledger import Ledger, PlanEntry
+from amplifier.delivery.ledger import PlanEntry, open_ledger
 from amplifier.notify.alerting import Alerting
 from amplifier.notify.alerts import Message, post_failed
 from amplifier.notify.destinations import Destination
@@ -114,7 +114,7 @@ def test_off_sends_nothing() -> None:
 
 
 def test_the_digest_from_the_ledger(tmp_path: Path) -> None:
-    with Ledger.open(tmp_path / "ledger.sqlite3", T0 - timedelta(days=2)) as ledger:
+    with open_ledger(tmp_path, T0 - timedelta(days=2)) as ledger:
         entries = [
             PlanEntry(f"p{n}", "sky", "bluesky", "countdown", T0 - timedelta(hours=10 - n), f"h{n}", 1)
             for n in range(4)
