@@ -241,3 +241,33 @@ def test_init_with_an_unknown_timezone_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert result.code == 2
     assert "--timezone: unknown timezone 'Europe/Berln' (did you mean Europe/Berlin" in result.err
     assert not (tmp_path / "c").exists()
+
+
+def test_preview_json_to_a_file_is_what_stdout_gets(run_cli: RunCli, tmp_path: Path) -> None:
+    args = [
+        "preview",
+        "-c",
+        str(ROOT / "schedule.yaml"),
+        "--from",
+        "2027-10-20",
+        "--to",
+        "2027-11-02",
+        "--format",
+        "json",
+    ]
+    printed = run_cli(*args)
+    target = tmp_path / "preview.json"
+    written = run_cli(*args, "-o", str(target))
+    assert printed.code == written.code == 0, written.err
+    posts = json.loads(printed.out)["posts"]
+    assert written.err == f"wrote {target} ({len(posts)} posts)\n"
+    assert target.read_text(encoding="utf-8") == printed.out
+    assert [p.name for p in tmp_path.iterdir()] == ["preview.json"]  # no temporary file left
+
+
+def test_preview_json_into_a_missing_folder_is_a_usage_error(run_cli: RunCli, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "preview.json"
+    result = run_cli("preview", "-c", str(ROOT / "schedule.yaml"), "--format", "json", "-o", str(target))
+    assert result.code == 2
+    assert f"--output: cannot write {target}" in result.err
+    assert result.out == ""

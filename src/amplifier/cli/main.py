@@ -206,10 +206,10 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     """Check the campaign: every file, every template, every planned post against each platform's limit.
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
-    from amplifier.cli.progress import track
+    from amplifier.cli.progress import track_window
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
-    from amplifier.plan.planner import validate as validate_plan
+    from amplifier.plan.stream import validate as validate_plan
 
     g = apply_common(ctx, config, now)
     span = None
@@ -218,14 +218,15 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
-    plan = validate_plan(campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"))
-    if plan.problems:
-        raise CampaignError(plan.problems)
-    parts = sum(len(post.parts) for post in plan.posts)
+    found = validate_plan(
+        campaign, g.now, span, progress=lambda slots, a, b: track_window(slots, "Rendering posts", a, b)
+    )
+    if found.problems:
+        raise CampaignError(found.problems)
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
-        f"{len(plan.posts)} posts ({parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
+        f"{found.posts} posts ({found.parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
     )
 
 
@@ -284,6 +285,9 @@ def preview(
         )
     if output is not None and fmt == "table":
         raise UsageError("--output: choose --format json, html or ics to write a file")
+    if fmt == "json":  # streamed: written as planned
+        _preview_json(campaign, (window_start, window_end), set(accounts) or None, output)
+        return
     plan = plan_window(
         campaign,
         window_start,
@@ -318,6 +322,32 @@ def preview(
         raise CampaignError(plan.problems)
 
 
+def _preview_json(
+    campaign: Campaign,
+    window: tuple[dt.datetime, dt.datetime],
+    accounts: set[str] | None,
+    output: Path | None,
+) -> None:
+    from amplifier.cli.progress import track_window
+    from amplifier.cli.render import open_output, write_posts_json
+    from amplifier.errors import CampaignError
+    from amplifier.plan.stream import stream_window
+
+    stream = stream_window(
+        campaign,
+        *window,
+        accounts=accounts,
+        progress=lambda slots, a, b: track_window(slots, "Planning posts", a, b),
+    )
+    span = {"from": window[0].isoformat(), "to": window[1].isoformat()}
+    with open_output(output) as out:
+        count = write_posts_json(out, stream.posts, campaign=campaign.name, window=span)
+    if output is not None:
+        click.echo(f"wrote {output} ({count} posts)", err=True)
+    if stream.problems:
+        raise CampaignError(stream.problems)
+
+
 def _export(
     fmt: str,
     campaign: Campaign,
@@ -330,24 +360,9 @@ def _export(
         from amplifier.cli.html import campaign_page
 
         return campaign_page(campaign, plan, window)
-    if fmt == "ics":
-        from amplifier.cli.ics import posts_calendar
+    from amplifier.cli.ics import posts_calendar
 
-        return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
-    import io
-
-    from amplifier.cli.render import dump_json, posts_json
-
-    buffer = io.StringIO()
-    dump_json(
-        posts_json(
-            plan.posts,
-            campaign=campaign.name,
-            window={"from": window[0].isoformat(), "to": window[1].isoformat()},
-        ),
-        buffer,
-    )
-    return buffer.getvalue()
+    return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
 
 
 @cli.command(short_help="Adapt one ad-hoc text for a platform: length, thread, payload.")

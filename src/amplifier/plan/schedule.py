@@ -14,6 +14,7 @@ id, whatever window is asked for.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -245,7 +246,9 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
     return count
 
 
-def _recurring(schedule: ScheduleFile, rule: RecurringRule, first_day: dt.date, last_day: dt.date) -> Iterator[Item]:
+def _recurring(
+    schedule: ScheduleFile, rule: RecurringRule, first_day: dt.date, last_day: dt.date
+) -> Iterator[Item]:
     """The rule's firings on the local days ``first_day`` to ``last_day`` (included)."""
     from croniter import croniter
 
@@ -303,21 +306,58 @@ def expand(
     rules: set[str] | None = None,
 ) -> list[Slot]:
     """The slots with ``start <= at < end``, in time order (then by id)."""
-    slots = []
+    return list(iter_slots(schedule, start, end, accounts=accounts, rules=rules))
+
+
+def iter_slots(
+    schedule: ScheduleFile,
+    start: dt.datetime,
+    end: dt.datetime | None,
+    *,
+    accounts: set[str] | None = None,
+    rules: set[str] | None = None,
+) -> Iterator[Slot]:
+    """:func:`expand` one slot at a time (``end`` ``None``: to each rule's last occurrence): a merge of one stream
+    per rule, each already in (instant, id) order, so a window of any length is never held whole."""
+    streams = []
     for rule_id, rule in schedule.rules.items():
         if not rule.enabled or (rules is not None and rule_id not in rules):
             continue
         targets = [a for a in rule_accounts(schedule, rule) if accounts is None or a in accounts]
-        if not targets:
-            continue
-        event = getattr(rule, "event", None)
-        for occ in occurrences(schedule, rule):
-            if not start <= occ.at < end:
-                continue
-            for account in targets:
-                slots.append(make_slot(rule_id, account, occ, event))
-    slots.sort(key=lambda slot: (slot.at.astimezone(dt.UTC), slot.id))
-    return slots
+        if targets:
+            streams.append(_rule_slots(schedule, rule_id, rule, targets, start, end))
+    for _at, _id, slot in heapq.merge(*streams):
+        yield slot
+
+
+def _rule_slots(
+    schedule: ScheduleFile,
+    rule_id: str,
+    rule: Rule,
+    targets: list[str],
+    start: dt.datetime,
+    end: dt.datetime | None,
+) -> Iterator[tuple[dt.datetime, str, Slot]]:
+    event = getattr(rule, "event", None)
+    # Ids of one occurrence differ only in the account: "rule:a:key" < "rule:b:key" whatever the key.
+    targets = sorted(targets, key=lambda account: account + ":")
+    for occ in occurrences_between(schedule, rule, start, end):
+        at = occ.at.astimezone(dt.UTC)
+        for account in targets:
+            slot = make_slot(rule_id, account, occ, event)
+            yield at, slot.id, slot
+
+
+def last_instant(schedule: ScheduleFile) -> dt.datetime:
+    """An instant after every occurrence of every rule (for a progress bar over a whole campaign)."""
+    last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for rule in schedule.rules.values():
+        if isinstance(rule, RecurringRule):
+            tz = rule_zone(schedule, rule)
+            last = max(last, localize(dt.datetime.combine(rule.end + 2 * _DAY, dt.time()), tz))
+        else:
+            last = max([last, *(occ.at + dt.timedelta(seconds=1) for occ in occurrences(schedule, rule))])
+    return last
 
 
 def parse_slot_id(slot: str) -> tuple[str, str, str]:
