@@ -285,7 +285,8 @@ def test_the_stream_plans_what_the_window_plans(campaign_dir: Callable[..., Path
     campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
     whole = plan_window(campaign, *WINDOW)
     stream = stream_window(campaign, *WINDOW)
-    assert whole.posts and whole.problems
+    assert whole.posts
+    assert whole.problems
     assert list(stream.posts) == whole.posts
     assert stream.problems == whole.problems
 

@@ -253,7 +253,9 @@ def test_plan_never_has_two_slots_with_one_id(cron: str, tz: str, start: dt.date
     assert all(occ.at.tzinfo is not None for occ in occurrences(plan, plan.rules["r"]))
 
 
-def full_expansion(plan: ScheduleFile, rule_id: str) -> list[tuple[dt.datetime, int, str, int | None, int | None]]:
+def full_expansion(
+    plan: ScheduleFile, rule_id: str
+) -> list[tuple[dt.datetime, int, str, int | None, int | None]]:
     """The reference: one croniter run from the rule's first day to its last, indexes and keys assigned in order
     (the expansion as it was before windows were expanded on their own)."""
     from croniter import croniter
