@@ -360,3 +360,37 @@ def test_windowed_occurrences_equal_the_full_expansion(
         for o in occurrences_between(plan, rule, window_start, window_end)
     ]
     assert windowed == expected
+
+
+def test_a_one_day_window_of_a_long_rule_expands_days_not_years(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty years of an hourly rule (175k occurrences): a one-day window expands its days and the DST days before
+    it (counted, not listed), a few thousand firings, and gets the indexes the full expansion gives."""
+    from amplifier.plan import schedule as module
+
+    plan = schedule(
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": "0 * * * *",
+                "start": "2020-01-01",
+                "end": "2039-12-31",
+                "messages": "m",
+            }
+        },
+    )
+    expanded = 0
+    recurring = module._recurring
+
+    def counting(*args: Any) -> Any:
+        nonlocal expanded
+        for item in recurring(*args):
+            expanded += 1
+            yield item
+
+    monkeypatch.setattr(module, "_recurring", counting)
+    start = dt.datetime(2035, 6, 1, tzinfo=BERLIN)
+    window = list(module.occurrences_between(plan, plan.rules["r"], start, start + dt.timedelta(days=1)))
+    assert [o.key[11:] for o in window] == [f"{hour:02d}:00" for hour in range(24)]
+    assert expanded < 20 * 2 * 3 * 24 + 5 * 24  # three days around each DST change, and the window's days
+    hours = (dt.date(2035, 6, 1) - dt.date(2020, 1, 1)).days * 24
+    assert window[0].index == hours - 16 + 15  # 16 springs forward without 02:00, 15 falls back with it twice
