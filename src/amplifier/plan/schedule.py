@@ -191,6 +191,8 @@ def _recurring_chunks(
             first -= _DAY
     if end is not None:
         last = min(last, end.astimezone(tz).date() + _DAY)
+    if first > last:
+        return  # the window misses the rule: nothing to count either
     base = _count_before(schedule, rule, first)
     day = first
     while day <= last:
