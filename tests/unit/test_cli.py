@@ -349,3 +349,70 @@ def test_compose_usage_errors(
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.err
+
+
+def test_preview_json_to_a_file_is_what_stdout_gets(run_cli: RunCli, tmp_path: Path) -> None:
+    args = [
+        "preview",
+        "-c",
+        str(ROOT / "schedule.yaml"),
+        "--from",
+        "2027-10-20",
+        "--to",
+        "2027-11-02",
+        "--format",
+        "json",
+    ]
+    printed = run_cli(*args)
+    target = tmp_path / "preview.json"
+    written = run_cli(*args, "-o", str(target))
+    assert printed.code == written.code == 0, written.err
+    posts = json.loads(printed.out)["posts"]
+    assert written.err == f"wrote {target} ({len(posts)} posts)\n"
+    assert target.read_text(encoding="utf-8") == printed.out
+    assert [p.name for p in tmp_path.iterdir()] == ["preview.json"]  # no temporary file left
+
+
+def test_preview_json_into_a_missing_folder_is_a_usage_error(run_cli: RunCli, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "preview.json"
+    result = run_cli("preview", "-c", str(ROOT / "schedule.yaml"), "--format", "json", "-o", str(target))
+    assert result.code == 2
+    assert f"--output: cannot write {target}" in result.err
+    assert result.out == ""
+
+
+CLIENT_LIBRARIES = ("mastodon", "atproto", "atproto_client", "apscheduler", "requests", "urllib3", "httpx")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["validate", "--now", "2026-11-21"],
+        ["preview", "--from", "2027-10-25", "--to", "2027-11-02", "--format", "json"],
+        ["preview", "--from", "2027-10-25", "--to", "2027-11-02", "--format", "ics"],
+        ["status"],
+        ["run", "--once", "--now", "2026-11-21"],  # nothing due: nothing to publish
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_commands_that_publish_nothing_import_no_client_library(args: list[str], tmp_path: Path) -> None:
+    """Start-up: Mastodon.py (with requests and urllib3), atproto and APScheduler only for a command that publishes."""
+    argv = ["--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "state"), *args]
+    code = (
+        "import sys, io, contextlib\n"
+        "from amplifier.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    try:\n        main({argv!r})\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({CLIENT_LIBRARIES!r}))\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().endswith("[]"), proc.stderr[-500:]

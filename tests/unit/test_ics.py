@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from amplifier.cli.ics import posts_calendar, summary
 from amplifier.plan.post import PlannedPost
@@ -141,3 +143,61 @@ def test_cli_writes_a_calendar_of_the_window(run_cli: RunCli, tmp_path: Path) ->
     kobane_day = [event for event in found if str(event["UID"]).startswith("kobane-day-thread:mastodon-en:")]
     assert len(kobane_day) == 1
     assert "[3/3]" in str(kobane_day[0]["DESCRIPTION"])
+
+
+def icalendar_calendar(posts: list[PlannedPost], name: str) -> bytes:
+    """The reference: every event built and written by icalendar (as the export was written before)."""
+    from amplifier.cli.ics import EVENT_DURATION, PRODID, _event
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", name)
+    for post in sorted(posts, key=lambda p: (p.at, p.id)):
+        calendar.add_component(_event(post, STAMP, EVENT_DURATION))
+    if posts:
+        first = min(post.at for post in posts).date() - dt.timedelta(days=366)
+        last = max(post.at for post in posts).date() + dt.timedelta(days=366)
+        calendar.add_missing_timezones(first_date=first, last_date=last)
+    data: bytes = calendar.to_ical()
+    return data
+
+
+TRICKY = [
+    "a, b; c \\ d ^ e \\N f\r\ng\nh",
+    "x" * 73 + "\\" + "y" * 200,
+    "é" * 100 + "^" + "ڕۆژ" * 60,
+    "🏳️‍🌈" * 40 + ",;" * 50,
+    "",
+]
+
+
+def test_events_are_byte_for_byte_what_icalendar_writes() -> None:
+    posts = sample()
+    for index, text in enumerate(TRICKY):
+        posts.append(
+            make_post(
+                (text, text[::-1] or "z"),
+                "bluesky" if index % 2 else "mastodon",
+                account=f"acc,{index};x",
+                at=dt.datetime(2027, 10, 30 + index % 2, 2, 30, tzinfo=BERLIN if index % 2 else dt.UTC),
+            )
+        )
+    posts.append(
+        make_post("fall back", "mastodon", at=dt.datetime(2027, 10, 31, 2, 30, fold=1, tzinfo=BERLIN))
+    )
+    data = posts_calendar(posts, campaign_name="Kobanê, 2027; \\ all", stamp=STAMP)
+    assert data == icalendar_calendar(posts, "Kobanê, 2027; \\ all")
+    assert len(events(data)) == len(posts)
+
+
+@given(st.text(max_size=400))
+def test_fold_and_escape_are_icalendars(text: str) -> None:
+    from icalendar.parser.string import _foldline
+
+    from amplifier.cli.ics import escape, fold
+
+    assert escape(text) == icalendar.vText(text).to_ical().decode()
+    line = "DESCRIPTION:" + escape(text)
+    assert fold(line) == _foldline(line).encode() + b"\r\n"

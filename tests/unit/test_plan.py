@@ -10,7 +10,8 @@ import pytest
 
 from amplifier.campaign.load import load_campaign
 from amplifier.errors import CampaignError, UsageError
-from amplifier.plan.planner import find_posts, plan_window, validate
+from amplifier.plan.planner import find_posts, plan_window
+from amplifier.plan.stream import stream_window, validate
 from tests.conftest import BASE_MESSAGES, BASE_SCHEDULE
 
 UTC = dt.UTC
@@ -224,12 +225,15 @@ def test_find_posts_by_id(campaign_dir: Callable[..., Path]) -> None:
 
 def test_example_campaign_plans_in_every_language() -> None:
     campaign = load_campaign(ROOT / "schedule.yaml")
-    plan = validate(campaign, dt.datetime(2026, 11, 21, tzinfo=UTC))
+    plan = stream_window(campaign, dt.datetime(2026, 11, 21, tzinfo=UTC), None)
+    posts = list(plan.posts)
     assert plan.problems == []
-    assert {p.lang for p in plan.posts} == {"en", "de", "tr", "ar", "ku", "ckb"}
-    thread = [p for p in plan.posts if p.rule == "kobane-day-thread"]
+    found = validate(campaign, dt.datetime(2026, 11, 21, tzinfo=UTC))
+    assert (found.posts, found.parts, found.problems) == (len(posts), sum(len(p.parts) for p in posts), [])
+    assert {p.lang for p in posts} == {"en", "de", "tr", "ar", "ku", "ckb"}
+    thread = [p for p in posts if p.rule == "kobane-day-thread"]
     assert {len(p.parts) for p in thread} == {3}
-    for post in plan.posts:
+    for post in posts:
         for part in post.parts:
             assert part.length <= part.limit, (post.id, part.text)
 
@@ -271,3 +275,31 @@ def test_content_warning_longer_than_the_limit_is_a_problem_not_a_crash(
     masto = [str(p) for p in plan.problems if ":masto:" in str(p)]
     assert masto
     assert "over Mastodon's limit of 500" in masto[0]
+
+
+def test_the_stream_plans_what_the_window_plans(campaign_dir: Callable[..., Path]) -> None:
+    """The same posts in the same order, and the same problems, whether planned whole or one at a time."""
+    messages = BASE_MESSAGES.replace(
+        "until {{ event.name }}.", "until {{ event.name }}." + " Kobanê" * 60
+    ).replace("    hashtags: [Riseup4Rojava]\n", "    split: {enabled: false}\n")
+    campaign = load_campaign(campaign_dir(messages={"main.yaml": messages}))
+    whole = plan_window(campaign, *WINDOW)
+    stream = stream_window(campaign, *WINDOW)
+    assert whole.posts
+    assert whole.problems
+    assert list(stream.posts) == whole.posts
+    assert stream.problems == whole.problems
+
+
+def test_find_posts_finds_a_post_of_a_long_rule_from_its_day(campaign_dir: Callable[..., Path]) -> None:
+    schedule = BASE_SCHEDULE.replace(
+        "rules:\n",
+        'rules:\n  hourly:\n    kind: recurring\n    cron: "0 * * * *"\n'
+        "    start: 2026-01-01\n    end: 2028-12-31\n    messages: countdown\n    event: kobane-day\n",
+        1,
+    )
+    campaign = load_campaign(campaign_dir(schedule=schedule))
+    window = (dt.datetime(2027, 10, 31, 22, tzinfo=UTC), dt.datetime(2027, 11, 1, 2, tzinfo=UTC))
+    wanted = [p for p in plan_window(campaign, *window).posts if p.rule == "hourly"]
+    assert wanted
+    assert find_posts(campaign, [p.id for p in wanted]) == wanted

@@ -54,3 +54,33 @@ def test_stream_without_isatty_is_quiet() -> None:
     stream = Closed()
     assert list(track([1, 2, 3], "x", stream=stream, delay=0)) == [1, 2, 3]
     assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize(("stream", "drawn"), [(Terminal(), True), (io.StringIO(), False)])
+def test_track_window_yields_every_item_and_draws_only_on_a_slow_terminal(
+    stream: io.StringIO, drawn: bool
+) -> None:
+    import datetime as dt
+    from dataclasses import dataclass
+
+    from amplifier.cli.progress import track_window
+
+    @dataclass
+    class Item:
+        at: dt.datetime
+
+    start = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    items = [Item(start + dt.timedelta(minutes=i)) for i in range(300)]
+    clock = ticking(0.5)
+    got = list(
+        track_window(
+            iter(items),
+            "Planning",
+            start,
+            start + dt.timedelta(hours=5),
+            stream=stream,
+            clock=lambda: next(clock),
+        )
+    )
+    assert got == items
+    assert bool(stream.getvalue()) == drawn

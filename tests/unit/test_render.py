@@ -42,3 +42,53 @@ def test_console_in_a_pipe(monkeypatch: pytest.MonkeyPatch, columns: str, width:
     assert shown.width == width
     shown.print("a text")
     assert out.getvalue() == "a text\n"
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("count", [0, 1, 3, 1100])
+def test_streamed_json_is_the_document_json_dumps_writes(
+    monkeypatch: pytest.MonkeyPatch, indent: int | None, count: int
+) -> None:
+    """Byte for byte what one json.dumps of the whole document gives, across batch boundaries, shared parts too."""
+    import datetime as dt
+    import json
+
+    from amplifier.cli import render
+    from amplifier.plan.post import Image, Part, PlannedPost
+
+    monkeypatch.setattr(render, "JSON_BATCH", 7)
+    shared = (Part('Hoch die "Fahnen"\nweiter', 20, 500, {"status": "x", "visibility": "public"}),)
+    own = (
+        Part(
+            "ڕۆژ",
+            3,
+            300,
+            {"$type": "app.bsky.feed.post", "text": "ڕۆژ"},
+            (Image("/i.png", "alt", "image/png", 2, 1),),
+        ),
+    )
+    at = dt.datetime(2027, 11, 1, 9, tzinfo=dt.UTC)
+    posts = [
+        PlannedPost(
+            f"r:a{i}:k",
+            at,
+            "r",
+            f"a{i}",
+            "mastodon",
+            "ku",
+            shared if i % 3 else own,
+            "m",
+            i % 2,
+            None,
+            ("too long",) if i == 1 else (),
+        )
+        for i in range(count)
+    ]
+    extra = {"campaign": 'Bench "c"', "window": {"from": "2027-11-01T00:00:00+00:00", "to": "x"}}
+    out = io.StringIO()
+    assert render.write_posts_json(out, iter(posts), indent=indent, **extra) == count
+    expected = (
+        json.dumps(render.posts_json(posts, **extra), ensure_ascii=False, indent=indent, default=str) + "\n"
+    )
+    assert out.getvalue() == expected
+    assert list(json.loads(out.getvalue())) == ["version", "campaign", "window", "posts"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 
@@ -42,19 +44,27 @@ def write_schemas(directory: Path) -> list[Path]:
     return written
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``path`` complete or not at all (a temporary file, then ``replace``), with the mode a plain ``open``
-    would give it: ``0666`` less the umask. (``mkstemp`` makes its file ``0600``; pages, calendars and schemas are
-    meant to be shared. Secrets are written by :mod:`amplifier.publish.sessions` and stay ``0600``.)"""
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text file to write ``path`` complete or not at all (a temporary file beside it, renamed once the block
+    ends without an error), with the mode a plain ``open`` would give it: ``0666`` less the umask. (``mkstemp``
+    makes its file ``0600``; pages, calendars and schemas are meant to be shared. Secrets are written by
+    :mod:`amplifier.publish.sessions` and stay ``0600``.)"""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` complete or not at all, with the umask's mode (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
 
 
 def current_umask() -> int:

@@ -116,10 +116,10 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     """Check the campaign: every file, every template, every planned post against each platform's limit.
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
-    from amplifier.cli.progress import track
+    from amplifier.cli.progress import track_window
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
-    from amplifier.plan.planner import validate as validate_plan
+    from amplifier.plan.stream import validate as validate_plan
 
     g = apply_common(ctx, config, now)
     span = None
@@ -128,14 +128,15 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
-    plan = validate_plan(campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"))
-    if plan.problems:
-        raise CampaignError(plan.problems)
-    parts = sum(len(post.parts) for post in plan.posts)
+    found = validate_plan(
+        campaign, g.now, span, progress=lambda slots, a, b: track_window(slots, "Rendering posts", a, b)
+    )
+    if found.problems:
+        raise CampaignError(found.problems)
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
-        f"{len(plan.posts)} posts ({parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
+        f"{found.posts} posts ({found.parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
     )
 
 

@@ -179,6 +179,9 @@ def preview(
     )
     if output is not None and fmt == "table":
         raise UsageError("--output: choose --format json, html or ics to write a file")
+    if fmt == "json":  # streamed: each post written as it is planned, in bounded memory
+        _preview_json(campaign, selection, output)
+        return
     plan = plan_window(
         campaign,
         selection.start,
@@ -208,28 +211,36 @@ def preview(
         raise CampaignError(plan.problems)
 
 
+def _preview_json(campaign: Campaign, selection: Selection, output: Path | None) -> None:
+    from amplifier.cli.progress import track_window
+    from amplifier.cli.render import open_output, write_posts_json
+    from amplifier.errors import CampaignError
+    from amplifier.plan.stream import stream_window
+
+    stream = stream_window(
+        campaign,
+        selection.start,
+        selection.end,
+        accounts=None if selection.accounts is None else set(selection.accounts),
+        rules=None if selection.rules is None else set(selection.rules),
+        progress=lambda slots, a, b: track_window(slots, "Planning posts", a, b),
+    )
+    span = {"from": selection.start.isoformat(), "to": selection.end.isoformat()}
+    with open_output(output) as out:
+        count = write_posts_json(out, stream.posts, campaign=campaign.name, window=span)
+    if output is not None:
+        click.echo(f"wrote {output} ({count} posts)", err=True)
+    if stream.problems:
+        raise CampaignError(stream.problems)
+
+
 def export(fmt: str, campaign: Campaign, plan: Plan, selection: Selection, now: dt.datetime) -> str:
-    """The plan as JSON, an HTML page or an iCalendar file (text)."""
+    """The plan as an HTML page or an iCalendar file (text); JSON is streamed by :func:`_preview_json`."""
     window = (selection.start, selection.end)
     if fmt == "html":
         from amplifier.cli.html import campaign_page
 
         return campaign_page(campaign, plan, window, zone=selection.zone.key)
-    if fmt == "ics":
-        from amplifier.cli.ics import posts_calendar
+    from amplifier.cli.ics import posts_calendar
 
-        return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")
-    import io
-
-    from amplifier.cli.render import dump_json, posts_json
-
-    buffer = io.StringIO()
-    dump_json(
-        posts_json(
-            plan.posts,
-            campaign=campaign.name,
-            window={"from": window[0].isoformat(), "to": window[1].isoformat()},
-        ),
-        buffer,
-    )
-    return buffer.getvalue()
+    return posts_calendar(plan.posts, campaign_name=campaign.name, stamp=now).decode("utf-8")

@@ -7,10 +7,11 @@ when done; in a pipe, a log or a test nothing is printed.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -67,3 +68,59 @@ def _start(stream: TextIO, label: str, total: int, done: int) -> tuple[Any, Any]
     progress.start()
     task = progress.add_task(label, total=total, completed=done)
     return progress, task
+
+
+class _Timed(Protocol):
+    @property
+    def at(self) -> dt.datetime: ...
+
+
+Timed = TypeVar("Timed", bound=_Timed)
+
+
+def track_window(
+    items: Iterable[Timed],
+    label: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    stream: TextIO | None = None,
+    delay: float = DELAY,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Timed]:
+    """:func:`track` for a stream of unknown length in time order (slots being planned): the bar shows how far
+    into the window from ``start`` to ``end`` the items have come, and how many there were so far."""
+    out = stream if stream is not None else sys.stderr
+    interactive = _isatty(out)
+    started = clock()
+    total = max((end - start).total_seconds(), 1.0)
+    progress: Any = None
+    task: Any = None
+    try:
+        for done, item in enumerate(items):
+            if interactive and done and done % 64 == 0:
+                position = min(max((item.at - start).total_seconds(), 0.0), total)
+                if progress is None and clock() - started >= delay:
+                    progress, task = _start_window(out, label, total)
+                if progress is not None:
+                    progress.update(task, completed=position, description=f"{label} ({done:,})")
+            yield item
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+def _start_window(stream: TextIO, label: str, total: float) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=True,
+    )
+    progress.start()
+    return progress, progress.add_task(label, total=total)

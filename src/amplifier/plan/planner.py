@@ -12,18 +12,26 @@ import mimetypes
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.campaign.models import CountdownRule, MessageSet
+from amplifier.campaign.load import Campaign
+from amplifier.campaign.models import MessageSet
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.plan.context import account_target, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
-from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
+from amplifier.plan.schedule import (
+    Occurrence,
+    Slot,
+    expand,
+    make_slot,
+    occurrences,
+    occurrences_between,
+    parse_slot_id,
+    rule_zone,
+)
 
 
 @dataclass
@@ -53,6 +61,9 @@ class _Static:
     variants: int
 
 
+ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
+
+
 class Planner:
     """Renders and adapts slots of one campaign; caches compiled templates and shared renders."""
 
@@ -68,6 +79,7 @@ class Planner:
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[str, str, Target], int] = {}
         self._problems: dict[Problem, None] = {}
+        self._at: dt.datetime | None = None
 
     @property
     def problems(self) -> list[Problem]:
@@ -178,6 +190,8 @@ class Planner:
         return static
 
     def post(self, slot: Slot) -> PlannedPost | None:
+        if slot.at != self._at:
+            self._next_instant(slot.at)
         static = self._statics.get((slot.rule, slot.account)) or self._static(slot.rule, slot.account)
         variant_index = slot.index % static.variants
         # Posts of one occurrence in one language and one target look the same unless a template names the account.
@@ -210,6 +224,15 @@ class Planner:
             event=slot.event,
             warnings=adapted.problems,
         )
+
+    def _next_instant(self, at: dt.datetime) -> None:
+        """Slots come in time order: what one occurrence shares between accounts is not needed past its instant,
+        so a plan of any length holds the caches of one instant (and a bounded cache of adapted texts)."""
+        self._at = at
+        self._rendered.clear()
+        self._by_occurrence.clear()
+        if len(self._adapted) > ADAPTED_CACHE:
+            self._adapted.clear()
 
     def _variant_text(self, static: _Static, variant_index: int) -> tuple[str, str | list[str] | None]:
         variant = static.message_set.variants[variant_index]
@@ -274,6 +297,14 @@ class Planner:
         posts = [post for slot in slots if (post := self.post(slot)) is not None]
         return Plan(posts, self.problems)
 
+    def stream(self, slots: Iterable[Slot]) -> Iterator[PlannedPost]:
+        """The posts of ``slots`` (in time order), one at a time; :attr:`problems` is complete once they are read."""
+        with gc_paused():
+            for slot in slots:
+                post = self.post(slot)
+                if post is not None:
+                    yield post
+
 
 def _describe(exc: Exception) -> str:
     message = str(exc) or type(exc).__name__
@@ -329,45 +360,6 @@ def plan_window(
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 
-def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
-    """Countdown rules whose event is already over at ``now``."""
-    problems = []
-    for rule_id, rule in campaign.schedule.rules.items():
-        if isinstance(rule, CountdownRule) and rule.enabled and rule.event in campaign.schedule.events:
-            event = campaign.schedule.events[rule.event]
-            if event_start(campaign.schedule, event) < now:
-                problems.append(
-                    campaign.schedule_problem(
-                        ("rules", rule_id, "event"),
-                        f"countdown {rule_id!r} counts down to {rule.event!r} ({event.date}), which is in the past",
-                    )
-                )
-    return problems
-
-
-def validate(
-    campaign: Campaign,
-    now: dt.datetime,
-    horizon: dt.timedelta | None = None,
-    *,
-    progress: Progress | None = None,
-) -> Plan:
-    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems."""
-    end = now + horizon if horizon is not None else _last(campaign) + dt.timedelta(seconds=1)
-    plan = plan_window(campaign, now, max(end, now), progress=progress)
-    plan.problems = sorted(set(plan.problems) | set(check_events(campaign, now)))
-    return plan
-
-
-def _last(campaign: Campaign) -> dt.datetime:
-    last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    for rule in campaign.schedule.rules.values():
-        items = occurrences(campaign.schedule, rule)
-        if items:
-            last = max(last, items[-1].at)
-    return last
-
-
 def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
     """The planned posts with these ids (from ``preview --format json``), in the order given."""
     wanted = list(dict.fromkeys(ids))
@@ -386,7 +378,7 @@ def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
     for rule_id, post_ids in by_rule.items():
         rule = campaign.schedule.rules[rule_id]
         event = getattr(rule, "event", None)
-        for occ in occurrences(campaign.schedule, rule):
+        for occ in _occurrences_of(campaign, rule_id, [parse_slot_id(post_id)[2] for post_id in post_ids]):
             for post_id in post_ids:
                 _rule, account, key = parse_slot_id(post_id)
                 if key == occ.key:
@@ -401,5 +393,16 @@ def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
     return [post for post in posts if post is not None]
 
 
-def load_and_plan(config: Path | None, start: dt.datetime, end: dt.datetime) -> Plan:
-    return plan_window(load_campaign(config), start, end)
+def _occurrences_of(campaign: Campaign, rule_id: str, keys: list[str]) -> Iterable[Occurrence]:
+    """The rule's occurrences on the local days named by ``keys`` (all of them if a key names no day)."""
+    rule = campaign.schedule.rules[rule_id]
+    try:
+        days = sorted({dt.date.fromisoformat(key[:10]) for key in keys})
+    except ValueError:
+        return occurrences(campaign.schedule, rule)
+    tz = rule_zone(campaign.schedule, rule)
+    found: list[Occurrence] = []
+    for day in days:  # a wall time is within a day of the UTC instants of its local day
+        start = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(), tzinfo=tz)
+        found.extend(occurrences_between(campaign.schedule, rule, start, start + dt.timedelta(days=3)))
+    return found

@@ -14,6 +14,7 @@ id, whatever window is asked for.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -88,23 +89,35 @@ def _wall_key(at: dt.datetime) -> str:
 
 def occurrences(schedule: ScheduleFile, rule: Rule) -> list[Occurrence]:
     """All occurrences of a rule, in time order, whatever the window."""
-    if isinstance(rule, CountdownRule):
-        items = list(_countdown(schedule, rule))
-    elif isinstance(rule, RecurringRule):
-        items = list(_recurring(schedule, rule))
+    return list(occurrences_between(schedule, rule))
+
+
+def occurrences_between(
+    schedule: ScheduleFile, rule: Rule, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> Iterator[Occurrence]:
+    """The occurrences with ``start <= at < end`` (``None``: unbounded), in time order.
+
+    Each has the ``index`` and ``key`` it has in :func:`occurrences`, but the work is the window's: a recurring rule
+    is expanded from the window's first day (the occurrences before it are counted, not expanded: see
+    :func:`_count_before`), one chunk of days at a time, so a long window never holds all its occurrences either.
+    """
+    if isinstance(rule, RecurringRule):
+        chunks = _recurring_chunks(schedule, rule, start, end)
+    elif isinstance(rule, CountdownRule):
+        chunks = iter([(0, list(_countdown(schedule, rule)))])
     else:
-        items = list(_once(schedule, rule))
-    items.sort(key=lambda item: item[0].astimezone(dt.UTC))  # same-zone comparisons ignore fold
-    seen: dict[str, int] = {}
-    out = []
-    for index, (at, days_left, hours_left) in enumerate(items):
-        key = _wall_key(at)
-        count = seen.get(key, 0) + 1
-        seen[key] = count
-        if count > 1:
-            key = f"{key}~{count}"
-        out.append(Occurrence(at, index, key, days_left, hours_left))
-    return out
+        chunks = iter([(0, list(_once(schedule, rule)))])
+    for base, items in chunks:
+        items.sort(key=lambda item: item[0].astimezone(dt.UTC))  # same-zone comparisons ignore fold
+        seen: dict[str, int] = {}  # two equal wall times fall on one local day, so within one chunk
+        for offset, (at, days_left, hours_left) in enumerate(items):
+            key = _wall_key(at)
+            count = seen.get(key, 0) + 1
+            seen[key] = count
+            if count > 1:
+                key = f"{key}~{count}"
+            if (start is None or start <= at) and (end is None or at < end):
+                yield Occurrence(at, base + offset, key, days_left, hours_left)
 
 
 Item = tuple[dt.datetime, int | None, int | None]
@@ -146,12 +159,104 @@ def _days_between(at: dt.datetime, event: Event, schedule: ScheduleFile) -> int:
     return (event_day(event) - local).days
 
 
-def _recurring(schedule: ScheduleFile, rule: RecurringRule) -> Iterator[Item]:
+CHUNK_DAYS = 31  # a long window is expanded this many local days at a time
+_DAY = dt.timedelta(days=1)
+
+
+def _midnight_offset(tz: ZoneInfo, day: dt.date) -> dt.timedelta | None:
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).utcoffset()
+
+
+def _steady(tz: ZoneInfo, day: dt.date, before: int = 1, after: int = 1) -> bool:
+    """No change of UTC offset from the midnight ``before`` days before ``day`` to the one ``after`` days after.
+
+    croniter started afresh at a midnight gives what it gives when it runs through that midnight, except near
+    a change of offset (started in a skipped or repeated hour, it can skip a firing): expansions start only at
+    steady midnights.
+    """
+    offset = _midnight_offset(tz, day - before * _DAY)
+    return all(_midnight_offset(tz, day + step * _DAY) == offset for step in range(-before + 1, after + 1))
+
+
+def _recurring_chunks(
+    schedule: ScheduleFile, rule: RecurringRule, start: dt.datetime | None, end: dt.datetime | None
+) -> Iterator[tuple[int, list[Item]]]:
+    """``(index of the first, items)`` for whole local days from the window's first day to its last (with a day
+    of margin), about ``CHUNK_DAYS`` days at a time, each chunk starting at a steady midnight."""
+    tz = rule_zone(schedule, rule)
+    first, last = rule.start, rule.end
+    if start is not None:
+        first = max(first, start.astimezone(tz).date() - _DAY)
+        while first > rule.start and not _steady(tz, first):
+            first -= _DAY
+    if end is not None:
+        last = min(last, end.astimezone(tz).date() + _DAY)
+    if first > last:
+        return  # the window misses the rule: nothing to count either
+    base = _count_before(schedule, rule, first)
+    day = first
+    while day <= last:
+        chunk_last = min(last, day + (CHUNK_DAYS - 1) * _DAY)
+        while chunk_last < last and not _steady(tz, chunk_last + _DAY):
+            chunk_last += _DAY
+        items = list(_recurring(schedule, rule, day, chunk_last))
+        yield base, items
+        base += len(items)
+        day = chunk_last + _DAY
+
+
+def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> int:
+    """How many occurrences fall on local days from the rule's start to ``day`` (excluded), without expanding them.
+
+    On a day with no change of UTC offset from the midnight before it to the one after it, a cron fires once per
+    (hour, minute) of its expression if the day matches its day fields, and not at all otherwise: the matching days
+    are counted with croniter on the day fields alone (in naive calendar time, one step per matching day, not per
+    occurrence). The other days are expanded, each run of them from its first day, as :func:`occurrences` expands
+    them. ``tests/unit/test_schedule.py`` checks the result against one croniter run over the whole rule.
+    """
+    if day <= rule.start:
+        return 0
     from croniter import croniter
 
     tz = rule_zone(schedule, rule)
-    first = localize(dt.datetime.combine(rule.start, dt.time()), tz)
-    last = localize(dt.datetime.combine(rule.end + dt.timedelta(days=1), dt.time()), tz)
+    _minute, _hour, dom, month, dow = rule.cron.split()
+    minutes, hours = croniter(rule.cron).expanded[:2]
+    per_day = (60 if minutes == ["*"] else len(minutes)) * (24 if hours == ["*"] else len(hours))
+
+    count = 0
+    odd_run: list[dt.date] = []  # consecutive days near an offset change, expanded together
+    offsets = [_midnight_offset(tz, rule.start + step * _DAY) for step in (-1, 0, 1)]
+    probe = rule.start
+    matches = croniter(f"0 0 {dom} {month} {dow}", dt.datetime.combine(rule.start, dt.time()) - _DAY / 2)
+    matched = matches.get_next(dt.datetime).date()
+    while probe < day:
+        offsets.append(_midnight_offset(tz, probe + 2 * _DAY))
+        if len(set(offsets)) == 1:  # midnights of the day before to the day after next: no change on this day
+            if odd_run:
+                count += sum(1 for _ in _recurring(schedule, rule, odd_run[0], odd_run[-1]))
+                odd_run = []
+            if matched == probe:
+                count += per_day
+        else:
+            odd_run.append(probe)
+        while matched <= probe:
+            matched = matches.get_next(dt.datetime).date()
+        offsets.pop(0)
+        probe += _DAY
+    if odd_run:
+        count += sum(1 for _ in _recurring(schedule, rule, odd_run[0], odd_run[-1]))
+    return count
+
+
+def _recurring(
+    schedule: ScheduleFile, rule: RecurringRule, first_day: dt.date, last_day: dt.date
+) -> Iterator[Item]:
+    """The rule's firings on the local days ``first_day`` to ``last_day`` (included)."""
+    from croniter import croniter
+
+    tz = rule_zone(schedule, rule)
+    first = localize(dt.datetime.combine(first_day, dt.time()), tz)
+    last = localize(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), tz)
     event = schedule.events.get(rule.event) if rule.event else None
     start = event_start(schedule, event) if event else None
     iterator = croniter(rule.cron, first - dt.timedelta(microseconds=1))
@@ -203,21 +308,58 @@ def expand(
     rules: set[str] | None = None,
 ) -> list[Slot]:
     """The slots with ``start <= at < end``, in time order (then by id)."""
-    slots = []
+    return list(iter_slots(schedule, start, end, accounts=accounts, rules=rules))
+
+
+def iter_slots(
+    schedule: ScheduleFile,
+    start: dt.datetime,
+    end: dt.datetime | None,
+    *,
+    accounts: set[str] | None = None,
+    rules: set[str] | None = None,
+) -> Iterator[Slot]:
+    """:func:`expand` one slot at a time (``end`` ``None``: to each rule's last occurrence): a merge of one stream
+    per rule, each already in (instant, id) order, so a window of any length is never held whole."""
+    streams = []
     for rule_id, rule in schedule.rules.items():
         if not rule.enabled or (rules is not None and rule_id not in rules):
             continue
         targets = [a for a in rule_accounts(schedule, rule) if accounts is None or a in accounts]
-        if not targets:
-            continue
-        event = getattr(rule, "event", None)
-        for occ in occurrences(schedule, rule):
-            if not start <= occ.at < end:
-                continue
-            for account in targets:
-                slots.append(make_slot(rule_id, account, occ, event))
-    slots.sort(key=lambda slot: (slot.at.astimezone(dt.UTC), slot.id))
-    return slots
+        if targets:
+            streams.append(_rule_slots(schedule, rule_id, rule, targets, start, end))
+    for _at, _id, slot in heapq.merge(*streams):
+        yield slot
+
+
+def _rule_slots(
+    schedule: ScheduleFile,
+    rule_id: str,
+    rule: Rule,
+    targets: list[str],
+    start: dt.datetime,
+    end: dt.datetime | None,
+) -> Iterator[tuple[dt.datetime, str, Slot]]:
+    event = getattr(rule, "event", None)
+    # Ids of one occurrence differ only in the account: "rule:a:key" < "rule:b:key" whatever the key.
+    targets = sorted(targets, key=lambda account: account + ":")
+    for occ in occurrences_between(schedule, rule, start, end):
+        at = occ.at.astimezone(dt.UTC)
+        for account in targets:
+            slot = make_slot(rule_id, account, occ, event)
+            yield at, slot.id, slot
+
+
+def last_instant(schedule: ScheduleFile) -> dt.datetime:
+    """An instant after every occurrence of every rule (for a progress bar over a whole campaign)."""
+    last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for rule in schedule.rules.values():
+        if isinstance(rule, RecurringRule):
+            tz = rule_zone(schedule, rule)
+            last = max(last, localize(dt.datetime.combine(rule.end + 2 * _DAY, dt.time()), tz))
+        else:
+            last = max([last, *(occ.at + dt.timedelta(seconds=1) for occ in occurrences(schedule, rule))])
+    return last
 
 
 def parse_slot_id(slot: str) -> tuple[str, str, str]:

@@ -17,7 +17,11 @@ the rarely used non-HTTP schemes of ``extract_extra_uris_with_indices`` (``dat:`
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
+import sys
+import types
+from pathlib import Path
 from typing import Final, Literal
 
 import regex
@@ -58,11 +62,31 @@ _MAX_DOMAIN_LENGTH: Final = 253
 
 @functools.cache
 def _url_regex() -> re.Pattern[str]:
-    """Mastodon.py's twitter-text URL regex (group 2: the character before, group 3: the URL)."""
-    from mastodon._url_regex import url_regex
+    """Mastodon.py's twitter-text URL regex (group 2: the character before, group 3: the URL).
 
-    pattern: re.Pattern[str] = url_regex
+    ``mastodon/_url_regex.py`` is a leaf module (it imports only ``json`` and ``re``), but importing it the usual
+    way runs the package's ``__init__``, which loads all of Mastodon.py, requests and urllib3 (about 0.1 s). So
+    the file is loaded on its own, from where the installed package keeps it; when Mastodon.py is already
+    imported (a command that publishes), its own module is used. Either way the pattern is the one the installed
+    Mastodon.py counts with.
+    """
+    module = sys.modules.get("mastodon._url_regex") or _load_leaf("mastodon", "_url_regex")
+    pattern: re.Pattern[str] = module.url_regex
     return pattern
+
+
+def _load_leaf(package: str, name: str) -> types.ModuleType:
+    """The module ``package.name`` loaded from its file without importing ``package`` itself."""
+    spec = importlib.util.find_spec(package)  # a top-level name: finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"no module named {package!r}", name=package)
+    path = Path(next(iter(spec.submodule_search_locations))) / f"{name}.py"
+    leaf = importlib.util.spec_from_file_location(f"amplifier._vendored_{package}_{name}", path)
+    if leaf is None or leaf.loader is None:
+        raise ModuleNotFoundError(f"no module named {package}.{name}", name=f"{package}.{name}")
+    module = importlib.util.module_from_spec(leaf)
+    leaf.loader.exec_module(module)
+    return module
 
 
 def countable_text(text: str, url_length: int = DEFAULT_URL_LENGTH) -> str:
