@@ -22,6 +22,7 @@ from amplifier.delivery.ledger import (
     ClaimMismatch,
     IllegalTransition,
     Ledger,
+    LedgerError,
     PartConflict,
     PlanEntry,
     Row,
@@ -982,3 +983,54 @@ def test_threads_may_share_one_ledger(ledger: Ledger) -> None:
         thread.join()
 
     assert sorted(pid for pid, _ in won) == ids
+
+
+# --------------------------------------------------------------------------------------------- moving a ledger
+
+
+def _busy_ledger(ledger: Ledger) -> None:
+    """Posts in every state a move must carry: published threads, failures, claims, unknown outcomes, pauses."""
+    ledger.sync_plan([entry(f"p{n}", T0 + timedelta(minutes=n), parts=2) for n in range(7)], T0)
+    ledger.claim("p0", T0, "node-a:1:x")
+    ledger.mark_published("p0", [{"id": "1", "url": "u1"}, {"id": "2", "url": "u2"}], T1, token="node-a:1:x")
+    ledger.claim("p1", T0, "node-a:1:x")
+    ledger.record_part("p1", 0, {"id": "3", "uri": "at://x/3"}, T1, token="node-a:1:x")
+    ledger.schedule_retry("p1", "server error 502", T2, T1, token="node-a:1:x")
+    ledger.claim("p2", T0, "node-a:1:x")
+    ledger.mark_failed("p2", "rejected: too long", T1, token="node-a:1:x")
+    ledger.mark_expired("p3", "missed its window", T1)
+    ledger.claim("p4", T0, "node-a:1:x")
+    ledger.mark_unknown("p4", "timed out", T1, check_at=T2, token="node-a:1:x")
+    ledger.claim("p5", T1, "node-b:2:y")
+    ledger.pause_account("bluesky-ku", "credentials rejected", T1)
+
+
+def test_export_and_import_carry_every_post_exactly(backend: Backend) -> None:
+    with backend.open(T0) as source, backend.fresh(T0) as target:
+        _busy_ledger(source)
+        assert target.import_rows(source.export_rows()) == 7
+        assert list(target.export_rows()) == list(source.export_rows())
+        assert target.get("p1").next_part == 1
+        assert target.unknown_due(T2)[0].id == "p4"
+
+
+def test_import_refuses_an_id_the_ledger_has_and_changes_nothing(backend: Backend) -> None:
+    with backend.open(T0) as source, backend.fresh(T0) as target:
+        _busy_ledger(source)
+        target.sync_plan([entry("p9", T0)], T0)
+        target.import_rows(row for row in source.export_rows() if row.id == "p0")
+        with pytest.raises(LedgerError, match="'p0'"):
+            target.import_rows(source.export_rows())
+        assert sorted(row.id for row in target.export_rows()) == ["p0", "p9"]
+
+
+def test_export_reads_in_batches_in_due_order(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import amplifier.delivery.ledger.postgres as pg
+    import amplifier.delivery.ledger.sqlite as sq
+
+    monkeypatch.setattr(sq, "EXPORT_BATCH", 3)
+    monkeypatch.setattr(pg, "EXPORT_BATCH", 3)
+    with backend.open(T0) as ledger:
+        ledger.sync_plan([entry(f"p{n:02d}", T0 + timedelta(minutes=n % 4)) for n in range(10)], T0)
+        ids = [row.id for row in ledger.export_rows()]
+    assert ids == [row for _, row in sorted((n % 4, f"p{n:02d}") for n in range(10))]

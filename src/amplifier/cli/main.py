@@ -41,6 +41,7 @@ LAZY_COMMANDS = {
     "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
     "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
     "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
+    "ledger": ("amplifier.cli.ledger", "ledger", "Where the delivery ledger is; move it to PostgreSQL."),
 }
 
 

@@ -4,18 +4,22 @@
   use), the post's :class:`State` and its legal transitions, :class:`Row`, :class:`PlanEntry`,
   :class:`SyncReport`, the errors, and the time helpers. No database driver.
 * :mod:`.sqlite`: :class:`SqliteLedger`, the implementation in one SQLite file in the state folder, with its
-  schema in :mod:`.migrations`.
+  schema in :mod:`.migrations` (the default: one machine).
+* :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, with its schema in
+  :mod:`.pg_migrations`; chosen by ``AMPLIFIER_LEDGER=postgresql://...`` (:func:`ledger_url`).
 
 Callers outside this package open a ledger with :func:`open_ledger` (and, for a dry run,
 :func:`open_ledger_copy` and :func:`outside_pause_reason`) and use only :class:`Ledger`: nothing outside this
-package knows which database holds the ledger. A new backend (PostgreSQL, say) is one more module here that
-implements :class:`Ledger`, one more branch in these three functions, and one more factory in the contract
-tests' fixture (``tests/contract/test_ledger_contract.py``).
+package knows which database holds the ledger. A new backend is one more module here that implements
+:class:`Ledger`, one more branch in these functions, and one more branch in the contract tests' ``backend``
+fixture (``tests/contract/conftest.py``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from amplifier.delivery.ledger.base import (
@@ -41,6 +45,8 @@ from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_led
 
 __all__ = [
     "CANCELLED_REASON",
+    "LEDGER_ENV",
+    "LEDGER_NAME",
     "TRANSITIONS",
     "ClaimMismatch",
     "IllegalTransition",
@@ -55,27 +61,90 @@ __all__ = [
     "SyncReport",
     "UnknownPost",
     "content_hash",
+    "describe_url",
     "from_db_time",
+    "ledger_url",
     "open_ledger",
     "open_ledger_copy",
+    "open_local_ledger",
     "outside_pause_reason",
     "to_db_time",
 ]
 
 
-def open_ledger(state_dir: Path, now: datetime) -> Ledger:
-    """The ledger of the state folder ``state_dir``, opened (created and migrated if needed) at ``now``."""
+LEDGER_ENV = "AMPLIFIER_LEDGER"
+
+
+def ledger_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The shared ledger's PostgreSQL URL, None for the SQLite ledger of the state folder.
+
+    It is a secret (it may hold a password): ``$AMPLIFIER_LEDGER``, or a file ``AMPLIFIER_LEDGER`` in the
+    secrets folder (``$AMPLIFIER_SECRETS_DIR``, default ``/run/secrets``); never the campaign files. Anything but a
+    ``postgresql://`` URL is a :class:`LedgerError` that does not echo the value."""
+    from amplifier.errors import CredentialsError
+    from amplifier.publish.secrets import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV, SecretSources
+
+    env = os.environ if environ is None else environ
+    value = env.get(LEDGER_ENV, "").strip()
+    if not value:
+        folder = env.get(SECRETS_DIR_ENV, "").strip()
+        sources = SecretSources(secrets_dir=Path(folder) if folder else DEFAULT_SECRETS_DIR)
+        try:
+            value = sources.get(LEDGER_ENV).get_secret_value().strip()
+        except CredentialsError:
+            return None
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise LedgerError(f"{LEDGER_ENV} must be a PostgreSQL URL (postgresql://user@host/database)")
+    return value
+
+
+def open_ledger(state_dir: Path, now: datetime, *, url: str | None = None) -> Ledger:
+    """The ledger, opened (created and migrated if needed) at ``now``: the PostgreSQL ledger at ``url`` or
+    :func:`ledger_url` when one is configured, else the SQLite ledger of the state folder ``state_dir``."""
+    url = url or ledger_url()
+    if url is not None:
+        from amplifier.delivery.ledger.postgres import PostgresLedger
+
+        return PostgresLedger.open(url, now)
     return SqliteLedger.open(state_dir / LEDGER_NAME, now)
 
 
+def open_local_ledger(state_dir: Path, now: datetime) -> Ledger:
+    """The SQLite ledger of the state folder ``state_dir``, whatever :func:`ledger_url` says (to move it)."""
+    return SqliteLedger.open(state_dir / LEDGER_NAME, now)
+
+
+def describe_url(url: str) -> str:
+    """How a message names the PostgreSQL ledger at ``url``: host, port and database, never the password."""
+    from amplifier.delivery.ledger.postgres import describe
+
+    return describe(url)
+
+
 def open_ledger_copy(state_dir: Path, scratch: Path, now: datetime) -> Ledger:
-    """A private copy, in the folder ``scratch``, of the ledger of ``state_dir`` (empty if it has none yet):
-    what a dry run works on, so that it never changes the real one."""
-    copy_ledger(state_dir / LEDGER_NAME, scratch / LEDGER_NAME)
-    return SqliteLedger.open(scratch / LEDGER_NAME, now)
+    """A private copy, in the folder ``scratch``, of the ledger (empty if there is none yet): what a dry run
+    works on, so that it never changes the real one. A shared PostgreSQL ledger is copied into SQLite."""
+    url = ledger_url()
+    if url is None:
+        copy_ledger(state_dir / LEDGER_NAME, scratch / LEDGER_NAME)
+        return SqliteLedger.open(scratch / LEDGER_NAME, now)
+    copy = SqliteLedger.open(scratch / LEDGER_NAME, now)
+    with open_ledger(state_dir, now, url=url) as shared:
+        copy.import_rows(shared.export_rows())
+        for account, reason in shared.paused_accounts().items():
+            copy.pause_account(account, reason, now)
+        copy.set_paused(shared.is_paused(), shared.pause_reason(), now)
+    return copy
 
 
 def outside_pause_reason(state_dir: Path) -> str | None:
-    """Why the ledger of ``state_dir`` has all posting paused, read without opening it for writing and
-    without creating it (None: not paused, or no usable ledger): the switch a dry run obeys."""
-    return read_pause_reason(state_dir / LEDGER_NAME)
+    """Why the ledger has all posting paused, read without creating it (None: not paused, or no usable
+    ledger): the switch a dry run obeys."""
+    url = ledger_url()
+    if url is None:
+        return read_pause_reason(state_dir / LEDGER_NAME)
+    try:
+        with open_ledger(state_dir, datetime.now(UTC), url=url) as shared:
+            return shared.pause_reason()
+    except LedgerError:
+        return None

@@ -44,7 +44,7 @@ import enum
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -494,6 +494,20 @@ class Ledger(Protocol):
     def pause_reason(self) -> str | None:
         """Why everything is paused, None when it is not."""
         ...
+
+    # -- moving a ledger -----------------------------------------------------------------------------------
+
+    def export_rows(self) -> Iterator[Row]:
+        """Every post with all it records, by due time then id, read in batches (bounded memory)."""
+        ...
+
+    def import_rows(self, rows: Iterable[Row]) -> int:
+        """Insert ``rows`` exactly as they are (states, attempts, claims, parts, times), in one transaction;
+        :class:`LedgerError` if the ledger has one of their ids already. Returns how many were inserted."""
+        ...
+
+
+EXPORT_BATCH = 2000  # rows read per query by export_rows
 
 
 def check_reason(reason: str) -> str:

@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 from amplifier.delivery.ledger.base import (
     CANCELLED_REASON,
     CLAIMED_ONLY,
+    EXPORT_BATCH,
     UNFINISHED,
     ClaimMismatch,
     Existing,
@@ -63,6 +64,11 @@ _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
     " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts"
+)
+
+_PLAIN_COLUMNS = (
+    "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
 )
 
 _NOT_PAUSED = (
@@ -561,6 +567,65 @@ class PostgresLedger:
                 self._connection().execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
             )
         return str(found[1]) if found and found[0] else None
+
+    # -- moving a ledger -----------------------------------------------------------------------------------
+
+    def export_rows(self) -> Iterator[Row]:
+        after: tuple[datetime, str] | None = None
+        while True:
+            if after is None:
+                batch = self._select("true", (EXPORT_BATCH,), "ORDER BY due_at, id LIMIT %s")
+            else:
+                batch = self._select(
+                    "(due_at, id) > (%s, %s)", (*after, EXPORT_BATCH), "ORDER BY due_at, id LIMIT %s"
+                )
+            yield from batch
+            if len(batch) < EXPORT_BATCH:
+                return
+            after = (batch[-1].due_at, batch[-1].id)
+
+    def import_rows(self, rows: Iterable[Row]) -> int:
+        count = 0
+        with self._transaction() as conn:
+            for row in rows:
+                try:
+                    conn.execute(
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})",
+                        (
+                            row.id,
+                            row.account,
+                            row.platform,
+                            row.rule,
+                            row.due_at,
+                            row.content_hash,
+                            row.part_count,
+                            row.state.value,
+                            row.attempts,
+                            row.next_attempt_at,
+                            row.last_error,
+                            row.claimed_at,
+                            row.claim_token,
+                            row.published_at,
+                            None if row.result is None else Jsonb(list(row.result)),
+                            row.created_at,
+                            row.updated_at,
+                            row.unknown_since,
+                        ),
+                    )
+                except psycopg.errors.UniqueViolation:
+                    raise LedgerError(
+                        f"{self.name}: cannot import post {row.id!r}: it is there already"
+                    ) from None
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO post_parts (post_id, part_index, result, recorded_at) VALUES (%s, %s, %s, %s)",
+                        [
+                            (row.id, index, Jsonb(dict(result)), row.updated_at)
+                            for index, result in sorted(row.parts.items())
+                        ],
+                    )
+                count += 1
+        return count
 
 
 def _json(value: Mapping[str, Any]) -> Any:

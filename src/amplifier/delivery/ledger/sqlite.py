@@ -36,6 +36,7 @@ from typing import Any, Self
 from amplifier.delivery.ledger.base import (
     CANCELLED_REASON,
     CLAIMED_ONLY,
+    EXPORT_BATCH,
     UNFINISHED,
     ClaimMismatch,
     Existing,
@@ -67,6 +68,11 @@ _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
     " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
+)
+
+_PLAIN_COLUMNS = (
+    "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
 )
 
 _NOT_PAUSED = (
@@ -613,6 +619,66 @@ class SqliteLedger:
         with self._lock:
             found = self._conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
         return str(found[1]) if found[0] else None
+
+    # -- moving a ledger -----------------------------------------------------------------------------------
+
+    def export_rows(self) -> Iterator[Row]:
+        after: tuple[str, str] | None = None
+        while True:
+            if after is None:
+                batch = self._select("1 = 1", (EXPORT_BATCH,), "ORDER BY due_at, id LIMIT ?")
+            else:
+                batch = self._select(
+                    "(due_at, id) > (?, ?)", (*after, EXPORT_BATCH), "ORDER BY due_at, id LIMIT ?"
+                )
+            yield from batch
+            if len(batch) < EXPORT_BATCH:
+                return
+            after = (to_db_time(batch[-1].due_at), batch[-1].id)
+
+    def import_rows(self, rows: Iterable[Row]) -> int:
+        count = 0
+        with self._transaction() as conn:
+            for row in rows:
+                try:
+                    conn.execute(
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                        (
+                            row.id,
+                            row.account,
+                            row.platform,
+                            row.rule,
+                            to_db_time(row.due_at),
+                            row.content_hash,
+                            row.part_count,
+                            row.state.value,
+                            row.attempts,
+                            to_db_time(row.next_attempt_at),
+                            row.last_error,
+                            _db_time_or_none(row.claimed_at),
+                            row.claim_token,
+                            _db_time_or_none(row.published_at),
+                            None if row.result is None else dump_json(list(row.result)),
+                            to_db_time(row.created_at),
+                            to_db_time(row.updated_at),
+                            _db_time_or_none(row.unknown_since),
+                        ),
+                    )
+                except sqlite3.IntegrityError as error:
+                    raise LedgerError(f"{self.path}: cannot import post {row.id!r}: {error}") from None
+                conn.executemany(
+                    "INSERT INTO post_parts (post_id, part_index, result, recorded_at) VALUES (?, ?, ?, ?)",
+                    [
+                        (row.id, index, dump_json(dict(result)), to_db_time(row.updated_at))
+                        for index, result in sorted(row.parts.items())
+                    ],
+                )
+                count += 1
+        return count
+
+
+def _db_time_or_none(value: datetime | None) -> str | None:
+    return None if value is None else to_db_time(value)
 
 
 def copy_ledger(source: Path, target: Path) -> None:

@@ -1,0 +1,80 @@
+"""Moving a running campaign's ledger from the state folder's SQLite file to a shared PostgreSQL database, with
+every post still published exactly once across the move.
+
+The steps (:func:`move_ledger`):
+
+1. The SQLite ledger's global pause is switched on ("moving to ..."), so no daemon of this machine claims a post
+   from it any more; a dry run and ``status`` still read it.
+2. If a live process still holds a claim (a post on its way out), the move stops, the pause stays, and the
+   operator is told to stop the daemon or wait: the outcome of that post must be recorded first. A claim whose
+   holder died is copied as it is: the new ledger's daemon reconciles it as after any crash.
+3. The target must hold no posts. Every post (states, attempts, claims, published parts, times), the paused
+   accounts and the global pause as it was before step 1 go over in one transaction.
+4. The SQLite ledger stays paused with a reason that says where the campaign moved, so a daemon started without
+   ``AMPLIFIER_LEDGER`` posts nothing twice.
+
+A failure at any step leaves the target unchanged (one transaction) and the source paused (safe: nothing posts
+twice; the reason says how to go back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from amplifier.delivery.ledger import LedgerError, State, describe_url, open_ledger, open_local_ledger
+from amplifier.delivery.reconcile import claim_holder_alive
+
+
+@dataclass(frozen=True)
+class MoveReport:
+    target: str  # host:port/database, never the password
+    posts: int
+    by_state: dict[str, int]
+    paused_accounts: tuple[str, ...]
+    paused: bool
+
+
+def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
+    """Move the SQLite ledger of ``state_dir`` into the PostgreSQL ledger at ``url`` (see the module)."""
+    target_name = describe_url(url)
+    source = open_local_ledger(state_dir, now)
+    with source:
+        was_paused, old_reason = source.is_paused(), source.pause_reason()
+        moving = f"moving the ledger to {target_name}"
+        if not was_paused or old_reason != moving:
+            source.set_paused(True, moving, now)
+        busy = [row.id for row in source.claimed() if claim_holder_alive(row, now)]
+        if busy:
+            raise LedgerError(
+                f"{len(busy)} post(s) are being published right now ({', '.join(busy[:3])}): stop the daemon "
+                "(or wait a minute) and run the move again; posting stays paused meanwhile"
+            )
+        with open_ledger(state_dir, now, url=url) as target:
+            if sum(target.counts_by_state().values()):
+                raise LedgerError(
+                    f"{target_name} holds posts already: a ledger moves only into an empty database "
+                    "(posting stays paused here; resume it with 'amplifier resume' to go on with this ledger)"
+                )
+            count = target.import_rows(source.export_rows())
+            paused_accounts = source.paused_accounts()
+            for account, reason in paused_accounts.items():
+                target.pause_account(account, reason, now)
+            keep_paused = was_paused and old_reason != moving
+            if keep_paused:
+                target.set_paused(True, old_reason, now)
+            counts = target.counts_by_state()
+        source.set_paused(
+            True,
+            f"this ledger moved to {target_name} on {now:%Y-%m-%d %H:%M} UTC: run every node with "
+            "AMPLIFIER_LEDGER set; do not resume here (posts would go out twice)",
+            now,
+        )
+    return MoveReport(
+        target=target_name,
+        posts=count,
+        by_state={state.value: counts[state] for state in State if counts[state]},
+        paused_accounts=tuple(sorted(paused_accounts)),
+        paused=keep_paused,
+    )
