@@ -1286,3 +1286,25 @@ def test_a_process_killed_at_any_point_leaves_the_ledger_consistent(path: Path) 
             ledger.release(row.id, T0)
         counts = ledger.counts_by_state()
         assert (counts[State.CLAIMED], counts[State.PUBLISHED]) == (0, published_before)
+
+
+def test_remote_ids_are_every_recorded_part_of_the_accounts_other_posts(ledger: Ledger) -> None:
+    ledger.sync_plan(
+        [
+            entry("a", parts=2),
+            entry("b", due=T1),
+            entry("c", due=T1, parts=2),
+            entry("other", account="mastodon-de"),
+        ],
+        T0,
+    )
+    for post_id in ("a", "c", "other"):
+        assert ledger.claim(post_id, T1, "tok")
+    ledger.mark_published("a", [{"id": "10"}, {"id": "11"}], T1)
+    ledger.record_part("c", 0, {"id": "30"}, T1)  # a thread cut short: its first part counts too
+    ledger.mark_published("other", [{"id": "99"}], T1)
+
+    assert ledger.remote_ids("mastodon-en") == {"10", "11", "30"}
+    assert ledger.remote_ids("mastodon-en", except_post="c") == {"10", "11"}
+    assert ledger.remote_ids("mastodon-de") == {"99"}
+    assert ledger.remote_ids("nobody") == frozenset()

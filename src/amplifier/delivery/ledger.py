@@ -803,6 +803,18 @@ class Ledger:
             params.extend(wanted)
         return self._select(where, params, "ORDER BY due_at, id")
 
+    def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
+        """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
+        ``account``, leaving out ``except_post``'s own: a search for a post must never take one of these."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT json_extract(pp.result, '$.id') FROM posts p"
+                " JOIN post_parts pp ON pp.post_id = p.id"
+                " WHERE p.account = ? AND p.id IS NOT ?",
+                (account, except_post),
+            ).fetchall()
+        return frozenset(str(value) for (value,) in rows if value not in (None, ""))
+
     def counts_by_state(self) -> dict[State, int]:
         """How many posts are in each state (every state present, 0 included)."""
         with self._lock:

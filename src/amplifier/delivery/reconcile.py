@@ -23,7 +23,9 @@ loss), so we ask the platform:
   - Mastodon otherwise (unknown for longer, or a post that would only be sent again later, when the key may
     have expired): the publisher looks for the post among the account's own statuses since the first
     unknown moment (:class:`SearchesStatuses`,
-    :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`, which reaches back a margin more);
+    :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`, which reaches back a margin more),
+    never taking a status the ledger already gives to another post (:meth:`Ledger.remote_ids`: two posts
+    with the same text must not both claim the first one's status);
     "not found" there is an answer too, and the row is released with ``unknown_since`` cleared, to be sent
     once. When the search cannot reach back that far (too much posted since), the post is marked **failed**
     with a reason that says to check the account, rather than risk a duplicate. A row whose next check
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,7 +72,12 @@ class SearchesStatuses(Protocol):
     """A publisher that can look for a post among the account's posts made since a given instant."""
 
     def find_published(
-        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
+        self,
+        post: PlannedPost,
+        *,
+        since: datetime,
+        known: Mapping[int, PartResult] | None = None,
+        taken: Collection[str] = frozenset(),
     ) -> dict[int, PartResult]: ...
 
 
@@ -231,7 +238,8 @@ def reconcile_row(
         if authoritative:
             found = publisher.lookup(post)
         elif isinstance(publisher, SearchesStatuses):
-            found = publisher.find_published(post, since=claimed_at, known=recorded)
+            taken = ledger.remote_ids(row.account, except_post=row.id)
+            found = publisher.find_published(post, since=claimed_at, known=recorded, taken=taken)
         else:
             reason = (
                 f"outcome unknown: interrupted while publishing at {claimed_at:%Y-%m-%d %H:%M} UTC, too long "

@@ -32,7 +32,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -226,6 +226,20 @@ def _aware(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def by_closeness(statuses: Iterable[Mapping[str, Any]], since: datetime) -> list[Mapping[str, Any]]:
+    """``statuses`` ordered by how close their ``created_at`` is to ``since`` (the first moment the post
+    could have been sent), then oldest first: of two identical statuses a minute apart, the one made by the
+    request sent at ``since`` comes first, whichever is older and whatever the clocks' offset."""
+
+    def key(status: Mapping[str, Any]) -> tuple[float, float, str]:
+        created = _aware(status.get("created_at"))
+        if created is None:
+            return (float("inf"), 0.0, str(status.get("id")))
+        return (abs((created - since).total_seconds()), created.timestamp(), str(status.get("id")))
+
+    return sorted(statuses, key=key)
 
 
 def _id(value: object) -> str | None:
@@ -434,13 +448,15 @@ class MastodonPublisher:
     def _created_before_this_request(self, created: object) -> bool:
         """Whether the status answered was already there (the Idempotency-Key returned an old one).
 
-        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (so
+        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (any
+        case: servers send ``date``; so
         clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
         created_at = _aware(created) if isinstance(created, datetime) else None
         if created_at is None:
             return False
         try:
-            answered = _aware(parsedate_to_datetime(self._last_headers.get("Date", "")))
+            date = next((v for k, v in self._last_headers.items() if k.lower() == "date"), "")
+            answered = _aware(parsedate_to_datetime(date))
         except (TypeError, ValueError):
             answered = None
         return created_at < (answered or self.ctx.clock()) - EXISTED_MARGIN
@@ -455,19 +471,29 @@ class MastodonPublisher:
         return self.find_published(post, since=post.at)
 
     def find_published(
-        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
+        self,
+        post: PlannedPost,
+        *,
+        since: datetime,
+        known: Mapping[int, PartResult] | None = None,
+        taken: Collection[str] = frozenset(),
     ) -> dict[int, PartResult]:
         """The parts of ``post`` the account published at or after ``since`` (less :data:`LOOKUP_MARGIN`).
 
         ``known`` are parts already known to be out (their ids anchor the replies of the next parts); they are
-        not returned again. The parts found are the thread's first ones up to the first part missing: the
-        thread resumes there. Raises :class:`LookupIncomplete` when :data:`LOOKUP_PAGES` pages do not reach
-        back to ``since`` (too much was posted since), and the usual classified errors when the server fails.
+        not returned again. ``taken``: status ids the ledger already gives to other posts (any part): never a
+        match, however alike the texts. Among several statuses that match (the same text posted twice), the
+        one created closest to ``since`` is taken (:func:`by_closeness`). The parts found are the thread's
+        first ones up to the first part missing: the thread resumes there. Raises :class:`LookupIncomplete`
+        when :data:`LOOKUP_PAGES` pages do not reach back to ``since`` (too much was posted since), and the
+        usual classified errors when the server fails.
         """
         known = dict(known or {})
+        own = {part.id for part in known.values()}
+        excluded = {str(status_id) for status_id in taken} - own
         try:
-            window = list(self._statuses_since(since - LOOKUP_MARGIN))
-            found = self.match_parts(post, reversed(window), known)
+            window = [s for s in self._statuses_since(since - LOOKUP_MARGIN) if str(s["id"]) not in excluded]
+            found = self.match_parts(post, by_closeness(window, since), known)
         except PublishError as exc:
             raise exc.with_context(done={}, account=self.account, post_id=post.id) from None
         return {index: part for index, part in found.items() if index not in known}
@@ -503,8 +529,8 @@ class MastodonPublisher:
     def match_parts(
         self, post: PlannedPost, statuses: Iterable[Mapping[str, Any]], known: Mapping[int, PartResult]
     ) -> dict[int, PartResult]:
-        """Match ``post``'s parts, in order, with ``statuses`` (oldest first): each part takes the oldest
-        status not taken yet that :meth:`part_matches` it; the first part without one ends the search."""
+        """Match ``post``'s parts, in order, with ``statuses`` (in order of preference): each part takes the
+        first status not taken yet that :meth:`part_matches` it; the first part without one ends the search."""
         candidates = list(statuses)
         found: dict[int, PartResult] = dict(known)
         taken = {part.id for part in known.values()}
