@@ -241,3 +241,22 @@ def test_init_with_an_unknown_timezone_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert result.code == 2
     assert "--timezone: unknown timezone 'Europe/Berln' (did you mean Europe/Berlin" in result.err
     assert not (tmp_path / "c").exists()
+
+
+def test_preview_to_offset_counts_from_from_as_help_and_docs_say(run_cli: RunCli) -> None:
+    """Defect 8: ``--to +1h`` is an hour after ``--from`` (now when absent); --help and running.md say so."""
+    config = str(ROOT / "schedule.yaml")
+    result = run_cli("preview", "-c", config, "--from", "2027-10-31T09:00", "--to", "+1h", "--format", "json")
+    assert result.code == 0, result.err
+    window = json.loads(result.out)["window"]
+    start, end = (dt.datetime.fromisoformat(window[k]) for k in ("from", "to"))
+    assert end - start == dt.timedelta(hours=1)
+    now = run_cli("preview", "-c", config, "--now", "2027-10-31T09:00", "--to", "+1h", "--format", "json")
+    window = json.loads(now.out)["window"]
+    assert dt.datetime.fromisoformat(window["to"]) - dt.datetime.fromisoformat(window["from"]) == (
+        dt.timedelta(hours=1)
+    )
+    helptext = run_cli("preview", "--help").out
+    assert "counts from --from" in " ".join(helptext.split())
+    running = (Path(__file__).resolve().parents[2] / "docs" / "running.md").read_text()
+    assert "offset given to `--to` counts from `--from`" in " ".join(running.split())

@@ -231,9 +231,19 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
 
 @cli.command(short_help="Show the planned posts in a window: what, where and when.")
 @config_option
-@click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
 @click.option(
-    "--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days)."
+    "--from",
+    "start",
+    default=None,
+    metavar="TIME",
+    help="Window start (default: now; +2d: two days from now).",
+)
+@click.option(
+    "--to",
+    "end",
+    default=None,
+    metavar="TIME",
+    help="Window end, exclusive (default: +7d). An offset such as +1h counts from --from, not from now.",
 )
 @now_option
 @click.option("--account", "accounts", multiple=True, metavar="ID", help="Only this account (repeatable).")
