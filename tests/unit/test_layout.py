@@ -11,8 +11,21 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "amplifier"
 
 # Lowest first. A module may import its own stage and any stage below it.
-STAGES = ["errors", "clock", "platforms", "campaign", "plan", "publish", "delivery", "daemon", "cli"]
-RANK = {"errors": 0, "clock": 0, "platforms": 0} | {stage: n for n, stage in enumerate(STAGES) if n >= 3}
+STAGES = [
+    "errors",
+    "clock",
+    "redact",
+    "platforms",
+    "campaign",
+    "plan",
+    "publish",
+    "delivery",
+    "daemon",
+    "cli",
+]
+RANK = {"errors": 0, "clock": 0, "redact": 0, "platforms": 0} | {
+    stage: n for n, stage in enumerate(STAGES) if n >= 4
+}
 
 
 def stage_of(module: str) -> str | None:
@@ -43,7 +56,7 @@ def test_every_module_lives_in_a_stage() -> None:
     loose = [
         p.relative_to(PACKAGE).as_posix()
         for p in modules()
-        if p.parent == PACKAGE and p.stem not in {"__init__", "__main__", "errors", "clock"}
+        if p.parent == PACKAGE and p.stem not in {"__init__", "__main__", "errors", "clock", "redact"}
     ]
     assert loose == []
 

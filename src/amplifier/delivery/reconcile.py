@@ -33,7 +33,8 @@ loss), so we ask the platform:
     the client gave up on.
 
 A lookup that fails (server down) leaves the row claimed and unknown, with its next check at ``check_at``
-(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown); the daemon
+(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown), and never
+before the reset of a 429 the lookup got; the daemon
 looks again then, before it sends anything else for that account.
 
 A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
@@ -53,7 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 from amplifier.delivery.ledger import Ledger, LedgerError, Row
 from amplifier.errors import AmplifierError
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import PartResult, PermanentError, Publisher
+from amplifier.publish.base import PartResult, PermanentError, Publisher, RateLimitedError
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.
 MASTODON_IDEMPOTENCY_SAFE = timedelta(minutes=50)
@@ -258,6 +259,8 @@ def reconcile_row(
     except AmplifierError as exc:
         reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
         again = check_at or recheck_at(claimed_at, now)
+        if isinstance(exc, RateLimitedError) and exc.reset_at is not None and exc.reset_at > again:
+            again = exc.reset_at  # never ask again before the reset the server gave
         ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
         return Reconciled(
             row.id, row.account, "unknown", f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC"

@@ -6,7 +6,7 @@ platform, and the dry run as one more.
 so commands that never publish do not pay for them. Also the credentials (``secrets``) and the state folder
 (``sessions``: Bluesky sessions, instance limits, the login guard).
 
-May import: ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``delivery``, ``daemon`` or ``cli``.
+May import: ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``, ``redact``. Never ``delivery``, ``daemon`` or ``cli``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from amplifier.errors import UsageError
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
+    OutcomeUnknownError,
     PartResult,
     PermanentError,
     PublishContext,
@@ -80,6 +81,7 @@ __all__ = [
     "REGISTRY",
     "AccountInfo",
     "AuthError",
+    "OutcomeUnknownError",
     "PartResult",
     "PermanentError",
     "PublishContext",

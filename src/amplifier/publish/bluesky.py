@@ -47,6 +47,7 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
+from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
 from amplifier.publish.linkcard import CardError, fetch_card, fetch_image
 from amplifier.publish.media import MAX_BLOB_BYTES, ImageError, prepare_image
 from amplifier.publish.sessions import LoginGuard, LoginRefusedError, SessionStore
@@ -133,18 +134,22 @@ def _xrpc_error(exc: BaseException) -> tuple[int | None, str, str, Mapping[str, 
     return response.status_code, str(name), str(message), dict(response.headers or {})
 
 
-def classify(exc: BaseException, *, now: datetime | None = None) -> PublishError:
-    """The :class:`PublishError` for an atproto SDK exception."""
+def classify(
+    exc: BaseException, *, now: datetime | None = None, write: bool = False, where: str = "the PDS"
+) -> PublishError:
+    """The :class:`PublishError` for anything an SDK call can raise: an atproto exception (with or without
+    an answer), an httpx exception it let through (``RemoteProtocolError``...), or an error reading an
+    answer (a truncated or invalid JSON body). ``write``: a lost answer leaves the outcome unknown."""
     from atproto_client import exceptions as ex
 
+    if not isinstance(exc, ex.AtProtocolError) or isinstance(exc, ex.ModelError):
+        return classify_transport(exc, write=write, where=where)
     status, name, message, headers = _xrpc_error(exc)
     text = ": ".join(x for x in (name, message) if x) or type(exc).__name__
-    if isinstance(exc, ex.InvokeTimeoutError):
-        return TransientError(f"the server did not answer in time ({text}); will retry")
     if status is None:
-        if isinstance(exc, ex.NetworkError):
-            return TransientError(f"network error ({text}); will retry")
-        return TransientError(f"request failed ({text}); will retry")
+        if isinstance(exc, ex.RequestErrorBase):  # a transport failure, the httpx exception as __cause__
+            return classify_transport(exc, write=write, where=where)
+        return TransientError(f"request to {where} failed ({text}); will retry")
     if status == 429:
         retry_after = getattr(exc, "retry_after", None)
         reset_at = parse_reset(headers, now=now, retry_after=retry_after)
@@ -160,6 +165,37 @@ def classify(exc: BaseException, *, now: datetime | None = None) -> PublishError
 def _is_session_error(exc: BaseException) -> bool:
     status, name, _, _ = _xrpc_error(exc)
     return status == 401 or (status == 400 and name in {"ExpiredToken", "InvalidToken"})
+
+
+# The XRPC error names of a createSession whose credentials the server rejected.
+LOGIN_REJECTED = frozenset(
+    {
+        "AuthenticationRequired",
+        "InvalidPassword",
+        "AccountTakedown",
+        "AccountDeactivated",
+        "AuthFactorTokenRequired",
+        "InvalidToken",
+        "ExpiredToken",
+    }
+)
+
+
+def login_rejected(exc: BaseException) -> bool:
+    """Whether a failed ``createSession`` means the credentials were rejected: a 401, or a 400/403 with an
+    authentication error. Anything else (5xx, 429, timeouts, drops, garbage) is an outage, not a rejection."""
+    status, name, _, _ = _xrpc_error(exc)
+    return status == 401 or (status in (400, 403) and name in LOGIN_REJECTED)
+
+
+# What an SDK call can raise besides a classified PublishError.
+CALL_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    httpx.CookieConflict,
+    *ANSWER_ERRORS,
+)
 
 
 # ----------------------------------------------------------------------------------------- publisher
@@ -233,37 +269,51 @@ class BlueskyPublisher:
     def _login(self) -> Client:
         from atproto_client import exceptions as ex
 
-        password = self.ctx.secrets.get(self.settings.password_env)
+        # Read afresh: a corrected password is used at once (and its fingerprint differs from the rejected).
+        password = self.ctx.secrets.get(self.settings.password_env, fresh=True).get_secret_value()
+        fingerprint = self.guard.fingerprints.of(password)
         try:
-            self.guard.check(self.account)
+            self.guard.check(self.account, password)
         except LoginRefusedError as exc:
-            raise AuthError(str(exc)) from None
+            if exc.rejected:  # this very password was rejected: a credential problem
+                raise AuthError(str(exc), fingerprint=fingerprint) from None
+            # the hour's login budget is spent (an outage): wait, nothing to fix
+            raise RateLimitedError(str(exc), reset_at=exc.retry_at) from None
         client = self._new_client()
         try:
-            client.login(self.settings.handle, password.get_secret_value(), fetch_bsky_profile=False)
-        except ex.AtProtocolError as exc:
-            error = classify(exc, now=self.ctx.clock())
-            rejected = error.status in (400, 401, 403)
-            self.guard.record(self.account, "rejected" if rejected else "failed")
-            if rejected:
+            client.login(self.settings.handle, password, fetch_bsky_profile=False)
+        except (ex.AtProtocolError, *CALL_ERRORS) as exc:
+            if login_rejected(exc):
+                self.guard.record(self.account, "rejected", password)
+                error = classify(exc, now=self.ctx.clock(), where=self.service)
                 raise AuthError(
                     f"{self.account}: {self.service} rejected the login of {self.settings.handle} with the "
-                    f"password in {self.settings.password_env} ({error}); not retrying for a while",
+                    f"password in {self.settings.password_env} ({error}); fix the password: a new one is "
+                    "tried at once, the same one not for a while",
                     status=error.status,
+                    fingerprint=fingerprint,
                 ) from None
+            self.guard.record(self.account, "failed")
+            error = classify(exc, now=self.ctx.clock(), where=self.service)
+            if isinstance(error, AuthError | PermanentError):  # a 4xx that is no rejection: retry later
+                error = TransientError(f"the login failed ({error}); will retry", status=error.status)
             raise error from None
         self.guard.record(self.account, "ok")
         self._client, self._from_store = client, False
         return client
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run an SDK call; when a saved session turns out dead, log in once and run it again."""
+    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """Run an SDK call; when a saved session turns out dead, log in once and run it again. Whatever the
+        SDK or httpx raise becomes a classified :class:`PublishError` (``write``: a lost answer leaves the
+        outcome unknown)."""
         from atproto_client import exceptions as ex
 
         client = self._session()
         try:
             return fn(client, *args, **kwargs)
-        except ex.AtProtocolError as exc:
+        except PublishError:
+            raise
+        except (ex.AtProtocolError, *CALL_ERRORS) as exc:
             if self._from_store and _is_session_error(exc):
                 log.info("%s: the saved session was refused; logging in again", self.account)
                 self.sessions.delete(self.account)
@@ -272,9 +322,14 @@ class BlueskyPublisher:
                 client = self._session()
                 try:
                     return fn(client, *args, **kwargs)
-                except ex.AtProtocolError as again:
-                    raise classify(again, now=self.ctx.clock()) from None
-            raise classify(exc, now=self.ctx.clock()) from None
+                except PublishError:
+                    raise
+                except (ex.AtProtocolError, *CALL_ERRORS) as again:
+                    raise self._classify(again, write) from None
+            raise self._classify(exc, write) from None
+
+    def _classify(self, exc: BaseException, write: bool) -> PublishError:
+        return classify(exc, now=self.ctx.clock(), write=write, where=self.service)
 
     @property
     def did(self) -> str:
@@ -294,9 +349,12 @@ class BlueskyPublisher:
             response = client.invoke_procedure(
                 "com.atproto.repo.putRecord", content=body, headers={"Content-Type": "application/json"}
             )
-            return dict(response.content)
+            content = dict(response.content)
+            if not content.get("uri") or not content.get("cid"):
+                raise ValueError("a putRecord answer without uri and cid")
+            return content
 
-        result: dict[str, Any] = self._call(call)
+        result: dict[str, Any] = self._call(call, write=True)
         return result
 
     def _get_record(self, rkey: str) -> dict[str, Any] | None:
@@ -316,7 +374,10 @@ class BlueskyPublisher:
                 if name == "RecordNotFound":
                     return None
                 raise
-            return dict(response.content)
+            content = dict(response.content)
+            if not content.get("uri") or not content.get("cid"):
+                raise ValueError("a getRecord answer without uri and cid")
+            return content
 
         result: dict[str, Any] | None = self._call(call)
         return result

@@ -39,12 +39,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import requests
+import urllib3.exceptions
+
 from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
+    OutcomeUnknownError,
     PartResult,
     PermanentError,
     PublishContext,
@@ -59,10 +63,10 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
+from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
 from amplifier.publish.sessions import LimitsCache
 
 if TYPE_CHECKING:
-    import requests
     from mastodon import Mastodon
 
 log = logging.getLogger(__name__)
@@ -123,8 +127,9 @@ def _api_error(exc: BaseException) -> tuple[int | None, str]:
 # --------------------------------------------------------------------------------------------- finding a post
 
 
-class StatusOutcomeUnknown(TransientError):
-    """Sending a status failed on the network or timed out: the server may have created it all the same."""
+class StatusOutcomeUnknown(OutcomeUnknownError):
+    """Sending a status failed on the network, timed out or got an unreadable answer: the server may have
+    created it all the same (the daemon searches the account for it once the Idempotency-Key expired)."""
 
 
 class LookupIncomplete(PermanentError):
@@ -266,8 +271,6 @@ class MastodonPublisher:
 
     def _requests_session(self) -> requests.Session:
         if self._session is None:
-            import requests
-
             session = requests.Session()
             session.hooks["response"].append(self._remember_headers)
             self._session = session
@@ -283,8 +286,6 @@ class MastodonPublisher:
             cached = self.limits_cache.get(key)
             if cached is not None:
                 return cached
-        import requests
-
         try:
             response = self._requests_session().get(
                 self.base_url + "/api/v2/instance",
@@ -292,8 +293,8 @@ class MastodonPublisher:
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
-            reason = type(exc).__name__
-            raise TransientError(f"cannot read {self.base_url}/api/v2/instance: {reason}") from None
+            where = f"{self.base_url}/api/v2/instance"
+            raise classify_transport(exc, write=False, where=where) from None
         if response.status_code == 429:
             reset_at = parse_reset(response.headers, now=self.ctx.clock())
             message = "rate limited reading the instance's limits"
@@ -302,8 +303,10 @@ class MastodonPublisher:
             raise classify_status(response.status_code, f"GET /api/v2/instance: {response.text[:200]}")
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, requests.RequestException):
             raise TransientError(f"{self.base_url}/api/v2/instance did not answer JSON") from None
+        if not isinstance(data, dict):
+            raise TransientError(f"{self.base_url}/api/v2/instance did not answer a JSON object")
         limits = parse_instance(data)
         self.limits_cache.put(key, limits)
         return limits
@@ -332,8 +335,10 @@ class MastodonPublisher:
             self._api = Mastodon(version_check_mode="none", **common)
         return self._api
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a Mastodon.py call, turning its exceptions into classified errors."""
+    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """Run a Mastodon.py call, turning every exception it (or requests under it) can raise into a
+        classified :class:`PublishError`. ``write``: the call creates something (a status), so an answer lost
+        after the request was sent is :class:`StatusOutcomeUnknown`."""
         from mastodon import (
             MastodonAPIError,
             MastodonError,
@@ -344,25 +349,19 @@ class MastodonPublisher:
             MastodonVersionError,
         )
 
-        self._last_headers = {}
         try:
             return fn(*args, **kwargs)
         except MastodonRatelimitError:
-            reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-            if reset_at is None and self._api is not None and self._api.ratelimit_reset:
-                reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
-            when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
-            raise RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429) from None
-        except MastodonNetworkError as exc:
-            detail = "timed out" if "timed out" in str(exc).lower() else "network error"
-            raise TransientError(f"{detail} talking to {self.base_url}; will retry") from None
+            raise self._rate_limited() from None
+        except MastodonNetworkError as exc:  # every requests exception, the original as __context__
+            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
         except MastodonAPIError as exc:
             status, message = _api_error(exc)
-            if status is None:
-                raise TransientError(f"unexpected answer from {self.base_url}: {message}") from None
+            if status is None:  # an answer that is not JSON (a truncated body, a proxy's HTML page)
+                error = classify_transport(ValueError(message), write=write, where=self.base_url)
+                raise self._unknown_if_write(error) from None
             if status == 429:  # wait/pace modes can surface a 429 this way
-                reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-                raise RateLimitedError("rate limited (HTTP 429)", reset_at=reset_at, status=429) from None
+                raise self._rate_limited() from None
             error = classify_status(status, message)
             if isinstance(error, AuthError):
                 error = AuthError(
@@ -371,10 +370,50 @@ class MastodonPublisher:
                     status=status,
                 )
             raise error from None
-        except (MastodonIllegalArgumentError, MastodonIOError, MastodonVersionError) as exc:
+        except (
+            MastodonIllegalArgumentError,
+            MastodonIOError,
+            MastodonVersionError,
+        ) as exc:  # our files, args
             raise PermanentError(f"{type(exc).__name__}: {exc}") from None
-        except MastodonError as exc:  # pragma: no cover - any other library error
-            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        except MastodonError as exc:  # any other library error
+            kind = StatusOutcomeUnknown if write else TransientError
+            raise kind(f"{type(exc).__name__} from {self.base_url}: {exc}") from None
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+        ) as exc:  # Mastodon.py wraps them today
+            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
+        except ANSWER_ERRORS as exc:  # Mastodon.py reading an answer of an unexpected shape
+            error = classify_transport(exc, write=write, where=self.base_url)
+            raise self._unknown_if_write(error) from None
+
+    def _rate_limited(self) -> RateLimitedError:
+        """The 429 just answered, with the reset the server gave (``X-RateLimit-Reset``, ``Retry-After``)."""
+        reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
+        if reset_at is None and self._api is not None and self._api.ratelimit_reset:
+            reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
+        when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
+        return RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429)
+
+    @staticmethod
+    def _unknown_if_write(error: PublishError) -> PublishError:
+        """A status whose outcome is unknown is a :class:`StatusOutcomeUnknown` (the daemon searches for it)."""
+        if isinstance(error, OutcomeUnknownError) and not isinstance(error, StatusOutcomeUnknown):
+            return StatusOutcomeUnknown(str(error))
+        return error
+
+    def _answer(self, answer: Any, *keys: str, write: bool = False) -> Mapping[str, Any]:
+        """``answer`` if it is an object with ``keys`` (an id...), else the classified error of a garbled
+        answer (outcome unknown for a write)."""
+        if isinstance(answer, Mapping) and all(answer.get(key) not in (None, "") for key in keys):
+            return answer
+        error = classify_transport(
+            ValueError(f"an answer without {', '.join(keys) or 'an object'}"),
+            write=write,
+            where=self.base_url,
+        )
+        raise self._unknown_if_write(error)
 
     # ------------------------------------------------------------------ parts
 
@@ -409,7 +448,9 @@ class MastodonPublisher:
         if not file.is_file():
             raise PermanentError(f"{file}: the image does not exist")
         api = self.api()
-        media = self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt)
+        media = self._answer(
+            self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt), "id"
+        )
         deadline = time.monotonic() + self.ctx.media_wait
         delay = 0.25
         while media.get("url") is None:  # 202: still processing
@@ -417,7 +458,7 @@ class MastodonPublisher:
                 raise TransientError(f"{file.name}: the server did not finish processing the upload in time")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-            media = self._call(api.media, media["id"])
+            media = self._answer(self._call(api.media, media["id"]), "id")
         return str(media["id"])
 
     def build_params(self, part: Part, done: Mapping[int, PartResult]) -> dict[str, Any]:
@@ -501,7 +542,7 @@ class MastodonPublisher:
     def account_id(self) -> str:
         """The account's id (``verify_credentials``, asked once per publisher)."""
         if self._account_id is None:
-            me = self._call(self.api().account_verify_credentials)
+            me = self._answer(self._call(self.api().account_verify_credentials), "id")
             self._account_id = str(me["id"])
         return self._account_id
 
@@ -514,6 +555,9 @@ class MastodonPublisher:
             page = self._call(api.account_statuses, account_id, limit=LOOKUP_PAGE_SIZE, max_id=max_id)
             if not page:
                 return
+            if not isinstance(page, list):
+                raise TransientError(f"{self.base_url}: the account's statuses are not a list; will retry")
+            page = [self._answer(status, "id") for status in page]
             for status in page:
                 created = _aware(status.get("created_at"))
                 if created is not None and created < start:
@@ -612,14 +656,9 @@ class MastodonPublisher:
                     continue
                 params = self.build_params(part, done)
                 key = idempotency_key(post.id, index)
-                try:
-                    status = self._call(api.status_post, idempotency_key=key, **params)
-                except TransientError as exc:
-                    if exc.status is not None or isinstance(exc, RateLimitedError):
-                        raise
-                    raise StatusOutcomeUnknown(
-                        f"{exc}; the status may have been created all the same"
-                    ) from None
+                status = self._answer(
+                    self._call(api.status_post, idempotency_key=key, write=True, **params), "id", write=True
+                )
                 existed = self._created_before_this_request(status.get("created_at"))
                 done[index] = PartResult(
                     index=index,
@@ -637,7 +676,7 @@ class MastodonPublisher:
         self.ctx.secrets.get(self.settings.token_env)  # a missing token is the first thing to report
         limits = self.limits(refresh=True)
         api = self.api()
-        me = self._call(api.account_verify_credentials)
+        me = self._answer(self._call(api.account_verify_credentials), "id")
         self._account_id = str(me.get("id"))
         domain = limits.get("domain") or self.base_url.split("://", 1)[-1]
         acct = str(me.get("acct") or me.get("username"))
