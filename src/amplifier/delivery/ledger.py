@@ -62,6 +62,7 @@ from typing import Any, Self
 from amplifier.delivery.migrations import migrate
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.post import PlannedPost
+from amplifier.redact import redact
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 CANCELLED_REASON = "removed from the plan"
@@ -279,9 +280,10 @@ def _row(values: Sequence[Any]) -> Row:
 
 
 def _check_reason(reason: str) -> str:
+    """``reason``, redacted (:func:`amplifier.redact.redact`: a server's text may echo a secret)."""
     if not reason or not reason.strip():
         raise ValueError("a reason must be a non-empty text")
-    return reason
+    return redact(reason)
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -630,7 +632,7 @@ class Ledger:
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
         """Claimed -> failed for good (the attempt counts); ``reason`` is stored as given."""
         stamp = to_db_time(now)
-        _check_reason(reason)
+        reason = _check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, _CLAIMED, "mark it failed", token)
             conn.execute(
@@ -645,7 +647,7 @@ class Ledger:
         """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts, ``reason`` is kept."""
         stamp = to_db_time(now)
         next_text = to_db_time(next_attempt_at)
-        _check_reason(reason)
+        reason = _check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, _CLAIMED, "schedule a retry", token)
             conn.execute(
@@ -704,7 +706,7 @@ class Ledger:
         whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
         stamp = to_db_time(now)
         check_text = to_db_time(check_at)
-        _check_reason(reason)
+        reason = _check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, _CLAIMED, "mark its outcome unknown", token)
             conn.execute(
@@ -723,7 +725,7 @@ class Ledger:
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
         stamp = to_db_time(now)
-        _check_reason(reason)
+        reason = _check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, _UNFINISHED, f"mark it {to.value}", token)
             conn.execute(
@@ -826,7 +828,7 @@ class Ledger:
     def pause_account(self, account: str, reason: str, now: datetime) -> None:
         """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
         stamp = to_db_time(now)
-        _check_reason(reason)
+        reason = _check_reason(reason)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
@@ -852,7 +854,7 @@ class Ledger:
         """Pause (or resume) all publishing; a pause needs a reason."""
         stamp = to_db_time(now)
         if paused:
-            _check_reason(reason or "")
+            reason = _check_reason(reason or "")
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE global_pause SET paused = ?, reason = ?, changed_at = ? WHERE id = 1",
