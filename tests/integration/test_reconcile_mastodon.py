@@ -416,3 +416,37 @@ def test_a_twin_whose_request_never_arrived_is_not_given_the_first_ones_status(
     assert row.result is not None
     assert row.result[0]["id"] != str(first["id"])
     assert {row.result[0]["id"], str(first["id"])} == {str(s["id"]) for s in statuses}
+
+
+def test_a_search_answered_429_is_not_repeated_before_the_servers_reset(make: Callable[..., Setup]) -> None:
+    """Defect 2: the status search after a 429 with ``X-RateLimit-Reset`` went out again before the reset."""
+    from amplifier.delivery.reconcile import reconcile_row
+    from amplifier.publish.base import RateLimitedError
+
+    setup = make()
+    now = dt.datetime.now(dt.UTC)
+    claimed_at = now - LATER
+    setup.crash_after_request(claimed_at, send=False)
+    setup.server.inject(429, path_regex=r"^/api/v1/accounts/[^/]+/statuses$", ratelimit_reset_in=3600)
+    daemon = setup.daemon(now)
+    daemon.plan(now)
+    post = daemon.posts[setup.post_id]
+    daemon.close()
+    publisher = setup.publisher()
+    try:
+        with pytest.raises(RateLimitedError) as caught:
+            publisher.find_published(post, since=claimed_at)
+        assert caught.value.reset_at is not None
+        assert caught.value.reset_at > now + dt.timedelta(minutes=59)
+
+        setup.server.inject(429, path_regex=r"^/api/v1/accounts/[^/]+/statuses$", ratelimit_reset_in=3600)
+        outcome = reconcile_row(
+            setup.ledger, setup.ledger.get(setup.post_id), post, publisher, now, resend_now=False
+        )
+    finally:
+        publisher.close()
+    assert outcome.outcome == "unknown"
+    row = setup.ledger.get(setup.post_id)
+    assert row.state == State.CLAIMED
+    assert row.next_attempt_at > now + dt.timedelta(minutes=59)  # the reset, not the 30-minute recheck
+    assert setup.statuses() == []

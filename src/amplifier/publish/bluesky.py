@@ -159,6 +159,12 @@ def classify(
         return AuthError(f"the session is no longer valid ({text})", status=status)
     if status == 413:
         return PermanentError(f"the server refused the upload as too large (HTTP 413: {text})", status=status)
+    if status == 400 and not name:  # an XRPC error always names itself: this body was cut or garbled
+        error = classify_transport(
+            ValueError(f"HTTP 400 without an XRPC error: {text}"), write=write, where=where
+        )
+        error.status = status
+        return error
     return classify_status(status, text)
 
 

@@ -134,7 +134,7 @@ def classify_transport(exc: BaseException, *, write: bool, where: str) -> Publis
         detail = "timed out connecting" if timed_out else "cannot connect"
         return TransientError(f"{detail} to {where} ({name}); will retry")
     if any(isinstance(item, _TIMEOUTS) for item in items):
-        what = "no answer in time"
+        what = "timed out: no answer in time"
     elif is_transport_error(exc):
         what = f"the connection failed ({name})"
     else:
