@@ -175,15 +175,13 @@ class FaultProxy:
                     return
                 if rule is not None and rule.action in ("status", "echo"):
                     payload = rule.body
-                    if rule.action == "echo":
-                        payload = json.dumps(
-                            {
-                                "error": "AuthenticationRequired",
-                                "message": "Invalid identifier or password; you sent "
-                                f"Authorization: {self.headers.get('Authorization', '')} "
-                                f"with {body.decode('utf-8', 'replace')}",
-                            }
-                        ).encode()
+                    if rule.action == "echo":  # in both fields: Mastodon.py shows "error", atproto both
+                        echo = (
+                            "Invalid credentials; you sent "
+                            f"Authorization: {self.headers.get('Authorization', '')} "
+                            f"with {body.decode('utf-8', 'replace')}"
+                        )
+                        payload = json.dumps({"error": echo, "message": echo}).encode()
                     self._answer(rule.status, {"Content-Type": "application/json", **rule.headers}, payload)
                     return
                 response = proxy._forward(self.command, self.path, dict(self.headers.items()), body)
