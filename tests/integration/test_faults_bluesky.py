@@ -237,3 +237,136 @@ def test_a_server_echoing_the_password_never_gets_it_into_a_message(
     assert "you sent" in str(caught.value)  # the server's text is there...
     assert secret not in str(caught.value)  # ...without the secret
     assert secret not in repr(caught.value.args)
+
+
+# --------------------------------------------------------------------------------------------- the daemon
+
+SCHEDULE = """\
+campaign:
+  name: Bluesky faults
+  timezone: UTC
+events:
+  day:
+    name: {{en: The Day}}
+    date: 2027-11-01
+accounts:
+  bsky:
+    platform: bluesky
+    handle: {handle}
+    service: {url}
+    password_env: {env}
+rules:
+  hello:
+    kind: once
+    at: {at:%Y-%m-%dT%H:%M}
+    event: day
+    messages: hello
+    missed: {{action: post, grace: P1D}}
+"""
+MESSAGES = """\
+sets:
+  hello:
+    variants:
+      - text:
+          en: "Hello from the daemon, {{ days_left }} days to go"
+"""
+
+
+def daemon_for(setup: Setup, tmp_path: Path, now: datetime) -> tuple[Any, Any, str]:
+    from amplifier.campaign.load import load_campaign
+    from amplifier.daemon.loop import Daemon, EventLog
+    from amplifier.delivery.ledger import Ledger
+
+    folder = tmp_path / "campaign"
+    if not folder.exists():
+        (folder / "messages").mkdir(parents=True)
+        at = now.replace(second=0, microsecond=0)
+        (folder / "schedule.yaml").write_text(
+            SCHEDULE.format(handle=setup.account.handle, url=setup.proxy.url, env=PASSWORD_ENV, at=at)
+        )
+        (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    campaign = load_campaign(folder / "schedule.yaml")
+    ledger = Ledger.open(tmp_path / "state" / "ledger.sqlite3", now)
+
+    def factory(account: str, settings: Any) -> Any:
+        return create_publisher(account, settings, setup.ctx)
+
+    daemon = Daemon(
+        campaign,
+        ledger,
+        factory,
+        clock=lambda: now,
+        log=EventLog(None, keep=True),
+        state_dir=tmp_path / "state",
+        environ={},
+    )
+    post_id = f"hello:bsky:{now.replace(second=0, microsecond=0):%Y-%m-%dT%H:%M}"
+    return daemon, ledger, post_id
+
+
+def test_the_daemon_backs_off_after_dropped_put_records_and_posts_once(setup: Setup, tmp_path: Path) -> None:
+    """Defect 3: ten drops gave eleven attempts within a tenth of a second (the bug path, no backoff)."""
+    from amplifier.daemon.loop import run_once
+    from amplifier.delivery.ledger import State
+
+    setup.proxy.inject(PUT, "drop_after", times=None)
+    now = datetime.now(UTC)
+    daemon, ledger, post_id = daemon_for(setup, tmp_path, now)
+    report = run_once(daemon, now)
+    daemon.close()
+    assert report.retried == [post_id]
+    assert [e["event"] for e in daemon.log.events if e["event"] == "error"] == []  # not the bug path
+    row = ledger.get(post_id)
+    assert (row.state, row.attempts) == (State.PLANNED, 1)
+    assert row.next_attempt_at > now + timedelta(seconds=10)
+    assert setup.proxy.count(PUT) == 1
+    ledger.close()
+
+    soon = now + timedelta(seconds=5)  # another pass before the backoff ends sends nothing
+    daemon, ledger, _ = daemon_for(setup, tmp_path, soon)
+    run_once(daemon, soon)
+    daemon.close()
+    ledger.close()
+    assert setup.proxy.count(PUT) == 1
+
+    setup.proxy.clear()
+    later = row.next_attempt_at + timedelta(seconds=1)
+    daemon, ledger, _ = daemon_for(setup, tmp_path, later)
+    report = run_once(daemon, later)
+    daemon.close()
+    assert report.published == [post_id]
+    assert len(setup.records()) == 1  # the dropped write and the retry: one record
+    ledger.close()
+
+
+def test_a_dropped_get_record_at_start_up_does_not_stop_the_daemon(setup: Setup, tmp_path: Path) -> None:
+    """Defect 4: a post left claimed by a crash, then a drop on the start-up getRecord: ``run`` exited 1
+    with ``internal error: RemoteProtocolError``. Now the row waits for a later look, the daemon runs on."""
+    from amplifier.daemon.loop import run_once
+    from amplifier.delivery.ledger import State
+
+    now = datetime.now(UTC)
+    daemon, ledger, post_id = daemon_for(setup, tmp_path, now)
+    daemon.plan(now)
+    daemon.close()
+    assert ledger.claim(post_id, now, "otherhost:4242:crashed")
+    ledger.close()
+    setup.publisher().publish(planned("flt-login-first", "Log in first"))  # the session is saved
+    setup.proxy.inject(GET, "drop_after")
+
+    daemon, ledger, _ = daemon_for(setup, tmp_path, now)
+    report = run_once(daemon, now)  # raises nothing
+    daemon.close()
+    assert [(r.post_id, r.outcome) for r in report.reconciled] == [(post_id, "unknown")]
+    row = ledger.get(post_id)
+    assert row.state == State.CLAIMED
+    assert row.next_attempt_at > now
+    ledger.close()
+
+    later = row.next_attempt_at + timedelta(seconds=1)
+    daemon, ledger, _ = daemon_for(setup, tmp_path, later)
+    report = run_once(daemon, later)
+    daemon.close()
+    assert ledger.get(post_id).state == State.PUBLISHED
+    assert sum(1 for r in setup.records() if r["value"]["text"].startswith("Hello from the daemon")) == 1
+    ledger.close()

@@ -23,7 +23,7 @@ from amplifier.publish import (
 )
 from amplifier.publish.mastodon import MastodonPublisher, StatusOutcomeUnknown, idempotency_key
 from amplifier.publish.secrets import SecretSources
-from amplifier.publish.sessions import StateDir
+from amplifier.publish.sessions import StateDir, secret_changed
 
 from .servers import MastodonServer
 from .servers.mastodon import MastodonAccount as ServerAccount
@@ -285,6 +285,12 @@ def test_check_with_a_bad_token_is_an_auth_error(setup: Setup, monkeypatch: pyte
     with pytest.raises(AuthError, match=TOKEN_ENV) as caught:
         setup.publisher().check()
     assert "not-a-token" not in str(caught.value)
+    # defect 6: the pause can tell a replaced token from the rejected one (a fingerprint, not the token)
+    fingerprint = caught.value.fingerprint
+    assert fingerprint is not None
+    assert "not-a-token" not in fingerprint
+    assert not secret_changed(setup.ctx.state, fingerprint, "not-a-token")
+    assert secret_changed(setup.ctx.state, fingerprint, "a-new-token-value")
 
 
 def test_idempotency_key_is_stable_and_bounded() -> None:

@@ -64,7 +64,7 @@ from amplifier.publish.base import (
     ref_index,
 )
 from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
-from amplifier.publish.sessions import LimitsCache
+from amplifier.publish.sessions import LimitsCache, secret_fingerprint
 
 if TYPE_CHECKING:
     from mastodon import Mastodon
@@ -364,10 +364,12 @@ class MastodonPublisher:
                 raise self._rate_limited() from None
             error = classify_status(status, message)
             if isinstance(error, AuthError):
+                token = self.ctx.secrets.get(self.settings.token_env).get_secret_value()
                 error = AuthError(
                     f"{self.base_url} rejected the access token in {self.settings.token_env} (HTTP {status}: "
                     f"{message}); stop posting for this account until it is replaced",
                     status=status,
+                    fingerprint=secret_fingerprint(self.ctx.state, token),
                 )
             raise error from None
         except (
