@@ -91,6 +91,7 @@ class Reconciled:
     outcome: str
     detail: str = ""
     url: str | None = None
+    reset_at: datetime | None = None  # the lookup was answered 429: the account sends nothing before this
 
 
 def part_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[int, PartResult]:
@@ -259,11 +260,16 @@ def reconcile_row(
     except AmplifierError as exc:
         reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
         again = check_at or recheck_at(claimed_at, now)
-        if isinstance(exc, RateLimitedError) and exc.reset_at is not None and exc.reset_at > again:
-            again = exc.reset_at  # never ask again before the reset the server gave
+        reset_at = exc.reset_at if isinstance(exc, RateLimitedError) else None
+        if reset_at is not None and reset_at > again:
+            again = reset_at  # never ask again before the reset the server gave
         ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
         return Reconciled(
-            row.id, row.account, "unknown", f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC"
+            row.id,
+            row.account,
+            "unknown",
+            f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC",
+            reset_at=reset_at,
         )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
