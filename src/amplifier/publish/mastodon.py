@@ -29,13 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
-import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +61,14 @@ from amplifier.publish.base import (
     ref_index,
 )
 from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
+from amplifier.publish.mastodon_match import (
+    aware_time,
+    by_closeness,
+    comparable,
+    html_to_text,
+    id_or_none,
+    language_matches,
+)
 from amplifier.publish.sessions import LimitsCache, secret_fingerprint
 
 if TYPE_CHECKING:
@@ -134,121 +139,6 @@ class StatusOutcomeUnknown(OutcomeUnknownError):
 
 class LookupIncomplete(PermanentError):
     """The account's statuses could not be searched far enough back to say whether a post is out."""
-
-
-class _ContentText(HTMLParser):
-    """Plain text of a status's ``content`` HTML (see :func:`html_to_text`)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._link: tuple[str | None, list[str]] | None = None  # (href of a web link, its text)
-
-    def _emit(self, text: str) -> None:
-        if self._link is not None:
-            self._link[1].append(text)
-        else:
-            self.out.append(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self._emit("\n")
-        elif tag == "p":
-            if self.out and self._link is None:
-                self.out.append("\n\n")
-        elif tag == "a" and self._link is None:
-            attributes = dict(attrs)
-            classes = (attributes.get("class") or "").split()
-            # A mention or a hashtag shows what was typed (``@user``, ``#tag``); a web link shows a shortened
-            # URL while its ``href`` is the URL that was typed.
-            href = None if "mention" in classes or "hashtag" in classes else attributes.get("href")
-            self._link = (href, [])
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._link is not None:
-            href, shown = self._link
-            self._link = None
-            self.out.append(href if href else "".join(shown))
-
-    def handle_data(self, data: str) -> None:
-        self._emit(data)
-
-    def text(self) -> str:
-        if self._link is not None:  # an unclosed link
-            href, shown = self._link
-            self._link = None
-            self.out.append(href if href else "".join(shown))
-        return "".join(self.out).strip()
-
-
-def html_to_text(content: str) -> str:
-    """A status's ``content`` HTML as the plain text it was made from, as far as it can be told.
-
-    Mastodon renders a plain-text status as ``<p>`` paragraphs (a blank line in the text) with ``<br />``
-    line breaks, HTML-escaped, with links, hashtags and mentions as ``<a>``: a web link's visible text may be
-    shortened (``<span class="ellipsis">``) but its ``href`` is the URL as typed, so links become their
-    ``href``; mentions and hashtags keep their visible text (``@user``, ``#tag``)."""
-    parser = _ContentText()
-    parser.feed(content)
-    parser.close()
-    return parser.text()
-
-
-_REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*)@[\w-]+(?:\.[\w-]+)+")
-# Light markup a server may turn into HTML (mastodon-mock renders **bold**, *italic*, `code`, ~~strike~~).
-_MARKUP = re.compile(r"[*~`]")
-_SPACE = re.compile(r"\s+")
-
-
-def comparable(text: str) -> str:
-    """``text`` reduced to what survives Mastodon's rendering, for comparing a part with a status.
-
-    NFC; a mention ``@user@domain`` as ``@user`` (Mastodon shows a known account by its username only);
-    emphasis markers (``*``, ``~``, a backtick) dropped; any run of white space (a paragraph or a line break)
-    as one space; case folded."""
-    text = unicodedata.normalize("NFC", text)
-    text = _REMOTE_MENTION.sub(r"@\1", text)
-    text = _MARKUP.sub("", text)
-    return _SPACE.sub(" ", text).strip().casefold()
-
-
-def _language_matches(wanted: object, got: object) -> bool:
-    """The same language (primary subtag, any case); a side that says nothing does not disagree."""
-    if not wanted or not got:
-        return True
-    return str(wanted).split("-")[0].lower() == str(got).split("-")[0].lower()
-
-
-def _aware(value: object) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def by_closeness(statuses: Iterable[Mapping[str, Any]], since: datetime) -> list[Mapping[str, Any]]:
-    """``statuses`` ordered by how close their ``created_at`` is to ``since`` (the first moment the post
-    could have been sent), then oldest first: of two identical statuses a minute apart, the one made by the
-    request sent at ``since`` comes first, whichever is older and whatever the clocks' offset."""
-
-    def key(status: Mapping[str, Any]) -> tuple[float, float, str]:
-        created = _aware(status.get("created_at"))
-        if created is None:
-            return (float("inf"), 0.0, str(status.get("id")))
-        return (abs((created - since).total_seconds()), created.timestamp(), str(status.get("id")))
-
-    return sorted(statuses, key=key)
-
-
-def _id(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 class MastodonPublisher:
@@ -494,12 +384,12 @@ class MastodonPublisher:
         Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (any
         case: servers send ``date``; so
         clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
-        created_at = _aware(created) if isinstance(created, datetime) else None
+        created_at = aware_time(created) if isinstance(created, datetime) else None
         if created_at is None:
             return False
         try:
             date = next((v for k, v in self._last_headers.items() if k.lower() == "date"), "")
-            answered = _aware(parsedate_to_datetime(date))
+            answered = aware_time(parsedate_to_datetime(date))
         except (TypeError, ValueError):
             answered = None
         return created_at < (answered or self.ctx.clock()) - EXISTED_MARGIN
@@ -541,7 +431,7 @@ class MastodonPublisher:
             raise exc.with_context(done={}, account=self.account, post_id=post.id) from None
         return {index: part for index, part in found.items() if index not in known}
 
-    def account_id(self) -> str:
+    def accountid_or_none(self) -> str:
         """The account's id (``verify_credentials``, asked once per publisher)."""
         if self._account_id is None:
             me = self._answer(self._call(self.api().account_verify_credentials), "id")
@@ -551,7 +441,7 @@ class MastodonPublisher:
     def _statuses_since(self, start: datetime) -> Iterable[Mapping[str, Any]]:
         """The account's own statuses created at or after ``start``, newest first (reblogs left out)."""
         api = self.api()
-        account_id = self.account_id()
+        account_id = self.accountid_or_none()
         max_id: str | None = None
         for _ in range(LOOKUP_PAGES):
             page = self._call(api.account_statuses, account_id, limit=LOOKUP_PAGE_SIZE, max_id=max_id)
@@ -561,7 +451,7 @@ class MastodonPublisher:
                 raise TransientError(f"{self.base_url}: the account's statuses are not a list; will retry")
             page = [self._answer(status, "id") for status in page]
             for status in page:
-                created = _aware(status.get("created_at"))
+                created = aware_time(status.get("created_at"))
                 if created is not None and created < start:
                     return
                 if status.get("reblog") is None:
@@ -615,7 +505,7 @@ class MastodonPublisher:
             str(payload.get("spoiler_text") or "")
         ):
             return False
-        if not _language_matches(payload.get("language"), status.get("language")):
+        if not language_matches(payload.get("language"), status.get("language")):
             return False
         if not self._media_matches(part, status.get("media_attachments") or []):
             return False
@@ -626,7 +516,7 @@ class MastodonPublisher:
             if parent is None:
                 return False
             wanted = parent.id
-        return _id(status.get("in_reply_to_id")) == _id(wanted)
+        return id_or_none(status.get("in_reply_to_id")) == id_or_none(wanted)
 
     def _media_matches(self, part: Part, attachments: list[Any]) -> bool:
         media = list(part.payload.get("media_ids") or [])
