@@ -431,7 +431,7 @@ class MastodonPublisher:
             raise exc.with_context(done={}, account=self.account, post_id=post.id) from None
         return {index: part for index, part in found.items() if index not in known}
 
-    def accountid_or_none(self) -> str:
+    def account_id(self) -> str:
         """The account's id (``verify_credentials``, asked once per publisher)."""
         if self._account_id is None:
             me = self._answer(self._call(self.api().account_verify_credentials), "id")
@@ -441,7 +441,7 @@ class MastodonPublisher:
     def _statuses_since(self, start: datetime) -> Iterable[Mapping[str, Any]]:
         """The account's own statuses created at or after ``start``, newest first (reblogs left out)."""
         api = self.api()
-        account_id = self.accountid_or_none()
+        account_id = self.account_id()
         max_id: str | None = None
         for _ in range(LOOKUP_PAGES):
             page = self._call(api.account_statuses, account_id, limit=LOOKUP_PAGE_SIZE, max_id=max_id)
