@@ -1034,3 +1034,25 @@ def test_export_reads_in_batches_in_due_order(backend: Backend, monkeypatch: pyt
         ledger.sync_plan([entry(f"p{n:02d}", T0 + timedelta(minutes=n % 4)) for n in range(10)], T0)
         ids = [row.id for row in ledger.export_rows()]
     assert ids == [row for _, row in sorted((n % 4, f"p{n:02d}") for n in range(10))]
+
+
+def test_remote_ids_are_every_recorded_part_of_the_accounts_other_posts(ledger: Ledger) -> None:
+    ledger.sync_plan(
+        [
+            entry("a", parts=2),
+            entry("b", due=T1),
+            entry("c", due=T1, parts=2),
+            entry("other", account="mastodon-de"),
+        ],
+        T0,
+    )
+    for post_id in ("a", "c", "other"):
+        assert ledger.claim(post_id, T1, "tok")
+    ledger.mark_published("a", [{"id": "10"}, {"id": "11"}], T1)
+    ledger.record_part("c", 0, {"id": "30"}, T1)  # a thread cut short: its first part counts too
+    ledger.mark_published("other", [{"id": "99"}], T1)
+
+    assert ledger.remote_ids("mastodon-en") == {"10", "11", "30"}
+    assert ledger.remote_ids("mastodon-en", except_post="c") == {"10", "11"}
+    assert ledger.remote_ids("mastodon-de") == {"99"}
+    assert ledger.remote_ids("nobody") == frozenset()

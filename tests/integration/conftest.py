@@ -27,6 +27,10 @@ process die, the servers notice their stdin closing and exit by themselves):
 ``mastodon_faults`` -> the same :class:`MastodonServer`, with every fault rule cleared after the test.
 Use it (rather than ``mastodon_server``) in any test that calls ``inject``.
 
+For faults on the Bluesky side (or any HTTP server), put a :class:`~.servers.fault_proxy.FaultProxy` in front
+of it, per test: ``proxy = FaultProxy.start(pds.url)``, use ``proxy.url`` as the account's service, then
+``proxy.inject("com.atproto.repo.putRecord", "drop_after")`` (see its docstring), ``proxy.stop()``.
+
 Both servers are shared by every test of the session: create a fresh account per test, call
 ``reset_request_counts()`` before measuring, never expect an empty server. Server logs: ``pds.log_path``,
 ``mastodon_server.log_path`` (under pytest's temp folder).

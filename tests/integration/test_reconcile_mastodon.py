@@ -62,6 +62,15 @@ rules:
     missed: {{action: post, grace: P1D}}
 """
 
+TWIN = """\
+  again:
+    kind: once
+    at: {at:%Y-%m-%dT%H:%M}
+    event: day
+    messages: {messages}
+    missed: {{action: post, grace: P1D}}
+"""
+
 MESSAGES = """\
 sets:
   hello:
@@ -135,16 +144,17 @@ def make(
 ) -> Iterator[Callable[..., Setup]]:
     made: list[Setup] = []
 
-    def factory(messages: str = "hello") -> Setup:
+    def factory(messages: str = "hello", twin: bool = False) -> Setup:
         account = mastodon_faults.create_account(mastodon_faults.unique_username("recon"))
         monkeypatch.setenv(TOKEN_ENV, account.access_token)
         folder = tmp_path / f"campaign{len(made)}"
         (folder / "messages").mkdir(parents=True)
         # The slot: now, to the minute (the mock stamps statuses with the real time).
         at = dt.datetime.now(BERLIN).replace(second=0, microsecond=0)
-        (folder / "schedule.yaml").write_text(
-            SCHEDULE.format(url=mastodon_faults.url, env=TOKEN_ENV, at=at, messages=messages)
-        )
+        schedule = SCHEDULE.format(url=mastodon_faults.url, env=TOKEN_ENV, at=at, messages=messages)
+        if twin:  # a second rule, the same text a minute later
+            schedule += TWIN.format(at=at + dt.timedelta(minutes=1), messages=messages)
+        (folder / "schedule.yaml").write_text(schedule)
         (folder / "messages" / "hello.yaml").write_text(
             MESSAGES.replace("SENTENCE", "Wir stehen zu den Menschen, die Widerstand leisteten.")
         )
@@ -372,3 +382,71 @@ def test_a_status_request_that_timed_out_on_a_slow_server_is_sent_once(make: Cal
     assert report.published == [setup.post_id]
     assert len(setup.statuses()) == 1
     assert setup.ledger.get(setup.post_id).state == State.PUBLISHED
+
+
+def test_a_twin_whose_request_never_arrived_is_not_given_the_first_ones_status(
+    make: Callable[..., Setup],
+) -> None:
+    """Defect 1: two rules post the same text a minute apart. The first is published and recorded; the
+    second is claimed and dies before its request. Two hours later the search finds the first one's status
+    (same text, in the window), which the ledger already gives to the first post: the second is sent."""
+    setup = make(twin=True)
+    start = dt.datetime.now(dt.UTC)
+    daemon = setup.daemon(start)
+    report = run_once(daemon, start)
+    daemon.close()
+    assert report.published == [setup.post_id]
+    (first,) = setup.statuses()
+    day = dt.timedelta(days=1)
+    (twin_row,) = [r for r in setup.ledger.history(start - day, start + day) if r.id.startswith("again:")]
+    claimed_at = twin_row.due_at
+    assert setup.ledger.claim(twin_row.id, claimed_at, "otherhost:4242:crashed")
+
+    later = claimed_at + LATER
+    again = setup.daemon(later)
+    report = run_once(again, later)
+    again.close()
+
+    assert [(r.post_id, r.outcome) for r in report.reconciled] == [(twin_row.id, "released")]
+    assert report.published == [twin_row.id]
+    statuses = setup.statuses()
+    assert len(statuses) == 2  # the twin went out: nothing lost
+    row = setup.ledger.get(twin_row.id)
+    assert row.state == State.PUBLISHED
+    assert row.result is not None
+    assert row.result[0]["id"] != str(first["id"])
+    assert {row.result[0]["id"], str(first["id"])} == {str(s["id"]) for s in statuses}
+
+
+def test_a_search_answered_429_is_not_repeated_before_the_servers_reset(make: Callable[..., Setup]) -> None:
+    """Defect 2: the status search after a 429 with ``X-RateLimit-Reset`` went out again before the reset."""
+    from amplifier.delivery.reconcile import reconcile_row
+    from amplifier.publish.base import RateLimitedError
+
+    setup = make()
+    now = dt.datetime.now(dt.UTC)
+    claimed_at = now - LATER
+    setup.crash_after_request(claimed_at, send=False)
+    setup.server.inject(429, path_regex=r"^/api/v1/accounts/[^/]+/statuses$", ratelimit_reset_in=3600)
+    daemon = setup.daemon(now)
+    daemon.plan(now)
+    post = daemon.posts[setup.post_id]
+    daemon.close()
+    publisher = setup.publisher()
+    try:
+        with pytest.raises(RateLimitedError) as caught:
+            publisher.find_published(post, since=claimed_at)
+        assert caught.value.reset_at is not None
+        assert caught.value.reset_at > now + dt.timedelta(minutes=59)
+
+        setup.server.inject(429, path_regex=r"^/api/v1/accounts/[^/]+/statuses$", ratelimit_reset_in=3600)
+        outcome = reconcile_row(
+            setup.ledger, setup.ledger.get(setup.post_id), post, publisher, now, resend_now=False
+        )
+    finally:
+        publisher.close()
+    assert outcome.outcome == "unknown"
+    row = setup.ledger.get(setup.post_id)
+    assert row.state == State.CLAIMED
+    assert row.next_attempt_at > now + dt.timedelta(minutes=59)  # the reset, not the 30-minute recheck
+    assert setup.statuses() == []

@@ -416,3 +416,22 @@ def test_commands_that_publish_nothing_import_no_client_library(args: list[str],
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().endswith("[]"), proc.stderr[-500:]
+
+
+def test_preview_to_offset_counts_from_from_as_help_and_docs_say(run_cli: RunCli) -> None:
+    """Defect 8: ``--to +1h`` is an hour after ``--from`` (now when absent); --help and running.md say so."""
+    config = str(ROOT / "schedule.yaml")
+    result = run_cli("preview", "-c", config, "--from", "2027-10-31T09:00", "--to", "+1h", "--format", "json")
+    assert result.code == 0, result.err
+    window = json.loads(result.out)["window"]
+    start, end = (dt.datetime.fromisoformat(window[k]) for k in ("from", "to"))
+    assert end - start == dt.timedelta(hours=1)
+    now = run_cli("preview", "-c", config, "--now", "2027-10-31T09:00", "--to", "+1h", "--format", "json")
+    window = json.loads(now.out)["window"]
+    assert dt.datetime.fromisoformat(window["to"]) - dt.datetime.fromisoformat(window["from"]) == (
+        dt.timedelta(hours=1)
+    )
+    helptext = run_cli("preview", "--help").out
+    assert "counts from --from" in " ".join(helptext.split())
+    running = (Path(__file__).resolve().parents[2] / "docs" / "running.md").read_text()
+    assert "offset given to `--to` counts from `--from`" in " ".join(running.split())

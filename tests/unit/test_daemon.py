@@ -7,7 +7,7 @@ import datetime as dt
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,12 @@ class FakePublisher:
         return self._found(post, {})
 
     def find_published(
-        self, post: PlannedPost, *, since: dt.datetime, known: Mapping[int, PartResult] | None = None
+        self,
+        post: PlannedPost,
+        *,
+        since: dt.datetime,
+        known: Mapping[int, PartResult] | None = None,
+        taken: Collection[str] = frozenset(),
     ) -> dict[int, PartResult]:
         """Mastodon: the search among the account's statuses (everything on the fake server counts)."""
         assert self.platform == "mastodon", "only Mastodon is searched"

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "amplifier"
 STAGES = [
     "errors",
     "clock",
+    "redact",
     "platforms",
     "campaign",
     "plan",
@@ -23,7 +24,9 @@ STAGES = [
     "daemon",
     "cli",
 ]
-RANK = {"errors": 0, "clock": 0, "platforms": 0} | {stage: n for n, stage in enumerate(STAGES) if n >= 3}
+RANK = {"errors": 0, "clock": 0, "redact": 0, "platforms": 0} | {
+    stage: n for n, stage in enumerate(STAGES) if n >= 4
+}
 
 
 def stage_of(module: str) -> str | None:
@@ -54,7 +57,7 @@ def test_every_module_lives_in_a_stage() -> None:
     loose = [
         p.relative_to(PACKAGE).as_posix()
         for p in modules()
-        if p.parent == PACKAGE and p.stem not in {"__init__", "__main__", "errors", "clock"}
+        if p.parent == PACKAGE and p.stem not in {"__init__", "__main__", "errors", "clock", "redact"}
     ]
     assert loose == []
 

@@ -87,7 +87,13 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
 def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
     applied = migrate(conn, T0)
 
-    assert applied == ["m001_posts", "m002_post_parts", "m003_pauses", "m004_unknown_since"]
+    assert applied == [
+        "m001_posts",
+        "m002_post_parts",
+        "m003_pauses",
+        "m004_unknown_since",
+        "m005_posts_account",
+    ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
         assert columns(conn, table) == expected, table
@@ -100,6 +106,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
     assert indexes == {
         "posts_state_next_attempt": ["state", "next_attempt_at"],
         "posts_due_at": ["due_at", "id"],
+        "posts_account": ["account", "id"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -113,7 +120,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
 ) -> None:
     """A ledger written before ``m004_unknown_since`` upgrades in place: its rows keep every value, the new
     column is NULL (no outcome unknown), and the upgrade runs once."""
-    old = [fn for fn in MIGRATIONS if fn.__name__ != "m004_unknown_since"]
+    old = MIGRATIONS[:3]
     assert migrate(conn, T0, old) == ["m001_posts", "m002_post_parts", "m003_pauses"]
     stamp = "2027-10-25T08:00:00.000000+00:00"
     conn.execute(
@@ -123,7 +130,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since"]
+    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account"]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)

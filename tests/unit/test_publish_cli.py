@@ -117,7 +117,7 @@ def test_accounts_json_contract_and_exit_code(folder: Path, monkeypatch: pytest.
     by_id = {a["account"]: a for a in data["accounts"]}
     assert all(set(a) == keys for a in data["accounts"])
     assert not by_id["masto"]["ok"]
-    assert "cannot read http://127.0.0.1:9/api/v2/instance" in by_id["masto"]["error"]
+    assert "cannot connect to http://127.0.0.1:9/api/v2/instance" in by_id["masto"]["error"]
     assert "AMP_UNIT_CLI_PASSWORD is not set" in by_id["bsky"]["error"]
     assert "bsky: the secret AMP_UNIT_CLI_PASSWORD is not set" in err
     assert "token-value-123" not in out + err

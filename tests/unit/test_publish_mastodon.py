@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import Image, Part, PlannedPost
-from amplifier.publish import PermanentError, PublishContext, TransientError
+from amplifier.publish import PartResult, PermanentError, PublishContext, TransientError
 from amplifier.publish.mastodon import (
     DEFAULT_LIMITS,
     LOOKUP_PAGES,
@@ -422,6 +422,41 @@ def test_find_published_nothing_found_is_empty(publisher: MastodonPublisher) -> 
     assert with_api(publisher, PagedApi([])).find_published(planned_post(part("Mine")), since=AT) == {}
 
 
+def test_find_published_never_takes_a_status_the_ledger_gives_to_another_post(
+    publisher: MastodonPublisher,
+) -> None:
+    """Defect 1: two posts with the same text a minute apart; the first one's status is recorded, the
+    second one's request never reached the server. Its search must find nothing, not the first status."""
+    post = planned_post(part("Come to the square at six"))
+    api = PagedApi([status("10", "Come to the square at six", AT - timedelta(minutes=1))])
+    assert with_api(publisher, api).find_published(post, since=AT, taken={"10"}) == {}
+    # the post's own recorded parts are not "taken" from it
+    known = {0: PartResult(index=0, id="10")}
+    assert publisher.find_published(post, since=AT, known=known, taken={"10"}) == {}
+    assert publisher.find_published(post, since=AT) != {}  # (without the ledger's word it would be)
+
+
+def test_find_published_takes_the_twin_created_closest_to_the_first_possible_request(
+    publisher: MastodonPublisher,
+) -> None:
+    """Identical texts, neither recorded: the status made by a request sent at ``since`` is the one created
+    nearest to it, not the oldest in the window, whichever order the server lists them in."""
+    post = planned_post(part("Same words"), reply("Second", 0))
+    api = PagedApi(
+        [
+            status("10", "Same words", AT - timedelta(minutes=1)),  # the other post's, a minute before
+            status("11", "Second", AT - timedelta(minutes=1), in_reply_to_id="10"),
+            status("20", "Same words", AT + timedelta(seconds=2)),
+            status("21", "Second", AT + timedelta(seconds=3), in_reply_to_id="20"),
+            status("30", "Same words", AT + timedelta(minutes=1)),  # a later twin
+        ]
+    )
+    found = with_api(publisher, api).find_published(post, since=AT)
+    assert {i: p.id for i, p in found.items()} == {0: "20", 1: "21"}
+    earlier = publisher.find_published(post, since=AT - timedelta(minutes=1))
+    assert {i: p.id for i, p in earlier.items()} == {0: "10", 1: "11"}
+
+
 @pytest.mark.parametrize(
     ("created", "date_header", "existed"),
     [
@@ -438,8 +473,9 @@ def test_find_published_nothing_found_is_empty(publisher: MastodonPublisher) -> 
         (None, "Mon, 25 Oct 2027 10:00:00 GMT", False),
     ],
 )
+@pytest.mark.parametrize("header_name", ["Date", "date", "DATE"])
 def test_a_status_is_old_when_created_before_the_server_answered(
-    tmp_path: Path, created: object, date_header: str, existed: bool
+    tmp_path: Path, created: object, date_header: str, existed: bool, header_name: str
 ) -> None:
     ctx = PublishContext(
         secrets=SecretSources(),
@@ -447,5 +483,5 @@ def test_a_status_is_old_when_created_before_the_server_answered(
         clock=lambda: datetime(2027, 10, 25, 12, 0, tzinfo=UTC),
     )
     publisher = MastodonPublisher("masto", SETTINGS, ctx)
-    publisher._last_headers = {"Date": date_header} if date_header else {}
+    publisher._last_headers = {header_name: date_header} if date_header else {}
     assert publisher._created_before_this_request(created) is existed

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from amplifier.publish.sessions import (
     STATE_ENV,
+    Fingerprints,
     LimitsCache,
     LoginGuard,
     LoginRefusedError,
@@ -20,6 +21,8 @@ from amplifier.publish.sessions import (
     StateDir,
     resolve_state_dir,
     safe_name,
+    secret_changed,
+    secret_fingerprint,
 )
 
 T0 = datetime(2027, 11, 1, 12, 0, tzinfo=UTC)
@@ -156,3 +159,50 @@ def test_an_unusable_state_folder_is_exit_code_5(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="cannot create the state folder") as info:
         StateDir(tmp_path / "file" / "state").ensure()
     assert info.value.exit_code == ExitCode.STATE == 5
+
+
+def test_a_changed_secret_is_tried_at_once_the_rejected_one_is_not(tmp_path: Path) -> None:
+    """Defect 6: after a rejection the guard refuses the same password for 20 minutes, not a corrected one;
+    the file keeps a fingerprint, never the password."""
+    clock = Clock()
+    state = StateDir(tmp_path)
+    guard = LoginGuard(state, clock=clock)
+    guard.check("bsky", "wrong-password-1")
+    guard.record("bsky", "rejected", "wrong-password-1")
+    with pytest.raises(LoginRefusedError) as caught:
+        guard.check("bsky", "wrong-password-1")
+    assert caught.value.rejected
+    guard.check("bsky", "fixed-password-2")  # a new secret: no wait
+    LoginGuard(state, clock=clock).check("bsky", "fixed-password-2")  # another process too
+    saved = (tmp_path / "logins" / "bsky.json").read_text()
+    assert "wrong-password-1" not in saved
+    assert Fingerprints(state).of("wrong-password-1") in saved
+    # the fingerprint is keyed: another state folder (another key) gives another one
+    assert Fingerprints(StateDir(tmp_path / "other")).of("wrong-password-1") not in saved
+
+
+def test_failed_logins_are_never_rejections_and_spend_only_the_hours_budget(tmp_path: Path) -> None:
+    """Defect 5: five 503s are no rejected credentials: the guard then only asks to wait for the hour's
+    budget (``rejected`` False: the caller waits, it does not pause the account)."""
+    clock = Clock()
+    guard = LoginGuard(StateDir(tmp_path), clock=clock)
+    for n in range(5):
+        clock.now = T0 + timedelta(minutes=n)
+        guard.check("bsky", "the-password")
+        guard.record("bsky", "failed", "the-password")
+    with pytest.raises(LoginRefusedError) as caught:
+        guard.check("bsky", "the-password")
+    assert not caught.value.rejected
+    assert caught.value.retry_at == T0 + timedelta(hours=1)
+
+
+def test_secret_changed_tells_the_daemon_when_a_paused_accounts_secret_was_replaced(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    paused_with = secret_fingerprint(state, "old-token-value")
+    assert not secret_changed(state, paused_with, "old-token-value")
+    assert secret_changed(state, paused_with, "new-token-value")
+    assert not secret_changed(state, paused_with, None)  # removed: still nothing to try
+    assert secret_changed(state, None, "now-set-value")  # paused for a missing secret, now set
+    assert not secret_changed(state, None, None)
+    key = tmp_path / "keys" / "fingerprint.key"
+    assert key.stat().st_mode & 0o777 == 0o600

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,12 @@ class KeyedPublisher:
         return self.find_published(post, since=post.at)
 
     def find_published(
-        self, post: PlannedPost, *, since: dt.datetime, known: Mapping[int, PartResult] | None = None
+        self,
+        post: PlannedPost,
+        *,
+        since: dt.datetime,
+        known: Mapping[int, PartResult] | None = None,
+        taken: Collection[str] = frozenset(),
     ) -> dict[int, PartResult]:
         self.server.searches.append(since)
         if self.server.search_faults:
@@ -115,7 +120,10 @@ class KeyedPublisher:
         return {
             s.index: PartResult(index=s.index, id=s.id, url=f"https://masto.example/{s.id}", existed=True)
             for s in self.server.statuses
-            if s.post_id == post.id and s.index not in known and s.created_at >= since - SEARCH_MARGIN
+            if s.post_id == post.id
+            and s.index not in known
+            and s.created_at >= since - SEARCH_MARGIN
+            and s.id not in taken
         }
 
     def check(self) -> Any:
@@ -270,6 +278,26 @@ def test_a_search_that_cannot_answer_never_sends(
     else:
         assert "outcome unknown" in (row.last_error or "")
         assert "check the account" in (row.last_error or "")
+
+
+def test_a_search_answered_429_is_not_asked_again_before_the_servers_reset(world: World) -> None:
+    """Defect 2: the status search after a 429 with a reset 45 minutes ahead waits for the reset, not for
+    the usual recheck (30 minutes here)."""
+    daemon = world.daemon()
+    daemon.plan(T0)
+    assert world.ledger.claim(POST, T0, "host:1:x")
+    world.ledger.mark_unknown(POST, "timed out", T0, check_at=T0, token="host:1:x")
+    now = T0 + minutes(70)
+    world.server.search_faults.append(RateLimitedError("rate limited", reset_at=now + minutes(45)))
+
+    result = reconcile_row(
+        world.ledger, world.ledger.get(POST), daemon.posts[POST], KeyedPublisher("masto", world.server), now
+    )
+
+    assert result.outcome == "unknown"
+    assert result.reset_at == now + minutes(45)  # for the daemon to block the account in its rate limiter
+    assert world.ledger.get(POST).next_attempt_at == now + minutes(45)
+    assert world.server.sends == []
 
 
 def test_a_row_whose_next_check_is_ahead_is_not_searched_yet(world: World) -> None:

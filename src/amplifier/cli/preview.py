@@ -103,9 +103,19 @@ def _known(option: str, values: tuple[str, ...], known: Any, what: str) -> None:
 
 @click.command(short_help="Show the planned posts in a window: what, where and when.")
 @config_option
-@click.option("--from", "start", default=None, metavar="TIME", help="Window start (default: now).")
 @click.option(
-    "--to", "end", default=None, metavar="TIME", help="Window end, exclusive (default: start + 7 days)."
+    "--from",
+    "start",
+    default=None,
+    metavar="TIME",
+    help="Window start (default: now; +2d: two days from now).",
+)
+@click.option(
+    "--to",
+    "end",
+    default=None,
+    metavar="TIME",
+    help="Window end, exclusive (default: +7d). An offset such as +1h counts from --from, not from now.",
 )
 @now_option
 @click.option(

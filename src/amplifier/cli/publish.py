@@ -40,6 +40,7 @@ from amplifier.publish import (
 )
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir, StateError, resolve_state_dir
+from amplifier.redact import redact
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
@@ -93,7 +94,7 @@ def check_accounts(campaign: Campaign, ctx: PublishContext) -> list[AccountInfo]
 
 
 def _reason(exc: BaseException, account_id: str) -> str:
-    text = str(exc)
+    text = redact(str(exc))
     for prefix in (f"{account_id}: ", f"{account_id}:"):
         if text.startswith(prefix):
             text = text[len(prefix) :]
@@ -183,7 +184,8 @@ class SendOutcome:
             "error": None,
         }
         if self.error is not None:
-            error: dict[str, Any] = {"kind": getattr(self.error, "kind", "error"), "message": str(self.error)}
+            message = redact(str(self.error))
+            error: dict[str, Any] = {"kind": getattr(self.error, "kind", "error"), "message": message}
             reset_at = getattr(self.error, "reset_at", None)
             if reset_at is not None:
                 error["retry_at"] = reset_at.isoformat()
@@ -447,7 +449,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
             table.add_column(column, overflow="fold")
         for outcome in outcomes:
             if outcome.error is not None:
-                detail = str(outcome.error)
+                detail = redact(str(outcome.error))
             elif outcome.result is not None and outcome.result.dry_run:
                 detail = "\n---\n".join(part.text for part in outcome.post.parts)
             else:
@@ -461,6 +463,6 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     failures = [o.error for o in outcomes if o.error is not None]
     if failures:
         for error in failures:
-            click.echo(str(error), err=True)
+            click.echo(redact(str(error)), err=True)
         auth = any(isinstance(e, CredentialsError) for e in failures)
         sys.exit(ExitCode.ACCOUNT if auth else ExitCode.PUBLISH)

@@ -97,6 +97,7 @@ from amplifier.publish.base import (
     PublishResult,
     RateLimitedError,
 )
+from amplifier.redact import redact
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -169,6 +170,7 @@ class EventLog:
     def emit(self, event: str, **fields: Any) -> None:
         stamp = _iso(self.clock())
         values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+        values = {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}  # no secret echoed
         record = {"time": stamp, "event": event, **values}
         if self.fmt == "json":
             line = json.dumps(record, ensure_ascii=False, default=str)

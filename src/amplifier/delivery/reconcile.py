@@ -23,7 +23,9 @@ loss), so we ask the platform:
   - Mastodon otherwise (unknown for longer, or a post that would only be sent again later, when the key may
     have expired): the publisher looks for the post among the account's own statuses since the first
     unknown moment (:class:`SearchesStatuses`,
-    :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`, which reaches back a margin more);
+    :meth:`amplifier.publish.mastodon.MastodonPublisher.find_published`, which reaches back a margin more),
+    never taking a status the ledger already gives to another post (:meth:`Ledger.remote_ids`: two posts
+    with the same text must not both claim the first one's status);
     "not found" there is an answer too, and the row is released with ``unknown_since`` cleared, to be sent
     once. When the search cannot reach back that far (too much posted since), the post is marked **failed**
     with a reason that says to check the account, rather than risk a duplicate. A row whose next check
@@ -31,7 +33,8 @@ loss), so we ask the platform:
     the client gave up on.
 
 A lookup that fails (server down) leaves the row claimed and unknown, with its next check at ``check_at``
-(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown); the daemon
+(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown), and never
+before the reset of a 429 the lookup got; the daemon
 looks again then, before it sends anything else for that account.
 
 A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,7 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 from amplifier.delivery.ledger import Ledger, LedgerError, Row
 from amplifier.errors import AmplifierError
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import PartResult, PermanentError, Publisher
+from amplifier.publish.base import PartResult, PermanentError, Publisher, RateLimitedError
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.
 MASTODON_IDEMPOTENCY_SAFE = timedelta(minutes=50)
@@ -70,7 +73,12 @@ class SearchesStatuses(Protocol):
     """A publisher that can look for a post among the account's posts made since a given instant."""
 
     def find_published(
-        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
+        self,
+        post: PlannedPost,
+        *,
+        since: datetime,
+        known: Mapping[int, PartResult] | None = None,
+        taken: Collection[str] = frozenset(),
     ) -> dict[int, PartResult]: ...
 
 
@@ -83,6 +91,7 @@ class Reconciled:
     outcome: str
     detail: str = ""
     url: str | None = None
+    reset_at: datetime | None = None  # the lookup was answered 429: the account sends nothing before this
 
 
 def part_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[int, PartResult]:
@@ -231,7 +240,8 @@ def reconcile_row(
         if authoritative:
             found = publisher.lookup(post)
         elif isinstance(publisher, SearchesStatuses):
-            found = publisher.find_published(post, since=claimed_at, known=recorded)
+            taken = ledger.remote_ids(row.account, except_post=row.id)
+            found = publisher.find_published(post, since=claimed_at, known=recorded, taken=taken)
         else:
             reason = (
                 f"outcome unknown: interrupted while publishing at {claimed_at:%Y-%m-%d %H:%M} UTC, too long "
@@ -250,9 +260,16 @@ def reconcile_row(
     except AmplifierError as exc:
         reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
         again = check_at or recheck_at(claimed_at, now)
+        reset_at = exc.reset_at if isinstance(exc, RateLimitedError) else None
+        if reset_at is not None and reset_at > again:
+            again = reset_at  # never ask again before the reset the server gave
         ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
         return Reconciled(
-            row.id, row.account, "unknown", f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC"
+            row.id,
+            row.account,
+            "unknown",
+            f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC",
+            reset_at=reset_at,
         )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):

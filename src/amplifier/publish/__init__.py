@@ -3,10 +3,12 @@ platform, and the dry run as one more.
 
 :func:`create_publisher` picks the implementation from the registry by the account's platform (or
 ``"dry-run"``). The platform modules import their SDK (Mastodon.py, atproto) only when a publisher is made,
-so commands that never publish do not pay for them. Also the credentials (``secrets``) and the state folder
+so commands that never publish do not pay for them. ``faults`` classifies what the HTTP stack raises. Also the
+credentials (``secrets``) and the state folder
 (``sessions``: Bluesky sessions, instance limits, the login guard).
 
-May import: ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``delivery``, ``daemon`` or ``cli``.
+May import: ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``, ``redact``. Never ``delivery``, ``daemon``
+or ``cli``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from amplifier.errors import UsageError
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
+    OutcomeUnknownError,
     PartResult,
     PermanentError,
     PublishContext,
@@ -80,6 +83,7 @@ __all__ = [
     "REGISTRY",
     "AccountInfo",
     "AuthError",
+    "OutcomeUnknownError",
     "PartResult",
     "PermanentError",
     "PublishContext",

@@ -10,6 +10,12 @@ Errors are classified for the caller, who decides what to do next:
 * :class:`RateLimitedError` (a transient error): HTTP 429; ``reset_at`` from the headers: retry then.
 * :class:`PermanentError`: 400 / 422 validation, or a part over the server's limits: do not retry.
 * :class:`AuthError`: 401 / 403, rejected credentials: stop posting for the account.
+* :class:`OutcomeUnknownError` (a transient error): a write whose request may have reached the server (the
+  connection dropped after sending, a read timeout, a truncated or invalid answer): the post may be out.
+
+Nothing a server can do (drop, truncate, garbage, any status) reaches a caller as anything but one of these
+(:mod:`amplifier.publish.faults` classifies the HTTP stack's exceptions). Every message is redacted
+(:func:`amplifier.redact.redact`): a server that echoes a token or a password gets neither into a message.
 
 Every error carries ``done``: the parts of a thread published before it happened, so that
 ``publish(post, resume=error.done)`` continues the thread instead of starting it again.
@@ -28,6 +34,7 @@ from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.plan.post import Image, Part, PlannedPost
 from amplifier.publish.sessions import StateDir
+from amplifier.redact import redact
 
 if TYPE_CHECKING:
     from amplifier.publish.secrets import SecretSources
@@ -116,7 +123,7 @@ class AccountInfo:
             "url": self.url,
             "server": self.server,
             "limits": dict(self.limits),
-            "error": self.error,
+            "error": None if self.error is None else redact(self.error),
         }
 
 
@@ -138,7 +145,7 @@ class PublishError(AmplifierError):
         account: str | None = None,
         post_id: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status = status
         self.done: dict[int, PartResult] = dict(done or {})
         self.account = account
@@ -158,7 +165,7 @@ class PublishError(AmplifierError):
         where = ":".join(x for x in (self.account, self.post_id) if x)
         prefix = f"{where}: " if where and not message.startswith(where) else ""
         progress = f" ({len(self.done)} part(s) already published)" if self.done else ""
-        return f"{prefix}{message}{progress}"
+        return redact(f"{prefix}{message}{progress}")
 
 
 class TransientError(PublishError):
@@ -177,6 +184,15 @@ class RateLimitedError(TransientError):
         self.reset_at = reset_at
 
 
+class OutcomeUnknownError(TransientError):
+    """A write may have reached the server, and no answer says what it did (the connection dropped after the
+    request was sent, a read timeout, a truncated or invalid answer): the post may be out. Retry only where
+    a retry cannot make a second copy (a Bluesky record key, a Mastodon Idempotency-Key within its hour);
+    else look first."""
+
+    kind = "unknown"
+
+
 class PermanentError(PublishError):
     """The server (or our check of its limits) refused the post as invalid: do not retry, fix it."""
 
@@ -184,10 +200,18 @@ class PermanentError(PublishError):
 
 
 class AuthError(PublishError, CredentialsError):
-    """The credentials were rejected (401/403) or a login is refused: stop posting for this account."""
+    """The credentials were rejected (401/403) or a login is refused: stop posting for this account.
+
+    ``fingerprint``: the keyed fingerprint of the rejected secret (never the secret), when known; store it
+    with the pause and compare with :func:`amplifier.publish.sessions.secret_changed` to resume the account
+    as soon as its secret is replaced."""
 
     exit_code = ExitCode.ACCOUNT
     kind = "auth"
+
+    def __init__(self, message: str, *, fingerprint: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.fingerprint = fingerprint
 
 
 def classify_status(status: int, message: str, **kwargs: Any) -> PublishError:

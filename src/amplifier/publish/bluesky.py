@@ -40,12 +40,17 @@ from amplifier.publish.base import (
     PublishResult,
     RateLimitedError,
     TransientError,
-    classify_status,
     find_placeholders,
-    parse_reset,
     part_image,
     placeholder,
     ref_index,
+)
+from amplifier.publish.bluesky_errors import (
+    CALL_ERRORS,
+    classify,
+    is_session_error,
+    login_rejected,
+    xrpc_error,
 )
 from amplifier.publish.linkcard import CardError, fetch_card, fetch_image
 from amplifier.publish.media import MAX_BLOB_BYTES, ImageError, prepare_image
@@ -110,56 +115,6 @@ def record_key(post_id: str, index: int, at: datetime) -> str:
 
 def public_url(handle_or_did: str, rkey: str) -> str:
     return f"https://bsky.app/profile/{handle_or_did}/post/{rkey}"
-
-
-# ----------------------------------------------------------------------------------------- errors
-
-
-def _xrpc_error(exc: BaseException) -> tuple[int | None, str, str, Mapping[str, str]]:
-    """(status, error name, message, headers) of an atproto SDK exception."""
-    response = getattr(exc, "response", None)
-    if response is None:
-        cause = exc.__cause__ or exc.__context__
-        detail = f"{type(cause).__name__}: {cause}" if cause is not None else type(exc).__name__
-        return None, "", detail, {}
-    content = response.content
-    name = getattr(content, "error", None) or ""
-    message = getattr(content, "message", None) or ""
-    if isinstance(content, dict):
-        name = str(content.get("error") or "")
-        message = str(content.get("message") or "")
-    elif isinstance(content, bytes):
-        message = content[:200].decode("utf-8", errors="replace")
-    return response.status_code, str(name), str(message), dict(response.headers or {})
-
-
-def classify(exc: BaseException, *, now: datetime | None = None) -> PublishError:
-    """The :class:`PublishError` for an atproto SDK exception."""
-    from atproto_client import exceptions as ex
-
-    status, name, message, headers = _xrpc_error(exc)
-    text = ": ".join(x for x in (name, message) if x) or type(exc).__name__
-    if isinstance(exc, ex.InvokeTimeoutError):
-        return TransientError(f"the server did not answer in time ({text}); will retry")
-    if status is None:
-        if isinstance(exc, ex.NetworkError):
-            return TransientError(f"network error ({text}); will retry")
-        return TransientError(f"request failed ({text}); will retry")
-    if status == 429:
-        retry_after = getattr(exc, "retry_after", None)
-        reset_at = parse_reset(headers, now=now, retry_after=retry_after)
-        when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
-        return RateLimitedError(f"rate limited (HTTP 429: {text}){when}", reset_at=reset_at, status=status)
-    if status == 400 and name in {"ExpiredToken", "InvalidToken"}:
-        return AuthError(f"the session is no longer valid ({text})", status=status)
-    if status == 413:
-        return PermanentError(f"the server refused the upload as too large (HTTP 413: {text})", status=status)
-    return classify_status(status, text)
-
-
-def _is_session_error(exc: BaseException) -> bool:
-    status, name, _, _ = _xrpc_error(exc)
-    return status == 401 or (status == 400 and name in {"ExpiredToken", "InvalidToken"})
 
 
 # ----------------------------------------------------------------------------------------- publisher
@@ -233,38 +188,52 @@ class BlueskyPublisher:
     def _login(self) -> Client:
         from atproto_client import exceptions as ex
 
-        password = self.ctx.secrets.get(self.settings.password_env)
+        # Read afresh: a corrected password is used at once (and its fingerprint differs from the rejected).
+        password = self.ctx.secrets.get(self.settings.password_env, fresh=True).get_secret_value()
+        fingerprint = self.guard.fingerprints.of(password)
         try:
-            self.guard.check(self.account)
+            self.guard.check(self.account, password)
         except LoginRefusedError as exc:
-            raise AuthError(str(exc)) from None
+            if exc.rejected:  # this very password was rejected: a credential problem
+                raise AuthError(str(exc), fingerprint=fingerprint) from None
+            # the hour's login budget is spent (an outage): wait, nothing to fix
+            raise RateLimitedError(str(exc), reset_at=exc.retry_at) from None
         client = self._new_client()
         try:
-            client.login(self.settings.handle, password.get_secret_value(), fetch_bsky_profile=False)
-        except ex.AtProtocolError as exc:
-            error = classify(exc, now=self.ctx.clock())
-            rejected = error.status in (400, 401, 403)
-            self.guard.record(self.account, "rejected" if rejected else "failed")
-            if rejected:
+            client.login(self.settings.handle, password, fetch_bsky_profile=False)
+        except (ex.AtProtocolError, *CALL_ERRORS) as exc:
+            if login_rejected(exc):
+                self.guard.record(self.account, "rejected", password)
+                error = classify(exc, now=self.ctx.clock(), where=self.service)
                 raise AuthError(
                     f"{self.account}: {self.service} rejected the login of {self.settings.handle} with the "
-                    f"password in {self.settings.password_env} ({error}); not retrying for a while",
+                    f"password in {self.settings.password_env} ({error}); fix the password: a new one is "
+                    "tried at once, the same one not for a while",
                     status=error.status,
+                    fingerprint=fingerprint,
                 ) from None
+            self.guard.record(self.account, "failed")
+            error = classify(exc, now=self.ctx.clock(), where=self.service)
+            if isinstance(error, AuthError | PermanentError):  # a 4xx that is no rejection: retry later
+                error = TransientError(f"the login failed ({error}); will retry", status=error.status)
             raise error from None
         self.guard.record(self.account, "ok")
         self._client, self._from_store = client, False
         return client
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run an SDK call; when a saved session turns out dead, log in once and run it again."""
+    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """Run an SDK call; when a saved session turns out dead, log in once and run it again. Whatever the
+        SDK or httpx raise becomes a classified :class:`PublishError` (``write``: a lost answer leaves the
+        outcome unknown)."""
         from atproto_client import exceptions as ex
 
         client = self._session()
         try:
             return fn(client, *args, **kwargs)
-        except ex.AtProtocolError as exc:
-            if self._from_store and _is_session_error(exc):
+        except PublishError:
+            raise
+        except (ex.AtProtocolError, *CALL_ERRORS) as exc:
+            if self._from_store and is_session_error(exc):
                 log.info("%s: the saved session was refused; logging in again", self.account)
                 self.sessions.delete(self.account)
                 self.close()
@@ -272,9 +241,14 @@ class BlueskyPublisher:
                 client = self._session()
                 try:
                     return fn(client, *args, **kwargs)
-                except ex.AtProtocolError as again:
-                    raise classify(again, now=self.ctx.clock()) from None
-            raise classify(exc, now=self.ctx.clock()) from None
+                except PublishError:
+                    raise
+                except (ex.AtProtocolError, *CALL_ERRORS) as again:
+                    raise self._classify(again, write) from None
+            raise self._classify(exc, write) from None
+
+    def _classify(self, exc: BaseException, write: bool) -> PublishError:
+        return classify(exc, now=self.ctx.clock(), write=write, where=self.service)
 
     @property
     def did(self) -> str:
@@ -294,9 +268,12 @@ class BlueskyPublisher:
             response = client.invoke_procedure(
                 "com.atproto.repo.putRecord", content=body, headers={"Content-Type": "application/json"}
             )
-            return dict(response.content)
+            content = dict(response.content)
+            if not content.get("uri") or not content.get("cid"):
+                raise ValueError("a putRecord answer without uri and cid")
+            return content
 
-        result: dict[str, Any] = self._call(call)
+        result: dict[str, Any] = self._call(call, write=True)
         return result
 
     def _get_record(self, rkey: str) -> dict[str, Any] | None:
@@ -312,11 +289,14 @@ class BlueskyPublisher:
                     ),
                 )
             except ex.BadRequestError as exc:
-                _, name, _, _ = _xrpc_error(exc)
+                _, name, _, _ = xrpc_error(exc)
                 if name == "RecordNotFound":
                     return None
                 raise
-            return dict(response.content)
+            content = dict(response.content)
+            if not content.get("uri") or not content.get("cid"):
+                raise ValueError("a getRecord answer without uri and cid")
+            return content
 
         result: dict[str, Any] | None = self._call(call)
         return result

@@ -15,12 +15,10 @@
   part index, so a quick retry returns the status already created instead of a second one (Mastodon keeps the
   key for one hour).
 * After that hour, :meth:`MastodonPublisher.find_published` tells whether a post is out by looking for it among
-  the account's own recent statuses (``verify_credentials`` once for the account id, then
-  ``GET /api/v1/accounts/:id/statuses``, 40 a page, newest first, back to the instant the request could
-  have been made, at most :data:`LOOKUP_PAGES` pages). A status matches a part when its text (``content``
-  HTML turned back into plain text: :func:`html_to_text`) equals the part's ``status`` after the same
-  normalization (:func:`comparable`), and its content warning, language, images and ``in_reply_to_id`` (part
-  N replies to the status found for part N-1) agree.
+  the account's own recent statuses (:mod:`amplifier.publish.mastodon_search`, matching with
+  :mod:`amplifier.publish.mastodon_match`).
+* Every exception of Mastodon.py and requests is classified (:mod:`amplifier.publish.faults`); a status whose
+  answer was lost or garbled is a :class:`StatusOutcomeUnknown`.
 
 Mastodon.py is imported lazily, inside the functions that use it.
 """
@@ -29,15 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import requests
+import urllib3.exceptions
 
 from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
@@ -45,6 +43,7 @@ from amplifier.platforms.mastodon_text import status_length
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
+    OutcomeUnknownError,
     PartResult,
     PermanentError,
     PublishContext,
@@ -59,10 +58,16 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
-from amplifier.publish.sessions import LimitsCache
+from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
+from amplifier.publish.mastodon_match import aware_time
+from amplifier.publish.mastodon_match import comparable as comparable  # re-exported
+from amplifier.publish.mastodon_match import html_to_text as html_to_text  # re-exported
+from amplifier.publish.mastodon_search import LOOKUP_PAGES as LOOKUP_PAGES  # re-exported
+from amplifier.publish.mastodon_search import LookupIncomplete as LookupIncomplete  # re-exported
+from amplifier.publish.mastodon_search import StatusSearch
+from amplifier.publish.sessions import LimitsCache, secret_fingerprint
 
 if TYPE_CHECKING:
-    import requests
     from mastodon import Mastodon
 
 log = logging.getLogger(__name__)
@@ -78,11 +83,6 @@ STATUS_KEYS = frozenset(
 )
 # A status created this long before our request was already there (best effort: clocks differ).
 EXISTED_MARGIN = timedelta(seconds=2)
-# Looking for a post among the account's statuses: statuses a page (the API's maximum), pages at most, and
-# how much earlier than the first possible request a status may be stamped (the server's clock is not ours).
-LOOKUP_PAGE_SIZE = 40
-LOOKUP_PAGES = 5
-LOOKUP_MARGIN = timedelta(minutes=10)
 
 
 def idempotency_key(post_id: str, index: int) -> str:
@@ -123,116 +123,12 @@ def _api_error(exc: BaseException) -> tuple[int | None, str]:
 # --------------------------------------------------------------------------------------------- finding a post
 
 
-class StatusOutcomeUnknown(TransientError):
-    """Sending a status failed on the network or timed out: the server may have created it all the same."""
+class StatusOutcomeUnknown(OutcomeUnknownError):
+    """Sending a status failed on the network, timed out or got an unreadable answer: the server may have
+    created it all the same (the daemon searches the account for it once the Idempotency-Key expired)."""
 
 
-class LookupIncomplete(PermanentError):
-    """The account's statuses could not be searched far enough back to say whether a post is out."""
-
-
-class _ContentText(HTMLParser):
-    """Plain text of a status's ``content`` HTML (see :func:`html_to_text`)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._link: tuple[str | None, list[str]] | None = None  # (href of a web link, its text)
-
-    def _emit(self, text: str) -> None:
-        if self._link is not None:
-            self._link[1].append(text)
-        else:
-            self.out.append(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self._emit("\n")
-        elif tag == "p":
-            if self.out and self._link is None:
-                self.out.append("\n\n")
-        elif tag == "a" and self._link is None:
-            attributes = dict(attrs)
-            classes = (attributes.get("class") or "").split()
-            # A mention or a hashtag shows what was typed (``@user``, ``#tag``); a web link shows a shortened
-            # URL while its ``href`` is the URL that was typed.
-            href = None if "mention" in classes or "hashtag" in classes else attributes.get("href")
-            self._link = (href, [])
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._link is not None:
-            href, shown = self._link
-            self._link = None
-            self.out.append(href if href else "".join(shown))
-
-    def handle_data(self, data: str) -> None:
-        self._emit(data)
-
-    def text(self) -> str:
-        if self._link is not None:  # an unclosed link
-            href, shown = self._link
-            self._link = None
-            self.out.append(href if href else "".join(shown))
-        return "".join(self.out).strip()
-
-
-def html_to_text(content: str) -> str:
-    """A status's ``content`` HTML as the plain text it was made from, as far as it can be told.
-
-    Mastodon renders a plain-text status as ``<p>`` paragraphs (a blank line in the text) with ``<br />``
-    line breaks, HTML-escaped, with links, hashtags and mentions as ``<a>``: a web link's visible text may be
-    shortened (``<span class="ellipsis">``) but its ``href`` is the URL as typed, so links become their
-    ``href``; mentions and hashtags keep their visible text (``@user``, ``#tag``)."""
-    parser = _ContentText()
-    parser.feed(content)
-    parser.close()
-    return parser.text()
-
-
-_REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*)@[\w-]+(?:\.[\w-]+)+")
-# Light markup a server may turn into HTML (mastodon-mock renders **bold**, *italic*, `code`, ~~strike~~).
-_MARKUP = re.compile(r"[*~`]")
-_SPACE = re.compile(r"\s+")
-
-
-def comparable(text: str) -> str:
-    """``text`` reduced to what survives Mastodon's rendering, for comparing a part with a status.
-
-    NFC; a mention ``@user@domain`` as ``@user`` (Mastodon shows a known account by its username only);
-    emphasis markers (``*``, ``~``, a backtick) dropped; any run of white space (a paragraph or a line break)
-    as one space; case folded."""
-    text = unicodedata.normalize("NFC", text)
-    text = _REMOTE_MENTION.sub(r"@\1", text)
-    text = _MARKUP.sub("", text)
-    return _SPACE.sub(" ", text).strip().casefold()
-
-
-def _language_matches(wanted: object, got: object) -> bool:
-    """The same language (primary subtag, any case); a side that says nothing does not disagree."""
-    if not wanted or not got:
-        return True
-    return str(wanted).split("-")[0].lower() == str(got).split("-")[0].lower()
-
-
-def _aware(value: object) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _id(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-class MastodonPublisher:
+class MastodonPublisher(StatusSearch):
     """Publishes to one Mastodon account."""
 
     platform = "mastodon"
@@ -252,8 +148,6 @@ class MastodonPublisher:
 
     def _requests_session(self) -> requests.Session:
         if self._session is None:
-            import requests
-
             session = requests.Session()
             session.hooks["response"].append(self._remember_headers)
             self._session = session
@@ -269,8 +163,6 @@ class MastodonPublisher:
             cached = self.limits_cache.get(key)
             if cached is not None:
                 return cached
-        import requests
-
         try:
             response = self._requests_session().get(
                 self.base_url + "/api/v2/instance",
@@ -278,8 +170,8 @@ class MastodonPublisher:
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
-            reason = type(exc).__name__
-            raise TransientError(f"cannot read {self.base_url}/api/v2/instance: {reason}") from None
+            where = f"{self.base_url}/api/v2/instance"
+            raise classify_transport(exc, write=False, where=where) from None
         if response.status_code == 429:
             reset_at = parse_reset(response.headers, now=self.ctx.clock())
             message = "rate limited reading the instance's limits"
@@ -288,8 +180,10 @@ class MastodonPublisher:
             raise classify_status(response.status_code, f"GET /api/v2/instance: {response.text[:200]}")
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, requests.RequestException):
             raise TransientError(f"{self.base_url}/api/v2/instance did not answer JSON") from None
+        if not isinstance(data, dict):
+            raise TransientError(f"{self.base_url}/api/v2/instance did not answer a JSON object")
         limits = parse_instance(data)
         self.limits_cache.put(key, limits)
         return limits
@@ -318,8 +212,10 @@ class MastodonPublisher:
             self._api = Mastodon(version_check_mode="none", **common)
         return self._api
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a Mastodon.py call, turning its exceptions into classified errors."""
+    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """Run a Mastodon.py call, turning every exception it (or requests under it) can raise into a
+        classified :class:`PublishError`. ``write``: the call creates something (a status), so an answer lost
+        after the request was sent is :class:`StatusOutcomeUnknown`."""
         from mastodon import (
             MastodonAPIError,
             MastodonError,
@@ -330,37 +226,73 @@ class MastodonPublisher:
             MastodonVersionError,
         )
 
-        self._last_headers = {}
         try:
             return fn(*args, **kwargs)
         except MastodonRatelimitError:
-            reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-            if reset_at is None and self._api is not None and self._api.ratelimit_reset:
-                reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
-            when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
-            raise RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429) from None
-        except MastodonNetworkError as exc:
-            detail = "timed out" if "timed out" in str(exc).lower() else "network error"
-            raise TransientError(f"{detail} talking to {self.base_url}; will retry") from None
+            raise self._rate_limited() from None
+        except MastodonNetworkError as exc:  # every requests exception, the original as __context__
+            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
         except MastodonAPIError as exc:
             status, message = _api_error(exc)
-            if status is None:
-                raise TransientError(f"unexpected answer from {self.base_url}: {message}") from None
+            if status is None:  # an answer that is not JSON (a truncated body, a proxy's HTML page)
+                error = classify_transport(ValueError(message), write=write, where=self.base_url)
+                raise self._unknown_if_write(error) from None
             if status == 429:  # wait/pace modes can surface a 429 this way
-                reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-                raise RateLimitedError("rate limited (HTTP 429)", reset_at=reset_at, status=429) from None
+                raise self._rate_limited() from None
             error = classify_status(status, message)
             if isinstance(error, AuthError):
+                token = self.ctx.secrets.get(self.settings.token_env).get_secret_value()
                 error = AuthError(
                     f"{self.base_url} rejected the access token in {self.settings.token_env} (HTTP {status}: "
                     f"{message}); stop posting for this account until it is replaced",
                     status=status,
+                    fingerprint=secret_fingerprint(self.ctx.state, token),
                 )
             raise error from None
-        except (MastodonIllegalArgumentError, MastodonIOError, MastodonVersionError) as exc:
+        except (
+            MastodonIllegalArgumentError,
+            MastodonIOError,
+            MastodonVersionError,
+        ) as exc:  # our files, args
             raise PermanentError(f"{type(exc).__name__}: {exc}") from None
-        except MastodonError as exc:  # pragma: no cover - any other library error
-            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        except MastodonError as exc:  # any other library error
+            kind = StatusOutcomeUnknown if write else TransientError
+            raise kind(f"{type(exc).__name__} from {self.base_url}: {exc}") from None
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+        ) as exc:  # Mastodon.py wraps them today
+            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
+        except ANSWER_ERRORS as exc:  # Mastodon.py reading an answer of an unexpected shape
+            error = classify_transport(exc, write=write, where=self.base_url)
+            raise self._unknown_if_write(error) from None
+
+    def _rate_limited(self) -> RateLimitedError:
+        """The 429 just answered, with the reset the server gave (``X-RateLimit-Reset``, ``Retry-After``)."""
+        reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
+        if reset_at is None and self._api is not None and self._api.ratelimit_reset:
+            reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
+        when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
+        return RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429)
+
+    @staticmethod
+    def _unknown_if_write(error: PublishError) -> PublishError:
+        """A status whose outcome is unknown is a :class:`StatusOutcomeUnknown` (the daemon searches for it)."""
+        if isinstance(error, OutcomeUnknownError) and not isinstance(error, StatusOutcomeUnknown):
+            return StatusOutcomeUnknown(str(error))
+        return error
+
+    def _answer(self, answer: Any, *keys: str, write: bool = False) -> Mapping[str, Any]:
+        """``answer`` if it is an object with ``keys`` (an id...), else the classified error of a garbled
+        answer (outcome unknown for a write)."""
+        if isinstance(answer, Mapping) and all(answer.get(key) not in (None, "") for key in keys):
+            return answer
+        error = classify_transport(
+            ValueError(f"an answer without {', '.join(keys) or 'an object'}"),
+            write=write,
+            where=self.base_url,
+        )
+        raise self._unknown_if_write(error)
 
     # ------------------------------------------------------------------ parts
 
@@ -395,7 +327,9 @@ class MastodonPublisher:
         if not file.is_file():
             raise PermanentError(f"{file}: the image does not exist")
         api = self.api()
-        media = self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt)
+        media = self._answer(
+            self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt), "id"
+        )
         deadline = time.monotonic() + self.ctx.media_wait
         delay = 0.25
         while media.get("url") is None:  # 202: still processing
@@ -403,7 +337,7 @@ class MastodonPublisher:
                 raise TransientError(f"{file.name}: the server did not finish processing the upload in time")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-            media = self._call(api.media, media["id"])
+            media = self._answer(self._call(api.media, media["id"]), "id")
         return str(media["id"])
 
     def build_params(self, part: Part, done: Mapping[int, PartResult]) -> dict[str, Any]:
@@ -434,145 +368,20 @@ class MastodonPublisher:
     def _created_before_this_request(self, created: object) -> bool:
         """Whether the status answered was already there (the Idempotency-Key returned an old one).
 
-        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (so
+        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (any
+        case: servers send ``date``; so
         clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
-        created_at = _aware(created) if isinstance(created, datetime) else None
+        created_at = aware_time(created) if isinstance(created, datetime) else None
         if created_at is None:
             return False
         try:
-            answered = _aware(parsedate_to_datetime(self._last_headers.get("Date", "")))
+            date = next((v for k, v in self._last_headers.items() if k.lower() == "date"), "")
+            answered = aware_time(parsedate_to_datetime(date))
         except (TypeError, ValueError):
             answered = None
         return created_at < (answered or self.ctx.clock()) - EXISTED_MARGIN
 
     # ------------------------------------------------------------------ Publisher
-
-    def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
-        """The parts of ``post`` among the account's statuses since its slot time (less a margin).
-
-        Use :meth:`find_published` when the earliest instant the post could have been sent is known (a post
-        sent ahead of its slot with ``amplifier send`` is older than its slot time)."""
-        return self.find_published(post, since=post.at)
-
-    def find_published(
-        self, post: PlannedPost, *, since: datetime, known: Mapping[int, PartResult] | None = None
-    ) -> dict[int, PartResult]:
-        """The parts of ``post`` the account published at or after ``since`` (less :data:`LOOKUP_MARGIN`).
-
-        ``known`` are parts already known to be out (their ids anchor the replies of the next parts); they are
-        not returned again. The parts found are the thread's first ones up to the first part missing: the
-        thread resumes there. Raises :class:`LookupIncomplete` when :data:`LOOKUP_PAGES` pages do not reach
-        back to ``since`` (too much was posted since), and the usual classified errors when the server fails.
-        """
-        known = dict(known or {})
-        try:
-            window = list(self._statuses_since(since - LOOKUP_MARGIN))
-            found = self.match_parts(post, reversed(window), known)
-        except PublishError as exc:
-            raise exc.with_context(done={}, account=self.account, post_id=post.id) from None
-        return {index: part for index, part in found.items() if index not in known}
-
-    def account_id(self) -> str:
-        """The account's id (``verify_credentials``, asked once per publisher)."""
-        if self._account_id is None:
-            me = self._call(self.api().account_verify_credentials)
-            self._account_id = str(me["id"])
-        return self._account_id
-
-    def _statuses_since(self, start: datetime) -> Iterable[Mapping[str, Any]]:
-        """The account's own statuses created at or after ``start``, newest first (reblogs left out)."""
-        api = self.api()
-        account_id = self.account_id()
-        max_id: str | None = None
-        for _ in range(LOOKUP_PAGES):
-            page = self._call(api.account_statuses, account_id, limit=LOOKUP_PAGE_SIZE, max_id=max_id)
-            if not page:
-                return
-            for status in page:
-                created = _aware(status.get("created_at"))
-                if created is not None and created < start:
-                    return
-                if status.get("reblog") is None:
-                    yield status
-            max_id = str(page[-1]["id"])
-        raise LookupIncomplete(
-            f"more than {LOOKUP_PAGES * LOOKUP_PAGE_SIZE} statuses since {start:%Y-%m-%d %H:%M} UTC: "
-            "cannot tell whether the post is among them"
-        )
-
-    def match_parts(
-        self, post: PlannedPost, statuses: Iterable[Mapping[str, Any]], known: Mapping[int, PartResult]
-    ) -> dict[int, PartResult]:
-        """Match ``post``'s parts, in order, with ``statuses`` (oldest first): each part takes the oldest
-        status not taken yet that :meth:`part_matches` it; the first part without one ends the search."""
-        candidates = list(statuses)
-        found: dict[int, PartResult] = dict(known)
-        taken = {part.id for part in known.values()}
-        for index, part in enumerate(post.parts):
-            if index in found:
-                continue
-            match = next(
-                (
-                    status
-                    for status in candidates
-                    if str(status["id"]) not in taken and self.part_matches(part, status, found)
-                ),
-                None,
-            )
-            if match is None:
-                break
-            taken.add(str(match["id"]))
-            found[index] = PartResult(
-                index=index,
-                id=str(match["id"]),
-                url=match.get("url"),
-                uri=match.get("uri"),
-                existed=True,
-            )
-        return found
-
-    def part_matches(self, part: Part, status: Mapping[str, Any], found: Mapping[int, PartResult]) -> bool:
-        """Whether ``status`` is ``part`` as published: text, content warning, language, images, and the
-        status it replies to (``found`` holds the statuses of the parts before it)."""
-        payload = part.payload
-        if comparable(html_to_text(str(status.get("content") or ""))) != comparable(
-            str(payload.get("status", ""))
-        ):
-            return False
-        if comparable(str(status.get("spoiler_text") or "")) != comparable(
-            str(payload.get("spoiler_text") or "")
-        ):
-            return False
-        if not _language_matches(payload.get("language"), status.get("language")):
-            return False
-        if not self._media_matches(part, status.get("media_attachments") or []):
-            return False
-        wanted = payload.get("in_reply_to_id")
-        hit = placeholder(wanted)
-        if hit is not None and hit[0] == REF:
-            parent = found.get(ref_index(hit[1]))
-            if parent is None:
-                return False
-            wanted = parent.id
-        return _id(status.get("in_reply_to_id")) == _id(wanted)
-
-    def _media_matches(self, part: Part, attachments: list[Any]) -> bool:
-        media = list(part.payload.get("media_ids") or [])
-        if len(media) != len(attachments):
-            return False
-        for item, attachment in zip(media, attachments, strict=True):
-            hit = placeholder(item)
-            if hit is None:
-                if str(attachment.get("id")) != str(item):
-                    return False
-                continue
-            if hit[0] != UPLOAD:
-                return False
-            description = attachment.get("description")
-            alt = part_image(part, str(hit[1])).alt
-            if description is not None and comparable(str(description)) != comparable(alt):
-                return False
-        return True
 
     def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
         done: dict[int, PartResult] = dict(resume or {})
@@ -586,14 +395,9 @@ class MastodonPublisher:
                     continue
                 params = self.build_params(part, done)
                 key = idempotency_key(post.id, index)
-                try:
-                    status = self._call(api.status_post, idempotency_key=key, **params)
-                except TransientError as exc:
-                    if exc.status is not None or isinstance(exc, RateLimitedError):
-                        raise
-                    raise StatusOutcomeUnknown(
-                        f"{exc}; the status may have been created all the same"
-                    ) from None
+                status = self._answer(
+                    self._call(api.status_post, idempotency_key=key, write=True, **params), "id", write=True
+                )
                 existed = self._created_before_this_request(status.get("created_at"))
                 done[index] = PartResult(
                     index=index,
@@ -611,7 +415,7 @@ class MastodonPublisher:
         self.ctx.secrets.get(self.settings.token_env)  # a missing token is the first thing to report
         limits = self.limits(refresh=True)
         api = self.api()
-        me = self._call(api.account_verify_credentials)
+        me = self._answer(self._call(api.account_verify_credentials), "id")
         self._account_id = str(me.get("id"))
         domain = limits.get("domain") or self.base_url.split("://", 1)[-1]
         acct = str(me.get("acct") or me.get("username"))

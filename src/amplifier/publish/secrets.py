@@ -8,7 +8,8 @@ Bluesky); the campaign files never hold the secret itself. The value is looked u
 3. a file named after the variable in the secrets folder: ``$AMPLIFIER_SECRETS_DIR``, default ``/run/secrets``
    (Docker and systemd credentials put secrets there).
 
-Values are :class:`pydantic.SecretStr`: they print as ``**********``. A missing secret is a
+Values are :class:`pydantic.SecretStr`: they print as ``**********``, and each value read is registered with
+:func:`amplifier.redact.register`, so a server that echoes it back never gets it into a message. A missing secret is a
 :class:`~amplifier.errors.CredentialsError` naming the variable and where it was looked for, never a value.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from amplifier import redact
 from amplifier.campaign.models import ENV_NAME_PATTERN
 from amplifier.errors import CredentialsError
 
@@ -68,11 +70,14 @@ class SecretSources:
             places.append(f"{self.secrets_dir}/")
         return ", ".join(places)
 
-    def get(self, name: str) -> SecretStr:
-        """The secret held by the variable ``name``; :class:`CredentialsError` when no source has it."""
+    def get(self, name: str, *, fresh: bool = False) -> SecretStr:
+        """The secret held by the variable ``name``; :class:`CredentialsError` when no source has it.
+
+        Read once and cached; ``fresh``: read the sources again (before a login, so that a corrected
+        password is used at once, and to tell whether a paused account's secret changed)."""
         if not re.match(ENV_NAME_PATTERN, name):
             raise CredentialsError(f"{name!r} is not a valid environment variable name")
-        cached = self._cache.get(name)
+        cached = None if fresh else self._cache.get(name)
         if cached is not None:
             return cached
         value = self._load(name)
@@ -81,6 +86,7 @@ class SecretSources:
                 f"the secret {name} is not set: export {name}=..., or put it in a .env file or a file named "
                 f"{name} in the secrets folder (looked in {self.where()})"
             )
+        redact.register(value.get_secret_value())  # never shown, even when a server echoes it back
         self._cache[name] = value
         return value
 

@@ -9,8 +9,10 @@ This module keeps three kinds of files:
 
 * ``sessions/<account>.session``: a Bluesky session string (access + refresh token), so a run never
   logs in again while the refresh token is valid (see :class:`SessionStore`).
-* ``logins/<account>.json``: the recent ``createSession`` attempts of an account and their outcome, so
-  that wrong credentials cause at most a few logins an hour (see :class:`LoginGuard`).
+* ``logins/<account>.json``: the recent ``createSession`` attempts of an account and their outcome (and, for
+  a rejected one, the fingerprint of the rejected secret), so that wrong credentials cause at most a few
+  logins an hour while a corrected one is tried at once (see :class:`LoginGuard`).
+* ``keys/fingerprint.key``: the random key of the secrets' fingerprints (see :class:`Fingerprints`).
 * ``limits/<key>.json``: limits read from a server (the Mastodon instance's ``/api/v2/instance``), with
   the time they were read, reused until they are older than a TTL (see :class:`LimitsCache`).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -160,13 +163,65 @@ class SessionStore:
 
 
 class LoginRefusedError(AmplifierError):
-    """A login is not attempted because recent attempts failed; the message says until when."""
+    """A login is not attempted because recent attempts failed; the message says until when.
+
+    ``rejected``: the server rejected this very secret (a credential problem: fix it); else the hour's login
+    budget is spent (by an outage, say): wait until ``retry_at``, nothing to fix."""
 
     exit_code = ExitCode.ACCOUNT
 
-    def __init__(self, message: str, retry_at: datetime) -> None:
+    def __init__(self, message: str, retry_at: datetime, *, rejected: bool = False) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+        self.rejected = rejected
+
+
+class Fingerprints:
+    """Keyed fingerprints of secrets: HMAC-SHA256 under a random key kept in the state folder
+    (``keys/fingerprint.key``, 0600), so a fingerprint stored beside a pause or a rejected login tells
+    whether the secret changed without holding the secret, nor anything that could be checked against a
+    guess without the key."""
+
+    SUB = "keys"
+    NAME = "fingerprint.key"
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self._key: bytes | None = None
+
+    def _secret_key(self) -> bytes:
+        if self._key is None:
+            key = self.state.read(self.SUB, self.NAME)
+            if key is None or len(key) < 32:
+                key = os.urandom(32)
+                self.state.write(self.SUB, self.NAME, key)
+            self._key = key
+        return self._key
+
+    def of(self, secret: str) -> str:
+        """The fingerprint of ``secret`` (32 hex characters)."""
+        digest = hmac.new(self._secret_key(), secret.encode("utf-8"), hashlib.sha256).hexdigest()
+        return digest[:32]
+
+    def changed(self, fingerprint: str | None, secret: str | None) -> bool:
+        """Whether ``secret`` (None: missing) differs from the one ``fingerprint`` was made of (None: the
+        secret was missing then). A secret that is missing now has not been fixed."""
+        if secret is None or not secret.strip():
+            return False
+        if fingerprint is None:
+            return True
+        return not hmac.compare_digest(self.of(secret), fingerprint)
+
+
+def secret_fingerprint(state: StateDir, secret: str) -> str:
+    """The fingerprint of an account's secret, to store with a pause (see :class:`Fingerprints`)."""
+    return Fingerprints(state).of(secret)
+
+
+def secret_changed(state: StateDir, fingerprint: str | None, secret: str | None) -> bool:
+    """Whether the account's secret now (``secret``, None when missing) is another than the one paused
+    with ``fingerprint`` (None: it was missing): then the account may be tried again at once."""
+    return Fingerprints(state).changed(fingerprint, secret)
 
 
 @dataclass(frozen=True)
@@ -192,6 +247,7 @@ class LoginGuard:
         self.state = state
         self.clock = clock
         self.policy = policy or LoginPolicy()
+        self.fingerprints = Fingerprints(state)
 
     def _name(self, account: str) -> str:
         return safe_name(account) + ".json"
@@ -206,15 +262,24 @@ class LoginGuard:
                 except (KeyError, TypeError, ValueError):
                     continue
                 if now - at < timedelta(hours=1):
-                    attempts.append({"at": at.isoformat(), "outcome": str(item.get("outcome", "unknown"))})
+                    attempt = {"at": at.isoformat(), "outcome": str(item.get("outcome", "unknown"))}
+                    if isinstance(item.get("secret"), str):
+                        attempt["secret"] = item["secret"]
+                    attempts.append(attempt)
         return attempts
 
-    def check(self, account: str) -> None:
-        """Raise :class:`LoginRefusedError` when a login of ``account`` now would come too soon."""
+    def check(self, account: str, secret: str | None = None) -> None:
+        """Raise :class:`LoginRefusedError` when a login of ``account`` with ``secret`` now would come too
+        soon: the server rejected this same secret less than ``after_rejection`` ago (another secret, a
+        corrected password, is tried at once), or the hour's budget of logins is spent."""
         now = self.clock()
         attempts = self._attempts(account, now)
-        if attempts and attempts[-1]["outcome"] == "rejected":
-            last = datetime.fromisoformat(attempts[-1]["at"])
+        rejected = [a for a in attempts if a["outcome"] == "rejected"]
+        same = bool(rejected) and (
+            secret is None or not self.fingerprints.changed(rejected[-1].get("secret"), secret)
+        )
+        if same:
+            last = datetime.fromisoformat(rejected[-1]["at"])
             retry_at = last + self.policy.after_rejection
             if now < retry_at:
                 raise LoginRefusedError(
@@ -223,6 +288,7 @@ class LoginGuard:
                     f"not trying to log in again before {retry_at:%H:%M:%S} UTC (fix the password, or delete "
                     f"{self.state.path / self.SUB / self._name(account)} to retry at once)",
                     retry_at,
+                    rejected=True,
                 )
         if len(attempts) >= self.policy.per_hour:
             first = datetime.fromisoformat(attempts[0]["at"])
@@ -233,11 +299,16 @@ class LoginGuard:
                 retry_at,
             )
 
-    def record(self, account: str, outcome: str) -> None:
-        """Remember one attempt: ``ok``, ``rejected`` (bad credentials) or ``failed`` (network, server)."""
+    def record(self, account: str, outcome: str, secret: str | None = None) -> None:
+        """Remember one attempt: ``ok``, ``rejected`` (the server rejected the credentials: a 401, or a 400
+        with an authentication error) or ``failed`` (network, timeout, 5xx: an outage, never a rejection).
+        A rejected attempt keeps the fingerprint of ``secret`` (never the secret)."""
         now = self.clock()
         attempts = self._attempts(account, now)
-        attempts.append({"at": now.isoformat(), "outcome": outcome})
+        attempt = {"at": now.isoformat(), "outcome": outcome}
+        if outcome == "rejected" and secret is not None:
+            attempt["secret"] = self.fingerprints.of(secret)
+        attempts.append(attempt)
         self.state.write_json(self.SUB, self._name(account), {"attempts": attempts})
 
 

@@ -6,6 +6,7 @@ The fixtures live in ``tests/integration/conftest.py``; the servers' own docstri
 """
 
 from ._process import FIXTURE_HEADER, ServerStartError
+from .fault_proxy import FaultProxy
 from .mastodon import Fault, MastodonAccount, MastodonServer
 from .pds import Account, PdsInstallError, PdsServer, ensure_installed
 
@@ -13,6 +14,7 @@ __all__ = [
     "FIXTURE_HEADER",
     "Account",
     "Fault",
+    "FaultProxy",
     "MastodonAccount",
     "MastodonServer",
     "PdsInstallError",

@@ -52,6 +52,7 @@ from typing import Any, Protocol, Self
 
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.post import PlannedPost
+from amplifier.redact import redact
 
 CANCELLED_REASON = "removed from the plan"
 
@@ -467,6 +468,11 @@ class Ledger(Protocol):
         """Posts due in [``start``, ``end``), by due time then id; optionally of one account, some states."""
         ...
 
+    def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
+        """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
+        ``account``, leaving out ``except_post``'s own: a search for a post must never take one of these."""
+        ...
+
     def counts_by_state(self) -> dict[State, int]:
         """How many posts are in each state (every state present, 0 included)."""
         ...
@@ -511,7 +517,8 @@ EXPORT_BATCH = 2000  # rows read per query by export_rows
 
 
 def check_reason(reason: str) -> str:
-    """``reason`` if it is a non-empty text (every implementation refuses an empty reason the same way)."""
+    """``reason``, redacted (:func:`amplifier.redact.redact`: a server's text may echo a secret), if it is a
+    non-empty text; every implementation refuses an empty reason the same way and stores what this returns."""
     if not reason or not reason.strip():
         raise ValueError("a reason must be a non-empty text")
-    return reason
+    return redact(reason)

@@ -214,3 +214,10 @@ def m004_unknown_since(conn: sqlite3.Connection) -> None:
     lookup proves it absent. A re-send under the same Mastodon Idempotency-Key is safe only within the key's
     hour from that first moment, never from the latest claim."""
     conn.execute("ALTER TABLE posts ADD COLUMN unknown_since TEXT")
+
+
+@migration
+def m005_posts_account(conn: sqlite3.Connection) -> None:
+    """``Ledger.remote_ids``: the parts recorded for an account's posts (WHERE account = ?, joined to
+    ``post_parts`` by its primary key)."""
+    conn.execute("CREATE INDEX posts_account ON posts (account, id)")

@@ -125,7 +125,7 @@ def m001_schema(conn: psycopg.Connection) -> None:
     )
     conn.execute("CREATE INDEX posts_state_next_attempt ON posts (state, next_attempt_at)")
     conn.execute("CREATE INDEX posts_due_at ON posts (due_at, id)")
-    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")
+    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")  # also remote_ids()
     conn.execute(
         """
         CREATE TABLE post_parts (

@@ -375,7 +375,7 @@ class PostgresLedger:
 
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
         stamp = _utc(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "mark it failed", token)
             conn.execute(
@@ -389,7 +389,7 @@ class PostgresLedger:
     ) -> None:
         stamp = _utc(now)
         _utc(next_attempt_at)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "schedule a retry", token)
             conn.execute(
@@ -435,7 +435,7 @@ class PostgresLedger:
     ) -> None:
         stamp = _utc(now)
         _utc(check_at)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "mark its outcome unknown", token)
             conn.execute(
@@ -452,7 +452,7 @@ class PostgresLedger:
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
         stamp = _utc(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, UNFINISHED, f"mark it {to.value}", token)
             conn.execute(
@@ -521,6 +521,19 @@ class PostgresLedger:
             params.append(wanted)
         return self._select(where, params, "ORDER BY due_at, id")
 
+    def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
+        with self._lock, self._errors():
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT pp.result ->> 'id' FROM posts p JOIN post_parts pp ON pp.post_id = p.id"
+                    " WHERE p.account = %s AND p.id IS DISTINCT FROM %s",
+                    (account, except_post),
+                )
+                .fetchall()
+            )
+        return frozenset(str(value) for (value,) in rows if value not in (None, ""))
+
     def counts_by_state(self) -> dict[State, int]:
         with self._lock, self._errors():
             rows = self._connection().execute("SELECT state, COUNT(*) FROM posts GROUP BY state").fetchall()
@@ -531,7 +544,7 @@ class PostgresLedger:
 
     def pause_account(self, account: str, reason: str, now: datetime) -> None:
         stamp = _utc(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (%s, %s, %s)"
@@ -551,7 +564,7 @@ class PostgresLedger:
     def set_paused(self, paused: bool, reason: str | None, now: datetime) -> None:
         stamp = _utc(now)
         if paused:
-            check_reason(reason or "")
+            reason = check_reason(reason or "")
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE global_pause SET paused = %s, reason = %s, changed_at = %s WHERE id = 1",

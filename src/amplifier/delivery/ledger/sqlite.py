@@ -393,7 +393,7 @@ class SqliteLedger:
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
         """Claimed -> failed for good (the attempt counts); ``reason`` is stored as given."""
         stamp = to_db_time(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "mark it failed", token)
             conn.execute(
@@ -408,7 +408,7 @@ class SqliteLedger:
         """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts, ``reason`` is kept."""
         stamp = to_db_time(now)
         next_text = to_db_time(next_attempt_at)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "schedule a retry", token)
             conn.execute(
@@ -467,7 +467,7 @@ class SqliteLedger:
         whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
         stamp = to_db_time(now)
         check_text = to_db_time(check_at)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, CLAIMED_ONLY, "mark its outcome unknown", token)
             conn.execute(
@@ -486,7 +486,7 @@ class SqliteLedger:
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
         stamp = to_db_time(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             self._current(conn, post_id, UNFINISHED, f"mark it {to.value}", token)
             conn.execute(
@@ -566,6 +566,18 @@ class SqliteLedger:
             params.extend(wanted)
         return self._select(where, params, "ORDER BY due_at, id")
 
+    def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
+        """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
+        ``account``, leaving out ``except_post``'s own: a search for a post must never take one of these."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT json_extract(pp.result, '$.id') FROM posts p"
+                " JOIN post_parts pp ON pp.post_id = p.id"
+                " WHERE p.account = ? AND p.id IS NOT ?",
+                (account, except_post),
+            ).fetchall()
+        return frozenset(str(value) for (value,) in rows if value not in (None, ""))
+
     def counts_by_state(self) -> dict[State, int]:
         """How many posts are in each state (every state present, 0 included)."""
         with self._lock:
@@ -577,7 +589,7 @@ class SqliteLedger:
     def pause_account(self, account: str, reason: str, now: datetime) -> None:
         """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
         stamp = to_db_time(now)
-        check_reason(reason)
+        reason = check_reason(reason)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
@@ -603,7 +615,7 @@ class SqliteLedger:
         """Pause (or resume) all publishing; a pause needs a reason."""
         stamp = to_db_time(now)
         if paused:
-            check_reason(reason or "")
+            reason = check_reason(reason or "")
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE global_pause SET paused = ?, reason = ?, changed_at = ? WHERE id = 1",
