@@ -58,7 +58,7 @@ SCHEDULE_CASES = [
         "platform: blusky",
         16,
         15,
-        "does not match any of the expected tags",
+        "platform: 'blusky' is not one of mastodon or bluesky (did you mean 'bluesky'?)",
     ),
     (
         "unknown account in rule",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from amplifier.campaign import templates
+from amplifier.campaign import templates, wording
 from amplifier.campaign.models import (
     Account,
+    ID_PATTERN,
     CountdownRule,
     MessageSet,
     MessagesFile,
@@ -90,61 +92,120 @@ def load_campaign(config: Path | None = None) -> Campaign:
     path = find_config(config)
     root = path.parent
     schedule_source = load(path, _display(path, root))
-    problems: list[Problem] = []
+    problems: list[Problem] = list(schedule_source.problems)
     schedule = _validate(ScheduleFile, schedule_source, problems)
 
     sets: dict[str, MessageSet] = {}
     set_sources: dict[str, Source] = {}
+    broken: set[str] = set()  # sets with problems of their own: rules naming them are not reported again
     files = [path]
-    patterns = schedule.messages if schedule else ["messages/*.yaml"]
-    for pattern in patterns:
-        matches = sorted(root.glob(pattern))
-        if not matches and schedule is not None:
-            index = schedule.messages.index(pattern) if pattern in schedule.messages else 0
-            problems.append(
-                schedule_source.problem(("messages", index), f"no message file matches {pattern!r}")
-            )
-        for file in matches:
-            if file in files:
-                continue
-            files.append(file)
-            try:
-                source = load(file, _display(file, root))
-            except CampaignError as exc:
-                problems.extend(exc.problems)
-                continue
-            messages = _validate(MessagesFile, source, problems)
-            if messages is None:
-                continue
-            for set_id, message_set in messages.sets.items():
-                if set_id in sets:
-                    first = set_sources[set_id]
-                    problems.append(
-                        source.problem(
-                            ("sets", set_id),
-                            f"message set {set_id!r} is also defined in {first.display}",
-                            key=True,
-                        )
+    for file in _message_files(schedule, schedule_source, root, problems):
+        if file in files:
+            continue
+        files.append(file)
+        try:
+            source = load(file, _display(file, root))
+        except CampaignError as exc:
+            problems.extend(exc.problems)
+            broken.add("*")
+            continue
+        problems.extend(source.problems)
+        for set_id, message_set in _message_sets(source, problems, broken):
+            if set_id in sets:
+                first = set_sources[set_id]
+                problems.append(
+                    source.problem(
+                        ("sets", set_id), f"message set {set_id!r} is also defined in {first.display}", key=True
                     )
-                    continue
-                sets[set_id] = message_set
-                set_sources[set_id] = source
-                problems.extend(check_templates(source, set_id, message_set))
+                )
+                continue
+            sets[set_id] = message_set
+            set_sources[set_id] = source
+            problems.extend(check_templates(source, set_id, message_set))
 
     if schedule is None:
         raise CampaignError(problems)
     campaign = Campaign(root, path, schedule, schedule_source, sets, set_sources, files)
-    problems.extend(cross_check(campaign))
+    problems.extend(cross_check(campaign, broken))
     if problems:
         raise CampaignError(problems)
     return campaign
+
+
+def _message_files(
+    schedule: ScheduleFile | None, source: Source, root: Path, problems: list[Problem]
+) -> Iterator[Path]:
+    """The message files the ``messages:`` globs match, each inside the campaign folder."""
+    patterns = schedule.messages if schedule else ["messages/*.yaml"]
+    inside = root.resolve()
+    for index, pattern in enumerate(patterns):
+        where = ("messages", index)
+        if not pattern.strip():
+            problems.append(source.problem(where, "an empty pattern: write e.g. messages/*.yaml"))
+            continue
+        if Path(pattern).is_absolute() or pattern.startswith("~"):
+            problems.append(
+                source.problem(where, f"{pattern!r}: write the pattern relative to the campaign folder")
+            )
+            continue
+        try:
+            matches = sorted(root.glob(pattern))
+        except (OSError, ValueError, NotImplementedError, RecursionError) as exc:
+            reason = getattr(exc, "strerror", None) or "the folders loop back on themselves or cannot be read"
+            problems.append(source.problem(where, f"cannot search {pattern!r}: {reason}"))
+            continue
+        found = False
+        for file in matches:
+            try:
+                real = file.resolve(strict=True)
+            except (OSError, RuntimeError):
+                problems.append(source.problem(where, f"{_display(file, root)}: a broken or looping link"))
+                continue
+            if not real.is_relative_to(inside):
+                problems.append(
+                    source.problem(where, f"{_display(file, root)} is outside the campaign folder")
+                )
+                continue
+            if real.is_file():
+                found = True
+                yield file
+        if not found and schedule is not None:
+            problems.append(source.problem(where, f"no message file matches {pattern!r}"))
+
+
+def _message_sets(source: Source, problems: list[Problem], broken: set[str]) -> Iterator[tuple[str, MessageSet]]:
+    """The valid sets of a messages file; a mistake in one set does not drop the others."""
+    data = source.data
+    sets = data.get("sets") if isinstance(data, dict) else None
+    if not isinstance(sets, dict):
+        _validate(MessagesFile, source, problems)
+        broken.add("*")
+        return
+    top = {key: ({} if key == "sets" else value) for key, value in data.items()}
+    try:
+        MessagesFile.model_validate(top)
+    except ValidationError as exc:
+        problems.extend(wording.model_problems(MessagesFile, source, exc))
+    for set_id, value in sets.items():
+        path: PathKey = ("sets", set_id)
+        if not re.match(ID_PATTERN, set_id) or len(set_id) > 64:
+            problems.append(source.problem(path, f"message set {set_id!r}: {wording.ID_WORDS}", key=True))
+            broken.add(set_id)
+            continue
+        try:
+            yield set_id, MessageSet.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(wording.model_problems(MessageSet, source, exc, prefix=path))
+            broken.add(set_id)
+        if source.reported(path):
+            broken.add(set_id)
 
 
 def _display(path: Path, root: Path) -> str:
     try:
         relative = path.resolve().relative_to(Path.cwd().resolve())
         return str(relative)
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return str(path)
 
 
@@ -155,85 +216,26 @@ def _validate(model: type[M], source: Source, problems: list[Problem]) -> M | No
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            problems.append(_problem(source, error))
+        problems.extend(wording.model_problems(model, source, exc))
         return None
-
-
-_ALL_FIELDS: set[str] | None = None
-
-
-def _field_names() -> set[str]:
-    global _ALL_FIELDS
-    if _ALL_FIELDS is None:
-        from amplifier.campaign import models
-
-        names: set[str] = set()
-        for value in vars(models).values():
-            if isinstance(value, type) and issubclass(value, BaseModel):
-                names.update(value.model_fields)
-        _ALL_FIELDS = names
-    return _ALL_FIELDS
-
-
-def _data_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:
-    """The part of a pydantic ``loc`` that names nodes of the data (dropping union tags and validator names)."""
-    path: list[str | int] = []
-    node = data
-    for item in loc:
-        if _has(node, item):
-            path.append(item)
-            node = node[item]
-    return tuple(path)
-
-
-def _has(node: Any, item: int | str) -> bool:
-    if isinstance(node, dict):
-        return item in node
-    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
-
-
-def _problem(source: Source, error: Any) -> Problem:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    path = _data_path(source.data, loc)
-    dotted = ".".join(str(part) for part in path)
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        close = difflib.get_close_matches(key, sorted(_field_names() - {key}), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return source.problem(path, f"unknown key {key!r}{hint}", key=True)
-    if kind == "missing":
-        missing = str(loc[-1])
-        where = f" in {dotted}" if dotted else ""
-        return source.problem(path, f"missing required key {missing!r}{where}")
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
-    if kind == "union_tag_not_found":
-        message = f"missing required key {tag!r}"
-    elif kind == "union_tag_invalid":
-        path = _data_path(source.data, (*loc, tag))
-        dotted = ".".join(str(part) for part in path)
-    return source.problem(path, f"{dotted}: {message}" if dotted else message)
 
 
 # ------------------------------------------------------------------------------------------------ cross checks
 
 
-def cross_check(campaign: Campaign) -> list[Problem]:
+def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Problem]:
+    """What spans files; ``broken`` names the message sets (``*``: maybe any) that already have problems."""
     problems: list[Problem] = []
-    problems.extend(_check_rules(campaign))
+    problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
     return problems
 
 
-def _check_rules(campaign: Campaign) -> Iterator[Problem]:
+def _check_rules(campaign: Campaign, broken: set[str]) -> Iterator[Problem]:
     schedule = campaign.schedule
     for rule_id, rule in schedule.rules.items():
         base = ("rules", rule_id)
-        if rule.messages not in campaign.message_sets:
+        if rule.messages not in campaign.message_sets and not broken & {rule.messages, "*"}:
             yield campaign.schedule_problem(
                 (*base, "messages"),
                 f"rule {rule_id!r} names unknown message set {rule.messages!r}"
