@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from amplifier.campaign import templates, wording
+from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import (
     Account,
     ID_PATTERN,
@@ -99,7 +99,11 @@ def load_campaign(config: Path | None = None) -> Campaign:
     set_sources: dict[str, Source] = {}
     broken: set[str] = set()  # sets with problems of their own: rules naming them are not reported again
     files = [path]
-    for file in _message_files(schedule, schedule_source, root, problems):
+    before = len(problems)
+    message_files = list(_message_files(schedule, schedule_source, root, problems))
+    if len(problems) > before:
+        broken.add("*")  # a message file may be missing: rules naming its sets are not reported
+    for file in message_files:
         if file in files:
             continue
         files.append(file)
@@ -326,13 +330,9 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                     )
         for index, image in enumerate(message_set.images):
             path = (*base, "images", index)
-            file = campaign.root / image.path
-            if not file.is_file():
-                yield source.problem((*path, "path"), f"image file not found: {image.path}")
-            elif (mimetypes.guess_type(file.name)[0] or "") not in IMAGE_TYPES:
-                yield source.problem(
-                    (*path, "path"), f"not a supported image type: {image.path} (PNG, JPEG, GIF, WebP)"
-                )
+            problem = image_problem(campaign.root, image.path)
+            if problem is not None:
+                yield source.problem((*path, "path"), problem)
             for lang, platforms in sorted(langs.items()):
                 alt = image.alt.get(lang) or image.alt.get("*")
                 if alt is None or not alt.strip():
@@ -344,8 +344,6 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                         (*path, "alt"), f"alt text is {len(alt)} characters, over the limit of {limit}"
                     )
 
-
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 def check_templates(source: Source, set_id: str, message_set: MessageSet) -> Iterator[Problem]:

@@ -128,8 +128,18 @@ def model_problems(
     seen: set[PathKey] = set()
     errors = [{**item, "loc": (*prefix, *item["loc"])} for item in error.errors(include_url=False)]
     paths = [_data_path(source.data, tuple(item["loc"])) for item in errors]
+    misspelled = {  # a missing key that is misspelled next to it is one mistake: report the misspelling
+        (path, close)
+        for item, path in zip(errors, paths, strict=True)
+        if item["type"] == "extra_forbidden"
+        for close in difflib.get_close_matches(str(item["loc"][-1]), [str(e["loc"][-1]) for e in errors], n=3)
+    }
     for item, path in zip(errors, paths, strict=True):
         if source.reported(path):
+            continue
+        if item["type"] == "missing" and any(
+            (path, str(item["loc"][-1])) == (parent[:-1], close) for parent, close in misspelled
+        ):
             continue
         if item["type"] not in ("extra_forbidden", "missing") and path in seen:
             continue
