@@ -214,7 +214,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     g = apply_common(ctx, config, now)
     span = None
     if horizon is not None:
-        span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon)
+        span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon, "--horizon")
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
@@ -276,6 +276,11 @@ def preview(
     campaign = g.campaign()
     window_start = g.instant(start, "--from") or g.now
     window_end = g.instant(end, "--to", base=window_start) or window_start + dt.timedelta(days=7)
+    if window_end <= window_start:
+        raise UsageError(
+            f"--to: the window ends ({window_end:%Y-%m-%d %H:%M %Z}) before it starts "
+            f"({window_start:%Y-%m-%d %H:%M %Z}); give a --to after --from"
+        )
     unknown = [a for a in accounts if a not in campaign.schedule.accounts]
     if unknown:
         known = ", ".join(campaign.schedule.accounts)
@@ -372,6 +377,8 @@ def compose(
     from amplifier.clock import utcnow
     from amplifier.plan.adapt import Content, Target, adapt
 
+    _check_text(text, "TEXT")
+    _check_text(content_warning or "", "--cw")
     content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
     target = Target(
         "mastodon" if platform == "mastodon" else "bluesky",
@@ -405,6 +412,15 @@ def compose(
         for problem in adapted.problems:
             click.echo(f"compose: {problem}", err=True)
         sys.exit(ExitCode.INVALID)
+
+
+def _check_text(text: str, option: str) -> None:
+    """A usage error for text that cannot be posted: bytes that are not UTF-8, NUL, terminal escapes."""
+    for index, char in enumerate(text):
+        if "\udc80" <= char <= "\udcff":  # how Python keeps an argument's byte that is not UTF-8
+            raise UsageError(f"{option}: byte 0x{ord(char) - 0xDC00:02x} at character {index + 1} is not UTF-8 text")
+        if "\ud800" <= char <= "\udfff" or (char < " " and char not in "\t\n") or "\x7f" <= char <= "\x9f":
+            raise UsageError(f"{option}: the control character U+{ord(char):04X} at character {index + 1}: remove it")
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")

@@ -60,7 +60,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from amplifier.delivery.migrations import migrate
-from amplifier.errors import AmplifierError, ExitCode
+from amplifier.errors import AmplifierError, ExitCode, StateError
 from amplifier.plan.post import PlannedPost
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
@@ -97,6 +97,12 @@ class LedgerError(AmplifierError):
     """The ledger cannot do what was asked (an unknown post, a change its state forbids, an unusable file)."""
 
     exit_code = ExitCode.PUBLISH
+
+
+class LedgerUnreachable(LedgerError, StateError):
+    """The ledger's folder or file cannot be created or opened: the state folder is unusable (exit 5)."""
+
+    exit_code = ExitCode.STATE
 
 
 class LedgerBusy(LedgerError):
@@ -332,8 +338,11 @@ class Ledger:
             _make_private_dirs(db_path.parent)
             _make_private_file(db_path)
         except OSError as error:
-            raise LedgerError(f"{db_path}: cannot create the ledger: {error.strerror}") from error
-        conn = sqlite3.connect(db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            raise LedgerUnreachable(f"{db_path}: cannot create the ledger: {error.strerror}") from error
+        try:
+            conn = sqlite3.connect(db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -346,6 +355,8 @@ class Ledger:
             conn.close()
             if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise LedgerBusy(db_path) from error
+            if error.sqlite_errorcode == sqlite3.SQLITE_CANTOPEN:
+                raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
             raise LedgerError(f"{db_path}: not a usable ledger database: {error}") from error
         except sqlite3.DatabaseError as error:
             conn.close()
