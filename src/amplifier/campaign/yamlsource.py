@@ -280,10 +280,10 @@ class _Builder:
         if key in parent.value and not (key == "<<" and not event.style):
             first = self.source.keys[path][0]
             raise self.stop(event.start_mark, f"duplicate key {key!r}: it is already set on line {first}")
+        self.source.keys[path] = (event.start_mark.line + 1, event.start_mark.column + 1)
         self.check_text(path, key, "key")
         parent.key = key
         parent.key_plain = not event.style
-        self.source.keys[path] = (event.start_mark.line + 1, event.start_mark.column + 1)
         if event.anchor is not None:
             self.anchors[event.anchor] = (key, 1)
 
