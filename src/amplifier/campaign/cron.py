@@ -17,8 +17,13 @@ FIELDS = (
     ("weekday", 0, 7, "0-7 (0 and 7 are Sunday) or sun-sat"),
 )
 _NAMES = {
-    3: {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    4: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+    3: {
+        m: i + 1
+        for i, m in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        )
+    },
+    4: {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 }
 _ITEM = re.compile(r"^(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]+))?$")
 
@@ -39,7 +44,9 @@ def check_cron(expression: str) -> str:
     from croniter import croniter
 
     if not croniter.is_valid(expression):
-        raise ValueError(f"cron {expression!r} is not a valid cron expression; e.g. \"0 18 * * *\" for 18:00 daily")
+        raise ValueError(
+            f'cron {expression!r} is not a valid cron expression; e.g. "0 18 * * *" for 18:00 daily'
+        )
     return expression
 
 
@@ -79,4 +86,6 @@ def check_fires(expression: str, start: dt.date) -> None:
     try:
         croniter(expression, dt.datetime.combine(start, dt.time())).get_next(dt.datetime)
     except (CroniterBadDateError, ValueError, KeyError, OverflowError):
-        raise ValueError(f"cron {expression!r} never fires: no day matches its day and month fields") from None
+        raise ValueError(
+            f"cron {expression!r} never fires: no day matches its day and month fields"
+        ) from None

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 from amplifier.campaign import templates, wording
 from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import (
-    Account,
     ID_PATTERN,
+    Account,
     CountdownRule,
     MessageSet,
     MessagesFile,
@@ -119,7 +119,9 @@ def load_campaign(config: Path | None = None) -> Campaign:
                 first = set_sources[set_id]
                 problems.append(
                     source.problem(
-                        ("sets", set_id), f"message set {set_id!r} is also defined in {first.display}", key=True
+                        ("sets", set_id),
+                        f"message set {set_id!r} is also defined in {first.display}",
+                        key=True,
                     )
                 )
                 continue
@@ -177,7 +179,9 @@ def _message_files(
             problems.append(source.problem(where, f"no message file matches {pattern!r}"))
 
 
-def _message_sets(source: Source, problems: list[Problem], broken: set[str]) -> Iterator[tuple[str, MessageSet]]:
+def _message_sets(
+    source: Source, problems: list[Problem], broken: set[str]
+) -> Iterator[tuple[str, MessageSet]]:
     """The valid sets of a messages file; a mistake in one set does not drop the others."""
     data = source.data
     sets = data.get("sets") if isinstance(data, dict) else None
@@ -343,7 +347,6 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                     yield source.problem(
                         (*path, "alt"), f"alt text is {len(alt)} characters, over the limit of {limit}"
                     )
-
 
 
 def check_templates(source: Source, set_id: str, message_set: MessageSet) -> Iterator[Problem]:

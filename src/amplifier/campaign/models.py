@@ -141,7 +141,6 @@ class Event(Model):
     url: HttpUrl | None = Field(default=None, description="A page about the event, as {{ event.url }}")
 
 
-
 class MastodonAccount(Model):
     platform: Literal["mastodon"]
     instance: HttpUrl = Field(description="The instance's base URL, e.g. https://mastodon.social")

@@ -25,12 +25,18 @@ _SYNTAX = [
     # (a fragment of ruamel's wording, what to tell the operator)
     ("found character '\\t'", "a tab cannot indent YAML: use spaces"),
     ("mapping values are not allowed", "a `: ` inside a value: put the text in quotes"),
-    ("could not find expected ':'", "a line without `key: value` (a missing `:` or a text that should be quoted)"),
+    (
+        "could not find expected ':'",
+        "a line without `key: value` (a missing `:` or a text that should be quoted)",
+    ),
     ("expected <block end>", "this line is not indented like the lines around it: check its spaces"),
     ("expected ',' or ']'", "a list in [ ] is not closed with ] (or misses a comma)"),
     ("expected ',' or '}'", "a mapping in { } is not closed with } (or misses a comma)"),
     ("found unexpected end of stream", "a quote is opened and never closed"),
-    ("found unknown escape character", 'an unknown \\ escape in a "double-quoted" text: write \\\\ for a backslash'),
+    (
+        "found unknown escape character",
+        'an unknown \\ escape in a "double-quoted" text: write \\\\ for a backslash',
+    ),
     ("expected a comment or a line break", "something follows a value on its line: quote the whole text"),
     ("found unexpected ':'", "an unexpected `:`: put the text in quotes"),
     ("found undefined tag handle", "an unknown `!tag`: remove it"),
@@ -126,7 +132,9 @@ def model_problems(
 
     ``prefix`` is where the validated data stands in the file (a message set validated on its own)."""
     seen: set[PathKey] = set()
-    errors = [{**item, "loc": (*prefix, *item["loc"])} for item in error.errors(include_url=False)]
+    errors: list[dict[str, Any]] = [
+        {**item, "loc": (*prefix, *item["loc"])} for item in error.errors(include_url=False)
+    ]
     paths = [_data_path(source.data, tuple(item["loc"])) for item in errors]
     misspelled = {  # a missing key that is misspelled next to it is one mistake: report the misspelling
         (path, close)
@@ -166,13 +174,18 @@ def _problem(
         where = f" in {dotted}" if dotted else ""
         return source.problem(path, f"missing required key {str(loc[-1])!r}{where}")
     if kind == "union_tag_not_found":
-        return source.problem(path, f"missing required key {str(ctx.get('discriminator', '')).strip(chr(39))!r}")
+        return source.problem(
+            path, f"missing required key {str(ctx.get('discriminator', '')).strip(chr(39))!r}"
+        )
     if kind == "union_tag_invalid":
         tag_name = str(ctx.get("discriminator", "")).strip("'")
         path = _data_path(source.data, (*loc, tag_name))
         expected = [tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")]
-        return source.problem(path, f"{tag_name}: {ctx.get('tag')!r} is not one of {_words(expected)}"
-                              + _closest(str(ctx.get("tag")), expected))
+        return source.problem(
+            path,
+            f"{tag_name}: {ctx.get('tag')!r} is not one of {_words(expected)}"
+            + _closest(str(ctx.get("tag")), expected),
+        )
     field = _field(loc)
     if kind == "value_error":
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -198,12 +211,27 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, field: str) -> str:
             return f"needs at least {ctx.get('min_length')} {what}"
         return f"takes at most {ctx.get('max_length')} {what}"
     if kind in ("string_too_short", "string_too_long"):
-        return f"use at most {ctx.get('max_length')} characters" if kind.endswith("long") else "must not be empty"
+        return (
+            f"use at most {ctx.get('max_length')} characters"
+            if kind.endswith("long")
+            else "must not be empty"
+        )
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return f"{value} is out of range: {_range(field)}"
     if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
         return _FIELDS.get(field, _EXPECTED["dict"]) if field == "hashtags" else _EXPECTED["dict"]
-    for prefix in ("datetime", "date", "time_delta", "time", "int", "float", "bool", "string", "list", "tuple"):
+    for prefix in (
+        "datetime",
+        "date",
+        "time_delta",
+        "time",
+        "int",
+        "float",
+        "bool",
+        "string",
+        "list",
+        "tuple",
+    ):
         if kind.startswith(prefix):
             key = {"time_delta": "timedelta", "tuple": "list"}.get(prefix, prefix)
             return _FIELDS.get(field, _EXPECTED[key]) if field in ("focus", "hashtags") else _EXPECTED[key]
@@ -263,7 +291,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     path: list[str | int] = []
     node = data
     for item in loc:
-        if isinstance(node, dict) and item in node or (
+        if (isinstance(node, dict) and item in node) or (
             isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
         ):
             path.append(item)

@@ -61,7 +61,11 @@ _TIMESTAMP = re.compile(
     r"(?:[ \t]*(?P<tz>Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?$"
 )
 _BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_CHARACTER_NAMES = {"\x00": "a NUL character", "\x1b": "a terminal escape character (ESC)", "\r": "a carriage return"}
+_CHARACTER_NAMES = {
+    "\x00": "a NUL character",
+    "\x1b": "a terminal escape character (ESC)",
+    "\r": "a carriage return",
+}
 
 
 @dataclass
@@ -196,7 +200,9 @@ class _Builder:
         if isinstance(event, DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                raise self.stop(event.start_mark, "a campaign file holds one YAML document: remove this `---`")
+                raise self.stop(
+                    event.start_mark, "a campaign file holds one YAML document: remove this `---`"
+                )
         elif isinstance(event, MappingStartEvent | SequenceStartEvent):
             if len(self.stack) >= MAX_DEPTH:
                 raise self.stop(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
@@ -289,7 +295,9 @@ class _Builder:
 
     def alias(self, event: AliasEvent) -> None:
         if event.anchor not in self.anchors:
-            raise self.stop(event.start_mark, f"*{event.anchor} names no anchor &{event.anchor} written before it")
+            raise self.stop(
+                event.start_mark, f"*{event.anchor} names no anchor &{event.anchor} written before it"
+            )
         value, size = self.anchors[event.anchor]
         self.alias_nodes += size
         if self.alias_nodes > MAX_ALIAS_NODES:

@@ -418,9 +418,13 @@ def _check_text(text: str, option: str) -> None:
     """A usage error for text that cannot be posted: bytes that are not UTF-8, NUL, terminal escapes."""
     for index, char in enumerate(text):
         if "\udc80" <= char <= "\udcff":  # how Python keeps an argument's byte that is not UTF-8
-            raise UsageError(f"{option}: byte 0x{ord(char) - 0xDC00:02x} at character {index + 1} is not UTF-8 text")
+            raise UsageError(
+                f"{option}: byte 0x{ord(char) - 0xDC00:02x} at character {index + 1} is not UTF-8 text"
+            )
         if "\ud800" <= char <= "\udfff" or (char < " " and char not in "\t\n") or "\x7f" <= char <= "\x9f":
-            raise UsageError(f"{option}: the control character U+{ord(char):04X} at character {index + 1}: remove it")
+            raise UsageError(
+                f"{option}: the control character U+{ord(char):04X} at character {index + 1}: remove it"
+            )
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")

@@ -340,7 +340,9 @@ class Ledger:
         except OSError as error:
             raise LedgerUnreachable(f"{db_path}: cannot create the ledger: {error.strerror}") from error
         try:
-            conn = sqlite3.connect(db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as error:
             raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
         try:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from amplifier.clock import Clock, utcnow
-from amplifier.errors import AmplifierError, ExitCode, StateError
+from amplifier.errors import AmplifierError, ExitCode
+from amplifier.errors import StateError as StateError  # the state folder's error, kept importable from here
 
 STATE_ENV = "AMPLIFIER_STATE"
 DEFAULT_STATE_NAME = ".amplifier-state"
