@@ -142,9 +142,15 @@ def model_problems(
         if item["type"] == "extra_forbidden"
         for close in difflib.get_close_matches(str(item["loc"][-1]), [str(e["loc"][-1]) for e in errors], n=3)
     }
-    for item, path in zip(errors, paths, strict=True):
+    branches = [_branch(source.data, tuple(item["loc"])) for item in errors]
+    for item, path, branch in zip(errors, paths, branches, strict=True):
         if source.reported(path):
             continue
+        if branch is not None and path == branch and any(
+            other == branch and len(deeper) > len(branch)
+            for other, deeper in zip(branches, paths, strict=True)
+        ):
+            continue  # a union member that went deeper (a list of times) says more than "not a time"
         if item["type"] == "missing" and any(
             (path, str(item["loc"][-1])) == (parent[:-1], close) for parent, close in misspelled
         ):
@@ -187,9 +193,12 @@ def _problem(
             + _closest(str(ctx.get("tag")), expected),
         )
     field = _field(loc)
+    here = bool(path) and path[-1] == field  # the error is about the field's own value, not an item of it
     if kind == "value_error":
         message = str(error["msg"]).removeprefix("Value error, ")
-    elif union and field in _FIELDS:
+    elif len(path) >= 2 and path[-2] in ("text", "mastodon", "bluesky") and kind.endswith("_type"):
+        message = "write a text, or a list of texts (the parts of a thread)"
+    elif (union or kind.endswith("_type")) and here and field in _FIELDS:
         message = _FIELDS[field]
     else:
         message = _message(kind, ctx, value, field)
@@ -219,7 +228,7 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, field: str) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return f"{value} is out of range: {_range(field)}"
     if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
-        return _FIELDS.get(field, _EXPECTED["dict"]) if field == "hashtags" else _EXPECTED["dict"]
+        return _EXPECTED["dict"]
     for prefix in (
         "datetime",
         "date",
@@ -234,7 +243,9 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, field: str) -> str:
     ):
         if kind.startswith(prefix):
             key = {"time_delta": "timedelta", "tuple": "list"}.get(prefix, prefix)
-            return _FIELDS.get(field, _EXPECTED[key]) if field in ("focus", "hashtags") else _EXPECTED[key]
+            if key in ("date", "datetime", "time") and isinstance(value, str):
+                return f"{value!r} cannot be read: {_EXPECTED[key]}"
+            return _EXPECTED[key]
     return "this value is not accepted here"
 
 
@@ -286,14 +297,32 @@ def _field(loc: tuple[Any, ...]) -> str:
     return next((str(item) for item in reversed(loc) if isinstance(item, str)), "")
 
 
+def _branch(data: Any, loc: tuple[Any, ...]) -> PathKey | None:
+    """The data path of the union whose member ``loc`` passes through (the last label not in the data), or None."""
+    branch: PathKey | None = None
+    path: list[str | int] = []
+    node = data
+    for item in loc:
+        if _has(node, item):
+            path.append(item)
+            node = node[item]
+        else:
+            branch = tuple(path)
+    return branch
+
+
+def _has(node: Any, item: Any) -> bool:
+    if isinstance(node, dict):
+        return item in node
+    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+
+
 def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     """The part of a pydantic ``loc`` that names nodes of the data (dropping union tags and validator names)."""
     path: list[str | int] = []
     node = data
     for item in loc:
-        if (isinstance(node, dict) and item in node) or (
-            isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
-        ):
+        if _has(node, item):
             path.append(item)
             node = node[item]
     return tuple(path)
