@@ -494,7 +494,7 @@ def test_a_mistake_in_one_set_keeps_the_others(run_cli: RunCli, campaign_dir: Ca
     ("text", "fragment"),
     [
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels deep"),
-        ("".join("  " * i + f"k{i}:\n" for i in range(3000)), "nested more than 64 levels deep"),
+        ("".join("  " * i + f"k{i}:\n" for i in range(2000)), "nested more than 64 levels deep"),
         (
             "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
             + "".join(
@@ -524,3 +524,28 @@ def test_bytes_and_control_characters_are_located(run_cli: RunCli, campaign_dir:
     path.write_bytes(BASE_SCHEDULE.encode().replace(b"Test campaign", b"Test \x07 campaign"))
     lines = validate(run_cli, path)
     one_line(lines, "schedule.yaml", 2, 14, "control character U+0007")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "col"),
+    [
+        ("messages: countdown", 'messages: "count\\0down"', 25, 15),
+        ("campaign:\n", 'messages: ["a\\0"]\ncampaign:\n', 1, 12),
+        ("event: kobane-day", 'event: "k\\x01"', 22, 12),
+    ],
+)
+def test_a_bad_character_in_a_name_is_not_also_an_unknown_name(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], old: str, new: str, line: int, col: int
+) -> None:
+    lines = validate(run_cli, campaign_dir(schedule=BASE_SCHEDULE.replace(old, new, 1)))
+    one_line(lines, "schedule.yaml", line, col, "control character" if "x01" in new else "NUL character")
+
+
+def test_a_huge_file_is_refused_without_reading_it_all(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    path = campaign_dir()
+    with path.open("a") as file:
+        file.write("# " + "x" * 6_000_000 + "\n")
+    lines = validate(run_cli, path)
+    one_line(lines, "schedule.yaml", 1, 1, "the file is larger than 5 MB")

@@ -101,7 +101,7 @@ def load_campaign(config: Path | None = None) -> Campaign:
     files = [path]
     before = len(problems)
     message_files = list(_message_files(schedule, schedule_source, root, problems))
-    if len(problems) > before:
+    if len(problems) > before or schedule_source.reported(("messages",)):
         broken.add("*")  # a message file may be missing: rules naming its sets are not reported
     for file in message_files:
         if file in files:
@@ -134,8 +134,16 @@ def load_campaign(config: Path | None = None) -> Campaign:
     campaign = Campaign(root, path, schedule, schedule_source, sets, set_sources, files)
     problems.extend(cross_check(campaign, broken))
     if problems:
-        raise CampaignError(problems)
+        raise CampaignError(_once(problems, [schedule_source, *set_sources.values()]))
     return campaign
+
+
+def _once(problems: list[Problem], sources: list[Source]) -> list[Problem]:
+    """The problems, without the later ones at the place of a value the loader already reported (one mistake, one
+    line: a name with a control character is not also an unknown name)."""
+    first = {(p.file, p.line, p.col) for source in sources for p in source.problems}
+    loader = [p for source in sources for p in source.problems]
+    return loader + [p for p in problems if p not in loader and (p.file, p.line, p.col) not in first]
 
 
 def _message_files(
@@ -146,6 +154,8 @@ def _message_files(
     inside = root.resolve()
     for index, pattern in enumerate(patterns):
         where = ("messages", index)
+        if source.reported(where):
+            continue  # already a problem of its own (a control character...)
         if not pattern.strip():
             problems.append(source.problem(where, "an empty pattern: write e.g. messages/*.yaml"))
             continue

@@ -146,9 +146,13 @@ def model_problems(
     for item, path, branch in zip(errors, paths, branches, strict=True):
         if source.reported(path):
             continue
-        if branch is not None and path == branch and any(
-            other == branch and len(deeper) > len(branch)
-            for other, deeper in zip(branches, paths, strict=True)
+        if (
+            branch is not None
+            and path == branch
+            and any(
+                other == branch and len(deeper) > len(branch)
+                for other, deeper in zip(branches, paths, strict=True)
+            )
         ):
             continue  # a union member that went deeper (a list of times) says more than "not a time"
         if item["type"] == "missing" and any(

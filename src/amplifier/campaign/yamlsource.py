@@ -44,6 +44,8 @@ MAX_DEPTH = 64
 """Deepest nesting of mappings and lists accepted (a campaign needs about eight)."""
 MAX_ALIAS_NODES = 10_000
 """Most nodes that aliases (``*name``) may repeat in one file."""
+MAX_FILE_BYTES = 5_000_000
+"""Largest campaign file read (the example's files are a few kilobytes)."""
 MAX_NUMBER_DIGITS = 30
 MIN_YEAR, MAX_YEAR = 1900, 2999
 """Dates a campaign can mean; beyond them the schedule arithmetic would overflow."""
@@ -117,13 +119,17 @@ def load(path: Path, display: str | None = None) -> Source:
     """Read and parse ``path``; raise :class:`CampaignError` when it cannot be read or is not YAML at all."""
     shown = display or str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise CampaignError([Problem(shown, 1, 1, "file not found")]) from None
     except IsADirectoryError:
         raise CampaignError([Problem(shown, 1, 1, "this is a folder, not a file")]) from None
     except OSError as exc:
         raise CampaignError([Problem(shown, 1, 1, f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"the file is larger than {MAX_FILE_BYTES // 1_000_000} MB: split it, or check it is the right file"
+        raise CampaignError([Problem(shown, 1, 1, message)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
