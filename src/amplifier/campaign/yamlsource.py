@@ -5,7 +5,8 @@ builds plain Python data from its event stream itself, recording where every key
 :meth:`Source.locate` maps a path into the data (a pydantic error's ``loc``) to the nearest recorded position.
 
 Building the data here, not with ruamel's constructors, keeps every value located and the loader safe on hostile
-input: an impossible date (``2027-02-30``) is a located problem instead of an exception; nesting deeper than
+input: an impossible date (``2027-02-30``, see :mod:`amplifier.campaign.scalars`) is a located problem instead of an
+exception; nesting deeper than
 :data:`MAX_DEPTH` and aliases that would expand to more than :data:`MAX_ALIAS_NODES` nodes (a "billion laughs" file)
 stop with a problem, in bounded memory; control characters and lone surrogates in a text are problems. Value-level
 problems are collected in :attr:`Source.problems`, and the paths they concern in :attr:`Source.bad`, so the checks
@@ -15,8 +16,6 @@ that follow do not report the same mistake again. The wording of syntax errors i
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.reader import ReaderError
 
-from amplifier.campaign import wording
+from amplifier.campaign import scalars, wording
 from amplifier.errors import CampaignError, Problem
 
 PathKey = tuple[str | int, ...]
@@ -46,28 +45,6 @@ MAX_ALIAS_NODES = 10_000
 """Most nodes that aliases (``*name``) may repeat in one file."""
 MAX_FILE_BYTES = 5_000_000
 """Largest campaign file read (the example's files are a few kilobytes)."""
-MAX_NUMBER_DIGITS = 30
-MIN_YEAR, MAX_YEAR = 1900, 2999
-"""Dates a campaign can mean; beyond them the schedule arithmetic would overflow."""
-
-_NULL = {"", "~", "null", "Null", "NULL"}
-_TRUE = {"true", "True", "TRUE"}
-_FALSE = {"false", "False", "FALSE"}
-_INT = re.compile(r"^[-+]?[0-9][0-9_]*$")
-_INT_BASE = re.compile(r"^0o[0-7_]+$|^0x[0-9a-fA-F_]+$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
-_SPECIAL_FLOAT = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
-_TIMESTAMP = re.compile(
-    r"^(?P<date>[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})"
-    r"(?:(?:[Tt]|[ \t]+)(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?P<fraction>\.[0-9]*)?)?"
-    r"(?:[ \t]*(?P<tz>Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?$"
-)
-_BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_CHARACTER_NAMES = {
-    "\x00": "a NUL character",
-    "\x1b": "a terminal escape character (ESC)",
-    "\r": "a carriage return",
-}
 
 
 @dataclass
@@ -329,79 +306,17 @@ class _Builder:
         tag = str(event.tag) if event.tag is not None else None
         if event.style or tag in ("tag:yaml.org,2002:str", "!"):
             return text
-        if text in _NULL:
-            return None
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        if _INT.match(text) or _INT_BASE.match(text):
-            return self.number(path, text, int)
-        if text.lower() in _SPECIAL_FLOAT:
-            return float(_SPECIAL_FLOAT[text.lower()])
-        if _FLOAT.match(text):
-            return self.number(path, text, float)
-        match = _TIMESTAMP.match(text)
-        if match:
-            return self.timestamp(path, text, match)
-        return text
-
-    def number(self, path: PathKey, text: str, kind: type[int] | type[float]) -> Any:
-        digits = text.replace("_", "")
-        if len(digits) > MAX_NUMBER_DIGITS:
-            return self.bad_value(path, f"the number {digits[:12]}... is too long")
-        if kind is int and _INT_BASE.match(digits):
-            return int(digits, 8 if digits[1] == "o" else 16)
-        return kind(digits)
-
-    def timestamp(self, path: PathKey, text: str, match: re.Match[str]) -> Any:
-        parts = match.groupdict()
-        year, month, day = (int(part) for part in parts["date"].split("-"))
-        if not MIN_YEAR <= year <= MAX_YEAR:
-            return self.bad_value(path, f"{text}: use a year between {MIN_YEAR} and {MAX_YEAR}")
-        if not 1 <= month <= 12:
-            return self.bad_value(path, f"{text} is not a date: the month is 1 to 12 (e.g. {year}-11-01)")
         try:
-            date = dt.date(year, month, day)
-        except ValueError:
-            last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
-            return self.bad_value(
-                path, f"{text} is not a date: {dt.date(year, month, 1):%B %Y} has {last} days"
-            )
-        if parts["hour"] is None:
-            return date
-        hour, minute = int(parts["hour"]), int(parts["minute"])
-        second = int(parts["second"] or 0)
-        if hour > 23 or minute > 59 or second > 59:
-            return self.bad_value(path, f"{text} is not a time of day: use 00:00 to 23:59")
-        fraction = (parts["fraction"] or ".")[1:7].ljust(6, "0")
-        tz = None
-        if parts["tz"]:
-            tz = dt.UTC if parts["tz"] == "Z" else _offset(parts["tz"])
-            if tz is None:
-                return self.bad_value(path, f"{text}: the offset {parts['tz']} is not a UTC offset")
-        return dt.datetime(year, month, day, hour, minute, second, int(fraction), tz)
+            return scalars.resolve(text)
+        except scalars.ScalarProblem as problem:
+            return self.bad_value(path, str(problem))
 
     def check_text(self, path: PathKey, text: str, what: str) -> None:
-        found = _BAD_CHARACTER.search(text)
-        if found is None:
-            return
-        char = found.group()
-        if "\ud800" <= char <= "\udfff":
-            name = f"a lone surrogate \\u{ord(char):04x} (not a character)"
-        else:
-            name = _CHARACTER_NAMES.get(char, f"the control character U+{ord(char):04X}")
-        self.bad_value(path, f"this {what} contains {name}: remove it")
+        problem = scalars.text_problem(text, what)
+        if problem is not None:
+            self.bad_value(path, problem)
 
     def bad_value(self, path: PathKey, message: str) -> str:
         self.source.problems.append(self.source.problem(path, message))
         self.source.bad.add(path)
         return "?"
-
-
-def _offset(text: str) -> dt.tzinfo | None:
-    sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
-    try:
-        return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
-    except ValueError:
-        return None
