@@ -549,3 +549,10 @@ def test_a_huge_file_is_refused_without_reading_it_all(
         file.write("# " + "x" * 6_000_000 + "\n")
     lines = validate(run_cli, path)
     one_line(lines, "schedule.yaml", 1, 1, "the file is larger than 5 MB")
+
+
+def test_a_pipe_as_the_schedule_is_refused_without_blocking(run_cli: RunCli, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "schedule.yaml")
+    result = run_cli("validate", "--config", str(tmp_path / "schedule.yaml"))
+    assert result.code == 2
+    assert "not a regular file" in result.err

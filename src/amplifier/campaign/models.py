@@ -299,8 +299,12 @@ class Hashtags(Model):
         out = []
         for tag in tags:
             bare = tag.lstrip("#＃")
-            if not bare or re.search(r"\s", bare):
-                raise ValueError(f"invalid hashtag {tag!r}")
+            if not bare:
+                raise ValueError(f"hashtag {tag!r} is empty: write a word after the #")
+            if re.search(r"\s", bare):
+                raise ValueError(
+                    f"hashtag {tag!r}: write it as one word, without spaces (e.g. Riseup4Rojava)"
+                )
             out.append(bare)
         return out
 

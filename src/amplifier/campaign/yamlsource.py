@@ -16,6 +16,7 @@ that follow do not report the same mistake again. The wording of syntax errors i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ PathKey = tuple[str | int, ...]
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists accepted (a campaign needs about eight)."""
+_BRACKETS = re.compile(r"(?:[\[{][ \t]*){" + str(MAX_DEPTH + 1) + ",}")
 MAX_ALIAS_NODES = 10_000
 """Most nodes that aliases (``*name``) may repeat in one file."""
 MAX_FILE_BYTES = 5_000_000
@@ -95,6 +97,10 @@ class Source:
 def load(path: Path, display: str | None = None) -> Source:
     """Read and parse ``path``; raise :class:`CampaignError` when it cannot be read or is not YAML at all."""
     shown = display or str(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CampaignError(
+            [Problem(shown, 1, 1, "not a regular file (a device or a pipe): point to a YAML file")]
+        )
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_FILE_BYTES + 1)
@@ -119,6 +125,12 @@ def load(path: Path, display: str | None = None) -> Source:
 def parse(text: str, path: Path, display: str) -> Source:
     """Parse ``text``; a syntax error raises :class:`CampaignError`, value problems go to ``Source.problems``."""
     source = Source(path=path, display=display, data=None)
+    brackets = _BRACKETS.search(text)
+    if (
+        brackets is not None
+    ):  # ruamel's scanner looks ahead across open brackets quadratically: refuse them early
+        line, col = _position(text[: brackets.start() + MAX_DEPTH])
+        raise CampaignError([Problem(display, line, col, f"nested more than {MAX_DEPTH} levels deep")])
     builder = _Builder(source)
     yaml = YAML(typ="rt")
     try:
