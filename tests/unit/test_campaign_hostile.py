@@ -556,3 +556,18 @@ def test_a_pipe_as_the_schedule_is_refused_without_blocking(run_cli: RunCli, tmp
     result = run_cli("validate", "--config", str(tmp_path / "schedule.yaml"))
     assert result.code == 2
     assert "not a regular file" in result.err
+
+
+def test_a_bad_value_does_not_hide_a_missing_key_beside_it(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    schedule = BASE_SCHEDULE.replace("date: 2027-11-01", "date: 2027-02-30").replace(
+        "    url: https://riseup4rojava.org/take-action/\n", ""
+    )
+    schedule = schedule.replace(
+        "    name: {en: World Kobane Day, ku: Roja Cîhanî ya Kobanê, ckb: ڕۆژی جیهانیی کۆبانێ}\n", ""
+    )
+    lines = validate(run_cli, campaign_dir(schedule=schedule))
+    assert len(lines) == 2, lines
+    assert "missing required key 'name' in events.kobane-day" in lines[0]
+    assert "2027-02-30 is not a date" in lines[1]

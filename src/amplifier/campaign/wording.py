@@ -144,7 +144,7 @@ def model_problems(
     }
     branches = [_branch(source.data, tuple(item["loc"])) for item in errors]
     for item, path, branch in zip(errors, paths, branches, strict=True):
-        if source.reported(path):
+        if source.reported(path, inside=item["type"] not in ("missing", "extra_forbidden")):
             continue
         if (
             branch is not None

@@ -80,9 +80,10 @@ class Source:
         line, col = self.locate(path, key=key)
         return Problem(self.display, line, col, message)
 
-    def reported(self, path: PathKey) -> bool:
-        """Whether a problem at ``path`` (or a node inside it, or around it) was already reported by the loader."""
-        return any(path[: len(bad)] == bad or bad[: len(path)] == path for bad in self.bad)
+    def reported(self, path: PathKey, *, inside: bool = True) -> bool:
+        """Whether the loader already reported the value at ``path`` or around it (or, with ``inside``, a value
+        inside it: a rule whose date is impossible needs no second line saying the rule is wrong)."""
+        return any(path[: len(bad)] == bad or (inside and bad[: len(path)] == path) for bad in self.bad)
 
     def text_line(self, path: PathKey, template_line: int) -> tuple[int, int]:
         """The file position of line ``template_line`` (1-based) of the string at ``path``."""
