@@ -277,6 +277,8 @@ SCHEDULE = [
         "write a text, or a mapping of language code to text",
     ),
     ("top-level key", "campaign:\n", "campain:\n", 1, 1, "unknown key 'campain' (did you mean 'campaign'?)"),
+    ("account id", "  masto:\n", "  mastodon tr:\n", 11, 3, "account 'mastodon tr': use lowercase letters"),
+    ("block scalar", "name: Test campaign", "name: |x", 2, 10, "`|` or `>` starts a block of text"),
     ("unknown alias", "name: Test campaign", "name: *nothing", 2, 9, "*nothing names no anchor"),
 ]
 

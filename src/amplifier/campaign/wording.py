@@ -44,6 +44,20 @@ _SYNTAX = [
     ("did not find expected key", "this line is not indented like the keys around it: check its spaces"),
     ("did not find expected '-'", "this list item is not indented like the items around it"),
     ("did not find expected", "the indentation or the quoting is broken here"),
+    (
+        "expected chomping or indentation indicators",
+        "`|` or `>` starts a block of text on the next lines: quote a text that starts with | or >",
+    ),
+    (
+        "sequence entries are not allowed here",
+        "a `- ` list item where a value was expected: check its indentation",
+    ),
+    (
+        "expected '<document start>'",
+        "the text continues after the end of the file's mapping: check the indentation of this line",
+    ),
+    ("expected the node content, but found '<stream end>'", "the file ends where a value was expected"),
+    ("expected the node content", "a value cannot start with this character: put the text in quotes"),
     ("found duplicate anchor", "the same &anchor is defined twice"),
     ("expected alphabetic or numeric character", "an `&` or `*` must be followed by a name: quote the text"),
 ]
@@ -93,6 +107,8 @@ _PATTERNS = {
     "(e.g. MASTODON_TOKEN), never the secret itself",
     "handle": "write the full handle without @, e.g. yourname.bsky.social",
 }
+
+_ID_KINDS = {"accounts": "account", "events": "event", "rules": "rule", "sets": "message set"}
 
 _EXPECTED = {
     "int": "write a whole number, e.g. 3",
@@ -196,6 +212,8 @@ def _problem(
             f"{tag_name}: {ctx.get('tag')!r} is not one of {_words(expected)}"
             + _closest(str(ctx.get("tag")), expected),
         )
+    if loc and loc[-1] == "[key]" and len(path) >= 2 and path[-2] in _ID_KINDS:
+        return source.problem(path, f"{_ID_KINDS[str(path[-2])]} {path[-1]!r}: {ID_WORDS}", key=True)
     field = _field(loc)
     here = bool(path) and path[-1] == field  # the error is about the field's own value, not an item of it
     if kind == "value_error":
