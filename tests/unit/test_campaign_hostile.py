@@ -425,16 +425,27 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def _bomb_png() -> bytes:
-    """A valid PNG header that claims 30000 x 30000 pixels (900 million)."""
+def _chunk(kind: bytes, data: bytes) -> bytes:
     import struct
     import zlib
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+def _header(side: int) -> bytes:
+    import struct
+
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+
+
+def _bomb_png() -> bytes:
+    """A valid PNG header that claims 30000 x 30000 pixels (900 million)."""
+    return _header(30000) + _chunk(b"IEND", b"")
+
+
+def _png_with_bad_data(side: int, size: int) -> bytes:
+    """A valid PNG header followed by ``size`` bytes of pixel data that do not decompress."""
+    return _header(side) + _chunk(b"IDAT", b"\xff" * size) + _chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
@@ -573,3 +584,23 @@ def test_a_bad_value_does_not_hide_a_missing_key_beside_it(
     assert len(lines) == 2, lines
     assert "missing required key 'name' in events.kobane-day" in lines[0]
     assert "2027-02-30 is not a date" in lines[1]
+
+
+def test_images_that_cannot_be_uploaded_fail_validate(
+    run_cli: RunCli, campaign_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    messages = BASE_MESSAGES.replace(
+        "hashtags: [Riseup4Rojava]", image("big.png") + "\n      - path: broken.png\n        alt: B"
+    )
+    path = campaign_dir(messages={"main.yaml": messages})
+    # Valid headers: one file over Mastodon's 16 MB (junk after the image), one whose pixel data is broken.
+    (path.parent / "big.png").write_bytes(_png(2, 2) + bytes(17 * 1024 * 1024))
+    (path.parent / "broken.png").write_bytes(_png_with_bad_data(1024, 1_100_000))
+    lines = validate(run_cli, path)
+    assert any(
+        "main.yaml:5:15: big.png is 17.0 MB, over Mastodon's usual limit of 16 MB" in line for line in lines
+    ), lines
+    assert any(
+        "main.yaml:7:15: broken.png cannot be read whole or made smaller than Bluesky's limit" in line
+        for line in lines
+    ), lines

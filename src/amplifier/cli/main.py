@@ -210,6 +210,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
     from amplifier.plan.planner import validate as validate_plan
+    from amplifier.publish.media import upload_problems
 
     g = apply_common(ctx, config, now)
     span = None
@@ -219,8 +220,9 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
     plan = validate_plan(campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"))
-    if plan.problems:
-        raise CampaignError(plan.problems)
+    images = upload_problems(campaign)
+    if plan.problems or images:
+        raise CampaignError([*plan.problems, *images])
     parts = sum(len(post.parts) for post in plan.posts)
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
