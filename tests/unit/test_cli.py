@@ -277,12 +277,12 @@ def test_compose_refuses_text_that_cannot_be_posted(run_cli: RunCli, text: str, 
 
 def test_unusable_state_folder_is_exit_5(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
-    for command in ("status", "history", "pause"):
+    for command in ("status", "history", "pause", "accounts"):
         result = run_cli(
             "--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "afile" / "sub"), command
         )
         assert result.code == 5, (command, result.err)
-        assert "cannot create the ledger" in result.err
+        assert "cannot create the" in result.err
     (tmp_path / "dir" / "ledger.sqlite3").mkdir(parents=True)
     result = run_cli("--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "dir"), "status")
     assert result.code == 5, result.err
