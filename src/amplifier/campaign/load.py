@@ -93,6 +93,9 @@ def load_campaign(config: Path | None = None) -> Campaign:
     root = path.parent
     schedule_source = load(path, _display(path, root))
     problems: list[Problem] = list(schedule_source.problems)
+    loaded = list(
+        schedule_source.problems
+    )  # the loader's value problems: later ones at their place are dropped
     schedule = _validate(ScheduleFile, schedule_source, problems)
 
     sets: dict[str, MessageSet] = {}
@@ -103,9 +106,11 @@ def load_campaign(config: Path | None = None) -> Campaign:
     message_files = list(_message_files(schedule, schedule_source, root, problems))
     if len(problems) > before or schedule_source.reported(("messages",)):
         broken.add("*")  # a message file may be missing: rules naming its sets are not reported
+    seen = {path.resolve()}
     for file in message_files:
-        if file in files:
+        if file.resolve() in seen:  # matched twice, or through a link to a file already read
             continue
+        seen.add(file.resolve())
         files.append(file)
         try:
             source = load(file, _display(file, root))
@@ -114,6 +119,7 @@ def load_campaign(config: Path | None = None) -> Campaign:
             broken.add("*")
             continue
         problems.extend(source.problems)
+        loaded.extend(source.problems)
         for set_id, message_set in _message_sets(source, problems, broken):
             if set_id in sets:
                 first = set_sources[set_id]
@@ -130,20 +136,19 @@ def load_campaign(config: Path | None = None) -> Campaign:
             problems.extend(check_templates(source, set_id, message_set))
 
     if schedule is None:
-        raise CampaignError(problems)
+        raise CampaignError(_once(problems, loaded))
     campaign = Campaign(root, path, schedule, schedule_source, sets, set_sources, files)
     problems.extend(cross_check(campaign, broken))
     if problems:
-        raise CampaignError(_once(problems, [schedule_source, *set_sources.values()]))
+        raise CampaignError(_once(problems, loaded))
     return campaign
 
 
-def _once(problems: list[Problem], sources: list[Source]) -> list[Problem]:
+def _once(problems: list[Problem], loaded: list[Problem]) -> list[Problem]:
     """The problems, without the later ones at the place of a value the loader already reported (one mistake, one
     line: a name with a control character is not also an unknown name)."""
-    first = {(p.file, p.line, p.col) for source in sources for p in source.problems}
-    loader = [p for source in sources for p in source.problems]
-    return loader + [p for p in problems if p not in loader and (p.file, p.line, p.col) not in first]
+    places = {(p.file, p.line, p.col) for p in loaded}
+    return loaded + [p for p in problems if p not in loaded and (p.file, p.line, p.col) not in places]
 
 
 def _message_files(
@@ -211,12 +216,14 @@ def _message_sets(
             broken.add(set_id)
             continue
         try:
-            yield set_id, MessageSet.model_validate(value)
+            message_set = MessageSet.model_validate(value)
         except ValidationError as exc:
             problems.extend(wording.model_problems(MessageSet, source, exc, prefix=path))
             broken.add(set_id)
+            continue
         if source.reported(path):
             broken.add(set_id)
+        yield set_id, message_set
 
 
 def _display(path: Path, root: Path) -> str:
