@@ -74,7 +74,12 @@ def _not_a_number(what: str, example: str) -> Any:
 
 
 def _local(value: Any) -> Any:
-    """An after-validator: a local time carries no offset (the zone is `timezone`)."""
+    """An after-validator: a local time carries no offset (the zone is `timezone`), a date a year a campaign can mean
+    (also when quoted: the schedule arithmetic would overflow near year 1 or 9999)."""
+    from amplifier.campaign.scalars import MAX_YEAR, MIN_YEAR
+
+    if isinstance(value, dt.date) and not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"{value.isoformat()}: use a year between {MIN_YEAR} and {MAX_YEAR}")
     if isinstance(value, dt.datetime | dt.time) and value.tzinfo is not None:
         raise ValueError("write the local time without an offset (+05:00, Z) and set `timezone` instead")
     return value
@@ -91,7 +96,7 @@ LocalTime = Annotated[
     AfterValidator(_local),
     Field(description='A local time, "HH:MM"'),
 ]
-LocalDate = Annotated[dt.date, _not_a_number("a date", "e.g. 2027-11-01"), Field(strict=False)]
+LocalDate = Annotated[dt.date, _not_a_number("a date", "e.g. 2027-11-01"), AfterValidator(_local)]
 LocalDateTime = Annotated[
     dt.datetime, _not_a_number("a date and time", "e.g. 2027-01-20T09:00"), AfterValidator(_local)
 ]

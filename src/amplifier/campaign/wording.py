@@ -222,6 +222,8 @@ def _problem(
         message = "write a text, or a list of texts (the parts of a thread)"
     elif (union or kind.endswith("_type")) and here and field in _FIELDS:
         message = _FIELDS[field]
+        if kind.startswith(("date", "time")) and isinstance(value, str):
+            message = f"{value!r} cannot be read: {message}"
     else:
         message = _message(kind, ctx, value, field)
     return source.problem(path, f"{dotted}: {message}" if dotted else message)
