@@ -233,7 +233,7 @@ SCHEDULE = [
         "  language: en\n   x: 1\n",
         5,
         5,
-        "invalid YAML: a `: ` inside a value",
+        "invalid YAML: a `: ` where no key can start",
     ),
     ("tab", "  language: en\n", "  language: en\n\tx: 1\n", 5, 1, "a tab cannot indent YAML: use spaces"),
     (

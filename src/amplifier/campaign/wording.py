@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 _SYNTAX = [
     # (a fragment of ruamel's wording, what to tell the operator)
     ("found character '\\t'", "a tab cannot indent YAML: use spaces"),
-    ("mapping values are not allowed", "a `: ` inside a value: put the text in quotes"),
+    (
+        "mapping values are not allowed",
+        "a `: ` where no key can start: put the text in quotes, or check the indentation of this line",
+    ),
     (
         "could not find expected ':'",
         "a line without `key: value` (a missing `:` or a text that should be quoted)",
