@@ -629,3 +629,25 @@ def test_images_that_cannot_be_uploaded_fail_validate(
         "main.yaml:7:15: broken.png cannot be read whole or made smaller than Bluesky's limit" in line
         for line in lines
     ), lines
+
+
+def test_a_broken_rule_does_not_stop_the_checks_across_files(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    schedule = BASE_SCHEDULE.replace("days_before: [3, 2, 1]", "days_before: [3, two, 1]")
+    schedule += "  other:\n    kind: once\n    at: 2027-01-20T09:00\n    messages: nope\n"
+    lines = validate(run_cli, campaign_dir(schedule=schedule))
+    assert len(lines) == 2, lines
+    assert "schedule.yaml:23:22: rules.countdown.days_before.1: write a whole number" in lines[0]
+    assert "schedule.yaml:29:15: rule 'other' names unknown message set 'nope'" in lines[1]
+
+
+def test_a_broken_account_is_not_also_an_unknown_account(
+    run_cli: RunCli, campaign_dir: Callable[..., Path]
+) -> None:
+    schedule = BASE_SCHEDULE.replace("instance: https://mastodon.example", "instance: mastodon.example")
+    schedule = schedule.replace(
+        "    messages: countdown\n", "    messages: countdown\n    accounts: [masto]\n"
+    )
+    lines = validate(run_cli, campaign_dir(schedule=schedule))
+    one_line(lines, "schedule.yaml", 13, 15, "accounts.masto.instance: write the full address")

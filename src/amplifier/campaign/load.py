@@ -96,11 +96,11 @@ def load_campaign(config: Path | None = None) -> Campaign:
     loaded = list(
         schedule_source.problems
     )  # the loader's value problems: later ones at their place are dropped
-    schedule = _validate(ScheduleFile, schedule_source, problems)
+    broken: set[str] = set()  # what has problems of its own: a rule naming it is not reported again
+    schedule = _validate_schedule(schedule_source, problems, broken)
 
     sets: dict[str, MessageSet] = {}
     set_sources: dict[str, Source] = {}
-    broken: set[str] = set()  # sets with problems of their own: rules naming them are not reported again
     files = [path]
     before = len(problems)
     message_files = list(_message_files(schedule, schedule_source, root, problems))
@@ -226,6 +226,34 @@ def _message_sets(
         yield set_id, message_set
 
 
+def _validate_schedule(source: Source, problems: list[Problem], broken: set[str]) -> ScheduleFile | None:
+    """The schedule; when only some accounts, events or rules have problems, the schedule without them (so the
+    checks across files still run for the rest, all problems at once), their ids added to ``broken``."""
+    if not isinstance(source.data, dict):
+        return _validate(ScheduleFile, source, problems)
+    try:
+        return ScheduleFile.model_validate(source.data)
+    except ValidationError as exc:
+        problems.extend(wording.model_problems(ScheduleFile, source, exc))
+        failed = {(str(error["loc"][0]), error["loc"][1]) for error in exc.errors() if len(error["loc"]) >= 2}
+    if any(section not in _ENTRIES for section, _entry in failed):
+        return None
+    partial = {
+        key: dict(value) if key in _ENTRIES and isinstance(value, dict) else value
+        for key, value in source.data.items()
+    }
+    for section, entry in failed:
+        partial[section].pop(entry, None)
+        broken.add(f"{_ENTRIES[section]}:{entry}")
+    try:
+        return ScheduleFile.model_validate(partial)
+    except ValidationError:
+        return None
+
+
+_ENTRIES = {"accounts": "account", "events": "event", "rules": "rule"}
+
+
 def _display(path: Path, root: Path) -> str:
     try:
         relative = path.resolve().relative_to(Path.cwd().resolve())
@@ -249,7 +277,8 @@ def _validate(model: type[M], source: Source, problems: list[Problem]) -> M | No
 
 
 def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Problem]:
-    """What spans files; ``broken`` names the message sets (``*``: maybe any) that already have problems."""
+    """What spans files; ``broken`` names the message sets (``*``: maybe any), and the ``account:ID`` and
+    ``event:ID`` entries, that already have problems of their own (a rule naming them is not reported again)."""
     problems: list[Problem] = []
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
@@ -268,7 +297,7 @@ def _check_rules(campaign: Campaign, broken: set[str]) -> Iterator[Problem]:
             )
         if rule.accounts != "all":
             for index, account in enumerate(rule.accounts):
-                if account not in schedule.accounts:
+                if account not in schedule.accounts and f"account:{account}" not in broken:
                     yield campaign.schedule_problem(
                         (*base, "accounts", index),
                         f"rule {rule_id!r} names unknown account {account!r}"
@@ -276,10 +305,12 @@ def _check_rules(campaign: Campaign, broken: set[str]) -> Iterator[Problem]:
                     )
         event_id = getattr(rule, "event", None)
         if event_id is not None and event_id not in schedule.events:
-            yield campaign.schedule_problem(
-                (*base, "event"),
-                f"rule {rule_id!r} names unknown event {event_id!r}" + _suggest(event_id, schedule.events),
-            )
+            if f"event:{event_id}" not in broken:
+                yield campaign.schedule_problem(
+                    (*base, "event"),
+                    f"rule {rule_id!r} names unknown event {event_id!r}"
+                    + _suggest(event_id, schedule.events),
+                )
             continue
         if isinstance(rule, CountdownRule) and rule.hours_before:
             event = schedule.events[rule.event]
