@@ -28,10 +28,12 @@ def parse_duration(value: str, option: str = "offset") -> dt.timedelta | None:
         return None
     sign, amount, unit = match.groups()
     try:
-        delta = dt.timedelta(**{_UNITS[unit]: int(amount[:12])}) if len(amount) <= 12 else None
+        if len(amount.lstrip("0")) > 15:  # too far in any unit; and int() of a huge string is slow
+            raise OverflowError
+        delta = dt.timedelta(**{_UNITS[unit]: int(amount)})
     except OverflowError:
-        delta = None
-    if delta is None or delta > MAX_OFFSET:
+        delta = MAX_OFFSET * 2
+    if delta > MAX_OFFSET:
         raise UsageError(f"{option}: {value!r} is too far; use at most 100 years (e.g. +365d)")
     return -delta if sign == "-" else delta
 
@@ -49,10 +51,7 @@ def parse_instant(value: str, tz: ZoneInfo, *, base: dt.datetime, option: str = 
         return base
     delta = parse_duration(text, option)
     if delta is not None:
-        try:
-            return _bounded(base + delta, value, option)
-        except OverflowError:
-            return _bounded(base.replace(year=1), value, option)
+        return _bounded(base + delta, value, option)  # base is in 1900-2999, delta at most 100 years
     try:
         if len(text) == 10:
             parsed = dt.datetime.combine(dt.date.fromisoformat(text), dt.time())
