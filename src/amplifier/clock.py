@@ -16,13 +16,32 @@ _OFFSET = re.compile(r"^([+-])\s*(\d+)\s*(w|d|h|m|min)$")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "min": "minutes"}
 
 
-def parse_duration(value: str) -> dt.timedelta | None:
+MAX_OFFSET = dt.timedelta(days=36_525)
+"""The longest offset accepted (a hundred years): beyond it the calendar arithmetic would overflow."""
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def parse_duration(value: str, option: str = "offset") -> dt.timedelta | None:
+    """``+7d``, ``-3h``... as a timedelta; None if ``value`` is not an offset; a usage error if it is too long."""
     match = _OFFSET.match(value.strip())
     if not match:
         return None
     sign, amount, unit = match.groups()
-    delta = dt.timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        if len(amount.lstrip("0")) > 15:  # too far in any unit; and int() of a huge string is slow
+            raise OverflowError
+        delta = dt.timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        delta = MAX_OFFSET * 2
+    if delta > MAX_OFFSET:
+        raise UsageError(f"{option}: {value!r} is too far; use at most 100 years (e.g. +365d)")
     return -delta if sign == "-" else delta
+
+
+def _bounded(instant: dt.datetime, value: str, option: str) -> dt.datetime:
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise UsageError(f"{option}: {value!r} is out of range; use a time between {MIN_YEAR} and {MAX_YEAR}")
+    return instant
 
 
 def parse_instant(value: str, tz: ZoneInfo, *, base: dt.datetime, option: str = "time") -> dt.datetime:
@@ -30,21 +49,21 @@ def parse_instant(value: str, tz: ZoneInfo, *, base: dt.datetime, option: str = 
     text = value.strip()
     if text.lower() == "now":
         return base
-    delta = parse_duration(text)
+    delta = parse_duration(text, option)
     if delta is not None:
-        return base + delta
+        return _bounded(base + delta, value, option)  # base is in 1900-2999, delta at most 100 years
     try:
         if len(text) == 10:
-            return localize(dt.datetime.combine(dt.date.fromisoformat(text), dt.time()), tz)
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = dt.datetime.combine(dt.date.fromisoformat(text), dt.time())
+        else:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
         raise UsageError(
             f"{option}: cannot read {value!r}; use an ISO 8601 date or date-time (2027-10-25, "
             "2027-10-25T10:00, 2027-10-25T10:00+02:00), 'now', or an offset such as +7d or -3h"
         ) from None
-    if parsed.tzinfo is None:
-        return localize(parsed, tz)
-    return parsed
+    _bounded(parsed, value, option)  # checked before localizing: year 1 or 9999 would overflow there
+    return localize(parsed, tz) if parsed.tzinfo is None else parsed
 
 
 Clock = Callable[[], dt.datetime]

@@ -65,6 +65,12 @@ class UsageError(AmplifierError):
     exit_code = ExitCode.INVALID
 
 
+class StateError(AmplifierError):
+    """The state folder cannot be created, read or written."""
+
+    exit_code = ExitCode.STATE
+
+
 class CredentialsError(AmplifierError):
     """A secret is missing or rejected. The message names the variable, never the value."""
 

@@ -58,7 +58,7 @@ SCHEDULE_CASES = [
         "platform: blusky",
         16,
         15,
-        "does not match any of the expected tags",
+        "platform: 'blusky' is not one of mastodon or bluesky (did you mean 'bluesky'?)",
     ),
     (
         "unknown account in rule",
@@ -101,7 +101,7 @@ SCHEDULE_CASES = [
         "    kind: recurring\n    cron: 61 * * * *\n    start: 2027-01-01\n    end: 2027-01-02\n",
         22,
         11,
-        "invalid cron expression",
+        "cron '61 * * * *': the minute field '61' is out of range; use 0-59",
     ),
 ]
 

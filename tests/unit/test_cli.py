@@ -36,7 +36,7 @@ def test_validate_reports_every_problem_with_exit_2(
     result = run_cli("validate", "--config", str(path), "--now", "2027-01-01")
     assert result.code == 2
     lines = result.err.strip().splitlines()
-    assert any(line.endswith("schedule.yaml:5:3: unknown key 'colour'") for line in lines), lines
+    assert any("schedule.yaml:5:3: unknown key 'colour' (use one of: " in line for line in lines), lines
     assert any("main.yaml:6:" in line and "template syntax error" in line for line in lines), lines
     assert "Traceback" not in result.err
     assert result.out == ""
@@ -435,3 +435,64 @@ def test_preview_to_offset_counts_from_from_as_help_and_docs_say(run_cli: RunCli
     assert "counts from --from" in " ".join(helptext.split())
     running = (Path(__file__).resolve().parents[2] / "docs" / "running.md").read_text()
     assert "offset given to `--to` counts from `--from`" in " ".join(running.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("validate", "--now", "+999999999d"), "--now: '+999999999d' is too far"),
+        (("validate", "--horizon", "99999999999d"), "--horizon: '+99999999999d' is too far"),
+        (("validate", "--now", "9999-12-31T23:00"), "use a time between 1900 and 2999"),
+        (("validate", "--now", "0001-01-01"), "use a time between 1900 and 2999"),
+        (("preview", "--from", "2027-01-10", "--to", "2027-01-01"), "give a --to after --from"),
+        (("preview", "--from", "+999999999w"), "--from: '+999999999w' is too far"),
+    ],
+)
+def test_times_out_of_range_are_usage_errors(run_cli: RunCli, args: tuple[str, ...], fragment: str) -> None:
+    result = run_cli(*args, "--config", str(ROOT / "schedule.yaml"))
+    assert result.code == 2, result.err
+    assert fragment in result.err
+    assert "internal error" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("abc\udcff", "TEXT: byte 0xff at character 4 is not UTF-8 text"),
+        ("abc\x1b[2J", "TEXT: the control character U+001B at character 4"),
+        ("a\x00b", "TEXT: the control character U+0000 at character 2"),
+    ],
+)
+def test_compose_refuses_text_that_cannot_be_posted(run_cli: RunCli, text: str, fragment: str) -> None:
+    result = run_cli("compose", text, "--platform", "mastodon")
+    assert result.code == 2
+    assert fragment in result.err
+
+
+def test_unusable_state_folder_is_exit_5(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for command in ("status", "history", "pause", "accounts"):
+        result = run_cli(
+            "--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "afile" / "sub"), command
+        )
+        assert result.code == 5, (command, result.err)
+        assert "cannot create the" in result.err
+    (tmp_path / "dir" / "ledger.sqlite3").mkdir(parents=True)
+    result = run_cli("--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "dir"), "status")
+    assert result.code == 5, result.err
+    assert "cannot open the ledger" in result.err
+
+
+def test_ledger_from_a_newer_version_is_exit_4(run_cli: RunCli, tmp_path: Path) -> None:
+    import sqlite3
+
+    from amplifier.delivery.ledger import open_ledger
+
+    with open_ledger(tmp_path, dt.datetime(2027, 1, 1, tzinfo=dt.UTC)):
+        pass
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as raw:
+        raw.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 'x')")
+    raw.close()
+    result = run_cli("--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path), "status")
+    assert result.code == 4, result.err
+    assert "upgrade amplifier" in result.err

@@ -59,7 +59,7 @@ def test_defaults_all_events_every_hour(campaign_dir: Callable[..., Path]) -> No
             "notify:\n  destinations:\n    chat:\n      url_env: CHAT_URL\n      events: [post_faild]\n",
             5,
             16,
-            "notify.destinations.chat.events.0: Input should be 'post_failed', 'post_expired'",
+            "notify.destinations.chat.events.0: use one of post_failed, post_expired",
         ),
         (
             "notify:\n  destinations:\n    chat:\n      url_env: CHAT_URL\n      evnets: [post_failed]\n",
@@ -85,7 +85,7 @@ def test_defaults_all_events_every_hour(campaign_dir: Callable[..., Path]) -> No
             15,
             "event listed twice: post_failed",
         ),
-        ("notify:\n  destinations: {}\n", 2, 17, "should have at least 1 item"),
+        ("notify:\n  destinations: {}\n", 2, 17, "notify.destinations: needs at least 1 entry"),
         (
             "notify:\n  repeat: -PT1H\n  destinations:\n    chat: {url_env: CHAT_URL}\n",
             2,

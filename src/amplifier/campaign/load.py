@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import mimetypes
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from amplifier.campaign import templates
+from amplifier.campaign import templates, wording
+from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import (
+    ID_PATTERN,
     Account,
     CountdownRule,
     MessageSet,
@@ -90,61 +92,173 @@ def load_campaign(config: Path | None = None) -> Campaign:
     path = find_config(config)
     root = path.parent
     schedule_source = load(path, _display(path, root))
-    problems: list[Problem] = []
-    schedule = _validate(ScheduleFile, schedule_source, problems)
+    problems: list[Problem] = list(schedule_source.problems)
+    loaded = list(
+        schedule_source.problems
+    )  # the loader's value problems: later ones at their place are dropped
+    broken: set[str] = set()  # what has problems of its own: a rule naming it is not reported again
+    schedule = _validate_schedule(schedule_source, problems, broken)
 
     sets: dict[str, MessageSet] = {}
     set_sources: dict[str, Source] = {}
     files = [path]
-    patterns = schedule.messages if schedule else ["messages/*.yaml"]
-    for pattern in patterns:
-        matches = sorted(root.glob(pattern))
-        if not matches and schedule is not None:
-            index = schedule.messages.index(pattern) if pattern in schedule.messages else 0
-            problems.append(
-                schedule_source.problem(("messages", index), f"no message file matches {pattern!r}")
-            )
-        for file in matches:
-            if file in files:
-                continue
-            files.append(file)
-            try:
-                source = load(file, _display(file, root))
-            except CampaignError as exc:
-                problems.extend(exc.problems)
-                continue
-            messages = _validate(MessagesFile, source, problems)
-            if messages is None:
-                continue
-            for set_id, message_set in messages.sets.items():
-                if set_id in sets:
-                    first = set_sources[set_id]
-                    problems.append(
-                        source.problem(
-                            ("sets", set_id),
-                            f"message set {set_id!r} is also defined in {first.display}",
-                            key=True,
-                        )
+    before = len(problems)
+    message_files = list(_message_files(schedule, schedule_source, root, problems))
+    if len(problems) > before or schedule_source.reported(("messages",)):
+        broken.add("*")  # a message file may be missing: rules naming its sets are not reported
+    seen = {path.resolve()}
+    for file in message_files:
+        if file.resolve() in seen:  # matched twice, or through a link to a file already read
+            continue
+        seen.add(file.resolve())
+        files.append(file)
+        try:
+            source = load(file, _display(file, root))
+        except CampaignError as exc:
+            problems.extend(exc.problems)
+            broken.add("*")
+            continue
+        problems.extend(source.problems)
+        loaded.extend(source.problems)
+        for set_id, message_set in _message_sets(source, problems, broken):
+            if set_id in sets:
+                first = set_sources[set_id]
+                problems.append(
+                    source.problem(
+                        ("sets", set_id),
+                        f"message set {set_id!r} is also defined in {first.display}",
+                        key=True,
                     )
-                    continue
-                sets[set_id] = message_set
-                set_sources[set_id] = source
-                problems.extend(check_templates(source, set_id, message_set))
+                )
+                continue
+            sets[set_id] = message_set
+            set_sources[set_id] = source
+            problems.extend(check_templates(source, set_id, message_set))
 
     if schedule is None:
-        raise CampaignError(problems)
+        raise CampaignError(_once(problems, loaded))
     campaign = Campaign(root, path, schedule, schedule_source, sets, set_sources, files)
-    problems.extend(cross_check(campaign))
+    problems.extend(cross_check(campaign, broken))
     if problems:
-        raise CampaignError(problems)
+        raise CampaignError(_once(problems, loaded))
     return campaign
+
+
+def _once(problems: list[Problem], loaded: list[Problem]) -> list[Problem]:
+    """The problems, without the later ones at the place of a value the loader already reported (one mistake, one
+    line: a name with a control character is not also an unknown name)."""
+    places = {(p.file, p.line, p.col) for p in loaded}
+    return loaded + [p for p in problems if p not in loaded and (p.file, p.line, p.col) not in places]
+
+
+def _message_files(
+    schedule: ScheduleFile | None, source: Source, root: Path, problems: list[Problem]
+) -> Iterator[Path]:
+    """The message files the ``messages:`` globs match, each inside the campaign folder."""
+    patterns = schedule.messages if schedule else ["messages/*.yaml"]
+    inside = root.resolve()
+    for index, pattern in enumerate(patterns):
+        where = ("messages", index)
+        if source.reported(where):
+            continue  # already a problem of its own (a control character...)
+        if not pattern.strip():
+            problems.append(source.problem(where, "an empty pattern: write e.g. messages/*.yaml"))
+            continue
+        if Path(pattern).is_absolute() or pattern.startswith("~"):
+            problems.append(
+                source.problem(where, f"{pattern!r}: write the pattern relative to the campaign folder")
+            )
+            continue
+        try:
+            matches = sorted(root.glob(pattern))
+        except (OSError, ValueError, NotImplementedError, RecursionError) as exc:
+            reason = getattr(exc, "strerror", None) or "the folders loop back on themselves or cannot be read"
+            problems.append(source.problem(where, f"cannot search {pattern!r}: {reason}"))
+            continue
+        found = False
+        for file in matches:
+            try:
+                real = file.resolve(strict=True)
+            except (OSError, RuntimeError):
+                problems.append(source.problem(where, f"{_display(file, root)}: a broken or looping link"))
+                continue
+            if not real.is_relative_to(inside):
+                problems.append(
+                    source.problem(where, f"{_display(file, root)} is outside the campaign folder")
+                )
+                continue
+            if real.is_file():
+                found = True
+                yield file
+        if not found and schedule is not None:
+            problems.append(source.problem(where, f"no message file matches {pattern!r}"))
+
+
+def _message_sets(
+    source: Source, problems: list[Problem], broken: set[str]
+) -> Iterator[tuple[str, MessageSet]]:
+    """The valid sets of a messages file; a mistake in one set does not drop the others."""
+    data = source.data
+    sets = data.get("sets") if isinstance(data, dict) else None
+    if not isinstance(sets, dict):
+        _validate(MessagesFile, source, problems)
+        broken.add("*")
+        return
+    top = {key: ({} if key == "sets" else value) for key, value in data.items()}
+    try:
+        MessagesFile.model_validate(top)
+    except ValidationError as exc:
+        problems.extend(wording.model_problems(MessagesFile, source, exc))
+    for set_id, value in sets.items():
+        path: PathKey = ("sets", set_id)
+        if not re.match(ID_PATTERN, set_id) or len(set_id) > 64:
+            problems.append(source.problem(path, f"message set {set_id!r}: {wording.ID_WORDS}", key=True))
+            broken.add(set_id)
+            continue
+        try:
+            message_set = MessageSet.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(wording.model_problems(MessageSet, source, exc, prefix=path))
+            broken.add(set_id)
+            continue
+        if source.reported(path):
+            broken.add(set_id)
+        yield set_id, message_set
+
+
+def _validate_schedule(source: Source, problems: list[Problem], broken: set[str]) -> ScheduleFile | None:
+    """The schedule; when only some accounts, events or rules have problems, the schedule without them (so the
+    checks across files still run for the rest, all problems at once), their ids added to ``broken``."""
+    if not isinstance(source.data, dict):
+        return _validate(ScheduleFile, source, problems)
+    try:
+        return ScheduleFile.model_validate(source.data)
+    except ValidationError as exc:
+        problems.extend(wording.model_problems(ScheduleFile, source, exc))
+        failed = {(str(error["loc"][0]), error["loc"][1]) for error in exc.errors() if len(error["loc"]) >= 2}
+    if any(section not in _ENTRIES for section, _entry in failed):
+        return None
+    partial = {
+        key: dict(value) if key in _ENTRIES and isinstance(value, dict) else value
+        for key, value in source.data.items()
+    }
+    for section, entry in failed:
+        partial[section].pop(entry, None)
+        broken.add(f"{_ENTRIES[section]}:{entry}")
+    try:
+        return ScheduleFile.model_validate(partial)
+    except ValidationError:
+        return None
+
+
+_ENTRIES = {"accounts": "account", "events": "event", "rules": "rule"}
 
 
 def _display(path: Path, root: Path) -> str:
     try:
         relative = path.resolve().relative_to(Path.cwd().resolve())
         return str(relative)
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return str(path)
 
 
@@ -155,85 +269,27 @@ def _validate(model: type[M], source: Source, problems: list[Problem]) -> M | No
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            problems.append(_problem(source, error))
+        problems.extend(wording.model_problems(model, source, exc))
         return None
-
-
-_ALL_FIELDS: set[str] | None = None
-
-
-def _field_names() -> set[str]:
-    global _ALL_FIELDS
-    if _ALL_FIELDS is None:
-        from amplifier.campaign import models
-
-        names: set[str] = set()
-        for value in vars(models).values():
-            if isinstance(value, type) and issubclass(value, BaseModel):
-                names.update(value.model_fields)
-        _ALL_FIELDS = names
-    return _ALL_FIELDS
-
-
-def _data_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:
-    """The part of a pydantic ``loc`` that names nodes of the data (dropping union tags and validator names)."""
-    path: list[str | int] = []
-    node = data
-    for item in loc:
-        if _has(node, item):
-            path.append(item)
-            node = node[item]
-    return tuple(path)
-
-
-def _has(node: Any, item: int | str) -> bool:
-    if isinstance(node, dict):
-        return item in node
-    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
-
-
-def _problem(source: Source, error: Any) -> Problem:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    path = _data_path(source.data, loc)
-    dotted = ".".join(str(part) for part in path)
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        close = difflib.get_close_matches(key, sorted(_field_names() - {key}), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return source.problem(path, f"unknown key {key!r}{hint}", key=True)
-    if kind == "missing":
-        missing = str(loc[-1])
-        where = f" in {dotted}" if dotted else ""
-        return source.problem(path, f"missing required key {missing!r}{where}")
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
-    if kind == "union_tag_not_found":
-        message = f"missing required key {tag!r}"
-    elif kind == "union_tag_invalid":
-        path = _data_path(source.data, (*loc, tag))
-        dotted = ".".join(str(part) for part in path)
-    return source.problem(path, f"{dotted}: {message}" if dotted else message)
 
 
 # ------------------------------------------------------------------------------------------------ cross checks
 
 
-def cross_check(campaign: Campaign) -> list[Problem]:
+def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Problem]:
+    """What spans files; ``broken`` names the message sets (``*``: maybe any), and the ``account:ID`` and
+    ``event:ID`` entries, that already have problems of their own (a rule naming them is not reported again)."""
     problems: list[Problem] = []
-    problems.extend(_check_rules(campaign))
+    problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
     return problems
 
 
-def _check_rules(campaign: Campaign) -> Iterator[Problem]:
+def _check_rules(campaign: Campaign, broken: set[str]) -> Iterator[Problem]:
     schedule = campaign.schedule
     for rule_id, rule in schedule.rules.items():
         base = ("rules", rule_id)
-        if rule.messages not in campaign.message_sets:
+        if rule.messages not in campaign.message_sets and not broken & {rule.messages, "*"}:
             yield campaign.schedule_problem(
                 (*base, "messages"),
                 f"rule {rule_id!r} names unknown message set {rule.messages!r}"
@@ -241,7 +297,7 @@ def _check_rules(campaign: Campaign) -> Iterator[Problem]:
             )
         if rule.accounts != "all":
             for index, account in enumerate(rule.accounts):
-                if account not in schedule.accounts:
+                if account not in schedule.accounts and f"account:{account}" not in broken:
                     yield campaign.schedule_problem(
                         (*base, "accounts", index),
                         f"rule {rule_id!r} names unknown account {account!r}"
@@ -249,10 +305,12 @@ def _check_rules(campaign: Campaign) -> Iterator[Problem]:
                     )
         event_id = getattr(rule, "event", None)
         if event_id is not None and event_id not in schedule.events:
-            yield campaign.schedule_problem(
-                (*base, "event"),
-                f"rule {rule_id!r} names unknown event {event_id!r}" + _suggest(event_id, schedule.events),
-            )
+            if f"event:{event_id}" not in broken:
+                yield campaign.schedule_problem(
+                    (*base, "event"),
+                    f"rule {rule_id!r} names unknown event {event_id!r}"
+                    + _suggest(event_id, schedule.events),
+                )
             continue
         if isinstance(rule, CountdownRule) and rule.hours_before:
             event = schedule.events[rule.event]
@@ -324,13 +382,9 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                     )
         for index, image in enumerate(message_set.images):
             path = (*base, "images", index)
-            file = campaign.root / image.path
-            if not file.is_file():
-                yield source.problem((*path, "path"), f"image file not found: {image.path}")
-            elif (mimetypes.guess_type(file.name)[0] or "") not in IMAGE_TYPES:
-                yield source.problem(
-                    (*path, "path"), f"not a supported image type: {image.path} (PNG, JPEG, GIF, WebP)"
-                )
+            problem = image_problem(campaign.root, image.path)
+            if problem is not None:
+                yield source.problem((*path, "path"), problem)
             for lang, platforms in sorted(langs.items()):
                 alt = image.alt.get(lang) or image.alt.get("*")
                 if alt is None or not alt.strip():
@@ -341,9 +395,6 @@ def _check_message_sets(campaign: Campaign) -> Iterator[Problem]:
                     yield source.problem(
                         (*path, "alt"), f"alt text is {len(alt)} characters, over the limit of {limit}"
                     )
-
-
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 def check_templates(source: Source, set_id: str, message_set: MessageSet) -> Iterator[Problem]:

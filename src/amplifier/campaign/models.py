@@ -44,13 +44,45 @@ EnvName = Annotated[
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        import difflib
-
-        close = difflib.get_close_matches(name, sorted(available_timezones()), n=3, cutoff=0.75)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown timezone {name!r}{hint}; use an IANA name such as Europe/Berlin") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown timezone {name!r}{suggest_timezone(name)}; use an IANA name such as Europe/Berlin"
+        ) from None
     return name
+
+
+def suggest_timezone(name: str) -> str:
+    """`` (did you mean Europe/Berlin?)`` for ``Berlin``, ``europe/berlin`` or ``Europe/Berln``."""
+    import difflib
+
+    zones = sorted(available_timezones())
+    wanted = name.strip().lower().replace(" ", "_")
+    close = [zone for zone in zones if zone.lower() == wanted or zone.lower().rsplit("/", 1)[-1] == wanted]
+    close = close or difflib.get_close_matches(name, zones, n=3, cutoff=0.75)
+    return f" (did you mean {', '.join(close[:3])}?)" if close else ""
+
+
+def _not_a_number(what: str, example: str) -> Any:
+    """A before-validator: a YAML number is never a date or a time (``20271101`` is not 2027-11-01)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"{value} is a number, not {what}: write {example}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _local(value: Any) -> Any:
+    """An after-validator: a local time carries no offset (the zone is `timezone`), a date a year a campaign can mean
+    (also when quoted: the schedule arithmetic would overflow near year 1 or 9999)."""
+    from amplifier.campaign.scalars import MAX_YEAR, MIN_YEAR
+
+    if isinstance(value, dt.date) and not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"{value.isoformat()}: use a year between {MIN_YEAR} and {MAX_YEAR}")
+    if isinstance(value, dt.datetime | dt.time) and value.tzinfo is not None:
+        raise ValueError("write the local time without an offset (+05:00, Z) and set `timezone` instead")
+    return value
 
 
 TimeZoneName = Annotated[
@@ -58,14 +90,17 @@ TimeZoneName = Annotated[
 ]
 
 
-def _parse_time(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 10:00 as a sexagesimal number (600); take it back as minutes.
-        return dt.time(value // 60 % 24, value % 60)
-    return value
-
-
-LocalTime = Annotated[dt.time, BeforeValidator(_parse_time), Field(description='A local time, "HH:MM"')]
+LocalTime = Annotated[
+    dt.time,
+    _not_a_number("a time", 'the time in quotes, e.g. "10:00"'),
+    AfterValidator(_local),
+    Field(description='A local time, "HH:MM"'),
+]
+LocalDate = Annotated[dt.date, _not_a_number("a date", "e.g. 2027-11-01"), AfterValidator(_local)]
+LocalDateTime = Annotated[
+    dt.datetime, _not_a_number("a date and time", "e.g. 2027-01-20T09:00"), AfterValidator(_local)
+]
+Focus = Annotated[float, Field(ge=-1, le=1)]
 
 Localized = dict[Lang, str]
 """A text per language: ``{en: "...", ku: "..."}``. A plain string is the same text in every language."""
@@ -102,18 +137,13 @@ class CampaignSettings(Model):
 
 class Event(Model):
     name: LocalizedText = Field(description="The event's name, per language")
-    date: dt.date | dt.datetime = Field(
-        description="The day (2027-11-01) or the local start time (2027-11-01T14:00) of the event"
-    )
+    date: Annotated[
+        dt.date | dt.datetime,
+        _not_a_number("a date", "e.g. 2027-11-01 or 2027-11-01T14:00"),
+        AfterValidator(_local),
+    ] = Field(description="The day (2027-11-01) or the local start time (2027-11-01T14:00) of the event")
     timezone: TimeZoneName | None = Field(default=None, description="Overrides the campaign's timezone")
     url: HttpUrl | None = Field(default=None, description="A page about the event, as {{ event.url }}")
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _naive(cls, value: Any) -> Any:
-        if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            raise ValueError("write the event's local time without an offset and set `timezone` instead")
-        return value
 
 
 class MastodonAccount(Model):
@@ -197,39 +227,31 @@ class CountdownRule(RuleBase):
 class RecurringRule(RuleBase):
     kind: Literal["recurring"]
     cron: str = Field(description='A cron expression in the rule\'s zone, e.g. "0 18 * * *" for 18:00 daily')
-    start: dt.date = Field(description="First day (inclusive)")
-    end: dt.date = Field(description="Last day (inclusive)")
+    start: LocalDate = Field(description="First day (inclusive)")
+    end: LocalDate = Field(description="Last day (inclusive)")
     event: Id | None = Field(default=None, description="An event, for {{ days_left }} and {{ event }}")
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from croniter import croniter
+        from amplifier.campaign.cron import check_cron
 
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(
-                f"invalid cron expression {value!r}: use five fields, minute hour day month weekday"
-            )
-        return value
+        return check_cron(value)
 
     @model_validator(mode="after")
     def _window(self) -> RecurringRule:
+        from amplifier.campaign.cron import check_fires
+
         if self.end < self.start:
             raise ValueError("`end` is before `start`")
+        check_fires(self.cron, self.start)
         return self
 
 
 class OnceRule(RuleBase):
     kind: Literal["once"]
-    at: dt.datetime = Field(description="The local date and time, e.g. 2027-01-20T09:00")
+    at: LocalDateTime = Field(description="The local date and time, e.g. 2027-01-20T09:00")
     event: Id | None = Field(default=None, description="An event, for {{ days_left }} and {{ event }}")
-
-    @field_validator("at", mode="before")
-    @classmethod
-    def _naive(cls, value: Any) -> Any:
-        if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            raise ValueError("write the local time without an offset and set `timezone` instead")
-        return value
 
 
 Rule = Annotated[CountdownRule | RecurringRule | OnceRule, Field(discriminator="kind")]
@@ -343,7 +365,7 @@ class ScheduleFile(Model):
 class ImageSpec(Model):
     path: str = Field(description="Image file, relative to the campaign folder")
     alt: LocalizedText = Field(description="Alt text (required), per language")
-    focus: tuple[float, float] | None = Field(default=None, description="Mastodon focal point, x,y in -1..1")
+    focus: tuple[Focus, Focus] | None = Field(default=None, description="Mastodon focal point, x,y in -1..1")
 
 
 TextOrThread = str | list[str]
@@ -371,8 +393,12 @@ class Hashtags(Model):
         out = []
         for tag in tags:
             bare = tag.lstrip("#＃")
-            if not bare or re.search(r"\s", bare):
-                raise ValueError(f"invalid hashtag {tag!r}")
+            if not bare:
+                raise ValueError(f"hashtag {tag!r} is empty: write a word after the #")
+            if re.search(r"\s", bare):
+                raise ValueError(
+                    f"hashtag {tag!r}: write it as one word, without spaces (e.g. Riseup4Rojava)"
+                )
             out.append(bare)
         return out
 

@@ -73,6 +73,8 @@ def compose(
     from amplifier.clock import utcnow
     from amplifier.plan.adapt import Adapted
 
+    _check_text(text, "TEXT")
+    _check_text(content_warning or "", "--cw")
     adapted: Adapted
     if account is not None:
         given = [name for name, value in (("--platform", platform), ("--lang", lang)) if value is not None]
@@ -144,3 +146,16 @@ def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: st
     for index, part in enumerate(adapted.parts, start=1):
         table.add_row(str(index), f"{part.length}/{part.limit}", Text(printable(part.text)))
     console().print(table)
+
+
+def _check_text(text: str, option: str) -> None:
+    """A usage error for text that cannot be posted: bytes that are not UTF-8, NUL, terminal escapes."""
+    for index, char in enumerate(text):
+        if "\udc80" <= char <= "\udcff":  # how Python keeps an argument's byte that is not UTF-8
+            raise UsageError(
+                f"{option}: byte 0x{ord(char) - 0xDC00:02x} at character {index + 1} is not UTF-8 text"
+            )
+        if "\ud800" <= char <= "\udfff" or (char < " " and char not in "\t\n") or "\x7f" <= char <= "\x9f":
+            raise UsageError(
+                f"{option}: the control character U+{ord(char):04X} at character {index + 1}: remove it"
+            )

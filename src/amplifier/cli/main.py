@@ -121,19 +121,21 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
     from amplifier.plan.stream import validate as validate_plan
+    from amplifier.publish.media import upload_problems
 
     g = apply_common(ctx, config, now)
     span = None
     if horizon is not None:
-        span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon)
+        span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon, "--horizon")
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
     campaign = g.campaign()
     found = validate_plan(
         campaign, g.now, span, progress=lambda slots, a, b: track_window(slots, "Rendering posts", a, b)
     )
-    if found.problems:
-        raise CampaignError(found.problems)
+    images = upload_problems(campaign)
+    if found.problems or images:
+        raise CampaignError([*found.problems, *images])
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "

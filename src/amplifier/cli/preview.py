@@ -66,6 +66,11 @@ def select(
         if end
         else window_start + dt.timedelta(days=7)
     )
+    if window_end <= window_start:
+        raise UsageError(
+            f"--to: the window ends ({window_end:%Y-%m-%d %H:%M %Z}) before it starts "
+            f"({window_start:%Y-%m-%d %H:%M %Z}); give a --to after --from"
+        )
     _known("--account", accounts, schedule.accounts, "the campaign has")
     _known("--lang", langs, campaign.languages, "the accounts post in")
     _known("--rule", rules, schedule.rules, "the campaign has")

@@ -111,11 +111,13 @@ def _limits_text(limits: dict[str, int]) -> str:
 def accounts(ctx: click.Context, fmt: str) -> None:
     """Check each account: do its credentials work, who is it, which limits does its server have.
 
-    Exit code 3 when any account fails, with the reason per account."""
+    Exit code 3 when any account fails, with the reason per account; 5 when the state folder is unusable."""
     from amplifier.cli.render import console, dump_json
 
     campaign: Campaign = ctx.obj.campaign()
-    results = check_accounts(campaign, publish_context(campaign, ctx.obj.state))
+    context = publish_context(campaign, ctx.obj.state)
+    context.state.ensure()  # an unusable state folder is exit 5, not every account failing (3)
+    results = check_accounts(campaign, context)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
     else:

@@ -3,7 +3,8 @@
 Bluesky refuses a blob over 1,000,000 bytes (the lexicon says 2,000,000 now, the docs still 1 MB; we keep to
 the smaller). :func:`prepare_image` returns the file's own bytes when they fit; otherwise it re-encodes the
 image as JPEG at decreasing quality, then downscales it step by step, until it fits. The aspect ratio is the
-image's own, after its EXIF orientation.
+image's own, after its EXIF orientation. :func:`upload_problems` runs the same checks on a campaign's images for
+``validate``, so an image that cannot go out is found before its post is due.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from amplifier.campaign.load import Campaign
+    from amplifier.errors import Problem
 
 MAX_BLOB_BYTES = 1_000_000
+MASTODON_IMAGE_LIMIT = 16 * 1024 * 1024
+"""Mastodon's default ``image_size_limit`` (an instance may set another; it is read when publishing)."""
 _QUALITIES = (90, 85, 80, 75, 70, 60, 50)
 _MIN_SIDE = 64
 
@@ -76,3 +84,33 @@ def prepare_image(
         if min(new_size) < _MIN_SIDE:
             raise ImageError(f"{label}: cannot make the image smaller than {max_bytes} bytes")
         current = image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def upload_problems(campaign: Campaign) -> list[Problem]:
+    """The campaign's images that cannot be uploaded where they are posted: over Mastodon's usual size limit, or
+    not readable whole or not shrinkable to Bluesky's blob limit by :func:`prepare_image`."""
+    from amplifier.campaign.load import needs
+
+    required = needs(campaign)
+    problems: list[Problem] = []
+    for set_id, message_set in campaign.message_sets.items():
+        platforms = {platform for found in required.get(set_id, {}).values() for platform in found}
+        for index, image in enumerate(message_set.images):
+            file = campaign.root / image.path
+            try:
+                size = file.stat().st_size
+            except OSError:
+                continue  # the loader reports a missing file
+            problem = None
+            if "mastodon" in platforms and size > MASTODON_IMAGE_LIMIT:
+                problem = f"{image.path} is {size / 1_048_576:.1f} MB, over Mastodon's usual limit of 16 MB"
+            elif "bluesky" in platforms and size > MAX_BLOB_BYTES:
+                try:
+                    prepare_image(file, max_bytes=MAX_BLOB_BYTES)
+                except ImageError:
+                    problem = (
+                        f"{image.path} cannot be read whole or made smaller than Bluesky's limit of 1 MB"
+                    )
+            if problem is not None:
+                problems.append(campaign.set_problem(set_id, ("images", index, "path"), problem))
+    return problems

@@ -34,15 +34,10 @@ from typing import Any
 
 from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, ExitCode
+from amplifier.errors import StateError as StateError  # the state folder's error, kept importable from here
 
 STATE_ENV = "AMPLIFIER_STATE"
 DEFAULT_STATE_NAME = ".amplifier-state"
-
-
-class StateError(AmplifierError):
-    """The state folder cannot be created, read or written."""
-
-    exit_code = ExitCode.STATE
 
 
 def resolve_state_dir(

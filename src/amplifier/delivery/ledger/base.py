@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from amplifier.errors import AmplifierError, ExitCode
+from amplifier.errors import AmplifierError, ExitCode, StateError
 from amplifier.plan.post import PlannedPost
 from amplifier.redact import redact
 
@@ -87,6 +87,12 @@ class LedgerError(AmplifierError):
     """The ledger cannot do what was asked (an unknown post, a change its state forbids, an unusable file)."""
 
     exit_code = ExitCode.PUBLISH
+
+
+class LedgerUnreachable(LedgerError, StateError):
+    """The ledger's folder or file cannot be created or opened: the state folder is unusable (exit 5)."""
+
+    exit_code = ExitCode.STATE
 
 
 class LedgerBusy(LedgerError):

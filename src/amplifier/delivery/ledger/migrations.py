@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from amplifier.errors import AmplifierError
+from amplifier.errors import AmplifierError, ExitCode
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -31,6 +31,8 @@ MIGRATIONS_TABLE = "_migrations"
 
 class SchemaError(AmplifierError):
     """The database was written by a newer amplifier (it has migrations this version does not know)."""
+
+    exit_code = ExitCode.PUBLISH  # the ledger's code, as every other ledger error
 
 
 def migration(fn: Migration) -> Migration:

@@ -44,6 +44,7 @@ from amplifier.delivery.ledger.base import (
     JSONObject,
     LedgerBusy,
     LedgerError,
+    LedgerUnreachable,
     PartConflict,
     PlanEntry,
     Row,
@@ -155,8 +156,13 @@ class SqliteLedger:
             _make_private_dirs(db_path.parent)
             _make_private_file(db_path)
         except OSError as error:
-            raise LedgerError(f"{db_path}: cannot create the ledger: {error.strerror}") from error
-        conn = sqlite3.connect(db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            raise LedgerUnreachable(f"{db_path}: cannot create the ledger: {error.strerror}") from error
+        try:
+            conn = sqlite3.connect(
+                db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -169,6 +175,8 @@ class SqliteLedger:
             conn.close()
             if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise LedgerBusy(db_path) from error
+            if error.sqlite_errorcode == sqlite3.SQLITE_CANTOPEN:
+                raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
             raise LedgerError(f"{db_path}: not a usable ledger database: {error}") from error
         except sqlite3.DatabaseError as error:
             conn.close()
