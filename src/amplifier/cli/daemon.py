@@ -26,7 +26,7 @@ import click
 
 from amplifier.cli.main import apply_common, config_option, now_option
 from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
-from amplifier.daemon.loop import FAR_FUTURE, HEARTBEAT_NAME, PAUSE_NAME
+from amplifier.daemon.settings import FAR_FUTURE, HEARTBEAT_NAME, PAUSE_NAME
 from amplifier.delivery import ledger as ledgers
 from amplifier.delivery.ledger import Ledger, Row, State
 from amplifier.errors import AmplifierError, ExitCode, UsageError
@@ -107,15 +107,10 @@ def run(
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
     from amplifier.clock import utcnow
-    from amplifier.daemon.loop import (
-        Daemon,
-        EventLog,
-        offset_clock,
-        request_timeout_from_environ,
-        run_once,
-        serve,
-        settings_from_environ,
-    )
+    from amplifier.daemon.events import EventLog
+    from amplifier.daemon.loop import Daemon
+    from amplifier.daemon.scheduler import run_once, serve
+    from amplifier.daemon.settings import offset_clock, request_timeout_from_environ, settings_from_environ
     from amplifier.publish import create_publisher
 
     g = apply_common(ctx, config, now)

@@ -30,9 +30,11 @@ loss), so we ask the platform:
     (``next_attempt_at``) is still ahead is not searched yet: the pause lets a slow server finish a request
     the client gave up on.
 
-A lookup that fails (server down) leaves the row claimed and unknown, with its next check at ``check_at``
-(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown); the daemon
-looks again then, before it sends anything else for that account.
+A lookup that fails (server down, a dropped connection, any exception) leaves the row claimed and unknown,
+with its next check at ``check_at`` (default: :func:`recheck_at`, a wait that doubles with the time the outcome
+has been unknown), or at the reset a 429 gave if that is later; the daemon looks again then, before it sends
+anything else for that account. While the account is blocked by a server-given reset (``blocked_until``), no
+lookup goes out at all.
 
 A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
 round) is not reconciled: :func:`claim_holder_alive` tells, from the claim token ``host:pid:nonce``.
@@ -51,7 +53,7 @@ from typing import Any, Protocol, runtime_checkable
 from amplifier.delivery.ledger import Ledger, LedgerError, Row
 from amplifier.errors import AmplifierError
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import PartResult, PermanentError, Publisher
+from amplifier.publish.base import PartResult, PermanentError, Publisher, RateLimitedError
 
 # Mastodon keeps an Idempotency-Key for 3600 s (post_status_service.rb); leave a margin for clock skew.
 MASTODON_IDEMPOTENCY_SAFE = timedelta(minutes=50)
@@ -83,6 +85,7 @@ class Reconciled:
     outcome: str
     detail: str = ""
     url: str | None = None
+    blocked_until: datetime | None = None  # a lookup was rate limited: nothing for the account before then
 
 
 def part_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[int, PartResult]:
@@ -190,13 +193,15 @@ def reconcile_row(
     resend_now: bool | None = None,
     check_at: datetime | None = None,
     wait: bool = True,
+    blocked_until: datetime | None = None,
 ) -> Reconciled:
     """Resolve one claimed row (see the module docstring); raises nothing for a platform failure.
 
     ``resend_now``: whether a post released now is sent again at once (so within the Idempotency-Key's
     hour); by default, whether it is due at ``now``. ``check_at``: when to look again if the lookup fails
     (default :func:`recheck_at`). ``wait``: a row marked unknown whose next check is still ahead is left
-    alone (False: searched now, for a post about to be sent whose key window closed)."""
+    alone (False: searched now, for a post about to be sent whose key window closed). ``blocked_until``: the
+    account may send no request before then (a server-given reset): no lookup now, the next check then."""
     if post is None or publisher is None:
         reason = (
             "outcome unknown after an interruption, and the post is no longer in the campaign: "
@@ -227,6 +232,17 @@ def reconcile_row(
             f"outcome unknown since {claimed_at:%H:%M:%S} UTC: the account is searched at "
             f"{row.next_attempt_at:%H:%M:%S} UTC",
         )
+    if blocked_until is not None and blocked_until > now:
+        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; the server asked to wait"
+        again = max(check_at or recheck_at(claimed_at, now), blocked_until)
+        ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
+        return Reconciled(
+            row.id,
+            row.account,
+            "unknown",
+            f"rate limited until {blocked_until:%H:%M:%S} UTC: looking at {again:%H:%M:%S} UTC",
+            blocked_until=blocked_until,
+        )
     try:
         if authoritative:
             found = publisher.lookup(post)
@@ -247,12 +263,22 @@ def reconcile_row(
         )
         ledger.mark_failed(row.id, reason, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "failed", reason)
-    except AmplifierError as exc:
-        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
+    except Exception as exc:  # the server, the network, an exception nobody classified: ask again later
+        text = str(exc) if isinstance(exc, AmplifierError) else f"{type(exc).__name__}: {exc}"
+        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {text}"
         again = check_at or recheck_at(claimed_at, now)
+        reset = exc.reset_at if isinstance(exc, RateLimitedError) else None
+        if reset is not None and reset > now:
+            again = max(again, reset)  # the server said when: not one request before
+        else:
+            reset = None
         ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
         return Reconciled(
-            row.id, row.account, "unknown", f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC"
+            row.id,
+            row.account,
+            "unknown",
+            f"lookup failed: {text}; looking again at {again:%H:%M:%S} UTC",
+            blocked_until=reset,
         )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
