@@ -1,4 +1,4 @@
-"""Running the daemon: one pass (:func:`run_once`, the systemd timer's ``run --once``), or until a signal
+"""Running the daemon: on the state folder's ledger (:func:`open_daemon`), one pass (:func:`run_once`, the systemd timer's ``run --once``), or until a signal
 (:func:`serve`).
 
 The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
@@ -11,14 +11,59 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from amplifier.clock import utcnow
-from amplifier.daemon.events import TickReport
-from amplifier.daemon.loop import Daemon
+from amplifier.campaign.load import Campaign
+from amplifier.clock import Clock, utcnow
+from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.loop import Daemon, PublisherFactory
+from amplifier.daemon.settings import settings_from_environ
+from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
 from amplifier.errors import AmplifierError
+
+
+@contextmanager
+def open_daemon(
+    campaign: Campaign,
+    state: Path,
+    factory: PublisherFactory,
+    *,
+    clock: Clock,
+    log: EventLog,
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Daemon]:
+    """The daemon of ``campaign`` on the ledger of the state folder ``state``; closed (publishers and ledger)
+    when the block ends. A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat
+    there (so ``status --check`` never takes it for the real daemon), but obeys the real PAUSE file and
+    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks."""
+    environ = os.environ if environ is None else environ
+    with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
+        ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
+        try:
+            daemon = Daemon(
+                campaign,
+                ledger,
+                factory,
+                clock=clock,
+                log=log,
+                state_dir=Path(scratch) if dry_run else state,
+                settings=settings_from_environ(environ),
+                environ=environ,
+                pause_dir=state,
+                outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
+            )
+            try:
+                yield daemon
+            finally:
+                daemon.close()
+        finally:
+            ledger.close()
 
 
 def run_once(daemon: Daemon, now: datetime) -> TickReport:

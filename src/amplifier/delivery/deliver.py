@@ -302,8 +302,9 @@ class Delivery:
         if post is not None:
             try:
                 publisher = self.publishers(row.account)
-            except AmplifierError as exc:
-                outcome = Reconciled(row.id, row.account, "unknown", f"no publisher: {exc}")
+            except Exception as exc:  # a missing secret, a login that failed: looked at again next time
+                text = str(exc) if isinstance(exc, AmplifierError) else f"{type(exc).__name__}: {exc}"
+                outcome = Reconciled(row.id, row.account, "unknown", f"no publisher: {text}")
         if outcome is None and row.state == State.CLAIMED:
             since = unknown_since(row)
             check_at = recheck_at(

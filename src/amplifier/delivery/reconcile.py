@@ -233,15 +233,14 @@ def reconcile_row(
             f"{row.next_attempt_at:%H:%M:%S} UTC",
         )
     if blocked_until is not None and blocked_until > now:
-        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; the server asked to wait"
-        again = max(check_at or recheck_at(claimed_at, now), blocked_until)
-        ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
-        return Reconciled(
-            row.id,
-            row.account,
-            "unknown",
-            f"rate limited until {blocked_until:%H:%M:%S} UTC: looking at {again:%H:%M:%S} UTC",
-            blocked_until=blocked_until,
+        return _look_later(
+            ledger,
+            row,
+            now,
+            max(check_at or recheck_at(claimed_at, now), blocked_until),
+            blocked_until,
+            f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; the server asked to wait",
+            f"rate limited until {blocked_until:%H:%M:%S} UTC",
         )
     try:
         if authoritative:
@@ -265,20 +264,18 @@ def reconcile_row(
         return Reconciled(row.id, row.account, "failed", reason)
     except Exception as exc:  # the server, the network, an exception nobody classified: ask again later
         text = str(exc) if isinstance(exc, AmplifierError) else f"{type(exc).__name__}: {exc}"
-        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {text}"
         again = check_at or recheck_at(claimed_at, now)
         reset = exc.reset_at if isinstance(exc, RateLimitedError) else None
-        if reset is not None and reset > now:
-            again = max(again, reset)  # the server said when: not one request before
-        else:
+        if reset is None or reset <= now:
             reset = None
-        ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
-        return Reconciled(
-            row.id,
-            row.account,
-            "unknown",
-            f"lookup failed: {text}; looking again at {again:%H:%M:%S} UTC",
-            blocked_until=reset,
+        return _look_later(
+            ledger,
+            row,
+            now,
+            again if reset is None else max(again, reset),
+            reset,
+            f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {text}",
+            f"lookup failed: {text}",
         )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
@@ -297,3 +294,14 @@ def reconcile_row(
             row.id, row.account, "resumed", f"{len(recorded)} of {row.part_count} part(s) found"
         )
     return Reconciled(row.id, row.account, "released", "not found on the server: will be sent again")
+
+
+def _look_later(
+    ledger: Ledger, row: Row, now: datetime, again: datetime, blocked: datetime | None, reason: str, why: str
+) -> Reconciled:
+    """The lookup could not answer now: the row stays claimed and unknown, checked again at ``again`` (never
+    before ``blocked``, a server-given reset, which the caller passes on to its rate limiter)."""
+    ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
+    return Reconciled(
+        row.id, row.account, "unknown", f"{why}; looking again at {again:%H:%M:%S} UTC", blocked_until=blocked
+    )
