@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from amplifier.clock import Clock, utcnow
-from amplifier.delivery.send import send_posts
+from amplifier.delivery.send import LedgerSend, SendOutcome, SendRefused, send_posts
 from amplifier.errors import CredentialsError, ExitCode
 from amplifier.publish import (
     AccountInfo,
@@ -37,6 +37,20 @@ if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
 
 JSON_VERSION = 1
+
+# send's work moved to amplifier.delivery.send; these names stay importable from here.
+__all__ = [
+    "JSON_VERSION",
+    "LedgerSend",
+    "SendOutcome",
+    "SendRefused",
+    "accounts",
+    "check_accounts",
+    "format_option",
+    "publish_context",
+    "send",
+    "send_posts",
+]
 
 format_option = click.option(
     "--format",

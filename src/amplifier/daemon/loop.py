@@ -46,7 +46,16 @@ from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
-from amplifier.daemon.settings import FAR_FUTURE, DaemonSettings, crash_after
+from amplifier.daemon.settings import (
+    FAR_FUTURE,
+    HEARTBEAT_NAME,
+    PAUSE_NAME,
+    DaemonSettings,
+    crash_after,
+    offset_clock,
+    request_timeout_from_environ,
+    settings_from_environ,
+)
 from amplifier.daemon.watch import FileStats, snapshot_files
 from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
@@ -56,6 +65,30 @@ from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
+
+# Names this module held before the daemon was split by concept, for code written against that layout
+# (``run_once`` and ``serve`` too, through ``__getattr__``).
+__all__ = [
+    "FAR_FUTURE",
+    "HEARTBEAT_NAME",
+    "PAUSE_NAME",
+    "Daemon",
+    "DaemonSettings",
+    "EventLog",
+    "PublisherFactory",
+    "TickReport",
+    "offset_clock",
+    "request_timeout_from_environ",
+    "settings_from_environ",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("run_once", "serve"):  # they live in .scheduler, which imports this module
+        from amplifier.daemon import scheduler
+
+        return getattr(scheduler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Daemon(QueueMixin):
