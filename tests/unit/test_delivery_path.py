@@ -33,8 +33,8 @@ from amplifier.plan.post import PlannedPost
 from amplifier.publish import REGISTRY, PublishContext
 from amplifier.publish.base import PartResult, RateLimitedError
 
-from .test_daemon import Clock, FakePublisher, FakeServer, write_campaign
-from .test_unknown_outcome import POST, RULES, T0, KeyedPublisher, KeyedServer, World, minutes, once
+from .test_daemon import Clock, FakePublisher, FakeServer, once, write_campaign
+from .test_unknown_outcome import POST, RULES, T0, KeyedPublisher, KeyedServer, World, minutes
 
 SKY_POST = "b:sky:2027-10-20T09:00"
 
