@@ -76,7 +76,8 @@ def timed_pass(schedule: Path, state: Path, *, strict: bool = True) -> tuple[flo
     an hour earlier made the publishers (HTTP sessions, cached instance limits), as in a daemon that runs."""
     from amplifier.campaign.load import load_campaign
     from amplifier.cli.publish import publish_context
-    from amplifier.daemon.loop import Daemon, EventLog
+    from amplifier.daemon.events import EventLog
+    from amplifier.daemon.loop import Daemon
     from amplifier.delivery.ledger import open_ledger
     from amplifier.publish import create_publisher
     from amplifier.publish.mastodon import MastodonPublisher

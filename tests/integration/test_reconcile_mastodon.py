@@ -22,7 +22,9 @@ import requests
 import requests.adapters
 
 from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.daemon.loop import Daemon, EventLog, run_once
+from amplifier.daemon.events import EventLog
+from amplifier.daemon.loop import Daemon
+from amplifier.daemon.scheduler import run_once
 from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.publish import PublishContext, create_publisher
 from amplifier.publish.mastodon import MastodonPublisher

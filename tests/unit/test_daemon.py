@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 
 from amplifier.campaign.load import load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
-from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once, serve
+from amplifier.daemon.events import EventLog
+from amplifier.daemon.loop import Daemon
+from amplifier.daemon.scheduler import run_once, serve
+from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.delivery.reconcile import MASTODON_IDEMPOTENCY_SAFE
 from amplifier.plan.post import PlannedPost

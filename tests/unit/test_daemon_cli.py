@@ -345,7 +345,7 @@ def test_health_check_of_a_post_whose_outcome_is_unknown(
 ) -> None:
     import datetime as dt
 
-    from amplifier.cli.daemon import health_problems
+    from amplifier.daemon.status import health_problems
 
     now = dt.datetime(2027, 10, 29, 12, 0, tzinfo=dt.UTC)
     row = {"id": "p", "claimed_at": claimed, "unknown_since": unknown_since, "next_attempt_at": next_check}

@@ -116,7 +116,7 @@ def test_reasons_are_stored_exactly_as_given(ledger: Ledger, path: Path) -> None
         assert check.execute("SELECT last_error FROM posts").fetchall() == [(reason,)]
 
 
-def test_due_uses_the_state_and_next_attempt_index(ledger: Ledger) -> None:
+def test_due_uses_the_state_and_next_attempt_index(ledger: SqliteLedger) -> None:
     plan = ledger._conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM posts WHERE state = 'planned' AND next_attempt_at <= ?",
         (to_db_time(T0),),

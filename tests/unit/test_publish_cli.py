@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from amplifier.campaign.load import load_campaign
 from amplifier.cli.main import cli
-from amplifier.cli.publish import SendOutcome, publish_context, send_posts
+from amplifier.cli.publish import publish_context
 from amplifier.delivery.ledger import Row, State, open_ledger
+from amplifier.delivery.send import SendOutcome, send_posts
 from amplifier.errors import ExitCode
 from amplifier.plan.planner import find_posts
 from amplifier.plan.post import PlannedPost

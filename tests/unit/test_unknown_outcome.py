@@ -20,10 +20,14 @@ import pytest
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
-from amplifier.cli.publish import publish_context, send_posts
-from amplifier.daemon.loop import Daemon, DaemonSettings, EventLog, run_once
+from amplifier.cli.publish import publish_context
+from amplifier.daemon.events import EventLog
+from amplifier.daemon.loop import Daemon
+from amplifier.daemon.scheduler import run_once
+from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import Ledger, State, open_ledger
 from amplifier.delivery.reconcile import reconcile_row
+from amplifier.delivery.send import send_posts
 from amplifier.plan.planner import find_posts
 from amplifier.plan.post import PlannedPost
 from amplifier.publish import REGISTRY, PublishContext
@@ -295,7 +299,7 @@ def test_a_search_answered_429_is_not_asked_again_before_the_servers_reset(world
     )
 
     assert result.outcome == "unknown"
-    assert result.reset_at == now + minutes(45)  # for the daemon to block the account in its rate limiter
+    assert result.blocked_until == now + minutes(45)  # for the daemon to block the account in its rate limiter
     assert world.ledger.get(POST).next_attempt_at == now + minutes(45)
     assert world.server.sends == []
 

@@ -14,9 +14,8 @@ import datetime as dt
 import os
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,9 +25,10 @@ import click
 
 from amplifier.cli.main import apply_common, config_option, now_option
 from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
-from amplifier.daemon.loop import FAR_FUTURE, HEARTBEAT_NAME, PAUSE_NAME
+from amplifier.daemon.settings import PAUSE_NAME
+from amplifier.daemon.status import collect_status, health_problems, row_json
 from amplifier.delivery import ledger as ledgers
-from amplifier.delivery.ledger import Ledger, Row, State
+from amplifier.delivery.ledger import Ledger, State
 from amplifier.errors import AmplifierError, ExitCode, UsageError
 from amplifier.publish.sessions import resolve_state_dir
 
@@ -107,22 +107,15 @@ def run(
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
     from amplifier.clock import utcnow
-    from amplifier.daemon.loop import (
-        Daemon,
-        EventLog,
-        offset_clock,
-        request_timeout_from_environ,
-        run_once,
-        serve,
-        settings_from_environ,
-    )
+    from amplifier.daemon.events import EventLog
+    from amplifier.daemon.scheduler import open_daemon, run_once, serve
+    from amplifier.daemon.settings import offset_clock, request_timeout_from_environ
     from amplifier.publish import create_publisher
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
     clock = offset_clock(g.now) if g.now_option else utcnow
     log = EventLog(sys.stderr, log_format, clock)
-    state = state_dir(g)
     publish_ctx = publish_context(campaign, g.state)
     publish_ctx.clock = clock
     publish_ctx.timeout = request_timeout_from_environ(os.environ) or publish_ctx.timeout
@@ -130,181 +123,34 @@ def run(
     def factory(account: str, settings: Any) -> Any:
         return create_publisher(account, settings, publish_ctx, dry_run=dry_run)
 
-    with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
-        if dry_run:
-            ledger = ledgers.open_ledger_copy(state, Path(scratch), clock())
+    with open_daemon(campaign, state_dir(g), factory, clock=clock, log=log, dry_run=dry_run) as daemon:
+        if once:
+            with stop_on_signals(daemon.stop):
+                report = run_once(daemon, clock())
+            log.emit(
+                "done",
+                published=len(report.published),
+                retried=len(report.retried),
+                failed=daemon.failures,
+                expired=len(report.expired),
+                paused=report.paused,
+                dry_run=True if dry_run else None,
+            )
         else:
-            ledger = ledgers.open_ledger(state, clock())
-        daemon = Daemon(
-            campaign,
-            ledger,
-            factory,
-            clock=clock,
-            log=log,
-            state_dir=Path(scratch) if dry_run else state,
-            settings=settings_from_environ(os.environ),
-            pause_dir=state,
-            outside_pause=(lambda: ledgers.outside_pause_reason(state)) if dry_run else None,
-        )
-        try:
-            if once:
-                with stop_on_signals(daemon.stop):
-                    report = run_once(daemon, clock())
-                log.emit(
-                    "done",
-                    published=len(report.published),
-                    retried=len(report.retried),
-                    failed=daemon.failures,
-                    expired=len(report.expired),
-                    paused=report.paused,
-                    dry_run=True if dry_run else None,
-                )
-            else:
-                stop = threading.Event()
+            stop = threading.Event()
 
-                def stop_all() -> None:
-                    daemon.stop()
-                    stop.set()
+            def stop_all() -> None:
+                daemon.stop()
+                stop.set()
 
-                with stop_on_signals(stop_all):
-                    daemon.start(clock())
-                    serve(daemon, stop)
-        finally:
-            daemon.close()
-            ledger.close()
+            with stop_on_signals(stop_all):
+                daemon.start(clock())
+                serve(daemon, stop)
     if once and daemon.failures:
         sys.exit(ExitCode.PUBLISH)
 
 
 # --------------------------------------------------------------------------------------------- status
-
-
-def _row_json(row: Row, zone: ZoneInfo) -> dict[str, Any]:
-    url = None
-    if row.result:
-        url = row.result[0].get("url") or row.result[0].get("uri")
-    return {
-        "id": row.id,
-        "account": row.account,
-        "platform": row.platform,
-        "rule": row.rule,
-        "state": row.state.value,
-        "due_at": row.due_at.astimezone(zone).isoformat(),
-        "next_attempt_at": row.next_attempt_at.astimezone(zone).isoformat(),
-        "attempts": row.attempts,
-        "published_at": row.published_at.astimezone(zone).isoformat() if row.published_at else None,
-        "url": url,
-        "reason": row.last_error,
-        "parts": row.part_count,
-    }
-
-
-def collect_status(
-    ledger: Ledger,
-    now: dt.datetime,
-    zone: ZoneInfo,
-    state: Path,
-    accounts: Mapping[str, str],
-    *,
-    limit: int = 10,
-) -> dict[str, Any]:
-    """Everything ``status`` shows, as versioned JSON data; ``accounts`` maps account id -> platform."""
-    planned = ledger.due(now + FAR_FUTURE)
-    every = ledger.history(now - FAR_FUTURE, now + FAR_FUTURE)
-    published = sorted(
-        (row for row in every if row.state == State.PUBLISHED and row.published_at is not None),
-        key=lambda row: row.published_at or now,
-        reverse=True,
-    )
-    failures = sorted(
-        (row for row in every if row.state in (State.FAILED, State.EXPIRED)),
-        key=lambda row: row.updated_at,
-        reverse=True,
-    )
-    paused_accounts = ledger.paused_accounts()
-    per_account: dict[str, dict[str, Any]] = {}
-    for account, platform in sorted(accounts.items()):
-        per_account[account] = {"platform": platform}
-    for row in every:
-        per_account.setdefault(row.account, {"platform": row.platform})
-    for account, info in per_account.items():
-        rows = [row for row in every if row.account == account]
-        counts = {state.value: sum(1 for row in rows if row.state == state) for state in State}
-        last = max((row.published_at for row in rows if row.published_at), default=None)
-        upcoming = [row for row in planned if row.account == account]
-        info.update(
-            {
-                "paused": paused_accounts.get(account),
-                "counts": counts,
-                "last_published_at": last.astimezone(zone).isoformat() if last else None,
-                "next_due_at": upcoming[0].next_attempt_at.astimezone(zone).isoformat() if upcoming else None,
-            }
-        )
-    heartbeat = _read_heartbeat(state)
-    pause_file = state / PAUSE_NAME
-    return {
-        "version": JSON_VERSION,
-        "now": now.astimezone(zone).isoformat(),
-        "paused": ledger.pause_reason() or (f"the file {pause_file} exists" if pause_file.exists() else None),
-        "paused_accounts": paused_accounts,
-        "heartbeat": heartbeat,
-        "counts": {state.value: count for state, count in ledger.counts_by_state().items()},
-        "next": [_row_json(row, zone) for row in planned[:limit]],
-        "last_published": [_row_json(row, zone) for row in published[:limit]],
-        "failures": [_row_json(row, zone) for row in failures[:limit]],
-        "claimed": [
-            {
-                **_row_json(row, zone),
-                "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None,
-                # set: an attempt ended with its outcome unknown; reconciliation looks at next_attempt_at
-                "unknown_since": row.unknown_since.isoformat() if row.unknown_since else None,
-            }
-            for row in ledger.claimed()
-        ],
-        "accounts": per_account,
-    }
-
-
-def _read_heartbeat(state: Path) -> dict[str, Any] | None:
-    from amplifier.publish.sessions import StateDir
-
-    data = StateDir(state).read_json("", HEARTBEAT_NAME)
-    return data if isinstance(data, dict) else None
-
-
-def health_problems(
-    status: dict[str, Any], real_now: dt.datetime, max_age: float, claim_age: float
-) -> list[str]:
-    """Why the daemon looks stuck (empty: healthy): an old or missing heartbeat, a post claimed too long."""
-    problems = []
-    heartbeat = status.get("heartbeat")
-    written = None
-    if heartbeat is not None:
-        try:
-            written = dt.datetime.fromisoformat(str(heartbeat.get("written_at")))
-        except ValueError:
-            written = None
-    if written is None:
-        problems.append("no heartbeat: the daemon is not running (or has never run)")
-    elif (real_now - written).total_seconds() > max_age:
-        age = (real_now - written).total_seconds()
-        problems.append(f"the last heartbeat is {age:.0f}s old (more than {max_age:.0f}s)")
-    for row in status.get("claimed", []):
-        claimed_at = row.get("claimed_at")
-        if row.get("unknown_since"):
-            # Outcome unknown: waiting for its next check (a backoff, a reset time) is not being stuck;
-            # a check overdue by as long is.
-            check = row.get("next_attempt_at")
-            if check and (real_now - dt.datetime.fromisoformat(check)).total_seconds() > claim_age * 60:
-                problems.append(
-                    f"post {row['id']}: outcome unknown since {row['unknown_since']}, its check due at {check} "
-                    "is overdue (is the daemon running?)"
-                )
-        elif (
-            claimed_at and (real_now - dt.datetime.fromisoformat(claimed_at)).total_seconds() > claim_age * 60
-        ):
-            problems.append(f"post {row['id']} has been claimed since {claimed_at} (stuck publishing?)")
-    return problems
 
 
 @click.command()
@@ -348,7 +194,7 @@ def status(
         accounts = {}
     state = state_dir(g)
     with open_ledger(g, moment) as ledger:
-        data = collect_status(ledger, moment, zone, state, accounts)
+        data = {"version": JSON_VERSION, **collect_status(ledger, moment, zone, state, accounts)}
     problems = health_problems(data, utcnow(), max_age, claim_age) if check else []
     if check:
         data["healthy"] = not problems
@@ -452,7 +298,7 @@ def history(
         raise UsageError("--to must be after --from")
     with open_ledger(g, moment) as ledger:
         rows = ledger.history(window_start, window_end, account, FINISHED)
-    items = [_row_json(row, zone) for row in rows]
+    items = [row_json(row, zone) for row in rows]
     if fmt == "json":
         from amplifier.cli.render import dump_json
 

@@ -1,6 +1,7 @@
 """Delivery: the ledger that makes publishing exactly-once (``ledger/``: its interface, and the SQLite
-implementation with its migrations), what happened to a post whose outcome is unknown (``reconcile``), and
-client-side rate limits (``ratelimit``).
+implementation with its migrations), the one delivery path every write goes through (``deliver``: claim ->
+publish -> outcome -> ledger), ``amplifier send`` on it (``send``), what happened to a post whose outcome is
+unknown (``reconcile``), and client-side rate limits (``ratelimit``).
 
 May import: ``publish``, ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``daemon`` or ``cli``.
 """

@@ -32,10 +32,11 @@ loss), so we ask the platform:
     (``next_attempt_at``) is still ahead is not searched yet: the pause lets a slow server finish a request
     the client gave up on.
 
-A lookup that fails (server down) leaves the row claimed and unknown, with its next check at ``check_at``
-(default: :func:`recheck_at`, a wait that doubles with the time the outcome has been unknown), and never
-before the reset of a 429 the lookup got; the daemon
-looks again then, before it sends anything else for that account.
+A lookup that fails (server down, a dropped connection, any exception) leaves the row claimed and unknown,
+with its next check at ``check_at`` (default: :func:`recheck_at`, a wait that doubles with the time the outcome
+has been unknown), or at the reset a 429 gave if that is later; the daemon looks again then, before it sends
+anything else for that account. While the account is blocked by a server-given reset (``blocked_until``), no
+lookup goes out at all.
 
 A row claimed by a process that is still running (``amplifier send`` while the daemon runs, or the other way
 round) is not reconciled: :func:`claim_holder_alive` tells, from the claim token ``host:pid:nonce``.
@@ -91,7 +92,7 @@ class Reconciled:
     outcome: str
     detail: str = ""
     url: str | None = None
-    reset_at: datetime | None = None  # the lookup was answered 429: the account sends nothing before this
+    blocked_until: datetime | None = None  # a lookup was rate limited: nothing for the account before then
 
 
 def part_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[int, PartResult]:
@@ -199,13 +200,15 @@ def reconcile_row(
     resend_now: bool | None = None,
     check_at: datetime | None = None,
     wait: bool = True,
+    blocked_until: datetime | None = None,
 ) -> Reconciled:
     """Resolve one claimed row (see the module docstring); raises nothing for a platform failure.
 
     ``resend_now``: whether a post released now is sent again at once (so within the Idempotency-Key's
     hour); by default, whether it is due at ``now``. ``check_at``: when to look again if the lookup fails
     (default :func:`recheck_at`). ``wait``: a row marked unknown whose next check is still ahead is left
-    alone (False: searched now, for a post about to be sent whose key window closed)."""
+    alone (False: searched now, for a post about to be sent whose key window closed). ``blocked_until``: the
+    account may send no request before then (a server-given reset): no lookup now, the next check then."""
     if post is None or publisher is None:
         reason = (
             "outcome unknown after an interruption, and the post is no longer in the campaign: "
@@ -236,6 +239,16 @@ def reconcile_row(
             f"outcome unknown since {claimed_at:%H:%M:%S} UTC: the account is searched at "
             f"{row.next_attempt_at:%H:%M:%S} UTC",
         )
+    if blocked_until is not None and blocked_until > now:
+        return _look_later(
+            ledger,
+            row,
+            now,
+            max(check_at or recheck_at(claimed_at, now), blocked_until),
+            blocked_until,
+            f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; the server asked to wait",
+            f"rate limited until {blocked_until:%H:%M:%S} UTC",
+        )
     try:
         if authoritative:
             found = publisher.lookup(post)
@@ -257,19 +270,20 @@ def reconcile_row(
         )
         ledger.mark_failed(row.id, reason, now, token=row.claim_token)
         return Reconciled(row.id, row.account, "failed", reason)
-    except AmplifierError as exc:
-        reason = f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {exc}"
+    except Exception as exc:  # the server, the network, an exception nobody classified: ask again later
+        text = str(exc) if isinstance(exc, AmplifierError) else f"{type(exc).__name__}: {exc}"
         again = check_at or recheck_at(claimed_at, now)
-        reset_at = exc.reset_at if isinstance(exc, RateLimitedError) else None
-        if reset_at is not None and reset_at > again:
-            again = reset_at  # never ask again before the reset the server gave
-        ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
-        return Reconciled(
-            row.id,
-            row.account,
-            "unknown",
-            f"lookup failed: {exc}; looking again at {again:%H:%M:%S} UTC",
-            reset_at=reset_at,
+        reset = exc.reset_at if isinstance(exc, RateLimitedError) else None
+        if reset is None or reset <= now:
+            reset = None
+        return _look_later(
+            ledger,
+            row,
+            now,
+            again if reset is None else max(again, reset),
+            reset,
+            f"outcome unknown since {claimed_at:%Y-%m-%d %H:%M} UTC; lookup failed: {text}",
+            f"lookup failed: {text}",
         )
     found = {index: part for index, part in found.items() if 0 <= index < row.part_count}
     for index, part in sorted(found.items()):
@@ -288,3 +302,14 @@ def reconcile_row(
             row.id, row.account, "resumed", f"{len(recorded)} of {row.part_count} part(s) found"
         )
     return Reconciled(row.id, row.account, "released", "not found on the server: will be sent again")
+
+
+def _look_later(
+    ledger: Ledger, row: Row, now: datetime, again: datetime, blocked: datetime | None, reason: str, why: str
+) -> Reconciled:
+    """The lookup could not answer now: the row stays claimed and unknown, checked again at ``again`` (never
+    before ``blocked``, a server-given reset, which the caller passes on to its rate limiter)."""
+    ledger.mark_unknown(row.id, reason, now, check_at=again, token=row.claim_token, attempt=False)
+    return Reconciled(
+        row.id, row.account, "unknown", f"{why}; looking again at {again:%H:%M:%S} UTC", blocked_until=blocked
+    )

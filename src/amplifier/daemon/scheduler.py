@@ -1,0 +1,168 @@
+"""Running the daemon: on the state folder's ledger (:func:`open_daemon`), one pass (:func:`run_once`, the systemd timer's ``run --once``), or until a signal
+(:func:`serve`).
+
+The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
+reload and on pause changes: no busy polling), an interval job that watches the campaign files and the pause
+switches every couple of seconds, one that re-plans the rolling window hourly and one that writes a heartbeat
+file for ``amplifier status --check``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from amplifier.campaign.load import Campaign
+from amplifier.clock import Clock, utcnow
+from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.loop import Daemon, PublisherFactory
+from amplifier.daemon.settings import settings_from_environ
+from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.errors import AmplifierError
+
+
+@contextmanager
+def open_daemon(
+    campaign: Campaign,
+    state: Path,
+    factory: PublisherFactory,
+    *,
+    clock: Clock,
+    log: EventLog,
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Daemon]:
+    """The daemon of ``campaign`` on the ledger of the state folder ``state``; closed (publishers and ledger)
+    when the block ends. A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat
+    there (so ``status --check`` never takes it for the real daemon), but obeys the real PAUSE file and
+    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks."""
+    environ = os.environ if environ is None else environ
+    with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
+        ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
+        try:
+            daemon = Daemon(
+                campaign,
+                ledger,
+                factory,
+                clock=clock,
+                log=log,
+                state_dir=Path(scratch) if dry_run else state,
+                settings=settings_from_environ(environ),
+                environ=environ,
+                pause_dir=state,
+                outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
+            )
+            try:
+                yield daemon
+            finally:
+                daemon.close()
+        finally:
+            ledger.close()
+
+
+def run_once(daemon: Daemon, now: datetime) -> TickReport:
+    """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return."""
+    report = daemon.start(now)
+    report.merge(daemon.tick(now))
+    daemon.heartbeat(now)
+    return report
+
+
+def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Run until ``stop`` is set: APScheduler wakes the daemon at the next due instant (see the module
+    docstring). On stop: no new claims, in-flight posts get ``shutdown_timeout`` seconds to finish."""
+    import logging
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.date import DateTrigger
+
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    settings = daemon.settings
+    lock = threading.Lock()
+    scheduler = BackgroundScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
+
+    def guarded(job: Callable[[], bool]) -> Callable[[], None]:
+        """Run ``job`` under the lock; re-arm the batch when it says the next wake may have moved."""
+
+        def run() -> None:
+            if stop.is_set():
+                return
+            with lock:
+                if stop.is_set():
+                    return
+                try:
+                    moved = job()
+                except AmplifierError as exc:
+                    daemon.log.emit("error", reason=str(exc))
+                    moved = True
+                except Exception as exc:  # keep running: one bad pass must not end the daemon
+                    daemon.log.emit("error", reason=f"{type(exc).__name__}: {exc}")
+                    moved = True
+                if moved:
+                    arm()
+
+        return run
+
+    def arm() -> None:
+        now = daemon.clock()
+        wake = daemon.next_wake(now)
+        if wake is None:
+            if scheduler.get_job("batch") is not None:
+                scheduler.remove_job("batch")
+            return
+        delay = max((wake - now).total_seconds(), 0.0)
+        run_date = utcnow() + timedelta(seconds=delay)
+        scheduler.add_job(batch, DateTrigger(run_date), id="batch", replace_existing=True)
+
+    def tick() -> bool:
+        daemon.tick(daemon.clock())
+        daemon.heartbeat(daemon.clock())
+        return True
+
+    def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
+        return daemon.watch(daemon.clock())
+
+    def replan() -> bool:
+        daemon.plan(daemon.clock())
+        return True
+
+    def beat() -> None:
+        daemon.heartbeat(daemon.clock())
+
+    batch = guarded(tick)
+    scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
+    scheduler.add_job(
+        guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"
+    )
+    scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
+    with lock:
+        daemon.watch(daemon.clock())
+        scheduler.start()
+        arm()
+    daemon.heartbeat(daemon.clock())
+    daemon.log.emit("started", pid=os.getpid(), campaign=daemon.campaign.name)
+    if on_ready is not None:
+        on_ready()
+    while not stop.wait(3600):
+        pass
+    daemon.stop()
+    daemon.log.emit("stopping", reason="signal")
+    acquired = lock.acquire(timeout=settings.shutdown_timeout)
+    scheduler.shutdown(wait=False)
+    if acquired:
+        lock.release()
+    else:
+        daemon.log.emit("stopping", reason=f"posts still in flight after {settings.shutdown_timeout:.0f}s")
+    leftover = [row for row in daemon.ledger.claimed() if row.claim_token == daemon.token]
+    daemon.log.emit("stopped", in_flight=len(leftover) or None)
+    if not acquired:
+        sys.stderr.flush()
+        os._exit(0)  # threads still blocked in a request: their posts are reconciled at the next start

@@ -1,0 +1,131 @@
+"""Watching for the daemon: the campaign files (hot reload) and the pause switches.
+
+A reload loads the files again: a valid campaign is planned and replaces the running one (publishers of changed
+accounts are closed and made again); an invalid one is logged line by line and the last valid campaign stays.
+All posting is paused by the ledger's switch (``amplifier pause``), a ``PAUSE`` file in the state folder, or a
+further switch the caller gives (a dry run obeys the real folder's).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from amplifier.campaign.load import Campaign
+from amplifier.daemon.planning import PlanningMixin
+from amplifier.daemon.settings import PAUSE_NAME
+from amplifier.errors import AmplifierError, CampaignError
+from amplifier.publish.base import Publisher
+
+FileStats = dict[Path, tuple[int, int] | None]
+
+
+def snapshot_files(campaign: Campaign) -> FileStats:
+    """The stat (mtime, size) of every file the campaign is made of, or None for a missing one."""
+    paths = set(campaign.files) | {campaign.schedule_path}
+    for pattern in campaign.schedule.messages:
+        paths.update(campaign.root.glob(pattern))
+    snapshot: FileStats = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            snapshot[path] = None
+        else:
+            snapshot[path] = (stat.st_mtime_ns, stat.st_size)
+    return snapshot
+
+
+class WatchMixin(PlanningMixin):
+    """Reload on a change of the campaign files; notice and log changes of the pause switches."""
+
+    loader: Callable[[Path], Campaign]
+    pause_dir: Path | None
+    outside_pause: Callable[[], str | None] | None
+    _files: FileStats
+    _pause_state: tuple[str | None, tuple[tuple[str, str], ...]] | None
+    _publishers: dict[str, Publisher]
+    _publishers_lock: threading.Lock
+
+    @property
+    def pause_file(self) -> Path | None:
+        return None if self.pause_dir is None else self.pause_dir / PAUSE_NAME
+
+    def paused(self) -> str | None:
+        """Why all posting is paused (the ledger's switch or the ``PAUSE`` file), None when it is not."""
+        reason = self.ledger.pause_reason()
+        if reason is None and self.outside_pause is not None:
+            reason = self.outside_pause()
+        if reason is not None:
+            return reason
+        if self.pause_file is not None and self.pause_file.exists():
+            return f"the file {self.pause_file} exists"
+        return None
+
+    def reload(self, now: datetime) -> bool:
+        """Load the campaign again: a valid one is planned (True); an invalid one is logged, the last valid
+        campaign stays (False)."""
+        try:
+            campaign = self.loader(self.campaign.schedule_path)
+            old_accounts = dict(self.campaign.schedule.accounts)
+            report = self.plan(now, campaign)
+        except CampaignError as exc:
+            for problem in exc.problems:
+                self.log.emit("reload invalid", problem=str(problem))
+            self.log.emit(
+                "reload invalid", problems=len(exc.problems), action="keeping the last valid campaign"
+            )
+            return False
+        except AmplifierError as exc:
+            self.log.emit("reload invalid", problem=str(exc), action="keeping the last valid campaign")
+            return False
+        with self._publishers_lock:
+            stale = [
+                account
+                for account in self._publishers
+                if campaign.schedule.accounts.get(account) != old_accounts.get(account)
+            ]
+            closing = [self._publishers.pop(account) for account in stale]
+        for publisher in closing:
+            publisher.close()
+        self.log.emit(
+            "reload ok",
+            new=len(report.inserted),
+            changed=len(report.updated),
+            cancelled=len(report.cancelled),
+            revived=len(report.revived),
+        )
+        return True
+
+    def watch(self, now: datetime) -> bool:
+        """Check the campaign files and the pause switches; True when the next wake must be recomputed."""
+        changed = False
+        snapshot = snapshot_files(self.campaign)
+        if snapshot != self._files:
+            self.reload(now)
+            # The files as they were before the load read them (a write during the load differs from them
+            # and is loaded at the next look); stats taken now only for files the new campaign added.
+            after = snapshot_files(self.campaign)
+            self._files = {path: snapshot.get(path, stat) for path, stat in after.items()}
+            changed = True
+        paused = self.paused()
+        accounts = self.ledger.paused_accounts()
+        state = (paused, tuple(sorted(accounts.items())))
+        if state != self._pause_state:
+            was_paused, were_paused = self._pause_state or (None, ())
+            if paused != was_paused:
+                if paused is None:
+                    self.log.emit("resumed")
+                else:
+                    self.log.emit("paused", reason=paused)
+            for account, reason in state[1]:
+                if (account, reason) not in were_paused:
+                    self.log.emit("paused", account=account, reason=reason)
+            for account, _reason in were_paused:
+                if account not in accounts:
+                    self.log.emit("resumed", account=account)
+            self._pause_state = state
+            changed = True
+        return changed
