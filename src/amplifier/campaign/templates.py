@@ -6,6 +6,10 @@ Variables (see the guide for examples): ``event`` (``name`` in the post's langua
 
 Filters, each formatting for the post's language with Babel (Kurmanji ``ku``, Sorani ``ckb``, Arabic, Turkish,
 German, English...): ``date``, ``time``, ``datetime``, ``number``, ``plural``, ``duration``.
+
+Templates render in a bounded sandbox (:mod:`amplifier.campaign.sandbox`): limits on steps, time, the size of every
+value and of the text, each ending in a :class:`~amplifier.campaign.sandbox.TemplateLimitError`. Render with
+:func:`render`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from amplifier.campaign.sandbox import BoundedEnvironment, run_with_budget
 
 VARIABLES = frozenset(
     {"event", "days_left", "hours_left", "now", "at", "account", "lang", "hashtags", "campaign"}
@@ -130,8 +135,8 @@ FILTERS = {
 }
 
 
-def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def environment() -> BoundedEnvironment:
+    env = BoundedEnvironment(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -141,13 +146,14 @@ def environment() -> ImmutableSandboxedEnvironment:
         cache_size=-1,
     )
     env.filters.update(FILTERS)
+    env.bound_filters()
     return env
 
 
-_ENV: ImmutableSandboxedEnvironment | None = None
+_ENV: BoundedEnvironment | None = None
 
 
-def env() -> ImmutableSandboxedEnvironment:
+def env() -> BoundedEnvironment:
     global _ENV
     if _ENV is None:
         _ENV = environment()
@@ -169,6 +175,8 @@ def check(source: str) -> list[TemplateIssue]:
         ast = environment_.parse(source)
     except TemplateSyntaxError as exc:
         return [TemplateIssue(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    except (ValueError, RecursionError, MemoryError) as exc:  # a number of 5,000 digits, brackets 10,000 deep
+        return [TemplateIssue(1, f"template syntax error: {_parse_failure(exc)}")]
     issues = []
     for node in ast.find_all(nodes.Filter):
         if node.name not in environment_.filters:
@@ -188,6 +196,12 @@ def check(source: str) -> list[TemplateIssue]:
     return issues
 
 
+def _parse_failure(exc: BaseException) -> str:
+    if isinstance(exc, ValueError) and "digits" in str(exc):
+        return "a number in the template is too long (at most 4,300 digits)"
+    return "the template is nested too deeply"
+
+
 def _first_use(ast: nodes.Template, name: str) -> int:
     for node in ast.find_all(nodes.Name):
         if node.name == name:
@@ -200,9 +214,18 @@ def uses(source: str, name: str) -> bool:
     """Whether the template refers to the variable ``name`` (e.g. ``hashtags`` used inline)."""
     try:
         return name in meta.find_undeclared_variables(env().parse(source))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, ValueError, RecursionError, MemoryError):
         return False
 
 
 def compile_template(source: str) -> Any:
+    """The compiled template; render it with :func:`render`."""
     return env().from_string(source)
+
+
+def render(template: Any, context: dict[str, Any]) -> str:
+    """``template`` rendered with ``context`` within the sandbox's limits.
+
+    Raises :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises.
+    """
+    return run_with_budget(lambda: template.generate(context))

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jinja2.exceptions import SecurityError
+
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import CountdownRule, MastodonAccount, MessageSet
-from amplifier.campaign.templates import compile_template, uses
+from amplifier.campaign.sandbox import TemplateLimitError
+from amplifier.campaign.templates import compile_template, render, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
@@ -67,6 +70,7 @@ class Planner:
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[str, str, Target], int] = {}
         self._problems: dict[Problem, None] = {}
+        self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
 
     @property
     def problems(self) -> list[Problem]:
@@ -84,13 +88,20 @@ class Planner:
     # -------------------------------------------------------------------------------------------- rendering
 
     def _render(self, text: _Text, context: dict[str, Any], cache_key: tuple[Any, ...] | None) -> str | None:
-        template = self._templates.get(text.source)
-        if template is None:
-            template = self._templates[text.source] = compile_template(text.source)
+        if text.source in self._over_limit:
+            return None  # reported once, at its first render
         try:
-            rendered = tidy(template.render(context))
+            template = self._templates.get(text.source)
+            if template is None:
+                template = self._templates[text.source] = compile_template(text.source)
+            rendered = tidy(render(template, context))
         except Exception as exc:  # any error raised while rendering is the template's, reported at its line
-            self._problem(text.set_id, text.path, f"template error: {_describe(exc)}", _template_line(exc))
+            if isinstance(exc, TemplateLimitError | SecurityError | RecursionError | MemoryError):
+                self._over_limit.add(text.source)
+                message = f"template of {_name(text)}: {_describe(exc)}"
+            else:
+                message = f"template error: {_describe(exc)}"
+            self._problem(text.set_id, text.path, message, _template_line(exc))
             return None
         if cache_key is not None:
             self._rendered[(text.source, *cache_key)] = rendered
@@ -302,7 +313,27 @@ class Planner:
         return Plan(posts, self.problems)
 
 
+def _name(text: _Text) -> str:
+    """The template in words: ``message set 'countdown', variant 1, en``."""
+    path = text.path
+    if path and path[0] == "variants" and len(path) >= 4:
+        where = f", variant {int(path[1]) + 1}, {path[3]}"
+        if path[2] != "text":
+            where += f" on {path[2]}"
+        if len(path) > 4:
+            where += f", thread part {int(path[4]) + 1}"
+    elif path and path[0] == "content_warning":
+        where = f", content warning, {path[-1]}"
+    else:
+        where = ""
+    return f"message set {text.set_id!r}{where}"
+
+
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the template calls itself too deeply (a macro or a recursive loop that does not end?)"
+    if isinstance(exc, MemoryError):
+        return "the template needs too much memory"
     message = str(exc) or type(exc).__name__
     return message.replace("'dict object'", "the value")
 
