@@ -200,13 +200,16 @@ def test_render_error_is_located(campaign_dir: Callable[..., Path]) -> None:
     assert (plan.problems[0].line, plan.problems[0].col) == (6, 15)
 
 
-def test_validate_reports_an_event_in_the_past(campaign_dir: Callable[..., Path]) -> None:
+def test_validate_reports_a_finished_countdown_not_a_problem(campaign_dir: Callable[..., Path]) -> None:
     campaign = load_campaign(campaign_dir())
     plan = validate(campaign, dt.datetime(2027, 11, 2, tzinfo=UTC))
-    assert [p.message for p in plan.problems] == [
-        "countdown 'countdown' counts down to 'kobane-day' (2027-11-01), which is in the past"
+    assert plan.problems == []
+    assert [p.message for p in plan.finished] == [
+        "countdown 'countdown' finished: its event 'kobane-day' (2027-11-01) has passed"
     ]
-    assert (plan.problems[0].line, plan.problems[0].col) == (22, 12)
+    assert (plan.finished[0].line, plan.finished[0].col) == (22, 12)
+    # Before its last post, it is not finished.
+    assert validate(campaign, dt.datetime(2027, 10, 31, tzinfo=UTC)).finished == []
 
 
 def test_find_posts_by_id(campaign_dir: Callable[..., Path]) -> None:

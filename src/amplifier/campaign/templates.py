@@ -15,11 +15,12 @@ value and of the text, each ending in a :class:`~amplifier.campaign.sandbox.Temp
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
 
 from amplifier.campaign.sandbox import BoundedEnvironment, run_with_budget
@@ -43,9 +44,18 @@ def _lang(ctx: Context) -> str:
     return str(ctx.get("lang") or "en")
 
 
+def _defined(value: Any) -> Any:
+    """``value``, or the error of an undefined one (its hint names the rule without an event)."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
 @pass_context
 def _date(ctx: Context, value: dt.date | dt.datetime, format: str = "long") -> str:
     from babel.dates import format_date
+
+    value = _defined(value)
 
     return str(format_date(value, format, locale=_locale(_lang(ctx))))
 
@@ -53,6 +63,8 @@ def _date(ctx: Context, value: dt.date | dt.datetime, format: str = "long") -> s
 @pass_context
 def _time(ctx: Context, value: dt.datetime | dt.time, format: str = "short") -> str:
     from babel.dates import format_time
+
+    value = _defined(value)
 
     tz = value.tzinfo if isinstance(value, dt.datetime) else None
     return str(format_time(value, format, tzinfo=tz, locale=_locale(_lang(ctx))))
@@ -62,12 +74,16 @@ def _time(ctx: Context, value: dt.datetime | dt.time, format: str = "short") -> 
 def _datetime(ctx: Context, value: dt.datetime, format: str = "medium") -> str:
     from babel.dates import format_datetime
 
+    value = _defined(value)
+
     return str(format_datetime(value, format, tzinfo=value.tzinfo, locale=_locale(_lang(ctx))))
 
 
 @pass_context
 def _number(ctx: Context, value: float, format: str | None = None) -> str:
     from babel.numbers import format_decimal
+
+    value = _defined(value)
 
     return str(format_decimal(value, format, locale=_locale(_lang(ctx))))
 
@@ -77,16 +93,27 @@ def _plural(ctx: Context, value: int, **forms: str) -> str:
     """Pick the text for the CLDR plural category of ``value`` in the post's language; ``#`` is the number.
 
     ``{{ days_left | plural(one="# day", other="# days") }}``; Arabic also knows zero, two, few and many. ``other``
-    is required; a category the template does not give falls back to ``other``.
+    is required; a category the template does not give falls back to ``other``. ``zero=`` is used for 0 in every
+    language: by the language's rules where it has a zero form (Arabic, Latvian, Welsh...), for exactly 0 elsewhere.
+    A form is text, not a template: :func:`check` refuses ``{{ ... }}`` inside one.
     """
+    value = _defined(value)
     if "other" not in forms:
         raise ValueError("plural() needs at least other=...")
     lang = _lang(ctx)
     category = _plural_category(lang, abs(value))
+    if value == 0 and "zero" in forms and "zero" not in _plural_tags(lang):
+        # zero= is for 0 also where the language's rules have no zero form (English, German).
+        category = "zero"
     text = forms.get(category, forms["other"])
     if "#" not in text:
         return text
     return text.replace("#", _decimal(lang, value))
+
+
+@lru_cache(maxsize=64)
+def _plural_tags(lang: str) -> frozenset[str]:
+    return frozenset(_locale(lang).plural_form.tags)
 
 
 @lru_cache(maxsize=4096)
@@ -106,11 +133,18 @@ def _duration(ctx: Context, value: dt.timedelta | int, unit: str = "day", format
     """A duration in words in the post's language: ``{{ days_left | duration }}`` -> "7 days", "7 roj", "7 gün"."""
     from babel.dates import format_timedelta
 
+    value = _defined(value)
     if unit not in _UNITS:
         raise ValueError(f"duration(unit=...) takes one of {', '.join(_UNITS)}, not {unit!r}")
     if format not in _FORMATS:
         raise ValueError(f"duration(format=...) takes one of {', '.join(_FORMATS)}, not {format!r}")
     delta = value if isinstance(value, dt.timedelta) else dt.timedelta(**{f"{unit}s": value})
+    if delta < dt.timedelta(0):
+        # Babel writes "7 days" for -7 in Arabic and "-7 days" in English: neither is what a post after its event means.
+        raise ValueError(
+            f"duration of a negative value ({value}): the post is after its event; "
+            "test it first: {% if days_left >= 0 %}...{% endif %}"
+        )
     text = format_timedelta(
         delta,
         granularity=unit,  # type: ignore[arg-type]  # checked against _UNITS above
@@ -160,6 +194,24 @@ def env() -> BoundedEnvironment:
     return _ENV
 
 
+class NoEvent(StrictUndefined):
+    """``event``, ``days_left`` and ``hours_left`` in a post whose rule has no event: false in ``{% if event %}``,
+    an error naming the rule anywhere else."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:  # type: ignore[override]  # StrictUndefined raises; this one is false
+        return False
+
+
+def no_event(rule_id: str, name: str) -> NoEvent:
+    return NoEvent(
+        hint=f"rule {rule_id!r} has no event, so {name} has no value: give the rule an event (event: ...) "
+        "or test it first: {% if event %}...{% endif %}",
+        name=name,
+    )
+
+
 @dataclass(frozen=True)
 class TemplateIssue:
     """A problem in one template: ``line`` is 1-based within the template text."""
@@ -184,6 +236,9 @@ def check(source: str) -> list[TemplateIssue]:
             issues.append(
                 TemplateIssue(node.lineno, f"unknown filter {node.name!r} (amplifier adds: {known})")
             )
+    for node in ast.find_all(nodes.Filter):
+        if node.name == "plural":
+            issues.extend(_check_plural(node))
     for test in ast.find_all(nodes.Test):
         if test.name not in environment_.tests:
             issues.append(TemplateIssue(test.lineno, f"unknown test {test.name!r}"))
@@ -194,6 +249,25 @@ def check(source: str) -> list[TemplateIssue]:
         known = ", ".join(sorted(VARIABLES))
         issues.append(TemplateIssue(line, f"unknown template variable {name!r} (known: {known})"))
     return issues
+
+
+def _check_plural(node: nodes.Filter) -> list[TemplateIssue]:
+    issues = []
+    for keyword in node.kwargs:
+        value = keyword.value
+        if isinstance(value, nodes.Const) and isinstance(value.value, str) and _TAG_RE.search(value.value):
+            issues.append(
+                TemplateIssue(
+                    node.lineno,
+                    f"plural({keyword.key}=...): a form is posted as written, so {{{{ ... }}}} inside it would be "
+                    "posted literally; write it outside plural(), e.g. "
+                    "{{ days_left | plural(one='# day', other='# days') }} until {{ event.name }}",
+                )
+            )
+    return issues
+
+
+_TAG_RE = re.compile(r"\{\{|\{%|\{#")
 
 
 def _parse_failure(exc: BaseException) -> str:

@@ -206,9 +206,11 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     """Check the campaign: every file, every template, every planned post against each platform's limit.
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
+    from amplifier.campaign.load import load_partial
     from amplifier.cli.progress import track
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
+    from amplifier.plan.planner import plannable
     from amplifier.plan.planner import validate as validate_plan
 
     g = apply_common(ctx, config, now)
@@ -217,16 +219,28 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon)
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
-    campaign = g.campaign()
-    plan = validate_plan(campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"))
-    if plan.problems:
-        raise CampaignError(plan.problems)
+    campaign, problems = load_partial(g.config)
+    if campaign is None:
+        raise CampaignError(problems)
+    # With problems, render the rules they leave whole: rendering problems are reported in the same run.
+    rules = plannable(campaign, problems) if problems else None
+    g._campaign = campaign  # --now without an offset is read in the campaign's zone
+    plan = validate_plan(
+        campaign, g.now, span, progress=lambda slots: track(slots, "Rendering posts"), rules=rules
+    )
+    for warning in plan.warnings:
+        click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
+    if problems or plan.problems:
+        raise CampaignError([*problems, *plan.problems])
     parts = sum(len(post.parts) for post in plan.posts)
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
         f"{len(plan.posts)} posts ({parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
+        + (f", {len(plan.warnings)} warning{'' if len(plan.warnings) == 1 else 's'}" if plan.warnings else "")
     )
+    for rule in plan.finished:
+        click.echo(f"{rule.file}:{rule.line}:{rule.col}: {rule.message}")
 
 
 @cli.command(short_help="Show the planned posts in a window: what, where and when.")

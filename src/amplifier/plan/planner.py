@@ -18,13 +18,14 @@ from typing import Any
 from jinja2.exceptions import SecurityError
 
 from amplifier.campaign.load import Campaign, load_campaign
-from amplifier.campaign.models import CountdownRule, MastodonAccount, MessageSet
+from amplifier.campaign.models import MastodonAccount, MessageSet
 from amplifier.campaign.sandbox import TemplateLimitError
-from amplifier.campaign.templates import compile_template, render, uses
+from amplifier.campaign.templates import compile_template, no_event, render, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.plan.post import Image, PlannedPost, Platform
+from amplifier.plan.review import review
 from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurrences, parse_slot_id
 
 
@@ -32,6 +33,9 @@ from amplifier.plan.schedule import Slot, event_start, expand, make_slot, occurr
 class Plan:
     posts: list[PlannedPost]
     problems: list[Problem] = field(default_factory=list)
+    # Filled by validate (amplifier.plan.review): warnings (exit 0) and rules whose posts are all in the past.
+    warnings: list[Problem] = field(default_factory=list)
+    finished: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -108,11 +112,12 @@ class Planner:
         return rendered
 
     def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        shared = self._shared_context.get((slot.event, slot.account, lang, id(message_set)))
+        key = (slot.event, slot.rule if slot.event is None else None, slot.account, lang, id(message_set))
+        shared = self._shared_context.get(key)
         if shared is None:
             campaign = self.campaign
             account = campaign.account(slot.account)
-            event: dict[str, Any] | None = None
+            event: Any = no_event(slot.rule, "event")
             if slot.event is not None:
                 ev = campaign.schedule.events[slot.event]
                 event = {
@@ -134,7 +139,15 @@ class Planner:
                 "hashtags": " ".join("#" + tag for tag in self._tags(message_set)),
                 "campaign": {"name": campaign.name},
             }
-            self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
+            self._shared_context[key] = shared
+        if slot.event is None:
+            return {
+                **shared,
+                "days_left": no_event(slot.rule, "days_left"),
+                "hours_left": no_event(slot.rule, "hours_left"),
+                "now": slot.at,
+                "at": slot.at,
+            }
         return {
             **shared,
             "days_left": slot.days_left,
@@ -379,27 +392,12 @@ def plan_window(
     *,
     accounts: set[str] | None = None,
     progress: Progress | None = None,
+    rules: set[str] | None = None,
 ) -> Plan:
-    """Every post with ``start <= at < end``, in time order."""
+    """Every post with ``start <= at < end``, in time order (of ``rules`` only, when given)."""
     with gc_paused():
-        slots = expand(campaign.schedule, start, end, accounts=accounts)
+        slots = expand(campaign.schedule, start, end, accounts=accounts, rules=rules)
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
-
-
-def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
-    """Countdown rules whose event is already over at ``now``."""
-    problems = []
-    for rule_id, rule in campaign.schedule.rules.items():
-        if isinstance(rule, CountdownRule) and rule.enabled and rule.event in campaign.schedule.events:
-            event = campaign.schedule.events[rule.event]
-            if event_start(campaign.schedule, event) < now:
-                problems.append(
-                    campaign.schedule_problem(
-                        ("rules", rule_id, "event"),
-                        f"countdown {rule_id!r} counts down to {rule.event!r} ({event.date}), which is in the past",
-                    )
-                )
-    return problems
 
 
 def validate(
@@ -408,17 +406,39 @@ def validate(
     horizon: dt.timedelta | None = None,
     *,
     progress: Progress | None = None,
+    rules: set[str] | None = None,
 ) -> Plan:
-    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems."""
-    end = now + horizon if horizon is not None else _last(campaign) + dt.timedelta(seconds=1)
-    plan = plan_window(campaign, now, max(end, now), progress=progress)
-    plan.problems = sorted(set(plan.problems) | set(check_events(campaign, now)))
+    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems, the
+    warnings and the finished rules (:func:`amplifier.plan.review.review`). ``rules``: render only these (see
+    :func:`plannable`); the warnings are of the whole campaign."""
+    end = now + horizon if horizon is not None else _last(campaign, rules) + dt.timedelta(seconds=1)
+    plan = plan_window(campaign, now, max(end, now), progress=progress, rules=rules)
+    findings = review(campaign, now)
+    plan.warnings, plan.finished = findings.warnings, findings.finished
     return plan
 
 
-def _last(campaign: Campaign) -> dt.datetime:
+def plannable(campaign: Campaign, problems: Sequence[Problem]) -> set[str]:
+    """The rules of a campaign with load-time ``problems`` that can still be rendered: those whose message set, event
+    and accounts exist and whose message set's file has no problem. ``validate`` renders them, so problems that
+    only rendering finds are reported in the same run as the load-time problems of other files."""
+    schedule = campaign.schedule
+    broken_files = {problem.file for problem in problems}
+    return {
+        rule_id
+        for rule_id, rule in schedule.rules.items()
+        if rule.messages in campaign.message_sets
+        and campaign.set_sources[rule.messages].display not in broken_files
+        and getattr(rule, "event", None) in (None, *schedule.events)
+        and (rule.accounts == "all" or all(account in schedule.accounts for account in rule.accounts))
+    }
+
+
+def _last(campaign: Campaign, rules: set[str] | None = None) -> dt.datetime:
     last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    for rule in campaign.schedule.rules.values():
+    for rule_id, rule in campaign.schedule.rules.items():
+        if rules is not None and rule_id not in rules:
+            continue
         items = occurrences(campaign.schedule, rule)
         if items:
             last = max(last, items[-1].at)

@@ -6,6 +6,9 @@ Countdowns are computed in the event's local calendar: a post "3 days before" a 
 at the rule's local time, whatever DST does in between, and ``days_left`` counts calendar days. ``hours_before`` posts
 are a fixed number of real hours before the event's start.
 
+A recurring rule tied to an event (``event:``) ends at the event: at its start time, or at the end of its day for an
+all-day event, whatever its ``end`` says, so no post counts down to an event that has passed ("in -7 days").
+
 Every slot has a stable id, ``rule:account:YYYY-MM-DDTHH:MM`` in the rule's local wall time (with ``~2`` for the
 second of two identical wall times at a DST fall-back), so the same rule, account and occurrence always give the same
 id, whatever window is asked for.
@@ -78,6 +81,15 @@ def event_start(schedule: ScheduleFile, event: Event) -> dt.datetime:
     return localize(dt.datetime.combine(event.date, dt.time()), tz)
 
 
+def event_end(schedule: ScheduleFile, event: Event) -> dt.datetime:
+    """Where a recurring rule tied to the event stops: its start time, or the end of its day for an all-day event."""
+    if isinstance(event.date, dt.datetime):
+        return event_start(schedule, event)
+    return localize(
+        dt.datetime.combine(event.date + dt.timedelta(days=1), dt.time()), event_zone(schedule, event)
+    )
+
+
 def event_day(event: Event) -> dt.date:
     return event.date.date() if isinstance(event.date, dt.datetime) else event.date
 
@@ -147,16 +159,21 @@ def _days_between(at: dt.datetime, event: Event, schedule: ScheduleFile) -> int:
 
 
 def _recurring(schedule: ScheduleFile, rule: RecurringRule) -> Iterator[Item]:
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     tz = rule_zone(schedule, rule)
     first = localize(dt.datetime.combine(rule.start, dt.time()), tz)
     last = localize(dt.datetime.combine(rule.end + dt.timedelta(days=1), dt.time()), tz)
     event = schedule.events.get(rule.event) if rule.event else None
     start = event_start(schedule, event) if event else None
+    if event is not None and start is not None:
+        last = min(last, event_end(schedule, event))  # a rule tied to an event ends at the event
     iterator = croniter(rule.cron, first - dt.timedelta(microseconds=1))
     while True:
-        at: dt.datetime = iterator.get_next(dt.datetime)
+        try:
+            at: dt.datetime = iterator.get_next(dt.datetime)
+        except CroniterBadDateError:
+            return  # a cron that never fires (0 18 30 2 *): validate warns of a rule that plans nothing
         at = at.astimezone(tz)
         if at >= last:
             return
