@@ -6,6 +6,7 @@ naming the message set, in plain words, within seconds and a few megabytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import tracemalloc
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.campaign.sandbox import MAX_OUTPUT, TemplateLimitError
+from amplifier.campaign.load import load_campaign
+from amplifier.campaign.sandbox import MAX_OUTPUT, MAX_PLAN_STEPS, TemplateLimitError
 from amplifier.campaign.templates import check, compile_template, render
-from tests.conftest import Result
+from amplifier.plan.planner import plan_window
+from tests.conftest import BASE_MESSAGES, BASE_SCHEDULE, Result
+
+NOW = "2027-01-01T00:00:00+00:00"
 
 MESSAGES = """\
 sets:
@@ -137,3 +142,42 @@ def test_lipsum_and_format_are_not_available() -> None:
     assert lipsum.message.startswith("unknown template variable 'lipsum'")
     (printf,) = check("{{ '%s' | format(1) }}")
     assert printf.message.startswith("unknown filter 'format'")
+
+
+def test_a_template_just_under_the_limit_is_bounded_over_all_its_posts(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Result]
+) -> None:
+    """About 300,000 steps a render is allowed once, not for each of 60 daily posts: the plan stops it."""
+    schedule = BASE_SCHEDULE + (
+        '  daily:\n    kind: recurring\n    cron: "0 18 * * *"\n    start: 2027-03-01\n    end: 2027-04-29\n'
+        "    messages: heavy\n"
+    )
+    heavy = "{% for a in range(550) %}{% for b in range(550) %}{% endfor %}{% endfor %}Daily."
+    messages = BASE_MESSAGES + f'  heavy:\n    variants:\n      - text:\n          en: "{heavy}"\n'
+    started = time.monotonic()
+    result = run_cli("validate", "-c", str(campaign_dir(schedule, {"main.yaml": messages})), "--now", NOW)
+    assert time.monotonic() - started < 20
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(
+        "template of message set 'heavy', variant 1, en: the template takes too many steps over all its posts "
+        f"(over {MAX_PLAN_STEPS:,} in one plan)"
+    )
+
+
+def test_an_ordinary_template_never_runs_short_over_many_posts(campaign_dir: Callable[..., Path]) -> None:
+    schedule = BASE_SCHEDULE + (
+        '  often:\n    kind: recurring\n    cron: "*/5 * * * *"\n    start: 2027-03-01\n    end: 2027-03-31\n'
+        "    messages: tidy\n"
+    )
+    loop = "{% for i in range(40) %}{{ i }}{% endfor %}"  # about 100 steps: far more than ordinary, well under 10,000
+    messages = (
+        BASE_MESSAGES + f'  tidy:\n    variants:\n      - text:\n          en: "{loop} {{{{ at | time }}}}"\n'
+    )
+    campaign = load_campaign(campaign_dir(schedule, {"main.yaml": messages}))
+    plan = plan_window(
+        campaign, dt.datetime(2027, 3, 1, tzinfo=dt.UTC), dt.datetime(2027, 4, 1, tzinfo=dt.UTC)
+    )
+    assert plan.problems == []
+    assert len([p for p in plan.posts if p.rule == "often"]) > 8000 * 2

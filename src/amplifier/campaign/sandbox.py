@@ -9,6 +9,9 @@ may ever wedge the process. Every render (:func:`amplifier.campaign.templates.re
   element of each list or mapping a step produces and one per 1,000 characters of text it produces. A render that
   runs out stops with an error. Steps make the limit deterministic: a template stops at the same place on a fast
   laptop and on a loaded server.
+  One template also has ``MAX_PLAN_STEPS`` for all the posts of one plan (the planner keeps count; the first
+  ``FREE_STEPS`` of each render are free, so a hundred thousand posts of an ordinary template are never short), so a
+  template that stays just under the per-render limit cannot make a preview of a thousand posts take minutes.
 * **Time** (``MAX_SECONDS`` of wall time), checked with the steps: a backstop for a step that is slow by itself.
 * **Size**: every value a step produces is at most ``MAX_SIZE`` characters or items, counted through nesting (a list
   of a thousand references to one long text counts a thousand times); an integer at most ``MAX_INT_BITS`` bits;
@@ -48,6 +51,10 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_STEPS = 500_000
+MAX_PLAN_STEPS = 5 * MAX_STEPS  # one template's steps over all the posts of one plan (a Planner)...
+FREE_STEPS = (
+    10_000  # ...not counting the first FREE_STEPS of each render (an ordinary template takes a few dozen)
+)
 MAX_SECONDS = 2.0
 MAX_SIZE = 100_000  # characters of a text, items of a list or mapping (through nesting)
 MAX_OUTPUT = 100_000  # characters of a rendered template
@@ -66,10 +73,15 @@ class Budget:
     steps: int = MAX_STEPS
     written: int = 0
     deadline: float = field(default_factory=lambda: time.monotonic() + MAX_SECONDS)
+    shared: bool = False  # the steps are what is left of the template's allowance for a whole plan
 
     def spend(self, steps: int = 1) -> None:
         self.steps -= steps
         if self.steps < 0:
+            if self.shared:
+                raise TemplateLimitError(
+                    f"the template takes too many steps over all its posts (over {MAX_PLAN_STEPS:,} in one plan)"
+                )
             raise TemplateLimitError(
                 f"the template takes too many steps (over {MAX_STEPS:,}): a loop inside a loop, or a macro that "
                 "calls itself?"
@@ -90,9 +102,10 @@ def budget() -> Budget:
     return current
 
 
-def run_with_budget(render: Any) -> str:
-    """Call ``render()`` (a template's ``generate``, wrapped in a function) with a fresh budget; its text."""
-    token = _BUDGET.set(Budget())
+def run_with_budget(render: Any, budget: Budget | None = None) -> str:
+    """Call ``render()`` (a template's ``generate``, wrapped in a function) with ``budget`` (default: a fresh one);
+    its text."""
+    token = _BUDGET.set(budget or Budget())
     try:
         text = "".join(render())  # at most MAX_WRITTEN characters: amp_write and amp_charge see to it
     finally:
@@ -417,11 +430,14 @@ def _range(*args: int) -> range:
 
 
 __all__ = [
+    "FREE_STEPS",
     "MAX_OUTPUT",
+    "MAX_PLAN_STEPS",
     "MAX_SECONDS",
     "MAX_SIZE",
     "MAX_STEPS",
     "MAX_WRITTEN",
     "BoundedEnvironment",
+    "Budget",
     "TemplateLimitError",
 ]

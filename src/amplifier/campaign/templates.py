@@ -23,7 +23,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
 
-from amplifier.campaign.sandbox import BoundedEnvironment, run_with_budget
+from amplifier.campaign.sandbox import BoundedEnvironment, Budget, run_with_budget
 
 VARIABLES = frozenset(
     {"event", "days_left", "hours_left", "now", "at", "account", "lang", "hashtags", "campaign"}
@@ -297,9 +297,9 @@ def compile_template(source: str) -> Any:
     return env().from_string(source)
 
 
-def render(template: Any, context: dict[str, Any]) -> str:
-    """``template`` rendered with ``context`` within the sandbox's limits.
+def render(template: Any, context: dict[str, Any], budget: Budget | None = None) -> str:
+    """``template`` rendered with ``context`` within the sandbox's limits (``budget``: default, a fresh one).
 
     Raises :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises.
     """
-    return run_with_budget(lambda: template.generate(context))
+    return run_with_budget(lambda: template.generate(context), budget)

@@ -19,7 +19,13 @@ from jinja2.exceptions import SecurityError
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import MastodonAccount, MessageSet
-from amplifier.campaign.sandbox import TemplateLimitError
+from amplifier.campaign.sandbox import (
+    FREE_STEPS,
+    MAX_PLAN_STEPS,
+    MAX_STEPS,
+    Budget,
+    TemplateLimitError,
+)
 from amplifier.campaign.templates import compile_template, no_event, render, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
@@ -75,6 +81,7 @@ class Planner:
         self._shares: dict[tuple[str, str, Target], int] = {}
         self._problems: dict[Problem, None] = {}
         self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
+        self._steps_left: dict[str, int] = {}  # each template's steps left for this plan (MAX_PLAN_STEPS)
 
     @property
     def problems(self) -> list[Problem]:
@@ -98,7 +105,14 @@ class Planner:
             template = self._templates.get(text.source)
             if template is None:
                 template = self._templates[text.source] = compile_template(text.source)
-            rendered = tidy(render(template, context))
+            left = self._steps_left.get(text.source, MAX_PLAN_STEPS)
+            steps = min(MAX_STEPS, left + FREE_STEPS)
+            budget = Budget(steps=steps, shared=steps < MAX_STEPS)
+            try:
+                rendered = tidy(render(template, context, budget))
+            finally:
+                used = steps - max(budget.steps, 0)
+                self._steps_left[text.source] = left - max(0, used - FREE_STEPS)
         except Exception as exc:  # any error raised while rendering is the template's, reported at its line
             if isinstance(exc, TemplateLimitError | SecurityError | RecursionError | MemoryError):
                 self._over_limit.add(text.source)
