@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amplifier.campaign.load import load_campaign
 from amplifier.campaign.sandbox import MAX_OUTPUT, MAX_PLAN_STEPS, TemplateLimitError
@@ -181,3 +183,55 @@ def test_an_ordinary_template_never_runs_short_over_many_posts(campaign_dir: Cal
     )
     assert plan.problems == []
     assert len([p for p in plan.posts if p.rule == "often"]) > 8000 * 2
+
+
+_NUMBERS = st.sampled_from(["0", "3", "99", "1000", "99999", "10**6", "2**200", "-5"])
+_VALUES = st.sampled_from(
+    ["'x'", "'ab '", "[1, 2]", "days_left", "event.name", "range(50)", "'{{ x }}'", "none"]
+)
+_EXPR = st.one_of(
+    _VALUES,
+    st.builds(lambda v, n: f"{v} * {n}", _VALUES, _NUMBERS),
+    st.builds(lambda n, m: f"{n} ** {m}", _NUMBERS, _NUMBERS),
+    st.builds(lambda v, w: f"{v} ~ {w}", _VALUES, _VALUES),
+    st.builds(lambda v, n: f"{v} | center({n})", _VALUES, _NUMBERS),
+    st.builds(lambda v, n: f"({v} | string) * {n} | replace('x', 'yy')", _VALUES, _NUMBERS),
+    st.builds(lambda v: f"{v} | list | join(', ')", _VALUES),
+)
+
+
+@st.composite
+def _templates(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["expr", "for", "set", "macro"]))
+        expr = draw(_EXPR)
+        if kind == "expr":
+            parts.append(f"{{{{ {expr} }}}}")
+        elif kind == "for":
+            inner = draw(
+                st.sampled_from(["{{ i }}", "x" * 100, "{% for j in range(N) %}{{ E }}{% endfor %}"])
+            )
+            inner = inner.replace("N", draw(_NUMBERS)).replace("E", expr)
+            parts.append(f"{{% for i in range({draw(_NUMBERS)}) %}}{inner}{{% endfor %}}")
+        elif kind == "set":
+            parts.append(
+                f"{{% set ns = namespace(s={expr}) %}}{{% for i in range(40) %}}{{% set ns.s = ns.s ~ ns.s %}}{{% endfor %}}"
+            )
+        else:
+            parts.append("{% macro m(n) %}{{ m(n) }}{{ m(n) }}{% endmacro %}{{ m(1) }}")
+    return "".join(parts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_templates())
+def test_any_template_ends_in_bounded_time_and_size(template: str) -> None:
+    context = {"days_left": 3, "lang": "en", "event": {"name": "Day"}}
+    started = time.monotonic()
+    try:
+        text = render(compile_template(template), context)
+    except Exception:  # any error is reported at the template's line by the planner
+        pass
+    else:
+        assert len(text) <= MAX_OUTPUT
+    assert time.monotonic() - started < 5

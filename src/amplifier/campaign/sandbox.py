@@ -165,17 +165,12 @@ def _deep_size(value: Any) -> int:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, dict):
-            total += len(item)
+        total += max(1, len(item)) if isinstance(item, str) else 1  # a container counts 1, plus what it holds
+        if isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list | tuple | set | frozenset):
-            total += len(item)
             stack.extend(item)
-        else:
-            total += 1
         if total > MAX_SIZE:
             raise TemplateLimitError(_too_large())
     return total
