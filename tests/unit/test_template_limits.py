@@ -235,3 +235,10 @@ def test_any_template_ends_in_bounded_time_and_size(template: str) -> None:
     else:
         assert len(text) <= MAX_OUTPUT
     assert time.monotonic() - started < 5
+
+
+def test_a_compiled_template_always_renders_within_the_limits() -> None:
+    """Any caller (compose, a future command) that renders a compiled template gets the limits too."""
+    with pytest.raises(TemplateLimitError, match="too large"):
+        compile_template("{{ 'x' * 10000000 }}").render({})
+    assert compile_template("{{ 1 + 1 }}").render({}) == "2"

@@ -292,14 +292,25 @@ def uses(source: str, name: str) -> bool:
         return False
 
 
-def compile_template(source: str) -> Any:
-    """The compiled template; render it with :func:`render`."""
-    return env().from_string(source)
+class Template:
+    """A compiled template whose :meth:`render` always runs within the sandbox's limits."""
+
+    __slots__ = ("_template",)
+
+    def __init__(self, source: str) -> None:
+        self._template = env().from_string(source)
+
+    def render(self, context: dict[str, Any], budget: Budget | None = None) -> str:
+        """The text for ``context`` (``budget``: default, a fresh one). Raises
+        :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises."""
+        return run_with_budget(lambda: self._template.generate(context), budget)
 
 
-def render(template: Any, context: dict[str, Any], budget: Budget | None = None) -> str:
-    """``template`` rendered with ``context`` within the sandbox's limits (``budget``: default, a fresh one).
+def compile_template(source: str) -> Template:
+    """The compiled template (raises :class:`TemplateSyntaxError` for a template :func:`check` reports)."""
+    return Template(source)
 
-    Raises :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises.
-    """
-    return run_with_budget(lambda: template.generate(context), budget)
+
+def render(template: Template, context: dict[str, Any], budget: Budget | None = None) -> str:
+    """``template`` rendered with ``context`` within the sandbox's limits; see :meth:`Template.render`."""
+    return template.render(context, budget)
