@@ -242,3 +242,13 @@ def test_a_compiled_template_always_renders_within_the_limits() -> None:
     with pytest.raises(TemplateLimitError, match="too large"):
         compile_template("{{ 'x' * 10000000 }}").render({})
     assert compile_template("{{ 1 + 1 }}").render({}) == "2"
+
+
+def test_the_deadline_holds_whatever_the_steps_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps spent in large amounts (long texts) still reach the clock: a render past its deadline stops."""
+    from amplifier.campaign import sandbox
+
+    monkeypatch.setattr(sandbox, "MAX_SECONDS", 0.0)
+    template = compile_template("{% for i in range(2000) %}{{ 'x' * 3000 }}{% endfor %}")  # 3-4 steps a round
+    with pytest.raises(TemplateLimitError, match="takes too long"):
+        render(template, {})

@@ -74,6 +74,7 @@ class Budget:
     written: int = 0
     deadline: float = field(default_factory=lambda: time.monotonic() + MAX_SECONDS)
     shared: bool = False  # the steps are what is left of the template's allowance for a whole plan
+    clock_at: int = MAX_STEPS  # read the clock when ``steps`` falls to this (every 256 steps)
 
     def spend(self, steps: int = 1) -> None:
         self.steps -= steps
@@ -86,8 +87,10 @@ class Budget:
                 f"the template takes too many steps (over {MAX_STEPS:,}): a loop inside a loop, or a macro that "
                 "calls itself?"
             )
-        if self.steps & 0xFF == 0 and time.monotonic() > self.deadline:
-            raise TemplateLimitError(f"the template takes too long (over {MAX_SECONDS:g} seconds)")
+        if self.steps <= self.clock_at:
+            self.clock_at = self.steps - 256
+            if time.monotonic() > self.deadline:
+                raise TemplateLimitError(f"the template takes too long (over {MAX_SECONDS:g} seconds)")
 
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
