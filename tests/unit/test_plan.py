@@ -274,3 +274,21 @@ def test_content_warning_longer_than_the_limit_is_a_problem_not_a_crash(
     masto = [str(p) for p in plan.problems if ":masto:" in str(p)]
     assert masto
     assert "over Mastodon's limit of 500" in masto[0]
+
+
+def test_a_thread_of_more_than_99_parts_keeps_every_part_within_the_limit(
+    campaign_dir: Callable[..., Path],
+) -> None:
+    """Markers of three digits (" 100/121") need more room than the reserve for " 12/12": the text is split again."""
+    messages = BASE_MESSAGES.replace(
+        "{{ event.name }} is in {{ days_left }} days. Join an action: {{ event.url }}", "{{ 'x' * 60000 }}"
+    )
+    plan = plan_window(load_campaign(campaign_dir(messages={"main.yaml": messages})), *WINDOW)
+    assert plan.problems == []
+    thread = next(p for p in plan.posts if p.variant == 1 and p.account == "masto")
+    total = len(thread.parts)
+    assert total > 99
+    assert all(part.length <= part.limit for post in plan.posts for part in post.parts)
+    assert [part.text.rsplit(" ", 1)[1] for part in thread.parts] == [
+        f"{i}/{total}" for i in range(1, total + 1)
+    ]
