@@ -130,6 +130,10 @@ def run_with_budget(render: Any, budget: Budget | None = None) -> str:
     raise TemplateLimitError(_too_long_output())
 
 
+def _writes_too_much() -> str:
+    return f"the template writes too much text (over {MAX_WRITTEN:,} characters in all)"
+
+
 def _too_long_output() -> str:
     return f"the template's text is too long (over {MAX_OUTPUT:,} characters)"
 
@@ -374,16 +378,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return check_value(value)
 
     def amp_write(self, text: str) -> str:
-        self.amp_charge(len(text))
+        current = budget()
+        current.written += len(text)
+        if current.written > MAX_WRITTEN:
+            raise TemplateLimitError(_writes_too_much())
+        current.spend(1 + (len(text) >> 10))
         return text
 
     def amp_charge(self, size: int) -> None:
         current = budget()
         current.written += size
         if current.written > MAX_WRITTEN:
-            raise TemplateLimitError(
-                f"the template writes too much text (over {MAX_WRITTEN:,} characters in all)"
-            )
+            raise TemplateLimitError(_writes_too_much())
         current.spend(1 + (size >> 10))
 
     # Sandbox hooks.
