@@ -126,12 +126,11 @@ class Planner:
         return rendered
 
     def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        key = (slot.event, slot.rule if slot.event is None else None, slot.account, lang, id(message_set))
-        shared = self._shared_context.get(key)
+        shared = self._shared_context.get((slot.event, slot.account, lang, id(message_set)))
         if shared is None:
             campaign = self.campaign
             account = campaign.account(slot.account)
-            event: Any = no_event(slot.rule, "event")
+            event: dict[str, Any] | None = None
             if slot.event is not None:
                 ev = campaign.schedule.events[slot.event]
                 event = {
@@ -153,10 +152,11 @@ class Planner:
                 "hashtags": " ".join("#" + tag for tag in self._tags(message_set)),
                 "campaign": {"name": campaign.name},
             }
-            self._shared_context[key] = shared
-        if slot.event is None:
+            self._shared_context[(slot.event, slot.account, lang, id(message_set))] = shared
+        if slot.event is None:  # the rule has no event: using one is an error that names the rule
             return {
                 **shared,
+                "event": no_event(slot.rule, "event"),
                 "days_left": no_event(slot.rule, "days_left"),
                 "hours_left": no_event(slot.rule, "hours_left"),
                 "now": slot.at,
@@ -405,10 +405,10 @@ def plan_window(
     end: dt.datetime,
     *,
     accounts: set[str] | None = None,
-    progress: Progress | None = None,
     rules: set[str] | None = None,
+    progress: Progress | None = None,
 ) -> Plan:
-    """Every post with ``start <= at < end``, in time order (of ``rules`` only, when given)."""
+    """Every post with ``start <= at < end`` (of these accounts and rules, if given), in time order."""
     with gc_paused():
         slots = expand(campaign.schedule, start, end, accounts=accounts, rules=rules)
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
