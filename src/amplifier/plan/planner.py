@@ -425,9 +425,10 @@ def validate(
     """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems, the
     warnings and the finished rules (:func:`amplifier.plan.review.review`). ``rules``: render only these (see
     :func:`plannable`); the warnings are of the whole campaign."""
-    end = now + horizon if horizon is not None else _last(campaign, rules) + dt.timedelta(seconds=1)
+    findings = review(campaign, now)  # expands each rule once; its last post ends the window
+    last = findings.last or now
+    end = now + horizon if horizon is not None else last + dt.timedelta(seconds=1)
     plan = plan_window(campaign, now, max(end, now), progress=progress, rules=rules)
-    findings = review(campaign, now)
     plan.warnings, plan.finished = findings.warnings, findings.finished
     return plan
 
@@ -446,17 +447,6 @@ def plannable(campaign: Campaign, problems: Sequence[Problem]) -> set[str]:
         and getattr(rule, "event", None) in (None, *schedule.events)
         and (rule.accounts == "all" or all(account in schedule.accounts for account in rule.accounts))
     }
-
-
-def _last(campaign: Campaign, rules: set[str] | None = None) -> dt.datetime:
-    last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    for rule_id, rule in campaign.schedule.rules.items():
-        if rules is not None and rule_id not in rules:
-            continue
-        items = occurrences(campaign.schedule, rule)
-        if items:
-            last = max(last, items[-1].at)
-    return last
 
 
 def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:

@@ -34,6 +34,7 @@ campaign plausibly means)."""
 class Review:
     warnings: list[Problem] = field(default_factory=list)
     finished: list[Problem] = field(default_factory=list)
+    last: dt.datetime | None = None  # the last post of any enabled rule (validate renders up to it)
 
 
 def review(campaign: Campaign, now: dt.datetime) -> Review:
@@ -60,6 +61,8 @@ def _rule(campaign: Campaign, rule_id: str, now: dt.datetime, result: Review) ->
         )
         return
     items = occurrences(schedule, rule)
+    if items and (result.last is None or items[-1].at > result.last):
+        result.last = items[-1].at
     if isinstance(rule, RecurringRule):
         if rule.event is not None and rule.end > event_day(schedule.events[rule.event]):
             day = event_day(schedule.events[rule.event])
