@@ -217,6 +217,35 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         raise TemplateLimitError("% on text is not available in templates: join text with ~ instead")
 
 
+_VERBS = {
+    "+": "add",
+    "-": "subtract",
+    "*": "multiply",
+    "/": "divide",
+    "//": "divide",
+    "%": "take %",
+    "**": "raise",
+}
+
+
+def _cannot(operator: str, left: Any, right: Any) -> str:
+    def kind(value: Any) -> str:
+        if value is None:
+            return "nothing (none)"
+        if isinstance(value, str):
+            return "a text"
+        if isinstance(value, bool):
+            return "true/false"
+        if isinstance(value, int | float):
+            return "a number"
+        return f"a {type(value).__name__}"
+
+    message = f"cannot {_VERBS.get(operator, operator)} {kind(left)} and {kind(right)} ({operator})"
+    if operator == "+" and (isinstance(left, str) or isinstance(right, str)):
+        message += ": join text with ~, which also writes numbers as text"
+    return message
+
+
 def _str_method_check(obj: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     values = [*args, *kwargs.values()]
     if name in ("center", "ljust", "rjust", "zfill"):
@@ -397,7 +426,11 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget().spend()
         _check_binop(operator, left, right)
-        return check_value(super().call_binop(context, operator, left, right))
+        try:
+            result = super().call_binop(context, operator, left, right)
+        except TypeError:
+            raise TypeError(_cannot(operator, left, right)) from None
+        return check_value(result)
 
     def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
         return check_value(super().call_unop(context, operator, arg))

@@ -51,41 +51,84 @@ def _defined(value: Any) -> Any:
     return value
 
 
+def _expect(value: Any, kinds: type | tuple[type, ...], name: str, wanted: str) -> Any:
+    """``value`` if it is of ``kinds``, else an error that says what ``name`` needs, in words."""
+    value = _defined(value)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise ValueError(f"{name} needs {wanted}, not {describe_value(value)}")
+    return value
+
+
+def describe_value(value: Any) -> str:
+    """A value in words, for messages: ``the text 'abc'``, ``the number 3``, ``nothing``."""
+    if value is None:
+        return "nothing (none)"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"the number {value}"
+    if isinstance(value, dt.datetime):
+        return f"the time {value.isoformat()}"
+    if isinstance(value, dt.date):
+        return f"the day {value.isoformat()}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _formatted(name: str, format: Any, call: Any) -> str:
+    try:
+        return str(call())
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ValueError(
+            f"{name}({format!r}) cannot format this value: use short, medium, long, full or a CLDR pattern such as "
+            "'d MMMM y' (date) or 'HH:mm' (time)"
+        ) from exc
+
+
+_DAY = "a day such as event.date or at"
+_TIME = "a time of day such as at or event.start (event.date is a day without a time)"
+
+
 @pass_context
 def _date(ctx: Context, value: dt.date | dt.datetime, format: str = "long") -> str:
     from babel.dates import format_date
 
-    value = _defined(value)
-
-    return str(format_date(value, format, locale=_locale(_lang(ctx))))
+    value = _expect(value, dt.date, "date", _DAY)
+    return _formatted("date", format, lambda: format_date(value, format, locale=_locale(_lang(ctx))))
 
 
 @pass_context
 def _time(ctx: Context, value: dt.datetime | dt.time, format: str = "short") -> str:
     from babel.dates import format_time
 
-    value = _defined(value)
-
+    value = _expect(value, (dt.datetime, dt.time), "time", _TIME)
     tz = value.tzinfo if isinstance(value, dt.datetime) else None
-    return str(format_time(value, format, tzinfo=tz, locale=_locale(_lang(ctx))))
+    return _formatted(
+        "time", format, lambda: format_time(value, format, tzinfo=tz, locale=_locale(_lang(ctx)))
+    )
 
 
 @pass_context
 def _datetime(ctx: Context, value: dt.datetime, format: str = "medium") -> str:
     from babel.dates import format_datetime
 
-    value = _defined(value)
-
-    return str(format_datetime(value, format, tzinfo=value.tzinfo, locale=_locale(_lang(ctx))))
+    value = _expect(value, dt.datetime, "datetime", _TIME)
+    return _formatted(
+        "datetime",
+        format,
+        lambda: format_datetime(value, format, tzinfo=value.tzinfo, locale=_locale(_lang(ctx))),
+    )
 
 
 @pass_context
 def _number(ctx: Context, value: float, format: str | None = None) -> str:
     from babel.numbers import format_decimal
 
-    value = _defined(value)
-
-    return str(format_decimal(value, format, locale=_locale(_lang(ctx))))
+    value = _expect(value, (int, float), "number", "a number such as days_left")
+    return _formatted("number", format, lambda: format_decimal(value, format, locale=_locale(_lang(ctx))))
 
 
 @pass_context
@@ -97,9 +140,12 @@ def _plural(ctx: Context, value: int, **forms: str) -> str:
     language: by the language's rules where it has a zero form (Arabic, Latvian, Welsh...), for exactly 0 elsewhere.
     A form is text, not a template: :func:`check` refuses ``{{ ... }}`` inside one.
     """
-    value = _defined(value)
+    value = _expect(value, int, "plural", "a whole number such as days_left")
     if "other" not in forms:
-        raise ValueError("plural() needs at least other=...")
+        raise ValueError("plural() needs other=... (the form for every other number)")
+    for key, form in forms.items():
+        if not isinstance(form, str):
+            raise ValueError(f"plural({key}=...) takes a text in quotes, not {describe_value(form)}")
     lang = _lang(ctx)
     category = _plural_category(lang, abs(value))
     if value == 0 and "zero" in forms and "zero" not in _plural_tags(lang):
@@ -133,7 +179,7 @@ def _duration(ctx: Context, value: dt.timedelta | int, unit: str = "day", format
     """A duration in words in the post's language: ``{{ days_left | duration }}`` -> "7 days", "7 roj", "7 gün"."""
     from babel.dates import format_timedelta
 
-    value = _defined(value)
+    value = _expect(value, (int, dt.timedelta), "duration", "a whole number such as days_left")
     if unit not in _UNITS:
         raise ValueError(f"duration(unit=...) takes one of {', '.join(_UNITS)}, not {unit!r}")
     if format not in _FORMATS:
@@ -253,6 +299,14 @@ def check(source: str) -> list[TemplateIssue]:
 
 def _check_plural(node: nodes.Filter) -> list[TemplateIssue]:
     issues = []
+    if node.dyn_kwargs is None and "other" not in {keyword.key for keyword in node.kwargs}:
+        issues.append(
+            TemplateIssue(
+                node.lineno,
+                "plural() needs other=... (the form for every other number), e.g. "
+                "plural(one='# day', other='# days')",
+            )
+        )
     for keyword in node.kwargs:
         value = keyword.value
         if isinstance(value, nodes.Const) and isinstance(value.value, str) and _TAG_RE.search(value.value):
