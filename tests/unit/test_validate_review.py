@@ -204,3 +204,13 @@ def test_load_and_render_problems_of_different_files_in_one_run(
     found = [(*located(line)[:2], located(line)[3].split(" (")[0]) for line in lines_of(result)]
     assert ("broken.yaml", 3, "unknown key 'variantz'") in found
     assert ("main.yaml", 6, "template error: the value has no attribute 'nam'") in found
+
+
+def test_an_attribute_of_a_text_is_named_in_words(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Result]
+) -> None:
+    messages = BASE_MESSAGES.replace("{{ event.name }}.", "{{ event.name.first }}.")
+    result = run_cli("validate", "-c", str(campaign_dir(messages={"main.yaml": messages})), "--now", NOW)
+    assert result.code == 2
+    (line,) = lines_of(result)
+    assert located(line)[3] == "template error: the text has no attribute 'first'"

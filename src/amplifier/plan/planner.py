@@ -362,7 +362,19 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, MemoryError):
         return "the template needs too much memory"
     message = str(exc) or type(exc).__name__
-    return message.replace("'dict object'", "the value")
+    for jinja, words in _KINDS.items():
+        message = message.replace(jinja, words)
+    return message
+
+
+_KINDS = {
+    "'dict object'": "the value",
+    "'str object'": "the text",
+    "'int object'": "the number",
+    "'float object'": "the number",
+    "'list object'": "the list",
+    "'None' ": "nothing (none) ",
+}
 
 
 def _template_line(exc: BaseException) -> int:
