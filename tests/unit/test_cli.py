@@ -42,10 +42,16 @@ def test_validate_reports_every_problem_with_exit_2(
     assert result.out == ""
 
 
-def test_validate_past_event(run_cli: RunCli, campaign_dir: Callable[..., Path]) -> None:
+def test_validate_past_event_says_finished(run_cli: RunCli, campaign_dir: Callable[..., Path]) -> None:
+    """A countdown whose event has passed is finished, not an error: validating a running campaign stays green."""
     result = run_cli("validate", "-c", str(campaign_dir()), "--now", "2027-11-05T00:00")
-    assert result.code == 2
-    assert "schedule.yaml:22:12: countdown 'countdown' counts down to 'kobane-day' (2027-11-01)" in result.err
+    assert result.code == 0, result.err
+    assert ": valid: " in result.out
+    assert (
+        "schedule.yaml:22:12: countdown 'countdown' finished: its event 'kobane-day' (2027-11-01) has passed"
+        in result.out
+    )
+    assert result.err == ""
 
 
 def test_validate_over_limit(run_cli: RunCli, campaign_dir: Callable[..., Path]) -> None:

@@ -201,13 +201,16 @@ def test_render_error_is_located(campaign_dir: Callable[..., Path]) -> None:
     assert (plan.problems[0].line, plan.problems[0].col) == (6, 15)
 
 
-def test_validate_reports_an_event_in_the_past(campaign_dir: Callable[..., Path]) -> None:
+def test_validate_reports_a_finished_countdown_not_a_problem(campaign_dir: Callable[..., Path]) -> None:
     campaign = load_campaign(campaign_dir())
     plan = validate(campaign, dt.datetime(2027, 11, 2, tzinfo=UTC))
-    assert [p.message for p in plan.problems] == [
-        "countdown 'countdown' counts down to 'kobane-day' (2027-11-01), which is in the past"
+    assert plan.problems == []
+    assert [p.message for p in plan.finished] == [
+        "countdown 'countdown' finished: its event 'kobane-day' (2027-11-01) has passed"
     ]
-    assert (plan.problems[0].line, plan.problems[0].col) == (22, 12)
+    assert (plan.finished[0].line, plan.finished[0].col) == (22, 12)
+    # Before its last post, it is not finished.
+    assert validate(campaign, dt.datetime(2027, 10, 31, tzinfo=UTC)).finished == []
 
 
 def test_find_posts_by_id(campaign_dir: Callable[..., Path]) -> None:
@@ -303,3 +306,21 @@ def test_find_posts_finds_a_post_of_a_long_rule_from_its_day(campaign_dir: Calla
     wanted = [p for p in plan_window(campaign, *window).posts if p.rule == "hourly"]
     assert wanted
     assert find_posts(campaign, [p.id for p in wanted]) == wanted
+
+
+def test_a_thread_of_more_than_99_parts_keeps_every_part_within_the_limit(
+    campaign_dir: Callable[..., Path],
+) -> None:
+    """Markers of three digits (" 100/121") need more room than the reserve for " 12/12": the text is split again."""
+    messages = BASE_MESSAGES.replace(
+        "{{ event.name }} is in {{ days_left }} days. Join an action: {{ event.url }}", "{{ 'x' * 60000 }}"
+    )
+    plan = plan_window(load_campaign(campaign_dir(messages={"main.yaml": messages})), *WINDOW)
+    assert plan.problems == []
+    thread = next(p for p in plan.posts if p.variant == 1 and p.account == "masto")
+    total = len(thread.parts)
+    assert total > 99
+    assert all(part.length <= part.limit for post in plan.posts for part in post.parts)
+    assert [part.text.rsplit(" ", 1)[1] for part in thread.parts] == [
+        f"{i}/{total}" for i in range(1, total + 1)
+    ]

@@ -256,17 +256,20 @@ def test_plan_never_has_two_slots_with_one_id(cron: str, tz: str, start: dt.date
 def full_expansion(
     plan: ScheduleFile, rule_id: str
 ) -> list[tuple[dt.datetime, int, str, int | None, int | None]]:
-    """The reference: one croniter run from the rule's first day to its last, indexes and keys assigned in order
-    (the expansion as it was before windows were expanded on their own)."""
+    """The reference: one croniter run from the rule's first day to its last (or to its event's end, where a rule
+    tied to an event stops), indexes and keys assigned in order (the expansion as it was before windows were
+    expanded on their own)."""
     from croniter import croniter
 
-    from amplifier.plan.schedule import _days_between, _hours_between, event_start, rule_zone
+    from amplifier.plan.schedule import _days_between, _hours_between, event_end, event_start, rule_zone
 
     rule = plan.rules[rule_id]
     tz = rule_zone(plan, rule)
     first = localize(dt.datetime.combine(rule.start, dt.time()), tz)
     last = localize(dt.datetime.combine(rule.end + dt.timedelta(days=1), dt.time()), tz)
     event = plan.events.get(rule.event) if rule.event else None
+    if event is not None:
+        last = min(last, event_end(plan, event))
     items = []
     iterator = croniter(rule.cron, first - dt.timedelta(microseconds=1))
     while (at := iterator.get_next(dt.datetime).astimezone(tz)) < last:

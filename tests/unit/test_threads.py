@@ -206,3 +206,32 @@ def test_parts_fit_and_keep_the_words(
         assert markers == [f" {i}/{len(parts)}" for i in range(1, len(parts) + 1)]
     assert all(body and body == body.strip() for body in bodies)
     assert " ".join(bodies).split() == text.split()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "word " * 40_000,
+        "x" * 200_000,  # one word: cut between grapheme clusters, part after part
+        "Sentence here. " * 13_000,
+        ("a" * 3000 + " ") * 66,
+        "ab\u0301" * 66_000,
+    ],
+    ids=["words", "one-word", "sentences", "long-words", "combining"],
+)
+@pytest.mark.parametrize(
+    ("length", "limit"), [(status_length, 494), (grapheme_length, 294)], ids=["mastodon", "bluesky"]
+)
+def test_splitting_is_linear_in_the_text(text: str, length: Callable[[str], int], limit: int) -> None:
+    """Splitting measures a bounded multiple of the text, not the rest of the text again for every part."""
+    measured = 0
+
+    def counting(part: str) -> int:
+        nonlocal measured
+        measured += len(part)
+        return length(part)
+
+    parts = split_text(text, limit, counting)
+    assert all(length(part) <= limit for part in parts)
+    assert "".join(_bodies(parts)).replace(" ", "") == text.strip().replace(" ", "")
+    assert measured <= 60 * len(text), measured / len(text)

@@ -299,7 +299,9 @@ def test_a_search_answered_429_is_not_asked_again_before_the_servers_reset(world
     )
 
     assert result.outcome == "unknown"
-    assert result.blocked_until == now + minutes(45)  # for the daemon to block the account in its rate limiter
+    assert result.blocked_until == now + minutes(
+        45
+    )  # for the daemon to block the account in its rate limiter
     assert world.ledger.get(POST).next_attempt_at == now + minutes(45)
     assert world.server.sends == []
 

@@ -89,6 +89,16 @@ def find_config(config: Path | None) -> Path:
 
 def load_campaign(config: Path | None = None) -> Campaign:
     """Load and check a campaign; raise :class:`CampaignError` with every problem found."""
+    campaign, problems = load_partial(config)
+    if campaign is None or problems:
+        raise CampaignError(problems)
+    return campaign
+
+
+def load_partial(config: Path | None = None) -> tuple[Campaign | None, list[Problem]]:
+    """The campaign as far as it could be read, and every problem found: ``validate`` also renders the rules that
+    the problems leave whole, to report all problems in one run. Raises :class:`CampaignError` when ``schedule.yaml``
+    cannot be read at all."""
     path = find_config(config)
     root = path.parent
     schedule_source = load(path, _display(path, root))
@@ -136,12 +146,10 @@ def load_campaign(config: Path | None = None) -> Campaign:
             problems.extend(check_templates(source, set_id, message_set))
 
     if schedule is None:
-        raise CampaignError(_once(problems, loaded))
+        return None, _once(problems, loaded)
     campaign = Campaign(root, path, schedule, schedule_source, sets, set_sources, files)
     problems.extend(cross_check(campaign, broken))
-    if problems:
-        raise CampaignError(_once(problems, loaded))
-    return campaign
+    return campaign, _once(problems, loaded)
 
 
 def _once(problems: list[Problem], loaded: list[Problem]) -> list[Problem]:

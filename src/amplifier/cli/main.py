@@ -117,9 +117,11 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     """Check the campaign: every file, every template, every planned post against each platform's limit.
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
+    from amplifier.campaign.load import load_partial
     from amplifier.cli.progress import track_window
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
+    from amplifier.plan.planner import plannable
     from amplifier.plan.stream import validate as validate_plan
     from amplifier.publish.media import upload_problems
 
@@ -129,18 +131,36 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
         span = parse_duration(horizon if horizon.startswith(("+", "-")) else "+" + horizon, "--horizon")
         if span is None:
             raise UsageError(f"--horizon: cannot read {horizon!r}; use e.g. 30d or 12h")
-    campaign = g.campaign()
+    campaign, problems = load_partial(g.config)
+    if campaign is None:
+        raise CampaignError(problems)
+    # With problems, render the rules they leave whole: rendering problems are reported in the same run.
+    rules = plannable(campaign, problems) if problems else None
+    g._campaign = campaign  # --now without an offset is read in the campaign's zone
     found = validate_plan(
-        campaign, g.now, span, progress=lambda slots, a, b: track_window(slots, "Rendering posts", a, b)
+        campaign,
+        g.now,
+        span,
+        progress=lambda slots, a, b: track_window(slots, "Rendering posts", a, b),
+        rules=rules,
     )
     images = upload_problems(campaign)
-    if found.problems or images:
-        raise CampaignError([*found.problems, *images])
+    if problems or found.problems or images:  # the warnings wait: one mistake, one line
+        raise CampaignError([*problems, *found.problems, *images])
+    for warning in found.warnings:
+        click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
     click.echo(
         f"{campaign.config_display}: valid: {len(campaign.schedule.accounts)} accounts, "
         f"{len(campaign.schedule.rules)} rules, {len(campaign.message_sets)} message sets, "
         f"{found.posts} posts ({found.parts} parts) planned from {g.now:%Y-%m-%d %H:%M %Z}"
+        + (
+            f", {len(found.warnings)} warning{'' if len(found.warnings) == 1 else 's'}"
+            if found.warnings
+            else ""
+        )
     )
+    for rule in found.finished:
+        click.echo(f"{rule.file}:{rule.line}:{rule.col}: {rule.message}")
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")

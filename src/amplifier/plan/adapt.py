@@ -138,15 +138,21 @@ def _split(texts: list[str], limit: int, length: Callable[[str], int], content: 
     if not content.split or all(length(text) <= limit for text in texts):
         return texts
     reserve = NUMBERING_RESERVE if content.numbering else 0
-    pieces: list[str] = []
-    for text in texts:
-        if length(text) <= limit - reserve:
-            pieces.append(text)
-            continue
-        try:
-            pieces.extend(split_text(text, limit - reserve, length, numbering=False))
-        except ValueError:  # not even one grapheme fits beside what every part must carry
-            pieces.append(text)
+    while True:
+        pieces: list[str] = []
+        for text in texts:
+            if length(text) <= limit - reserve:
+                pieces.append(text)
+                continue
+            try:
+                pieces.extend(split_text(text, limit - reserve, length, numbering=False))
+            except ValueError:  # not even one grapheme fits beside what every part must carry
+                pieces.append(text)
+        # A thread of 100 parts or more needs wider markers (" 100/120") than the reserve: split again with room.
+        needed = len(f" {len(pieces)}/{len(pieces)}")
+        if not content.numbering or len(pieces) < 2 or needed <= reserve or needed >= limit:
+            break
+        reserve = needed
     if content.numbering and len(pieces) > 1:
         total = len(pieces)
         pieces = [f"{piece} {index}/{total}" for index, piece in enumerate(pieces, start=1)]

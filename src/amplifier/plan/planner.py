@@ -14,9 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from jinja2.exceptions import SecurityError
+
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MessageSet
-from amplifier.campaign.templates import compile_template, uses
+from amplifier.campaign.sandbox import (
+    FREE_STEPS,
+    MAX_PLAN_STEPS,
+    MAX_STEPS,
+    Budget,
+    TemplateLimitError,
+)
+from amplifier.campaign.templates import compile_template, no_event, render, uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
@@ -38,6 +47,9 @@ from amplifier.plan.schedule import (
 class Plan:
     posts: list[PlannedPost]
     problems: list[Problem] = field(default_factory=list)
+    # Filled by validate (amplifier.plan.review): warnings (exit 0) and rules whose posts are all in the past.
+    warnings: list[Problem] = field(default_factory=list)
+    finished: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ class Planner:
         self._shares: dict[tuple[str, str, Target], int] = {}
         self._problems: dict[Problem, None] = {}
         self._at: dt.datetime | None = None
+        self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
+        self._steps_left: dict[str, int] = {}  # each template's steps left for this plan (MAX_PLAN_STEPS)
 
     @property
     def problems(self) -> list[Problem]:
@@ -97,13 +111,27 @@ class Planner:
     # -------------------------------------------------------------------------------------------- rendering
 
     def _render(self, text: _Text, context: dict[str, Any], cache_key: tuple[Any, ...] | None) -> str | None:
-        template = self._templates.get(text.source)
-        if template is None:
-            template = self._templates[text.source] = compile_template(text.source)
+        if text.source in self._over_limit:
+            return None  # reported once, at its first render
         try:
-            rendered = tidy(template.render(context))
+            template = self._templates.get(text.source)
+            if template is None:
+                template = self._templates[text.source] = compile_template(text.source)
+            left = self._steps_left.get(text.source, MAX_PLAN_STEPS)
+            steps = min(MAX_STEPS, left + FREE_STEPS)
+            budget = Budget(steps=steps, shared=steps < MAX_STEPS)
+            try:
+                rendered = tidy(render(template, context, budget))
+            finally:
+                used = steps - max(budget.steps, 0)
+                self._steps_left[text.source] = left - max(0, used - FREE_STEPS)
         except Exception as exc:  # any error raised while rendering is the template's, reported at its line
-            self._problem(text.set_id, text.path, f"template error: {_describe(exc)}", _template_line(exc))
+            if isinstance(exc, TemplateLimitError | SecurityError | RecursionError | MemoryError):
+                self._over_limit.add(text.source)
+                message = f"template of {_name(text)}: {_describe(exc)}"
+            else:
+                message = f"template error: {_describe(exc)}"
+            self._problem(text.set_id, text.path, message, _template_line(exc))
             return None
         if cache_key is not None:
             self._rendered[(text.source, *cache_key)] = rendered
@@ -117,6 +145,15 @@ class Planner:
             shared = self._shared_context[key] = shared_context(
                 self.campaign, slot.event, slot.account, lang, tags
             )
+        if slot.event is None:  # the rule has no event: using one is an error that names the rule
+            return {
+                **shared,
+                "event": no_event(slot.rule, "event"),
+                "days_left": no_event(slot.rule, "days_left"),
+                "hours_left": no_event(slot.rule, "hours_left"),
+                "now": slot.at,
+                "at": slot.at,
+            }
         return {
             **shared,
             "days_left": slot.days_left,
@@ -306,9 +343,41 @@ class Planner:
                     yield post
 
 
+def _name(text: _Text) -> str:
+    """The template in words: ``message set 'countdown', variant 1, en``."""
+    path = text.path
+    if path and path[0] == "variants" and len(path) >= 4:
+        where = f", variant {int(path[1]) + 1}, {path[3]}"
+        if path[2] != "text":
+            where += f" on {path[2]}"
+        if len(path) > 4:
+            where += f", thread part {int(path[4]) + 1}"
+    elif path and path[0] == "content_warning":
+        where = f", content warning, {path[-1]}"
+    else:
+        where = ""
+    return f"message set {text.set_id!r}{where}"
+
+
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the template calls itself too deeply (a macro or a recursive loop that does not end?)"
+    if isinstance(exc, MemoryError):
+        return "the template needs too much memory"
     message = str(exc) or type(exc).__name__
-    return message.replace("'dict object'", "the value")
+    for jinja, words in _KINDS.items():
+        message = message.replace(jinja, words)
+    return message
+
+
+_KINDS = {
+    "'dict object'": "the value",
+    "'str object'": "the text",
+    "'int object'": "the number",
+    "'float object'": "the number",
+    "'list object'": "the list",
+    "'None' ": "nothing (none) ",
+}
 
 
 def _template_line(exc: BaseException) -> int:
@@ -358,6 +427,22 @@ def plan_window(
     with gc_paused():
         slots = expand(campaign.schedule, start, end, accounts=accounts, rules=rules)
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
+
+
+def plannable(campaign: Campaign, problems: Sequence[Problem]) -> set[str]:
+    """The rules of a campaign with load-time ``problems`` that can still be rendered: those whose message set, event
+    and accounts exist and whose message set's file has no problem. ``validate`` renders them, so problems that
+    only rendering finds are reported in the same run as the load-time problems of other files."""
+    schedule = campaign.schedule
+    broken_files = {problem.file for problem in problems}
+    return {
+        rule_id
+        for rule_id, rule in schedule.rules.items()
+        if rule.messages in campaign.message_sets
+        and campaign.set_sources[rule.messages].display not in broken_files
+        and getattr(rule, "event", None) in (None, *schedule.events)
+        and (rule.accounts == "all" or all(account in schedule.accounts for account in rule.accounts))
+    }
 
 
 def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:

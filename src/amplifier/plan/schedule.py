@@ -6,6 +6,9 @@ Countdowns are computed in the event's local calendar: a post "3 days before" a 
 at the rule's local time, whatever DST does in between, and ``days_left`` counts calendar days. ``hours_before`` posts
 are a fixed number of real hours before the event's start.
 
+A recurring rule tied to an event (``event:``) ends at the event: at its start time, or at the end of its day for an
+all-day event, whatever its ``end`` says, so no post counts down to an event that has passed ("in -7 days").
+
 Every slot has a stable id, ``rule:account:YYYY-MM-DDTHH:MM`` in the rule's local wall time (with ``~2`` for the
 second of two identical wall times at a DST fall-back), so the same rule, account and occurrence always give the same
 id, whatever window is asked for.
@@ -17,6 +20,7 @@ import datetime as dt
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from amplifier.campaign.models import (
@@ -77,6 +81,15 @@ def event_start(schedule: ScheduleFile, event: Event) -> dt.datetime:
     if isinstance(event.date, dt.datetime):
         return localize(event.date, tz)
     return localize(dt.datetime.combine(event.date, dt.time()), tz)
+
+
+def event_end(schedule: ScheduleFile, event: Event) -> dt.datetime:
+    """Where a recurring rule tied to the event stops: its start time, or the end of its day for an all-day event."""
+    if isinstance(event.date, dt.datetime):
+        return event_start(schedule, event)
+    return localize(
+        dt.datetime.combine(event.date + dt.timedelta(days=1), dt.time()), event_zone(schedule, event)
+    )
 
 
 def event_day(event: Event) -> dt.date:
@@ -228,7 +241,7 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
     offsets = [_midnight_offset(tz, rule.start + step * _DAY) for step in (-1, 0, 1)]
     probe = rule.start
     matches = croniter(f"0 0 {dom} {month} {dow}", dt.datetime.combine(rule.start, dt.time()) - _DAY / 2)
-    matched = matches.get_next(dt.datetime).date()
+    matched = _next_day(matches)
     while probe < day:
         offsets.append(_midnight_offset(tz, probe + 2 * _DAY))
         if len(set(offsets)) == 1:  # midnights of the day before to the day after next: no change on this day
@@ -240,7 +253,7 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
         else:
             odd_run.append(probe)
         while matched <= probe:
-            matched = matches.get_next(dt.datetime).date()
+            matched = _next_day(matches)
         offsets.pop(0)
         probe += _DAY
     if odd_run:
@@ -248,20 +261,36 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
     return count
 
 
+def _next_day(matches: Any) -> dt.date:
+    """The next day croniter's ``matches`` gives; ``date.max`` when it finds none any more."""
+    from croniter import CroniterBadDateError
+
+    try:
+        return matches.get_next(dt.datetime).date()  # type: ignore[no-any-return]
+    except CroniterBadDateError:
+        return dt.date.max
+
+
 def _recurring(
     schedule: ScheduleFile, rule: RecurringRule, first_day: dt.date, last_day: dt.date
 ) -> Iterator[Item]:
-    """The rule's firings on the local days ``first_day`` to ``last_day`` (included)."""
-    from croniter import croniter
+    """The rule's firings on the local days ``first_day`` to ``last_day`` (included); a rule tied to an event
+    stops at the event (:func:`event_end`)."""
+    from croniter import CroniterBadDateError, croniter
 
     tz = rule_zone(schedule, rule)
     first = localize(dt.datetime.combine(first_day, dt.time()), tz)
     last = localize(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), tz)
     event = schedule.events.get(rule.event) if rule.event else None
     start = event_start(schedule, event) if event else None
+    if event is not None:
+        last = min(last, event_end(schedule, event))  # a rule tied to an event ends at the event
     iterator = croniter(rule.cron, first - dt.timedelta(microseconds=1))
     while True:
-        at: dt.datetime = iterator.get_next(dt.datetime)
+        try:
+            at: dt.datetime = iterator.get_next(dt.datetime)
+        except CroniterBadDateError:
+            return  # a cron that fires no more (0 18 30 2 *): validate warns of a rule that plans nothing
         at = at.astimezone(tz)
         if at >= last:
             return
@@ -350,10 +379,16 @@ def _rule_slots(
             yield at, slot.id, slot
 
 
-def last_instant(schedule: ScheduleFile) -> dt.datetime:
-    """An instant after every occurrence of every rule (for a progress bar over a whole campaign)."""
+def last_instant(schedule: ScheduleFile, rules: set[str] | None = None) -> dt.datetime:
+    """An instant after every occurrence of every rule, or of these ``rules`` (for a progress bar over a whole
+    campaign). A rule whose event is missing (a campaign loaded with problems) has no occurrence."""
     last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    for rule in schedule.rules.values():
+    for rule_id, rule in schedule.rules.items():
+        event = getattr(rule, "event", None)
+        if (rules is not None and rule_id not in rules) or (
+            event is not None and event not in schedule.events
+        ):
+            continue
         if isinstance(rule, RecurringRule):
             tz = rule_zone(schedule, rule)
             last = max(last, localize(dt.datetime.combine(rule.end + 2 * _DAY, dt.time()), tz))

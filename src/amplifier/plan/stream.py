@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amplifier.campaign.load import Campaign
-from amplifier.campaign.models import CountdownRule
 from amplifier.errors import Problem
 from amplifier.plan.planner import Planner
 from amplifier.plan.post import PlannedPost
-from amplifier.plan.schedule import Slot, event_start, iter_slots, last_instant
+from amplifier.plan.review import review
+from amplifier.plan.schedule import Slot, iter_slots, last_instant
 
 StreamProgress = Callable[[Iterable[Slot], dt.datetime, dt.datetime], Iterable[Slot]]
 """Wraps a stream of slots in a window, e.g. to draw a progress bar (:func:`amplifier.cli.progress.track_window`)."""
@@ -51,34 +51,21 @@ def stream_window(
     given), in time order, as it is planned."""
     slots: Iterable[Slot] = iter_slots(campaign.schedule, start, end, accounts=accounts, rules=rules)
     if progress is not None:
-        slots = progress(slots, start, end if end is not None else last_instant(campaign.schedule))
+        slots = progress(slots, start, end if end is not None else last_instant(campaign.schedule, rules))
     planner = Planner(campaign)
     return PlanStream(planner.stream(slots), planner)
 
 
-def check_events(campaign: Campaign, now: dt.datetime) -> list[Problem]:
-    """Countdown rules whose event is already over at ``now``."""
-    problems = []
-    for rule_id, rule in campaign.schedule.rules.items():
-        if isinstance(rule, CountdownRule) and rule.enabled and rule.event in campaign.schedule.events:
-            event = campaign.schedule.events[rule.event]
-            if event_start(campaign.schedule, event) < now:
-                problems.append(
-                    campaign.schedule_problem(
-                        ("rules", rule_id, "event"),
-                        f"countdown {rule_id!r} counts down to {rule.event!r} ({event.date}), which is in the past",
-                    )
-                )
-    return problems
-
-
 @dataclass(frozen=True)
 class Validation:
-    """What :func:`validate` found: how many posts (and parts) it planned, and every problem."""
+    """What :func:`validate` found: how many posts (and parts) it planned, every problem, the warnings (exit 0) and
+    the rules that have finished (:func:`amplifier.plan.review.review`)."""
 
     posts: int
     parts: int
     problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)
+    finished: list[Problem] = field(default_factory=list)
 
 
 def validate(
@@ -87,15 +74,19 @@ def validate(
     horizon: dt.timedelta | None = None,
     *,
     progress: StreamProgress | None = None,
+    rules: set[str] | None = None,
 ) -> Validation:
-    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems.
+    """Render every planned post from ``now`` (to the last one, or ``now + horizon``) and collect all problems, the
+    warnings and the finished rules. ``rules``: render only these (see :func:`amplifier.plan.planner.plannable`);
+    the warnings are of the whole campaign.
 
     The posts are counted as they are planned, not kept: a campaign of any size validates in bounded memory.
     """
+    findings = review(campaign, now)
     end = max(now + horizon, now) if horizon is not None else None
-    stream = stream_window(campaign, now, end, progress=progress)
+    stream = stream_window(campaign, now, end, rules=rules, progress=progress)
     posts = parts = 0
     for post in stream.posts:
         posts += 1
         parts += len(post.parts)
-    return Validation(posts, parts, sorted(set(stream.problems) | set(check_events(campaign, now))))
+    return Validation(posts, parts, sorted(set(stream.problems)), findings.warnings, findings.finished)

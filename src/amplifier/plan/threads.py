@@ -5,6 +5,10 @@ Each part fits the platform's limit as the platform counts it (the ``length`` fu
 paragraph break if one is in the second half of the room a part has, else at a sentence end or a line break,
 else between words. A part never ends inside a word, so URLs, #hashtags, @mentions and grapheme clusters stay
 whole; only a single word longer than a whole part is cut, and then between grapheme clusters.
+
+Splitting is linear in the text: each part is found by measuring prefixes of the text from where the part starts,
+at most about twice as long as the part (galloping, then a binary search) and never longer than a window of
+``16 * limit + 1024`` code points, so a 1 MB text is split in about as many steps as it has parts.
 """
 
 from __future__ import annotations
@@ -61,49 +65,88 @@ def _marker(index: int, total: int, numbering: bool) -> str:
     return f" {index}/{total}" if numbering and total > 1 else ""
 
 
-def _hard_cut(text: str, start: int, stop: int, marker: str, limit: int, length: Length) -> int:
-    """The end of the longest run of whole grapheme clusters from ``start`` (at least one) that fits."""
-    ends = [match.end() for match in _GRAPHEME_RE.finditer(text, start, stop)]
-    low, high = 0, len(ends) - 1
-    while low < high:  # the last end whose prefix fits; the first one is taken even if it does not
-        middle = (low + high + 1) // 2
-        if length(text[start : ends[middle]] + marker) <= limit:
-            low = middle
+def _window(limit: int) -> int:
+    """The most code points a part is ever measured over: parts are found by measuring prefixes, so bounding the
+    prefixes keeps splitting linear in the text. Generous: a part of ``limit`` counts fits in it unless it holds
+    many long links counted short (Mastodon counts each as 23); such a text is split a little earlier."""
+    return 16 * limit + 1024
+
+
+def _last_fitting(count: int | None, fits: Callable[[int], bool]) -> int:
+    """The last index in ``[0, count)`` for which ``fits`` holds (``fits`` holds up to some index, then not), or -1.
+    With ``count`` None, ``fits`` is False past the end.
+
+    Galloping (1, 2, 4... then a binary search) measures prefixes at most about twice as long as the answer's, so
+    the cost of a part is in proportion to the part, not to the rest of the text.
+    """
+    if count == 0 or not fits(0):
+        return -1
+    good, probe, step = 0, 1, 1
+    while (count is None or probe < count) and fits(probe):
+        good = probe
+        step *= 2
+        probe = good + step
+    high = probe - 1 if count is None else min(probe, count) - 1
+    while good < high:
+        middle = (good + high + 1) // 2
+        if fits(middle):
+            good = middle
         else:
             high = middle - 1
-    return ends[low]
+    return good
+
+
+def _hard_cut(text: str, start: int, stop: int, marker: str, limit: int, length: Length) -> int:
+    """The end of the longest run of whole grapheme clusters from ``start`` (at least one) that fits."""
+    clusters = _GRAPHEME_RE.finditer(text, start, min(stop, start + _window(limit)))
+    ends: list[int] = []
+
+    def end(index: int) -> int | None:  # the end of cluster ``index``, read from the text as far as needed
+        while len(ends) <= index:
+            match = next(clusters, None)
+            if match is None:
+                return None
+            ends.append(match.end())
+        return ends[index]
+
+    def fits(index: int) -> bool:
+        stop_at = end(index)
+        return stop_at is not None and length(text[start:stop_at] + marker) <= limit
+
+    index = _last_fitting(None, fits)
+    return end(max(index, 0)) or stop  # the first cluster is taken even if it does not fit
 
 
 def _split(text: str, limit: int, length: Length, total: int, numbering: bool) -> list[str]:
     """Split for a thread of ``total`` parts (the total only sets the markers' width)."""
     breaks = _breaks(text)
+    window = _window(limit)
     parts: list[str] = []
     pos = 0
     first = 0  # the first break after pos
     while pos < len(text):
         marker = _marker(len(parts) + 1, total, numbering)
-        if length(text[pos:] + marker) <= limit:
-            parts.append(text[pos:])
-            break
         while first < len(breaks) and breaks[first].start <= pos:
             first += 1
-        # The farthest break whose part fits (lengths grow with the text at word boundaries).
-        low, high = first, len(breaks) - 1
-        far = -1
-        while low <= high:
-            middle = (low + high) // 2
-            if length(text[pos : breaks[middle].start] + marker) <= limit:
-                far = middle
-                low = middle + 1
-            else:
-                high = middle - 1
-        if far < 0:
+        # Candidate ends: the breaks from ``first``, then the end of the text (the rest as the last part).
+        ends = len(breaks) - first + 1
+
+        def fits(offset: int, pos: int = pos, first: int = first, marker: str = marker) -> bool:
+            end = breaks[first + offset].start if first + offset < len(breaks) else len(text)
+            return end - pos <= window and length(text[pos:end] + marker) <= limit
+
+        found = _last_fitting(ends, fits)
+        if found == ends - 1:
+            parts.append(text[pos:])
+            break
+        if found < 0:
             # Even the first word does not fit: cut it between grapheme clusters.
             stop = breaks[first].start if first < len(breaks) else len(text)
             end = _hard_cut(text, pos, stop, marker, limit, length)
             parts.append(text[pos:end])
             pos = end
             continue
+        far = first + found
         chosen = breaks[far]
         half = pos + (chosen.start - pos) // 2
         for priority in (_PARAGRAPH, _SENTENCE):
