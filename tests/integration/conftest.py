@@ -45,6 +45,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.integration.servers.postgres import PostgresServer
+
+from .servers.appview import AppViewNetwork
+from .servers.appview import ensure_installed as ensure_appview_installed
 from .servers.mastodon import MastodonServer
 from .servers.pds import PdsServer, ensure_installed
 
@@ -95,3 +99,21 @@ def mastodon_faults(mastodon_server: MastodonServer) -> Iterator[MastodonServer]
         yield mastodon_server
     finally:
         mastodon_server.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def appview(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[AppViewNetwork]:
+    """PLC + PDS + the reference AppView on PostgreSQL (session scope), started only when a test asks for
+    it. Mark such tests ``@pytest.mark.appview``. See :mod:`.servers.appview`."""
+    install_dir = ensure_appview_installed(_announcer(pytestconfig))
+    network = AppViewNetwork.start(
+        install_dir=install_dir,
+        work_dir=tmp_path_factory.mktemp("appview"),
+        database_url=postgres.create_database("appview"),
+    )
+    try:
+        yield network
+    finally:
+        network.stop()
