@@ -91,7 +91,8 @@ def campaign(appview: AppViewNetwork, tmp_path: Path, monkeypatch: pytest.Monkey
 
 def ref(result: PublishResult, index: int = 0) -> dict[str, str]:
     part = result.parts[index]
-    assert part.uri and part.cid
+    assert part.uri
+    assert part.cid
     return {"uri": part.uri, "cid": part.cid}
 
 
