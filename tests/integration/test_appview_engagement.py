@@ -14,7 +14,14 @@ import pytest
 from amplifier.campaign.models import BlueskyAccount
 from amplifier.plan.adapt import Content, Target, adapt
 from amplifier.plan.post import Part, PlannedPost
-from amplifier.publish import PublishContext, PublishError, PublishResult, create_publisher
+from amplifier.publish import (
+    PublishContext,
+    PublishError,
+    PublishResult,
+    RateLimitedError,
+    TransientError,
+    create_publisher,
+)
 from amplifier.publish.bluesky import COLLECTION, BlueskyPublisher
 from amplifier.publish.engagement import Engagement, PublishedPart
 from amplifier.publish.secrets import SecretSources
@@ -22,6 +29,7 @@ from amplifier.publish.sessions import StateDir
 
 from .servers import Account
 from .servers.appview import AppViewNetwork
+from .servers.fault_proxy import FaultProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.appview]
 
@@ -56,13 +64,15 @@ def bluesky_parts(*texts: str, lang: str = "en", hashtags: tuple[str, ...] = ())
 class Campaign:
     """The campaign's account on the network, with its publisher."""
 
-    def __init__(self, network: AppViewNetwork, account: Account, tmp_path: Path) -> None:
+    def __init__(
+        self, network: AppViewNetwork, account: Account, tmp_path: Path, service: str | None = None
+    ) -> None:
         self.network = network
         self.account = account
         settings = BlueskyAccount(
             platform="bluesky",
             handle=account.handle,
-            service=network.url,  # type: ignore[arg-type]
+            service=service or network.url,  # type: ignore[arg-type]
             password_env=PASSWORD_ENV,
         )
         ctx = PublishContext(secrets=SecretSources(), state=StateDir(tmp_path / "state"), timeout=20.0)
@@ -238,3 +248,52 @@ def test_getprofile_through_the_appview_shows_the_campaign_account_and_its_bot_l
     assert seen["displayName"] == "Riseup4Rojava"
     assert seen["postsCount"] == 1
     assert [label["val"] for label in seen.get("labels", [])] == ["bot"]
+
+
+GET_POSTS = "app.bsky.feed.getPosts"
+
+
+@pytest.fixture
+def faulty(
+    appview: AppViewNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Campaign, FaultProxy]]:
+    """The campaign's publisher talking to the PDS through a fault-injecting proxy."""
+    proxy = FaultProxy.start(appview.url)
+    account = appview.create_account("faulty")
+    monkeypatch.setenv(PASSWORD_ENV, account.password)
+    campaign = Campaign(appview, account, tmp_path, service=proxy.url)
+    try:
+        yield campaign, proxy
+    finally:
+        campaign.publisher.close()
+        proxy.stop()
+
+
+def test_a_rate_limited_getposts_carries_the_reset(faulty: tuple[Campaign, FaultProxy]) -> None:
+    campaign, proxy = faulty
+    result = campaign.publish(planned("av-429", bluesky_parts("Rate limited read.")))
+    proxy.inject(
+        GET_POSTS,
+        "status",
+        status=429,
+        headers={"RateLimit-Limit": "3000", "RateLimit-Remaining": "0", "RateLimit-Reset": "1900000000"},
+        body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        campaign.read(result)
+    assert caught.value.reset_at == datetime.fromtimestamp(1_900_000_000, tz=UTC)
+    (reading,) = campaign.read(result)  # the rule fired once; the read goes through the proxy to the AppView
+    assert reading.likes == 0
+    assert proxy.count(GET_POSTS) == 2
+
+
+@pytest.mark.parametrize(("action", "status"), [("status", 502), ("truncate", None), ("drop_after", None)])
+def test_a_failed_getposts_is_transient_never_gone(
+    faulty: tuple[Campaign, FaultProxy], action: str, status: int | None
+) -> None:
+    campaign, proxy = faulty
+    result = campaign.publish(planned(f"av-{action}", bluesky_parts("A read that fails.")))
+    proxy.inject(GET_POSTS, action, **({"status": status, "body": {"error": "BadGateway"}} if status else {}))
+    with pytest.raises(TransientError) as caught:
+        campaign.read(result)
+    assert not isinstance(caught.value, RateLimitedError)
