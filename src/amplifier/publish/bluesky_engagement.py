@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from amplifier.publish.base import PublishContext, PublishError
+from amplifier.publish.base import PermanentError, PublishContext
 from amplifier.publish.engagement import GET_POSTS_MAX, Engagement, PublishedPart, batches, count
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,13 @@ class BlueskyEngagement:
         """The counts of ``parts`` (their ``uri`` is required), one ``getPosts`` per 25; see the module."""
         wanted: list[tuple[PublishedPart, str]] = []
         for part in parts:
+            where = f"{self.account}: part {part.index} of {part.post_id}"
             if not part.uri:
-                raise PublishError(f"{self.account}: part {part.index} of {part.post_id} has no at:// URI")
-            split_uri(part.uri)  # refuse garbage before asking anyone
+                raise PermanentError(f"{where} has no at:// URI")
+            try:
+                split_uri(part.uri)  # refuse garbage before asking anyone
+            except ValueError as exc:
+                raise PermanentError(f"{where}: {exc}") from None
             wanted.append((part, part.uri))
         readings: list[Engagement] = []
         for batch in batches(wanted, GET_POSTS_MAX):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from amplifier.publish.base import PublishContext, PublishError
+from amplifier.publish.base import PermanentError, PublishContext, PublishError
 from amplifier.publish.engagement import Engagement, PublishedPart, count
 
 #: The statuses a server answers for a deleted status.
@@ -40,7 +40,7 @@ class StatusEngagement:
         readings: list[Engagement] = []
         for part in parts:
             if not part.id:
-                raise PublishError(f"{self.account}: part {part.index} of {part.post_id} has no status id")
+                raise PermanentError(f"{self.account}: part {part.index} of {part.post_id} has no status id")
             try:
                 status = self._answer(self._call(self.api().status, part.id), "id")
             except PublishError as exc:
