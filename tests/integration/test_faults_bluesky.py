@@ -275,7 +275,7 @@ sets:
 def daemon_for(setup: Setup, tmp_path: Path, now: datetime) -> tuple[Any, Any, str]:
     from amplifier.campaign.load import load_campaign
     from amplifier.daemon.loop import Daemon, EventLog
-    from amplifier.delivery.ledger import Ledger
+    from amplifier.delivery.ledger.sqlite import SqliteLedger
 
     folder = tmp_path / "campaign"
     if not folder.exists():
@@ -286,7 +286,7 @@ def daemon_for(setup: Setup, tmp_path: Path, now: datetime) -> tuple[Any, Any, s
         )
         (folder / "messages" / "hello.yaml").write_text(MESSAGES)
     campaign = load_campaign(folder / "schedule.yaml")
-    ledger = Ledger.open(tmp_path / "state" / "ledger.sqlite3", now)
+    ledger = SqliteLedger.open(tmp_path / "state" / "ledger.sqlite3", now)
 
     def factory(account: str, settings: Any) -> Any:
         return create_publisher(account, settings, setup.ctx)
