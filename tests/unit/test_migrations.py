@@ -81,6 +81,16 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("reason", "TEXT", False, 0),
         ("changed_at", "TEXT", False, 0),
     ],
+    "engagement": [
+        ("post_id", "TEXT", True, 1),
+        ("part_index", "INTEGER", True, 2),
+        ("read_at", "TEXT", True, 3),
+        ("likes", "INTEGER", False, 0),
+        ("reposts", "INTEGER", False, 0),
+        ("replies", "INTEGER", False, 0),
+        ("quotes", "INTEGER", False, 0),
+        ("gone", "INTEGER", True, 0),
+    ],
 }
 
 
@@ -93,6 +103,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m003_pauses",
         "m004_unknown_since",
         "m005_posts_account",
+        "m006_engagement",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -107,6 +118,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_state_next_attempt": ["state", "next_attempt_at"],
         "posts_due_at": ["due_at", "id"],
         "posts_account": ["account", "id"],
+        "engagement_read_at": ["read_at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -130,12 +142,39 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account"]
+    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_engagement"]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)
     ]
     assert columns(conn, "posts") == FRESH_SCHEMA["posts"]
+
+
+def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: sqlite3.Connection) -> None:
+    """A ledger written before ``m006_engagement`` upgrades in place; readings then refer to its posts (a
+    reading of a post that is not there is refused by the foreign key)."""
+    assert migrate(conn, T0, MIGRATIONS[:5])[-1] == "m005_posts_account"
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
+        (stamp, stamp, stamp, stamp),
+    )
+    assert migrate(conn, T0) == ["m006_engagement"]
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",
+        (stamp,),
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO engagement (post_id, part_index, read_at, gone) VALUES ('x', 0, ?, 0)", (stamp,)
+        )
+    with pytest.raises(sqlite3.IntegrityError):  # a deleted part has no counts
+        conn.execute(
+            "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, 'z', 1, 1)"
+        )
+    assert conn.execute("SELECT id FROM posts").fetchall() == [("p",)]
 
 
 def test_migrations_are_recorded_with_their_time_in_order(conn: sqlite3.Connection) -> None:

@@ -37,6 +37,9 @@ from amplifier.publish.sessions import StateDir
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from amplifier.publish.engagement import Engagement, PublishedPart
     from amplifier.publish.secrets import SecretSources
 
 
@@ -291,6 +294,11 @@ class Publisher(Protocol):
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         """The parts of ``post`` already on the server (where the platform can tell without posting)."""
+        ...
+
+    def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
+        """The counts (likes, reposts, replies, quotes) of published ``parts`` now, one reading per part read;
+        a part deleted on the server reads as ``gone``. See :mod:`amplifier.publish.engagement`."""
         ...
 
     def check(self) -> AccountInfo:

@@ -9,7 +9,9 @@
 * **Sessions.** The session (access + refresh token) is kept in the state folder (0600) and refreshed by the
   SDK (``on_session_change`` saves the new tokens); a password login happens only when there is no usable
   session, and :class:`~amplifier.publish.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
-* **Bare PDS.** No AppView is needed: login with ``fetch_bsky_profile=False``, write to the session's DID.
+* **Bare PDS.** No AppView is needed to publish: login with ``fetch_bsky_profile=False``, write to the
+  session's DID. Reading engagement back (``read_engagement``, :mod:`amplifier.publish.bluesky_engagement`)
+  goes through the PDS to its AppView.
 
 The atproto package is imported lazily, inside the functions that use it.
 """
@@ -45,6 +47,7 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
+from amplifier.publish.bluesky_engagement import BlueskyEngagement
 from amplifier.publish.bluesky_errors import (
     CALL_ERRORS,
     classify,
@@ -120,7 +123,7 @@ def public_url(handle_or_did: str, rkey: str) -> str:
 # ----------------------------------------------------------------------------------------- publisher
 
 
-class BlueskyPublisher:
+class BlueskyPublisher(BlueskyEngagement):
     """Publishes to one Bluesky account; one SDK client, reused for every post."""
 
     platform = "bluesky"

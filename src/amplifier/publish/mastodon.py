@@ -17,6 +17,8 @@
 * After that hour, :meth:`MastodonPublisher.find_published` tells whether a post is out by looking for it among
   the account's own recent statuses (:mod:`amplifier.publish.mastodon_search`, matching with
   :mod:`amplifier.publish.mastodon_match`).
+* ``read_engagement`` reads back the counts of published statuses
+  (:mod:`amplifier.publish.mastodon_engagement`).
 * Every exception of Mastodon.py and requests is classified (:mod:`amplifier.publish.faults`); a status whose
   answer was lost or garbled is a :class:`StatusOutcomeUnknown`.
 
@@ -59,6 +61,7 @@ from amplifier.publish.base import (
     ref_index,
 )
 from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
+from amplifier.publish.mastodon_engagement import StatusEngagement
 from amplifier.publish.mastodon_match import aware_time
 from amplifier.publish.mastodon_match import comparable as comparable  # re-exported
 from amplifier.publish.mastodon_match import html_to_text as html_to_text  # re-exported
@@ -128,7 +131,7 @@ class StatusOutcomeUnknown(OutcomeUnknownError):
     created it all the same (the daemon searches the account for it once the Idempotency-Key expired)."""
 
 
-class MastodonPublisher(StatusSearch):
+class MastodonPublisher(StatusSearch, StatusEngagement):
     """Publishes to one Mastodon account."""
 
     platform = "mastodon"

@@ -50,8 +50,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from amplifier.delivery.ledger.engagement import EngagementTotal
 from amplifier.errors import AmplifierError, ExitCode, StateError
 from amplifier.plan.post import PlannedPost
+from amplifier.publish.engagement import Engagement
 from amplifier.redact import redact
 
 CANCELLED_REASON = "removed from the plan"
@@ -505,6 +507,25 @@ class Ledger(Protocol):
 
     def pause_reason(self) -> str | None:
         """Why everything is paused, None when it is not."""
+        ...
+
+    # -- engagement read back (see :mod:`amplifier.delivery.ledger.engagement`) -----------------------------
+
+    def record_engagement(self, readings: Iterable[Engagement]) -> int:
+        """Store ``readings`` in one transaction; returns how many were new (a reading of a part at an instant
+        already stored is skipped). :class:`UnknownPost` for a post the ledger does not have, ``ValueError``
+        for a part index past the post's parts or an invalid reading: then nothing is stored."""
+        ...
+
+    def engagement(self, post_id: str) -> list[Engagement]:
+        """Every reading of ``post_id``, by part then time (empty if it has none)."""
+        ...
+
+    def engagement_totals(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None, account: str | None = None
+    ) -> list[EngagementTotal]:
+        """The engagement of each post due in [``start``, ``end``) that has readings (at or before ``as_of``
+        when given), by due time then id; optionally of one account."""
         ...
 
     # -- moving a ledger -----------------------------------------------------------------------------------

@@ -223,3 +223,27 @@ def m005_posts_account(conn: sqlite3.Connection) -> None:
     """``Ledger.remote_ids``: the parts recorded for an account's posts (WHERE account = ?, joined to
     ``post_parts`` by its primary key)."""
     conn.execute("CREATE INDEX posts_account ON posts (account, id)")
+
+
+@migration
+def m006_engagement(conn: sqlite3.Connection) -> None:
+    """The engagement read back from the platforms: one row per reading of a post's part (see
+    :mod:`amplifier.delivery.ledger.engagement`). The primary key makes a repeated reading a no-op and serves
+    the latest-reading-per-part lookups; ``engagement_read_at`` the readings of a time window."""
+    conn.execute(
+        """
+        CREATE TABLE engagement (
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index INTEGER NOT NULL CHECK (part_index >= 0),
+            read_at TEXT NOT NULL,
+            likes INTEGER CHECK (likes >= 0),
+            reposts INTEGER CHECK (reposts >= 0),
+            replies INTEGER CHECK (replies >= 0),
+            quotes INTEGER CHECK (quotes >= 0),
+            gone INTEGER NOT NULL CHECK (gone IN (0, 1)),
+            CHECK (NOT gone OR (likes IS NULL AND reposts IS NULL AND replies IS NULL AND quotes IS NULL)),
+            PRIMARY KEY (post_id, part_index, read_at)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")

@@ -157,3 +157,25 @@ def m001_schema(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("INSERT INTO global_pause (id, paused) VALUES (1, false)")
+
+
+@migration
+def m002_engagement(conn: psycopg.Connection) -> None:
+    """The engagement read back from the platforms, as SQLite's ``m006_engagement``."""
+    conn.execute(
+        """
+        CREATE TABLE engagement (
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index integer NOT NULL CHECK (part_index >= 0),
+            read_at timestamptz NOT NULL,
+            likes integer CHECK (likes >= 0),
+            reposts integer CHECK (reposts >= 0),
+            replies integer CHECK (replies >= 0),
+            quotes integer CHECK (quotes >= 0),
+            gone boolean NOT NULL,
+            CHECK (NOT gone OR (likes IS NULL AND reposts IS NULL AND replies IS NULL AND quotes IS NULL)),
+            PRIMARY KEY (post_id, part_index, read_at)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")

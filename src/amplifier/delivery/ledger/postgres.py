@@ -54,6 +54,7 @@ from amplifier.delivery.ledger.base import (
     plan_keys,
     to_db_time,
 )
+from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
 from amplifier.delivery.ledger.pg_migrations import migrate
 
 LOCK_TIMEOUT = "5s"
@@ -129,7 +130,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresEngagement):
     """The delivery ledger in a PostgreSQL database. Open it with :meth:`open` (callers outside the ledger use
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 

@@ -60,6 +60,7 @@ from amplifier.delivery.ledger.base import (
     to_db_time,
 )
 from amplifier.delivery.ledger.migrations import migrate
+from amplifier.delivery.ledger.sqlite_engagement import SqliteEngagement
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 LEDGER_NAME = "ledger.sqlite3"  # in the state folder
@@ -134,7 +135,7 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteEngagement):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
