@@ -214,3 +214,40 @@ def m004_unknown_since(conn: sqlite3.Connection) -> None:
     lookup proves it absent. A re-send under the same Mastodon Idempotency-Key is safe only within the key's
     hour from that first moment, never from the latest claim."""
     conn.execute("ALTER TABLE posts ADD COLUMN unknown_since TEXT")
+
+
+@migration
+def m005_operator_actions(conn: sqlite3.Connection) -> None:
+    """What operators did (``skip``, ``cancel``, ``retry``, ``pause``, ``resume``): who, when, why, to what.
+    ``paused_accounts.paused_by``: the operator who paused the account (NULL: the daemon paused it after a
+    credential problem, which ``status --check`` reports). ``posts.late_until``: an operator's ``retry --late``
+    lets the post go out after its window, until then. And the indexes ``status``, ``status --check`` and
+    ``history`` need on a ledger of a million rows (``tests/unit/test_ledger_plans.py``)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            reason TEXT,
+            posts INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by TEXT")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until TEXT")
+    # status: per account and state, the count and the last publication (a covering index: no table reads)
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    # status: the last published, the latest failures; --check: failures since
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")
+    # history of one account
+    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")
+    if conn.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None:
+        # an upgraded ledger: statistics for the planner, from a bounded sample (quick on a million rows);
+        # an empty one gets none (statistics of empty tables would mislead the planner once they grow)
+        conn.execute("PRAGMA analysis_limit = 1000")
+        conn.execute("ANALYZE")

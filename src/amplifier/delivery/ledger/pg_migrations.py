@@ -157,3 +157,28 @@ def m001_schema(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("INSERT INTO global_pause (id, paused) VALUES (1, false)")
+
+
+@migration
+def m002_operator_actions(conn: psycopg.Connection) -> None:
+    """The operators' actions, who paused an account, ``retry --late``, and the indexes of ``status`` (the
+    SQLite ledger's m005_operator_actions)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL,
+            by text NOT NULL,
+            action text NOT NULL,
+            target text NOT NULL,
+            reason text,
+            posts integer NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by text")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until timestamptz")
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")

@@ -58,6 +58,7 @@ from amplifier.delivery.ledger.base import (
     to_db_time,
 )
 from amplifier.delivery.ledger.migrations import migrate
+from amplifier.delivery.ledger.sqlite_ops import SqliteOperations
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 LEDGER_NAME = "ledger.sqlite3"  # in the state folder
@@ -66,13 +67,37 @@ LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
+    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts,"
+    " late_until"
 )
 
 _NOT_PAUSED = (
     "NOT EXISTS (SELECT 1 FROM paused_accounts WHERE paused_accounts.account = posts.account)"
     " AND NOT (SELECT paused FROM global_pause WHERE id = 1)"
 )
+
+
+_EXISTING = (
+    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+)
+
+
+def _existing_query(
+    plan: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> tuple[str, Sequence[Any]]:
+    """What a re-plan must read: the posts due in [start, end) (it may cancel them) and the posts of the plan
+    (by id), never the rest of the ledger; everything when a bound is open."""
+    if start is None or end is None:
+        return _EXISTING, ()
+    window = (to_db_time(start), to_db_time(end))
+    ids = json.dumps(list(plan))
+    return (
+        f"{_EXISTING} WHERE due_at >= ? AND due_at < ?"
+        f" UNION ALL {_EXISTING} WHERE id IN (SELECT value FROM json_each(?))"
+        " AND NOT (due_at >= ? AND due_at < ?)",
+        (*window, ids, *window),
+    )
 
 
 def _row(values: Sequence[Any]) -> Row:
@@ -97,6 +122,7 @@ def _row(values: Sequence[Any]) -> Row:
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
         unknown_since=optional_time(values[17]),
+        late_until=optional_time(values[19]),
     )
 
 
@@ -127,7 +153,7 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteOperations):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
@@ -243,10 +269,7 @@ class SqliteLedger:
                     next_attempt_at=values[9],
                     started=bool(values[10]),
                 )
-                for values in conn.execute(
-                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-                )
+                for values in conn.execute(*_existing_query(plan, start, end))
             )
             diff = diff_plan(
                 existing,
@@ -567,23 +590,6 @@ class SqliteLedger:
         return {state: int(found.get(state.value, 0)) for state in State}
 
     # -- pauses --------------------------------------------------------------------------------------------
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
-        stamp = to_db_time(now)
-        check_reason(reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (account) DO UPDATE SET reason = excluded.reason,"
-                " paused_at = excluded.paused_at",
-                (account, reason, stamp),
-            )
-
-    def resume_account(self, account: str) -> bool:
-        """Resume the account; True if it was paused."""
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM paused_accounts WHERE account = ?", (account,)).rowcount == 1
 
     def paused_accounts(self) -> dict[str, str]:
         """Paused account -> reason."""
