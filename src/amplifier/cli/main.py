@@ -33,13 +33,20 @@ LAZY_COMMANDS = {
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
-        "amplifier.cli.daemon",
+        "amplifier.cli.status",
         "status",
         "Next posts due, last published, failures, paused accounts.",
     ),
-    "history": ("amplifier.cli.daemon", "history", "What was published, failed or expired."),
-    "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
-    "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
+    "history": ("amplifier.cli.status", "history", "What was published, failed or expired."),
+    "pause": (
+        "amplifier.cli.operator",
+        "pause",
+        "Stop all posting (or one account's), without stopping the daemon.",
+    ),
+    "resume": ("amplifier.cli.operator", "resume", "Resume posting after a pause."),
+    "skip": ("amplifier.cli.operator", "skip", "Skip planned posts by id: they will not go out."),
+    "cancel": ("amplifier.cli.operator", "cancel", "Cancel every planned post of a rule, event or account."),
+    "retry": ("amplifier.cli.operator", "retry", "Put a failed or expired post back to planned."),
     "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
 }
 

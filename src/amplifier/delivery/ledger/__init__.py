@@ -64,11 +64,18 @@ __all__ = [
     "UnknownPost",
     "content_hash",
     "from_db_time",
+    "ledger_exists",
     "open_ledger",
     "open_ledger_copy",
     "outside_pause_reason",
     "to_db_time",
 ]
+
+
+def ledger_exists(state_dir: Path) -> bool:
+    """Whether the state folder ``state_dir`` has a ledger (the daemon, ``send`` or an operator wrote one):
+    checked without creating anything."""
+    return (state_dir / LEDGER_NAME).exists()
 
 
 def open_ledger(state_dir: Path, now: datetime) -> Ledger:
