@@ -97,7 +97,10 @@ def test_retry_puts_a_failed_or_expired_post_back(ledger: Ledger) -> None:
     assert [r.id for r in ledger.due(T1)] == ["a1", "b1", "a2"]
     with pytest.raises(IllegalTransition, match="only a failed or expired"):
         ledger.retry_post("a2", "x", T1, by="carol")
-    assert [(a.action, a.target) for a in ledger.operator_actions()] == [("retry --late", "b1"), ("retry", "a1")]
+    assert [(a.action, a.target) for a in ledger.operator_actions()] == [
+        ("retry --late", "b1"),
+        ("retry", "a1"),
+    ]
 
 
 def test_an_operators_pause_is_told_from_the_daemons(ledger: Ledger) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from amplifier.cli.options import now_option
 from amplifier.cli.status import state_dir
 from amplifier.daemon.loop import PAUSE_NAME
 from amplifier.errors import UsageError
@@ -37,45 +38,52 @@ def operator_name() -> str:
         return f"uid {os.getuid()}"
 
 
+def _globals(ctx: click.Context, now: str | None) -> tuple[Globals, dt.datetime]:
+    """The common options, and the moment of the action (``--now``, default the clock)."""
+    from amplifier.cli.options import apply_common
+    from amplifier.clock import utcnow
+
+    g = apply_common(ctx, None, now)
+    return g, (g.now if g.now_option else utcnow())
+
+
 by_option = click.option(
     "--by", default=None, metavar="NAME", help="Who does it, for the record (default: the OS user)."
 )
 
 
-def _now() -> dt.datetime:
-    from amplifier.clock import utcnow
-
-    return utcnow()
-
-
-def _ledger(g: Globals) -> Ledger:
+def _ledger(g: Globals, now: dt.datetime) -> Ledger:
     from amplifier.delivery import ledger as ledgers
 
-    return ledgers.open_ledger(state_dir(g), _now())
+    return ledgers.open_ledger(state_dir(g), now)
 
 
 @click.command()
 @click.argument("post_ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--reason", default="skipped by the operator", show_default=True, help="Why (shown in status).")
 @by_option
+@now_option
 @click.pass_context
-def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | None) -> None:
+def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | None, now: str | None) -> None:
     """Skip planned posts by id (as `preview` shows them): they will not go out. All or none."""
     from amplifier.delivery.ledger import PlanEntry
     from amplifier.plan.planner import find_posts
 
-    g: Globals = ctx.obj
-    now = _now()
-    with _ledger(g) as ledger:
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
         missing = [post_id for post_id in post_ids if not _known(ledger, post_id)]
         if missing:
             # not planned into the ledger yet (beyond the daemon's window): take it from the campaign files
             found = {post.id: post for post in find_posts(g.campaign(), missing)}
             unknown = [post_id for post_id in missing if post_id not in found]
             if unknown:
-                raise UsageError(f"no post {', '.join(map(repr, unknown))} in the ledger or the campaign")
-            ledger.sync_plan([PlanEntry.from_post(post) for post in found.values()], now, start=now, end=now)
-        ledger.skip_posts(list(post_ids), reason, now, by=by or operator_name())
+                raise UsageError(
+                    f"no planned post {', '.join(map(repr, unknown))} in the ledger or the campaign"
+                )
+            ledger.sync_plan(
+                [PlanEntry.from_post(post) for post in found.values()], moment, start=moment, end=moment
+            )
+        ledger.skip_posts(list(post_ids), reason, moment, by=by or operator_name())
     for post_id in dict.fromkeys(post_ids):
         click.echo(f"skipped: {post_id}")
 
@@ -100,15 +108,22 @@ def _known(ledger: Ledger, post_id: str) -> bool:
     "--reason", default="cancelled by the operator", show_default=True, help="Why (shown in status)."
 )
 @by_option
+@now_option
 @click.pass_context
 def cancel(
-    ctx: click.Context, rule: str | None, event: str | None, account: str | None, reason: str, by: str | None
+    ctx: click.Context,
+    rule: str | None,
+    event: str | None,
+    account: str | None,
+    reason: str,
+    by: str | None,
+    now: str | None,
 ) -> None:
     """Cancel every planned post of a rule, an event or an account (posts being published are left alone).
 
     It acts on the posts the ledger holds (the daemon plans a rolling window ahead); to stop a rule for
     good, remove it from schedule.yaml."""
-    g: Globals = ctx.obj
+    g, moment = _globals(ctx, now)
     chosen = [name for name, value in (("--rule", rule), ("--event", event), ("--account", account)) if value]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --rule, --event, --account")
@@ -123,9 +138,9 @@ def cancel(
         target = f"event {event}"
     else:
         target = f"account {account}"
-    with _ledger(g) as ledger:
+    with _ledger(g, moment) as ledger:
         ids = ledger.cancel_posts(
-            reason, _now(), by=by or operator_name(), target=target, account=account, rules=rules
+            reason, moment, by=by or operator_name(), target=target, account=account, rules=rules
         )
     click.echo(f"cancelled {len(ids)} planned post(s) of {target}")
     for post_id in ids:
@@ -139,29 +154,29 @@ def cancel(
 )
 @click.option("--reason", default="retried by the operator", show_default=True, help="Why (shown in status).")
 @by_option
+@now_option
 @click.pass_context
-def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | None) -> None:
+def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | None, now: str | None) -> None:
     """Put a failed or expired post back to planned: the daemon sends it at its next pass, within the post's
     window (its rule's `missed` setting); --late lets it go out after the window."""
     from amplifier.delivery.ledger import IllegalTransition, State
 
-    g: Globals = ctx.obj
-    now = _now()
-    with _ledger(g) as ledger:
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
         row = ledger.get(post_id)
         if row.state not in (State.FAILED, State.EXPIRED):
             raise IllegalTransition(post_id, row.state, "retry it (only a failed or expired post can be)")
         late_until = None
         if late:
-            late_until = now + LATE_FOR
+            late_until = moment + LATE_FOR
         else:
             deadline = _deadline(g, ledger, row)
-            if now > deadline:
+            if moment > deadline:
                 raise UsageError(
                     f"post {post_id}: its window ended at {deadline.isoformat()}; "
                     "give --late to post it anyway"
                 )
-        ledger.retry_post(post_id, reason, now, by=by or operator_name(), late_until=late_until)
+        ledger.retry_post(post_id, reason, moment, by=by or operator_name(), late_until=late_until)
     click.echo(
         f"planned again: {post_id}"
         + (f" (may go out late, until {late_until.isoformat()})" if late_until else "")
@@ -187,17 +202,18 @@ def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
 @click.option("--account", default=None, metavar="ID", help="Pause only this account.")
 @click.option("--reason", default="paused by the operator", show_default=True, help="Why (shown in status).")
 @by_option
+@now_option
 @click.pass_context
-def pause(ctx: click.Context, account: str | None, reason: str, by: str | None) -> None:
+def pause(ctx: click.Context, account: str | None, reason: str, by: str | None, now: str | None) -> None:
     """Stop all posting now (or one account's), without stopping the daemon (posts being sent finish)."""
-    g: Globals = ctx.obj
-    with _ledger(g) as ledger:
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
         if account is not None:
             _check_account(g, ledger, account)
-            ledger.pause_account(account, reason, _now(), by=by or operator_name())
+            ledger.pause_account(account, reason, moment, by=by or operator_name())
             click.echo(f"paused {account}: {reason}")
             return
-        ledger.set_paused(True, reason, _now())
+        ledger.set_paused(True, reason, moment)
     click.echo(f"paused: {reason}")
 
 
@@ -215,18 +231,19 @@ def _check_account(g: Globals, ledger: Ledger, account: str) -> None:
 @click.command()
 @click.option("--account", default=None, metavar="ID", help="Resume one paused account.")
 @by_option
+@now_option
 @click.pass_context
-def resume(ctx: click.Context, account: str | None, by: str | None) -> None:
+def resume(ctx: click.Context, account: str | None, by: str | None, now: str | None) -> None:
     """Resume posting after `amplifier pause` (removes the PAUSE file too), or resume one paused account."""
-    g: Globals = ctx.obj
+    g, moment = _globals(ctx, now)
     state = state_dir(g)
-    with _ledger(g) as ledger:
+    with _ledger(g, moment) as ledger:
         if account is not None:
-            if not ledger.resume_account(account, by=by or operator_name(), now=_now()):
+            if not ledger.resume_account(account, by=by or operator_name(), now=moment):
                 raise UsageError(f"--account: {account!r} is not paused")
             click.echo(f"resumed: {account}")
             return
-        ledger.set_paused(False, None, _now())
+        ledger.set_paused(False, None, moment)
     pause_file: Path = state / PAUSE_NAME
     if pause_file.exists():
         try:
