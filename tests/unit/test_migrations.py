@@ -117,6 +117,9 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
     assert indexes == {
         "posts_state_next_attempt": ["state", "next_attempt_at"],
         "posts_due_at": ["due_at", "id"],
+        "posts_planned_next": ["next_attempt_at"],
+        "posts_planned": ["account", "next_attempt_at"],
+        "posts_claimed": ["claimed_at", "id"],
         "posts_account_state": ["account", "state", "published_at"],
         "posts_state_published": ["state", "published_at"],
         "posts_state_updated": ["state", "updated_at"],

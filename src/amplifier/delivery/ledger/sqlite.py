@@ -81,6 +81,7 @@ _EXISTING = (
     "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
 )
+_EXISTING_IN_WINDOW = _EXISTING + " INDEXED BY posts_due_at"
 
 
 def _existing_query(
@@ -93,7 +94,7 @@ def _existing_query(
     window = (to_db_time(start), to_db_time(end))
     ids = json.dumps(list(plan))
     return (
-        f"{_EXISTING} WHERE due_at >= ? AND due_at < ?"
+        f"{_EXISTING_IN_WINDOW} WHERE due_at >= ? AND due_at < ?"
         f" UNION ALL {_EXISTING} WHERE id IN (SELECT value FROM json_each(?))"
         " AND NOT (due_at >= ? AND due_at < ?)",
         (*window, ids, *window),
@@ -229,9 +230,15 @@ class SqliteLedger(SqliteOperations):
                     conn.execute("ROLLBACK")
                 raise
 
-    def _select(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Row]:
+    def _select(
+        self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
+    ) -> list[Row]:
+        """Rows of ``posts`` matching ``where``; ``index``: the index the query must use (see m005)."""
+        source = f"posts INDEXED BY {index}" if index else "posts"
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM posts WHERE {where} {tail}", params).fetchall()
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM {source} WHERE {where} {tail}", params
+            ).fetchall()
         return [_row(values) for values in rows]
 
     # -- the plan ------------------------------------------------------------------------------------------
@@ -526,13 +533,15 @@ class SqliteLedger(SqliteOperations):
             f"state = 'planned' AND next_attempt_at <= ? AND {_NOT_PAUSED}",
             (to_db_time(now), -1 if limit is None else limit),
             "ORDER BY due_at, id LIMIT ?",
+            index="posts_planned_next",
         )
 
     def next_due_at(self) -> datetime | None:
         """The earliest next attempt of a planned post that :meth:`due` could return (pauses considered)."""
         with self._lock:
             found = self._conn.execute(
-                f"SELECT MIN(next_attempt_at) FROM posts WHERE state = 'planned' AND {_NOT_PAUSED}"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_planned_next"
+                f" WHERE state = 'planned' AND {_NOT_PAUSED}"
             ).fetchone()
         return optional_time(found[0])
 
@@ -540,9 +549,12 @@ class SqliteLedger(SqliteOperations):
         """Claimed posts (claimed before ``older_than``, if given), by claim time: after a crash, their fate
         is unknown and must be reconciled with the platform."""
         if older_than is None:
-            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id")
+            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id", index="posts_claimed")
         return self._select(
-            "state = 'claimed' AND claimed_at < ?", (to_db_time(older_than),), "ORDER BY claimed_at, id"
+            "state = 'claimed' AND claimed_at < ?",
+            (to_db_time(older_than),),
+            "ORDER BY claimed_at, id",
+            index="posts_claimed",
         )
 
     def unknown_due(self, now: datetime) -> list[Row]:
@@ -552,13 +564,15 @@ class SqliteLedger(SqliteOperations):
             "state = 'claimed' AND unknown_since IS NOT NULL AND next_attempt_at <= ?",
             (to_db_time(now),),
             "ORDER BY next_attempt_at, id",
+            index="posts_claimed",
         )
 
     def next_check_at(self) -> datetime | None:
         """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
         with self._lock:
             found = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'claimed' AND unknown_since IS NOT NULL"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_claimed"
+                " WHERE state = 'claimed' AND unknown_since IS NOT NULL"
             ).fetchone()
         return optional_time(found[0])
 
@@ -581,7 +595,8 @@ class SqliteLedger(SqliteOperations):
                 return []
             where += f" AND state IN ({', '.join('?' * len(wanted))})"
             params.extend(wanted)
-        return self._select(where, params, "ORDER BY due_at, id")
+        index = "posts_due_at" if account is None else "posts_account_due_at"
+        return self._select(where, params, "ORDER BY due_at, id", index=index)
 
     def counts_by_state(self) -> dict[State, int]:
         """How many posts are in each state (every state present, 0 included)."""

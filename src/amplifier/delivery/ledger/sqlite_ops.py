@@ -64,7 +64,9 @@ class SqliteOperations:
 
         def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
-        def _select(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Row]: ...
+        def _select(
+            self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
+        ) -> list[Row]: ...
 
     # -- queries -------------------------------------------------------------------------------------------
 
@@ -75,7 +77,8 @@ class SqliteOperations:
             ).fetchall()
             upcoming = dict(
                 self._conn.execute(
-                    "SELECT account, MIN(next_attempt_at) FROM posts WHERE state = 'planned' GROUP BY account"
+                    "SELECT account, MIN(next_attempt_at) FROM posts INDEXED BY posts_planned"
+                    " WHERE state = 'planned' GROUP BY account"
                 ).fetchall()
             )
         counts: dict[str, dict[State, int]] = {}
@@ -95,11 +98,19 @@ class SqliteOperations:
         }
 
     def latest(self, states: Iterable[State], limit: int, *, by_published: bool = False) -> list[Row]:
-        column = "published_at" if by_published else "updated_at"
+        column, index = (
+            ("published_at", "posts_state_published")
+            if by_published
+            else ("updated_at", "posts_state_updated")
+        )
         rows: list[Row] = []
         for state in sorted({State(value) for value in states}):
             # one index range per state (state, column), merged here: never a sort of every failure
-            rows.extend(self._select("state = ?", (state.value, limit), f"ORDER BY {column} DESC LIMIT ?"))
+            rows.extend(
+                self._select(
+                    "state = ?", (state.value, limit), f"ORDER BY {column} DESC LIMIT ?", index=index
+                )
+            )
         key = (
             (lambda row: row.published_at or row.updated_at) if by_published else (lambda row: row.updated_at)
         )
@@ -113,6 +124,7 @@ class SqliteOperations:
                     "state = ? AND updated_at >= ?",
                     (state.value, to_db_time(since), limit),
                     "ORDER BY updated_at DESC LIMIT ?",
+                    index="posts_state_updated",
                 )
             )
         return sorted(rows, key=lambda row: row.updated_at, reverse=True)[:limit]
@@ -122,6 +134,7 @@ class SqliteOperations:
             f"state = 'planned' AND next_attempt_at < ? AND {_NOT_PAUSED}",
             (to_db_time(before), limit),
             "ORDER BY next_attempt_at, id LIMIT ?",
+            index="posts_planned_next",
         )
 
     def iter_history(
@@ -144,11 +157,14 @@ class SqliteOperations:
                 return
             where += f" AND state IN {marks}"
             params.extend(wanted)
+        index = "posts_due_at" if account is None else "posts_account_due_at"
         after: tuple[str, str] | None = None
         while True:
             # keyset pagination: each batch is one short read, the lock is never held between batches
             page = where if after is None else f"{where} AND (due_at, id) > (?, ?)"
-            rows = self._select(page, [*params, *(after or ()), batch], "ORDER BY due_at, id LIMIT ?")
+            rows = self._select(
+                page, [*params, *(after or ()), batch], "ORDER BY due_at, id LIMIT ?", index=index
+            )
             yield from rows
             if len(rows) < batch:
                 return
@@ -215,10 +231,13 @@ class SqliteOperations:
         if rules is not None:
             where += f" AND rule IN ({', '.join('?' * len(rules))})"
             params.extend(rules)
+        index = "posts_planned" if account is not None else "posts_planned_next"
         with self._transaction() as conn:
             ids = [
                 str(found[0])
-                for found in conn.execute(f"SELECT id FROM posts WHERE {where} ORDER BY due_at, id", params)
+                for found in conn.execute(
+                    f"SELECT id FROM posts INDEXED BY {index} WHERE {where} ORDER BY due_at, id", params
+                )
             ]
             conn.executemany(
                 "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ?"
