@@ -41,7 +41,9 @@ def fill(state: Path, rows: int) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     with open_ledger(state, start) as ledger:
         entries = [
-            PlanEntry(f"old:{i}", f"acct{i % 40}", "mastodon", f"r{i % 7}", start + timedelta(hours=i), "h", 1)
+            PlanEntry(
+                f"old:{i}", f"acct{i % 40}", "mastodon", f"r{i % 7}", start + timedelta(hours=i), "h", 1
+            )
             for i in range(rows)
         ]
         ledger.sync_plan(entries, start)
@@ -51,8 +53,12 @@ def fill(state: Path, rows: int) -> None:
             "UPDATE posts SET state = 'published', published_at = due_at, result = '[{\"id\": \"1\"}]'"
             " WHERE id LIKE 'old:%' AND CAST(substr(id, 5) AS INTEGER) % 50 != 0"
         )
-        conn.execute("UPDATE posts SET state = 'failed', last_error = 'x' WHERE state = 'planned' AND rowid % 2 = 0")
-        conn.execute("UPDATE posts SET state = 'expired', last_error = 'x' WHERE state = 'planned' AND id LIKE 'old:%'")
+        conn.execute(
+            "UPDATE posts SET state = 'failed', last_error = 'x' WHERE state = 'planned' AND rowid % 2 = 0"
+        )
+        conn.execute(
+            "UPDATE posts SET state = 'expired', last_error = 'x' WHERE state = 'planned' AND id LIKE 'old:%'"
+        )
     conn.close()
 
 
