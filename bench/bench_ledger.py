@@ -17,6 +17,10 @@ The SQL against the floor
     questions written by hand against SQLite in this script (no index hints, fetchall of raw tuples): the
     ratio must stay under 2.
 
+The re-plan
+    :meth:`Ledger.sync_plan` of the daemon's window (the planned posts, unchanged) on the big ledger: its cost
+    must follow the window, not the ledger.
+
 Run: ``.venv/bin/python bench/bench_ledger.py [--rows N] [--src DIR]`` (``--src``: another checkout's ``src``,
 to measure a version before this one; about a minute for a million rows).
 """
@@ -216,6 +220,26 @@ def sql_ratios(state: Path) -> dict[str, tuple[float, float]]:
     return results
 
 
+def replan(state: Path, rows: int) -> tuple[float, int]:
+    """A re-plan of the daemon's window (the planned posts, unchanged) on the big ledger: (seconds, posts)."""
+    from amplifier.delivery.ledger import PlanEntry, open_ledger
+
+    planned = min(2000, rows // 100)
+    start = NOW - dt.timedelta(minutes=rows - planned)
+    entries = [
+        PlanEntry(f"daily:a{i % ACCOUNTS}:{i}", f"a{i % ACCOUNTS}", "mastodon", "daily", due, "h", 1)
+        for i in range(rows - planned, rows)
+        for due in [start + dt.timedelta(minutes=i)]
+    ]
+    with open_ledger(state, NOW) as ledger:
+        began = time.perf_counter()
+        report = ledger.sync_plan(entries, NOW, start=entries[0].due_at, end=entries[-1].due_at)
+        seconds = time.perf_counter() - began
+    assert not report.inserted, report
+    assert not report.cancelled, report
+    return seconds, len(entries)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -260,6 +284,8 @@ def main() -> int:
             failed |= not ok
             goal = "(streams)" if everything else ("ok" if ok else "MISSED")
             print(f"{label:36} {wall:8.3f} {cpu:8.3f} {rss:8.1f}  {code:4}  {goal}")
+        seconds, posts = replan(state, options.rows)
+        print(f"re-plan of the daemon's window ({posts:,} posts, unchanged): {seconds:.3f} s")
         if options.src.resolve() == (ROOT / "src").resolve():
             for name, (ours, floor) in sql_ratios(state).items():
                 ratio = ours / floor if floor else float("inf")

@@ -542,7 +542,7 @@ class Ledger(Protocol):
         account: str | None = None,
         states: Iterable[State] | None = None,
         *,
-        batch: int = 500,
+        batch: int = 1000,
     ) -> Iterator[Row]:
         """:meth:`history`, streamed in batches of ``batch`` rows (constant memory whatever the window)."""
         ...

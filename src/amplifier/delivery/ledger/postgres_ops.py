@@ -148,10 +148,11 @@ class PostgresOperations:
         account: str | None = None,
         states: Iterable[State] | None = None,
         *,
-        batch: int = 500,
+        batch: int = 1000,
     ) -> Iterator[Row]:
-        where = "due_at >= %s AND due_at < %s"
-        params: list[Any] = [start, end]
+        where = "due_at < %s"
+        params: list[Any] = [_utc(end)]
+        first = _utc(start)
         if account is not None:
             where += " AND account = %s"
             params.append(account)
@@ -162,10 +163,15 @@ class PostgresOperations:
             where += " AND state = ANY(%s)"
             params.append(wanted)
         after: tuple[datetime, str] | None = None
+        bounds: list[Any]
         while True:
-            # keyset pagination: each batch is one short read, the lock is never held between batches
-            page = where if after is None else f"{where} AND (due_at, id) > (%s, %s)"
-            rows = self._select(page, [*params, *(after or ()), batch], "ORDER BY due_at, id LIMIT %s")
+            # Keyset pagination: each batch is one short read from where the last one ended (the lower bound
+            # seeks the index; the lock is never held between batches).
+            if after is None:
+                page, bounds = f"due_at >= %s AND {where}", [first]
+            else:
+                page, bounds = f"due_at >= %s AND (due_at, id) > (%s, %s) AND {where}", [after[0], *after]
+            rows = self._select(page, [*bounds, *params, batch], "ORDER BY due_at, id LIMIT %s")
             yield from rows
             if len(rows) < batch:
                 return

@@ -144,10 +144,11 @@ class SqliteOperations:
         account: str | None = None,
         states: Iterable[State] | None = None,
         *,
-        batch: int = 500,
+        batch: int = 1000,
     ) -> Iterator[Row]:
-        where = "due_at >= ? AND due_at < ?"
-        params: list[Any] = [to_db_time(start), to_db_time(end)]
+        where = "due_at < ?"
+        params: list[Any] = [to_db_time(end)]
+        first = to_db_time(start)
         if account is not None:
             where += " AND account = ?"
             params.append(account)
@@ -159,12 +160,15 @@ class SqliteOperations:
             params.extend(wanted)
         index = "posts_due_at" if account is None else "posts_account_due_at"
         after: tuple[str, str] | None = None
+        bounds: list[Any]
         while True:
-            # keyset pagination: each batch is one short read, the lock is never held between batches
-            page = where if after is None else f"{where} AND (due_at, id) > (?, ?)"
-            rows = self._select(
-                page, [*params, *(after or ()), batch], "ORDER BY due_at, id LIMIT ?", index=index
-            )
+            # Keyset pagination: each batch is one short read from where the last one ended (the lower bound
+            # seeks the index; the lock is never held between batches).
+            if after is None:
+                page, bounds = f"due_at >= ? AND {where}", [first]
+            else:
+                page, bounds = f"due_at >= ? AND (due_at, id) > (?, ?) AND {where}", [after[0], *after]
+            rows = self._select(page, [*bounds, *params, batch], "ORDER BY due_at, id LIMIT ?", index=index)
             yield from rows
             if len(rows) < batch:
                 return
