@@ -250,3 +250,13 @@ def test_status_and_history_give_every_parts_result(
     assert all(set(part) == {"id", "uri", "url"} for part in results)
     history = json.loads(run_cli(*campaign, "history", "--now", "2027-10-30", "--format", "json").out)
     assert history["posts"][0]["results"] == results
+
+
+def test_status_check_of_broken_files_without_a_ledger_creates_nothing(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path
+) -> None:
+    Path(campaign[1]).write_text("campaign: [", encoding="utf-8")
+    result = run_cli(*campaign, "status", "--check")
+    assert result.code == 1
+    assert "unhealthy: the campaign files cannot be loaded" in result.err
+    assert not (tmp_path / "state").exists()

@@ -184,17 +184,20 @@ def _first(rows: Iterable[Row], count: int) -> list[Row]:
 
 
 def plan_status(
-    campaign: Campaign, now: dt.datetime, zone: ZoneInfo, state: Path, *, limit: int = 10
+    campaign: Campaign | None, now: dt.datetime, zone: ZoneInfo, state: Path, *, limit: int = 10
 ) -> dict[str, Any]:
     """``status`` before the daemon ever ran: the next posts due from the campaign files; nothing is created."""
     from amplifier.plan.planner import plan_window
 
-    upcoming = sorted(
-        plan_window(campaign, now, now + dt.timedelta(days=14)).posts, key=lambda p: (p.at, p.id)
-    )
+    upcoming: list[Any] = []
+    settings_by_account: dict[str, Any] = {}
+    if campaign is not None:  # campaign files that cannot be loaded: an empty status, still nothing created
+        window = plan_window(campaign, now, now + dt.timedelta(days=14)).posts
+        upcoming = sorted(window, key=lambda p: (p.at, p.id))
+        settings_by_account = dict(campaign.schedule.accounts)
     empty = dict.fromkeys((s.value for s in State), 0)
     accounts: dict[str, dict[str, Any]] = {}
-    for account, settings in sorted(campaign.schedule.accounts.items()):
+    for account, settings in sorted(settings_by_account.items()):
         first = next((post for post in upcoming if post.account == account), None)
         accounts[account] = {
             "platform": settings.platform,
@@ -388,7 +391,7 @@ def status(
             problems.append(f"the campaign files cannot be loaded: {str(error).splitlines()[0]}")
     accounts = {a: s.platform for a, s in campaign.schedule.accounts.items()} if campaign else {}
     state = state_dir(g)
-    if not ledgers.ledger_exists(state) and campaign is not None:
+    if not ledgers.ledger_exists(state):
         data = plan_status(campaign, moment, zone, state)
     else:
         with ledgers.open_ledger(state, moment) as ledger:
