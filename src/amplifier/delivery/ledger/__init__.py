@@ -4,7 +4,8 @@
   use), the post's :class:`State` and its legal transitions, :class:`Row`, :class:`PlanEntry`,
   :class:`SyncReport`, the errors, and the time helpers. No database driver.
 * :mod:`.sqlite`: :class:`SqliteLedger`, the implementation in one SQLite file in the state folder, with its
-  schema in :mod:`.migrations`.
+  schema in :mod:`.migrations`; its aggregate queries and an operator's actions in :mod:`.sqlite_ops`.
+* :mod:`.postgres`: :class:`PostgresLedger`, the same in PostgreSQL (:mod:`.pg_migrations`, :mod:`.postgres_ops`).
 
 Callers outside this package open a ledger with :func:`open_ledger` (and, for a dry run,
 :func:`open_ledger_copy` and :func:`outside_pause_reason`) and use only :class:`Ledger`: nothing outside this

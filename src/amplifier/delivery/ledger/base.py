@@ -10,6 +10,11 @@ stable id. Its life::
        +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
     planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
 
+An operator's commands (:meth:`Ledger.skip_posts`, :meth:`Ledger.cancel_posts`, :meth:`Ledger.retry_post`) add
+``planned -> skipped`` (never from claimed: the daemon is publishing it, :class:`PostBusy`) and ``failed / expired
+-> planned``; each is recorded in :meth:`Ledger.operator_actions`. They are not in :data:`TRANSITIONS`, which is
+what the daemon may do.
+
 An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
 status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
 :meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
