@@ -216,7 +216,8 @@ def sql_ratios(state: Path) -> dict[str, tuple[float, float]]:
     """Per command: (the ledger's statements' time, the floor's), each the best of 5."""
     from zoneinfo import ZoneInfo
 
-    from amplifier.cli.status import FINISHED, collect_status, ledger_problems
+    from amplifier.cli.health import ledger_problems
+    from amplifier.cli.status import FINISHED, collect_status
     from amplifier.delivery.ledger import open_ledger
 
     captured: list[str] = []

@@ -361,7 +361,7 @@ def test_health_check_of_a_post_whose_outcome_is_unknown(
 ) -> None:
     import datetime as dt
 
-    from amplifier.cli.status import health_problems
+    from amplifier.cli.health import health_problems
 
     now = dt.datetime(2027, 10, 29, 12, 0, tzinfo=dt.UTC)
     row = {"id": "p", "claimed_at": claimed, "unknown_since": unknown_since, "next_attempt_at": next_check}
