@@ -67,7 +67,8 @@ LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts,"
+    " CASE WHEN result IS NULL THEN"
+    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) END AS parts,"
     " late_until"
 )
 
@@ -102,7 +103,11 @@ def _existing_query(
 
 
 def _row(values: Sequence[Any]) -> Row:
+    # A published post's parts are its result, in order (mark_published writes it from post_parts): read once.
+    result = None if values[14] is None else tuple(json.loads(values[14]))
     parts_json: dict[str, JSONObject] = json.loads(values[18]) if values[18] else {}
+    if result is not None:
+        parts_json = {str(index): part for index, part in enumerate(result)}
     return Row(
         id=values[0],
         account=values[1],
@@ -118,7 +123,7 @@ def _row(values: Sequence[Any]) -> Row:
         claimed_at=optional_time(values[11]),
         claim_token=values[12],
         published_at=optional_time(values[13]),
-        result=None if values[14] is None else tuple(json.loads(values[14])),
+        result=result,
         created_at=from_db_time(values[15]),
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
