@@ -63,6 +63,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("created_at", "TEXT", True, 0),
         ("updated_at", "TEXT", True, 0),
         ("unknown_since", "TEXT", False, 0),
+        ("late_until", "TEXT", False, 0),
     ],
     "post_parts": [
         ("post_id", "TEXT", True, 1),
@@ -74,6 +75,16 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("account", "TEXT", True, 1),
         ("reason", "TEXT", True, 0),
         ("paused_at", "TEXT", True, 0),
+        ("paused_by", "TEXT", False, 0),
+    ],
+    "operator_actions": [
+        ("seq", "INTEGER", False, 1),
+        ("at", "TEXT", True, 0),
+        ("by", "TEXT", True, 0),
+        ("action", "TEXT", True, 0),
+        ("target", "TEXT", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("posts", "INTEGER", True, 0),
     ],
     "global_pause": [
         ("id", "INTEGER", False, 1),
@@ -104,6 +115,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m004_unknown_since",
         "m005_posts_account",
         "m006_engagement",
+        "m007_operator_actions",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -119,6 +131,14 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_due_at": ["due_at", "id"],
         "posts_account": ["account", "id"],
         "engagement_read_at": ["read_at"],
+        "posts_planned_next": ["next_attempt_at"],
+        "posts_planned": ["account", "next_attempt_at"],
+        "posts_claimed": ["claimed_at", "id"],
+        "posts_account_state": ["account", "state", "published_at"],
+        "posts_state_published": ["state", "published_at"],
+        "posts_state_updated": ["state", "updated_at"],
+        "posts_account_due_at": ["account", "due_at"],
+        "operator_actions_at": ["at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -142,12 +162,41 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_engagement"]
+    assert migrate(conn, T0) == [
+        "m004_unknown_since",
+        "m005_posts_account",
+        "m006_engagement",
+        "m007_operator_actions",
+    ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)
     ]
+
+
+def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_analyzed(
+    conn: sqlite3.Connection,
+) -> None:
+    """``m007_operator_actions`` on a ledger with rows: a pause stays (as the daemon's: no operator), the rows
+    keep their values, and the planner gets statistics (``sqlite_stat1``) for the new indexes."""
+    assert migrate(conn, T0, MIGRATIONS[:6])[-1] == "m006_engagement"
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, created_at, updated_at)"
+        " VALUES ('p', 'masto', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
+        (stamp, stamp, stamp, stamp),
+    )
+    conn.execute("INSERT INTO paused_accounts VALUES ('masto', 'token rejected', ?)", (stamp,))
+
+    assert migrate(conn, T0) == ["m007_operator_actions"]
+    assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
+        ("masto", "token rejected", None)
+    ]
+    assert conn.execute("SELECT id, state, late_until FROM posts").fetchall() == [("p", "planned", None)]
     assert columns(conn, "posts") == FRESH_SCHEMA["posts"]
+    analyzed = {str(row[0]) for row in conn.execute("SELECT idx FROM sqlite_stat1").fetchall()}
+    assert "posts_account_state" in analyzed
 
 
 def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: sqlite3.Connection) -> None:
@@ -160,7 +209,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
         (stamp, stamp, stamp, stamp),
     )
-    assert migrate(conn, T0) == ["m006_engagement"]
+    assert migrate(conn, T0) == ["m006_engagement", "m007_operator_actions"]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
         "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",

@@ -38,7 +38,15 @@ def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
 
 
 def post_window(campaign: Campaign, settings: DaemonSettings, row: Row) -> tuple[datetime, str]:
-    """The post's deadline (the last instant it may still go out), and in words the rule behind it."""
+    """The post's deadline (the last instant it may still go out), and in words the rule behind it; an operator's
+    ``retry --late`` (``Row.late_until``) extends it."""
+    deadline, why = _rule_window(campaign, settings, row)
+    if row.late_until is not None and row.late_until > deadline:
+        return row.late_until, f"an operator's retry --late allows it until {row.late_until:%Y-%m-%d %H:%M} UTC"
+    return deadline, why
+
+
+def _rule_window(campaign: Campaign, settings: DaemonSettings, row: Row) -> tuple[datetime, str]:
     schedule = campaign.schedule
     rule = schedule.rules.get(row.rule)
     due = row.due_at

@@ -10,6 +10,11 @@ stable id. Its life::
        +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
     planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
 
+An operator's commands (:meth:`Ledger.skip_posts`, :meth:`Ledger.cancel_posts`, :meth:`Ledger.retry_post`) add
+``planned -> skipped`` (never from claimed: the daemon is publishing it, :class:`PostBusy`) and ``failed / expired
+-> planned``; each is recorded in :meth:`Ledger.operator_actions`. They are not in :data:`TRANSITIONS`, which is
+what the daemon may do.
+
 An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
 status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
 :meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
@@ -123,6 +128,20 @@ class IllegalTransition(LedgerError):
         super().__init__(f"post {post_id!r} is {state.value}: cannot {action}")
 
 
+class PostBusy(IllegalTransition):
+    """An operator asked to change a post that the daemon has claimed: it is being published right now."""
+
+    def __init__(self, post_id: str, action: str) -> None:
+        super().__init__(post_id, State.CLAIMED, action)
+        self.args = (
+            f"post {post_id!r} is being published right now (the daemon has claimed it): cannot {action}; "
+            "see `amplifier status` in a minute",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ClaimMismatch(LedgerError):
     """The post is claimed by another claimant than the one that asks (its claim was released and retaken)."""
 
@@ -216,6 +235,8 @@ class Row:
     parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
     # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
     unknown_since: datetime | None = None
+    # An operator's ``retry --late``: the post may go out after its window, until then.
+    late_until: datetime | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
@@ -226,6 +247,38 @@ class Row:
         """The index of the first part still to publish, None when every part is out."""
         missing = self.missing_parts
         return missing[0] if missing else None
+
+
+@dataclass(frozen=True)
+class AccountPause:
+    """A paused account: why, since when, and who paused it (None: the daemon, after a credential problem)."""
+
+    account: str
+    reason: str
+    paused_at: datetime
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    """One thing an operator did to the ledger (skip, cancel, retry, pause, resume): who, when, why, to what."""
+
+    at: datetime
+    by: str
+    action: str
+    target: str  # a post id, "rule R", "account A", ...
+    reason: str | None
+    posts: int  # how many posts it changed
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What ``status`` shows of one account, from aggregate queries (no row is read into Python)."""
+
+    account: str
+    counts: Mapping[State, int]
+    last_published_at: datetime | None
+    next_due_at: datetime | None  # the earliest next attempt of a planned post
 
 
 @dataclass(frozen=True)
@@ -485,14 +538,80 @@ class Ledger(Protocol):
         """How many posts are in each state (every state present, 0 included)."""
         ...
 
-    # -- pauses
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates the reason)."""
+    def summaries(self) -> dict[str, AccountSummary]:
+        """Per account in the ledger: its counts by state, last publication, next due attempt (aggregates)."""
         ...
 
-    def resume_account(self, account: str) -> bool:
-        """Resume the account; True if it was paused."""
+    def latest(self, states: Iterable[State], limit: int, *, by_published: bool = False) -> list[Row]:
+        """The ``limit`` posts in ``states`` changed (``by_published``: published) last, newest first."""
+        ...
+
+    def finished_since(self, states: Iterable[State], since: datetime, limit: int = 100) -> list[Row]:
+        """Posts in ``states`` whose last change is at or after ``since``, newest first (at most ``limit``)."""
+        ...
+
+    def overdue(self, before: datetime, limit: int = 100) -> list[Row]:
+        """Planned posts that :meth:`due` would return whose next attempt is before ``before``."""
+        ...
+
+    def iter_history(
+        self,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+        states: Iterable[State] | None = None,
+        *,
+        batch: int = 1000,
+    ) -> Iterator[Row]:
+        """:meth:`history`, streamed in batches of ``batch`` rows (constant memory whatever the window)."""
+        ...
+
+    # -- an operator's actions (each one transaction, recorded in :meth:`operator_actions`)
+
+    def skip_posts(self, post_ids: Sequence[str], reason: str, now: datetime, *, by: str) -> None:
+        """Planned -> skipped, all of ``post_ids`` or none. :class:`PostBusy` when one is claimed (being
+        published now), :class:`IllegalTransition` when one is finished, :class:`UnknownPost`. A skipped post is
+        finished: no re-plan brings it back."""
+        ...
+
+    def cancel_posts(
+        self,
+        reason: str,
+        now: datetime,
+        *,
+        by: str,
+        target: str,
+        account: str | None = None,
+        rules: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Every planned post of ``account`` and/or ``rules`` -> skipped (a post being published is left
+        alone); ``target`` names what was cancelled in the record. The ids changed, by due time."""
+        ...
+
+    def retry_post(
+        self, post_id: str, reason: str, now: datetime, *, by: str, late_until: datetime | None = None
+    ) -> None:
+        """Failed or expired -> planned, its next attempt at ``now``, its attempts counted from 0 again (the
+        parts of a thread already out are kept). ``late_until``: it may go out after its window, until then."""
+        ...
+
+    def operator_actions(self, since: datetime | None = None, limit: int = 20) -> list[OperatorAction]:
+        """The operators' actions (at or after ``since``), newest first."""
+        ...
+
+    # -- pauses
+
+    def pause_account(self, account: str, reason: str, now: datetime, *, by: str | None = None) -> None:
+        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates the reason).
+        ``by``: the operator (recorded as an action); None: the daemon, for a credential problem."""
+        ...
+
+    def account_pauses(self) -> list[AccountPause]:
+        """The paused accounts, by account."""
+        ...
+
+    def resume_account(self, account: str, *, by: str | None = None, now: datetime | None = None) -> bool:
+        """Resume the account; True if it was paused. ``by`` (with ``now``): the operator, recorded."""
         ...
 
     def paused_accounts(self) -> dict[str, str]:

@@ -247,3 +247,46 @@ def m006_engagement(conn: sqlite3.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")
+
+
+@migration
+def m007_operator_actions(conn: sqlite3.Connection) -> None:
+    """What operators did (``skip``, ``cancel``, ``retry``, ``pause``, ``resume``): who, when, why, to what.
+    ``paused_accounts.paused_by``: the operator who paused the account (NULL: the daemon paused it after a
+    credential problem, which ``status --check`` reports). ``posts.late_until``: an operator's ``retry --late``
+    lets the post go out after its window, until then. And the indexes ``status``, ``status --check`` and
+    ``history`` need on a ledger of a million rows (``tests/unit/test_ledger_plans.py``)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            reason TEXT,
+            posts INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by TEXT")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until TEXT")
+    # SQLite keeps no histogram of ``state`` (no STAT4): with statistics it takes ``state = 'planned'`` for a
+    # fifth of the ledger and scans. Partial indexes hold only the few planned or claimed posts, and the
+    # ledger's queries name their index (INDEXED BY), so no statistics can make the planner scan.
+    conn.execute("CREATE INDEX posts_planned_next ON posts (next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_planned ON posts (account, next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_claimed ON posts (claimed_at, id) WHERE state = 'claimed'")
+    # status: per account and state, the count and the last publication (a covering index: no table reads)
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    # status: the last published, the latest failures; --check: failures since
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")
+    # history of one account
+    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")
+    if conn.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None:
+        # an upgraded ledger: statistics for the planner, from a bounded sample (quick on a million rows);
+        # an empty one gets none (statistics of empty tables would mislead the planner once they grow)
+        conn.execute("PRAGMA analysis_limit = 1000")
+        conn.execute("ANALYZE")

@@ -179,3 +179,31 @@ def m002_engagement(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")
+
+
+@migration
+def m003_operator_actions(conn: psycopg.Connection) -> None:
+    """The operators' actions, who paused an account, ``retry --late``, and the indexes of ``status`` (the
+    SQLite ledger's m007_operator_actions)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL,
+            by text NOT NULL,
+            action text NOT NULL,
+            target text NOT NULL,
+            reason text,
+            posts integer NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by text")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until timestamptz")
+    conn.execute("CREATE INDEX posts_planned_next ON posts (next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_planned ON posts (account, next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_claimed ON posts (claimed_at, id) WHERE state = 'claimed'")
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")

@@ -56,6 +56,7 @@ from amplifier.delivery.ledger.base import (
 )
 from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
 from amplifier.delivery.ledger.pg_migrations import migrate
+from amplifier.delivery.ledger.postgres_ops import PostgresOperations
 
 LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT = 10  # seconds
@@ -64,7 +65,8 @@ SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-    " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts"
+    " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts,"
+    " late_until"
 )
 
 _PLAIN_COLUMNS = (
@@ -122,6 +124,28 @@ def _row(values: Sequence[Any]) -> Row:
         updated_at=values[16],
         parts={int(index): result for index, result in parts.items()},
         unknown_since=values[17],
+        late_until=values[19],
+    )
+
+
+_EXISTING = (
+    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+)
+
+
+def _existing_query(
+    plan: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> tuple[str, Sequence[Any]]:
+    """What a re-plan must read: the posts due in [start, end) and the posts of the plan (by id), never the
+    rest of the ledger; everything when a bound is open."""
+    if start is None or end is None:
+        return _EXISTING, ()
+    window = (_utc(start), _utc(end))
+    return (
+        f"{_EXISTING} WHERE due_at >= %s AND due_at < %s"
+        f" UNION ALL {_EXISTING} WHERE id = ANY(%s) AND NOT (due_at >= %s AND due_at < %s)",
+        (*window, list(plan), *window),
     )
 
 
@@ -130,7 +154,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class PostgresLedger(PostgresEngagement):
+class PostgresLedger(PostgresEngagement, PostgresOperations):
     """The delivery ledger in a PostgreSQL database. Open it with :meth:`open` (callers outside the ledger use
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
@@ -243,10 +267,7 @@ class PostgresLedger(PostgresEngagement):
                     next_attempt_at=values[9],
                     started=bool(values[10]),
                 )
-                for values in conn.execute(
-                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-                ).fetchall()
+                for values in conn.execute(*_existing_query(plan, start, end)).fetchall()
             )
             diff = diff_plan(existing, plan, start, end)
             # Set-based writes: one statement per kind of change, the values as column arrays (unnest).
@@ -542,20 +563,6 @@ class PostgresLedger(PostgresEngagement):
         return {state: int(found.get(state.value, 0)) for state in State}
 
     # -- pauses --------------------------------------------------------------------------------------------
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        stamp = _utc(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (account) DO UPDATE SET reason = EXCLUDED.reason, paused_at = EXCLUDED.paused_at",
-                (account, reason, stamp),
-            )
-
-    def resume_account(self, account: str) -> bool:
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM paused_accounts WHERE account = %s", (account,)).rowcount == 1
 
     def paused_accounts(self) -> dict[str, str]:
         with self._lock, self._errors():

@@ -61,6 +61,7 @@ from amplifier.delivery.ledger.base import (
 )
 from amplifier.delivery.ledger.migrations import migrate
 from amplifier.delivery.ledger.sqlite_engagement import SqliteEngagement
+from amplifier.delivery.ledger.sqlite_ops import SqliteOperations
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 LEDGER_NAME = "ledger.sqlite3"  # in the state folder
@@ -69,7 +70,9 @@ LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
+    " CASE WHEN result IS NULL THEN"
+    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) END AS parts,"
+    " late_until"
 )
 
 _PLAIN_COLUMNS = (
@@ -83,8 +86,36 @@ _NOT_PAUSED = (
 )
 
 
+_EXISTING = (
+    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+)
+_EXISTING_IN_WINDOW = _EXISTING + " INDEXED BY posts_due_at"
+
+
+def _existing_query(
+    plan: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> tuple[str, Sequence[Any]]:
+    """What a re-plan must read: the posts due in [start, end) (it may cancel them) and the posts of the plan
+    (by id), never the rest of the ledger; everything when a bound is open."""
+    if start is None or end is None:
+        return _EXISTING, ()
+    window = (to_db_time(start), to_db_time(end))
+    ids = json.dumps(list(plan))
+    return (
+        f"{_EXISTING_IN_WINDOW} WHERE due_at >= ? AND due_at < ?"
+        f" UNION ALL {_EXISTING} WHERE id IN (SELECT value FROM json_each(?))"
+        " AND NOT (due_at >= ? AND due_at < ?)",
+        (*window, ids, *window),
+    )
+
+
 def _row(values: Sequence[Any]) -> Row:
+    # A published post's parts are its result, in order (mark_published writes it from post_parts): read once.
+    result = None if values[14] is None else tuple(json.loads(values[14]))
     parts_json: dict[str, JSONObject] = json.loads(values[18]) if values[18] else {}
+    if result is not None:
+        parts_json = {str(index): part for index, part in enumerate(result)}
     return Row(
         id=values[0],
         account=values[1],
@@ -100,11 +131,12 @@ def _row(values: Sequence[Any]) -> Row:
         claimed_at=optional_time(values[11]),
         claim_token=values[12],
         published_at=optional_time(values[13]),
-        result=None if values[14] is None else tuple(json.loads(values[14])),
+        result=result,
         created_at=from_db_time(values[15]),
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
         unknown_since=optional_time(values[17]),
+        late_until=optional_time(values[19]),
     )
 
 
@@ -135,7 +167,7 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class SqliteLedger(SqliteEngagement):
+class SqliteLedger(SqliteEngagement, SqliteOperations):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
@@ -218,9 +250,15 @@ class SqliteLedger(SqliteEngagement):
                     conn.execute("ROLLBACK")
                 raise
 
-    def _select(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Row]:
+    def _select(
+        self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
+    ) -> list[Row]:
+        """Rows of ``posts`` matching ``where``; ``index``: the index the query must use (see m005)."""
+        source = f"posts INDEXED BY {index}" if index else "posts"
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM posts WHERE {where} {tail}", params).fetchall()
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM {source} WHERE {where} {tail}", params
+            ).fetchall()
         return [_row(values) for values in rows]
 
     # -- the plan ------------------------------------------------------------------------------------------
@@ -258,10 +296,7 @@ class SqliteLedger(SqliteEngagement):
                     next_attempt_at=values[9],
                     started=bool(values[10]),
                 )
-                for values in conn.execute(
-                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-                )
+                for values in conn.execute(*_existing_query(plan, start, end))
             )
             diff = diff_plan(
                 existing,
@@ -518,13 +553,15 @@ class SqliteLedger(SqliteEngagement):
             f"state = 'planned' AND next_attempt_at <= ? AND {_NOT_PAUSED}",
             (to_db_time(now), -1 if limit is None else limit),
             "ORDER BY due_at, id LIMIT ?",
+            index="posts_planned_next",
         )
 
     def next_due_at(self) -> datetime | None:
         """The earliest next attempt of a planned post that :meth:`due` could return (pauses considered)."""
         with self._lock:
             found = self._conn.execute(
-                f"SELECT MIN(next_attempt_at) FROM posts WHERE state = 'planned' AND {_NOT_PAUSED}"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_planned_next"
+                f" WHERE state = 'planned' AND {_NOT_PAUSED}"
             ).fetchone()
         return optional_time(found[0])
 
@@ -532,9 +569,12 @@ class SqliteLedger(SqliteEngagement):
         """Claimed posts (claimed before ``older_than``, if given), by claim time: after a crash, their fate
         is unknown and must be reconciled with the platform."""
         if older_than is None:
-            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id")
+            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id", index="posts_claimed")
         return self._select(
-            "state = 'claimed' AND claimed_at < ?", (to_db_time(older_than),), "ORDER BY claimed_at, id"
+            "state = 'claimed' AND claimed_at < ?",
+            (to_db_time(older_than),),
+            "ORDER BY claimed_at, id",
+            index="posts_claimed",
         )
 
     def unknown_due(self, now: datetime) -> list[Row]:
@@ -544,13 +584,15 @@ class SqliteLedger(SqliteEngagement):
             "state = 'claimed' AND unknown_since IS NOT NULL AND next_attempt_at <= ?",
             (to_db_time(now),),
             "ORDER BY next_attempt_at, id",
+            index="posts_claimed",
         )
 
     def next_check_at(self) -> datetime | None:
         """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
         with self._lock:
             found = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'claimed' AND unknown_since IS NOT NULL"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_claimed"
+                " WHERE state = 'claimed' AND unknown_since IS NOT NULL"
             ).fetchone()
         return optional_time(found[0])
 
@@ -573,7 +615,8 @@ class SqliteLedger(SqliteEngagement):
                 return []
             where += f" AND state IN ({', '.join('?' * len(wanted))})"
             params.extend(wanted)
-        return self._select(where, params, "ORDER BY due_at, id")
+        index = "posts_due_at" if account is None else "posts_account_due_at"
+        return self._select(where, params, "ORDER BY due_at, id", index=index)
 
     def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
         """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
@@ -594,23 +637,6 @@ class SqliteLedger(SqliteEngagement):
         return {state: int(found.get(state.value, 0)) for state in State}
 
     # -- pauses --------------------------------------------------------------------------------------------
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
-        stamp = to_db_time(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (account) DO UPDATE SET reason = excluded.reason,"
-                " paused_at = excluded.paused_at",
-                (account, reason, stamp),
-            )
-
-    def resume_account(self, account: str) -> bool:
-        """Resume the account; True if it was paused."""
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM paused_accounts WHERE account = ?", (account,)).rowcount == 1
 
     def paused_accounts(self) -> dict[str, str]:
         """Paused account -> reason."""
