@@ -17,7 +17,10 @@ from amplifier.campaign.load import Campaign
 from amplifier.daemon.planning import PlanningMixin
 from amplifier.daemon.settings import PAUSE_NAME
 from amplifier.errors import AmplifierError, CampaignError
+from amplifier.notify.alerting import Alerting
+from amplifier.notify.alerts import reload_rejected
 from amplifier.publish.base import Publisher
+from amplifier.publish.sessions import StateDir
 
 FileStats = dict[Path, tuple[int, int] | None]
 
@@ -48,6 +51,8 @@ class WatchMixin(PlanningMixin):
     _pause_state: tuple[str | None, tuple[tuple[str, str], ...]] | None
     _publishers: dict[str, Publisher]
     _publishers_lock: threading.Lock
+    alerting: Alerting
+    state_dir: Path | None
 
     @property
     def pause_file(self) -> Path | None:
@@ -77,9 +82,11 @@ class WatchMixin(PlanningMixin):
             self.log.emit(
                 "reload invalid", problems=len(exc.problems), action="keeping the last valid campaign"
             )
+            self.alerting.raise_(reload_rejected([str(problem) for problem in exc.problems]), now)
             return False
         except AmplifierError as exc:
             self.log.emit("reload invalid", problem=str(exc), action="keeping the last valid campaign")
+            self.alerting.raise_(reload_rejected(exc.lines()), now)
             return False
         with self._publishers_lock:
             stale = [
@@ -97,6 +104,8 @@ class WatchMixin(PlanningMixin):
             cancelled=len(report.cancelled),
             revived=len(report.revived),
         )
+        state = StateDir(self.state_dir) if self.state_dir is not None else None
+        self.alerting.reconfigure(campaign, state, log=self.log.emit)
         return True
 
     def watch(self, now: datetime) -> bool:
