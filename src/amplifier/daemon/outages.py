@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,10 +56,22 @@ class PauseRecords:
     def _name(self, account: str) -> str:
         return safe_name(account) + ".json"
 
-    def write(self, account: str, *, reason: str, variable: str, secret: str | None, now: datetime) -> None:
+    def write(
+        self,
+        account: str,
+        *,
+        reason: str,
+        variable: str,
+        now: datetime,
+        secret: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Record the credential pause of ``account``: the rejected ``secret``'s fingerprint (or ``fingerprint``
+        itself; neither: the secret was missing), never the secret."""
         if self.state is None:
             return
-        fingerprint = secret_fingerprint(self.state, secret) if secret else None
+        if fingerprint is None and secret:
+            fingerprint = secret_fingerprint(self.state, secret)
         data = {"version": 1, "account": account, "reason": reason, "variable": variable}
         self.state.write_json(
             PAUSES, self._name(account), data | {"secret": fingerprint, "at": now.isoformat()}
@@ -122,25 +135,37 @@ class OutageMixin:
         if event == "failed" or (event == "reconcile" and fields.get("outcome") == "failed"):
             self.alerting.raise_(alerts.post_failed(post, str(account), reason, self._server(account)), now)
         elif event == "expired":
-            self.alerting.raise_(alerts.post_expired(post, str(account), reason), now)
+            # "missed its window: due ... UTC, not out by ... UTC (why)": the times differ per post, the cause not
+            cause = re.sub(r": due .* UTC \(", " (", reason)
+            self.alerting.raise_(alerts.post_expired(post, str(account), cause), now)
         elif event == "reconcile" and fields.get("outcome") == "unknown":
             # its check came, and amplifier still cannot tell whether it went out
             since = self.ledger.get(post).unknown_since or now
             self.alerting.raise_(
                 alerts.outcome_unknown(post, str(account), since, self._server(account)), now
             )
-        elif event == "paused" and account is not None:
-            self._credential_pause(account, reason, now)
 
-    def _credential_pause(self, account: str, reason: str, now: datetime) -> None:
-        """The delivery path paused ``account`` for its credentials: record which secret was rejected (its
-        fingerprint) and raise the alert naming the variable to fix."""
+    def credential_pause(self, account: str, error: BaseException | None) -> None:
+        """The delivery path paused ``account`` for its credentials (``error``): record which secret was rejected
+        (its fingerprint: the one the publisher used, else the secret's now; none for a missing secret) and raise
+        the alert naming the variable to fix."""
         settings = self._settings(account)
         if settings is None:
             return
+        now = self.clock()
+        reason = self.ledger.paused_accounts().get(account, str(error or ""))
         variable = secret_name(settings)
-        secret = self._read_secret(variable)
-        self.pause_records.write(account, reason=reason, variable=variable, secret=secret, now=now)
+        fingerprint = getattr(error, "fingerprint", None)
+        try:
+            if isinstance(fingerprint, str):
+                self.pause_records.write(
+                    account, reason=reason, variable=variable, fingerprint=fingerprint, now=now
+                )
+            else:
+                secret = self._read_secret(variable)
+                self.pause_records.write(account, reason=reason, variable=variable, secret=secret, now=now)
+        except StateError as exc:  # then the account waits for `amplifier resume --account`
+            self.log.emit("error", account=account, reason=str(exc))
         self.alerting.raise_(alerts.account_paused(account, reason, server_of(settings), variable), now)
 
     def _read_secret(self, variable: str) -> str | None:
