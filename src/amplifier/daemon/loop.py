@@ -320,7 +320,7 @@ class Daemon(QueueMixin, OutageMixin):
             report.released.append(row.id)
             if outcome is Outcome.PAUSED:
                 report.credentials.append(row.account)
-                self.credential_pause(row.account, delivered.error)
+                self.credential_pause(row.account, delivered.error, row.id)
         return {Outcome.RELEASED: "stopped", Outcome.NOT_CLAIMED: "not claimed"}.get(outcome, outcome.value)
 
     def _after_request(self) -> None:

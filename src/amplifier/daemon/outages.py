@@ -145,7 +145,7 @@ class OutageMixin:
                 alerts.outcome_unknown(post, str(account), since, self._server(account)), now
             )
 
-    def credential_pause(self, account: str, error: BaseException | None) -> None:
+    def credential_pause(self, account: str, error: BaseException | None, post_id: str | None = None) -> None:
         """The delivery path paused ``account`` for its credentials (``error``): record which secret was rejected
         (its fingerprint: the one the publisher used, else the secret's now; none for a missing secret) and raise
         the alert naming the variable to fix."""
@@ -166,7 +166,11 @@ class OutageMixin:
                 self.pause_records.write(account, reason=reason, variable=variable, secret=secret, now=now)
         except StateError as exc:  # then the account waits for `amplifier resume --account`
             self.log.emit("error", account=account, reason=str(exc))
-        self.alerting.raise_(alerts.account_paused(account, reason, server_of(settings), variable), now)
+        # The cause shared by every account it happened to (one line for an outage on many): without the post's
+        # id and the variable's name (the alert names the variables to fix).
+        cause = reason.removeprefix(f"{account}:").removeprefix(f"{post_id}: ") if post_id else reason
+        cause = cause.replace(f" in {variable}", "")
+        self.alerting.raise_(alerts.account_paused(account, cause, server_of(settings), variable), now)
 
     def _read_secret(self, variable: str) -> str | None:
         try:
@@ -209,6 +213,11 @@ class OutageMixin:
             for account, reason in self.ledger.paused_accounts().items()
             if (record := records.read(account)) is not None and record.get("reason") == reason
         }
+
+    def healthy(self, report: TickReport) -> bool:
+        """Whether a pass was healthy (the dead man's switch): nothing failed or expired in it, and no account is
+        paused for its credentials (in it or before: a campaign with a secret to fix is not healthy)."""
+        return report.healthy and not self.credential_paused()
 
     def overdue_unknown(self, now: datetime) -> None:
         """Alert for every post whose outcome is unknown and whose check is overdue by :data:`UNKNOWN_OVERDUE`."""

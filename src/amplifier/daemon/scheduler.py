@@ -91,7 +91,7 @@ def run_once(daemon: Daemon, now: datetime) -> TickReport:
     report = daemon.start(now)
     report.merge(daemon.tick(now))
     daemon.heartbeat(now)
-    daemon.alerting.pass_finished(now, healthy=report.healthy)
+    daemon.alerting.pass_finished(now, healthy=daemon.healthy(report))
     return report
 
 
@@ -148,7 +148,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.alerting.pass_started(now)
         report = daemon.tick(now)
         daemon.heartbeat(daemon.clock())
-        daemon.alerting.pass_finished(daemon.clock(), healthy=report.healthy)
+        daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
         return True
 
     def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
