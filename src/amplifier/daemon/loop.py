@@ -209,7 +209,14 @@ class Daemon(QueueMixin, OutageMixin):
         """Write ``heartbeat.json`` in the state folder (atomically): the daemon is alive at ``now``."""
         if self.state_dir is not None:
             wake = self.next_wake(now)
-            write_heartbeat(self.state_dir, now, next_wake=wake, campaign=self.campaign.name, log=self.log)
+            write_heartbeat(
+                self.state_dir,
+                now,
+                next_wake=wake,
+                campaign=self.campaign.name,
+                log=self.log,
+                reloading_since=self.reloading_since,
+            )
 
     # ------------------------------------------------------------------------------------ reconciliation
 

@@ -161,9 +161,11 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def beat() -> None:
         daemon.heartbeat(daemon.clock())
 
-    def alert_watch() -> None:  # never waits for the pass: it is what notices a pass that does not end
+    def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
+        daemon.check_reload(daemon.clock())
         daemon.alerting.watch(daemon.clock())
 
+    daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
     scheduler.add_job(
