@@ -182,3 +182,93 @@ def test_sigterm_sends_daemon_stopped(campaign: Path, tmp_path: Path) -> None:
         titles = [r.body["title"] for r in chat.received]
         assert titles == ["amplifier · Alerting integration: daemon stopped"], log.read_text()
         assert "stopped by a signal" in chat.received[0].body["message"]
+
+
+# --------------------------------------------------------------------------------------------- a slow reload
+
+SLOW_SCHEDULE = """\
+campaign:
+  name: Slow reload
+  timezone: UTC
+accounts:
+  m:
+    platform: mastodon
+    instance: {url}
+    token_env: AMP_RELOAD_TOKEN
+rules:
+  a:
+    kind: once
+    at: 2027-10-20T09:00
+    messages: hello
+{slow}"""
+
+SLOW_RULE = "  {set}{n}:\n    kind: once\n    at: 2027-10-20T1{n}:00\n    messages: {set}\n"
+
+SLOW_SET = """\
+sets:
+  {set}:
+    variants:
+      - text:
+          en: "{text}"
+"""
+# About a quarter of a second per render here (within the sandbox's bounds): ten posts, seconds.
+SLOW_TEXT = (
+    "Slow {% set ns = namespace(x=0) %}{% for i in range(250) %}{% for j in range(250) %}"
+    "{% set ns.x = (ns.x + j) % 7 %}{% endfor %}{% endfor %}{{ ns.x }}"
+)
+
+
+def test_a_slow_reload_does_not_stop_posting(tmp_path: Path, mastodon_server: MastodonServer) -> None:
+    folder = tmp_path / "slow"
+    (folder / "messages").mkdir(parents=True)
+    sets = ("slow", "slower")
+    slow_rules = "".join(SLOW_RULE.format(n=n, set=name) for name in sets for n in range(5))
+    (folder / "schedule.yaml").write_text(SLOW_SCHEDULE.format(url=mastodon_server.url, slow=slow_rules))
+    (folder / "messages" / "hello.yaml").write_text(MESSAGES)
+    for name in sets:
+        (folder / "messages" / f"{name}.yaml").write_text(SLOW_SET.format(set=name, text="Fast for now"))
+    account = mastodon_server.create_account(mastodon_server.unique_username("reload"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFIER_")}
+    env |= {
+        "AMPLIFIER_SECRETS_DIR": str(tmp_path / "no-secrets"),
+        "AMP_RELOAD_TOKEN": account.access_token,
+        "AMPLIFIER_TEST_WATCH": "0.2",
+        "AMPLIFIER_TEST_RELOAD_SLOW": "1",
+    }
+    log = tmp_path / "daemon.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "amplifier", "--config", str(folder), "--state", str(folder / "state")]
+            + ["run", "--log-format", "json", "--now", "2027-10-20T08:59:58"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            cwd=folder,
+        )
+
+    def wait_for(*texts: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in log.read_text() for text in texts):
+            assert time.monotonic() < deadline, f"no {texts!r} in {log.read_text()}"
+            time.sleep(0.05)
+
+    try:
+        wait_for('"started"', timeout=30)
+        for name in sets:
+            (folder / "messages" / f"{name}.yaml").write_text(SLOW_SET.format(set=name, text=SLOW_TEXT))
+        wait_for('"reload started"', timeout=10)
+        status = run(folder, env, "status", "--format", "json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["heartbeat"]["reloading_since"] is not None
+        wait_for('"reload ok"', '"reload invalid"', timeout=60)
+        assert len(mastodon_server.statuses(account)) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    names = [event["event"] for event in events]
+    # The post went out on time, while the reload was still running; the reload was slow, and said so.
+    ended = min(names.index(name) for name in ("reload ok", "reload invalid") if name in names)
+    assert names.index("reload started") < names.index("posted") < ended, names
+    assert "late" not in events[names.index("posted")]
+    assert "reload slow" in names
