@@ -238,8 +238,18 @@ def test_a_slow_reload_does_not_stop_posting(tmp_path: Path, mastodon_server: Ma
     log = tmp_path / "daemon.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "amplifier", "--config", str(folder), "--state", str(folder / "state")]
-            + ["run", "--log-format", "json", "--now", "2027-10-20T08:59:58"],
+            [
+                *(
+                    sys.executable,
+                    "-m",
+                    "amplifier",
+                    "--config",
+                    str(folder),
+                    "--state",
+                    str(folder / "state"),
+                ),
+                *("run", "--log-format", "json", "--now", "2027-10-20T08:59:58"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env=env,

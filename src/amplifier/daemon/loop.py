@@ -19,7 +19,8 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
 (:meth:`DaemonSettings.backoff`), failing after :attr:`DaemonSettings.max_attempts` transient errors, and
-rejected credentials pause the account (``amplifier resume --account ID`` after fixing it).
+rejected credentials pause the account: it resumes by itself when its secret changes (:mod:`.outages`, which also
+raises the alerts), or with ``amplifier resume --account ID``.
 
 Files: the settings and test hooks are in :mod:`.settings`, the event log in :mod:`.events`, planning and
 missed windows in :mod:`.planning`, the accounts' queues and the next wake in :mod:`.queues`, hot reload and

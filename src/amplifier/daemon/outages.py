@@ -235,10 +235,10 @@ class OutageMixin:
         credentials = self.credential_paused()
         everything = report.paused or self.ledger.pause_reason()
         found = []
-        rows = self.ledger.history(now - FAR_FUTURE, now + timedelta(microseconds=1))
+        rows = self.ledger.history(
+            now - FAR_FUTURE, now + timedelta(microseconds=1), states=[State.PLANNED, State.CLAIMED]
+        )
         for row in rows:
-            if row.state not in (State.PLANNED, State.CLAIMED) or row.due_at > now:
-                continue
             failure = True
             if row.account in credentials:
                 why = f"the account is paused: {credentials[row.account]}"

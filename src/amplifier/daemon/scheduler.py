@@ -158,8 +158,12 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.plan(daemon.clock())
         return True
 
-    def beat() -> None:
+    def beat() -> None:  # never waits for the pass
         daemon.heartbeat(daemon.clock())
+        try:
+            daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
+        except AmplifierError as exc:
+            daemon.log.emit("error", reason=str(exc))
 
     def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
         daemon.check_reload(daemon.clock())
