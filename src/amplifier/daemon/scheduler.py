@@ -146,7 +146,11 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def tick() -> bool:
         now = daemon.clock()
         daemon.alerting.pass_started(now)
-        report = daemon.tick(now)
+        try:
+            report = daemon.tick(now)
+        except BaseException:  # logged by `guarded`; the pass ended, unhealthy
+            daemon.alerting.pass_finished(daemon.clock(), healthy=False)
+            raise
         daemon.heartbeat(daemon.clock())
         daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
         return True
