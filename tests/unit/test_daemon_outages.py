@@ -260,3 +260,39 @@ def test_a_rejected_reload_is_alerted_with_its_lines(harness: Callable[..., Harn
 
 
 _ = (CredentialsError, State, Any)
+
+
+def test_a_pass_that_does_not_end_is_reported_by_a_job_that_does_not_wait_for_it(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from amplifier.daemon.scheduler import serve
+    from amplifier.daemon.settings import offset_clock
+
+    start = at("2027-10-20T09:00")
+    clock = offset_clock(start)
+    h = Harness(
+        tmp_path / "c", once("a", "2027-10-20T09:00", accounts="[masto]"), start, {"T_MASTO": MASTO_TOKEN}
+    )
+    h.daemon.clock = clock
+    h.daemon.settings = DaemonSettings(watch_interval=0.1)
+    h.alerting.stuck_after = dt.timedelta(seconds=1)
+    h.server.delay = 4.0  # the publish hangs: the pass holds the lock
+    h.daemon.start(clock())
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=serve, args=(h.daemon, stop), kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(10)
+        deadline = time.monotonic() + 3.5
+        while not h.sent.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert h.server.calls == [("masto", "a:masto:2027-10-20T09:00")]
+        assert h.server.published == {}  # still in the pass
+        assert [m.title for m in h.sent.messages] == ["amplifier · Daemon unit tests: daemon stuck"]
+        assert "a pass has run for more than" in h.sent.messages[0].body
+    finally:
+        stop.set()
+        thread.join(20)
+        h.daemon.close()
+        h.ledger.close()
