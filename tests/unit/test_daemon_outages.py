@@ -8,7 +8,6 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,8 +18,8 @@ from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon
 from amplifier.daemon.scheduler import run_once
 from amplifier.daemon.settings import DaemonSettings
-from amplifier.delivery.ledger import State, open_ledger
-from amplifier.errors import CredentialsError, ExitCode
+from amplifier.delivery.ledger import open_ledger
+from amplifier.errors import ExitCode
 from amplifier.notify.alerting import Alerting
 from amplifier.notify.alerts import Message
 from amplifier.notify.destinations import Destination
@@ -49,15 +48,10 @@ class Sent:
         self.messages.append(message)
 
 
-class Pings:
-    def __init__(self) -> None:
-        self.healthy: list[bool] = []
-
-
 class Harness:
     def __init__(self, folder: Path, rules: str, now: dt.datetime, env: dict[str, str]) -> None:
         self.folder = folder
-        (folder / ".env").parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         self.env_file = folder / ".env"
         self.write_env(env)
         campaign = load_campaign(write_campaign(folder, rules))
@@ -257,9 +251,6 @@ def test_a_rejected_reload_is_alerted_with_its_lines(harness: Callable[..., Harn
     text = h.alerts()
     assert "1 campaign edit rejected" in text
     assert "schedule.yaml:3:" in text
-
-
-_ = (CredentialsError, State, Any)
 
 
 def test_a_pass_that_does_not_end_is_reported_by_a_job_that_does_not_wait_for_it(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from amplifier.campaign.load import Campaign, load_campaign
@@ -41,7 +42,7 @@ def test_a_slow_reload_does_not_hold_up_posting(tmp_path: Path) -> None:
         [Destination("chat", "json://127.0.0.1:9/x", "CHAT", frozenset({"daemon_stuck"}))],
         campaign=campaign.name,
         sender=lambda url, message, timeout: sent.append(message),
-        group=__import__("datetime").timedelta(0),
+        group=timedelta(0),
     )
     loading = threading.Event()
 
