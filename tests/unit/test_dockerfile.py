@@ -311,8 +311,10 @@ def test_image_commands_with_a_read_only_campaign(container: tuple[dict[str, str
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
     run = amplifier(env, state, "run", "--once", "--dry-run", "--now", "2027-10-31T10:00")
-    assert run.returncode == 0, run.stderr
+    # exit 4: the day before's countdown posts, in the daemon's look-back, missed their window (and say so)
+    assert run.returncode == 4, run.stderr
     assert "dry_run=True" in run.stderr
+    assert "expired id=kobane-countdown:mastodon-en:2027-10-30T10:00" in run.stderr
     # A dry run leaves the real heartbeat alone: it cannot make a stuck daemon look healthy.
     health = amplifier(env, state, "status", "--check", "--format", "json")
     assert health.returncode != 0

@@ -4,8 +4,9 @@
 Registered lazily on the main group by :mod:`amplifier.cli.main`. The ledger is ``ledger.sqlite3`` in the state
 folder (``--state DIR``, ``$AMPLIFIER_STATE``, default ``.amplifier-state`` beside ``schedule.yaml``).
 
-Exit codes: ``run --once`` returns 4 (:attr:`ExitCode.PUBLISH`) when a post failed in the run, 2 when the
-campaign is invalid at start-up; ``status --check`` returns 1 when the daemon looks stuck (no recent
+Exit codes: ``run --once`` returns 3 (:attr:`ExitCode.ACCOUNT`) when an account is paused for its credentials,
+4 (:attr:`ExitCode.PUBLISH`) when a post failed or expired in the pass or a due post was not sent (one ``not sent``
+line each says why), 2 when the campaign is invalid at start-up; ``status --check`` returns 1 when the daemon looks stuck (no recent
 heartbeat, or a post claimed for too long), for a Docker ``HEALTHCHECK``.
 """
 
@@ -16,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from amplifier.publish.sessions import resolve_state_dir
 
 if TYPE_CHECKING:
     from amplifier.cli.main import Globals
+    from amplifier.daemon.events import TickReport
 
 FINISHED = (State.PUBLISHED, State.FAILED, State.EXPIRED, State.SKIPPED)
 DEFAULT_MAX_AGE = 180  # seconds: a heartbeat older than this means the daemon is stuck
@@ -99,7 +101,8 @@ def run(
 
     Without --once, runs until SIGTERM/SIGINT, waking at the next due post, reloading the campaign when its
     files change, and pausing while `amplifier pause` is on or a file PAUSE exists in the state folder.
-    With --once, handles what is due at --now and exits: exit code 4 if a post failed. In both modes
+    With --once, handles what is due at --now and exits: exit code 3 if an account is paused for its
+    credentials, 4 if a post failed or expired or a due post was not sent (a line each says why). In both modes
     SIGTERM/SIGINT stop claiming new posts and let the posts being sent finish.
 
     A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat there (so
@@ -122,7 +125,10 @@ def run(
     def factory(account: str, settings: Any) -> Any:
         return create_publisher(account, settings, publish_ctx, dry_run=dry_run)
 
-    with open_daemon(campaign, state_dir(g), factory, clock=clock, log=log, dry_run=dry_run) as daemon:
+    code = ExitCode.OK
+    with open_daemon(
+        campaign, state_dir(g), factory, clock=clock, log=log, dry_run=dry_run, secrets=publish_ctx.secrets
+    ) as daemon:
         if once:
             with stop_on_signals(daemon.stop):
                 report = run_once(daemon, clock())
@@ -135,6 +141,10 @@ def run(
                 paused=report.paused,
                 dry_run=True if dry_run else None,
             )
+            unsent = daemon.unsent(clock(), report)
+            for row, why, _failure in unsent:
+                log.emit("not sent", id=row.id, account=row.account, reason=why)
+            code = once_exit_code(report, daemon.failures, daemon.credential_paused(), unsent)
         else:
             stop = threading.Event()
 
@@ -145,8 +155,21 @@ def run(
             with stop_on_signals(stop_all):
                 daemon.start(clock())
                 serve(daemon, stop)
-    if once and daemon.failures:
-        sys.exit(ExitCode.PUBLISH)
+    if once and code != ExitCode.OK:
+        sys.exit(code)
+
+
+def once_exit_code(
+    report: TickReport, failures: int, credentials: Mapping[str, str], unsent: Sequence[tuple[Any, str, bool]]
+) -> ExitCode:
+    """``run --once``: 3 when an account is paused for its credentials (not by an operator); else 4 when a
+    post failed or expired in the pass, or a due post was not sent; else 0 (everything due went out, or was held
+    by a pause the operator set)."""
+    if report.credentials or credentials:
+        return ExitCode.ACCOUNT
+    if failures or report.expired or any(failure for _row, _why, failure in unsent):
+        return ExitCode.PUBLISH
+    return ExitCode.OK
 
 
 __all__ = ["run", "stop_on_signals"]

@@ -19,7 +19,8 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
 (:meth:`DaemonSettings.backoff`), failing after :attr:`DaemonSettings.max_attempts` transient errors, and
-rejected credentials pause the account (``amplifier resume --account ID`` after fixing it).
+rejected credentials pause the account: it resumes by itself when its secret changes (:mod:`.outages`, which also
+raises the alerts), or with ``amplifier resume --account ID``.
 
 Files: the settings and test hooks are in :mod:`.settings`, the event log in :mod:`.events`, planning and
 missed windows in :mod:`.planning`, the accounts' queues and the next wake in :mod:`.queues`, hot reload and
@@ -44,6 +45,7 @@ from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
+from amplifier.daemon.outages import OutageMixin
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
 from amplifier.daemon.settings import (
@@ -61,8 +63,10 @@ from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import Reconciled, claim_holder_alive, claim_token
+from amplifier.notify.alerting import Alerting
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
+from amplifier.publish.secrets import SecretSources
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -91,7 +95,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(QueueMixin):
+class Daemon(QueueMixin, OutageMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -116,6 +120,8 @@ class Daemon(QueueMixin):
         environ: Mapping[str, str] | None = None,
         pause_dir: Path | None = None,
         outside_pause: Callable[[], str | None] | None = None,
+        alerting: Alerting | None = None,
+        secrets: SecretSources | None = None,
     ) -> None:
         self.campaign = campaign
         self.ledger = ledger
@@ -129,6 +135,10 @@ class Daemon(QueueMixin):
         self.pause_dir = pause_dir or state_dir
         self.outside_pause = outside_pause
         self.loader = loader
+        # Alerts (off unless given: open_daemon gives the campaign's), and the secrets the publishers read (a
+        # paused account's secret is read again each pass: it resumes by itself when it changed).
+        self.alerting = alerting or Alerting.off(campaign.name)
+        self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
         self.token = claim_token("daemon")
@@ -163,9 +173,6 @@ class Daemon(QueueMixin):
             stopping=self.stopping.is_set,
             after_request=self._after_request,
         )
-
-    def _emit(self, event: str, **fields: Any) -> None:
-        self.log.emit(event, **fields)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -203,7 +210,14 @@ class Daemon(QueueMixin):
         """Write ``heartbeat.json`` in the state folder (atomically): the daemon is alive at ``now``."""
         if self.state_dir is not None:
             wake = self.next_wake(now)
-            write_heartbeat(self.state_dir, now, next_wake=wake, campaign=self.campaign.name, log=self.log)
+            write_heartbeat(
+                self.state_dir,
+                now,
+                next_wake=wake,
+                campaign=self.campaign.name,
+                log=self.log,
+                reloading_since=self.reloading_since,
+            )
 
     # ------------------------------------------------------------------------------------ reconciliation
 
@@ -230,8 +244,10 @@ class Daemon(QueueMixin):
     def tick(self, now: datetime) -> TickReport:
         """One pass at ``now``: reconcile, then publish everything due (see the module docstring)."""
         report = TickReport()
+        self.resume_fixed(now)  # an account paused for its credentials, whose secret changed since
         if self.ledger.claimed():
             report.reconciled = self.reconcile(now)
+            self.overdue_unknown(now)
         reason = self.paused()
         if reason is not None:
             report.paused = reason
@@ -279,7 +295,7 @@ class Daemon(QueueMixin):
             )
             self.ledger.mark_expired(row.id, reason, now)
             report.expired.append(row.id)
-            self.log.emit("expired", id=row.id, account=row.account, reason=reason)
+            self._emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"
         missing = 0 if search else max(row.part_count - len(row.parts), 1)
         available = self.limiter.available_at(row.account, row.platform, missing, now)
@@ -310,6 +326,9 @@ class Daemon(QueueMixin):
             report.unknown.append(row.id)
         elif outcome in (Outcome.PAUSED, Outcome.RELEASED):
             report.released.append(row.id)
+            if outcome is Outcome.PAUSED:
+                report.credentials.append(row.account)
+                self.credential_pause(row.account, delivered.error, row.id)
         return {Outcome.RELEASED: "stopped", Outcome.NOT_CLAIMED: "not claimed"}.get(outcome, outcome.value)
 
     def _after_request(self) -> None:

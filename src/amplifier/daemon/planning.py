@@ -13,7 +13,9 @@ The same deadline applies to retries: a post still not out by its deadline expir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import CountdownRule
@@ -24,6 +26,16 @@ from amplifier.delivery.ledger import Ledger, PlanEntry, Row, SyncReport
 from amplifier.errors import AmplifierError, CampaignError
 from amplifier.plan.post import PlannedPost
 from amplifier.plan.schedule import event_start, rule_zone
+
+
+class Rendered(NamedTuple):
+    """A rendered window of a campaign, ready to be synced into the ledger (:meth:`PlanningMixin.apply_plan`)."""
+
+    campaign: Campaign
+    now: datetime
+    start: datetime
+    end: datetime
+    posts: Sequence[PlannedPost]
 
 
 def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
@@ -86,6 +98,12 @@ class PlanningMixin:
     def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
         """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
         the ledger. Raises :class:`CampaignError` when a post cannot be rendered."""
+        return self.apply_plan(self.render_plan(now, campaign))
+
+    def render_plan(self, now: datetime, campaign: Campaign | None = None) -> Rendered:
+        """The posts of the window at ``now`` of ``campaign`` (default: the current one), rendered: the slow
+        part of planning, which touches neither the ledger nor the daemon (a reload does it on its own thread).
+        Raises :class:`CampaignError` when a post cannot be rendered."""
         from amplifier.plan.planner import plan_window
 
         campaign = campaign or self.campaign
@@ -94,15 +112,20 @@ class PlanningMixin:
         plan = plan_window(campaign, start, end)
         if plan.problems:
             raise CampaignError(plan.problems)
+        return Rendered(campaign, now, start, end, plan.posts)
+
+    def apply_plan(self, rendered: Rendered) -> SyncReport:
+        """Sync the ledger with a rendered window and make its campaign the current one."""
+        campaign, now, start, end, plan = rendered
         report = self.ledger.sync_plan(
-            [PlanEntry.from_post(post) for post in plan.posts], now, start=start, end=end
+            [PlanEntry.from_post(post) for post in plan], now, start=start, end=end
         )
         self.campaign = campaign
-        self.posts = {post.id: post for post in plan.posts}
+        self.posts = {post.id: post for post in plan}
         if report.inserted or report.updated or report.revived or report.cancelled:
             self.log.emit(
                 "planned",
-                posts=len(plan.posts),
+                posts=len(plan),
                 new=len(report.inserted),
                 changed=len(report.updated),
                 revived=len(report.revived),

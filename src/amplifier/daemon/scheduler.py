@@ -25,6 +25,10 @@ from amplifier.daemon.loop import Daemon, PublisherFactory
 from amplifier.daemon.settings import settings_from_environ
 from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
 from amplifier.errors import AmplifierError
+from amplifier.notify.alerting import Alerting
+from amplifier.notify.alerts import daemon_stopped
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 
 @contextmanager
@@ -37,14 +41,26 @@ def open_daemon(
     log: EventLog,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
+    secrets: SecretSources | None = None,
 ) -> Iterator[Daemon]:
     """The daemon of ``campaign`` on the ledger of the state folder ``state``; closed (publishers and ledger)
     when the block ends. A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat
     there (so ``status --check`` never takes it for the real daemon), but obeys the real PAUSE file and
-    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks."""
+    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks. ``secrets``: where the
+    publishers read their secrets (a paused account's is read again there). The daemon alerts the campaign's
+    ``notify:`` destinations and pings the dead man's switch (a dry run neither); closing it sends what is
+    pending."""
     environ = os.environ if environ is None else environ
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
         ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
+        secrets = secrets or SecretSources.for_campaign(campaign.root)
+        alerting = (
+            Alerting.off(campaign.name)
+            if dry_run
+            else Alerting.for_campaign(
+                campaign, StateDir(state), ledger=ledger, log=log.emit, sources=secrets
+            )
+        )
         try:
             daemon = Daemon(
                 campaign,
@@ -57,20 +73,25 @@ def open_daemon(
                 environ=environ,
                 pause_dir=state,
                 outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
+                alerting=alerting,
+                secrets=secrets,
             )
             try:
                 yield daemon
             finally:
                 daemon.close()
+                alerting.close(clock())
         finally:
             ledger.close()
 
 
 def run_once(daemon: Daemon, now: datetime) -> TickReport:
     """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return."""
+    daemon.alerting.pass_started(now)
     report = daemon.start(now)
     report.merge(daemon.tick(now))
     daemon.heartbeat(now)
+    daemon.alerting.pass_finished(now, healthy=daemon.healthy(report))
     return report
 
 
@@ -123,8 +144,15 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         scheduler.add_job(batch, DateTrigger(run_date), id="batch", replace_existing=True)
 
     def tick() -> bool:
-        daemon.tick(daemon.clock())
+        now = daemon.clock()
+        daemon.alerting.pass_started(now)
+        try:
+            report = daemon.tick(now)
+        except BaseException:  # logged by `guarded`; the pass ended, unhealthy
+            daemon.alerting.pass_finished(daemon.clock(), healthy=False)
+            raise
         daemon.heartbeat(daemon.clock())
+        daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
         return True
 
     def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
@@ -134,15 +162,25 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.plan(daemon.clock())
         return True
 
-    def beat() -> None:
+    def beat() -> None:  # never waits for the pass
         daemon.heartbeat(daemon.clock())
+        try:
+            daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
+        except AmplifierError as exc:
+            daemon.log.emit("error", reason=str(exc))
 
+    def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
+        daemon.check_reload(daemon.clock())
+        daemon.alerting.watch(daemon.clock())
+
+    daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
     scheduler.add_job(
         guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"
     )
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
+    scheduler.add_job(alert_watch, "interval", seconds=settings.watch_interval, id="alerts")
     with lock:
         daemon.watch(daemon.clock())
         scheduler.start()
@@ -155,6 +193,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         pass
     daemon.stop()
     daemon.log.emit("stopping", reason="signal")
+    daemon.alerting.raise_(daemon_stopped("stopped by a signal (SIGTERM or SIGINT)"), daemon.clock())
     acquired = lock.acquire(timeout=settings.shutdown_timeout)
     scheduler.shutdown(wait=False)
     if acquired:
@@ -164,5 +203,6 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     leftover = [row for row in daemon.ledger.claimed() if row.claim_token == daemon.token]
     daemon.log.emit("stopped", in_flight=len(leftover) or None)
     if not acquired:
+        daemon.alerting.close(daemon.clock())
         sys.stderr.flush()
         os._exit(0)  # threads still blocked in a request: their posts are reconciled at the next start

@@ -7,6 +7,7 @@ Test hooks (environment variables, never to be set outside tests):
   tell what happened.
 * ``AMPLIFIER_TEST_BACKOFF=S``: every transient retry waits S seconds (+-jitter) instead of growing from 30 s.
 * ``AMPLIFIER_TEST_WATCH=S``: check the campaign files and pause switches every S seconds.
+* ``AMPLIFIER_TEST_RELOAD_SLOW=S``: a reload running longer than S seconds is reported as slow.
 * ``AMPLIFIER_TEST_REQUEST_TIMEOUT=S``: the publishers' HTTP timeout (read by ``amplifier run``).
 """
 
@@ -52,6 +53,7 @@ class DaemonSettings:
     watch_interval: float = 2.0  # seconds between checks of the campaign files and pause switches
     replan_interval: timedelta = timedelta(hours=1)
     heartbeat_interval: float = 30.0  # seconds
+    reload_slow: float = 30.0  # seconds: a reload running longer is logged and alerted (posting goes on)
 
     def backoff(self, attempt: int, rng: random.Random) -> timedelta:
         """The wait before retry number ``attempt`` (1-based): base * 2^(attempt-1), capped, with jitter."""
@@ -78,6 +80,9 @@ def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
     watch = _seconds(environ, "AMPLIFIER_TEST_WATCH")
     if watch is not None:
         changes["watch_interval"] = watch
+    slow = _seconds(environ, "AMPLIFIER_TEST_RELOAD_SLOW")
+    if slow is not None:
+        changes["reload_slow"] = slow
     return DaemonSettings(**changes)
 
 
