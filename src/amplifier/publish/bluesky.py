@@ -499,6 +499,7 @@ class BlueskyPublisher:
                 "max_images": MAX_IMAGES,
                 "max_blob_bytes": MAX_BLOB_BYTES,
             },
+            bot=self.automation(),
         )
 
     # ------------------------------------------------------------------ controls (bluesky_controls)
