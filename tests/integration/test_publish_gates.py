@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from amplifier.campaign.models import BlueskyAccount
+from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.plan.adapt import Content, Target, adapt
 from amplifier.plan.gates import POSTGATE, THREADGATE
 from amplifier.plan.post import PlannedPost
-from amplifier.publish import PublishContext, create_publisher
+from amplifier.publish import PermanentError, PublishContext, create_publisher
 from amplifier.publish.bluesky import COLLECTION, BlueskyPublisher, record_key
+from amplifier.publish.mastodon import MastodonPublisher
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir
 
-from .servers import Account, PdsServer
+from .servers import Account, MastodonServer, PdsServer
+from .servers.mastodon import MastodonAccount as ServerAccount
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +192,85 @@ def test_automation_label_on_the_profile_keeps_the_other_fields(sky: Sky) -> Non
     assert profile["value"]["labels"]["values"] == [{"val": "bot"}]
     assert sky.publisher.automation() is True
     assert sky.publisher.disclose_automation() is False  # already there: nothing written
+
+
+# --------------------------------------------------------------------------------------------- Mastodon
+
+TOKEN_ENV = "AMP_IT_GATES_TOKEN"
+
+
+class Masto:
+    def __init__(self, server: MastodonServer, account: ServerAccount, tmp_path: Path) -> None:
+        self.server, self.account = server, account
+        settings = MastodonAccount(platform="mastodon", instance=server.url, token_env=TOKEN_ENV)  # type: ignore[arg-type]
+        self.ctx = PublishContext(secrets=SecretSources(), state=StateDir(tmp_path / "state"), timeout=5.0)
+        publisher = create_publisher("masto", settings, self.ctx)
+        assert isinstance(publisher, MastodonPublisher)
+        self.publisher = publisher
+
+    def status(self, status_id: str) -> dict[str, Any]:
+        found = self.server.get_status(status_id, self.account.access_token)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def masto(
+    mastodon_server: MastodonServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Masto]:
+    account = mastodon_server.create_account(mastodon_server.unique_username("gate"))
+    monkeypatch.setenv(TOKEN_ENV, account.access_token)
+    masto = Masto(mastodon_server, account, tmp_path)
+    yield masto
+    masto.publisher.close()
+
+
+def masto_post(post_id: str, content: Content) -> PlannedPost:
+    adapted = adapt(content, Target("mastodon"))
+    return PlannedPost(
+        id=post_id,
+        at=AT,
+        rule="r",
+        account="masto",
+        platform="mastodon",
+        lang="en",
+        parts=adapted.parts,
+        message_set="m",
+        variant=0,
+    )
+
+
+def test_mastodon_quote_policy_on_every_part_reads_back(masto: Masto) -> None:
+    post = masto_post("mq-thread", Content(texts=("Call", "More"), lang="en", quotes="followers"))
+    result = masto.publisher.publish(post)
+    assert [masto.status(part.id)["quote_approval_policy"] for part in result.parts] == ["followers"] * 2
+
+
+def test_mastodon_gate_changes_the_policy_of_a_published_status(masto: Masto) -> None:
+    result = masto.publisher.publish(masto_post("mq-change", Content(texts=("Open to quotes",), lang="en")))
+    status_id = result.parts[0].id
+    assert masto.status(status_id)["quote_approval_policy"] == "public"
+    masto.publisher.set_quote_policy([status_id], "nobody")
+    assert masto.status(status_id)["quote_approval_policy"] == "nobody"
+
+
+def test_an_instance_older_than_4_5_gets_no_policy_and_the_post_goes_out(masto: Masto) -> None:
+    limits = masto.publisher.limits()
+    masto.publisher.limits_cache.put(
+        f"mastodon-{masto.publisher.base_url}", {**limits, "version": "4.3.2", "api_version": 2}
+    )
+    masto.publisher.close()
+    post = masto_post("mq-old", Content(texts=("Old instance",), lang="en", quotes="nobody"))
+    result = masto.publisher.publish(post)
+    assert masto.status(result.parts[0].id)["quote_approval_policy"] == "public"  # the server's default
+    with pytest.raises(PermanentError, match="older than 4.5"):
+        masto.publisher.set_quote_policy([result.parts[0].id], "nobody")
+
+
+def test_mastodon_bot_flag_is_reported_and_set(masto: Masto) -> None:
+    info = masto.publisher.check()
+    assert info.bot is False
+    assert info.warnings == ()  # the mock runs a Mastodon with quote controls
+    assert masto.publisher.disclose_automation() is True
+    assert masto.publisher.check().bot is True
+    assert masto.publisher.disclose_automation() is False
