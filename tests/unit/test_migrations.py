@@ -81,6 +81,17 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("reason", "TEXT", False, 0),
         ("changed_at", "TEXT", False, 0),
     ],
+    "gate_changes": [
+        ("seq", "INTEGER", False, 1),
+        ("post_id", "TEXT", True, 0),
+        ("account", "TEXT", True, 0),
+        ("by_whom", "TEXT", True, 0),
+        ("at", "TEXT", True, 0),
+        ("replies", "TEXT", False, 0),
+        ("quotes", "TEXT", False, 0),
+        ("outcome", "TEXT", True, 0),
+        ("detail", "TEXT", True, 0),
+    ],
 }
 
 
@@ -93,6 +104,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m003_pauses",
         "m004_unknown_since",
         "m005_posts_account",
+        "m006_gate_changes",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -107,6 +119,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_state_next_attempt": ["state", "next_attempt_at"],
         "posts_due_at": ["due_at", "id"],
         "posts_account": ["account", "id"],
+        "gate_changes_post": ["post_id", "at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -130,7 +143,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account"]
+    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_gate_changes"]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)

@@ -223,3 +223,25 @@ def m005_posts_account(conn: sqlite3.Connection) -> None:
     """``Ledger.remote_ids``: the parts recorded for an account's posts (WHERE account = ?, joined to
     ``post_parts`` by its primary key)."""
     conn.execute("CREATE INDEX posts_account ON posts (account, id)")
+
+
+@migration
+def m006_gate_changes(conn: sqlite3.Connection) -> None:
+    """``amplifier gate``: each change of a published post's reply / quote controls, who made it and when, and
+    how it went (``Ledger.record_gate_change``)."""
+    conn.execute(
+        """
+        CREATE TABLE gate_changes (
+            seq INTEGER PRIMARY KEY,
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            account TEXT NOT NULL,
+            by_whom TEXT NOT NULL,
+            at TEXT NOT NULL,
+            replies TEXT,
+            quotes TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('done', 'partial', 'failed')),
+            detail TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")
