@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
         "Check each account's credentials and read its limits.",
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
+    "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
         "amplifier.cli.daemon",
