@@ -57,7 +57,8 @@ def test_a_crash_after_the_request_publishes_post_and_gates_once_and_gate_change
     sky_id, masto_id = "r00:sky:2027-10-20T09:00", "r00:masto:2027-10-20T09:00"
     states = campaign.ledger_states()
     assert (states[sky_id], states[masto_id]) == (State.PUBLISHED, State.PUBLISHED)
-    assert campaign.sky is not None and campaign.masto is not None
+    assert campaign.sky is not None
+    assert campaign.masto is not None
     did = campaign.sky.did
     rkey = record_key(sky_id, 0, NINE)
     assert [r["uri"].rsplit("/", 1)[1] for r in pds.list_records(did, "app.bsky.feed.post")] == [rkey]
