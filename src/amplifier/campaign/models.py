@@ -122,9 +122,22 @@ LocalizedText = Annotated[
 # ------------------------------------------------------------------------------ reply / quote controls, labels
 
 LIST_URI_PATTERN = r"^at://[A-Za-z0-9:._%-]+/app\.bsky\.graph\.list/[A-Za-z0-9._~:-]{1,512}$"
+REPLY_RULE_NAMES = ("nobody", "mentioned", "followers", "following")
+
+
+def _reply_rule(value: Any) -> Any:
+    if isinstance(value, str) and value not in REPLY_RULE_NAMES and not re.match(LIST_URI_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a reply rule: use nobody, mentioned, followers, following, or the at:// URI of a "
+            "Bluesky list (at://did:plc:.../app.bsky.graph.list/...)"
+        )
+    return value
+
+
 ReplyRule = Annotated[
     Literal["nobody", "mentioned", "followers", "following"]
     | Annotated[str, Field(pattern=LIST_URI_PATTERN)],
+    BeforeValidator(_reply_rule),
     Field(
         description="nobody, mentioned (the accounts the post mentions), followers, following, or the at:// URI "
         "of a Bluesky list (at://did:plc:.../app.bsky.graph.list/...)"
