@@ -111,3 +111,29 @@ def test_gate_refuses_a_post_that_is_not_published(
     out = campaign.run("gate", "r00:sky:2027-10-20T09:00")
     assert out.returncode == 2
     assert "nothing to change" in out.stderr
+
+
+def test_accounts_warns_about_undisclosed_automation_and_fix_sets_it(
+    make_campaign: Callable[..., Campaign], mastodon_server: MastodonServer, pds: PdsServer
+) -> None:
+    campaign = gated_campaign(make_campaign, pds)
+    out = campaign.run("accounts", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    by_id = {a["account"]: a for a in json.loads(out.stdout)["accounts"]}
+    assert (by_id["masto"]["bot"], by_id["sky"]["bot"]) == (False, False)
+    assert "masto: warning: does not disclose automation" in out.stderr
+    assert "sky: warning: does not disclose automation" in out.stderr
+    assert "amplifier accounts --fix" in by_id["sky"]["warnings"][0]
+
+    out = campaign.run("accounts", "--fix")
+    assert out.returncode == 0, out.stderr
+    assert "does not disclose automation" not in out.stderr
+    assert campaign.sky is not None
+    profile = pds.get_record(campaign.sky.did, "app.bsky.actor.profile", "self")
+    assert profile is not None
+    assert profile["value"]["labels"]["values"] == [{"val": "bot"}]
+
+    out = campaign.run("accounts", "--format", "json")
+    by_id = {a["account"]: a for a in json.loads(out.stdout)["accounts"]}
+    assert (by_id["masto"]["bot"], by_id["sky"]["bot"]) == (True, True)
+    assert by_id["masto"]["warnings"] == by_id["sky"]["warnings"] == []
