@@ -345,3 +345,28 @@ def test_a_paused_account_is_not_touched(ledger: Any) -> None:
         change_gates(ledger, sky, "s", GateRequest(replies=()), by="ana", now=T0)
     assert sky.calls == []
     assert ledger.get("s").state is State.PUBLISHED
+
+
+def test_validate_warns_when_the_instance_last_seen_has_no_quote_controls(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    from amplifier.publish.sessions import LimitsCache, StateDir
+
+    path = campaign_dir(messages=messages("quotes: false"))
+    state = tmp_path / "state"
+    args = ("--config", str(path), "--state", str(state), "validate", "--now", "2027-10-01T09:00")
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    assert "warning" not in result.err  # never seen: no request is sent to find out
+
+    cache = LimitsCache(StateDir(state))
+    cache.put("mastodon-https://mastodon.example", {"version": "4.3.2", "api_version": 2})
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    assert "schedule.yaml:" in result.err
+    assert (
+        "masto: its instance runs Mastodon 4.3.2, older than 4.5, which has no quote controls" in result.err
+    )
+
+    cache.put("mastodon-https://mastodon.example", {"version": "4.5.0", "api_version": 7})
+    assert "warning" not in run_cli(*args).err

@@ -15,8 +15,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from amplifier.errors import AmplifierError, Problem
+
 if TYPE_CHECKING:
+    from amplifier.campaign.load import Campaign
     from amplifier.publish.mastodon import MastodonPublisher
+    from amplifier.publish.sessions import StateDir
 
 QUOTE_POLICY_API_VERSION = 7  # api_versions.mastodon of Mastodon 4.5
 QUOTE_POLICY_VERSION = (4, 5)
@@ -83,3 +87,39 @@ def disclose_automation(pub: MastodonPublisher) -> bool:
     api = pub.api()
     pub._answer(pub._call(api.account_update_credentials, bot=True, write=True), "id")
     return True
+
+
+def quote_control_warnings(campaign: Campaign, state: StateDir) -> list[Problem]:
+    """``validate``'s warnings: a Mastodon account whose posts ask for quote controls, on an instance last seen
+    (``amplifier accounts``, ``send`` or the daemon read its ``/api/v2/instance`` within a day) running a Mastodon
+    without them. No request is sent: an instance not seen lately is not warned about."""
+    from amplifier.campaign.models import MastodonAccount, rule_accounts
+    from amplifier.publish.sessions import LimitsCache
+
+    schedule = campaign.schedule
+    asking = {
+        account_id
+        for rule in schedule.rules.values()
+        if (message_set := campaign.message_sets.get(rule.messages)) is not None
+        and message_set.quotes is not None
+        for account_id in rule_accounts(schedule, rule)
+    }
+    cache = LimitsCache(state)
+    warnings = []
+    for account_id, account in schedule.accounts.items():
+        if not isinstance(account, MastodonAccount) or (account_id not in asking and account.quotes is None):
+            continue
+        try:
+            limits = cache.get(f"mastodon-{str(account.instance).rstrip('/')}")
+        except (OSError, ValueError, AmplifierError):
+            continue
+        if limits is not None and not supports_quote_policy(limits):
+            version = limits.get("version") or "unknown"
+            warnings.append(
+                campaign.schedule_problem(
+                    ("accounts", account_id),
+                    f"{account_id}: its instance runs Mastodon {version}, older than 4.5, which has no quote "
+                    "controls: `quotes` settings are left out of its posts (they are posted all the same)",
+                )
+            )
+    return warnings
