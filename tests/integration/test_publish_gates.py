@@ -274,3 +274,18 @@ def test_mastodon_bot_flag_is_reported_and_set(masto: Masto) -> None:
     assert masto.publisher.disclose_automation() is True
     assert masto.publisher.check().bot is True
     assert masto.publisher.disclose_automation() is False
+
+
+def test_publishing_a_gated_post_again_from_scratch_makes_no_copy(sky: Sky) -> None:
+    """A second ``publish`` without ``resume`` (the ledger lost the first): the create of the existing post is
+    refused by the PDS, the post is found and nothing is written twice."""
+    post = planned("gates-twice", Content(texts=("Twice",), lang="en", replies=("nobody",), quotes="nobody"))
+    first = sky.publisher.publish(post)
+    sky.pds.reset_request_counts()
+    again = sky.publisher.publish(post)
+    print("COUNTS", sky.pds.request_counts(), again)
+    assert again.parts[0].cid == first.parts[0].cid
+    assert again.parts[0].existed
+    assert len(sky.pds.list_records(sky.account.did, COLLECTION)) == 1
+    assert len(sky.pds.list_records(sky.account.did, THREADGATE)) == 1
+    assert len(sky.pds.list_records(sky.account.did, POSTGATE)) == 1

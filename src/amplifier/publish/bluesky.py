@@ -469,12 +469,12 @@ class BlueskyPublisher:
                         continue
                     unknown = False  # later parts reply to this one: they cannot exist yet
                 record = self.build_record(part, done)
-                out = (
-                    write_with_gates(self, rkey, record, part)
-                    if part.gates
-                    else self._put_record(rkey, record)
-                )
-                done[index] = self._result(index, rkey, str(out["uri"]), str(out["cid"]), existed=False)
+                if part.gates:
+                    uri, cid, existed = write_with_gates(self, rkey, record, part)
+                else:
+                    out, existed = self._put_record(rkey, record), False
+                    uri, cid = str(out["uri"]), str(out["cid"])
+                done[index] = self._result(index, rkey, uri, cid, existed=existed)
         except PublishError as exc:
             raise exc.with_context(done=done, account=self.account, post_id=post.id) from None
         parts = tuple(done[i] for i in range(len(post.parts)))

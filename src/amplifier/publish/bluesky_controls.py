@@ -48,8 +48,13 @@ def resolved_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> list[dict[st
 
 def write_with_gates(
     pub: BlueskyPublisher, rkey: str, record: Mapping[str, Any], part: Part
-) -> dict[str, Any]:
-    """Create the post and its gates in one commit; the post's ``{uri, cid}``."""
+) -> tuple[str, str, bool]:
+    """Create the post and its gates in one commit; the post's ``(uri, cid, existed)``.
+
+    The create of a key that exists fails (HTTP 500, bluesky-social/atproto#3718): when the post is there after all
+    (the ledger lost an earlier success), its missing gates are written and it counts as existing."""
+    from amplifier.publish.base import PermanentError, RateLimitedError, TransientError
+
     writes = [
         {"$type": "com.atproto.repo.applyWrites#create", "collection": POST, "rkey": rkey, "value": record}
     ]
@@ -62,12 +67,21 @@ def write_with_gates(
         }
         for gate in resolved_gates(pub, rkey, part)
     ]
-    content = pub._procedure("com.atproto.repo.applyWrites", {"repo": pub.did, "writes": writes})
+    try:
+        content = pub._procedure("com.atproto.repo.applyWrites", {"repo": pub.did, "writes": writes})
+    except RateLimitedError:
+        raise
+    except (TransientError, PermanentError):
+        existing = pub._get_record(rkey)
+        if existing is None:
+            raise
+        write_missing_gates(pub, rkey, part)
+        return str(existing["uri"]), str(existing["cid"]), True
     results = content.get("results") or []
     first = dict(results[0]) if results else {}
     if not first.get("uri") or not first.get("cid"):
         raise ValueError("an applyWrites answer without the post's uri and cid")
-    return first
+    return str(first["uri"]), str(first["cid"]), False
 
 
 def missing_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> list[dict[str, Any]]:
