@@ -370,3 +370,36 @@ def test_validate_warns_when_the_instance_last_seen_has_no_quote_controls(
 
     cache.put("mastodon-https://mastodon.example", {"version": "4.5.0", "api_version": 7})
     assert "warning" not in run_cli(*args).err
+
+
+def test_the_example_campaigns_thread_shows_its_controls_in_every_preview(
+    run_cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bs4 import BeautifulSoup
+
+    from tests.conftest import ROOT
+
+    window = ("-c", str(ROOT / "schedule.yaml"), "--from", "2027-11-01", "--to", "2027-11-02")
+    monkeypatch.setenv("COLUMNS", "160")
+    text = run_cli("preview", *window, "--rule", "kobane-day-thread")
+    assert text.code == 0, text.err
+    assert "replies: followers, mentioned · quotes: off" in text.out  # Bluesky
+    assert "quotes: followers" in text.out  # Mastodon
+
+    data = json.loads(run_cli("preview", *window, "--rule", "kobane-day-thread", "--format", "json").out)
+    sky = next(post for post in data["posts"] if post["account"] == "bluesky-en")
+    assert [gate["$type"] for gate in sky["parts"][0]["gates"]] == [
+        "app.bsky.feed.threadgate",
+        "app.bsky.feed.postgate",
+    ]
+    assert "labels" not in sky["parts"][0]["payload"]  # the poster is not graphic: `labels: []`
+    masto = next(post for post in data["posts"] if post["account"] == "mastodon-en")
+    assert {part["payload"]["quote_approval_policy"] for part in masto["parts"]} == {"followers"}
+
+    out = tmp_path / "preview.html"
+    html = run_cli("preview", *window, "--format", "html", "-o", str(out))
+    assert html.code == 0, html.err
+    soup = BeautifulSoup(out.read_text(encoding="utf-8"), "html.parser")
+    shown = {tag.get_text() for tag in soup.select("div.controls")}
+    assert "replies: followers, mentioned · quotes: off" in shown
+    assert "quotes: followers" in shown
