@@ -102,6 +102,17 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("quotes", "INTEGER", False, 0),
         ("gone", "INTEGER", True, 0),
     ],
+    "gate_changes": [
+        ("seq", "INTEGER", False, 1),
+        ("post_id", "TEXT", True, 0),
+        ("account", "TEXT", True, 0),
+        ("by_whom", "TEXT", True, 0),
+        ("at", "TEXT", True, 0),
+        ("replies", "TEXT", False, 0),
+        ("quotes", "TEXT", False, 0),
+        ("outcome", "TEXT", True, 0),
+        ("detail", "TEXT", True, 0),
+    ],
 }
 
 
@@ -116,6 +127,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m005_posts_account",
         "m006_engagement",
         "m007_operator_actions",
+        "m008_gate_changes",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -139,6 +151,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_state_updated": ["state", "updated_at"],
         "posts_account_due_at": ["account", "due_at"],
         "operator_actions_at": ["at"],
+        "gate_changes_post": ["post_id", "at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -167,6 +180,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m005_posts_account",
         "m006_engagement",
         "m007_operator_actions",
+        "m008_gate_changes",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -189,7 +203,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
     )
     conn.execute("INSERT INTO paused_accounts VALUES ('masto', 'token rejected', ?)", (stamp,))
 
-    assert migrate(conn, T0) == ["m007_operator_actions"]
+    assert migrate(conn, T0) == ["m007_operator_actions", "m008_gate_changes"]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
     ]
@@ -209,7 +223,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
         (stamp, stamp, stamp, stamp),
     )
-    assert migrate(conn, T0) == ["m006_engagement", "m007_operator_actions"]
+    assert migrate(conn, T0) == ["m006_engagement", "m007_operator_actions", "m008_gate_changes"]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
         "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",

@@ -20,7 +20,7 @@ import click
 
 from amplifier import __version__
 from amplifier.cli.options import Globals, apply_common, config_option, format_option, now_option
-from amplifier.errors import AmplifierError, ExitCode, UsageError
+from amplifier.errors import AmplifierError, ExitCode, Problem, UsageError
 
 __all__ = ["Globals", "apply_common", "cli", "config_option", "format_option", "main", "now_option"]
 
@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
         "Check each account's credentials and read its limits.",
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
+    "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
         "amplifier.cli.status",
@@ -154,6 +155,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     images = upload_problems(campaign)
     if problems or found.problems or images:  # the warnings wait: one mistake, one line
         raise CampaignError([*problems, *found.problems, *images])
+    found.warnings.extend(_instance_warnings(campaign, g.state))
     for warning in found.warnings:
         click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
     click.echo(
@@ -168,6 +170,17 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     )
     for rule in found.finished:
         click.echo(f"{rule.file}:{rule.line}:{rule.col}: {rule.message}")
+
+
+def _instance_warnings(campaign: Any, state: Path | None) -> list[Problem]:
+    """What the state folder's last look at the servers says (no request): quote controls an instance lacks."""
+    from amplifier.publish.mastodon_controls import quote_control_warnings
+    from amplifier.publish.sessions import StateDir, resolve_state_dir
+
+    try:
+        return quote_control_warnings(campaign, StateDir(resolve_state_dir(campaign.schedule_path, state)))
+    except AmplifierError:  # no usable state folder: nothing seen yet
+        return []
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")

@@ -54,7 +54,10 @@ def post_window(campaign: Campaign, settings: DaemonSettings, row: Row) -> tuple
     ``retry --late`` (``Row.late_until``) extends it."""
     deadline, why = _rule_window(campaign, settings, row)
     if row.late_until is not None and row.late_until > deadline:
-        return row.late_until, f"an operator's retry --late allows it until {row.late_until:%Y-%m-%d %H:%M} UTC"
+        return (
+            row.late_until,
+            f"an operator's retry --late allows it until {row.late_until:%Y-%m-%d %H:%M} UTC",
+        )
     return deadline, why
 
 

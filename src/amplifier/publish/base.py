@@ -115,6 +115,8 @@ class AccountInfo:
     server: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    bot: bool | None = None  # the account discloses automation (Mastodon bot flag; Bluesky profile label)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +129,8 @@ class AccountInfo:
             "server": self.server,
             "limits": dict(self.limits),
             "error": None if self.error is None else redact(self.error),
+            "bot": self.bot,
+            "warnings": [redact(warning) for warning in self.warnings],
         }
 
 

@@ -50,7 +50,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -279,6 +279,49 @@ class AccountSummary:
     counts: Mapping[State, int]
     last_published_at: datetime | None
     next_due_at: datetime | None  # the earliest next attempt of a planned post
+
+
+@dataclass(frozen=True)
+class GateChange:
+    """An operator's change of a published post's reply / quote controls (``amplifier gate``): who, when, what,
+    and how it went. ``replies``: the new reply rules in words (``nobody``, ``followers, mentioned``,
+    ``everyone``), ``quotes``: the new quote policy (``public`` / ``followers`` / ``nobody``); None: unchanged.
+    ``outcome``: ``done``, ``partial`` or ``failed``; ``detail``: what was written or why not (redacted)."""
+
+    post_id: str
+    account: str
+    by: str
+    at: datetime
+    replies: str | None
+    quotes: str | None
+    outcome: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "post_id": self.post_id,
+            "account": self.account,
+            "by": self.by,
+            "at": self.at.isoformat(),
+            "replies": self.replies,
+            "quotes": self.quotes,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+GATE_OUTCOMES = ("done", "partial", "failed")
+
+
+def check_gate_change(change: GateChange) -> GateChange:
+    """``change`` as every implementation stores it: a known outcome, an aware time, the detail redacted."""
+    if change.outcome not in GATE_OUTCOMES:
+        raise ValueError(f"a gate change's outcome is one of {', '.join(GATE_OUTCOMES)}")
+    if change.at.tzinfo is None:
+        raise ValueError("the time of a gate change must be aware")
+    if not change.by.strip():
+        raise ValueError("a gate change needs who made it")
+    return replace(change, detail=redact(change.detail))
 
 
 @dataclass(frozen=True)
@@ -645,6 +688,16 @@ class Ledger(Protocol):
     ) -> list[EngagementTotal]:
         """The engagement of each post due in [``start``, ``end``) that has readings (at or before ``as_of``
         when given), by due time then id; optionally of one account."""
+
+    # -- operator actions on published posts --------------------------------------------------------------
+
+    def record_gate_change(self, change: GateChange) -> None:
+        """Record a change of a published post's reply / quote controls (:class:`UnknownPost` for an id the
+        ledger does not have; ``ValueError`` for an unknown outcome or a naive time)."""
+        ...
+
+    def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
+        """The recorded gate changes (of one post, or all), oldest first."""
         ...
 
     # -- moving a ledger -----------------------------------------------------------------------------------

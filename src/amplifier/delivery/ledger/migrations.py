@@ -290,3 +290,25 @@ def m007_operator_actions(conn: sqlite3.Connection) -> None:
         # an empty one gets none (statistics of empty tables would mislead the planner once they grow)
         conn.execute("PRAGMA analysis_limit = 1000")
         conn.execute("ANALYZE")
+
+
+@migration
+def m008_gate_changes(conn: sqlite3.Connection) -> None:
+    """``amplifier gate``: each change of a published post's reply / quote controls, who made it and when, and
+    how it went (``Ledger.record_gate_change``)."""
+    conn.execute(
+        """
+        CREATE TABLE gate_changes (
+            seq INTEGER PRIMARY KEY,
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            account TEXT NOT NULL,
+            by_whom TEXT NOT NULL,
+            at TEXT NOT NULL,
+            replies TEXT,
+            quotes TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('done', 'partial', 'failed')),
+            detail TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")

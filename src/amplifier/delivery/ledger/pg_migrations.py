@@ -207,3 +207,25 @@ def m003_operator_actions(conn: psycopg.Connection) -> None:
     conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
     conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
     conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")
+
+
+@migration
+def m004_gate_changes(conn: psycopg.Connection) -> None:
+    """``amplifier gate``: each change of a published post's reply / quote controls, who made it and when, and
+    how it went (``Ledger.record_gate_change``)."""
+    conn.execute(
+        """
+        CREATE TABLE gate_changes (
+            seq bigserial PRIMARY KEY,
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            account text NOT NULL,
+            by_whom text NOT NULL,
+            at timestamptz NOT NULL,
+            replies text,
+            quotes text,
+            outcome text NOT NULL CHECK (outcome IN ('done', 'partial', 'failed')),
+            detail text NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")

@@ -40,6 +40,7 @@ from amplifier.delivery.ledger.base import (
     UNFINISHED,
     ClaimMismatch,
     Existing,
+    GateChange,
     IllegalTransition,
     JSONObject,
     LedgerBusy,
@@ -51,6 +52,7 @@ from amplifier.delivery.ledger.base import (
     State,
     SyncReport,
     UnknownPost,
+    check_gate_change,
     check_reason,
     diff_plan,
     dump_json,
@@ -668,6 +670,41 @@ class SqliteLedger(SqliteEngagement, SqliteOperations):
         return str(found[1]) if found[0] else None
 
     # -- moving a ledger -----------------------------------------------------------------------------------
+
+    # -- operator actions on published posts --------------------------------------------------------------
+
+    def record_gate_change(self, change: GateChange) -> None:
+        change = check_gate_change(change)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM posts WHERE id = ?", (change.post_id,)).fetchone() is None:
+                raise UnknownPost(change.post_id)
+            conn.execute(
+                "INSERT INTO gate_changes (post_id, account, by_whom, at, replies, quotes, outcome, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    change.post_id,
+                    change.account,
+                    change.by,
+                    to_db_time(change.at),
+                    change.replies,
+                    change.quotes,
+                    change.outcome,
+                    change.detail,
+                ),
+            )
+
+    def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
+        where, params = ("WHERE post_id = ?", (post_id,)) if post_id is not None else ("", ())
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT post_id, account, by_whom, at, replies, quotes, outcome, detail FROM gate_changes"
+                f" {where} ORDER BY at, seq",
+                params,
+            ).fetchall()
+        return [
+            GateChange(post, account, by, from_db_time(at), replies, quotes, outcome, detail)
+            for post, account, by, at, replies, quotes, outcome, detail in rows
+        ]
 
     def export_rows(self) -> Iterator[Row]:
         after: tuple[str, str] | None = None
