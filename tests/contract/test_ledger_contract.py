@@ -1056,3 +1056,35 @@ def test_remote_ids_are_every_recorded_part_of_the_accounts_other_posts(ledger: 
     assert ledger.remote_ids("mastodon-en", except_post="c") == {"10", "11"}
     assert ledger.remote_ids("mastodon-de") == {"99"}
     assert ledger.remote_ids("nobody") == frozenset()
+
+
+def test_a_group_keeps_each_change_atomic_and_commits_them_together(backend: Backend) -> None:
+    ledger = backend.open(T0)
+    ledger.sync_plan([entry("a"), entry("b"), entry("c", parts=2)], T0)
+    assert ledger.claim("c", T0, "daemon-1")
+    ledger.record_part("c", 1, {"id": "2"}, T0)
+
+    results = ledger.group(
+        [
+            lambda: ledger.claim("a", T1, "daemon-1"),
+            lambda: ledger.claim("nope", T1, "daemon-1"),
+            # part 0 is written, then part 1 conflicts: the change leaves nothing behind
+            lambda: ledger.mark_published("c", [{"id": "1"}, {"id": "other"}], T1, token="daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+        ]
+    )
+
+    assert results[0] is True
+    assert isinstance(results[1], UnknownPost)
+    assert isinstance(results[2], PartConflict)
+    assert results[3:] == [True, False]
+    ledger.close()
+    reopened = backend.open(T0)  # committed: another connection sees every change that stood
+    assert states(reopened, "a", "b", "c") == [State.CLAIMED, State.CLAIMED, State.CLAIMED]
+    assert reopened.get("c").parts == {1: {"id": "2"}}
+    reopened.close()
+
+
+def test_an_empty_group_changes_nothing(ledger: Ledger) -> None:
+    assert ledger.group([]) == []

@@ -33,15 +33,17 @@ import contextlib
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
+from amplifier.daemon.commits import GroupedLedger
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.planning import post_window
@@ -63,6 +65,8 @@ from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import Reconciled, claim_holder_alive, claim_token
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
+
+PAUSE_LOOK = 0.25  # seconds: how old a look at the pause switches may be when a post is about to go out
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -145,8 +149,13 @@ class Daemon(QueueMixin):
         self._crash_after = crash_after(os.environ if environ is None else environ)
         self._published_requests = 0
         self._count_lock = threading.Lock()
+        self._pause_look_lock = threading.Lock()
+        self._pause_looked_at = float("-inf")
+        self._pause_seen = False
+        # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
+        self.grouped = GroupedLedger(ledger)
         self.delivery = Delivery(
-            ledger,
+            cast(Ledger, self.grouped),
             self._publisher,
             token=self.token,
             retries=Retries(
@@ -244,10 +253,21 @@ class Daemon(QueueMixin):
             report.merge(future.result())
         return report
 
+    def _paused_now(self) -> bool:
+        """Whether posting is paused, looked at most every :data:`PAUSE_LOOK` seconds: a thousand accounts'
+        threads share one look instead of queueing for the ledger one after another (each claim checks the
+        ledger's pauses again, atomically)."""
+        with self._pause_look_lock:
+            now = time.monotonic()
+            if now - self._pause_looked_at >= PAUSE_LOOK:
+                self._pause_seen = self.paused() is not None
+                self._pause_looked_at = now
+            return self._pause_seen
+
     def _run_account(self, rows: Iterable[Row]) -> TickReport:
         report = TickReport()
         for row in rows:
-            if self.stopping.is_set() or self.paused() is not None:
+            if self.stopping.is_set() or self._paused_now():
                 break
             try:
                 outcome = self._process(row, report)
@@ -264,7 +284,7 @@ class Daemon(QueueMixin):
         post = self.post_for(row)
         if post is None:
             reason = "no longer in the campaign"
-            self.ledger.mark_skipped(row.id, reason, now)
+            self.delivery.ledger.mark_skipped(row.id, reason, now)
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -277,7 +297,7 @@ class Daemon(QueueMixin):
                 f"missed its window: due {utc_minute(row.due_at)} UTC, not out by {utc_minute(deadline)} UTC"
                 f" ({why})"
             )
-            self.ledger.mark_expired(row.id, reason, now)
+            self.delivery.ledger.mark_expired(row.id, reason, now)
             report.expired.append(row.id)
             self.log.emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"
