@@ -3,7 +3,7 @@
 
 The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
 reload and on pause changes: no busy polling), an interval job that watches the campaign files and the pause
-switches every half second, one that re-plans the rolling window hourly (rendered off the lock: only its
+switches every couple of seconds, one that re-plans the rolling window hourly (rendered off the lock: only its
 sync with the ledger waits for a pass) and one that writes a heartbeat
 file for ``amplifier status --check``.
 """
@@ -128,7 +128,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.heartbeat(daemon.clock())
         return True
 
-    def watch() -> bool:  # every half second: re-arm only on a reload or a pause change
+    def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
         return daemon.watch(daemon.clock())
 
     def replan() -> None:

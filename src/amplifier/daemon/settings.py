@@ -49,7 +49,7 @@ class DaemonSettings:
     jitter: float = 0.2  # +-20 % of each backoff
     workers: int = 1024  # accounts published concurrently (threads start only when needed)
     shutdown_timeout: float = 30.0  # seconds to let in-flight posts finish on SIGTERM
-    watch_interval: float = 0.5  # seconds between checks of the campaign files and pause switches (~0.03 ms each)
+    watch_interval: float = 2.0  # seconds between checks of the campaign files and pause switches
     replan_interval: timedelta = timedelta(hours=1)
     heartbeat_interval: float = 30.0  # seconds
 
