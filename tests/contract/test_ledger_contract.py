@@ -1105,3 +1105,35 @@ def test_a_gate_change_needs_a_known_post_an_outcome_and_an_aware_time(ledger: L
             GateChange("p", "a", "me", datetime(2027, 1, 1), "nobody", None, "done", "")
         )
     assert ledger.gate_changes() == []
+
+
+def test_a_group_keeps_each_change_atomic_and_commits_them_together(backend: Backend) -> None:
+    ledger = backend.open(T0)
+    ledger.sync_plan([entry("a"), entry("b"), entry("c", parts=2)], T0)
+    assert ledger.claim("c", T0, "daemon-1")
+    ledger.record_part("c", 1, {"id": "2"}, T0)
+
+    results = ledger.group(
+        [
+            lambda: ledger.claim("a", T1, "daemon-1"),
+            lambda: ledger.claim("nope", T1, "daemon-1"),
+            # part 0 is written, then part 1 conflicts: the change leaves nothing behind
+            lambda: ledger.mark_published("c", [{"id": "1"}, {"id": "other"}], T1, token="daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+        ]
+    )
+
+    assert results[0] is True
+    assert isinstance(results[1], UnknownPost)
+    assert isinstance(results[2], PartConflict)
+    assert results[3:] == [True, False]
+    ledger.close()
+    reopened = backend.open(T0)  # committed: another connection sees every change that stood
+    assert states(reopened, "a", "b", "c") == [State.CLAIMED, State.CLAIMED, State.CLAIMED]
+    assert reopened.get("c").parts == {1: {"id": "2"}}
+    reopened.close()
+
+
+def test_an_empty_group_changes_nothing(ledger: Ledger) -> None:
+    assert ledger.group([]) == []

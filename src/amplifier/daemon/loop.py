@@ -34,15 +34,17 @@ import contextlib
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
+from amplifier.daemon.commits import GroupedLedger
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.outages import OutageMixin
@@ -67,6 +69,8 @@ from amplifier.notify.alerting import Alerting
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
 from amplifier.publish.secrets import SecretSources
+
+PAUSE_LOOK = 0.25  # seconds: how old a look at the pause switches may be when a post is about to go out
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -155,8 +159,13 @@ class Daemon(QueueMixin, OutageMixin):
         self._crash_after = crash_after(os.environ if environ is None else environ)
         self._published_requests = 0
         self._count_lock = threading.Lock()
+        self._pause_look_lock = threading.Lock()
+        self._pause_looked_at = float("-inf")
+        self._pause_seen = False
+        # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
+        self.grouped = GroupedLedger(ledger)
         self.delivery = Delivery(
-            ledger,
+            cast(Ledger, self.grouped),
             self._publisher,
             token=self.token,
             retries=Retries(
@@ -260,10 +269,21 @@ class Daemon(QueueMixin, OutageMixin):
             report.merge(future.result())
         return report
 
+    def _paused_now(self) -> bool:
+        """Whether posting is paused, looked at most every :data:`PAUSE_LOOK` seconds: a thousand accounts'
+        threads share one look instead of queueing for the ledger one after another (each claim checks the
+        ledger's pauses again, atomically)."""
+        with self._pause_look_lock:
+            now = time.monotonic()
+            if now - self._pause_looked_at >= PAUSE_LOOK:
+                self._pause_seen = self.paused() is not None
+                self._pause_looked_at = now
+            return self._pause_seen
+
     def _run_account(self, rows: Iterable[Row]) -> TickReport:
         report = TickReport()
         for row in rows:
-            if self.stopping.is_set() or self.paused() is not None:
+            if self.stopping.is_set() or self._paused_now():
                 break
             try:
                 outcome = self._process(row, report)
@@ -280,7 +300,7 @@ class Daemon(QueueMixin, OutageMixin):
         post = self.post_for(row)
         if post is None:
             reason = "no longer in the campaign"
-            self.ledger.mark_skipped(row.id, reason, now)
+            self.delivery.ledger.mark_skipped(row.id, reason, now)
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -293,7 +313,7 @@ class Daemon(QueueMixin, OutageMixin):
                 f"missed its window: due {utc_minute(row.due_at)} UTC, not out by {utc_minute(deadline)} UTC"
                 f" ({why})"
             )
-            self.ledger.mark_expired(row.id, reason, now)
+            self.delivery.ledger.mark_expired(row.id, reason, now)
             report.expired.append(row.id)
             self._emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"

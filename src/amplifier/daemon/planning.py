@@ -13,9 +13,8 @@ The same deadline applies to retries: a post still not out by its deadline expir
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import CountdownRule
@@ -28,14 +27,15 @@ from amplifier.plan.post import PlannedPost
 from amplifier.plan.schedule import event_start, rule_zone
 
 
-class Rendered(NamedTuple):
-    """A rendered window of a campaign, ready to be synced into the ledger (:meth:`PlanningMixin.apply_plan`)."""
+@dataclass(frozen=True)
+class PreparedPlan:
+    """A window of a campaign, rendered (:meth:`PlanningMixin.prepare`), not yet in the ledger."""
 
     campaign: Campaign
-    now: datetime
     start: datetime
     end: datetime
-    posts: Sequence[PlannedPost]
+    posts: dict[str, PlannedPost]
+    entries: list[PlanEntry]
 
 
 def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
@@ -98,47 +98,51 @@ class PlanningMixin:
         """How far back the window of ``campaign`` (default: the current one) starts."""
         return lookback(campaign or self.campaign, self.settings)
 
-    def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
-        """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
-        the ledger. Raises :class:`CampaignError` when a post cannot be rendered."""
-        return self.apply_plan(self.render_plan(now, campaign))
-
-    def render_plan(self, now: datetime, campaign: Campaign | None = None) -> Rendered:
-        """The posts of the window at ``now`` of ``campaign`` (default: the current one), rendered: the slow
-        part of planning, which touches neither the ledger nor the daemon (a reload does it on its own thread).
-        Raises :class:`CampaignError` when a post cannot be rendered."""
-        from amplifier.plan.planner import plan_window
+    def prepare(self, now: datetime, campaign: Campaign | None = None) -> PreparedPlan:
+        """Render the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one),
+        streamed (:func:`amplifier.plan.stream.stream_window`: the windowed expansion, only the window's
+        slots). Touches neither the ledger nor the daemon's state, so it may run while a pass posts. Raises
+        :class:`CampaignError` when a post cannot be rendered."""
+        from amplifier.plan.stream import stream_window
 
         campaign = campaign or self.campaign
         start = now - self.lookback(campaign)
         end = now + self.settings.lookahead
-        plan = plan_window(campaign, start, end)
-        if plan.problems:
-            raise CampaignError(plan.problems)
-        return Rendered(campaign, now, start, end, plan.posts)
+        stream = stream_window(campaign, start, end)
+        posts: dict[str, PlannedPost] = {}
+        entries: list[PlanEntry] = []
+        for post in stream.posts:
+            posts[post.id] = post
+            entries.append(PlanEntry.from_post(post))
+        if stream.problems:
+            raise CampaignError(stream.problems)
+        return PreparedPlan(campaign, start, end, posts, entries)
 
-    def apply_plan(self, rendered: Rendered) -> SyncReport:
-        """Sync the ledger with a rendered window and make its campaign the current one."""
-        campaign, now, start, end, plan = rendered
-        report = self.ledger.sync_plan(
-            [PlanEntry.from_post(post) for post in plan], now, start=start, end=end
-        )
-        self.campaign = campaign
-        self.posts = {post.id: post for post in plan}
+    def apply_plan(self, prepared: PreparedPlan, now: datetime) -> SyncReport:
+        """Sync a prepared window into the ledger, and make its campaign and posts the daemon's."""
+        report = self.ledger.sync_plan(prepared.entries, now, start=prepared.start, end=prepared.end)
+        self.campaign = prepared.campaign
+        self.posts = prepared.posts
         if report.inserted or report.updated or report.revived or report.cancelled:
             self.log.emit(
                 "planned",
-                posts=len(plan),
+                posts=len(prepared.posts),
                 new=len(report.inserted),
                 changed=len(report.updated),
                 revived=len(report.revived),
                 cancelled=len(report.cancelled),
-                window_from=start,
-                window_to=end,
+                window_from=prepared.start,
+                window_to=prepared.end,
             )
         for post_id in report.cancelled:
             self.log.emit("cancelled", id=post_id, reason="removed from the plan")
         return report
+
+    def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
+        """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
+        the ledger: :meth:`prepare`, then :meth:`apply_plan`. Raises :class:`CampaignError` when a post
+        cannot be rendered."""
+        return self.apply_plan(self.prepare(now, campaign), now)
 
     def post_for(self, row: Row) -> PlannedPost | None:
         """The planned post of a ledger row: from the current plan, else rendered from the campaign."""

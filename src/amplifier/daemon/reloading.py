@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from amplifier.daemon.planning import Rendered
+from amplifier.daemon.planning import PreparedPlan
 from amplifier.errors import AmplifierError
 
 
@@ -20,11 +20,14 @@ class ReloadJob:
     with :attr:`result` or :attr:`error`."""
 
     def __init__(
-        self, work: Callable[[], Rendered], snapshot: Mapping[Path, tuple[int, int] | None], started: datetime
+        self,
+        work: Callable[[], PreparedPlan],
+        snapshot: Mapping[Path, tuple[int, int] | None],
+        started: datetime,
     ) -> None:
         self.snapshot = snapshot
         self.started = started
-        self.result: Rendered | None = None
+        self.result: PreparedPlan | None = None
         self.error: AmplifierError | None = None
         self.done = threading.Event()
         self.reported = False  # the slow reload was logged and alerted

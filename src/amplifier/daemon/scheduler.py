@@ -3,7 +3,8 @@
 
 The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
 reload and on pause changes: no busy polling), an interval job that watches the campaign files and the pause
-switches every couple of seconds, one that re-plans the rolling window hourly and one that writes a heartbeat
+switches every couple of seconds, one that re-plans the rolling window hourly (rendered off the lock: only its
+sync with the ledger waits for a pass) and one that writes a heartbeat
 file for ``amplifier status --check``.
 """
 
@@ -158,9 +159,27 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
         return daemon.watch(daemon.clock())
 
-    def replan() -> bool:
-        daemon.plan(daemon.clock())
-        return True
+    def replan() -> None:
+        """Render the window off the lock (a pass may post meanwhile); only the ledger's sync takes it."""
+        if stop.is_set():
+            return
+        campaign = daemon.campaign
+        try:
+            prepared = daemon.prepare(daemon.clock(), campaign)
+        except AmplifierError as exc:
+            daemon.log.emit("error", reason=str(exc))
+            return
+        except Exception as exc:  # keep running: one bad re-plan must not end the daemon
+            daemon.log.emit("error", reason=f"{type(exc).__name__}: {exc}")
+            return
+
+        def apply() -> bool:
+            if daemon.campaign is not campaign:  # a reload planned its own campaign meanwhile
+                return False
+            daemon.apply_plan(prepared, daemon.clock())
+            return True
+
+        guarded(apply)()
 
     def beat() -> None:  # never waits for the pass
         daemon.heartbeat(daemon.clock())
@@ -176,9 +195,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
-    scheduler.add_job(
-        guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"
-    )
+    scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
     scheduler.add_job(alert_watch, "interval", seconds=settings.watch_interval, id="alerts")
     with lock:

@@ -48,7 +48,7 @@ class DaemonSettings:
     backoff_base: timedelta = timedelta(seconds=30)
     backoff_max: timedelta = timedelta(minutes=30)
     jitter: float = 0.2  # +-20 % of each backoff
-    workers: int = 128  # accounts published concurrently (threads start only when needed)
+    workers: int = 1024  # accounts published concurrently (threads start only when needed)
     shutdown_timeout: float = 30.0  # seconds to let in-flight posts finish on SIGTERM
     watch_interval: float = 2.0  # seconds between checks of the campaign files and pause switches
     replan_interval: timedelta = timedelta(hours=1)

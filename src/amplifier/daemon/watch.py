@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from amplifier.campaign.load import Campaign
-from amplifier.daemon.planning import PlanningMixin, Rendered
+from amplifier.daemon.planning import PlanningMixin, PreparedPlan
 from amplifier.daemon.reloading import ReloadJob
 from amplifier.daemon.settings import PAUSE_NAME
 from amplifier.errors import AmplifierError, CampaignError
@@ -83,9 +83,9 @@ class WatchMixin(PlanningMixin):
             return self._rejected(exc, now)
         return self._swap(rendered, now)
 
-    def _load(self, now: datetime) -> Rendered:
+    def _load(self, now: datetime) -> PreparedPlan:
         """Load and render the files (the slow part; touches neither the ledger nor the running campaign)."""
-        return self.render_plan(now, self.loader(self.campaign.schedule_path))
+        return self.prepare(now, self.loader(self.campaign.schedule_path))
 
     def _rejected(self, exc: AmplifierError, now: datetime) -> bool:
         lines = [str(problem) for problem in exc.problems] if isinstance(exc, CampaignError) else exc.lines()
@@ -95,11 +95,11 @@ class WatchMixin(PlanningMixin):
         self.alerting.raise_(reload_rejected(lines), now)
         return False
 
-    def _swap(self, rendered: Rendered, now: datetime) -> bool:
+    def _swap(self, rendered: PreparedPlan, now: datetime) -> bool:
         """Make a loaded and rendered campaign the running one (under the pass's lock: quick)."""
         old_accounts = dict(self.campaign.schedule.accounts)
         try:
-            report = self.apply_plan(rendered)
+            report = self.apply_plan(rendered, now)
         except AmplifierError as exc:
             return self._rejected(exc, now)
         campaign = rendered.campaign

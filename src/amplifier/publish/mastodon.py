@@ -62,6 +62,7 @@ from amplifier.publish.base import (
     ref_index,
 )
 from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
+from amplifier.publish.httpsession import EnvironmentSession
 from amplifier.publish.mastodon_engagement import StatusEngagement
 from amplifier.publish.mastodon_match import aware_time
 from amplifier.publish.mastodon_match import comparable as comparable  # re-exported
@@ -162,7 +163,7 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
 
     def _requests_session(self) -> requests.Session:
         if self._session is None:
-            session = requests.Session()
+            session = EnvironmentSession()
             session.hooks["response"].append(self._remember_headers)
             self._session = session
         return self._session

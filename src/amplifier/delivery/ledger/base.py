@@ -535,6 +535,14 @@ class Ledger(Protocol):
         """Planned or claimed -> skipped (on purpose)."""
         ...
 
+    def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` (each one call of this ledger's transitions, e.g. ``lambda: ledger.claim(...)``)
+        together: each one atomic on its own (a change that raises leaves nothing behind, the others stand),
+        all of them committed (and fsynced) before this returns. Returns per call what it returned, or the
+        exception it raised; raises (and keeps none of them) only when the commit itself fails. The daemon
+        groups the changes of posts that finish together (:mod:`amplifier.daemon.commits`)."""
+        ...
+
     # -- queries
 
     def get(self, post_id: str) -> Row:

@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -176,6 +176,7 @@ class SqliteLedger(SqliteEngagement, SqliteOperations):
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = threading.RLock()
+        self._grouping = False  # inside group(): each transaction is a savepoint of the group's one
         self.path = path
 
     # -- opening -------------------------------------------------------------------------------------------
@@ -238,6 +239,16 @@ class SqliteLedger(SqliteEngagement, SqliteOperations):
         """One ``BEGIN IMMEDIATE`` transaction: committed if the block returns, rolled back if it raises."""
         with self._lock:
             conn = self._conn
+            if self._grouping:  # one change of a group (only its thread holds the lock meanwhile)
+                conn.execute("SAVEPOINT change")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK TO change")
+                    conn.execute("RELEASE change")
+                    raise
+                conn.execute("RELEASE change")
+                return
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
@@ -251,6 +262,24 @@ class SqliteLedger(SqliteEngagement, SqliteOperations):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` in ONE ``BEGIN IMMEDIATE`` transaction, each one in a savepoint of its own: one fsync
+        for all of them, none returned before it (see :meth:`Ledger.group`)."""
+        results: list[Any] = []
+        with self._transaction() as conn:
+            self._grouping = True
+            try:
+                for call in calls:
+                    try:
+                        results.append(call())
+                    except Exception as exc:  # the caller's, raised in its own thread
+                        results.append(exc)
+            finally:
+                self._grouping = False
+            if not conn.in_transaction:  # a call ended the transaction: its changes are not one group
+                raise LedgerError(f"{self.path}: a grouped change ended the group's transaction")
+        return results
 
     def _select(
         self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
