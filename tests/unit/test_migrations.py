@@ -104,6 +104,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m004_unknown_since",
         "m005_posts_account",
         "m006_engagement",
+        "m007_posts_published",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -119,6 +120,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_due_at": ["due_at", "id"],
         "posts_account": ["account", "id"],
         "engagement_read_at": ["read_at"],
+        "posts_published": ["published_at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -142,7 +144,12 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_engagement"]
+    assert migrate(conn, T0) == [
+        "m004_unknown_since",
+        "m005_posts_account",
+        "m006_engagement",
+        "m007_posts_published",
+    ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)
@@ -160,7 +167,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
         (stamp, stamp, stamp, stamp),
     )
-    assert migrate(conn, T0) == ["m006_engagement"]
+    assert migrate(conn, T0) == ["m006_engagement", "m007_posts_published"]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
         "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",

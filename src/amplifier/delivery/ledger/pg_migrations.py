@@ -179,3 +179,9 @@ def m002_engagement(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")
+
+
+@migration
+def m003_posts_published(conn: psycopg.Connection) -> None:
+    """Published posts by publishing time, as SQLite's ``m007_posts_published``."""
+    conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")

@@ -55,6 +55,7 @@ from amplifier.delivery.ledger.base import (
     to_db_time,
 )
 from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
+from amplifier.delivery.ledger.pg_report import PostgresReport
 from amplifier.delivery.ledger.pg_migrations import migrate
 
 LOCK_TIMEOUT = "5s"
@@ -130,7 +131,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class PostgresLedger(PostgresEngagement):
+class PostgresLedger(PostgresEngagement, PostgresReport):
     """The delivery ledger in a PostgreSQL database. Open it with :meth:`open` (callers outside the ledger use
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 

@@ -1,0 +1,107 @@
+"""The read-back and report queries of the SQLite ledger (a mixin of :class:`~.sqlite.SqliteLedger`); see
+:mod:`.report` for what they answer."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from amplifier.delivery.ledger.base import Row, from_db_time, to_db_time
+from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.report import ReadAges, ReportRow
+from amplifier.delivery.ledger.sqlite_engagement import TOTALS_SQL, _totals
+
+# A reading at or after an instant computed from the post's publishing time (strftime gives UTC with
+# milliseconds; a stored time with the same prefix sorts at or after it).
+_NO_READING_AFTER_AGE = (
+    "(posts.published_at <= ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
+    " AND e.read_at >= strftime('%Y-%m-%dT%H:%M:%f', posts.published_at, ?)))"
+)
+_NO_READING_AFTER = (
+    "(posts.rule = ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= ?))"
+)
+
+# Per part, its latest reading with counts (SQLite returns the bare columns of the row holding the MAX).
+REPORT_SQL = """
+WITH parts AS (
+    SELECT post_id, MAX(read_at) AS read_at, likes, reposts, replies, quotes
+    FROM engagement WHERE read_at <= :as_of AND gone = 0
+    GROUP BY post_id, part_index
+), per_post AS (
+    SELECT post_id, SUM(likes) AS likes, SUM(reposts) AS reposts, SUM(replies) AS replies,
+           SUM(quotes) AS quotes
+    FROM parts GROUP BY post_id
+)
+SELECT p.rule, p.account, p.platform, p.state, substr(p.id, length(p.rule) + length(p.account) + 3) AS key,
+       MIN(p.due_at), COUNT(*), COUNT(pp.post_id),
+       SUM(pp.likes), SUM(pp.reposts), SUM(pp.replies), SUM(pp.quotes)
+FROM posts p LEFT JOIN per_post pp ON pp.post_id = p.id
+WHERE p.due_at >= :start AND p.due_at < :end
+GROUP BY p.rule, p.account, p.platform, p.state, key
+ORDER BY MIN(p.due_at), p.rule, p.account
+"""
+
+
+# The posts of the window with the most engagement (likes + reposts + replies + quotes), in TOTALS_SQL's shape.
+TOP_SQL = """
+WITH t (id, account, platform, due_at, parts, gone, likes, reposts, replies, quotes, last) AS ({totals})
+SELECT * FROM t
+ORDER BY COALESCE(likes, 0) + COALESCE(reposts, 0) + COALESCE(replies, 0) + COALESCE(quotes, 0) DESC, due_at, id
+LIMIT {limit}
+"""
+
+
+class SqliteReport:
+    """``reads_due``, ``report_rows`` and ``top_posts`` over the ledger's connection."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+
+    def _select(
+        self, where: str, params: Sequence[Any] = (), tail: str = ""
+    ) -> list[Row]:  # pragma: no cover - the ledger's
+        raise NotImplementedError
+
+    def reads_due(self, now: datetime, ages: ReadAges, limit: int = 100) -> list[Row]:
+        clauses: list[str] = []
+        params: list[Any] = [to_db_time(ages.since)]
+        for age in ages.ages:
+            clauses.append(_NO_READING_AFTER_AGE)
+            params += [to_db_time(now - age), f"+{age.total_seconds():.6f} seconds"]
+        for rule, at in sorted(ages.after.items()):
+            if at <= now:
+                clauses.append(_NO_READING_AFTER)
+                params += [rule, to_db_time(at)]
+        if not clauses:
+            return []
+        where = f"state = 'published' AND published_at >= ? AND ({' OR '.join(clauses)})"
+        return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
+
+    def report_rows(self, start: datetime, end: datetime, *, as_of: datetime | None = None) -> list[ReportRow]:
+        params = {
+            "start": to_db_time(start),
+            "end": to_db_time(end),
+            "as_of": "9999" if as_of is None else to_db_time(as_of),
+        }
+        with self._lock:
+            rows = self._conn.execute(REPORT_SQL, params).fetchall()
+        return [
+            ReportRow(rule, account, platform, state, key, from_db_time(due), n, read, lk, rp, rl, qt)
+            for rule, account, platform, state, key, due, n, read, lk, rp, rl, qt in rows
+        ]
+
+    def top_posts(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
+    ) -> list[EngagementTotal]:
+        params: dict[str, Any] = {
+            "start": to_db_time(start),
+            "end": to_db_time(end),
+            "as_of": "9999" if as_of is None else to_db_time(as_of),
+        }
+        sql = TOP_SQL.format(totals=TOTALS_SQL.format(account=""), limit=int(limit))
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return list(_totals(rows))
