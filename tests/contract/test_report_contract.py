@@ -91,7 +91,9 @@ def test_report_rows_group_posts_with_their_latest_counts(ledger: Ledger) -> Non
     assert rows == [
         ReportRow("r", "a", "mastodon", "published", "2027-10-25T10:00", T0, 1, 1, 8, 2, 1, None),
         ReportRow("r", "b", "mastodon", "published", "2027-10-25T10:00", T0, 1, 1, 2, 0, 0, 1),
-        ReportRow("r", "a", "mastodon", "expired", "2027-10-26T10:00", T0 + 24 * H, 1, 0, None, None, None, None),
+        ReportRow(
+            "r", "a", "mastodon", "expired", "2027-10-26T10:00", T0 + 24 * H, 1, 0, None, None, None, None
+        ),
     ]
     # as of an earlier instant, the earlier readings
     early = ledger.report_rows(T0, T0 + 48 * H, as_of=T0 + 2 * H)

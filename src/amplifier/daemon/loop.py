@@ -46,6 +46,7 @@ from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
+from amplifier.daemon.readback import ReadBack
 from amplifier.daemon.settings import (
     FAR_FUTURE,
     HEARTBEAT_NAME,
@@ -131,6 +132,7 @@ class Daemon(QueueMixin):
         self.loader = loader
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
+        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -237,12 +239,19 @@ class Daemon(QueueMixin):
             report.paused = reason
             return report
         queues = self.queues(now)
-        if not queues:
-            return report
         futures = [self._executor.submit(self._run_account, rows) for rows in queues.values()]
         for future in futures:
             report.merge(future.result())
+        self.read_back(self.clock())  # after the posts, with spare budget
         return report
+
+    def read_back(self, now: datetime) -> None:
+        """The read-back jobs due at ``now`` (:mod:`amplifier.daemon.readback`); a failure is logged, never
+        raised (reading back must not stop publishing)."""
+        try:
+            self.readback.run(now, self.campaign, self._publisher)
+        except Exception as exc:
+            self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 
     def _run_account(self, rows: Iterable[Row]) -> TickReport:
         report = TickReport()

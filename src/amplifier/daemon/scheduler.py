@@ -22,6 +22,7 @@ from amplifier.campaign.load import Campaign
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon, PublisherFactory
+from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
 from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
 from amplifier.errors import AmplifierError
@@ -134,6 +135,11 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.plan(daemon.clock())
         return True
 
+    def reads() -> bool:  # read-back jobs fall due between posts too (the tick reads as well)
+        if daemon.paused() is None:
+            daemon.read_back(daemon.clock())
+        return False
+
     def beat() -> None:
         daemon.heartbeat(daemon.clock())
 
@@ -142,6 +148,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     scheduler.add_job(
         guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"
     )
+    scheduler.add_job(guarded(reads), "interval", seconds=READ_INTERVAL, id="readback")
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
     with lock:
         daemon.watch(daemon.clock())

@@ -537,7 +537,9 @@ class Ledger(Protocol):
         after it; by publishing time then id, at most ``limit``."""
         ...
 
-    def report_rows(self, start: datetime, end: datetime, *, as_of: datetime | None = None) -> list[ReportRow]:
+    def report_rows(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+    ) -> list[ReportRow]:
         """The posts due in [``start``, ``end``) grouped by rule, account, platform, state and occurrence key,
         with their engagement (latest reading with counts per part at or before ``as_of``), by due time."""
         ...

@@ -20,9 +20,7 @@ _NO_READING_AFTER_AGE = (
     "(posts.published_at <= %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
     " AND e.read_at >= posts.published_at + %s::interval))"
 )
-_NO_READING_AFTER = (
-    "(posts.rule = %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= %s))"
-)
+_NO_READING_AFTER = "(posts.rule = %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= %s))"
 
 # Per part, its latest reading with counts (DISTINCT ON keeps the first row of each part by time, newest first).
 REPORT_SQL = """
@@ -84,7 +82,9 @@ class PostgresReport:
         where = f"state = 'published' AND published_at >= %s AND ({' OR '.join(clauses)})"
         return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
 
-    def report_rows(self, start: datetime, end: datetime, *, as_of: datetime | None = None) -> list[ReportRow]:
+    def report_rows(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+    ) -> list[ReportRow]:
         for value in (start, end, *(() if as_of is None else (as_of,))):
             to_db_time(value)
         params: dict[str, Any] = {"start": start, "end": end, "as_of": as_of or "infinity"}

@@ -55,8 +55,8 @@ from amplifier.delivery.ledger.base import (
     to_db_time,
 )
 from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
-from amplifier.delivery.ledger.pg_report import PostgresReport
 from amplifier.delivery.ledger.pg_migrations import migrate
+from amplifier.delivery.ledger.pg_report import PostgresReport
 
 LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT = 10  # seconds

@@ -20,9 +20,7 @@ _NO_READING_AFTER_AGE = (
     "(posts.published_at <= ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
     " AND e.read_at >= strftime('%Y-%m-%dT%H:%M:%f', posts.published_at, ?)))"
 )
-_NO_READING_AFTER = (
-    "(posts.rule = ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= ?))"
-)
+_NO_READING_AFTER = "(posts.rule = ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= ?))"
 
 # Per part, its latest reading with counts (SQLite returns the bare columns of the row holding the MAX).
 REPORT_SQL = """
@@ -80,7 +78,9 @@ class SqliteReport:
         where = f"state = 'published' AND published_at >= ? AND ({' OR '.join(clauses)})"
         return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
 
-    def report_rows(self, start: datetime, end: datetime, *, as_of: datetime | None = None) -> list[ReportRow]:
+    def report_rows(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+    ) -> list[ReportRow]:
         params = {
             "start": to_db_time(start),
             "end": to_db_time(end),
