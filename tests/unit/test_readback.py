@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import pytest
 
@@ -24,10 +25,10 @@ H = dt.timedelta(hours=1)
 class Reader(FakePublisher):
     """The fake platform's counts: ``likes[post id]``; ``read_faults`` raised by the next reads."""
 
-    likes: dict[str, int] = {}
-    deleted: set[str] = set()
-    reads: list[list[str]] = []
-    read_faults: list[BaseException] = []
+    likes: ClassVar[dict[str, int]] = {}
+    deleted: ClassVar[set[str]] = set()
+    reads: ClassVar[list[list[str]]] = []
+    read_faults: ClassVar[list[BaseException]] = []
 
     def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
         Reader.reads.append([p.post_id for p in parts])
