@@ -103,7 +103,8 @@ def test_a_429_waits_for_the_reset_it_gave(reader: Callable[..., Harness]) -> No
     Reader.read_faults.append(RateLimitedError("slow down", reset_at=T + 2 * H))
     h.run_at(T + H)
     h.run_at(T + H + 30 * dt.timedelta(minutes=1))
-    assert len(Reader.reads) == 1 and readings(h) == []
+    assert len(Reader.reads) == 1
+    assert readings(h) == []
     h.run_at(T + 2 * H)
     assert [when for when, _, _ in readings(h)] == [T + 2 * H]
     assert h.daemon.limiter.blocked_until("masto", T + H) is None  # posts were never held back by a read
@@ -117,7 +118,8 @@ def test_a_transient_fault_backs_off_then_reads(reader: Callable[..., Harness]) 
     h.run_at(T + H + dt.timedelta(seconds=30))  # within the backoff: no request
     assert len(Reader.reads) == 1
     h.run_at(T + H + dt.timedelta(minutes=2))
-    assert len(Reader.reads) == 2 and len(readings(h)) == 1
+    assert len(Reader.reads) == 2
+    assert len(readings(h)) == 1
     assert h.log.of("read-retry")
 
 
@@ -127,7 +129,8 @@ def test_a_refused_read_is_logged_and_not_retried_by_the_process(reader: Callabl
     Reader.read_faults.append(PermanentError("no such status id"))
     h.run_at(T + H)
     h.run_at(T + 2 * H)
-    assert len(Reader.reads) == 1 and h.log.of("read-failed")
+    assert len(Reader.reads) == 1
+    assert h.log.of("read-failed")
 
 
 def test_posts_go_first(reader: Callable[..., Harness]) -> None:
