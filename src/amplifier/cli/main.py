@@ -41,6 +41,11 @@ LAZY_COMMANDS = {
     "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
     "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
     "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
+    "report": (
+        "amplifier.cli.report",
+        "report",
+        "What went out and what reached people: posts and engagement read back.",
+    ),
     "ledger": ("amplifier.cli.ledger", "ledger", "Where the delivery ledger is; move it to PostgreSQL."),
 }
 
