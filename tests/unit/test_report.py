@@ -18,8 +18,8 @@ from amplifier.campaign.load import load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.cli.main import cli
 from amplifier.cli.report import CSV_COLUMNS
-from amplifier.daemon.loop import Daemon
 from amplifier.daemon.events import EventLog
+from amplifier.daemon.loop import Daemon
 from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import Ledger, open_ledger
 from tests.unit.test_daemon import BERLIN, Clock, FakeServer
