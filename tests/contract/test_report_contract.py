@@ -76,6 +76,7 @@ def test_reads_due_are_bounded_and_in_publishing_order(ledger: Ledger) -> None:
 def test_report_rows_group_posts_with_their_latest_counts(ledger: Ledger) -> None:
     publish(ledger, "r:a:2027-10-25T10:00", T0, parts=2, account="a")
     publish(ledger, "r:b:2027-10-25T10:00", T0, account="b")
+    publish(ledger, "r:b:2027-10-25T11:00", T0 + H, account="b")
     ledger.sync_plan([entry("r:a:2027-10-26T10:00", due=T0 + 24 * H, account="a", rule="r")], T0)
     ledger.mark_expired("r:a:2027-10-26T10:00", "missed", T0 + 25 * H)
     ledger.record_engagement(
@@ -85,18 +86,27 @@ def test_report_rows_group_posts_with_their_latest_counts(ledger: Ledger) -> Non
             Engagement("r:a:2027-10-25T10:00", 1, T0 + 24 * H, 3, 0, 0, None),
             Engagement("r:a:2027-10-25T10:00", 1, T0 + 48 * H, gone=True),
             Engagement("r:b:2027-10-25T10:00", 0, T0 + H, 2, 0, 0, 1),
+            Engagement("r:b:2027-10-25T11:00", 0, T0 + 2 * H, 4, 1, 0, 0),
         ]
     )
-    rows = ledger.report_rows(T0, T0 + 48 * H)
+    variants = {("r", "2027-10-25T10:00"): 0, ("r", "2027-10-25T11:00"): 1, ("r", "2027-10-26T10:00"): 0}
+    rows = ledger.report_rows(T0, T0 + 48 * H, variants=variants)
+    day1, day2 = "2027-10-25", "2027-10-26"
     assert rows == [
-        ReportRow("r", "a", "mastodon", "published", "2027-10-25T10:00", T0, 1, 1, 8, 2, 1, None),
-        ReportRow("r", "b", "mastodon", "published", "2027-10-25T10:00", T0, 1, 1, 2, 0, 0, 1),
-        ReportRow(
-            "r", "a", "mastodon", "expired", "2027-10-26T10:00", T0 + 24 * H, 1, 0, None, None, None, None
-        ),
+        ReportRow("r", "a", "mastodon", "published", 0, day1, 1, 1, 8, 2, 1, None),
+        ReportRow("r", "b", "mastodon", "published", 0, day1, 1, 1, 2, 0, 0, 1),
+        ReportRow("r", "b", "mastodon", "published", 1, day1, 1, 1, 4, 1, 0, 0),
+        ReportRow("r", "a", "mastodon", "expired", 0, day2, 1, 0, None, None, None, None),
+    ]
+    # without variants, b's two posts of one day are one group
+    merged = ledger.report_rows(T0, T0 + 48 * H)
+    assert [(r.account, r.variant, r.posts, r.likes) for r in merged] == [
+        ("a", None, 1, 8),
+        ("b", None, 2, 6),
+        ("a", None, 1, None),
     ]
     # as of an earlier instant, the earlier readings
-    early = ledger.report_rows(T0, T0 + 48 * H, as_of=T0 + 2 * H)
+    early = ledger.report_rows(T0, T0 + 48 * H, as_of=T0 + 2 * H, variants=variants)
     assert (early[0].likes, early[0].reposts) == (1, 1)
     assert ledger.report_rows(T0 + 48 * H, T0 + 49 * H) == []
 

@@ -20,7 +20,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger
@@ -142,7 +141,7 @@ class Report:
     groups: dict[str, Tally] = field(default_factory=dict)
     by_lang: dict[str, Tally] = field(default_factory=dict)
     by_platform: dict[str, Tally] = field(default_factory=dict)
-    days: dict[dt.date, Tally] = field(default_factory=dict)  # by due day in the campaign's zone
+    days: dict[dt.date, Tally] = field(default_factory=dict)  # by the rule's local day
     variants: dict[tuple[str, str], dict[int, Tally]] = field(default_factory=dict)  # (set, lang) -> variant
     top: list[TopPost] = field(default_factory=list)
     events: list[EventMark] = field(default_factory=list)
@@ -188,7 +187,6 @@ class _Campaign:
         self.campaign = campaign
         self.schedule = campaign.schedule
         self.window = (start - dt.timedelta(days=2), end + dt.timedelta(days=2))
-        self._variants: dict[str, dict[str, int]] = {}
 
     def lang(self, account: str) -> str:
         if account not in self.schedule.accounts:
@@ -205,21 +203,18 @@ class _Campaign:
         rule = self.schedule.rules.get(rule_id)
         return GONE_FROM_CAMPAIGN if rule is None else rule.messages
 
-    def variant(self, rule_id: str, key: str) -> int | None:
-        """The 0-based variant of the rule's occurrence ``key`` (None: not found in the campaign)."""
-        rule = self.schedule.rules.get(rule_id)
-        message_set = self.campaign.message_sets.get(rule.messages) if rule is not None else None
-        if rule is None or message_set is None:
-            return None
-        keys = self._variants.get(rule_id)
-        if keys is None:
+    def variants(self) -> dict[tuple[str, str], int]:
+        """(rule, occurrence key) -> the 0-based variant the planner gives it, for every rule's occurrences
+        in the window (with two days of margin: an occurrence's key is local, the window is not)."""
+        found: dict[tuple[str, str], int] = {}
+        for rule_id, rule in self.schedule.rules.items():
+            message_set = self.campaign.message_sets.get(rule.messages)
+            if message_set is None or not message_set.variants:
+                continue
             count = len(message_set.variants)
-            keys = {
-                occ.key: occ.index % count
-                for occ in occurrences_between(self.schedule, rule, self.window[0], self.window[1])
-            }
-            self._variants[rule_id] = keys
-        return keys.get(key)
+            for occ in occurrences_between(self.schedule, rule, self.window[0], self.window[1]):
+                found[(rule_id, occ.key)] = occ.index % count
+        return found
 
     def dimension(self, by: str, row: ReportRow) -> str:
         if by == "event":
@@ -229,7 +224,7 @@ class _Campaign:
         if by == "message-set":
             return self.message_set(row.rule)
         if by == "variant":
-            variant = self.variant(row.rule, row.key)
+            variant = row.variant
             set_name = self.message_set(row.rule)
             return set_name if variant is None else f"{set_name} #{variant + 1}"
         if by == "lang":
@@ -255,20 +250,18 @@ def build_report(
     zone = campaign.schedule.campaign.timezone
     report = Report(campaign.schedule.campaign.name, zone, start, end, as_of, by)
     lookup = _Campaign(campaign, start, end)
-    tz = ZoneInfo(zone)
     langs: dict[str, str] = {}
-    for row in ledger.report_rows(start, end, as_of=as_of):
+    for row in ledger.report_rows(start, end, as_of=as_of, variants=lookup.variants()):
         lang = langs.get(row.account) or langs.setdefault(row.account, lookup.lang(row.account))
         report.totals.add(row)
         _tally(report.groups, lookup.dimension(by, row)).add(row)
         _tally(report.by_lang, lang).add(row)
         _tally(report.by_platform, row.platform).add(row)
-        day = row.due_at.astimezone(tz).date()
+        day = dt.date.fromisoformat(row.day)
         report.days.setdefault(day, Tally()).add(row)
-        variant = lookup.variant(row.rule, row.key)
-        if variant is not None:
+        if row.variant is not None:
             per_set = report.variants.setdefault((lookup.message_set(row.rule), lang), {})
-            per_set.setdefault(variant, Tally()).add(row)
+            per_set.setdefault(row.variant, Tally()).add(row)
     report.top = _top_posts(ledger, campaign, start, end, as_of, top, lookup)
     report.events = _events(campaign, start, end)
     return report

@@ -538,10 +538,16 @@ class Ledger(Protocol):
         ...
 
     def report_rows(
-        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        variants: Mapping[tuple[str, str], int] | None = None,
     ) -> list[ReportRow]:
-        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state and occurrence key,
-        with their engagement (latest reading with counts per part at or before ``as_of``), by due time."""
+        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (from
+        ``variants``: (rule, occurrence key) -> number; None when not in it) and day (the key's), with their
+        engagement (latest reading with counts per part at or before ``as_of``), by day, rule and account."""
         ...
 
     def top_posts(

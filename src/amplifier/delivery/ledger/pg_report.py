@@ -4,7 +4,7 @@ the same as the SQLite ledger's (:mod:`.sqlite_report`); see :mod:`.report` for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,7 @@ import psycopg
 from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal
 from amplifier.delivery.ledger.pg_engagement import TOTALS_SQL, _int
-from amplifier.delivery.ledger.report import ReadAges, ReportRow
+from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 
 _NO_READING_AFTER_AGE = (
     "(posts.published_at <= %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
@@ -22,8 +22,19 @@ _NO_READING_AFTER_AGE = (
 )
 _NO_READING_AFTER = "(posts.rule = %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= %s))"
 
+_KEY = "substr(p.id, length(p.rule) + length(p.account) + 3)"  # the id is rule:account:key
+_GROUP = f"p.rule, p.account, p.platform, p.state, k.variant, substr({_KEY}, 1, 10)"
+# The variants the caller numbered, by rule and occurrence key.
+_KEYS = "unnest(%(rules)s::text[], %(keys)s::text[], %(variants)s::int[]) AS k (rule, key, variant)"
+
+POSTS_SQL = f"""
+SELECT {_GROUP}, COUNT(*)
+FROM posts p LEFT JOIN {_KEYS} ON k.rule = p.rule AND k.key = {_KEY}
+WHERE p.due_at >= %(start)s AND p.due_at < %(end)s
+GROUP BY {_GROUP}
+"""
 # Per part, its latest reading with counts (DISTINCT ON keeps the first row of each part by time, newest first).
-REPORT_SQL = """
+ENGAGEMENT_SQL = f"""
 WITH parts AS (
     SELECT DISTINCT ON (post_id, part_index) post_id, likes, reposts, replies, quotes
     FROM engagement WHERE read_at <= %(as_of)s AND NOT gone
@@ -33,13 +44,11 @@ WITH parts AS (
            SUM(quotes) AS quotes
     FROM parts GROUP BY post_id
 )
-SELECT p.rule, p.account, p.platform, p.state, substr(p.id, length(p.rule) + length(p.account) + 3) AS key,
-       MIN(p.due_at), COUNT(*), COUNT(pp.post_id),
-       SUM(pp.likes), SUM(pp.reposts), SUM(pp.replies), SUM(pp.quotes)
-FROM posts p LEFT JOIN per_post pp ON pp.post_id = p.id
+SELECT {_GROUP}, COUNT(*), SUM(pp.likes), SUM(pp.reposts), SUM(pp.replies), SUM(pp.quotes)
+FROM per_post pp JOIN posts p ON p.id = pp.post_id
+LEFT JOIN {_KEYS} ON k.rule = p.rule AND k.key = {_KEY}
 WHERE p.due_at >= %(start)s AND p.due_at < %(end)s
-GROUP BY p.rule, p.account, p.platform, p.state, key
-ORDER BY MIN(p.due_at), p.rule, p.account
+GROUP BY {_GROUP}
 """
 
 TOP_SQL = """
@@ -83,17 +92,30 @@ class PostgresReport:
         return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
 
     def report_rows(
-        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        variants: Mapping[tuple[str, str], int] | None = None,
     ) -> list[ReportRow]:
         for value in (start, end, *(() if as_of is None else (as_of,))):
             to_db_time(value)
-        params: dict[str, Any] = {"start": start, "end": end, "as_of": as_of or "infinity"}
+        items = list((variants or {}).items())
+        params: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "as_of": as_of or "infinity",
+            "rules": [rule for (rule, _), _ in items],
+            "keys": [key for (_, key), _ in items],
+            "variants": [variant for _, variant in items],
+        }
         with self._lock, self._errors():
-            rows = self._connection().execute(REPORT_SQL, params).fetchall()
-        return [
-            ReportRow(rule, acct, platform, state, key, due, int(n), int(read), *map(_int, (lk, rp, rl, qt)))
-            for rule, acct, platform, state, key, due, n, read, lk, rp, rl, qt in rows
-        ]
+            conn = self._connection()
+            with conn.transaction():  # one snapshot for both
+                posts = conn.execute(POSTS_SQL, params).fetchall()
+                engaged = conn.execute(ENGAGEMENT_SQL, params).fetchall()
+        return report_groups(posts, engaged, _int)
 
     def top_posts(
         self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10

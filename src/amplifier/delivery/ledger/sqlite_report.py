@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from amplifier.delivery.ledger.base import Row, from_db_time, to_db_time
+from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal
-from amplifier.delivery.ledger.report import ReadAges, ReportRow
+from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 from amplifier.delivery.ledger.sqlite_engagement import TOTALS_SQL, _totals
 
 # A reading at or after an instant computed from the post's publishing time (strftime gives UTC with
@@ -22,8 +22,23 @@ _NO_READING_AFTER_AGE = (
 )
 _NO_READING_AFTER = "(posts.rule = ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= ?))"
 
-# Per part, its latest reading with counts (SQLite returns the bare columns of the row holding the MAX).
-REPORT_SQL = """
+# The variants the caller numbered, by rule and occurrence key (a temporary table of this connection).
+_KEYS_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS report_keys (rule TEXT NOT NULL, key TEXT NOT NULL, variant INTEGER,"
+    " PRIMARY KEY (rule, key)) WITHOUT ROWID"
+)
+_KEY = "substr(p.id, length(p.rule) + length(p.account) + 3)"  # the id is rule:account:key
+_GROUP = f"p.rule, p.account, p.platform, p.state, k.variant, substr({_KEY}, 1, 10)"
+
+# Posts per group, then engagement per group: per part, its latest reading with counts (SQLite returns the
+# bare columns of the row holding the MAX), summed per post, joined to the posts of the window.
+POSTS_SQL = f"""
+SELECT {_GROUP}, COUNT(*)
+FROM posts p LEFT JOIN temp.report_keys k ON k.rule = p.rule AND k.key = {_KEY}
+WHERE p.due_at >= :start AND p.due_at < :end
+GROUP BY {_GROUP}
+"""
+ENGAGEMENT_SQL = f"""
 WITH parts AS (
     SELECT post_id, MAX(read_at) AS read_at, likes, reposts, replies, quotes
     FROM engagement WHERE read_at <= :as_of AND gone = 0
@@ -33,13 +48,11 @@ WITH parts AS (
            SUM(quotes) AS quotes
     FROM parts GROUP BY post_id
 )
-SELECT p.rule, p.account, p.platform, p.state, substr(p.id, length(p.rule) + length(p.account) + 3) AS key,
-       MIN(p.due_at), COUNT(*), COUNT(pp.post_id),
-       SUM(pp.likes), SUM(pp.reposts), SUM(pp.replies), SUM(pp.quotes)
-FROM posts p LEFT JOIN per_post pp ON pp.post_id = p.id
+SELECT {_GROUP}, COUNT(*), SUM(pp.likes), SUM(pp.reposts), SUM(pp.replies), SUM(pp.quotes)
+FROM per_post pp CROSS JOIN posts p ON p.id = pp.post_id
+LEFT JOIN temp.report_keys k ON k.rule = p.rule AND k.key = {_KEY}
 WHERE p.due_at >= :start AND p.due_at < :end
-GROUP BY p.rule, p.account, p.platform, p.state, key
-ORDER BY MIN(p.due_at), p.rule, p.account
+GROUP BY {_GROUP}
 """
 
 
@@ -79,19 +92,31 @@ class SqliteReport:
         return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
 
     def report_rows(
-        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        variants: Mapping[tuple[str, str], int] | None = None,
     ) -> list[ReportRow]:
         params = {
             "start": to_db_time(start),
             "end": to_db_time(end),
             "as_of": "9999" if as_of is None else to_db_time(as_of),
         }
+        keys = [(rule, key, variant) for (rule, key), variant in (variants or {}).items()]
         with self._lock:
-            rows = self._conn.execute(REPORT_SQL, params).fetchall()
-        return [
-            ReportRow(rule, account, platform, state, key, from_db_time(due), n, read, lk, rp, rl, qt)
-            for rule, account, platform, state, key, due, n, read, lk, rp, rl, qt in rows
-        ]
+            self._conn.execute(_KEYS_TABLE)
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("DELETE FROM temp.report_keys")
+                self._conn.executemany("INSERT INTO temp.report_keys VALUES (?, ?, ?)", keys)
+                posts = self._conn.execute(POSTS_SQL, params).fetchall()
+                engaged = self._conn.execute(ENGAGEMENT_SQL, params).fetchall()
+                self._conn.execute("DELETE FROM temp.report_keys")
+            finally:
+                self._conn.execute("COMMIT")
+        return report_groups(posts, engaged)
 
     def top_posts(
         self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
