@@ -8,7 +8,6 @@ import datetime as dt
 import io
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def at(text: str) -> dt.datetime:
 
 
 @pytest.fixture
-def campaign_dir(tmp_path: Path) -> Iterator[Path]:
+def campaign_dir(tmp_path: Path) -> Path:
     """The countdown published on both accounts (3 days), read back at 1 h and 24 h; one post deleted."""
     (tmp_path / "messages").mkdir()
     (tmp_path / "schedule.yaml").write_text(SCHEDULE)
@@ -109,7 +108,7 @@ def campaign_dir(tmp_path: Path) -> Iterator[Path]:
         daemon.tick(clock.now)
     daemon.close()
     ledger.close()
-    yield tmp_path
+    return tmp_path
 
 
 def run(folder: Path, *args: str) -> str:
