@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from amplifier.delivery.ledger.base import Row, to_db_time
-from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.pg_engagement import TOTALS_SQL, _int
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 
@@ -51,10 +51,20 @@ WHERE p.due_at >= %(start)s AND p.due_at < %(end)s
 GROUP BY {_GROUP}
 """
 
-TOP_SQL = """
-WITH t (id, account, platform, due_at, parts, gone, likes, reposts, replies, quotes, last) AS ({totals})
-SELECT * FROM t
-ORDER BY COALESCE(likes, 0) + COALESCE(reposts, 0) + COALESCE(replies, 0) + COALESCE(quotes, 0) DESC, due_at, id
+# The ids of the posts of the window with the most engagement (the latest counts of each part, summed).
+TOP_IDS_SQL = """
+WITH parts AS (
+    SELECT DISTINCT ON (post_id, part_index) post_id, likes, reposts, replies, quotes
+    FROM engagement WHERE read_at <= %(as_of)s AND NOT gone
+    ORDER BY post_id, part_index, read_at DESC
+), per_post AS (
+    SELECT post_id,
+           SUM(COALESCE(likes, 0) + COALESCE(reposts, 0) + COALESCE(replies, 0) + COALESCE(quotes, 0)) AS total
+    FROM parts GROUP BY post_id
+)
+SELECT p.id FROM per_post pp JOIN posts p ON p.id = pp.post_id
+WHERE p.due_at >= %(start)s AND p.due_at < %(end)s
+ORDER BY pp.total DESC, p.due_at, p.id
 LIMIT {limit}
 """
 
@@ -123,10 +133,14 @@ class PostgresReport:
         for value in (start, end, *(() if as_of is None else (as_of,))):
             to_db_time(value)
         params: dict[str, Any] = {"start": start, "end": end, "as_of": as_of or "infinity", "account": None}
-        sql = TOP_SQL.format(totals=TOTALS_SQL.format(account=""), limit=int(limit))
         with self._lock, self._errors():
-            rows = self._connection().execute(sql, params).fetchall()
-        return [
+            conn = self._connection()
+            with conn.transaction():
+                ids = [post_id for (post_id,) in conn.execute(TOP_IDS_SQL.format(limit=int(limit)), params)]
+                params["ids"] = ids
+                sql = TOTALS_SQL.format(account="AND p.id = ANY(%(ids)s)")
+                rows = conn.execute(sql, params).fetchall()
+        return top_first(
             EngagementTotal(
                 post_id=post_id,
                 account=acct,
@@ -141,4 +155,4 @@ class PostgresReport:
                 last_read_at=last,
             )
             for post_id, acct, platform, due_at, read, gone, likes, reposts, replies, quotes, last in rows
-        ]
+        )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from amplifier.delivery.ledger.base import Row, to_db_time
-from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 from amplifier.delivery.ledger.sqlite_engagement import TOTALS_SQL, _totals
 
@@ -56,11 +57,20 @@ GROUP BY {_GROUP}
 """
 
 
-# The posts of the window with the most engagement (likes + reposts + replies + quotes), in TOTALS_SQL's shape.
-TOP_SQL = """
-WITH t (id, account, platform, due_at, parts, gone, likes, reposts, replies, quotes, last) AS ({totals})
-SELECT * FROM t
-ORDER BY COALESCE(likes, 0) + COALESCE(reposts, 0) + COALESCE(replies, 0) + COALESCE(quotes, 0) DESC, due_at, id
+# The ids of the posts of the window with the most engagement (the latest counts of each part, summed).
+TOP_IDS_SQL = """
+WITH parts AS (
+    SELECT post_id, MAX(read_at) AS read_at, likes, reposts, replies, quotes
+    FROM engagement WHERE read_at <= :as_of AND gone = 0
+    GROUP BY post_id, part_index
+), per_post AS (
+    SELECT post_id,
+           SUM(COALESCE(likes, 0) + COALESCE(reposts, 0) + COALESCE(replies, 0) + COALESCE(quotes, 0)) AS total
+    FROM parts GROUP BY post_id
+)
+SELECT p.id FROM per_post pp CROSS JOIN posts p ON p.id = pp.post_id
+WHERE p.due_at >= :start AND p.due_at < :end
+ORDER BY pp.total DESC, p.due_at, p.id
 LIMIT {limit}
 """
 
@@ -126,7 +136,9 @@ class SqliteReport:
             "end": to_db_time(end),
             "as_of": "9999" if as_of is None else to_db_time(as_of),
         }
-        sql = TOP_SQL.format(totals=TOTALS_SQL.format(account=""), limit=int(limit))
         with self._lock:
+            ids = [post_id for (post_id,) in self._conn.execute(TOP_IDS_SQL.format(limit=int(limit)), params)]
+            params["ids"] = json.dumps(ids)
+            sql = TOTALS_SQL.format(account="AND p.id IN (SELECT value FROM json_each(:ids))")
             rows = self._conn.execute(sql, params).fetchall()
-        return list(_totals(rows))
+        return top_first(_totals(rows))
