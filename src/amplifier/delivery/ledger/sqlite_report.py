@@ -98,8 +98,12 @@ class SqliteReport:
                 params += [rule, to_db_time(at)]
         if not clauses:
             return []
-        where = f"state = 'published' AND published_at >= ? AND ({' OR '.join(clauses)})"
-        return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
+        # On the index of published posts by publishing time, whatever the planner would guess.
+        where = (
+            "id IN (SELECT id FROM posts INDEXED BY posts_published WHERE state = 'published'"
+            f" AND published_at >= ? AND ({' OR '.join(clauses)}) ORDER BY published_at, id LIMIT {int(limit)})"
+        )
+        return self._select(where, params, "ORDER BY published_at, id")
 
     def report_rows(
         self,
