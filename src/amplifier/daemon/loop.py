@@ -14,7 +14,8 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
 3. for each post: expire it if its window was missed (:mod:`amplifier.daemon.planning`), wait if the account's
    rate limit (:mod:`amplifier.delivery.ratelimit`) or a server's reset time says so, else deliver it. A
    post whose outcome is unknown and whose Idempotency-Key may have expired is searched for first, never
-   expired unsearched.
+   expired unsearched;
+4. then, with spare budget, the read-back jobs that are due (:mod:`amplifier.daemon.readback`).
 
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
