@@ -104,7 +104,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m004_unknown_since",
         "m005_posts_account",
         "m006_engagement",
-        "m007_posts_published",
+        "m009_posts_published",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -148,7 +148,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m004_unknown_since",
         "m005_posts_account",
         "m006_engagement",
-        "m007_posts_published",
+        "m009_posts_published",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -167,7 +167,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
         (stamp, stamp, stamp, stamp),
     )
-    assert migrate(conn, T0) == ["m006_engagement", "m007_posts_published"]
+    assert migrate(conn, T0) == ["m006_engagement", "m009_posts_published"]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
         "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",

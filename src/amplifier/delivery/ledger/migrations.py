@@ -250,7 +250,7 @@ def m006_engagement(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m007_posts_published(conn: sqlite3.Connection) -> None:
+def m009_posts_published(conn: sqlite3.Connection) -> None:
     """Published posts by publishing time: the read-back jobs' query (``reads_due``) looks only at recent
     published posts, so finding that nothing is due stays cheap in a large ledger."""
     conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")

@@ -182,6 +182,6 @@ def m002_engagement(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m003_posts_published(conn: psycopg.Connection) -> None:
-    """Published posts by publishing time, as SQLite's ``m007_posts_published``."""
+def m005_posts_published(conn: psycopg.Connection) -> None:
+    """Published posts by publishing time, as SQLite's ``m009_posts_published``."""
     conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")
