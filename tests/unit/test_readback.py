@@ -166,3 +166,11 @@ def test_the_event_read_comes_once_after_the_event(reader: Callable[..., Harness
 @pytest.mark.parametrize(("platform", "parts", "requests"), [("mastodon", 3, 3), ("bluesky", 26, 2)])
 def test_requests_per_read(platform: str, parts: int, requests: int) -> None:
     assert requests_for(platform, parts) == requests
+
+
+def test_a_stopping_daemon_starts_no_read(reader: Callable[..., Harness]) -> None:
+    h = reader(once("o", "2027-10-20T09:00", accounts="[masto]"), T)
+    h.run_at(T)
+    h.daemon.stop()
+    h.daemon.read_back(T + H)
+    assert Reader.reads == []

@@ -249,6 +249,8 @@ class Daemon(QueueMixin):
     def read_back(self, now: datetime) -> None:
         """The read-back jobs due at ``now`` (:mod:`amplifier.daemon.readback`); a failure is logged, never
         raised (reading back must not stop publishing)."""
+        if self.stopping.is_set():
+            return
         try:
             self.readback.run(now, self.campaign, self._publisher)
         except Exception as exc:
