@@ -219,6 +219,7 @@ def test_csv_opens_in_a_spreadsheet_as_is(campaign_dir: Path, tmp_path: Path) ->
 
 def test_table_and_html(campaign_dir: Path) -> None:
     table = run(campaign_dir, *NOW)
+    assert "2027-10-27 22:00 .. 2027-11-01 11:00 UTC" in table  # Berlin times (summer, then winter), in UTC
     assert "variants of hello (en)" in table
     assert "countdown:sky:2027-10-29T10:00" in table
     page = run(campaign_dir, *NOW, "--format", "html")

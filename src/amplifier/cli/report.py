@@ -157,7 +157,8 @@ def print_tables(result: Report, out: TextIO) -> None:
     from amplifier.cli.render import console
 
     con = console(out)
-    window = f"{result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC"
+    start, end = (instant.astimezone(dt.UTC) for instant in (result.start, result.end))
+    window = f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
     con.print(
         _table(
             f"{result.campaign}: report {window}, by {result.by}",
