@@ -16,6 +16,7 @@ BENCHMARKS = {
     "requests": "bench_requests.py",
     "daemon": "bench_daemon.py",
     "daemon-scale": "bench_daemon_scale.py",
+    "report": "bench_report.py",
 }
 
 

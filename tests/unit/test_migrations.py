@@ -128,6 +128,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m006_engagement",
         "m007_operator_actions",
         "m008_gate_changes",
+        "m009_posts_published",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -152,6 +153,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_account_due_at": ["account", "due_at"],
         "operator_actions_at": ["at"],
         "gate_changes_post": ["post_id", "at"],
+        "posts_published": ["published_at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -181,6 +183,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m006_engagement",
         "m007_operator_actions",
         "m008_gate_changes",
+        "m009_posts_published",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -203,7 +206,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
     )
     conn.execute("INSERT INTO paused_accounts VALUES ('masto', 'token rejected', ?)", (stamp,))
 
-    assert migrate(conn, T0) == ["m007_operator_actions", "m008_gate_changes"]
+    assert migrate(conn, T0) == ["m007_operator_actions", "m008_gate_changes", "m009_posts_published"]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
     ]
@@ -223,7 +226,12 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
         (stamp, stamp, stamp, stamp),
     )
-    assert migrate(conn, T0) == ["m006_engagement", "m007_operator_actions", "m008_gate_changes"]
+    assert migrate(conn, T0) == [
+        "m006_engagement",
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+    ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
         "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",

@@ -201,12 +201,48 @@ class Model(BaseModel):
 # --------------------------------------------------------------------------------------------- schedule.yaml
 
 
+class ReadbackSettings(Model):
+    """When the daemon reads back the engagement (likes, reposts, replies, quotes) of published posts."""
+
+    ages: list[dt.timedelta] = Field(
+        default_factory=lambda: [dt.timedelta(hours=1), dt.timedelta(hours=24), dt.timedelta(days=7)],
+        max_length=20,
+        description="Read each post this long after it was published (ISO 8601 durations or seconds)",
+    )
+    after_event: dt.timedelta | None = Field(
+        default=dt.timedelta(hours=24),
+        description="Read the posts of an event once, this long after the event ended (null: not)",
+    )
+    stop_after: dt.timedelta = Field(
+        default=dt.timedelta(days=30),
+        description="Posts published longer ago than this are read no more (ISO 8601 duration or seconds)",
+    )
+
+    @field_validator("ages")
+    @classmethod
+    def _ages(cls, value: list[dt.timedelta]) -> list[dt.timedelta]:
+        if any(age < dt.timedelta(0) for age in value):
+            raise ValueError("a read age must not be negative")
+        return sorted(set(value))
+
+    @field_validator("after_event", "stop_after")
+    @classmethod
+    def _not_negative(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value < dt.timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
 class CampaignSettings(Model):
     name: str = Field(description="The campaign's name, shown in previews")
     timezone: TimeZoneName = Field(description="The default timezone of events and rules")
     language: Lang = Field(default="en", description="The default language of accounts")
     hashtags: list[str] = Field(
         default_factory=list, description="Hashtags appended to every message set that does not set its own"
+    )
+    readback: ReadbackSettings = Field(
+        default_factory=ReadbackSettings,
+        description="When published posts' engagement is read back (see docs/report.md)",
     )
 
 

@@ -49,6 +49,11 @@ LAZY_COMMANDS = {
     "cancel": ("amplifier.cli.operator", "cancel", "Cancel every planned post of a rule, event or account."),
     "retry": ("amplifier.cli.operator", "retry", "Put a failed or expired post back to planned."),
     "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
+    "report": (
+        "amplifier.cli.report",
+        "report",
+        "What went out and what reached people: posts and engagement read back.",
+    ),
     "ledger": ("amplifier.cli.ledger", "ledger", "Where the delivery ledger is; move it to PostgreSQL."),
 }
 

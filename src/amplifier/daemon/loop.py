@@ -14,7 +14,8 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
 3. for each post: expire it if its window was missed (:mod:`amplifier.daemon.planning`), wait if the account's
    rate limit (:mod:`amplifier.delivery.ratelimit`) or a server's reset time says so, else deliver it. A
    post whose outcome is unknown and whose Idempotency-Key may have expired is searched for first, never
-   expired unsearched.
+   expired unsearched;
+4. then, with spare budget, the read-back jobs that are due (:mod:`amplifier.daemon.readback`).
 
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
@@ -50,6 +51,7 @@ from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.outages import OutageMixin
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
+from amplifier.daemon.readback import ReadBack
 from amplifier.daemon.settings import (
     FAR_FUTURE,
     HEARTBEAT_NAME,
@@ -145,6 +147,7 @@ class Daemon(QueueMixin, OutageMixin):
         self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
+        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -262,11 +265,10 @@ class Daemon(QueueMixin, OutageMixin):
             report.paused = reason
             return report
         queues = self.queues(now)
-        if not queues:
-            return report
         futures = [self._executor.submit(self._run_account, rows) for rows in queues.values()]
         for future in futures:
             report.merge(future.result())
+        self.read_back(self.clock())  # after the posts, with spare budget
         return report
 
     def _paused_now(self) -> bool:
@@ -279,6 +281,16 @@ class Daemon(QueueMixin, OutageMixin):
                 self._pause_seen = self.paused() is not None
                 self._pause_looked_at = now
             return self._pause_seen
+
+    def read_back(self, now: datetime) -> None:
+        """The read-back jobs due at ``now`` (:mod:`amplifier.daemon.readback`); a failure is logged, never
+        raised (reading back must not stop publishing)."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.readback.run(now, self.campaign, self._publisher)
+        except Exception as exc:
+            self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 
     def _run_account(self, rows: Iterable[Row]) -> TickReport:
         report = TickReport()

@@ -23,6 +23,7 @@ from amplifier.campaign.load import Campaign
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon, PublisherFactory
+from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
 from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
 from amplifier.errors import AmplifierError
@@ -181,6 +182,11 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
 
         guarded(apply)()
 
+    def reads() -> bool:  # read-back jobs fall due between posts too (the tick reads as well)
+        if daemon.paused() is None:
+            daemon.read_back(daemon.clock())
+        return False
+
     def beat() -> None:  # never waits for the pass
         daemon.heartbeat(daemon.clock())
         try:
@@ -196,6 +202,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     batch = guarded(tick)
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
     scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
+    scheduler.add_job(guarded(reads), "interval", seconds=READ_INTERVAL, id="readback")
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
     scheduler.add_job(alert_watch, "interval", seconds=settings.watch_interval, id="alerts")
     with lock:

@@ -56,6 +56,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.report import ReadAges, ReportRow
 from amplifier.errors import AmplifierError, ExitCode, StateError
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.engagement import Engagement
@@ -706,6 +707,34 @@ class Ledger(Protocol):
 
     def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
         """The recorded gate changes (of one post, or all), oldest first."""
+        ...
+
+    # -- read-back jobs and the report (see :mod:`amplifier.delivery.ledger.report`) --------------------------
+
+    def reads_due(self, now: datetime, ages: ReadAges, limit: int = 100) -> list[Row]:
+        """Published posts (published at or after ``ages.since``) with a read-back due at ``now``: an age
+        passed with no reading at or after it, or their rule's event read instant passed with no reading at or
+        after it; by publishing time then id, at most ``limit``."""
+        ...
+
+    def report_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        variants: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[ReportRow]:
+        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (from
+        ``variants``: (rule, occurrence key) -> number; None when not in it) and day (the key's), with their
+        engagement (latest reading with counts per part at or before ``as_of``), by day, rule and account."""
+        ...
+
+    def top_posts(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
+    ) -> list[EngagementTotal]:
+        """The ``limit`` posts due in the window with the most engagement (as :meth:`engagement_totals`
+        counts it), most first, then by due time and id."""
         ...
 
     # -- moving a ledger -----------------------------------------------------------------------------------

@@ -75,3 +75,8 @@ def checked_readings(readings: Iterable[Engagement]) -> list[Engagement]:
             raise ValueError(f"{reading.post_id}: a reading of a deleted part has no counts")
         checked.append(reading)
     return checked
+
+
+def top_first(totals: Iterable[EngagementTotal]) -> list[EngagementTotal]:
+    """``totals`` with the most engagement first, then by due time and id (the order of ``top_posts``)."""
+    return sorted(totals, key=lambda t: (-t.total, t.due_at, t.post_id))

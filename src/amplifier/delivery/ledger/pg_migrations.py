@@ -229,3 +229,9 @@ def m004_gate_changes(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")
+
+
+@migration
+def m005_posts_published(conn: psycopg.Connection) -> None:
+    """Published posts by publishing time, as SQLite's ``m009_posts_published``."""
+    conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")

@@ -58,6 +58,7 @@ from amplifier.delivery.ledger.base import (
 )
 from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
 from amplifier.delivery.ledger.pg_migrations import migrate
+from amplifier.delivery.ledger.pg_report import PostgresReport
 from amplifier.delivery.ledger.postgres_ops import PostgresOperations
 
 LOCK_TIMEOUT = "5s"
@@ -156,7 +157,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class PostgresLedger(PostgresEngagement, PostgresOperations):
+class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
     """The delivery ledger in a PostgreSQL database. Open it with :meth:`open` (callers outside the ledger use
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 

@@ -64,6 +64,7 @@ from amplifier.delivery.ledger.base import (
 from amplifier.delivery.ledger.migrations import migrate
 from amplifier.delivery.ledger.sqlite_engagement import SqliteEngagement
 from amplifier.delivery.ledger.sqlite_ops import SqliteOperations
+from amplifier.delivery.ledger.sqlite_report import SqliteReport
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 LEDGER_NAME = "ledger.sqlite3"  # in the state folder
@@ -169,7 +170,7 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class SqliteLedger(SqliteEngagement, SqliteOperations):
+class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
