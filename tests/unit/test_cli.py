@@ -514,3 +514,18 @@ def test_ledger_from_a_newer_version_is_exit_4(run_cli: RunCli, tmp_path: Path) 
     result = run_cli("--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path), "status")
     assert result.code == 4, result.err
     assert "upgrade amplifier" in result.err
+
+
+def test_status_reads_at_80_columns(run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accounts table fits 80 columns with every account name whole; a pause's long reason goes below it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    config = str(ROOT / "schedule.yaml")
+    state = tmp_path / "state"
+    assert run_cli("--config", config, "--state", str(state), "pause", "--account", "mastodon-de").code == 0
+    result = run_cli("--config", config, "--state", str(state), "status", "--now", "2027-10-30T09:00")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    for account in ("bluesky-ckb", "mastodon-ar", "mastodon-de"):
+        assert any(f"│ {account} " in line for line in lines), account
+    assert any(line.startswith("mastodon-de paused by ") for line in lines)

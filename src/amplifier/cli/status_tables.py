@@ -10,6 +10,16 @@ from zoneinfo import ZoneInfo
 from amplifier.delivery.ledger import Row
 
 
+def short_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An ISO time of the JSON (already in the campaign's zone) as a table shows it: ``2027-10-30 10:00``."""
+    if not iso:
+        return ""
+    try:
+        return dt.datetime.fromisoformat(iso).strftime(fmt)
+    except ValueError:
+        return iso
+
+
 def status_tables(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -23,35 +33,34 @@ def status_tables(data: dict[str, Any]) -> None:
         out.print(Text(f"PAUSED: {data['paused']}", style="bold red"))
     heartbeat = data["heartbeat"]
     out.print(Text(f"heartbeat: {heartbeat['written_at'] if heartbeat else 'none'}"))
+    # Fits an 80-column terminal: the platform under the account, short headers, times without seconds.
     accounts = Table(title="accounts")
-    for column in (
-        "account",
-        "platform",
-        "state",
-        "published",
-        "planned",
-        "failed",
-        "last published",
-        "next due",
-    ):
-        accounts.add_column(column, overflow="fold")
+    accounts.add_column("account", no_wrap=True)
+    accounts.add_column("state", overflow="fold")
+    for column in ("sent", "planned", "failed"):
+        accounts.add_column(column, justify="right", no_wrap=True)
+    accounts.add_column("last sent", no_wrap=True)
+    accounts.add_column("next due", no_wrap=True)
     for account, info in data["accounts"].items():
-        state = (
-            Text(f"paused by {info['paused_by']}: {info['paused']}", style="bold red")
-            if info["paused"]
-            else Text("active")
-        )
+        state = Text("paused", style="bold red") if info["paused"] else Text("active")
+        name = Text(account)
+        if info["platform"]:
+            name.append(f"\n{info['platform']}", style="dim")
         accounts.add_row(
-            account,
-            str(info["platform"] or ""),
+            name,
             state,
             str(info["counts"]["published"]),
             str(info["counts"]["planned"]),
             str(info["counts"]["failed"]),
-            info["last_published_at"] or "",
-            info["next_due_at"] or "",
+            short_time(info["last_published_at"], "%m-%d %H:%M"),
+            short_time(info["next_due_at"], "%m-%d %H:%M"),
         )
     out.print(accounts)
+    for account, info in data["accounts"].items():  # why, under the table, where a long reason has room
+        if info["paused"]:
+            out.print(
+                Text(f"{account} paused by {info['paused_by']}: ", style="bold red") + Text(info["paused"])
+            )
     for title, key, detail in (
         ("next due", "next", "next_attempt_at"),
         ("held (account paused)", "held", "reason"),
@@ -64,9 +73,9 @@ def status_tables(data: dict[str, Any]) -> None:
         for column in ("id", "account", "due", "state", detail):
             table.add_column(column, overflow="fold")
         for row in data[key]:
-            table.add_row(
-                row["id"], row["account"], row["due_at"], row["state"], Text(str(row[detail] or ""))
-            )
+            value = row[detail] or ""
+            shown = short_time(value) if detail == "next_attempt_at" else str(value)
+            table.add_row(row["id"], row["account"], short_time(row["due_at"]), row["state"], Text(shown))
         out.print(table)
     if data["actions"]:
         out.print(_actions_table(data["actions"]))
