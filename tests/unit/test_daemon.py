@@ -871,3 +871,20 @@ def test_log_lines_are_one_per_event_text_or_json(tmp_path: Path) -> None:
         "attempt": 2,
         "at": "2027-10-20T07:00:00Z",
     }
+
+
+def test_the_daemon_never_expires_a_post_another_node_claimed_meanwhile(make: Callable[..., Harness]) -> None:
+    """The daemon claims a post before it expires it: a stale view of a post another node took is refused
+    (before: ``mark_expired`` without a token finished the other node's claim under it)."""
+    rules = once("o", "2027-10-20T09:00", missed="{action: expire}")
+    harness = make(rules, at("2027-10-20T08:00"))
+    post_id = "o:masto:2027-10-20T09:00"
+    stale = harness.ledger.get(post_id)
+    assert harness.ledger.claim(post_id, at("2027-10-20T09:30"), "other-host:1:daemon-x")
+    harness.clock.now = at("2027-10-20T09:30")
+
+    from amplifier.daemon.events import TickReport
+
+    assert harness.daemon._process(stale, TickReport()) == "not claimed"
+    row = harness.ledger.get(post_id)
+    assert (row.state, row.claim_token) == (State.CLAIMED, "other-host:1:daemon-x")

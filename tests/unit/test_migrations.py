@@ -63,6 +63,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("created_at", "TEXT", True, 0),
         ("updated_at", "TEXT", True, 0),
         ("unknown_since", "TEXT", False, 0),
+        ("lease_until", "TEXT", False, 0),
     ],
     "post_parts": [
         ("post_id", "TEXT", True, 1),
@@ -93,6 +94,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m003_pauses",
         "m004_unknown_since",
         "m005_posts_account",
+        "m006_claim_lease",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -130,7 +132,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account"]
+    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_claim_lease"]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)

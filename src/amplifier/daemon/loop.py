@@ -162,6 +162,7 @@ class Daemon(QueueMixin):
             emit=self._emit,
             stopping=self.stopping.is_set,
             after_request=self._after_request,
+            lease=self.settings.claim_lease,
         )
 
     def _emit(self, event: str, **fields: Any) -> None:
@@ -204,6 +205,14 @@ class Daemon(QueueMixin):
         if self.state_dir is not None:
             wake = self.next_wake(now)
             write_heartbeat(self.state_dir, now, next_wake=wake, campaign=self.campaign.name, log=self.log)
+
+    def extend_leases(self, now: datetime) -> None:
+        """This daemon is alive: the leases of the claims it holds run on (see ``DaemonSettings.claim_lease``);
+        a failure is logged (the claims' leases then pass, and another node may take them over)."""
+        try:
+            self.ledger.extend_lease(self.token, now + self.settings.claim_lease, now)
+        except LedgerError as exc:
+            self.log.emit("error", reason=str(exc))
 
     # ------------------------------------------------------------------------------------ reconciliation
 
@@ -264,7 +273,9 @@ class Daemon(QueueMixin):
         post = self.post_for(row)
         if post is None:
             reason = "no longer in the campaign"
-            self.ledger.mark_skipped(row.id, reason, now)
+            if not self._claim(row, now):
+                return "not claimed"
+            self.ledger.mark_skipped(row.id, reason, now, token=self.token)
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -277,7 +288,9 @@ class Daemon(QueueMixin):
                 f"missed its window: due {utc_minute(row.due_at)} UTC, not out by {utc_minute(deadline)} UTC"
                 f" ({why})"
             )
-            self.ledger.mark_expired(row.id, reason, now)
+            if not self._claim(row, now):
+                return "not claimed"
+            self.ledger.mark_expired(row.id, reason, now, token=self.token)
             report.expired.append(row.id)
             self.log.emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -288,6 +301,10 @@ class Daemon(QueueMixin):
             self.log.emit("deferred", id=row.id, account=row.account, until=available, reason="rate limit")
             return "deferred"
         return self._tally(row, self.delivery.deliver(row, post, search=search), report)
+
+    def _claim(self, row: Row, now: datetime) -> bool:
+        """Claim ``row`` before this daemon expires or skips it: never a change over another node's claim."""
+        return self.ledger.claim(row.id, now, self.token, lease_until=self.delivery.lease_until(now))
 
     def _tally(self, row: Row, delivered: Delivered, report: TickReport) -> str:
         """Note what the delivery path did in the pass's report; "done" when the account may go on."""

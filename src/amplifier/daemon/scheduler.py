@@ -137,7 +137,11 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def beat() -> None:
         daemon.heartbeat(daemon.clock())
 
+    def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
+        daemon.extend_leases(daemon.clock())
+
     batch = guarded(tick)
+    scheduler.add_job(lease, "interval", seconds=settings.lease_interval, id="lease")
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
     scheduler.add_job(
         guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"

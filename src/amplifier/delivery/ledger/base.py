@@ -214,6 +214,8 @@ class Row:
     parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
     # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
     unknown_since: datetime | None = None
+    # Until when the claim's holder vouches for it (None: a claim without a lease); see Ledger.take_over.
+    lease_until: datetime | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
@@ -368,9 +370,30 @@ class Ledger(Protocol):
 
     # -- transitions (each one atomic; ``token``: the claimant that must hold the claim)
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         """Planned -> claimed, atomically: True if this call took it. False if it is not planned, or its
-        account (or everything) is paused. :class:`UnknownPost` for an id the ledger does not have."""
+        account (or everything) is paused. :class:`UnknownPost` for an id the ledger does not have.
+        ``lease_until``: the claim's lease (see :meth:`extend_lease`, :meth:`take_over`)."""
+        ...
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: the claim held by ``old_token`` becomes ``new_token``'s, atomically (a compare-and-swap on
+        the token): True if this call swapped it; False if the post is not claimed by ``old_token`` any more.
+        The claim time and ``unknown_since`` stay (they tell when an attempt could have created the post).
+        From then on every change by the old holder raises :class:`ClaimMismatch`."""
+        ...
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """Every claim ``token`` holds is leased until ``lease_until`` (never shortened): the holder is alive.
+        Returns how many claims it holds."""
         ...
 
     def record_part(

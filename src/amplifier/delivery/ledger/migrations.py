@@ -223,3 +223,10 @@ def m005_posts_account(conn: sqlite3.Connection) -> None:
     """``Ledger.remote_ids``: the parts recorded for an account's posts (WHERE account = ?, joined to
     ``post_parts`` by its primary key)."""
     conn.execute("CREATE INDEX posts_account ON posts (account, id)")
+
+
+@migration
+def m006_claim_lease(conn: sqlite3.Connection) -> None:
+    """``posts.lease_until``: until when the claim's holder vouches for it (it extends the lease while it
+    works); past it, another process may take the claim over (``Ledger.take_over``) and reconcile the post."""
+    conn.execute("ALTER TABLE posts ADD COLUMN lease_until TEXT")

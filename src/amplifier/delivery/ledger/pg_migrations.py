@@ -157,3 +157,10 @@ def m001_schema(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("INSERT INTO global_pause (id, paused) VALUES (1, false)")
+
+
+@migration
+def m002_claim_lease(conn: psycopg.Connection) -> None:
+    """``posts.lease_until`` (as SQLite's m006): until when the claim's holder vouches for it; past it, another
+    node may take the claim over (``Ledger.take_over``, a compare-and-swap of the token) and reconcile it."""
+    conn.execute("ALTER TABLE posts ADD COLUMN lease_until timestamptz")

@@ -62,13 +62,14 @@ SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
 
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since, lease_until,"
     " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts"
 )
 
 _PLAIN_COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " lease_until"
 )
 
 _NOT_PAUSED = (
@@ -100,7 +101,7 @@ def describe(url: str) -> str:
 
 
 def _row(values: Sequence[Any]) -> Row:
-    parts: dict[str, JSONObject] = values[18] or {}
+    parts: dict[str, JSONObject] = values[19] or {}
     return Row(
         id=values[0],
         account=values[1],
@@ -121,6 +122,7 @@ def _row(values: Sequence[Any]) -> Row:
         updated_at=values[16],
         parts={int(index): result for index, result in parts.items()},
         unknown_since=values[17],
+        lease_until=values[18],
     )
 
 
@@ -299,21 +301,61 @@ class PostgresLedger:
             raise ClaimMismatch(post_id, token, found[1])
         return state, int(found[2])
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         if not token:
             raise ValueError("a claim needs a non-empty token")
         stamp = _utc(now)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE posts SET state = 'claimed', claimed_at = %s, claim_token = %s, updated_at = %s"
-                f" WHERE id = %s AND state = 'planned' AND {_NOT_PAUSED}",
-                (stamp, token, stamp, post_id),
+                "UPDATE posts SET state = 'claimed', claimed_at = %s, claim_token = %s, updated_at = %s,"
+                f" lease_until = %s WHERE id = %s AND state = 'planned' AND {_NOT_PAUSED}",
+                (stamp, token, stamp, None if lease_until is None else _utc(lease_until), post_id),
             )
             if cursor.rowcount == 1:
                 return True
             if conn.execute("SELECT 1 FROM posts WHERE id = %s", (post_id,)).fetchone() is None:
                 raise UnknownPost(post_id)
             return False
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: a compare-and-swap of the claim's token (see the interface)."""
+        if not new_token:
+            raise ValueError("a claim needs a non-empty token")
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE posts SET claim_token = %s, lease_until = %s, updated_at = %s"
+                " WHERE id = %s AND state = 'claimed' AND claim_token = %s",
+                (new_token, None if lease_until is None else _utc(lease_until), stamp, post_id, old_token),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if conn.execute("SELECT 1 FROM posts WHERE id = %s", (post_id,)).fetchone() is None:
+                raise UnknownPost(post_id)
+            return False
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """The lease of every claim ``token`` holds runs to ``lease_until`` at least (see the interface)."""
+        until = _utc(lease_until)
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE posts SET lease_until = %s, updated_at = %s WHERE state = 'claimed' AND claim_token = %s"
+                " AND (lease_until IS NULL OR lease_until < %s)",
+                (until, stamp, token, until),
+            )
+            found = conn.execute(
+                "SELECT COUNT(*) FROM posts WHERE state = 'claimed' AND claim_token = %s", (token,)
+            ).fetchone()
+        return 0 if found is None else int(found[0])
 
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
@@ -603,7 +645,7 @@ class PostgresLedger:
             for row in rows:
                 try:
                     conn.execute(
-                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})",
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})",
                         (
                             row.id,
                             row.account,
@@ -623,6 +665,7 @@ class PostgresLedger:
                             row.created_at,
                             row.updated_at,
                             row.unknown_since,
+                            row.lease_until,
                         ),
                     )
                 except psycopg.errors.UniqueViolation:

@@ -67,13 +67,14 @@ LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since, lease_until,"
     " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
 )
 
 _PLAIN_COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " lease_until"
 )
 
 _NOT_PAUSED = (
@@ -83,7 +84,7 @@ _NOT_PAUSED = (
 
 
 def _row(values: Sequence[Any]) -> Row:
-    parts_json: dict[str, JSONObject] = json.loads(values[18]) if values[18] else {}
+    parts_json: dict[str, JSONObject] = json.loads(values[19]) if values[19] else {}
     return Row(
         id=values[0],
         account=values[1],
@@ -104,6 +105,7 @@ def _row(values: Sequence[Any]) -> Row:
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
         unknown_since=optional_time(values[17]),
+        lease_until=optional_time(values[18]),
     )
 
 
@@ -314,7 +316,7 @@ class SqliteLedger:
             raise ClaimMismatch(post_id, token, found[1])
         return state, int(found[2])
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         """Take the post for publishing, atomically: True if this call moved it from planned to claimed.
 
         False if it is not planned (someone else claimed it, or it is finished) or its account, or everything,
@@ -325,15 +327,55 @@ class SqliteLedger:
         stamp = to_db_time(now)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE posts SET state = 'claimed', claimed_at = ?, claim_token = ?, updated_at = ?"
-                f" WHERE id = ? AND state = 'planned' AND {_NOT_PAUSED}",
-                (stamp, token, stamp, post_id),
+                "UPDATE posts SET state = 'claimed', claimed_at = ?, claim_token = ?, updated_at = ?,"
+                f" lease_until = ? WHERE id = ? AND state = 'planned' AND {_NOT_PAUSED}",
+                (stamp, token, stamp, _db_time_or_none(lease_until), post_id),
             )
             if cursor.rowcount == 1:
                 return True
             if conn.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
                 raise UnknownPost(post_id)
             return False
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: a compare-and-swap of the claim's token (see the interface)."""
+        if not new_token:
+            raise ValueError("a claim needs a non-empty token")
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE posts SET claim_token = ?, lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'claimed' AND claim_token = ?",
+                (new_token, _db_time_or_none(lease_until), stamp, post_id, old_token),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if conn.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
+                raise UnknownPost(post_id)
+            return False
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """The lease of every claim ``token`` holds runs to ``lease_until`` at least (see the interface)."""
+        until = to_db_time(lease_until)
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE posts SET lease_until = ?, updated_at = ? WHERE state = 'claimed' AND claim_token = ?"
+                " AND (lease_until IS NULL OR lease_until < ?)",
+                (until, stamp, token, until),
+            )
+            found = conn.execute(
+                "SELECT COUNT(*) FROM posts WHERE state = 'claimed' AND claim_token = ?", (token,)
+            ).fetchone()
+        return int(found[0])
 
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
@@ -662,7 +704,7 @@ class SqliteLedger:
             for row in rows:
                 try:
                     conn.execute(
-                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
                         (
                             row.id,
                             row.account,
@@ -682,6 +724,7 @@ class SqliteLedger:
                             to_db_time(row.created_at),
                             to_db_time(row.updated_at),
                             _db_time_or_none(row.unknown_since),
+                            _db_time_or_none(row.lease_until),
                         ),
                     )
                 except sqlite3.IntegrityError as error:
