@@ -82,6 +82,14 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("reason", "TEXT", False, 0),
         ("changed_at", "TEXT", False, 0),
     ],
+    "plan_source": [
+        ("id", "INTEGER", False, 1),
+        ("content_hash", "TEXT", True, 0),
+        ("revision", "TEXT", True, 0),
+        ("revised_at", "TEXT", True, 0),
+        ("node", "TEXT", True, 0),
+        ("planned_at", "TEXT", True, 0),
+    ],
 }
 
 
@@ -95,6 +103,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m004_unknown_since",
         "m005_posts_account",
         "m006_claim_lease",
+        "m007_plan_source",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -132,7 +141,12 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         (stamp, stamp, stamp, stamp, stamp),
     )
 
-    assert migrate(conn, T0) == ["m004_unknown_since", "m005_posts_account", "m006_claim_lease"]
+    assert migrate(conn, T0) == [
+        "m004_unknown_since",
+        "m005_posts_account",
+        "m006_claim_lease",
+        "m007_plan_source",
+    ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)

@@ -44,6 +44,7 @@ from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
+from amplifier.daemon.nodes import NodesMixin
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
 from amplifier.daemon.settings import (
@@ -57,6 +58,7 @@ from amplifier.daemon.settings import (
     settings_from_environ,
 )
 from amplifier.daemon.watch import FileStats, snapshot_files
+from amplifier.delivery.coordination import Coordinator, LocalCoordinator
 from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
@@ -91,7 +93,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(QueueMixin):
+class Daemon(NodesMixin, QueueMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -116,8 +118,13 @@ class Daemon(QueueMixin):
         environ: Mapping[str, str] | None = None,
         pause_dir: Path | None = None,
         outside_pause: Callable[[], str | None] | None = None,
+        coordinator: Coordinator | None = None,
+        token: str | None = None,
     ) -> None:
         self.campaign = campaign
+        self.coordinator = coordinator or LocalCoordinator()
+        self._held: dict[str, datetime] = {}
+        self._plan_note: str | None = None
         self.ledger = ledger
         self.publisher_factory = publisher_factory
         self.clock = clock
@@ -131,7 +138,7 @@ class Daemon(QueueMixin):
         self.loader = loader
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
-        self.token = claim_token("daemon")
+        self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
         self.failures = 0  # posts failed in this process
@@ -209,6 +216,7 @@ class Daemon(QueueMixin):
     def extend_leases(self, now: datetime) -> None:
         """This daemon is alive: the leases of the claims it holds run on (see ``DaemonSettings.claim_lease``);
         a failure is logged (the claims' leases then pass, and another node may take them over)."""
+        self.coordinator.extend(now)
         try:
             self.ledger.extend_lease(self.token, now + self.settings.claim_lease, now)
         except LedgerError as exc:
@@ -221,15 +229,19 @@ class Daemon(QueueMixin):
         another process that still runs (``amplifier send``) is its business, and left alone; a post whose
         outcome is unknown waits for its next check (``next_attempt_at``: a backoff, so a server that is
         down is not hammered)."""
-        return [
-            self._reconcile_one(row, now)
-            for row in self.ledger.claimed()
-            if (row.unknown_since is None or row.next_attempt_at <= now)
-            and not claim_holder_alive(row, now, own_token=self.token)
-        ]
+        done = []
+        for row in self.ledger.claimed():
+            if (row.unknown_since is None or row.next_attempt_at <= now) and not claim_holder_alive(
+                row, now, own_token=self.token
+            ):
+                post = self.post_for(row)
+                with self.coordinator.account(row.account, now) as mine:
+                    if mine and self.hold_back(row, post, now) is None:
+                        done.append(self._reconcile_one(row, post, now))
+        return done
 
-    def _reconcile_one(self, row: Row, now: datetime) -> Reconciled:
-        outcome = self.delivery.reconcile(row, self.post_for(row), now)
+    def _reconcile_one(self, row: Row, post: PlannedPost | None, now: datetime) -> Reconciled:
+        outcome = self.delivery.reconcile(row, post, now)
         if outcome.outcome == "failed":
             self.failures += 1
         return outcome
@@ -248,7 +260,7 @@ class Daemon(QueueMixin):
         queues = self.queues(now)
         if not queues:
             return report
-        futures = [self._executor.submit(self._run_account, rows) for rows in queues.values()]
+        futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
         for future in futures:
             report.merge(future.result())
         return report
@@ -271,6 +283,9 @@ class Daemon(QueueMixin):
         """Deliver one due row, or skip, expire or defer it; "done" when the account may go on."""
         now = self.clock()
         post = self.post_for(row)
+        held = self.hold_back(row, post, now)
+        if held is not None:
+            return held
         if post is None:
             reason = "no longer in the campaign"
             if not self._claim(row, now):

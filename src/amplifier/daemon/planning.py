@@ -13,6 +13,7 @@ The same deadline applies to retries: a post still not out by its deadline expir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from amplifier.campaign.load import Campaign
@@ -86,8 +87,8 @@ class PlanningMixin:
         plan = plan_window(campaign, start, end)
         if plan.problems:
             raise CampaignError(plan.problems)
-        report = self.ledger.sync_plan(
-            [PlanEntry.from_post(post) for post in plan.posts], now, start=start, end=end
+        report = self.write_plan(
+            [PlanEntry.from_post(post) for post in plan.posts], now, start, end, campaign
         )
         self.campaign = campaign
         self.posts = {post.id: post for post in plan.posts}
@@ -105,6 +106,12 @@ class PlanningMixin:
         for post_id in report.cancelled:
             self.log.emit("cancelled", id=post_id, reason="removed from the plan")
         return report
+
+    def write_plan(
+        self, entries: Sequence[PlanEntry], now: datetime, start: datetime, end: datetime, campaign: Campaign
+    ) -> SyncReport:
+        """Write the plan into the ledger (a node of several: see :mod:`amplifier.daemon.nodes`)."""
+        return self.ledger.sync_plan(entries, now, start=start, end=end)
 
     def post_for(self, row: Row) -> PlannedPost | None:
         """The planned post of a ledger row: from the current plan, else rendered from the campaign."""

@@ -22,6 +22,10 @@ class QueueMixin(WatchMixin):
     limiter: RateLimiter
     token: str
 
+    def held_accounts(self, now: datetime) -> dict[str, datetime]:
+        """Accounts this node leaves to other nodes for now (see :mod:`amplifier.daemon.nodes`)."""
+        return {}
+
     def _unknown_checks(self, now: datetime) -> dict[str, datetime]:
         """Per account with a claimed post (its outcome unknown, or in another process's or node's hands): the
         earliest instant this daemon looks at one. Such a post holds back its account's later posts."""
@@ -38,6 +42,8 @@ class QueueMixin(WatchMixin):
                 at = now  # abandoned: reconciled at the next pass
             if row.account not in checks or at < checks[row.account]:
                 checks[row.account] = at
+        for account, until in self.held_accounts(now).items():  # left to another node for now
+            checks[account] = min(checks.get(account, until), until)
         return checks
 
     def queues(self, now: datetime) -> dict[str, list[Row]]:

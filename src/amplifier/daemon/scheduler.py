@@ -23,7 +23,9 @@ from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon, PublisherFactory
 from amplifier.daemon.settings import settings_from_environ
-from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.delivery.coordination import open_coordinator
+from amplifier.delivery.ledger import ledger_url, open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.delivery.reconcile import claim_token
 from amplifier.errors import AmplifierError
 
 
@@ -45,7 +47,10 @@ def open_daemon(
     environ = os.environ if environ is None else environ
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
         ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
+        url = None if dry_run else ledger_url()
+        settings = settings_from_environ(environ)
         try:
+            token = claim_token("daemon")
             daemon = Daemon(
                 campaign,
                 ledger,
@@ -53,15 +58,18 @@ def open_daemon(
                 clock=clock,
                 log=log,
                 state_dir=Path(scratch) if dry_run else state,
-                settings=settings_from_environ(environ),
+                settings=settings,
                 environ=environ,
                 pause_dir=state,
                 outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
+                coordinator=open_coordinator(url, token, settings.claim_lease),
+                token=token,
             )
             try:
                 yield daemon
             finally:
                 daemon.close()
+                daemon.coordinator.close()
         finally:
             ledger.close()
 
@@ -127,8 +135,9 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.heartbeat(daemon.clock())
         return True
 
-    def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
-        return daemon.watch(daemon.clock())
+    def watch() -> bool:  # every couple of seconds: re-arm only on a reload, a pause change or a new lead
+        changed = daemon.watch(daemon.clock())
+        return daemon.take_lead(daemon.clock()) or changed
 
     def replan() -> bool:
         daemon.plan(daemon.clock())

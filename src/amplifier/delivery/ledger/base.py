@@ -131,6 +131,42 @@ class ClaimMismatch(LedgerError):
         super().__init__(f"post {post_id!r} is claimed by {holder!r}, not by {token!r}")
 
 
+@dataclass(frozen=True)
+class PlanSource:
+    """Which campaign files the plan in the ledger was made from: their content hash, and their revision (a git
+    commit, or the newest file time) with the instant it was made (``revised_at``), and the node that wrote it."""
+
+    content_hash: str
+    revision: str
+    revised_at: datetime  # aware
+    node: str = ""
+    planned_at: datetime | None = None  # when the plan was last written (set by the ledger)
+
+
+class StalePlan(LedgerError):
+    """A node's campaign files are older than those the plan in the ledger was made from: it must not
+    overwrite the plan (another node has newer files)."""
+
+    def __init__(self, recorded: PlanSource, offered: PlanSource) -> None:
+        self.recorded = recorded
+        self.offered = offered
+        super().__init__(
+            f"the plan in the ledger was made from newer campaign files (revision {recorded.revision}, "
+            f"{recorded.revised_at:%Y-%m-%d %H:%M:%S} UTC, by {recorded.node or 'another node'}) than these "
+            f"(revision {offered.revision}, {offered.revised_at:%Y-%m-%d %H:%M:%S} UTC): not overwritten"
+        )
+
+
+def check_source(recorded: PlanSource | None, offered: PlanSource) -> None:
+    """Raise :class:`StalePlan` when ``offered`` files are older than, and differ from, the ``recorded`` ones."""
+    if (
+        recorded is not None
+        and recorded.content_hash != offered.content_hash
+        and recorded.revised_at > offered.revised_at
+    ):
+        raise StalePlan(recorded, offered)
+
+
 class PartConflict(LedgerError):
     """A part of a thread was recorded already with another result: it would be published twice."""
 
@@ -355,8 +391,13 @@ class Ledger(Protocol):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction.
+
+        ``source``: the campaign files the plan was made from. If the recorded source is of newer, different
+        files, nothing changes and :class:`StalePlan` is raised; else ``source`` is recorded with the plan
+        (:meth:`plan_source`). None: nothing is checked or recorded (one machine).
 
         New ids are inserted as planned (due, and next attempt, at ``due_at``). A still-planned post whose due
         time, content hash, account, platform, rule or part count changed is updated (a post waiting for a
@@ -366,6 +407,10 @@ class Ledger(Protocol):
         outside it. Posts that are claimed, finished or planned with parts already published are never
         changed or cancelled; when the plan would change or drop one, its id is in :attr:`SyncReport.ignored`.
         """
+        ...
+
+    def plan_source(self) -> PlanSource | None:
+        """The campaign files the plan was last written from (:meth:`sync_plan`'s ``source``), None if none."""
         ...
 
     # -- transitions (each one atomic; ``token``: the claimant that must hold the claim)

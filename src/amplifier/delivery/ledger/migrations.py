@@ -230,3 +230,21 @@ def m006_claim_lease(conn: sqlite3.Connection) -> None:
     """``posts.lease_until``: until when the claim's holder vouches for it (it extends the lease while it
     works); past it, another process may take the claim over (``Ledger.take_over``) and reconcile the post."""
     conn.execute("ALTER TABLE posts ADD COLUMN lease_until TEXT")
+
+
+@migration
+def m007_plan_source(conn: sqlite3.Connection) -> None:
+    """``plan_source``: which campaign files the plan was last written from (content hash, revision, its time,
+    the node), so that a node with older files never overwrites the plan (``Ledger.sync_plan``'s ``source``)."""
+    conn.execute(
+        """
+        CREATE TABLE plan_source (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            content_hash TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            revised_at TEXT NOT NULL,
+            node TEXT NOT NULL,
+            planned_at TEXT NOT NULL
+        ) STRICT
+        """
+    )

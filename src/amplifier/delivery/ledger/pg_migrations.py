@@ -164,3 +164,36 @@ def m002_claim_lease(conn: psycopg.Connection) -> None:
     """``posts.lease_until`` (as SQLite's m006): until when the claim's holder vouches for it; past it, another
     node may take the claim over (``Ledger.take_over``, a compare-and-swap of the token) and reconcile it."""
     conn.execute("ALTER TABLE posts ADD COLUMN lease_until timestamptz")
+
+
+@migration
+def m003_plan_source(conn: psycopg.Connection) -> None:
+    """``plan_source`` (as SQLite's m007): which campaign files the plan was last written from, so that a node
+    with older files never overwrites it."""
+    conn.execute(
+        """
+        CREATE TABLE plan_source (
+            id integer PRIMARY KEY CHECK (id = 1),
+            content_hash text NOT NULL,
+            revision text NOT NULL,
+            revised_at timestamptz NOT NULL,
+            node text NOT NULL,
+            planned_at timestamptz NOT NULL
+        )
+        """
+    )
+
+
+@migration
+def m004_account_leases(conn: psycopg.Connection) -> None:
+    """``account_leases``: which node publishes for an account now, and until when (its lease; see
+    :mod:`amplifier.delivery.pg_coordination`): one node per account at a time, across nodes."""
+    conn.execute(
+        """
+        CREATE TABLE account_leases (
+            account text PRIMARY KEY,
+            holder text NOT NULL,
+            lease_until timestamptz NOT NULL
+        )
+        """
+    )

@@ -44,11 +44,13 @@ from amplifier.delivery.ledger.base import (
     LedgerError,
     PartConflict,
     PlanEntry,
+    PlanSource,
     Row,
     State,
     SyncReport,
     UnknownPost,
     check_reason,
+    check_source,
     diff_plan,
     dump_json,
     plan_keys,
@@ -229,12 +231,15 @@ class PostgresLedger:
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction (see the interface)."""
         stamp = _utc(now)
         plan = plan_keys(entries, _utc)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+            if source is not None:
+                self._record_source(conn, source, stamp)
             existing = (
                 Existing(
                     id=values[0],
@@ -281,6 +286,30 @@ class PostgresLedger:
                     (CANCELLED_REASON, stamp, diff.cancelled),
                 )
         return diff.report()
+
+    def _record_source(self, conn: Any, source: PlanSource, stamp: Any) -> None:
+        """Refuse (:class:`StalePlan`) files older than the recorded ones, else record ``source``."""
+        check_source(self._read_source(conn), source)
+        conn.execute(
+            "INSERT INTO plan_source (id, content_hash, revision, revised_at, node, planned_at)"
+            " VALUES (1, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET content_hash = excluded.content_hash,"
+            " revision = excluded.revision, revised_at = excluded.revised_at, node = excluded.node,"
+            " planned_at = excluded.planned_at",
+            (source.content_hash, source.revision, _utc(source.revised_at), source.node, stamp),
+        )
+
+    @staticmethod
+    def _read_source(conn: Any) -> PlanSource | None:
+        found = conn.execute(
+            "SELECT content_hash, revision, revised_at, node, planned_at FROM plan_source WHERE id = 1"
+        ).fetchone()
+        if found is None:
+            return None
+        return PlanSource(found[0], found[1], found[2], found[3], found[4])
+
+    def plan_source(self) -> PlanSource | None:
+        with self._lock, self._errors():
+            return self._read_source(self._connection())
 
     # -- transitions ---------------------------------------------------------------------------------------
 

@@ -47,11 +47,13 @@ from amplifier.delivery.ledger.base import (
     LedgerUnreachable,
     PartConflict,
     PlanEntry,
+    PlanSource,
     Row,
     State,
     SyncReport,
     UnknownPost,
     check_reason,
+    check_source,
     diff_plan,
     dump_json,
     from_db_time,
@@ -233,6 +235,7 @@ class SqliteLedger:
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction.
 
@@ -250,6 +253,8 @@ class SqliteLedger:
         stamp = to_db_time(now)
         plan = plan_keys(entries, to_db_time)
         with self._transaction() as conn:
+            if source is not None:
+                self._record_source(conn, source, stamp)
             existing = (
                 Existing(
                     id=values[0],
@@ -292,6 +297,30 @@ class SqliteLedger:
                 [(CANCELLED_REASON, stamp, post_id) for post_id in diff.cancelled],
             )
         return diff.report()
+
+    def _record_source(self, conn: Any, source: PlanSource, stamp: Any) -> None:
+        """Refuse (:class:`StalePlan`) files older than the recorded ones, else record ``source``."""
+        check_source(self._read_source(conn), source)
+        conn.execute(
+            "INSERT INTO plan_source (id, content_hash, revision, revised_at, node, planned_at)"
+            " VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET content_hash = excluded.content_hash,"
+            " revision = excluded.revision, revised_at = excluded.revised_at, node = excluded.node,"
+            " planned_at = excluded.planned_at",
+            (source.content_hash, source.revision, to_db_time(source.revised_at), source.node, stamp),
+        )
+
+    @staticmethod
+    def _read_source(conn: Any) -> PlanSource | None:
+        found = conn.execute(
+            "SELECT content_hash, revision, revised_at, node, planned_at FROM plan_source WHERE id = 1"
+        ).fetchone()
+        if found is None:
+            return None
+        return PlanSource(found[0], found[1], from_db_time(found[2]), found[3], optional_time(found[4]))
+
+    def plan_source(self) -> PlanSource | None:
+        with self._lock:
+            return self._read_source(self._conn)
 
     # -- transitions ---------------------------------------------------------------------------------------
 
