@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = {"preview": "bench_preview.py", "requests": "bench_requests.py", "daemon": "bench_daemon.py"}
+BENCHMARKS = {
+    "preview": "bench_preview.py",
+    "requests": "bench_requests.py",
+    "daemon": "bench_daemon.py",
+    "nodes": "bench_nodes.py",
+}
 
 
 def main(argv: list[str]) -> int:

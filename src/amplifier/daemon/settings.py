@@ -55,7 +55,7 @@ class DaemonSettings:
     heartbeat_interval: float = 30.0  # seconds
     # A claim's lease: past it, with no extension, another process or node may take the claim over and
     # reconcile the post; the daemon extends its claims every quarter of it (AMPLIFIER_CLAIM_LEASE=S).
-    claim_lease: timedelta = timedelta(seconds=8)
+    claim_lease: timedelta = timedelta(seconds=6)
 
     @property
     def lease_interval(self) -> float:
