@@ -43,3 +43,18 @@ def test_the_same_files_or_newer_ones_write_the_plan(ledger: Ledger) -> None:
     report = ledger.sync_plan([entry("b"), entry("c")], T2, source=same)
     assert report.inserted == ("c",)
     assert ledger.plan_source() == PlanSource("hash-new", "mtime", T0, "node-c", T2)
+
+
+def test_each_node_beats_with_what_it_holds(ledger: Ledger) -> None:
+    from amplifier.delivery.ledger import NodeBeat
+
+    assert ledger.nodes() == []
+    ledger.beat_node("host-a:10:daemon-a", T0, leader=True, holds=["account masto"])
+    ledger.beat_node("host-b:20:daemon-b", T1, leader=False, holds=[])
+    ledger.beat_node("host-a:10:daemon-a", T2, leader=True, holds=["account masto", "1 claim(s)"])
+    beats = ledger.nodes()
+    assert beats == [
+        NodeBeat("host-a:10:daemon-a", T2, True, ("account masto", "1 claim(s)")),
+        NodeBeat("host-b:20:daemon-b", T1, False, ()),
+    ]
+    assert (beats[0].host, beats[0].pid) == ("host-a", 10)

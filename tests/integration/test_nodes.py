@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,12 @@ def test_one_leader_writes_the_plan_and_another_takes_over_when_it_dies(
 
     first.coordinator.close()  # the leader's lock connection dies with it
 
-    assert second.daemon.take_lead(START)
+    # The server releases the lock once the dead connection's backend is gone (a moment later); a follower
+    # asks every watch interval.
+    deadline = time.monotonic() + 10
+    while not second.daemon.take_lead(START):
+        assert time.monotonic() < deadline, "no follower took the lead"
+        time.sleep(0.05)
     source = second.ledger.plan_source()
     assert source is not None
     assert source.node == second.daemon.token
@@ -155,7 +161,12 @@ def test_a_node_with_older_files_does_not_overwrite_the_plan_nor_post_its_text(
     planned = {row.id for row in leader.ledger.export_rows()}
     leader.coordinator.close()
 
-    stale = make_node(old, server)  # leads (the lock is free), but its files are older
+    stale = make_node(old, server)  # leads (once the lock is free), but its files are older
+    deadline = time.monotonic() + 10
+    while not any("not overwritten" in str(e["state"]) for e in stale.events("plan role")):
+        assert time.monotonic() < deadline, stale.log.events
+        time.sleep(0.05)
+        stale.daemon.plan(START)
 
     assert not stale.coordinator.is_leader  # it gave the lead up
     notes = [str(e["state"]) for e in stale.events("plan role")]
@@ -322,3 +333,30 @@ def test_an_account_is_one_nodes_until_its_lease_passes(url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_status_shows_each_node_its_heartbeat_and_what_it_holds(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from amplifier.daemon.status import collect_status
+
+    folder = campaign(tmp_path, "c")
+    server = FakeServer()
+    first = make_node(folder, server)
+    second = make_node(folder, server)
+    now = at("2027-10-20T09:00")
+    with first.coordinator.account("masto", now) as mine:
+        assert mine
+        first.daemon.extend_leases(now)
+    second.daemon.extend_leases(now + dt.timedelta(seconds=1))
+
+    status = collect_status(first.ledger, now, ZoneInfo("UTC"), tmp_path / "state", {"masto": "mastodon"})
+
+    nodes = {node["node"]: node for node in status["nodes"]}
+    assert nodes[first.daemon.token]["leader"] is True
+    assert nodes[first.daemon.token]["holds"] == ["account masto"]
+    assert nodes[first.daemon.token]["pid"] == os.getpid()
+    assert nodes[second.daemon.token]["leader"] is False
+    assert [node["node"] for node in status["nodes"]] == [second.daemon.token, first.daemon.token]

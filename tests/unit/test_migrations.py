@@ -90,6 +90,12 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("node", "TEXT", True, 0),
         ("planned_at", "TEXT", True, 0),
     ],
+    "nodes": [
+        ("node", "TEXT", True, 1),
+        ("beat_at", "TEXT", True, 0),
+        ("leader", "INTEGER", True, 0),
+        ("holds", "TEXT", True, 0),
+    ],
 }
 
 
@@ -104,6 +110,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m005_posts_account",
         "m006_claim_lease",
         "m007_plan_source",
+        "m008_nodes",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -146,6 +153,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m005_posts_account",
         "m006_claim_lease",
         "m007_plan_source",
+        "m008_nodes",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [

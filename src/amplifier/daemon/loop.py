@@ -214,11 +214,15 @@ class Daemon(NodesMixin, QueueMixin):
             write_heartbeat(self.state_dir, now, next_wake=wake, campaign=self.campaign.name, log=self.log)
 
     def extend_leases(self, now: datetime) -> None:
-        """This daemon is alive: the leases of the claims it holds run on (see ``DaemonSettings.claim_lease``);
-        a failure is logged (the claims' leases then pass, and another node may take them over)."""
+        """This daemon is alive: the leases of the claims it holds run on (see ``DaemonSettings.claim_lease``),
+        and, a node of several, its heartbeat is in the ledger; a failure is logged (the claims' leases then pass, and another node may take them over)."""
         self.coordinator.extend(now)
         try:
-            self.ledger.extend_lease(self.token, now + self.settings.claim_lease, now)
+            claims = self.ledger.extend_lease(self.token, now + self.settings.claim_lease, now)
+            if self.coordinator.shared:  # a node of several: its heartbeat in the ledger, for status
+                holds = [f"account {account}" for account in self.coordinator.accounts()]
+                holds += [f"{claims} claim(s)"] if claims else []
+                self.ledger.beat_node(self.token, now, leader=self.coordinator.is_leader, holds=holds)
         except LedgerError as exc:
             self.log.emit("error", reason=str(exc))
 

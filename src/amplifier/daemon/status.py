@@ -95,6 +95,18 @@ def collect_status(
             for row in ledger.claimed()
         ],
         "accounts": per_account,
+        # Nodes sharing the ledger (PostgreSQL): each one's last heartbeat, lead and holdings.
+        "nodes": [
+            {
+                "node": beat.node,
+                "host": beat.host,
+                "pid": beat.pid,
+                "beat_at": beat.beat_at.astimezone(zone).isoformat(),
+                "leader": beat.leader,
+                "holds": list(beat.holds),
+            }
+            for beat in ledger.nodes()
+        ],
     }
 
 

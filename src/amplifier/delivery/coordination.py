@@ -58,6 +58,10 @@ class Coordinator(Protocol):
         """This node is alive: the leases of the accounts it holds run on."""
         ...
 
+    def accounts(self) -> list[str]:
+        """The accounts this node holds now."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -82,6 +86,9 @@ class LocalCoordinator:
 
     def extend(self, now: datetime) -> None:
         return None
+
+    def accounts(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         return None

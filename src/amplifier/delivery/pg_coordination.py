@@ -136,6 +136,10 @@ class PostgresCoordinator:
                 now + self.lease,
             )
 
+    def accounts(self) -> list[str]:
+        with self._lock:
+            return sorted(self._accounts)
+
     def close(self) -> None:
         with self._lock:
             self._drop()

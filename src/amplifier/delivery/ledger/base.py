@@ -167,6 +167,25 @@ def check_source(recorded: PlanSource | None, offered: PlanSource) -> None:
         raise StalePlan(recorded, offered)
 
 
+@dataclass(frozen=True)
+class NodeBeat:
+    """A node's last heartbeat in a shared ledger: who (``host:pid:nonce``), when, and what it holds."""
+
+    node: str
+    beat_at: datetime
+    leader: bool
+    holds: tuple[str, ...]  # e.g. "account masto", "2 claims"
+
+    @property
+    def host(self) -> str:
+        return self.node.split(":", 1)[0]
+
+    @property
+    def pid(self) -> int | None:
+        fields = self.node.split(":")
+        return int(fields[1]) if len(fields) > 2 and fields[1].isdigit() else None
+
+
 class PartConflict(LedgerError):
     """A part of a thread was recorded already with another result: it would be published twice."""
 
@@ -411,6 +430,14 @@ class Ledger(Protocol):
 
     def plan_source(self) -> PlanSource | None:
         """The campaign files the plan was last written from (:meth:`sync_plan`'s ``source``), None if none."""
+        ...
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        """Node ``node`` is alive at ``now``, leads planning or not, and holds ``holds`` (shown by status)."""
+        ...
+
+    def nodes(self) -> list[NodeBeat]:
+        """Every node's last heartbeat, the latest first."""
         ...
 
     # -- transitions (each one atomic; ``token``: the claimant that must hold the claim)

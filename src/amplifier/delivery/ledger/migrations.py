@@ -248,3 +248,18 @@ def m007_plan_source(conn: sqlite3.Connection) -> None:
         ) STRICT
         """
     )
+
+
+@migration
+def m008_nodes(conn: sqlite3.Connection) -> None:
+    """``nodes``: each daemon's last heartbeat in the ledger (a node of several shares it), what it holds."""
+    conn.execute(
+        """
+        CREATE TABLE nodes (
+            node TEXT PRIMARY KEY,
+            beat_at TEXT NOT NULL,
+            leader INTEGER NOT NULL CHECK (leader IN (0, 1)),
+            holds TEXT NOT NULL CHECK (json_valid(holds))
+        ) STRICT
+        """
+    )

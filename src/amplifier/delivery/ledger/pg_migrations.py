@@ -197,3 +197,18 @@ def m004_account_leases(conn: psycopg.Connection) -> None:
         )
         """
     )
+
+
+@migration
+def m005_nodes(conn: psycopg.Connection) -> None:
+    """``nodes`` (as SQLite's m008): each node's last heartbeat, whether it leads, what it holds."""
+    conn.execute(
+        """
+        CREATE TABLE nodes (
+            node text PRIMARY KEY,
+            beat_at timestamptz NOT NULL,
+            leader boolean NOT NULL,
+            holds text NOT NULL
+        )
+        """
+    )

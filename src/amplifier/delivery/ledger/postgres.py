@@ -42,6 +42,7 @@ from amplifier.delivery.ledger.base import (
     JSONObject,
     LedgerBusy,
     LedgerError,
+    NodeBeat,
     PartConflict,
     PlanEntry,
     PlanSource,
@@ -310,6 +311,26 @@ class PostgresLedger:
     def plan_source(self) -> PlanSource | None:
         with self._lock, self._errors():
             return self._read_source(self._connection())
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO nodes (node, beat_at, leader, holds) VALUES (%s, %s, %s, %s) ON CONFLICT (node)"
+                " DO UPDATE SET beat_at = excluded.beat_at, leader = excluded.leader, holds = excluded.holds",
+                (node, stamp, leader, dump_json(list(holds))),
+            )
+
+    def nodes(self) -> list[NodeBeat]:
+        with self._lock, self._errors():
+            rows = (
+                self._connection()
+                .execute("SELECT node, beat_at, leader, holds FROM nodes ORDER BY beat_at DESC, node")
+                .fetchall()
+            )
+        return [
+            NodeBeat(values[0], values[1], bool(values[2]), tuple(json.loads(values[3]))) for values in rows
+        ]
 
     # -- transitions ---------------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from amplifier.delivery.ledger.base import (
     LedgerBusy,
     LedgerError,
     LedgerUnreachable,
+    NodeBeat,
     PartConflict,
     PlanEntry,
     PlanSource,
@@ -321,6 +322,25 @@ class SqliteLedger:
     def plan_source(self) -> PlanSource | None:
         with self._lock:
             return self._read_source(self._conn)
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO nodes (node, beat_at, leader, holds) VALUES (?, ?, ?, ?) ON CONFLICT (node)"
+                " DO UPDATE SET beat_at = excluded.beat_at, leader = excluded.leader, holds = excluded.holds",
+                (node, stamp, int(leader), dump_json(list(holds))),
+            )
+
+    def nodes(self) -> list[NodeBeat]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT node, beat_at, leader, holds FROM nodes ORDER BY beat_at DESC, node"
+            ).fetchall()
+        return [
+            NodeBeat(values[0], from_db_time(values[1]), bool(values[2]), tuple(json.loads(values[3])))
+            for values in rows
+        ]
 
     # -- transitions ---------------------------------------------------------------------------------------
 
