@@ -75,9 +75,22 @@ def open_daemon(
 
 
 def run_once(daemon: Daemon, now: datetime) -> TickReport:
-    """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return."""
-    report = daemon.start(now)
-    report.merge(daemon.tick(now))
+    """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return. The leases
+    of the pass's claims run on while it works (a thread extends them, as ``serve``'s lease job does)."""
+    done = threading.Event()
+
+    def extend() -> None:
+        while not done.wait(daemon.settings.lease_interval):
+            daemon.extend_leases(daemon.clock())
+
+    leases = threading.Thread(target=extend, name="leases", daemon=True)
+    leases.start()
+    try:
+        report = daemon.start(now)
+        report.merge(daemon.tick(now))
+    finally:
+        done.set()
+        leases.join()
     daemon.heartbeat(now)
     return report
 
