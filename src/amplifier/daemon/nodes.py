@@ -125,7 +125,10 @@ class NodesMixin:
     def hold(self, account: str, now: datetime, reason: str) -> str:
         """Leave ``account`` to the other nodes for a moment (a watch interval); the daemon's step result."""
         self._held[account] = now + timedelta(seconds=max(self.settings.watch_interval, 1.0))
-        self.log.emit("held", account=account, reason=reason)
+        said: dict[str, str] = self.__dict__.setdefault("_held_said", {})
+        if said.get(account) != reason:  # once per reason, not at every pass
+            said[account] = reason
+            self.log.emit("held", account=account, reason=reason)
         return "held"
 
     def hold_back(self, row: Row, post: PlannedPost | None, now: datetime) -> str | None:
@@ -150,6 +153,7 @@ class NodesMixin:
             if not mine:
                 self.hold(account, now, "another node publishes for it")
                 return TickReport()
+            self.__dict__.get("_held_said", {}).pop(account, None)
             if self.coordinator.shared:
                 self.refresh_budget(account, self.clock())  # type: ignore[attr-defined]
             return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
