@@ -1,4 +1,4 @@
-"""Run every benchmark, one after the other: ``.venv/bin/python bench/run.py [preview|requests|daemon ...]``.
+"""Run every benchmark, one after the other: ``.venv/bin/python bench/run.py [preview|requests|daemon|daemon-scale ...]``.
 
 Each prints its figures as ratios against a baseline measured in the same run. The requests and daemon benchmarks
 start the loopback servers of the integration tests (the first run installs the Bluesky PDS).
@@ -15,6 +15,8 @@ BENCHMARKS = {
     "preview": "bench_preview.py",
     "requests": "bench_requests.py",
     "daemon": "bench_daemon.py",
+    "daemon-scale": "bench_daemon_scale.py",
+    "report": "bench_report.py",
     "nodes": "bench_nodes.py",
 }
 

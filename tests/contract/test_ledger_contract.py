@@ -20,6 +20,7 @@ from amplifier.delivery.ledger import (
     CANCELLED_REASON,
     TRANSITIONS,
     ClaimMismatch,
+    GateChange,
     IllegalTransition,
     Ledger,
     LedgerError,
@@ -1056,3 +1057,83 @@ def test_remote_ids_are_every_recorded_part_of_the_accounts_other_posts(ledger: 
     assert ledger.remote_ids("mastodon-en", except_post="c") == {"10", "11"}
     assert ledger.remote_ids("mastodon-de") == {"99"}
     assert ledger.remote_ids("nobody") == frozenset()
+
+
+# -- operator actions on published posts ------------------------------------------------------------------
+
+
+def test_gate_changes_are_recorded_per_post_oldest_first_and_seen_by_another_connection(
+    backend: Backend,
+) -> None:
+    with backend.open(T0) as ledger, backend.open(T0) as other:
+        ledger.sync_plan([entry("p"), entry("q", account="bluesky-en", platform="bluesky")], T0)
+        later = GateChange(
+            "q", "bluesky-en", "ana@laptop", T2, "nobody", "nobody", "done", "threadgate on 3k"
+        )
+        first = GateChange(
+            "p", "mastodon-en", "ana@laptop", T1, None, "nobody", "done", "status 1: quotes nobody"
+        )
+        failed = GateChange(
+            "p", "mastodon-en", "bo", T2, "nobody", None, "failed", "token=abcdefabcdefabcdefabcdef rejected"
+        )
+        ledger.record_gate_change(later)
+        ledger.record_gate_change(first)
+        ledger.record_gate_change(failed)
+
+        assert other.gate_changes("q") == [later]
+        mine = other.gate_changes("p")
+        assert mine[0] == first
+        assert (mine[1].by, mine[1].at, mine[1].replies, mine[1].quotes, mine[1].outcome) == (
+            "bo",
+            T2,
+            "nobody",
+            None,
+            "failed",
+        )
+        assert "abcdefabcdefabcdefabcdef" not in mine[1].detail  # redacted like every stored reason
+        assert [change.post_id for change in other.gate_changes()] == ["p", "q", "p"]
+
+
+def test_a_gate_change_needs_a_known_post_an_outcome_and_an_aware_time(ledger: Ledger) -> None:
+    ledger.sync_plan([entry("p")], T0)
+    with pytest.raises(UnknownPost):
+        ledger.record_gate_change(GateChange("nope", "a", "me", T0, "nobody", None, "done", ""))
+    with pytest.raises(ValueError, match="outcome"):
+        ledger.record_gate_change(GateChange("p", "a", "me", T0, "nobody", None, "maybe", ""))
+    with pytest.raises(ValueError, match="aware"):
+        ledger.record_gate_change(
+            GateChange("p", "a", "me", datetime(2027, 1, 1), "nobody", None, "done", "")
+        )
+    assert ledger.gate_changes() == []
+
+
+def test_a_group_keeps_each_change_atomic_and_commits_them_together(backend: Backend) -> None:
+    ledger = backend.open(T0)
+    ledger.sync_plan([entry("a"), entry("b"), entry("c", parts=2)], T0)
+    assert ledger.claim("c", T0, "daemon-1")
+    ledger.record_part("c", 1, {"id": "2"}, T0)
+
+    results = ledger.group(
+        [
+            lambda: ledger.claim("a", T1, "daemon-1"),
+            lambda: ledger.claim("nope", T1, "daemon-1"),
+            # part 0 is written, then part 1 conflicts: the change leaves nothing behind
+            lambda: ledger.mark_published("c", [{"id": "1"}, {"id": "other"}], T1, token="daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+            lambda: ledger.claim("b", T1, "daemon-1"),
+        ]
+    )
+
+    assert results[0] is True
+    assert isinstance(results[1], UnknownPost)
+    assert isinstance(results[2], PartConflict)
+    assert results[3:] == [True, False]
+    ledger.close()
+    reopened = backend.open(T0)  # committed: another connection sees every change that stood
+    assert states(reopened, "a", "b", "c") == [State.CLAIMED, State.CLAIMED, State.CLAIMED]
+    assert reopened.get("c").parts == {1: {"id": "2"}}
+    reopened.close()
+
+
+def test_an_empty_group_changes_nothing(ledger: Ledger) -> None:
+    assert ledger.group([]) == []

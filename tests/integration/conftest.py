@@ -27,6 +27,20 @@ process die, the servers notice their stdin closing and exit by themselves):
 ``mastodon_faults`` -> the same :class:`MastodonServer`, with every fault rule cleared after the test.
 Use it (rather than ``mastodon_server``) in any test that calls ``inject``.
 
+``appview`` -> :class:`~.servers.appview.AppViewNetwork`
+    A separate Bluesky network with the reference AppView: in-memory PLC, PDS 0.5.35 (rate limits off) and
+    ``@atproto/bsky`` 0.0.280 on a database of the ``postgres`` fixture's cluster, the PDS proxying
+    ``app.bsky.*`` queries to the AppView, which indexes the PDS's firehose (as ``@atproto/dev-env``'s
+    ``TestNetwork`` does, without Redis, bsync and ozone). Started only when a test asks for it: mark such
+    tests ``@pytest.mark.appview``. Its own install in the cache (about 25-60 s the first time); a start
+    takes about 4 s. Main API::
+
+        campaign = appview.create_account("campaign")           # log in at appview.url like the PDS
+        appview.like(reader, uri, cid); appview.repost(...); appview.reply(reader, parent, "text")
+        appview.quote(reader, uri, cid, "text")
+        appview.sync()                                          # wait until the AppView indexed every write
+        appview.get_posts([uri], viewer=reader)                 # app.bsky.* through the PDS's proxy
+
 For faults on the Bluesky side (or any HTTP server), put a :class:`~.servers.fault_proxy.FaultProxy` in front
 of it, per test: ``proxy = FaultProxy.start(pds.url)``, use ``proxy.url`` as the account's service, then
 ``proxy.inject("com.atproto.repo.putRecord", "drop_after")`` (see its docstring), ``proxy.stop()``.
@@ -45,6 +59,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.integration.servers.postgres import PostgresServer
+
+from .servers.appview import AppViewNetwork
+from .servers.appview import ensure_installed as ensure_appview_installed
 from .servers.mastodon import MastodonServer
 from .servers.pds import PdsServer, ensure_installed
 
@@ -95,3 +113,21 @@ def mastodon_faults(mastodon_server: MastodonServer) -> Iterator[MastodonServer]
         yield mastodon_server
     finally:
         mastodon_server.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def appview(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[AppViewNetwork]:
+    """PLC + PDS + the reference AppView on PostgreSQL (session scope), started only when a test asks for
+    it. Mark such tests ``@pytest.mark.appview``. See :mod:`.servers.appview`."""
+    install_dir = ensure_appview_installed(_announcer(pytestconfig))
+    network = AppViewNetwork.start(
+        install_dir=install_dir,
+        work_dir=tmp_path_factory.mktemp("appview"),
+        database_url=postgres.create_database("appview"),
+    )
+    try:
+        yield network
+    finally:
+        network.stop()

@@ -238,11 +238,6 @@ def test_health_check_passes_after_a_pass_with_every_secret(checked: Checked) ->
     assert json.loads(check.out)["healthy"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status --check does not look at secrets yet: issue 8's 'No silent outage' part (another branch) makes "
-    "a campaign with a missing secret unhealthy; remove this mark when it is merged",
-)
 def test_health_check_fails_while_a_secret_is_missing(checked: Checked) -> None:
     assert checked["run-all"].code == 0, checked["run-all"].err
     check = checked["check-all"]

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from amplifier.delivery.ledger import PlanEntry, State, open_ledger, open_ledger_copy, open_local_ledger
+from amplifier.delivery.ledger import (
+    GateChange,
+    PlanEntry,
+    State,
+    open_ledger,
+    open_ledger_copy,
+    open_local_ledger,
+)
 from amplifier.delivery.ledger.postgres import PostgresLedger
 from tests.conftest import Result
 from tests.integration.servers.postgres import PostgresServer
@@ -42,7 +49,12 @@ def _fill(state: Path) -> None:
         ledger.mark_published("r:acc1:0", [{"id": "9", "url": "https://m.example/9"}], T0)
         ledger.mark_expired("r:acc2:0", "missed its window", T0)
         ledger.pause_account("acc2", "credentials rejected by the server", T0)
+        ledger.record_gate_change(GATE_CHANGE)
 
+
+GATE_CHANGE = GateChange(
+    "r:acc1:0", "acc1", "ana@laptop", T0, None, "nobody", "done", "status 9: quotes nobody"
+)
 
 RunCli = Callable[..., Result]
 
@@ -77,6 +89,7 @@ def test_migrate_moves_every_post_once_and_pauses_the_old_ledger(
     with PostgresLedger.open(url, T0) as shared:
         assert list(shared.export_rows()) == rows
         assert shared.paused_accounts() == {"acc2": "credentials rejected by the server"}
+        assert shared.gate_changes() == [GATE_CHANGE]
         assert not shared.is_paused()
     with open_local_ledger(state, T0) as old:
         reason = old.pause_reason()

@@ -477,12 +477,24 @@ def test_compose_refuses_text_that_cannot_be_posted(run_cli: RunCli, text: str, 
 
 def test_unusable_state_folder_is_exit_5(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
-    for command in ("status", "history", "pause", "accounts"):
+    for command in ("pause", "accounts"):  # the commands that write to the state folder
         result = run_cli(
             "--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "afile" / "sub"), command
         )
         assert result.code == 5, (command, result.err)
         assert "cannot create the" in result.err
+    # status and history write nothing: with no ledger there, status shows the plan from the campaign files
+    assert (
+        run_cli(
+            "--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "afile" / "sub"), "history"
+        ).code
+        == 0
+    )
+    shown = run_cli(
+        "--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "afile" / "sub"), "status"
+    )
+    assert shown.code == 0, shown.err
+    assert "the daemon has not run yet" in shown.out
     (tmp_path / "dir" / "ledger.sqlite3").mkdir(parents=True)
     result = run_cli("--config", str(ROOT / "schedule.yaml"), "--state", str(tmp_path / "dir"), "status")
     assert result.code == 5, result.err

@@ -604,6 +604,58 @@ def test_serve_rearms_only_when_a_watch_sees_a_change(
     assert harness.log.of("paused")
 
 
+def test_the_hourly_replan_renders_off_the_lock_the_pass_needs(
+    make: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the re-plan renders the window, the jobs that hold the lock (the pass, the watch) go on."""
+    start = at("2027-10-20T08:00")
+    harness = make(
+        once("a", "2027-10-20T09:00"), start, watch_interval=0.02, replan_interval=dt.timedelta(seconds=0.1)
+    )
+    daemon = harness.daemon
+    rendering, release = threading.Event(), threading.Event()
+    watches: list[float] = []
+    applied: list[int] = []
+    real_prepare, real_watch, real_apply = daemon.prepare, daemon.watch, daemon.apply_plan
+
+    def prepare(now: dt.datetime, campaign: Any = None) -> Any:
+        rendering.set()
+        assert release.wait(10)
+        return real_prepare(now, campaign)
+
+    def watch(now: dt.datetime) -> bool:
+        watches.append(time.monotonic())
+        return real_watch(now)
+
+    def apply_plan(prepared: Any, now: dt.datetime) -> Any:
+        applied.append(len(prepared.posts))
+        return real_apply(prepared, now)
+
+    monkeypatch.setattr(daemon, "prepare", prepare)
+    monkeypatch.setattr(daemon, "watch", watch)
+    monkeypatch.setattr(daemon, "apply_plan", apply_plan)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(daemon, stop))
+    thread.start()
+    try:
+        assert rendering.wait(10)
+        seen = len(watches)
+        deadline = time.monotonic() + 10
+        while len(watches) < seen + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(watches) >= seen + 3  # the lock was free while the window rendered
+        release.set()
+        deadline = time.monotonic() + 10
+        while not applied and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert applied[0] == 2  # then the rendered window was synced, under the lock
+    finally:
+        release.set()
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
 # --------------------------------------------------------------------------------------------- reload
 
 

@@ -94,6 +94,9 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
         "failures",
         "claimed",
         "accounts",
+        "held",
+        "actions",
+        "planned_only",
         "nodes",
     }
     assert data["version"] == 1
@@ -107,6 +110,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
     assert set(data["accounts"]["masto"]) == {
         "platform",
         "paused",
+        "paused_by",
         "counts",
         "last_published_at",
         "next_due_at",
@@ -115,7 +119,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
     history = run_cli(*campaign, "history", "--now", "2027-11-05", "--account", "sky", "--format", "json")
     assert history.code == 0, history.err
     data = json.loads(history.out)
-    assert set(data) == {"version", "from", "to", "account", "posts"}
+    assert set(data) == {"version", "from", "to", "account", "posts", "actions"}
     assert [(p["id"], p["state"]) for p in data["posts"]] == [(DAY1.format(account="sky"), "published")]
     assert set(data["posts"][0]) == {
         "id",
@@ -128,6 +132,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
         "attempts",
         "published_at",
         "url",
+        "results",
         "reason",
         "parts",
     }
@@ -181,11 +186,22 @@ def test_resume_an_unknown_account_is_a_usage_error(run_cli: RunCli, campaign: l
     assert "'nobody' is not paused" in result.err
 
 
-def test_status_check_for_a_healthcheck(run_cli: RunCli, campaign: list[str]) -> None:
+def test_status_check_for_a_healthcheck(
+    run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = run_cli(*campaign, "status", "--check")
     assert result.code == 1
     assert "unhealthy: no heartbeat" in result.err
     assert run_cli(*campaign, "run", "--once", "--now", "2027-10-28T12:00").code == 0
+    missing = run_cli(*campaign, "status", "--check")
+    assert missing.code == 1  # a campaign with a missing secret is never healthy
+    assert [line for line in lines(missing.err) if line.startswith("unhealthy:")] == [
+        f"unhealthy: account {a}: the secret {v} is not set: export {v}=..., or put it in a .env file or a file "
+        f"named {v} in the secrets folder (looked in {missing.err.split('(looked in ')[1].split(')')[0]})"
+        for a, v in (("masto", "TEST_MASTO_TOKEN"), ("sky", "TEST_SKY_PASSWORD"))
+    ]
+    monkeypatch.setenv("TEST_MASTO_TOKEN", "t")
+    monkeypatch.setenv("TEST_SKY_PASSWORD", "p")
     healthy = run_cli(*campaign, "status", "--check", "--format", "json")
     assert healthy.code == 0, healthy.err
     assert json.loads(healthy.out)["healthy"] is True

@@ -311,13 +311,21 @@ def test_image_commands_with_a_read_only_campaign(container: tuple[dict[str, str
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
     run = amplifier(env, state, "run", "--once", "--dry-run", "--now", "2027-10-31T10:00")
-    assert run.returncode == 0, run.stderr
+    # exit 4: the day before's countdown posts, in the daemon's look-back, missed their window (and say so)
+    assert run.returncode == 4, run.stderr
     assert "dry_run=True" in run.stderr
+    assert "expired id=kobane-countdown:mastodon-en:2027-10-30T10:00" in run.stderr
     # A dry run leaves the real heartbeat alone: it cannot make a stuck daemon look healthy.
     health = amplifier(env, state, "status", "--check", "--format", "json")
     assert health.returncode != 0
 
-    # A real pass with nothing due (no credentials needed) writes the heartbeat the health check reads.
+    # A campaign whose secrets cannot be read is never healthy: give every account its secret (a file in the
+    # secrets folder, as Docker mounts them; the values are not checked without the network).
+    secrets = Path(env["AMPLIFIER_SECRETS_DIR"])
+    secrets.mkdir()
+    for name in re.findall(r"(?:token|password)_env: (\w+)", (campaign / "schedule.yaml").read_text()):
+        (secrets / name).write_text("not-a-real-secret\n")
+    # A real pass with nothing due (no request made) writes the heartbeat the health check reads.
     quiet = "2026-11-20T12:00"  # before the example's first post: nothing is due whatever today's date is
     real = amplifier(env, state, "run", "--once", "--now", quiet)
     assert real.returncode == 0, real.stderr

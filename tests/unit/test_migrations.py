@@ -63,6 +63,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("created_at", "TEXT", True, 0),
         ("updated_at", "TEXT", True, 0),
         ("unknown_since", "TEXT", False, 0),
+        ("late_until", "TEXT", False, 0),
         ("lease_until", "TEXT", False, 0),
     ],
     "post_parts": [
@@ -75,12 +76,43 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("account", "TEXT", True, 1),
         ("reason", "TEXT", True, 0),
         ("paused_at", "TEXT", True, 0),
+        ("paused_by", "TEXT", False, 0),
+    ],
+    "operator_actions": [
+        ("seq", "INTEGER", False, 1),
+        ("at", "TEXT", True, 0),
+        ("by", "TEXT", True, 0),
+        ("action", "TEXT", True, 0),
+        ("target", "TEXT", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("posts", "INTEGER", True, 0),
     ],
     "global_pause": [
         ("id", "INTEGER", False, 1),
         ("paused", "INTEGER", True, 0),
         ("reason", "TEXT", False, 0),
         ("changed_at", "TEXT", False, 0),
+    ],
+    "engagement": [
+        ("post_id", "TEXT", True, 1),
+        ("part_index", "INTEGER", True, 2),
+        ("read_at", "TEXT", True, 3),
+        ("likes", "INTEGER", False, 0),
+        ("reposts", "INTEGER", False, 0),
+        ("replies", "INTEGER", False, 0),
+        ("quotes", "INTEGER", False, 0),
+        ("gone", "INTEGER", True, 0),
+    ],
+    "gate_changes": [
+        ("seq", "INTEGER", False, 1),
+        ("post_id", "TEXT", True, 0),
+        ("account", "TEXT", True, 0),
+        ("by_whom", "TEXT", True, 0),
+        ("at", "TEXT", True, 0),
+        ("replies", "TEXT", False, 0),
+        ("quotes", "TEXT", False, 0),
+        ("outcome", "TEXT", True, 0),
+        ("detail", "TEXT", True, 0),
     ],
     "plan_source": [
         ("id", "INTEGER", False, 1),
@@ -108,9 +140,13 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m003_pauses",
         "m004_unknown_since",
         "m005_posts_account",
-        "m006_claim_lease",
-        "m007_plan_source",
-        "m008_nodes",
+        "m006_engagement",
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -125,6 +161,17 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "posts_state_next_attempt": ["state", "next_attempt_at"],
         "posts_due_at": ["due_at", "id"],
         "posts_account": ["account", "id"],
+        "engagement_read_at": ["read_at"],
+        "posts_planned_next": ["next_attempt_at"],
+        "posts_planned": ["account", "next_attempt_at"],
+        "posts_claimed": ["claimed_at", "id"],
+        "posts_account_state": ["account", "state", "published_at"],
+        "posts_state_published": ["state", "published_at"],
+        "posts_state_updated": ["state", "updated_at"],
+        "posts_account_due_at": ["account", "due_at"],
+        "operator_actions_at": ["at"],
+        "gate_changes_post": ["post_id", "at"],
+        "posts_published": ["published_at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -151,15 +198,85 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
     assert migrate(conn, T0) == [
         "m004_unknown_since",
         "m005_posts_account",
-        "m006_claim_lease",
-        "m007_plan_source",
-        "m008_nodes",
+        "m006_engagement",
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
         ("p", "claimed", "host:1:x", None)
     ]
+
+
+def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_analyzed(
+    conn: sqlite3.Connection,
+) -> None:
+    """``m007_operator_actions`` on a ledger with rows: a pause stays (as the daemon's: no operator), the rows
+    keep their values, and the planner gets statistics (``sqlite_stat1``) for the new indexes."""
+    assert migrate(conn, T0, MIGRATIONS[:6])[-1] == "m006_engagement"
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, created_at, updated_at)"
+        " VALUES ('p', 'masto', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
+        (stamp, stamp, stamp, stamp),
+    )
+    conn.execute("INSERT INTO paused_accounts VALUES ('masto', 'token rejected', ?)", (stamp,))
+
+    assert migrate(conn, T0) == [
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
+    ]
+    assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
+        ("masto", "token rejected", None)
+    ]
+    assert conn.execute("SELECT id, state, late_until FROM posts").fetchall() == [("p", "planned", None)]
     assert columns(conn, "posts") == FRESH_SCHEMA["posts"]
+    analyzed = {str(row[0]) for row in conn.execute("SELECT idx FROM sqlite_stat1").fetchall()}
+    assert "posts_account_state" in analyzed
+
+
+def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: sqlite3.Connection) -> None:
+    """A ledger written before ``m006_engagement`` upgrades in place; readings then refer to its posts (a
+    reading of a post that is not there is refused by the foreign key)."""
+    assert migrate(conn, T0, MIGRATIONS[:5])[-1] == "m005_posts_account"
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+        " next_attempt_at, created_at, updated_at) VALUES ('p', 'm', 'mastodon', 'r', ?, 'h', 1, 'planned', ?, ?, ?)",
+        (stamp, stamp, stamp, stamp),
+    )
+    assert migrate(conn, T0) == [
+        "m006_engagement",
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
+    ]
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, ?, 1, 0)",
+        (stamp,),
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO engagement (post_id, part_index, read_at, gone) VALUES ('x', 0, ?, 0)", (stamp,)
+        )
+    with pytest.raises(sqlite3.IntegrityError):  # a deleted part has no counts
+        conn.execute(
+            "INSERT INTO engagement (post_id, part_index, read_at, likes, gone) VALUES ('p', 0, 'z', 1, 1)"
+        )
+    assert conn.execute("SELECT id FROM posts").fetchall() == [("p",)]
 
 
 def test_migrations_are_recorded_with_their_time_in_order(conn: sqlite3.Connection) -> None:

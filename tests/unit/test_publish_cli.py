@@ -114,7 +114,19 @@ def test_accounts_json_contract_and_exit_code(folder: Path, monkeypatch: pytest.
     assert code == ExitCode.ACCOUNT
     data = json.loads(out)
     assert set(data) == {"version", "accounts"}
-    keys = {"account", "platform", "ok", "handle", "id", "url", "server", "limits", "error"}
+    keys = {
+        "account",
+        "platform",
+        "ok",
+        "handle",
+        "id",
+        "url",
+        "server",
+        "limits",
+        "error",
+        "bot",
+        "warnings",
+    }
     by_id = {a["account"]: a for a in data["accounts"]}
     assert all(set(a) == keys for a in data["accounts"])
     assert not by_id["masto"]["ok"]

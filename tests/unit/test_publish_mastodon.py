@@ -48,7 +48,7 @@ def test_parse_instance_reads_limits_and_keeps_defaults() -> None:
     assert limits["max_media_attachments"] == 6
     assert limits["description_limit"] == 3000
     assert limits["version"] == "4.3.2"
-    assert parse_instance({}) == {**DEFAULT_LIMITS, "version": "", "domain": ""}
+    assert parse_instance({}) == {**DEFAULT_LIMITS, "version": "", "domain": "", "api_version": 0}
     assert (
         parse_instance({"configuration": {"statuses": {"max_characters": "lots"}}})["max_characters"] == 500
     )

@@ -206,3 +206,31 @@ def test_secret_changed_tells_the_daemon_when_a_paused_accounts_secret_was_repla
     assert not secret_changed(state, None, None)
     key = tmp_path / "keys" / "fingerprint.key"
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_concurrent_first_fingerprints_share_one_key(tmp_path: Path) -> None:
+    # Three accounts rejected at once, on a state folder without a key yet: every fingerprint of one secret is
+    # the same (before, each thread made its own key and the last one written won: the others' fingerprints
+    # matched nothing, and a paused account looked as if its secret had changed).
+    import threading
+
+    from amplifier.publish.sessions import StateDir, secret_changed, secret_fingerprint
+
+    for round_ in range(5):
+        state = StateDir(tmp_path / f"state{round_}")
+        barrier = threading.Barrier(8)
+        prints: list[str] = []
+
+        def one(
+            state: StateDir = state, barrier: threading.Barrier = barrier, prints: list[str] = prints
+        ) -> None:
+            barrier.wait()
+            prints.append(secret_fingerprint(state, "the-same-secret"))
+
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(prints)) == 1
+        assert not secret_changed(state, prints[0], "the-same-secret")

@@ -119,11 +119,118 @@ LocalizedText = Annotated[
 ]
 
 
+# ------------------------------------------------------------------------------ reply / quote controls, labels
+
+LIST_URI_PATTERN = r"^at://[A-Za-z0-9:._%-]+/app\.bsky\.graph\.list/[A-Za-z0-9._~:-]{1,512}$"
+REPLY_RULE_NAMES = ("nobody", "mentioned", "followers", "following")
+
+
+def _reply_rule(value: Any) -> Any:
+    if isinstance(value, str) and value not in REPLY_RULE_NAMES and not re.match(LIST_URI_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a reply rule: use nobody, mentioned, followers, following, or the at:// URI of a "
+            "Bluesky list (at://did:plc:.../app.bsky.graph.list/...)"
+        )
+    return value
+
+
+ReplyRule = Annotated[
+    Literal["nobody", "mentioned", "followers", "following"]
+    | Annotated[str, Field(pattern=LIST_URI_PATTERN)],
+    BeforeValidator(_reply_rule),
+    Field(
+        description="nobody, mentioned (the accounts the post mentions), followers, following, or the at:// URI "
+        "of a Bluesky list (at://did:plc:.../app.bsky.graph.list/...)"
+    ),
+]
+MAX_REPLY_RULES = 5
+
+
+def _reply_rules(value: Any) -> Any:
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+def _check_reply_rules(rules: list[str]) -> list[str]:
+    if "nobody" in rules and len(rules) > 1:
+        raise ValueError("`nobody` cannot be combined with other reply rules: write `replies: nobody` alone")
+    twice = sorted({rule for rule in rules if rules.count(rule) > 1})
+    if twice:
+        raise ValueError(f"reply rule listed twice: {', '.join(twice)}")
+    if len(rules) > MAX_REPLY_RULES:
+        raise ValueError(f"{len(rules)} reply rules; Bluesky allows at most {MAX_REPLY_RULES}")
+    return rules
+
+
+Replies = Annotated[
+    list[ReplyRule],
+    BeforeValidator(_reply_rules, json_schema_input_type=str | list[str]),
+    AfterValidator(_check_reply_rules),
+    Field(
+        description="Who may reply. Bluesky: a threadgate on the post (on a thread's first post); `nobody` or [] "
+        "lets nobody reply; up to 5 rules. Not set: everybody. Mastodon has no reply control (see docs/messages.md)"
+    ),
+]
+Quotes = Annotated[
+    Literal["everyone", "followers", "nobody"] | bool,
+    Field(
+        description="Who may quote the post: true/everyone, followers, false/nobody. Mastodon 4.5+: "
+        "quote_approval_policy public/followers/nobody. Bluesky: a postgate that turns quoting off for "
+        "false/nobody and for followers (Bluesky has no followers-only quoting)"
+    ),
+]
+SelfLabel = Literal["graphic-media", "nudity", "sexual", "porn", "!no-unauthenticated"]
+
+
+def quote_policy(value: bool | str | None) -> str | None:
+    """The Mastodon ``quote_approval_policy`` of a ``quotes`` setting (``None``: not set)."""
+    if value is None:
+        return None
+    if value is True or value == "everyone":
+        return "public"
+    if value is False or value == "nobody":
+        return "nobody"
+    return "followers"
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
 # --------------------------------------------------------------------------------------------- schedule.yaml
+
+
+class ReadbackSettings(Model):
+    """When the daemon reads back the engagement (likes, reposts, replies, quotes) of published posts."""
+
+    ages: list[dt.timedelta] = Field(
+        default_factory=lambda: [dt.timedelta(hours=1), dt.timedelta(hours=24), dt.timedelta(days=7)],
+        max_length=20,
+        description="Read each post this long after it was published (ISO 8601 durations or seconds)",
+    )
+    after_event: dt.timedelta | None = Field(
+        default=dt.timedelta(hours=24),
+        description="Read the posts of an event once, this long after the event ended (null: not)",
+    )
+    stop_after: dt.timedelta = Field(
+        default=dt.timedelta(days=30),
+        description="Posts published longer ago than this are read no more (ISO 8601 duration or seconds)",
+    )
+
+    @field_validator("ages")
+    @classmethod
+    def _ages(cls, value: list[dt.timedelta]) -> list[dt.timedelta]:
+        if any(age < dt.timedelta(0) for age in value):
+            raise ValueError("a read age must not be negative")
+        return sorted(set(value))
+
+    @field_validator("after_event", "stop_after")
+    @classmethod
+    def _not_negative(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value < dt.timedelta(0):
+            raise ValueError("must not be negative")
+        return value
 
 
 class CampaignSettings(Model):
@@ -132,6 +239,10 @@ class CampaignSettings(Model):
     language: Lang = Field(default="en", description="The default language of accounts")
     hashtags: list[str] = Field(
         default_factory=list, description="Hashtags appended to every message set that does not set its own"
+    )
+    readback: ReadbackSettings = Field(
+        default_factory=ReadbackSettings,
+        description="When published posts' engagement is read back (see docs/report.md)",
     )
 
 
@@ -158,6 +269,9 @@ class MastodonAccount(Model):
         description="The instance's post length limit (read from the instance when publishing)",
     )
     characters_reserved_per_url: int = Field(default=23, ge=1)
+    quotes: Quotes | None = Field(
+        default=None, description="Default quote control of this account's posts (a message set's own wins)"
+    )
     timezone: TimeZoneName | None = Field(
         default=None, description="Zone the preview shows this account's times in"
     )
@@ -174,6 +288,12 @@ class BlueskyAccount(Model):
     )
     language: Lang | None = Field(default=None, description="The language of this account's posts")
     password_env: EnvName = Field(description="Environment variable holding an app password")
+    replies: Replies | None = Field(
+        default=None, description="Default reply control of this account's posts (a message set's own wins)"
+    )
+    quotes: Quotes | None = Field(
+        default=None, description="Default quote control of this account's posts (a message set's own wins)"
+    )
     timezone: TimeZoneName | None = Field(
         default=None, description="Zone the preview shows this account's times in"
     )
@@ -420,11 +540,43 @@ class MessageSet(Model):
         Hashtags | None, BeforeValidator(_hashtags, json_schema_input_type=Hashtags | list[str] | None)
     ] = None
     content_warning: LocalizedText | None = Field(default=None, description="Mastodon content warning")
-    sensitive: bool = Field(default=False, description="Mark media as sensitive (Mastodon)")
+    sensitive: bool | None = Field(
+        default=None,
+        description="Mark media as sensitive (Mastodon). Not set: sensitive when the set has a content warning "
+        "or labels, and images",
+    )
+    replies: Replies | None = None
+    quotes: Quotes | None = None
+    labels: list[SelfLabel] | None = Field(
+        default=None,
+        description="Bluesky self-labels on the post record: graphic-media, nudity, sexual, porn, "
+        "!no-unauthenticated. Not set: graphic-media when the set has a content warning and images; [] for none",
+    )
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)
     link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
     split: SplitSettings = Field(default_factory=SplitSettings)
     variants: list[Variant] = Field(min_length=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            twice = sorted({label for label in labels if labels.count(label) > 1})
+            if twice:
+                raise ValueError(f"label listed twice: {', '.join(twice)}")
+        return labels
+
+    def self_labels(self) -> tuple[str, ...]:
+        """The Bluesky self-labels: as set, else ``graphic-media`` for a content warning with images."""
+        if self.labels is not None:
+            return tuple(self.labels)
+        return ("graphic-media",) if self.content_warning and self.images else ()
+
+    def media_sensitive(self) -> bool:
+        """Mastodon's ``sensitive``: as set, else for a content warning or a label, with images."""
+        if self.sensitive is not None:
+            return self.sensitive
+        return bool(self.images) and bool(self.content_warning or self.self_labels())
 
     def texts(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Every message text of the set (all variants, languages, platforms, thread parts) with its path."""

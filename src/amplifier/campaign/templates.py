@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -266,13 +267,63 @@ class TemplateIssue:
     message: str
 
 
+_SYNTAX: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"expected token 'end of print statement', got '(.*)'"),
+        lambda m: (
+            f"{{{{ ... }}}} holds one value (a variable and its filters): {m[1]!r} is one word too many; "
+            "e.g. {{ event.name }} or {{ days_left | number }}"
+        ),
+    ),
+    (
+        re.compile(r"unexpected end of template, expected 'end of print statement'"),
+        lambda m: "a {{ is not closed: end it with }}",
+    ),
+    (
+        re.compile(r"unexpected '}'"),
+        lambda m: "a } too many, or a {{ ... }} closed with a single }: write {{ event.name }}",
+    ),
+    (
+        re.compile(r"[Ee]xpected an expression, got 'end of (?:statement block|print statement)'"),
+        lambda m: (
+            "a tag or {{ }} with nothing in it: write what it tests or shows, e.g. {% if event %} or "
+            "{{ event.name }}"
+        ),
+    ),
+    (
+        re.compile(r"Encountered unknown tag '(\w+)'"),
+        lambda m: f"unknown tag {{% {m[1]} %}}: use if / elif / else / endif, for / endfor or set",
+    ),
+    (
+        re.compile(r"Jinja was looking for the following tags: .*'(end\w+)'"),
+        lambda m: f"a block is not closed: add {{% {m[1]} %}} where it ends",
+    ),
+    (
+        re.compile(r"unexpected end of template, expected '(.*)'"),
+        lambda m: f"the template ends too early: {m[1]} is missing",
+    ),
+]
+
+
+def syntax_in_words(message: str) -> str:
+    """Jinja's syntax error ``message`` in an operator's words, with an example; the message as it is when no
+    rule matches (it still names the token)."""
+    for pattern, words in _SYNTAX:
+        found = pattern.search(message)
+        if found:
+            return words(found)
+    return message
+
+
 def check(source: str) -> list[TemplateIssue]:
     """Static checks: syntax, unknown variables, unknown filters. All issues of the template at once."""
     environment_ = env()
     try:
         ast = environment_.parse(source)
     except TemplateSyntaxError as exc:
-        return [TemplateIssue(exc.lineno or 1, f"template syntax error: {exc.message}")]
+        return [
+            TemplateIssue(exc.lineno or 1, f"template syntax error: {syntax_in_words(exc.message or '')}")
+        ]
     except (ValueError, RecursionError, MemoryError) as exc:  # a number of 5,000 digits, brackets 10,000 deep
         return [TemplateIssue(1, f"template syntax error: {_parse_failure(exc)}")]
     issues = []

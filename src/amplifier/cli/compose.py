@@ -49,6 +49,27 @@ MASTODON_LIMIT = 500
     help=f"Mastodon instance limit, without --account (default: {MASTODON_LIMIT}).",
 )
 @click.option("--no-split", is_flag=True, help="Do not split a long text into a thread.")
+@click.option(
+    "--replies",
+    "replies",
+    multiple=True,
+    metavar="RULE",
+    help="Who may reply (Bluesky threadgate): nobody, mentioned, followers, following or a list's at:// URI; "
+    "repeatable.",
+)
+@click.option(
+    "--quotes",
+    type=click.Choice(["everyone", "followers", "nobody"]),
+    default=None,
+    help="Who may quote (Mastodon quote_approval_policy; Bluesky postgate).",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    type=click.Choice(["graphic-media", "nudity", "sexual", "porn", "!no-unauthenticated"]),
+    help="A Bluesky self-label; repeatable.",
+)
 @format_option
 @click.pass_context
 def compose(
@@ -63,6 +84,9 @@ def compose(
     content_warning: str | None,
     max_characters: int | None,
     no_split: bool,
+    replies: tuple[str, ...],
+    quotes: str | None,
+    labels: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Adapt one ad-hoc TEXT: its length as the platform counts it, the thread split, the payload.
@@ -75,6 +99,7 @@ def compose(
 
     _check_text(text, "TEXT")
     _check_text(content_warning or "", "--cw")
+    controls = _controls(replies, quotes, labels)
     adapted: Adapted
     if account is not None:
         given = [name for name, value in (("--platform", platform), ("--lang", lang)) if value is not None]
@@ -93,6 +118,7 @@ def compose(
             event_id=event_id,
             content_warning=content_warning,
             split=not no_split,
+            controls=controls,
         )
         adapted, platform, lang = composed.adapted, composed.platform, composed.lang
         extra: dict[str, Any] = {"account": account, "event": event_id}
@@ -104,7 +130,15 @@ def compose(
         from amplifier.plan.adapt import Content, Target, adapt
 
         lang = lang or "en"
-        content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=not no_split)
+        if platform == "mastodon":
+            controls = {"quotes": controls.get("quotes")}
+        content = Content(
+            texts=(text,),
+            lang=lang,
+            content_warning=content_warning,
+            split=not no_split,
+            **{key: value for key, value in controls.items() if value is not None},
+        )
         target = Target(
             "mastodon" if platform == "mastodon" else "bluesky",
             max_characters=max_characters or MASTODON_LIMIT,
@@ -116,6 +150,21 @@ def compose(
         for problem in adapted.problems:
             click.echo(f"compose: {problem}", err=True)
         sys.exit(ExitCode.INVALID)
+
+
+def _controls(replies: tuple[str, ...], quotes: str | None, labels: tuple[str, ...]) -> dict[str, Any]:
+    """The --replies / --quotes / --label options as Content fields (None: not given)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from amplifier.campaign.models import Replies, quote_policy
+
+    rules: tuple[str, ...] | None = None
+    if replies:
+        try:
+            rules = tuple(TypeAdapter(Replies).validate_python(list(replies)))
+        except ValidationError as exc:
+            raise UsageError(f"--replies: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return {"replies": rules, "quotes": quote_policy(quotes), "labels": tuple(labels) or None}
 
 
 def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str) -> None:
@@ -146,6 +195,11 @@ def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: st
     for index, part in enumerate(adapted.parts, start=1):
         table.add_row(str(index), f"{part.length}/{part.limit}", Text(printable(part.text)))
     console().print(table)
+    from amplifier.plan.gates import controls_line
+
+    line = controls_line(adapted.parts)
+    if line:
+        console().print(Text(line))
 
 
 def _check_text(text: str, option: str) -> None:

@@ -40,6 +40,7 @@ from amplifier.cli.page_data import (
     post_problems,
 )
 from amplifier.errors import Problem
+from amplifier.plan.gates import controls_line
 from amplifier.plan.post import CARD, Part, PlannedPost
 
 if TYPE_CHECKING:
@@ -217,6 +218,9 @@ def _card(
         f'<span class="badge platform">{platform_name}</span>'
         f'<span class="badge lang" title="language">{_e(post.lang)}</span>{badge}</div>'
     )
+    controls = controls_line([part])
+    if controls:
+        out.append(f'<div class="controls">{_e(controls)}</div>')
     problems: list[str] = []
     if post.platform == "bluesky":
         segments, problems = bluesky_segments(part.text, part.payload.get("facets") or [])

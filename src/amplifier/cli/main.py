@@ -20,7 +20,7 @@ import click
 
 from amplifier import __version__
 from amplifier.cli.options import Globals, apply_common, config_option, format_option, now_option
-from amplifier.errors import AmplifierError, ExitCode, UsageError
+from amplifier.errors import AmplifierError, ExitCode, Problem, UsageError
 
 __all__ = ["Globals", "apply_common", "cli", "config_option", "format_option", "main", "now_option"]
 
@@ -31,16 +31,29 @@ LAZY_COMMANDS = {
         "Check each account's credentials and read its limits.",
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
+    "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
-        "amplifier.cli.daemon",
+        "amplifier.cli.status",
         "status",
         "Next posts due, last published, failures, paused accounts.",
     ),
-    "history": ("amplifier.cli.daemon", "history", "What was published, failed or expired."),
-    "pause": ("amplifier.cli.daemon", "pause", "Stop all posting now, without stopping the daemon."),
-    "resume": ("amplifier.cli.daemon", "resume", "Resume posting after a pause."),
+    "history": ("amplifier.cli.status", "history", "What was published, failed or expired."),
+    "pause": (
+        "amplifier.cli.operator",
+        "pause",
+        "Stop all posting (or one account's), without stopping the daemon.",
+    ),
+    "resume": ("amplifier.cli.operator", "resume", "Resume posting after a pause."),
+    "skip": ("amplifier.cli.operator", "skip", "Skip planned posts by id: they will not go out."),
+    "cancel": ("amplifier.cli.operator", "cancel", "Cancel every planned post of a rule, event or account."),
+    "retry": ("amplifier.cli.operator", "retry", "Put a failed or expired post back to planned."),
     "notify": ("amplifier.cli.notify", "notify", "The alert destinations; --test sends each a test message."),
+    "report": (
+        "amplifier.cli.report",
+        "report",
+        "What went out and what reached people: posts and engagement read back.",
+    ),
     "ledger": ("amplifier.cli.ledger", "ledger", "Where the delivery ledger is; move it to PostgreSQL."),
 }
 
@@ -147,6 +160,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     images = upload_problems(campaign)
     if problems or found.problems or images:  # the warnings wait: one mistake, one line
         raise CampaignError([*problems, *found.problems, *images])
+    found.warnings.extend(_instance_warnings(campaign, g.state))
     for warning in found.warnings:
         click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
     click.echo(
@@ -161,6 +175,17 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     )
     for rule in found.finished:
         click.echo(f"{rule.file}:{rule.line}:{rule.col}: {rule.message}")
+
+
+def _instance_warnings(campaign: Any, state: Path | None) -> list[Problem]:
+    """What the state folder's last look at the servers says (no request): quote controls an instance lacks."""
+    from amplifier.publish.mastodon_controls import quote_control_warnings
+    from amplifier.publish.sessions import StateDir, resolve_state_dir
+
+    try:
+        return quote_control_warnings(campaign, StateDir(resolve_state_dir(campaign.schedule_path, state)))
+    except AmplifierError:  # no usable state folder: nothing seen yet
+        return []
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")

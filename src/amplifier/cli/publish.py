@@ -15,8 +15,9 @@ refused (:class:`SendRefused`: the daemon is sending it, it is finished in the l
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import click
 
@@ -76,15 +77,30 @@ def publish_context(campaign: Campaign, state: Path | None) -> PublishContext:
 # --------------------------------------------------------------------------------------------- accounts
 
 
-def check_accounts(campaign: Campaign, ctx: PublishContext) -> list[AccountInfo]:
-    """Ask each account's server who it is and which limits it has; a failure is a result, not an error."""
+HIDDEN_AUTOMATION = {
+    "mastodon": "does not disclose automation: its profile is not marked as a bot account. Run `amplifier "
+    "accounts --fix`, or tick 'This is an automated account' in Preferences > Public profile",
+    "bluesky": "does not disclose automation: its profile record has no `bot` self-label. Run `amplifier "
+    "accounts --fix` (it adds the label to app.bsky.actor.profile/self and keeps the other fields)",
+}
+
+
+def check_accounts(campaign: Campaign, ctx: PublishContext, *, fix: bool = False) -> list[AccountInfo]:
+    """Ask each account's server who it is, which limits it has and whether it discloses automation (with
+    ``fix``: make it disclose it); a failure is a result, not an error."""
     results: list[AccountInfo] = []
     for account_id, settings in campaign.schedule.accounts.items():
         server = str(settings.instance if settings.platform == "mastodon" else settings.service)
         publisher: Publisher | None = None
         try:
             publisher = create_publisher(account_id, settings, ctx)
-            results.append(publisher.check())
+            info = publisher.check()
+            if info.ok and info.bot is False and fix and isinstance(publisher, Discloses):
+                publisher.disclose_automation()
+                info = replace(info, bot=True)
+            if info.ok and info.bot is False:
+                info = replace(info, warnings=(*info.warnings, HIDDEN_AUTOMATION[info.platform]))
+            results.append(info)
         except (PublishError, CredentialsError, StateError) as exc:
             results.append(
                 AccountInfo(
@@ -95,6 +111,13 @@ def check_accounts(campaign: Campaign, ctx: PublishContext) -> list[AccountInfo]
             if publisher is not None:
                 publisher.close()
     return results
+
+
+@runtime_checkable
+class Discloses(Protocol):
+    """A publisher that can mark its account as automated."""
+
+    def disclose_automation(self) -> bool: ...
 
 
 def _reason(exc: BaseException, account_id: str) -> str:
@@ -110,18 +133,26 @@ def _limits_text(limits: dict[str, int]) -> str:
 
 
 @click.command()
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Mark each account that does not disclose automation as automated (Mastodon bot flag; Bluesky "
+    "profile self-label `bot`).",
+)
 @format_option
 @click.pass_context
-def accounts(ctx: click.Context, fmt: str) -> None:
-    """Check each account: do its credentials work, who is it, which limits does its server have.
+def accounts(ctx: click.Context, fix: bool, fmt: str) -> None:
+    """Check each account: do its credentials work, who is it, which limits does its server have, does it
+    disclose automation (responsible automation is visible automation; --fix marks it).
 
-    Exit code 3 when any account fails, with the reason per account; 5 when the state folder is unusable."""
+    Exit code 3 when any account fails, with the reason per account; 5 when the state folder is unusable.
+    Warnings (automation not disclosed, no quote controls on an old instance) go to stderr."""
     from amplifier.cli.render import console, dump_json
 
     campaign: Campaign = ctx.obj.campaign()
     context = publish_context(campaign, ctx.obj.state)
     context.state.ensure()  # an unusable state folder is exit 5, not every account failing (3)
-    results = check_accounts(campaign, context)
+    results = check_accounts(campaign, context, fix=fix)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
     else:
@@ -129,7 +160,7 @@ def accounts(ctx: click.Context, fmt: str) -> None:
         from rich.text import Text
 
         table = Table(title=f"{campaign.name}: accounts")
-        for column in ("account", "platform", "ok", "who", "limits / reason"):
+        for column in ("account", "platform", "ok", "who", "bot", "limits / reason"):
             table.add_column(column, overflow="fold")
         for info in results:
             who = " ".join(x for x in (info.handle, f"({info.id})" if info.id else None) if x)
@@ -139,9 +170,16 @@ def accounts(ctx: click.Context, fmt: str) -> None:
                 info.platform,
                 Text("yes" if info.ok else "NO", style="green" if info.ok else "bold red"),
                 Text(who),
+                Text(
+                    {True: "yes", False: "NO", None: "?"}[info.bot],
+                    style="yellow" if info.bot is False else "",
+                ),
                 Text(detail),
             )
         console().print(table)
+    for info in results:
+        for warning in info.warnings:
+            click.echo(f"{info.account}: warning: {warning}", err=True)
     failed = [info for info in results if not info.ok]
     if failed:
         for info in failed:

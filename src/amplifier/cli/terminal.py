@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from amplifier.plan.gates import controls_line
 from amplifier.plan.post import Part, PlannedPost
 
 if TYPE_CHECKING:
@@ -66,6 +67,9 @@ def post_block(post: PlannedPost, selection: Selection, width: int) -> list[Text
     elif post.parts:
         head.append("  ").append_text(_length(post.parts[0]))
     lines = [head, Text(f"id {printable(post.id)}", style="dim")]
+    controls = controls_line(post.parts)
+    if controls:
+        lines.extend(_wrapped(Text(printable(controls), style="yellow"), width))
     for index, part in enumerate(post.parts):
         if thread:
             label = Text(f"part {index + 1}/{len(post.parts)}  ", style="dim")

@@ -1,5 +1,5 @@
 """The daemon: decides *when* and *in what order* due posts are delivered; the scheduler loop, hot reload of the
-campaign files, pauses and the heartbeat.
+campaign files, pauses and the heartbeat, and the alerts it raises (through ``notify``).
 
-May import: ``delivery`` and everything below it. Never ``cli``.
+May import: ``notify``, ``delivery`` and everything below them. Never ``cli``.
 """

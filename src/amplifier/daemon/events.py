@@ -88,7 +88,14 @@ class TickReport:
     released: list[str] = field(default_factory=list)  # shutdown or paused account: back to planned
     unknown: list[str] = field(default_factory=list)  # outcome unknown: claimed until reconciled
     reconciled: list[Reconciled] = field(default_factory=list)
+    credentials: list[str] = field(default_factory=list)  # accounts paused for their credentials
     paused: str | None = None  # why nothing was posted, when everything is paused
+
+    @property
+    def healthy(self) -> bool:
+        """Nothing failed or expired, and no account was paused for its credentials (the dead man's switch)."""
+        failed = any(item.outcome == "failed" for item in self.reconciled)
+        return not (self.failed or self.expired or self.credentials or failed)
 
     def merge(self, other: TickReport) -> None:
         for name in (
@@ -103,4 +110,5 @@ class TickReport:
         ):
             getattr(self, name).extend(getattr(other, name))
         self.reconciled.extend(other.reconciled)
+        self.credentials.extend(other.credentials)
         self.paused = other.paused or self.paused

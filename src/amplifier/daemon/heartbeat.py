@@ -12,10 +12,17 @@ from amplifier.daemon.settings import HEARTBEAT_NAME
 
 
 def write_heartbeat(
-    state_dir: Path, now: datetime, *, next_wake: datetime | None, campaign: str, log: EventLog
+    state_dir: Path,
+    now: datetime,
+    *,
+    next_wake: datetime | None,
+    campaign: str,
+    log: EventLog,
+    reloading_since: datetime | None = None,
 ) -> None:
-    """Write ``heartbeat.json`` in ``state_dir`` (atomically): the daemon is alive at ``now``; a failure is
-    logged, never raised."""
+    """Write ``heartbeat.json`` in ``state_dir`` (atomically): the daemon is alive at ``now`` (and, with
+    ``reloading_since``, has been loading a new version of the campaign files since then); a failure is logged,
+    never raised."""
     from amplifier.publish.sessions import StateDir, StateError
 
     data = {
@@ -25,6 +32,7 @@ def write_heartbeat(
         "written_at": utcnow().isoformat(),
         "next_wake": next_wake.isoformat() if next_wake else None,
         "campaign": campaign,
+        "reloading_since": reloading_since.astimezone(UTC).isoformat() if reloading_since else None,
     }
     try:
         StateDir(state_dir).write_json("", HEARTBEAT_NAME, data)

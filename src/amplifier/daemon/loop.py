@@ -14,12 +14,14 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
 3. for each post: expire it if its window was missed (:mod:`amplifier.daemon.planning`), wait if the account's
    rate limit (:mod:`amplifier.delivery.ratelimit`) or a server's reset time says so, else deliver it. A
    post whose outcome is unknown and whose Idempotency-Key may have expired is searched for first, never
-   expired unsearched.
+   expired unsearched;
+4. then, with spare budget, the read-back jobs that are due (:mod:`amplifier.daemon.readback`).
 
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
 (:meth:`DaemonSettings.backoff`), failing after :attr:`DaemonSettings.max_attempts` transient errors, and
-rejected credentials pause the account (``amplifier resume --account ID`` after fixing it).
+rejected credentials pause the account: it resumes by itself when its secret changes (:mod:`.outages`, which also
+raises the alerts), or with ``amplifier resume --account ID``.
 
 Files: the settings and test hooks are in :mod:`.settings`, the event log in :mod:`.events`, planning and
 missed windows in :mod:`.planning`, the accounts' queues and the next wake in :mod:`.queues`, hot reload and
@@ -33,20 +35,25 @@ import contextlib
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
+from amplifier.daemon.commits import GroupedLedger
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
+from amplifier.daemon.leases import LeaseMixin
 from amplifier.daemon.nodes import NodesMixin
+from amplifier.daemon.outages import OutageMixin
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
+from amplifier.daemon.readback import ReadBack
 from amplifier.daemon.settings import (
     FAR_FUTURE,
     HEARTBEAT_NAME,
@@ -63,8 +70,12 @@ from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import Reconciled, claim_holder_alive, claim_token
+from amplifier.notify.alerting import Alerting
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
+from amplifier.publish.secrets import SecretSources
+
+PAUSE_LOOK = 0.25  # seconds: how old a look at the pause switches may be when a post is about to go out
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -93,7 +104,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(NodesMixin, QueueMixin):
+class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -120,11 +131,14 @@ class Daemon(NodesMixin, QueueMixin):
         outside_pause: Callable[[], str | None] | None = None,
         coordinator: Coordinator | None = None,
         token: str | None = None,
+        alerting: Alerting | None = None,
+        secrets: SecretSources | None = None,
     ) -> None:
         self.campaign = campaign
         self.coordinator = coordinator or LocalCoordinator()
         self._held: dict[str, datetime] = {}
         self._plan_note: str | None = None
+        self.init_leases()
         self.ledger = ledger
         self.publisher_factory = publisher_factory
         self.clock = clock
@@ -136,8 +150,13 @@ class Daemon(NodesMixin, QueueMixin):
         self.pause_dir = pause_dir or state_dir
         self.outside_pause = outside_pause
         self.loader = loader
+        # Alerts (off unless given: open_daemon gives the campaign's), and the secrets the publishers read (a
+        # paused account's secret is read again each pass: it resumes by itself when it changed).
+        self.alerting = alerting or Alerting.off(campaign.name)
+        self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
+        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -152,8 +171,13 @@ class Daemon(NodesMixin, QueueMixin):
         self._crash_after = crash_after(os.environ if environ is None else environ)
         self._published_requests = 0
         self._count_lock = threading.Lock()
+        self._pause_look_lock = threading.Lock()
+        self._pause_looked_at = float("-inf")
+        self._pause_seen = False
+        # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
+        self.grouped = GroupedLedger(ledger)
         self.delivery = Delivery(
-            ledger,
+            cast(Ledger, self.grouped),
             self._publisher,
             token=self.token,
             retries=Retries(
@@ -171,9 +195,6 @@ class Daemon(NodesMixin, QueueMixin):
             after_request=self._after_request,
             lease=self.settings.claim_lease,
         )
-
-    def _emit(self, event: str, **fields: Any) -> None:
-        self.log.emit(event, **fields)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -211,20 +232,14 @@ class Daemon(NodesMixin, QueueMixin):
         """Write ``heartbeat.json`` in the state folder (atomically): the daemon is alive at ``now``."""
         if self.state_dir is not None:
             wake = self.next_wake(now)
-            write_heartbeat(self.state_dir, now, next_wake=wake, campaign=self.campaign.name, log=self.log)
-
-    def extend_leases(self, now: datetime) -> None:
-        """This daemon is alive: the leases of the claims it holds run on (see ``DaemonSettings.claim_lease``),
-        and, a node of several, its heartbeat is in the ledger; a failure is logged (the claims' leases then pass, and another node may take them over)."""
-        self.coordinator.extend(now)
-        try:
-            claims = self.ledger.extend_lease(self.token, now + self.settings.claim_lease, now)
-            if self.coordinator.shared:  # a node of several: its heartbeat in the ledger, for status
-                holds = [f"account {account}" for account in self.coordinator.accounts()]
-                holds += [f"{claims} claim(s)"] if claims else []
-                self.ledger.beat_node(self.token, now, leader=self.coordinator.is_leader, holds=holds)
-        except LedgerError as exc:
-            self.log.emit("error", reason=str(exc))
+            write_heartbeat(
+                self.state_dir,
+                now,
+                next_wake=wake,
+                campaign=self.campaign.name,
+                log=self.log,
+                reloading_since=self.reloading_since,
+            )
 
     # ------------------------------------------------------------------------------------ reconciliation
 
@@ -241,7 +256,8 @@ class Daemon(NodesMixin, QueueMixin):
                 post = self.post_for(row)
                 with self.coordinator.account(row.account, now) as mine:
                     if mine and self.hold_back(row, post, now) is None:
-                        done.append(self._reconcile_one(row, post, now))
+                        with self.claiming():
+                            done.append(self._reconcile_one(row, post, now))
         return done
 
     def _reconcile_one(self, row: Row, post: PlannedPost | None, now: datetime) -> Reconciled:
@@ -255,24 +271,46 @@ class Daemon(NodesMixin, QueueMixin):
     def tick(self, now: datetime) -> TickReport:
         """One pass at ``now``: reconcile, then publish everything due (see the module docstring)."""
         report = TickReport()
+        self.resume_fixed(now)  # an account paused for its credentials, whose secret changed since
         if self.ledger.claimed():
             report.reconciled = self.reconcile(now)
+            self.overdue_unknown(now)
         reason = self.paused()
         if reason is not None:
             report.paused = reason
             return report
         queues = self.queues(now)
-        if not queues:
-            return report
         futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
         for future in futures:
             report.merge(future.result())
+        self.read_back(self.clock())  # after the posts, with spare budget
         return report
+
+    def _paused_now(self) -> bool:
+        """Whether posting is paused, looked at most every :data:`PAUSE_LOOK` seconds: a thousand accounts'
+        threads share one look instead of queueing for the ledger one after another (each claim checks the
+        ledger's pauses again, atomically)."""
+        with self._pause_look_lock:
+            now = time.monotonic()
+            if now - self._pause_looked_at >= PAUSE_LOOK:
+                self._pause_seen = self.paused() is not None
+                self._pause_looked_at = now
+            return self._pause_seen
+
+    def read_back(self, now: datetime) -> None:
+        """The read-back jobs due at ``now`` (:mod:`amplifier.daemon.readback`); a failure is logged, never
+        raised (reading back must not stop publishing)."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.readback.run(now, self.campaign, self._publisher)
+        except Exception as exc:
+            self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 
     def _run_account(self, rows: Iterable[Row]) -> TickReport:
         report = TickReport()
         for row in rows:
-            if self.stopping.is_set() or self.paused() is not None:
+            if self.stopping.is_set() or self._paused_now():
                 break
             try:
                 outcome = self._process(row, report)
@@ -294,7 +332,7 @@ class Daemon(NodesMixin, QueueMixin):
             reason = "no longer in the campaign"
             if not self._claim(row, now):
                 return "not claimed"
-            self.ledger.mark_skipped(row.id, reason, now, token=self.token)
+            self.delivery.ledger.mark_skipped(row.id, reason, now, token=self.token)
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -309,9 +347,9 @@ class Daemon(NodesMixin, QueueMixin):
             )
             if not self._claim(row, now):
                 return "not claimed"
-            self.ledger.mark_expired(row.id, reason, now, token=self.token)
+            self.delivery.ledger.mark_expired(row.id, reason, now, token=self.token)
             report.expired.append(row.id)
-            self.log.emit("expired", id=row.id, account=row.account, reason=reason)
+            self._emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"
         missing = 0 if search else max(row.part_count - len(row.parts), 1)
         available = self.limiter.available_at(row.account, row.platform, missing, now)
@@ -323,7 +361,7 @@ class Daemon(NodesMixin, QueueMixin):
 
     def _claim(self, row: Row, now: datetime) -> bool:
         """Claim ``row`` before this daemon expires or skips it: never a change over another node's claim."""
-        return self.ledger.claim(row.id, now, self.token, lease_until=self.delivery.lease_until(now))
+        return self.delivery.ledger.claim(row.id, now, self.token, lease_until=self.delivery.lease_until(now))
 
     def _tally(self, row: Row, delivered: Delivered, report: TickReport) -> str:
         """Note what the delivery path did in the pass's report; "done" when the account may go on."""
@@ -346,6 +384,9 @@ class Daemon(NodesMixin, QueueMixin):
             report.unknown.append(row.id)
         elif outcome in (Outcome.PAUSED, Outcome.RELEASED):
             report.released.append(row.id)
+            if outcome is Outcome.PAUSED:
+                report.credentials.append(row.account)
+                self.credential_pause(row.account, delivered.error, row.id)
         return {Outcome.RELEASED: "stopped", Outcome.NOT_CLAIMED: "not claimed"}.get(outcome, outcome.value)
 
     def _after_request(self) -> None:

@@ -156,7 +156,8 @@ class NodesMixin:
             self.__dict__.get("_held_said", {}).pop(account, None)
             if self.coordinator.shared:
                 self.refresh_budget(account, self.clock())  # type: ignore[attr-defined]
-            return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
+            with self.claiming():  # type: ignore[attr-defined]
+                return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
 
     def refresh_budget(self, account: str, now: datetime) -> None:
         """The account's rate budget, read again from the shared ledger (every node's posts count)."""

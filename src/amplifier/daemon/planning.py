@@ -14,6 +14,7 @@ The same deadline applies to retries: a post still not out by its deadline expir
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from amplifier.campaign.load import Campaign
@@ -25,6 +26,17 @@ from amplifier.delivery.ledger import Ledger, PlanEntry, Row, SyncReport
 from amplifier.errors import AmplifierError, CampaignError
 from amplifier.plan.post import PlannedPost
 from amplifier.plan.schedule import event_start, rule_zone
+
+
+@dataclass(frozen=True)
+class PreparedPlan:
+    """A window of a campaign, rendered (:meth:`PlanningMixin.prepare`), not yet in the ledger."""
+
+    campaign: Campaign
+    start: datetime
+    end: datetime
+    posts: dict[str, PlannedPost]
+    entries: list[PlanEntry]
 
 
 def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
@@ -39,7 +51,18 @@ def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
 
 
 def post_window(campaign: Campaign, settings: DaemonSettings, row: Row) -> tuple[datetime, str]:
-    """The post's deadline (the last instant it may still go out), and in words the rule behind it."""
+    """The post's deadline (the last instant it may still go out), and in words the rule behind it; an operator's
+    ``retry --late`` (``Row.late_until``) extends it."""
+    deadline, why = _rule_window(campaign, settings, row)
+    if row.late_until is not None and row.late_until > deadline:
+        return (
+            row.late_until,
+            f"an operator's retry --late allows it until {row.late_until:%Y-%m-%d %H:%M} UTC",
+        )
+    return deadline, why
+
+
+def _rule_window(campaign: Campaign, settings: DaemonSettings, row: Row) -> tuple[datetime, str]:
     schedule = campaign.schedule
     rule = schedule.rules.get(row.rule)
     due = row.due_at
@@ -76,36 +99,51 @@ class PlanningMixin:
         """How far back the window of ``campaign`` (default: the current one) starts."""
         return lookback(campaign or self.campaign, self.settings)
 
-    def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
-        """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
-        the ledger. Raises :class:`CampaignError` when a post cannot be rendered."""
-        from amplifier.plan.planner import plan_window
+    def prepare(self, now: datetime, campaign: Campaign | None = None) -> PreparedPlan:
+        """Render the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one),
+        streamed (:func:`amplifier.plan.stream.stream_window`: the windowed expansion, only the window's
+        slots). Touches neither the ledger nor the daemon's state, so it may run while a pass posts. Raises
+        :class:`CampaignError` when a post cannot be rendered."""
+        from amplifier.plan.stream import stream_window
 
         campaign = campaign or self.campaign
         start = now - self.lookback(campaign)
         end = now + self.settings.lookahead
-        plan = plan_window(campaign, start, end)
-        if plan.problems:
-            raise CampaignError(plan.problems)
-        report = self.write_plan(
-            [PlanEntry.from_post(post) for post in plan.posts], now, start, end, campaign
-        )
-        self.campaign = campaign
-        self.posts = {post.id: post for post in plan.posts}
+        stream = stream_window(campaign, start, end)
+        posts: dict[str, PlannedPost] = {}
+        entries: list[PlanEntry] = []
+        for post in stream.posts:
+            posts[post.id] = post
+            entries.append(PlanEntry.from_post(post))
+        if stream.problems:
+            raise CampaignError(stream.problems)
+        return PreparedPlan(campaign, start, end, posts, entries)
+
+    def apply_plan(self, prepared: PreparedPlan, now: datetime) -> SyncReport:
+        """Sync a prepared window into the ledger, and make its campaign and posts the daemon's."""
+        report = self.write_plan(prepared.entries, now, prepared.start, prepared.end, prepared.campaign)
+        self.campaign = prepared.campaign
+        self.posts = prepared.posts
         if report.inserted or report.updated or report.revived or report.cancelled:
             self.log.emit(
                 "planned",
-                posts=len(plan.posts),
+                posts=len(prepared.posts),
                 new=len(report.inserted),
                 changed=len(report.updated),
                 revived=len(report.revived),
                 cancelled=len(report.cancelled),
-                window_from=start,
-                window_to=end,
+                window_from=prepared.start,
+                window_to=prepared.end,
             )
         for post_id in report.cancelled:
             self.log.emit("cancelled", id=post_id, reason="removed from the plan")
         return report
+
+    def plan(self, now: datetime, campaign: Campaign | None = None) -> SyncReport:
+        """Plan the window [now - lookback, now + lookahead) of ``campaign`` (default: the current one) into
+        the ledger: :meth:`prepare`, then :meth:`apply_plan`. Raises :class:`CampaignError` when a post
+        cannot be rendered."""
+        return self.apply_plan(self.prepare(now, campaign), now)
 
     def write_plan(
         self, entries: Sequence[PlanEntry], now: datetime, start: datetime, end: datetime, campaign: Campaign

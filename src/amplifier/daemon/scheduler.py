@@ -3,7 +3,8 @@
 
 The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
 reload and on pause changes: no busy polling), an interval job that watches the campaign files and the pause
-switches every couple of seconds, one that re-plans the rolling window hourly and one that writes a heartbeat
+switches every couple of seconds, one that re-plans the rolling window hourly (rendered off the lock: only its
+sync with the ledger waits for a pass) and one that writes a heartbeat
 file for ``amplifier status --check``.
 """
 
@@ -22,11 +23,16 @@ from amplifier.campaign.load import Campaign
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon, PublisherFactory
+from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
 from amplifier.delivery.coordination import open_coordinator
 from amplifier.delivery.ledger import ledger_url, open_ledger, open_ledger_copy, outside_pause_reason
 from amplifier.delivery.reconcile import claim_token
 from amplifier.errors import AmplifierError
+from amplifier.notify.alerting import Alerting
+from amplifier.notify.alerts import daemon_stopped
+from amplifier.publish.secrets import SecretSources
+from amplifier.publish.sessions import StateDir
 
 
 @contextmanager
@@ -39,16 +45,28 @@ def open_daemon(
     log: EventLog,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
+    secrets: SecretSources | None = None,
 ) -> Iterator[Daemon]:
     """The daemon of ``campaign`` on the ledger of the state folder ``state``; closed (publishers and ledger)
     when the block ends. A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat
     there (so ``status --check`` never takes it for the real daemon), but obeys the real PAUSE file and
-    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks."""
+    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks. ``secrets``: where the
+    publishers read their secrets (a paused account's is read again there). The daemon alerts the campaign's
+    ``notify:`` destinations and pings the dead man's switch (a dry run neither); closing it sends what is
+    pending."""
     environ = os.environ if environ is None else environ
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
         ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
         url = None if dry_run else ledger_url()
         settings = settings_from_environ(environ)
+        secrets = secrets or SecretSources.for_campaign(campaign.root)
+        alerting = (
+            Alerting.off(campaign.name)
+            if dry_run
+            else Alerting.for_campaign(
+                campaign, StateDir(state), ledger=ledger, log=log.emit, sources=secrets
+            )
+        )
         try:
             token = claim_token("daemon")
             daemon = Daemon(
@@ -64,14 +82,25 @@ def open_daemon(
                 outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
                 coordinator=open_coordinator(url, token, settings.claim_lease),
                 token=token,
+                alerting=alerting,
+                secrets=secrets,
             )
             try:
                 yield daemon
             finally:
                 daemon.close()
+                alerting.close(clock())
                 daemon.coordinator.close()
         finally:
             ledger.close()
+
+
+def _quietly(call: Callable[[str], object], job: str) -> None:
+    """Pause or resume a job; a scheduler that is shutting down has no job to pause or resume."""
+    try:
+        call(job)
+    except Exception:  # JobLookupError, SchedulerNotRunningError: nothing to do
+        return
 
 
 def run_once(daemon: Daemon, now: datetime) -> TickReport:
@@ -85,6 +114,7 @@ def run_once(daemon: Daemon, now: datetime) -> TickReport:
 
     leases = threading.Thread(target=extend, name="leases", daemon=True)
     leases.start()
+    daemon.alerting.pass_started(now)
     try:
         report = daemon.start(now)
         report.merge(daemon.tick(now))
@@ -92,6 +122,7 @@ def run_once(daemon: Daemon, now: datetime) -> TickReport:
         done.set()
         leases.join()
     daemon.heartbeat(now)
+    daemon.alerting.pass_finished(now, healthy=daemon.healthy(report))
     return report
 
 
@@ -144,31 +175,75 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         scheduler.add_job(batch, DateTrigger(run_date), id="batch", replace_existing=True)
 
     def tick() -> bool:
-        daemon.tick(daemon.clock())
+        now = daemon.clock()
+        daemon.alerting.pass_started(now)
+        try:
+            report = daemon.tick(now)
+        except BaseException:  # logged by `guarded`; the pass ended, unhealthy
+            daemon.alerting.pass_finished(daemon.clock(), healthy=False)
+            raise
         daemon.heartbeat(daemon.clock())
+        daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
         return True
 
     def watch() -> bool:  # every couple of seconds: re-arm only on a reload, a pause change or a new lead
         changed = daemon.watch(daemon.clock())
         return daemon.take_lead(daemon.clock()) or changed
 
-    def replan() -> bool:
-        daemon.plan(daemon.clock())
-        return True
+    def replan() -> None:
+        """Render the window off the lock (a pass may post meanwhile); only the ledger's sync takes it."""
+        if stop.is_set():
+            return
+        campaign = daemon.campaign
+        try:
+            prepared = daemon.prepare(daemon.clock(), campaign)
+        except AmplifierError as exc:
+            daemon.log.emit("error", reason=str(exc))
+            return
+        except Exception as exc:  # keep running: one bad re-plan must not end the daemon
+            daemon.log.emit("error", reason=f"{type(exc).__name__}: {exc}")
+            return
 
-    def beat() -> None:
+        def apply() -> bool:
+            if daemon.campaign is not campaign:  # a reload planned its own campaign meanwhile
+                return False
+            daemon.apply_plan(prepared, daemon.clock())
+            return True
+
+        guarded(apply)()
+
+    def reads() -> bool:  # read-back jobs fall due between posts too (the tick reads as well)
+        if daemon.paused() is None:
+            daemon.read_back(daemon.clock())
+        return False
+
+    def beat() -> None:  # never waits for the pass
         daemon.heartbeat(daemon.clock())
+        try:
+            daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
+        except AmplifierError as exc:
+            daemon.log.emit("error", reason=str(exc))
 
     def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
         daemon.extend_leases(daemon.clock())
 
+    def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
+        daemon.check_reload(daemon.clock())
+        daemon.alerting.watch(daemon.clock())
+
+    daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
     scheduler.add_job(lease, "interval", seconds=settings.lease_interval, id="lease")
+    # Idle (no claim held), the lease job sleeps: no write, no wake (see amplifier.daemon.leases).
+    daemon.sleep_leases = lambda: _quietly(scheduler.pause_job, "lease")
+    daemon.wake_leases = lambda: _quietly(scheduler.resume_job, "lease")
+    if not daemon.may_hold_claims and not daemon.coordinator.shared:
+        scheduler.pause_job("lease")
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
-    scheduler.add_job(
-        guarded(replan), "interval", seconds=settings.replan_interval.total_seconds(), id="replan"
-    )
+    scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
+    scheduler.add_job(guarded(reads), "interval", seconds=READ_INTERVAL, id="readback")
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
+    scheduler.add_job(alert_watch, "interval", seconds=settings.watch_interval, id="alerts")
     with lock:
         daemon.watch(daemon.clock())
         scheduler.start()
@@ -181,7 +256,9 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         pass
     daemon.stop()
     daemon.log.emit("stopping", reason="signal")
+    daemon.alerting.raise_(daemon_stopped("stopped by a signal (SIGTERM or SIGINT)"), daemon.clock())
     acquired = lock.acquire(timeout=settings.shutdown_timeout)
+    daemon.sleep_leases = daemon.wake_leases = None
     scheduler.shutdown(wait=False)
     if acquired:
         lock.release()
@@ -190,5 +267,6 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     leftover = [row for row in daemon.ledger.claimed() if row.claim_token == daemon.token]
     daemon.log.emit("stopped", in_flight=len(leftover) or None)
     if not acquired:
+        daemon.alerting.close(daemon.clock())
         sys.stderr.flush()
         os._exit(0)  # threads still blocked in a request: their posts are reconciled at the next start

@@ -7,6 +7,7 @@ Test hooks (environment variables, never to be set outside tests):
   tell what happened.
 * ``AMPLIFIER_TEST_BACKOFF=S``: every transient retry waits S seconds (+-jitter) instead of growing from 30 s.
 * ``AMPLIFIER_TEST_WATCH=S``: check the campaign files and pause switches every S seconds.
+* ``AMPLIFIER_TEST_RELOAD_SLOW=S``: a reload running longer than S seconds is reported as slow.
 * ``AMPLIFIER_TEST_REQUEST_TIMEOUT=S``: the publishers' HTTP timeout (read by ``amplifier run``).
 """
 
@@ -48,11 +49,12 @@ class DaemonSettings:
     backoff_base: timedelta = timedelta(seconds=30)
     backoff_max: timedelta = timedelta(minutes=30)
     jitter: float = 0.2  # +-20 % of each backoff
-    workers: int = 128  # accounts published concurrently (threads start only when needed)
+    workers: int = 1024  # accounts published concurrently (threads start only when needed)
     shutdown_timeout: float = 30.0  # seconds to let in-flight posts finish on SIGTERM
     watch_interval: float = 2.0  # seconds between checks of the campaign files and pause switches
     replan_interval: timedelta = timedelta(hours=1)
     heartbeat_interval: float = 30.0  # seconds
+    reload_slow: float = 30.0  # seconds: a reload running longer is logged and alerted (posting goes on)
     # A claim's lease: past it, with no extension, another process or node may take the claim over and
     # reconcile the post; the daemon extends its claims every quarter of it (AMPLIFIER_CLAIM_LEASE=S).
     claim_lease: timedelta = timedelta(seconds=6)
@@ -91,6 +93,9 @@ def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
     lease = _seconds(environ, LEASE_ENV)
     if lease is not None:
         changes["claim_lease"] = timedelta(seconds=lease)
+    slow = _seconds(environ, "AMPLIFIER_TEST_RELOAD_SLOW")
+    if slow is not None:
+        changes["reload_slow"] = slow
     return DaemonSettings(**changes)
 
 

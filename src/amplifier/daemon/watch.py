@@ -9,15 +9,19 @@ further switch the caller gives (a dry run obeys the real folder's).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from amplifier.campaign.load import Campaign
-from amplifier.daemon.planning import PlanningMixin
+from amplifier.daemon.planning import PlanningMixin, PreparedPlan
+from amplifier.daemon.reloading import ReloadJob
 from amplifier.daemon.settings import PAUSE_NAME
 from amplifier.errors import AmplifierError, CampaignError
+from amplifier.notify.alerting import Alerting
+from amplifier.notify.alerts import daemon_stuck, reload_rejected
 from amplifier.publish.base import Publisher
+from amplifier.publish.sessions import StateDir
 
 FileStats = dict[Path, tuple[int, int] | None]
 
@@ -48,6 +52,12 @@ class WatchMixin(PlanningMixin):
     _pause_state: tuple[str | None, tuple[tuple[str, str], ...]] | None
     _publishers: dict[str, Publisher]
     _publishers_lock: threading.Lock
+    alerting: Alerting
+    state_dir: Path | None
+    reload_in_background = False  # serve: a reload loads and renders on its own thread
+    _reloading: ReloadJob | None = None
+
+    def heartbeat(self, now: datetime) -> None: ...  # the daemon's
 
     @property
     def pause_file(self) -> Path | None:
@@ -68,19 +78,31 @@ class WatchMixin(PlanningMixin):
         """Load the campaign again: a valid one is planned (True); an invalid one is logged, the last valid
         campaign stays (False)."""
         try:
-            campaign = self.loader(self.campaign.schedule_path)
-            old_accounts = dict(self.campaign.schedule.accounts)
-            report = self.plan(now, campaign)
-        except CampaignError as exc:
-            for problem in exc.problems:
-                self.log.emit("reload invalid", problem=str(problem))
-            self.log.emit(
-                "reload invalid", problems=len(exc.problems), action="keeping the last valid campaign"
-            )
-            return False
+            rendered = self._load(now)
         except AmplifierError as exc:
-            self.log.emit("reload invalid", problem=str(exc), action="keeping the last valid campaign")
-            return False
+            return self._rejected(exc, now)
+        return self._swap(rendered, now)
+
+    def _load(self, now: datetime) -> PreparedPlan:
+        """Load and render the files (the slow part; touches neither the ledger nor the running campaign)."""
+        return self.prepare(now, self.loader(self.campaign.schedule_path))
+
+    def _rejected(self, exc: AmplifierError, now: datetime) -> bool:
+        lines = [str(problem) for problem in exc.problems] if isinstance(exc, CampaignError) else exc.lines()
+        for line in lines:
+            self.log.emit("reload invalid", problem=line)
+        self.log.emit("reload invalid", problems=len(lines), action="keeping the last valid campaign")
+        self.alerting.raise_(reload_rejected(lines), now)
+        return False
+
+    def _swap(self, rendered: PreparedPlan, now: datetime) -> bool:
+        """Make a loaded and rendered campaign the running one (under the pass's lock: quick)."""
+        old_accounts = dict(self.campaign.schedule.accounts)
+        try:
+            report = self.apply_plan(rendered, now)
+        except AmplifierError as exc:
+            return self._rejected(exc, now)
+        campaign = rendered.campaign
         with self._publishers_lock:
             stale = [
                 account
@@ -97,19 +119,61 @@ class WatchMixin(PlanningMixin):
             cancelled=len(report.cancelled),
             revived=len(report.revived),
         )
+        state = StateDir(self.state_dir) if self.state_dir is not None else None
+        self.alerting.reconfigure(campaign, state, log=self.log.emit)
         return True
 
+    def _loaded(self, snapshot: Mapping[Path, tuple[int, int] | None]) -> None:
+        # The files as they were before the load read them (a write during the load differs from them and is
+        # loaded at the next look); stats taken now only for files the new campaign added.
+        after = snapshot_files(self.campaign)
+        self._files = {path: snapshot.get(path, stat) for path, stat in after.items()}
+
+    @property
+    def reloading_since(self) -> datetime | None:
+        job = self._reloading
+        return job.started if job is not None and not job.done.is_set() else None
+
+    def check_reload(self, now: datetime) -> None:
+        """From a job that does not wait for the pass's lock: log and alert a reload running for longer than
+        ``settings.reload_slow`` seconds (once per reload)."""
+        job = self._reloading
+        if job is None or job.done.is_set() or job.reported:
+            return
+        if (now - job.started).total_seconds() > self.settings.reload_slow:
+            job.reported = True
+            seconds = f"{self.settings.reload_slow:.0f}"
+            self.log.emit(
+                "reload slow", since=job.started, action="posting goes on with the last valid campaign"
+            )
+            reason = f"a reload of the campaign files has run for more than {seconds} seconds"
+            self.alerting.raise_(daemon_stuck(reason), now)
+
     def watch(self, now: datetime) -> bool:
-        """Check the campaign files and the pause switches; True when the next wake must be recomputed."""
+        """Check the campaign files and the pause switches; True when the next wake must be recomputed. With
+        :attr:`reload_in_background` a changed campaign is loaded on its own thread and swapped in by a later
+        call, when it is ready."""
         changed = False
-        snapshot = snapshot_files(self.campaign)
-        if snapshot != self._files:
-            self.reload(now)
-            # The files as they were before the load read them (a write during the load differs from them
-            # and is loaded at the next look); stats taken now only for files the new campaign added.
-            after = snapshot_files(self.campaign)
-            self._files = {path: snapshot.get(path, stat) for path, stat in after.items()}
+        job = self._reloading
+        if job is not None and job.done.is_set():
+            self._reloading = None
+            if job.error is not None:
+                self._rejected(job.error, now)
+            elif job.result is not None:
+                self._swap(job.result, now)
+            self._loaded(job.snapshot)
+            self.heartbeat(now)
             changed = True
+        snapshot = snapshot_files(self.campaign)
+        if snapshot != self._files and self._reloading is None:
+            if self.reload_in_background:
+                self._reloading = ReloadJob(lambda: self._load(now), snapshot, now)
+                self.log.emit("reload started")
+                self.heartbeat(now)  # `status` shows the reload in progress
+            else:
+                self.reload(now)
+                self._loaded(snapshot)
+                changed = True
         paused = self.paused()
         accounts = self.ledger.paused_accounts()
         state = (paused, tuple(sorted(accounts.items())))

@@ -9,7 +9,7 @@ The steps (:func:`move_ledger`):
    operator is told to stop the daemon or wait: the outcome of that post must be recorded first. A claim whose
    holder died is copied as it is: the new ledger's daemon reconciles it as after any crash.
 3. The target must hold no posts. Every post (states, attempts, claims, published parts, times), the paused
-   accounts and the global pause as it was before step 1 go over in one transaction.
+   accounts, the recorded gate changes and the global pause as it was before step 1 go over in one transaction.
 4. The SQLite ledger stays paused with a reason that says where the campaign moved, so a daemon started without
    ``AMPLIFIER_LEDGER`` posts nothing twice.
 
@@ -61,6 +61,8 @@ def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
             paused_accounts = source.paused_accounts()
             for account, reason in paused_accounts.items():
                 target.pause_account(account, reason, now)
+            for change in source.gate_changes():  # the operators' changes of reply / quote controls
+                target.record_gate_change(change)
             keep_paused = was_paused and old_reason != moving
             if keep_paused:
                 target.set_paused(True, old_reason, now)

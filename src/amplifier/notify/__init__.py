@@ -13,7 +13,8 @@ campaign's destinations (chat, mail, a webhook: any Apprise URL), never repeated
 * ``transport``: sending one message with the ``apprise`` library (imported only when something is sent);
 * ``digest``: the daily digest, read from the delivery ledger;
 * ``heartbeat``: the dead man's switch (``AMPLIFIER_HEARTBEAT_URL``, pinged after each pass);
-* ``redaction``: every text is cleaned of known secret values before it leaves.
+* ``redaction``: every text is cleaned of secrets before it leaves (:mod:`amplifier.redact`, plus the
+  destinations' URLs).
 
 May import: ``delivery``, ``publish``, ``plan``, ``campaign``, ``platforms``, ``errors``, ``clock``. Never ``daemon``
 or ``cli`` (the daemon calls this stage; the ``notify`` command renders its results).

@@ -47,6 +47,7 @@ class Alerting:
         self.stuck_after = stuck_after
         self._pass_started: datetime | None = None
         self._lock = threading.Lock()
+        self.silent = False  # :meth:`off`: stays off, a reload included
 
     @contextlib.contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -84,8 +85,10 @@ class Alerting:
 
     @classmethod
     def off(cls, campaign: str = "") -> Alerting:
-        """Alerting that sends nothing and pings nothing (a dry run)."""
-        return cls(Notifier([], campaign=campaign, log=lambda *_a, **_k: None), DeadMansSwitch(None))
+        """Alerting that sends nothing and pings nothing (a dry run), whatever a reload brings."""
+        alerting = cls(Notifier([], campaign=campaign, log=lambda *_a, **_k: None), DeadMansSwitch(None))
+        alerting.silent = True
+        return alerting
 
     def raise_(self, alert: Alert, now: datetime | None = None) -> None:
         """Collect ``alert``; it goes out with the next flush after its group window (:meth:`pass_finished`,
@@ -129,6 +132,8 @@ class Alerting:
     def reconfigure(self, campaign: Campaign, state: StateDir | None, *, log: Log = stderr_log) -> None:
         """After a valid reload: the destinations of the new ``notify:`` section (what is pending goes out first
         to the old ones; what was sent when is kept)."""
+        if self.silent:
+            return
         self.notifier.flush(force=True)
         old = self.notifier
         self.notifier = Notifier.from_campaign(

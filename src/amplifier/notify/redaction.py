@@ -1,9 +1,10 @@
 """Taking secrets out of a text before it leaves the process (an alert, a log line).
 
-A stop-gap local to this stage: the project-wide ``amplifier.redact`` takes its place once it exists. Removes
-every known secret value (the accounts' tokens and passwords, the destinations' and the heartbeat's URLs and their
-token-bearing parts), then what looks like a secret whatever its value: bearer tokens, JWTs, ``password=...`` and
-the password of a URL.
+The project-wide :func:`amplifier.redact.redact` does the work (every secret amplifier read, in its plain,
+URL-encoded and JSON-escaped forms, and whatever is shaped like a credential: bearer tokens, JWTs,
+``password=...``). This stage adds what only it knows: the values it is given (the destinations' and the
+heartbeat's URLs and their token-bearing parts, see :func:`url_fragments`) and the password of any URL
+(``scheme://user:password@host``).
 """
 
 from __future__ import annotations
@@ -12,20 +13,12 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-MASK = "[redacted]"
-MIN_SECRET = 6  # shorter values would mask ordinary words
+from amplifier import redact as project
 
-_SHAPES = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
-    (
-        re.compile(
-            r"(?i)((?:password|passwd|token|secret|access_token|app_password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
-        ),
-        r"\1" + MASK,
-    ),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]+@"), r"\1:" + MASK + "@"),
-]
+MASK = project.MASK
+MIN_SECRET = project.MIN_LENGTH  # shorter values would mask ordinary words
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]+@")
 
 
 def url_fragments(url: str) -> list[str]:
@@ -50,9 +43,9 @@ def _tokenish(text: str) -> bool:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` without any of ``secrets`` (longest first) and without anything shaped like a secret."""
+    """``text`` without any of ``secrets`` (longest first), without the password of a URL, and cleaned by
+    :func:`amplifier.redact.redact` (every registered secret, everything shaped like one)."""
     for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True):
         text = text.replace(secret, MASK)
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
-    return text
+    text = _URL_PASSWORD.sub(r"\1:" + MASK + "@", text)
+    return project.redact(text)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from amplifier.plan.gates import part_gates, self_labels
 from amplifier.plan.post import CARD, REF, UPLOAD, Image, Part, Platform
 from amplifier.plan.threads import split_text
 from amplifier.platforms import bluesky_text, mastodon_text
@@ -32,6 +33,9 @@ class Content:
     link_card: bool = False
     split: bool = True
     numbering: bool = True
+    replies: tuple[str, ...] | None = None  # Bluesky threadgate rules; None: everybody may reply
+    quotes: str | None = None  # quote policy: public / followers / nobody; None: the platform's default
+    labels: tuple[str, ...] = ()  # Bluesky self-labels
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ def _mastodon_parts(
             payload["media_ids"] = [{UPLOAD: image.path} for image in images]
         if content.sensitive and (images or content.content_warning):
             payload["sensitive"] = True
+        if content.quotes is not None:
+            payload["quote_approval_policy"] = content.quotes
         if index > 0:
             payload["in_reply_to_id"] = {REF: f"part:{index - 1}"}
         parts.append(Part(text, length(text), limit, payload, images))
@@ -221,7 +227,10 @@ def _bluesky_parts(
                 card_done = True
         if index > 0:
             record["reply"] = {"root": {REF: "part:0"}, "parent": {REF: f"part:{index - 1}"}}
-        parts.append(Part(text, length(text), limit, record, images))
+        if content.labels:
+            record["labels"] = self_labels(content.labels)
+        gates = part_gates(index, content.replies, content.quotes, record["createdAt"])
+        parts.append(Part(text, length(text), limit, record, images, gates))
     return tuple(parts)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.errors import UsageError
 from amplifier.plan.adapt import Adapted, Content, adapt, tidy
-from amplifier.plan.context import account_target, shared_context
+from amplifier.plan.context import account_controls, account_target, shared_context
 from amplifier.plan.planner import _describe, _template_line
 from amplifier.plan.post import Platform
 from amplifier.plan.schedule import event_day, event_start, event_zone
@@ -43,6 +44,7 @@ def compose_for_account(
     event_id: str | None = None,
     content_warning: str | None = None,
     split: bool = True,
+    controls: dict[str, Any] | None = None,
 ) -> Composed:
     """``text`` rendered for ``account_id`` at ``at`` and adapted to it; a :class:`UsageError` for an unknown
     account or event, or a template that cannot be rendered."""
@@ -65,7 +67,11 @@ def compose_for_account(
     rendered = _render(text, context, "TEXT", event_id, campaign)
     cw = _render(content_warning, context, "--cw", event_id, campaign) if content_warning else None
     target = replace(account_target(account), created_at=at)
-    content = Content(texts=(rendered,), lang=lang, content_warning=cw or None, split=split)
+    wanted = account_controls(None, account)
+    wanted.update(
+        {key: value for key, value in (controls or {}).items() if key in wanted and value is not None}
+    )
+    content = Content(texts=(rendered,), lang=lang, content_warning=cw or None, split=split, **wanted)
     return Composed(account_id, account.platform, lang, at, event_id, adapt(content, target))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from amplifier.campaign.load import Campaign
-from amplifier.campaign.models import Account, MastodonAccount
+from amplifier.campaign.models import Account, MastodonAccount, MessageSet, quote_policy
 from amplifier.plan.adapt import Target
 from amplifier.plan.schedule import event_start
 
@@ -26,6 +26,23 @@ def account_target(account: Account) -> Target:
             url_length=account.characters_reserved_per_url,
         )
     return Target("bluesky")
+
+
+def account_controls(message_set: MessageSet | None, account: Account) -> dict[str, Any]:
+    """The reply / quote controls and self-labels of ``message_set`` on ``account`` (the set's own setting wins
+    over the account's default), as :class:`~amplifier.plan.adapt.Content` fields; only what the platform has:
+    Mastodon has quote controls only, Bluesky replies, quotes and labels."""
+    quotes = (
+        message_set.quotes if message_set is not None and message_set.quotes is not None else account.quotes
+    )
+    controls: dict[str, Any] = {"quotes": quote_policy(quotes)}
+    if isinstance(account, MastodonAccount):
+        return controls
+    replies = message_set.replies if message_set is not None and message_set.replies is not None else None
+    replies = replies if replies is not None else account.replies
+    controls["replies"] = tuple(replies) if replies is not None else None
+    controls["labels"] = message_set.self_labels() if message_set is not None else ()
+    return controls
 
 
 def shared_context(

@@ -29,7 +29,7 @@ from amplifier.campaign.templates import compile_template, no_event, render, use
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
-from amplifier.plan.context import account_target, shared_context
+from amplifier.plan.context import account_controls, account_target, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.schedule import (
     Occurrence,
@@ -71,6 +71,7 @@ class _Static:
     per_account: bool  # some template names the account: no sharing between accounts
     share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
     variants: int
+    controls: dict[str, Any]  # the Content's replies / quotes / labels (see plan.context.account_controls)
 
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
@@ -89,7 +90,7 @@ class Planner:
         self._statics: dict[tuple[str, str], _Static] = {}
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
-        self._shares: dict[tuple[str, str, Target], int] = {}
+        self._shares: dict[tuple[Any, ...], int] = {}
         self._problems: dict[Problem, None] = {}
         self._at: dt.datetime | None = None
         self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
@@ -209,10 +210,10 @@ class Planner:
             account = campaign.account(account_id)
             lang = campaign.account_lang(account_id)
             target = account_target(account)
+            controls = account_controls(message_set, account)
             per_account = any(uses(text, "account") for _path, text in message_set.templates())
-            share = (
-                None if per_account else self._shares.setdefault((rule_id, lang, target), len(self._shares))
-            )
+            share_key = (rule_id, lang, target, tuple(sorted(controls.items())))
+            share = None if per_account else self._shares.setdefault(share_key, len(self._shares))
             static = self._statics[key] = _Static(
                 rule.messages,
                 message_set,
@@ -222,6 +223,7 @@ class Planner:
                 per_account,
                 share,
                 len(message_set.variants),
+                controls,
             )
 
         return static
@@ -315,11 +317,12 @@ class Planner:
             lang=lang,
             hashtags=tags,
             content_warning=cw,
-            sensitive=message_set.sensitive,
+            sensitive=message_set.media_sensitive(),
             images=self._images_for(static.set_id, message_set, lang),
             link_card=message_set.link_card,
             split=message_set.split.enabled,
             numbering=message_set.split.numbering,
+            **static.controls,
         )
         target = (
             static.target if static.platform == "mastodon" else replace(static.target, created_at=slot.at)

@@ -4,16 +4,17 @@ A :class:`PlannedPost` has a stable ``id`` (the same rule, account and occurrenc
 :class:`Part` per post of a thread. Each part's ``payload`` is exactly what would be sent:
 
 * Mastodon: the parameters of ``POST /api/v1/statuses`` (``status``, ``visibility``, ``language``, and when set
-  ``spoiler_text``, ``sensitive``, ``media_ids``, ``in_reply_to_id``).
+  ``spoiler_text``, ``sensitive``, ``media_ids``, ``in_reply_to_id``, ``quote_approval_policy``).
 * Bluesky: the ``app.bsky.feed.post`` record (``$type``, ``text``, ``createdAt``, ``langs``, and when set
-  ``facets``, ``embed``, ``reply``).
+  ``facets``, ``embed``, ``reply``, ``labels``). A part's ``gates`` are the ``app.bsky.feed.threadgate`` /
+  ``app.bsky.feed.postgate`` records written at the part's own record key, in the same commit.
 
 Values that only exist at publishing time are placeholders, single-key objects that a publisher resolves:
 
 * ``{"$upload": "<path>"}``: the uploaded image at that path (its image part's ``images`` entry carries the alt
   text). Mastodon: an element of ``media_ids``. Bluesky: the ``image`` blob of an ``app.bsky.embed.images#image``.
 * ``{"$ref": "part:N"}``: the published part N of this post. Mastodon: ``in_reply_to_id``. Bluesky: a strong ref
-  (``uri`` + ``cid``) in ``reply.root`` / ``reply.parent``.
+  (``uri`` + ``cid``) in ``reply.root`` / ``reply.parent``. In a gate record, ``post``: the part's at:// URI.
 * ``{"$card": "<url>"}``: the Bluesky link card (``app.bsky.embed.external#external``) built from the page's
   Open Graph tags at publishing time.
 """
@@ -58,6 +59,7 @@ class Part:
     limit: int
     payload: dict[str, Any]
     images: tuple[Image, ...] = ()
+    gates: tuple[dict[str, Any], ...] = ()  # Bluesky: threadgate / postgate records written with the post
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -68,6 +70,8 @@ class Part:
         }
         if self.images:
             data["images"] = [image.to_json() for image in self.images]
+        if self.gates:
+            data["gates"] = list(self.gates)
         return data
 
 

@@ -240,8 +240,15 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
     odd_run: list[dt.date] = []  # consecutive days near an offset change, expanded together
     offsets = [_midnight_offset(tz, rule.start + step * _DAY) for step in (-1, 0, 1)]
     probe = rule.start
-    matches = croniter(f"0 0 {dom} {month} {dow}", dt.datetime.combine(rule.start, dt.time()) - _DAY / 2)
-    matched = _next_day(matches)
+    weekdays = _weekdays_only(rule.cron)
+    matches: Any = None
+    if (
+        weekdays is not None
+    ):  # no croniter at all: a day matches by its weekday (a rule of years: ~1 ms a year)
+        matched = probe if probe.isoweekday() % 7 in weekdays else dt.date.min
+    else:
+        matches = croniter(f"0 0 {dom} {month} {dow}", dt.datetime.combine(rule.start, dt.time()) - _DAY / 2)
+        matched = _next_day(matches)
     while probe < day:
         offsets.append(_midnight_offset(tz, probe + 2 * _DAY))
         if len(set(offsets)) == 1:  # midnights of the day before to the day after next: no change on this day
@@ -252,13 +259,33 @@ def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> 
                 count += per_day
         else:
             odd_run.append(probe)
-        while matched <= probe:
-            matched = _next_day(matches)
+        if weekdays is not None:
+            following = probe + _DAY
+            matched = following if following.isoweekday() % 7 in weekdays else dt.date.min
+        else:
+            while matched <= probe:
+                matched = _next_day(matches)
         offsets.pop(0)
         probe += _DAY
     if odd_run:
         count += sum(1 for _ in _recurring(schedule, rule, odd_run[0], odd_run[-1]))
     return count
+
+
+def _weekdays_only(cron: str) -> frozenset[int] | None:
+    """The weekdays (0 = Sunday) on which ``cron`` fires when its day of month and month are ``*`` (the day fields
+    then depend on the weekday alone), else None."""
+    from croniter import croniter
+
+    _minute, _hour, dom, month, dow = cron.split()
+    if dom != "*" or month != "*" or "#" in dow or "l" in dow.lower():
+        return None  # croniter's "5#2" (the second Friday) and "L" forms are left to croniter
+    days = croniter(cron).expanded[4]
+    if days == ["*"]:
+        return frozenset(range(7))
+    if not all(isinstance(day, int) for day in days):
+        return None
+    return frozenset(day % 7 for day in days)
 
 
 def _next_day(matches: Any) -> dt.date:

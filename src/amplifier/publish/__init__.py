@@ -3,7 +3,8 @@ platform, and the dry run as one more.
 
 :func:`create_publisher` picks the implementation from the registry by the account's platform (or
 ``"dry-run"``). The platform modules import their SDK (Mastodon.py, atproto) only when a publisher is made,
-so commands that never publish do not pay for them. ``faults`` classifies what the HTTP stack raises. Also the
+so commands that never publish do not pay for them. ``engagement`` is what a publisher's ``read_engagement``
+answers (the counts read back). ``faults`` classifies what the HTTP stack raises. Also the
 credentials (``secrets``) and the state folder
 (``sessions``: Bluesky sessions, instance limits, the login guard).
 
@@ -30,6 +31,7 @@ from amplifier.publish.base import (
     RateLimitedError,
     TransientError,
 )
+from amplifier.publish.engagement import Engagement, PublishedPart
 
 DRY_RUN = "dry-run"
 
@@ -83,12 +85,14 @@ __all__ = [
     "REGISTRY",
     "AccountInfo",
     "AuthError",
+    "Engagement",
     "OutcomeUnknownError",
     "PartResult",
     "PermanentError",
     "PublishContext",
     "PublishError",
     "PublishResult",
+    "PublishedPart",
     "Publisher",
     "RateLimitedError",
     "TransientError",

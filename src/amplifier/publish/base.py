@@ -37,6 +37,9 @@ from amplifier.publish.sessions import StateDir
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from amplifier.publish.engagement import Engagement, PublishedPart
     from amplifier.publish.secrets import SecretSources
 
 
@@ -112,6 +115,8 @@ class AccountInfo:
     server: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    bot: bool | None = None  # the account discloses automation (Mastodon bot flag; Bluesky profile label)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +129,8 @@ class AccountInfo:
             "server": self.server,
             "limits": dict(self.limits),
             "error": None if self.error is None else redact(self.error),
+            "bot": self.bot,
+            "warnings": [redact(warning) for warning in self.warnings],
         }
 
 
@@ -291,6 +298,11 @@ class Publisher(Protocol):
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         """The parts of ``post`` already on the server (where the platform can tell without posting)."""
+        ...
+
+    def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
+        """The counts (likes, reposts, replies, quotes) of published ``parts`` now, one reading per part read;
+        a part deleted on the server reads as ``gone``. See :mod:`amplifier.publish.engagement`."""
         ...
 
     def check(self) -> AccountInfo:

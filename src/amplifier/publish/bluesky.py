@@ -9,7 +9,9 @@
 * **Sessions.** The session (access + refresh token) is kept in the state folder (0600) and refreshed by the
   SDK (``on_session_change`` saves the new tokens); a password login happens only when there is no usable
   session, and :class:`~amplifier.publish.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
-* **Bare PDS.** No AppView is needed: login with ``fetch_bsky_profile=False``, write to the session's DID.
+* **Bare PDS.** No AppView is needed to publish: login with ``fetch_bsky_profile=False``, write to the
+  session's DID. Reading engagement back (``read_engagement``, :mod:`amplifier.publish.bluesky_engagement`)
+  goes through the PDS to its AppView.
 
 The atproto package is imported lazily, inside the functions that use it.
 """
@@ -20,7 +22,7 @@ import copy
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ import regex
 from amplifier.campaign.models import BlueskyAccount
 from amplifier.plan.post import CARD, REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
+from amplifier.publish import bluesky_controls
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -45,6 +48,12 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
+from amplifier.publish.bluesky_controls import (
+    missing_gates,
+    write_missing_gates,
+    write_with_gates,
+)
+from amplifier.publish.bluesky_engagement import BlueskyEngagement
 from amplifier.publish.bluesky_errors import (
     CALL_ERRORS,
     classify,
@@ -120,7 +129,7 @@ def public_url(handle_or_did: str, rkey: str) -> str:
 # ----------------------------------------------------------------------------------------- publisher
 
 
-class BlueskyPublisher:
+class BlueskyPublisher(BlueskyEngagement):
     """Publishes to one Bluesky account; one SDK client, reused for every post."""
 
     platform = "bluesky"
@@ -259,24 +268,31 @@ class BlueskyPublisher:
 
     # ------------------------------------------------------------------ XRPC
 
-    def _put_record(self, rkey: str, record: Mapping[str, Any]) -> dict[str, Any]:
-        body = json.dumps(
-            {"repo": self.did, "collection": COLLECTION, "rkey": rkey, "record": record}, ensure_ascii=False
-        ).encode("utf-8")
+    def _procedure(self, nsid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A write (``com.atproto.repo.*``) with a JSON body; its answer's content."""
+        body = json.dumps(dict(data), ensure_ascii=False).encode("utf-8")
 
         def call(client: Client) -> dict[str, Any]:
             response = client.invoke_procedure(
-                "com.atproto.repo.putRecord", content=body, headers={"Content-Type": "application/json"}
+                nsid, content=body, headers={"Content-Type": "application/json"}
             )
-            content = dict(response.content)
-            if not content.get("uri") or not content.get("cid"):
-                raise ValueError("a putRecord answer without uri and cid")
-            return content
+            return dict(response.content or {})
 
         result: dict[str, Any] = self._call(call, write=True)
         return result
 
-    def _get_record(self, rkey: str) -> dict[str, Any] | None:
+    def _put_record(
+        self, rkey: str, record: Mapping[str, Any], collection: str = COLLECTION
+    ) -> dict[str, Any]:
+        content = self._procedure(
+            "com.atproto.repo.putRecord",
+            {"repo": self.did, "collection": collection, "rkey": rkey, "record": record},
+        )
+        if not content.get("uri") or not content.get("cid"):
+            raise ValueError("a putRecord answer without uri and cid")
+        return content
+
+    def _get_record(self, rkey: str, collection: str = COLLECTION) -> dict[str, Any] | None:
         from atproto_client import exceptions as ex
         from atproto_client import models
 
@@ -285,7 +301,7 @@ class BlueskyPublisher:
                 response = client.invoke_query(
                     "com.atproto.repo.getRecord",
                     params=models.ComAtprotoRepoGetRecord.Params(
-                        repo=self.did, collection=COLLECTION, rkey=rkey
+                        repo=self.did, collection=collection, rkey=rkey
                     ),
                 )
             except ex.BadRequestError as exc:
@@ -433,8 +449,8 @@ class BlueskyPublisher:
         for index in range(len(post.parts)):
             rkey = record_key(post.id, index, post.at)
             existing = self._get_record(rkey)
-            if existing is None:
-                break
+            if existing is None or missing_gates(self, rkey, post.parts[index]):
+                break  # a part without its gates is not done: publishing it again writes them
             found[index] = self._result(index, rkey, existing["uri"], existing["cid"], existed=True)
         return found
 
@@ -449,14 +465,19 @@ class BlueskyPublisher:
                 if unknown:
                     existing = self._get_record(rkey)
                     if existing is not None:
+                        write_missing_gates(self, rkey, part)
                         done[index] = self._result(
                             index, rkey, existing["uri"], existing["cid"], existed=True
                         )
                         continue
                     unknown = False  # later parts reply to this one: they cannot exist yet
                 record = self.build_record(part, done)
-                out = self._put_record(rkey, record)
-                done[index] = self._result(index, rkey, str(out["uri"]), str(out["cid"]), existed=False)
+                if part.gates:
+                    uri, cid, existed = write_with_gates(self, rkey, record, part)
+                else:
+                    out, existed = self._put_record(rkey, record), False
+                    uri, cid = str(out["uri"]), str(out["cid"])
+                done[index] = self._result(index, rkey, uri, cid, existed=existed)
         except PublishError as exc:
             raise exc.with_context(done=done, account=self.account, post_id=post.id) from None
         parts = tuple(done[i] for i in range(len(post.parts)))
@@ -481,7 +502,19 @@ class BlueskyPublisher:
                 "max_images": MAX_IMAGES,
                 "max_blob_bytes": MAX_BLOB_BYTES,
             },
+            bot=self.automation(),
         )
+
+    # ------------------------------------------------------------------ controls (bluesky_controls)
+
+    def set_gates(self, rkeys: Sequence[str], **change: Any) -> list[str]:
+        return bluesky_controls.set_gates(self, rkeys, **change)
+
+    def automation(self) -> bool:
+        return bluesky_controls.automation(self)
+
+    def disclose_automation(self) -> bool:
+        return bluesky_controls.disclose_automation(self)
 
     def close(self) -> None:
         if self._client is not None:

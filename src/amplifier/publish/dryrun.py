@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.errors import CredentialsError
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import AccountInfo, PartResult, PublishContext, PublishResult
+from amplifier.publish.engagement import Engagement, PublishedPart
 
 
 class DryRunPublisher:
@@ -32,6 +33,10 @@ class DryRunPublisher:
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         return {}
+
+    def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
+        """A dry run published nothing, so there is nothing to read: no readings (and no request)."""
+        return []
 
     def check(self) -> AccountInfo:
         """Only whether the secret is there; the server is not asked."""

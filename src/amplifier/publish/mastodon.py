@@ -17,6 +17,8 @@
 * After that hour, :meth:`MastodonPublisher.find_published` tells whether a post is out by looking for it among
   the account's own recent statuses (:mod:`amplifier.publish.mastodon_search`, matching with
   :mod:`amplifier.publish.mastodon_match`).
+* ``read_engagement`` reads back the counts of published statuses
+  (:mod:`amplifier.publish.mastodon_engagement`).
 * Every exception of Mastodon.py and requests is classified (:mod:`amplifier.publish.faults`); a status whose
   answer was lost or garbled is a :class:`StatusOutcomeUnknown`.
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ import urllib3.exceptions
 from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
+from amplifier.publish import mastodon_controls
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -59,6 +62,8 @@ from amplifier.publish.base import (
     ref_index,
 )
 from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
+from amplifier.publish.httpsession import EnvironmentSession
+from amplifier.publish.mastodon_engagement import StatusEngagement
 from amplifier.publish.mastodon_match import aware_time
 from amplifier.publish.mastodon_match import comparable as comparable  # re-exported
 from amplifier.publish.mastodon_match import html_to_text as html_to_text  # re-exported
@@ -79,7 +84,16 @@ DEFAULT_LIMITS: dict[str, int] = {
     "description_limit": 1500,
 }
 STATUS_KEYS = frozenset(
-    {"status", "visibility", "language", "spoiler_text", "sensitive", "media_ids", "in_reply_to_id"}
+    {
+        "status",
+        "visibility",
+        "language",
+        "spoiler_text",
+        "sensitive",
+        "media_ids",
+        "in_reply_to_id",
+        "quote_approval_policy",
+    }
 )
 # A status created this long before our request was already there (best effort: clocks differ).
 EXISTED_MARGIN = timedelta(seconds=2)
@@ -109,6 +123,7 @@ def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             limits[key] = value
     limits["version"] = str(data.get("version") or "")
+    limits["api_version"] = mastodon_controls.api_version(data)
     limits["domain"] = str(data.get("domain") or "")
     return limits
 
@@ -128,7 +143,7 @@ class StatusOutcomeUnknown(OutcomeUnknownError):
     created it all the same (the daemon searches the account for it once the Idempotency-Key expired)."""
 
 
-class MastodonPublisher(StatusSearch):
+class MastodonPublisher(StatusSearch, StatusEngagement):
     """Publishes to one Mastodon account."""
 
     platform = "mastodon"
@@ -148,7 +163,7 @@ class MastodonPublisher(StatusSearch):
 
     def _requests_session(self) -> requests.Session:
         if self._session is None:
-            session = requests.Session()
+            session = EnvironmentSession()
             session.hooks["response"].append(self._remember_headers)
             self._session = session
         return self._session
@@ -394,6 +409,8 @@ class MastodonPublisher(StatusSearch):
                 if index in done:
                     continue
                 params = self.build_params(part, done)
+                if mastodon_controls.without_unsupported(params, limits):
+                    log.warning("%s: %s", self.account, mastodon_controls.NO_QUOTE_CONTROLS)
                 key = idempotency_key(post.id, index)
                 status = self._answer(
                     self._call(api.status_post, idempotency_key=key, write=True, **params), "id", write=True
@@ -428,7 +445,22 @@ class MastodonPublisher(StatusSearch):
             url=me.get("url"),
             server=self.base_url,
             limits={k: int(v) for k, v in limits.items() if isinstance(v, int)},
+            bot=bool(me.get("bot")),
+            warnings=()
+            if mastodon_controls.supports_quote_policy(limits)
+            else (mastodon_controls.NO_QUOTE_CONTROLS,),
         )
+
+    # ------------------------------------------------------------------ controls (mastodon_controls)
+
+    def set_quote_policy(self, status_ids: Sequence[str], policy: str) -> list[str]:
+        return mastodon_controls.set_quote_policy(self, status_ids, policy)
+
+    def automation(self) -> bool:
+        return mastodon_controls.automation(self)
+
+    def disclose_automation(self) -> bool:
+        return mastodon_controls.disclose_automation(self)
 
     def close(self) -> None:
         if self._session is not None:

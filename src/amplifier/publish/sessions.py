@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,6 +172,9 @@ class LoginRefusedError(AmplifierError):
         self.rejected = rejected
 
 
+_KEY_LOCK = threading.Lock()
+
+
 class Fingerprints:
     """Keyed fingerprints of secrets: HMAC-SHA256 under a random key kept in the state folder
     (``keys/fingerprint.key``, 0600), so a fingerprint stored beside a pause or a rejected login tells
@@ -186,12 +190,40 @@ class Fingerprints:
 
     def _secret_key(self) -> bytes:
         if self._key is None:
-            key = self.state.read(self.SUB, self.NAME)
-            if key is None or len(key) < 32:
-                key = os.urandom(32)
-                self.state.write(self.SUB, self.NAME, key)
+            with _KEY_LOCK:
+                key = self.state.read(self.SUB, self.NAME)
+                if key is None or len(key) < 32:
+                    key = self._create_key()
             self._key = key
         return self._key
+
+    def _create_key(self) -> bytes:
+        """A new key, unless another thread or process made one first: then that one (every fingerprint is
+        made under the same key, or two of one secret would differ)."""
+        folder = self.state.ensure(self.SUB)
+        target = folder / self.NAME
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.NAME}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), 0o600)
+                fh.write(os.urandom(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, target)  # atomic, and fails when the key exists
+            except FileExistsError:
+                existing = self.state.read(self.SUB, self.NAME)
+                if existing is None or len(existing) < 32:  # a damaged key: replaced
+                    os.replace(tmp, target)
+        except OSError as exc:
+            raise StateError(f"{target}: cannot write: {exc.strerror}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        key = self.state.read(self.SUB, self.NAME)
+        if key is None:
+            raise StateError(f"{target}: cannot read the key just written")
+        return key
 
     def of(self, secret: str) -> str:
         """The fingerprint of ``secret`` (32 hex characters)."""

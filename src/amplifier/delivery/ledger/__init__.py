@@ -4,9 +4,11 @@
   use), the post's :class:`State` and its legal transitions, :class:`Row`, :class:`PlanEntry`,
   :class:`SyncReport`, the errors, and the time helpers. No database driver.
 * :mod:`.sqlite`: :class:`SqliteLedger`, the implementation in one SQLite file in the state folder, with its
-  schema in :mod:`.migrations` (the default: one machine).
+  schema in :mod:`.migrations` (the default: one machine); its aggregate queries and an operator's actions in
+  :mod:`.sqlite_ops`.
 * :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, with its schema in
-  :mod:`.pg_migrations`; chosen by ``AMPLIFIER_LEDGER=postgresql://...`` (:func:`ledger_url`).
+  :mod:`.pg_migrations` and the same queries in :mod:`.postgres_ops`; chosen by ``AMPLIFIER_LEDGER=postgresql://...``
+  (:func:`ledger_url`).
 
 Callers outside this package open a ledger with :func:`open_ledger` (and, for a dry run,
 :func:`open_ledger_copy` and :func:`outside_pause_reason`) and use only :class:`Ledger`: nothing outside this
@@ -25,7 +27,10 @@ from pathlib import Path
 from amplifier.delivery.ledger.base import (
     CANCELLED_REASON,
     TRANSITIONS,
+    AccountPause,
+    AccountSummary,
     ClaimMismatch,
+    GateChange,
     IllegalTransition,
     JSONObject,
     Ledger,
@@ -33,9 +38,11 @@ from amplifier.delivery.ledger.base import (
     LedgerError,
     LedgerUnreachable,
     NodeBeat,
+    OperatorAction,
     PartConflict,
     PlanEntry,
     PlanSource,
+    PostBusy,
     Row,
     StalePlan,
     State,
@@ -52,7 +59,10 @@ __all__ = [
     "LEDGER_ENV",
     "LEDGER_NAME",
     "TRANSITIONS",
+    "AccountPause",
+    "AccountSummary",
     "ClaimMismatch",
+    "GateChange",
     "IllegalTransition",
     "JSONObject",
     "Ledger",
@@ -60,9 +70,11 @@ __all__ = [
     "LedgerError",
     "LedgerUnreachable",
     "NodeBeat",
+    "OperatorAction",
     "PartConflict",
     "PlanEntry",
     "PlanSource",
+    "PostBusy",
     "Row",
     "StalePlan",
     "State",
@@ -71,6 +83,7 @@ __all__ = [
     "content_hash",
     "describe_url",
     "from_db_time",
+    "ledger_exists",
     "ledger_url",
     "open_ledger",
     "open_ledger_copy",
@@ -78,6 +91,12 @@ __all__ = [
     "outside_pause_reason",
     "to_db_time",
 ]
+
+
+def ledger_exists(state_dir: Path) -> bool:
+    """Whether there is a ledger (the daemon, ``send`` or an operator wrote one), checked without creating
+    anything: the state folder's file, or a configured shared database (which the daemons create)."""
+    return ledger_url() is not None or (state_dir / LEDGER_NAME).exists()
 
 
 LEDGER_ENV = "AMPLIFIER_LEDGER"

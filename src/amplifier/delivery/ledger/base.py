@@ -10,6 +10,11 @@ stable id. Its life::
        +--release---------+  --mark_unknown------> claimed    (outcome unknown: only reconciliation goes on)
     planned --sync_plan--> cancelled (removed by a re-plan) --sync_plan--> planned (back in the plan)
 
+An operator's commands (:meth:`Ledger.skip_posts`, :meth:`Ledger.cancel_posts`, :meth:`Ledger.retry_post`) add
+``planned -> skipped`` (never from claimed: the daemon is publishing it, :class:`PostBusy`) and ``failed / expired
+-> planned``; each is recorded in :meth:`Ledger.operator_actions`. They are not in :data:`TRANSITIONS`, which is
+what the daemon may do.
+
 An attempt whose outcome is unknown (a Mastodon status request that timed out: the server may have created the
 status) is recorded by :meth:`Ledger.mark_unknown`: the attempt counts, the post stays **claimed** (so
 :meth:`Ledger.due` never returns it and nothing re-sends it blindly), and ``unknown_since`` keeps the first
@@ -45,13 +50,16 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.report import ReadAges, ReportRow
 from amplifier.errors import AmplifierError, ExitCode, StateError
 from amplifier.plan.post import PlannedPost
+from amplifier.publish.engagement import Engagement
 from amplifier.redact import redact
 
 CANCELLED_REASON = "removed from the plan"
@@ -119,6 +127,20 @@ class IllegalTransition(LedgerError):
         self.state = state
         self.action = action
         super().__init__(f"post {post_id!r} is {state.value}: cannot {action}")
+
+
+class PostBusy(IllegalTransition):
+    """An operator asked to change a post that the daemon has claimed: it is being published right now."""
+
+    def __init__(self, post_id: str, action: str) -> None:
+        super().__init__(post_id, State.CLAIMED, action)
+        self.args = (
+            f"post {post_id!r} is being published right now (the daemon has claimed it): cannot {action}; "
+            "see `amplifier status` in a minute",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ClaimMismatch(LedgerError):
@@ -269,6 +291,8 @@ class Row:
     parts: Mapping[int, JSONObject] = field(default_factory=dict)  # part index -> result, as recorded so far
     # The first moment an attempt whose outcome is unknown could have created the post (see mark_unknown).
     unknown_since: datetime | None = None
+    # An operator's ``retry --late``: the post may go out after its window, until then.
+    late_until: datetime | None = None
     # Until when the claim's holder vouches for it (None: a claim without a lease); see Ledger.take_over.
     lease_until: datetime | None = None
 
@@ -281,6 +305,81 @@ class Row:
         """The index of the first part still to publish, None when every part is out."""
         missing = self.missing_parts
         return missing[0] if missing else None
+
+
+@dataclass(frozen=True)
+class AccountPause:
+    """A paused account: why, since when, and who paused it (None: the daemon, after a credential problem)."""
+
+    account: str
+    reason: str
+    paused_at: datetime
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    """One thing an operator did to the ledger (skip, cancel, retry, pause, resume): who, when, why, to what."""
+
+    at: datetime
+    by: str
+    action: str
+    target: str  # a post id, "rule R", "account A", ...
+    reason: str | None
+    posts: int  # how many posts it changed
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What ``status`` shows of one account, from aggregate queries (no row is read into Python)."""
+
+    account: str
+    counts: Mapping[State, int]
+    last_published_at: datetime | None
+    next_due_at: datetime | None  # the earliest next attempt of a planned post
+
+
+@dataclass(frozen=True)
+class GateChange:
+    """An operator's change of a published post's reply / quote controls (``amplifier gate``): who, when, what,
+    and how it went. ``replies``: the new reply rules in words (``nobody``, ``followers, mentioned``,
+    ``everyone``), ``quotes``: the new quote policy (``public`` / ``followers`` / ``nobody``); None: unchanged.
+    ``outcome``: ``done``, ``partial`` or ``failed``; ``detail``: what was written or why not (redacted)."""
+
+    post_id: str
+    account: str
+    by: str
+    at: datetime
+    replies: str | None
+    quotes: str | None
+    outcome: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "post_id": self.post_id,
+            "account": self.account,
+            "by": self.by,
+            "at": self.at.isoformat(),
+            "replies": self.replies,
+            "quotes": self.quotes,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+GATE_OUTCOMES = ("done", "partial", "failed")
+
+
+def check_gate_change(change: GateChange) -> GateChange:
+    """``change`` as every implementation stores it: a known outcome, an aware time, the detail redacted."""
+    if change.outcome not in GATE_OUTCOMES:
+        raise ValueError(f"a gate change's outcome is one of {', '.join(GATE_OUTCOMES)}")
+    if change.at.tzinfo is None:
+        raise ValueError("the time of a gate change must be aware")
+    if not change.by.strip():
+        raise ValueError("a gate change needs who made it")
+    return replace(change, detail=redact(change.detail))
 
 
 @dataclass(frozen=True)
@@ -532,6 +631,14 @@ class Ledger(Protocol):
         """Planned or claimed -> skipped (on purpose)."""
         ...
 
+    def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` (each one call of this ledger's transitions, e.g. ``lambda: ledger.claim(...)``)
+        together: each one atomic on its own (a change that raises leaves nothing behind, the others stand),
+        all of them committed (and fsynced) before this returns. Returns per call what it returned, or the
+        exception it raised; raises (and keeps none of them) only when the commit itself fails. The daemon
+        groups the changes of posts that finish together (:mod:`amplifier.daemon.commits`)."""
+        ...
+
     # -- queries
 
     def get(self, post_id: str) -> Row:
@@ -578,14 +685,80 @@ class Ledger(Protocol):
         """How many posts are in each state (every state present, 0 included)."""
         ...
 
-    # -- pauses
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates the reason)."""
+    def summaries(self) -> dict[str, AccountSummary]:
+        """Per account in the ledger: its counts by state, last publication, next due attempt (aggregates)."""
         ...
 
-    def resume_account(self, account: str) -> bool:
-        """Resume the account; True if it was paused."""
+    def latest(self, states: Iterable[State], limit: int, *, by_published: bool = False) -> list[Row]:
+        """The ``limit`` posts in ``states`` changed (``by_published``: published) last, newest first."""
+        ...
+
+    def finished_since(self, states: Iterable[State], since: datetime, limit: int = 100) -> list[Row]:
+        """Posts in ``states`` whose last change is at or after ``since``, newest first (at most ``limit``)."""
+        ...
+
+    def overdue(self, before: datetime, limit: int = 100) -> list[Row]:
+        """Planned posts that :meth:`due` would return whose next attempt is before ``before``."""
+        ...
+
+    def iter_history(
+        self,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+        states: Iterable[State] | None = None,
+        *,
+        batch: int = 1000,
+    ) -> Iterator[Row]:
+        """:meth:`history`, streamed in batches of ``batch`` rows (constant memory whatever the window)."""
+        ...
+
+    # -- an operator's actions (each one transaction, recorded in :meth:`operator_actions`)
+
+    def skip_posts(self, post_ids: Sequence[str], reason: str, now: datetime, *, by: str) -> None:
+        """Planned -> skipped, all of ``post_ids`` or none. :class:`PostBusy` when one is claimed (being
+        published now), :class:`IllegalTransition` when one is finished, :class:`UnknownPost`. A skipped post is
+        finished: no re-plan brings it back."""
+        ...
+
+    def cancel_posts(
+        self,
+        reason: str,
+        now: datetime,
+        *,
+        by: str,
+        target: str,
+        account: str | None = None,
+        rules: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Every planned post of ``account`` and/or ``rules`` -> skipped (a post being published is left
+        alone); ``target`` names what was cancelled in the record. The ids changed, by due time."""
+        ...
+
+    def retry_post(
+        self, post_id: str, reason: str, now: datetime, *, by: str, late_until: datetime | None = None
+    ) -> None:
+        """Failed or expired -> planned, its next attempt at ``now``, its attempts counted from 0 again (the
+        parts of a thread already out are kept). ``late_until``: it may go out after its window, until then."""
+        ...
+
+    def operator_actions(self, since: datetime | None = None, limit: int = 20) -> list[OperatorAction]:
+        """The operators' actions (at or after ``since``), newest first."""
+        ...
+
+    # -- pauses
+
+    def pause_account(self, account: str, reason: str, now: datetime, *, by: str | None = None) -> None:
+        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates the reason).
+        ``by``: the operator (recorded as an action); None: the daemon, for a credential problem."""
+        ...
+
+    def account_pauses(self) -> list[AccountPause]:
+        """The paused accounts, by account."""
+        ...
+
+    def resume_account(self, account: str, *, by: str | None = None, now: datetime | None = None) -> bool:
+        """Resume the account; True if it was paused. ``by`` (with ``now``): the operator, recorded."""
         ...
 
     def paused_accounts(self) -> dict[str, str]:
@@ -600,6 +773,63 @@ class Ledger(Protocol):
 
     def pause_reason(self) -> str | None:
         """Why everything is paused, None when it is not."""
+        ...
+
+    # -- engagement read back (see :mod:`amplifier.delivery.ledger.engagement`) -----------------------------
+
+    def record_engagement(self, readings: Iterable[Engagement]) -> int:
+        """Store ``readings`` in one transaction; returns how many were new (a reading of a part at an instant
+        already stored is skipped). :class:`UnknownPost` for a post the ledger does not have, ``ValueError``
+        for a part index past the post's parts or an invalid reading: then nothing is stored."""
+        ...
+
+    def engagement(self, post_id: str) -> list[Engagement]:
+        """Every reading of ``post_id``, by part then time (empty if it has none)."""
+        ...
+
+    def engagement_totals(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None, account: str | None = None
+    ) -> list[EngagementTotal]:
+        """The engagement of each post due in [``start``, ``end``) that has readings (at or before ``as_of``
+        when given), by due time then id; optionally of one account."""
+
+    # -- operator actions on published posts --------------------------------------------------------------
+
+    def record_gate_change(self, change: GateChange) -> None:
+        """Record a change of a published post's reply / quote controls (:class:`UnknownPost` for an id the
+        ledger does not have; ``ValueError`` for an unknown outcome or a naive time)."""
+        ...
+
+    def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
+        """The recorded gate changes (of one post, or all), oldest first."""
+        ...
+
+    # -- read-back jobs and the report (see :mod:`amplifier.delivery.ledger.report`) --------------------------
+
+    def reads_due(self, now: datetime, ages: ReadAges, limit: int = 100) -> list[Row]:
+        """Published posts (published at or after ``ages.since``) with a read-back due at ``now``: an age
+        passed with no reading at or after it, or their rule's event read instant passed with no reading at or
+        after it; by publishing time then id, at most ``limit``."""
+        ...
+
+    def report_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        variants: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[ReportRow]:
+        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (from
+        ``variants``: (rule, occurrence key) -> number; None when not in it) and day (the key's), with their
+        engagement (latest reading with counts per part at or before ``as_of``), by day, rule and account."""
+        ...
+
+    def top_posts(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
+    ) -> list[EngagementTotal]:
+        """The ``limit`` posts due in the window with the most engagement (as :meth:`engagement_totals`
+        counts it), most first, then by due time and id."""
         ...
 
     # -- moving a ledger -----------------------------------------------------------------------------------

@@ -226,14 +226,110 @@ def m005_posts_account(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m006_claim_lease(conn: sqlite3.Connection) -> None:
+def m006_engagement(conn: sqlite3.Connection) -> None:
+    """The engagement read back from the platforms: one row per reading of a post's part (see
+    :mod:`amplifier.delivery.ledger.engagement`). The primary key makes a repeated reading a no-op and serves
+    the latest-reading-per-part lookups; ``engagement_read_at`` the readings of a time window."""
+    conn.execute(
+        """
+        CREATE TABLE engagement (
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index INTEGER NOT NULL CHECK (part_index >= 0),
+            read_at TEXT NOT NULL,
+            likes INTEGER CHECK (likes >= 0),
+            reposts INTEGER CHECK (reposts >= 0),
+            replies INTEGER CHECK (replies >= 0),
+            quotes INTEGER CHECK (quotes >= 0),
+            gone INTEGER NOT NULL CHECK (gone IN (0, 1)),
+            CHECK (NOT gone OR (likes IS NULL AND reposts IS NULL AND replies IS NULL AND quotes IS NULL)),
+            PRIMARY KEY (post_id, part_index, read_at)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")
+
+
+@migration
+def m007_operator_actions(conn: sqlite3.Connection) -> None:
+    """What operators did (``skip``, ``cancel``, ``retry``, ``pause``, ``resume``): who, when, why, to what.
+    ``paused_accounts.paused_by``: the operator who paused the account (NULL: the daemon paused it after a
+    credential problem, which ``status --check`` reports). ``posts.late_until``: an operator's ``retry --late``
+    lets the post go out after its window, until then. And the indexes ``status``, ``status --check`` and
+    ``history`` need on a ledger of a million rows (``tests/unit/test_ledger_plans.py``)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            reason TEXT,
+            posts INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by TEXT")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until TEXT")
+    # SQLite keeps no histogram of ``state`` (no STAT4): with statistics it takes ``state = 'planned'`` for a
+    # fifth of the ledger and scans. Partial indexes hold only the few planned or claimed posts, and the
+    # ledger's queries name their index (INDEXED BY), so no statistics can make the planner scan.
+    conn.execute("CREATE INDEX posts_planned_next ON posts (next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_planned ON posts (account, next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_claimed ON posts (claimed_at, id) WHERE state = 'claimed'")
+    # status: per account and state, the count and the last publication (a covering index: no table reads)
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    # status: the last published, the latest failures; --check: failures since
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")
+    # history of one account
+    conn.execute("CREATE INDEX posts_account_due_at ON posts (account, due_at)")
+    if conn.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None:
+        # an upgraded ledger: statistics for the planner, from a bounded sample (quick on a million rows);
+        # an empty one gets none (statistics of empty tables would mislead the planner once they grow)
+        conn.execute("PRAGMA analysis_limit = 1000")
+        conn.execute("ANALYZE")
+
+
+@migration
+def m008_gate_changes(conn: sqlite3.Connection) -> None:
+    """``amplifier gate``: each change of a published post's reply / quote controls, who made it and when, and
+    how it went (``Ledger.record_gate_change``)."""
+    conn.execute(
+        """
+        CREATE TABLE gate_changes (
+            seq INTEGER PRIMARY KEY,
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            account TEXT NOT NULL,
+            by_whom TEXT NOT NULL,
+            at TEXT NOT NULL,
+            replies TEXT,
+            quotes TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('done', 'partial', 'failed')),
+            detail TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")
+
+
+@migration
+def m009_posts_published(conn: sqlite3.Connection) -> None:
+    """Published posts by publishing time: the read-back jobs' query (``reads_due``) looks only at recent
+    published posts, so finding that nothing is due stays cheap in a large ledger."""
+    conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")
+
+
+@migration
+def m010_claim_lease(conn: sqlite3.Connection) -> None:
     """``posts.lease_until``: until when the claim's holder vouches for it (it extends the lease while it
     works); past it, another process may take the claim over (``Ledger.take_over``) and reconcile the post."""
     conn.execute("ALTER TABLE posts ADD COLUMN lease_until TEXT")
 
 
 @migration
-def m007_plan_source(conn: sqlite3.Connection) -> None:
+def m011_plan_source(conn: sqlite3.Connection) -> None:
     """``plan_source``: which campaign files the plan was last written from (content hash, revision, its time,
     the node), so that a node with older files never overwrites the plan (``Ledger.sync_plan``'s ``source``)."""
     conn.execute(
@@ -251,7 +347,7 @@ def m007_plan_source(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m008_nodes(conn: sqlite3.Connection) -> None:
+def m012_nodes(conn: sqlite3.Connection) -> None:
     """``nodes``: each daemon's last heartbeat in the ledger (a node of several shares it), what it holds."""
     conn.execute(
         """

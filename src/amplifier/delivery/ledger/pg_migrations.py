@@ -160,15 +160,93 @@ def m001_schema(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m002_claim_lease(conn: psycopg.Connection) -> None:
-    """``posts.lease_until`` (as SQLite's m006): until when the claim's holder vouches for it; past it, another
+def m002_engagement(conn: psycopg.Connection) -> None:
+    """The engagement read back from the platforms, as SQLite's ``m006_engagement``."""
+    conn.execute(
+        """
+        CREATE TABLE engagement (
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part_index integer NOT NULL CHECK (part_index >= 0),
+            read_at timestamptz NOT NULL,
+            likes integer CHECK (likes >= 0),
+            reposts integer CHECK (reposts >= 0),
+            replies integer CHECK (replies >= 0),
+            quotes integer CHECK (quotes >= 0),
+            gone boolean NOT NULL,
+            CHECK (NOT gone OR (likes IS NULL AND reposts IS NULL AND replies IS NULL AND quotes IS NULL)),
+            PRIMARY KEY (post_id, part_index, read_at)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX engagement_read_at ON engagement (read_at)")
+
+
+@migration
+def m003_operator_actions(conn: psycopg.Connection) -> None:
+    """The operators' actions, who paused an account, ``retry --late``, and the indexes of ``status`` (the
+    SQLite ledger's m007_operator_actions)."""
+    conn.execute(
+        """
+        CREATE TABLE operator_actions (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL,
+            by text NOT NULL,
+            action text NOT NULL,
+            target text NOT NULL,
+            reason text,
+            posts integer NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute("CREATE INDEX operator_actions_at ON operator_actions (at)")
+    conn.execute("ALTER TABLE paused_accounts ADD COLUMN paused_by text")
+    conn.execute("ALTER TABLE posts ADD COLUMN late_until timestamptz")
+    conn.execute("CREATE INDEX posts_planned_next ON posts (next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_planned ON posts (account, next_attempt_at) WHERE state = 'planned'")
+    conn.execute("CREATE INDEX posts_claimed ON posts (claimed_at, id) WHERE state = 'claimed'")
+    conn.execute("CREATE INDEX posts_account_state ON posts (account, state, published_at)")
+    conn.execute("CREATE INDEX posts_state_published ON posts (state, published_at)")
+    conn.execute("CREATE INDEX posts_state_updated ON posts (state, updated_at)")
+
+
+@migration
+def m004_gate_changes(conn: psycopg.Connection) -> None:
+    """``amplifier gate``: each change of a published post's reply / quote controls, who made it and when, and
+    how it went (``Ledger.record_gate_change``)."""
+    conn.execute(
+        """
+        CREATE TABLE gate_changes (
+            seq bigserial PRIMARY KEY,
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            account text NOT NULL,
+            by_whom text NOT NULL,
+            at timestamptz NOT NULL,
+            replies text,
+            quotes text,
+            outcome text NOT NULL CHECK (outcome IN ('done', 'partial', 'failed')),
+            detail text NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")
+
+
+@migration
+def m005_posts_published(conn: psycopg.Connection) -> None:
+    """Published posts by publishing time, as SQLite's ``m009_posts_published``."""
+    conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")
+
+
+@migration
+def m006_claim_lease(conn: psycopg.Connection) -> None:
+    """``posts.lease_until`` (as SQLite's m010): until when the claim's holder vouches for it; past it, another
     node may take the claim over (``Ledger.take_over``, a compare-and-swap of the token) and reconcile it."""
     conn.execute("ALTER TABLE posts ADD COLUMN lease_until timestamptz")
 
 
 @migration
-def m003_plan_source(conn: psycopg.Connection) -> None:
-    """``plan_source`` (as SQLite's m007): which campaign files the plan was last written from, so that a node
+def m007_plan_source(conn: psycopg.Connection) -> None:
+    """``plan_source`` (as SQLite's m011): which campaign files the plan was last written from, so that a node
     with older files never overwrites it."""
     conn.execute(
         """
@@ -185,7 +263,7 @@ def m003_plan_source(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m004_account_leases(conn: psycopg.Connection) -> None:
+def m008_account_leases(conn: psycopg.Connection) -> None:
     """``account_leases``: which node publishes for an account now, and until when (its lease; see
     :mod:`amplifier.delivery.pg_coordination`): one node per account at a time, across nodes."""
     conn.execute(
@@ -200,8 +278,8 @@ def m004_account_leases(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m005_nodes(conn: psycopg.Connection) -> None:
-    """``nodes`` (as SQLite's m008): each node's last heartbeat, whether it leads, what it holds."""
+def m009_nodes(conn: psycopg.Connection) -> None:
+    """``nodes`` (as SQLite's m012): each node's last heartbeat, whether it leads, what it holds."""
     conn.execute(
         """
         CREATE TABLE nodes (

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +38,7 @@ from amplifier.delivery.ledger.base import (
     UNFINISHED,
     ClaimMismatch,
     Existing,
+    GateChange,
     IllegalTransition,
     JSONObject,
     LedgerBusy,
@@ -50,6 +51,7 @@ from amplifier.delivery.ledger.base import (
     State,
     SyncReport,
     UnknownPost,
+    check_gate_change,
     check_reason,
     check_source,
     diff_plan,
@@ -57,7 +59,10 @@ from amplifier.delivery.ledger.base import (
     plan_keys,
     to_db_time,
 )
+from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
 from amplifier.delivery.ledger.pg_migrations import migrate
+from amplifier.delivery.ledger.pg_report import PostgresReport
+from amplifier.delivery.ledger.postgres_ops import PostgresOperations
 
 LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT = 10  # seconds
@@ -65,8 +70,9 @@ SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
 
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since, lease_until,"
-    " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts,"
+    " late_until, lease_until"
 )
 
 _PLAIN_COLUMNS = (
@@ -104,7 +110,7 @@ def describe(url: str) -> str:
 
 
 def _row(values: Sequence[Any]) -> Row:
-    parts: dict[str, JSONObject] = values[19] or {}
+    parts: dict[str, JSONObject] = values[18] or {}
     return Row(
         id=values[0],
         account=values[1],
@@ -125,7 +131,29 @@ def _row(values: Sequence[Any]) -> Row:
         updated_at=values[16],
         parts={int(index): result for index, result in parts.items()},
         unknown_since=values[17],
-        lease_until=values[18],
+        late_until=values[19],
+        lease_until=values[20],
+    )
+
+
+_EXISTING = (
+    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+)
+
+
+def _existing_query(
+    plan: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> tuple[str, Sequence[Any]]:
+    """What a re-plan must read: the posts due in [start, end) and the posts of the plan (by id), never the
+    rest of the ledger; everything when a bound is open."""
+    if start is None or end is None:
+        return _EXISTING, ()
+    window = (_utc(start), _utc(end))
+    return (
+        f"{_EXISTING} WHERE due_at >= %s AND due_at < %s"
+        f" UNION ALL {_EXISTING} WHERE id = ANY(%s) AND NOT (due_at >= %s AND due_at < %s)",
+        (*window, list(plan), *window),
     )
 
 
@@ -134,7 +162,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
     """The delivery ledger in a PostgreSQL database. Open it with :meth:`open` (callers outside the ledger use
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
@@ -213,6 +241,18 @@ class PostgresLedger:
                 conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                 yield conn
 
+    def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` in one transaction, each one in a savepoint of its own (psycopg nests
+        ``transaction()`` as savepoints): one commit for all of them (see :meth:`Ledger.group`)."""
+        results: list[Any] = []
+        with self._transaction():
+            for call in calls:
+                try:
+                    results.append(call())
+                except Exception as exc:  # the caller's, raised in its own thread
+                    results.append(exc)
+        return results
+
     def _select(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Row]:
         with self._lock, self._errors():
             rows = self._connection().execute(f"SELECT {_COLUMNS} FROM posts WHERE {where} {tail}", params)
@@ -250,10 +290,7 @@ class PostgresLedger:
                     next_attempt_at=values[9],
                     started=bool(values[10]),
                 )
-                for values in conn.execute(
-                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-                ).fetchall()
+                for values in conn.execute(*_existing_query(plan, start, end)).fetchall()
             )
             diff = diff_plan(existing, plan, start, end)
             # Set-based writes: one statement per kind of change, the values as column arrays (unnest).
@@ -634,20 +671,6 @@ class PostgresLedger:
 
     # -- pauses --------------------------------------------------------------------------------------------
 
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        stamp = _utc(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (account) DO UPDATE SET reason = EXCLUDED.reason, paused_at = EXCLUDED.paused_at",
-                (account, reason, stamp),
-            )
-
-    def resume_account(self, account: str) -> bool:
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM paused_accounts WHERE account = %s", (account,)).rowcount == 1
-
     def paused_accounts(self) -> dict[str, str]:
         with self._lock, self._errors():
             rows = self._connection().execute("SELECT account, reason FROM paused_accounts ORDER BY account")
@@ -674,6 +697,41 @@ class PostgresLedger:
         return str(found[1]) if found and found[0] else None
 
     # -- moving a ledger -----------------------------------------------------------------------------------
+
+    # -- operator actions on published posts --------------------------------------------------------------
+
+    def record_gate_change(self, change: GateChange) -> None:
+        change = check_gate_change(change)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM posts WHERE id = %s", (change.post_id,)).fetchone() is None:
+                raise UnknownPost(change.post_id)
+            conn.execute(
+                "INSERT INTO gate_changes (post_id, account, by_whom, at, replies, quotes, outcome, detail)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    change.post_id,
+                    change.account,
+                    change.by,
+                    _utc(change.at),
+                    change.replies,
+                    change.quotes,
+                    change.outcome,
+                    change.detail,
+                ),
+            )
+
+    def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
+        where, params = ("WHERE post_id = %s", (post_id,)) if post_id is not None else ("", ())
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT post_id, account, by_whom, at, replies, quotes, outcome, detail FROM gate_changes"
+                f" {where} ORDER BY at, seq",
+                params,
+            ).fetchall()
+        return [
+            GateChange(post, account, by, _utc(at), replies, quotes, outcome, detail)
+            for post, account, by, at, replies, quotes, outcome, detail in rows
+        ]
 
     def export_rows(self) -> Iterator[Row]:
         after: tuple[datetime, str] | None = None

@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from amplifier.delivery.ledger.base import (
     UNFINISHED,
     ClaimMismatch,
     Existing,
+    GateChange,
     IllegalTransition,
     JSONObject,
     LedgerBusy,
@@ -53,6 +54,7 @@ from amplifier.delivery.ledger.base import (
     State,
     SyncReport,
     UnknownPost,
+    check_gate_change,
     check_reason,
     check_source,
     diff_plan,
@@ -63,6 +65,9 @@ from amplifier.delivery.ledger.base import (
     to_db_time,
 )
 from amplifier.delivery.ledger.migrations import migrate
+from amplifier.delivery.ledger.sqlite_engagement import SqliteEngagement
+from amplifier.delivery.ledger.sqlite_ops import SqliteOperations
+from amplifier.delivery.ledger.sqlite_report import SqliteReport
 
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds
 LEDGER_NAME = "ledger.sqlite3"  # in the state folder
@@ -70,8 +75,10 @@ LEDGER_NAME = "ledger.sqlite3"  # in the state folder
 
 _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since, lease_until,"
-    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) AS parts"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " CASE WHEN result IS NULL THEN"
+    " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) END AS parts,"
+    " late_until, lease_until"
 )
 
 _PLAIN_COLUMNS = (
@@ -86,8 +93,36 @@ _NOT_PAUSED = (
 )
 
 
+_EXISTING = (
+    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
+    " EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
+)
+_EXISTING_IN_WINDOW = _EXISTING + " INDEXED BY posts_due_at"
+
+
+def _existing_query(
+    plan: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> tuple[str, Sequence[Any]]:
+    """What a re-plan must read: the posts due in [start, end) (it may cancel them) and the posts of the plan
+    (by id), never the rest of the ledger; everything when a bound is open."""
+    if start is None or end is None:
+        return _EXISTING, ()
+    window = (to_db_time(start), to_db_time(end))
+    ids = json.dumps(list(plan))
+    return (
+        f"{_EXISTING_IN_WINDOW} WHERE due_at >= ? AND due_at < ?"
+        f" UNION ALL {_EXISTING} WHERE id IN (SELECT value FROM json_each(?))"
+        " AND NOT (due_at >= ? AND due_at < ?)",
+        (*window, ids, *window),
+    )
+
+
 def _row(values: Sequence[Any]) -> Row:
-    parts_json: dict[str, JSONObject] = json.loads(values[19]) if values[19] else {}
+    # A published post's parts are its result, in order (mark_published writes it from post_parts): read once.
+    result = None if values[14] is None else tuple(json.loads(values[14]))
+    parts_json: dict[str, JSONObject] = json.loads(values[18]) if values[18] else {}
+    if result is not None:
+        parts_json = {str(index): part for index, part in enumerate(result)}
     return Row(
         id=values[0],
         account=values[1],
@@ -103,12 +138,13 @@ def _row(values: Sequence[Any]) -> Row:
         claimed_at=optional_time(values[11]),
         claim_token=values[12],
         published_at=optional_time(values[13]),
-        result=None if values[14] is None else tuple(json.loads(values[14])),
+        result=result,
         created_at=from_db_time(values[15]),
         updated_at=from_db_time(values[16]),
         parts={int(index): result for index, result in parts_json.items()},
         unknown_since=optional_time(values[17]),
-        lease_until=optional_time(values[18]),
+        late_until=optional_time(values[19]),
+        lease_until=optional_time(values[20]),
     )
 
 
@@ -139,13 +175,14 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = threading.RLock()
+        self._grouping = False  # inside group(): each transaction is a savepoint of the group's one
         self.path = path
 
     # -- opening -------------------------------------------------------------------------------------------
@@ -208,6 +245,16 @@ class SqliteLedger:
         """One ``BEGIN IMMEDIATE`` transaction: committed if the block returns, rolled back if it raises."""
         with self._lock:
             conn = self._conn
+            if self._grouping:  # one change of a group (only its thread holds the lock meanwhile)
+                conn.execute("SAVEPOINT change")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK TO change")
+                    conn.execute("RELEASE change")
+                    raise
+                conn.execute("RELEASE change")
+                return
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
@@ -222,9 +269,33 @@ class SqliteLedger:
                     conn.execute("ROLLBACK")
                 raise
 
-    def _select(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Row]:
+    def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` in ONE ``BEGIN IMMEDIATE`` transaction, each one in a savepoint of its own: one fsync
+        for all of them, none returned before it (see :meth:`Ledger.group`)."""
+        results: list[Any] = []
+        with self._transaction() as conn:
+            self._grouping = True
+            try:
+                for call in calls:
+                    try:
+                        results.append(call())
+                    except Exception as exc:  # the caller's, raised in its own thread
+                        results.append(exc)
+            finally:
+                self._grouping = False
+            if not conn.in_transaction:  # a call ended the transaction: its changes are not one group
+                raise LedgerError(f"{self.path}: a grouped change ended the group's transaction")
+        return results
+
+    def _select(
+        self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
+    ) -> list[Row]:
+        """Rows of ``posts`` matching ``where``; ``index``: the index the query must use (see m005)."""
+        source = f"posts INDEXED BY {index}" if index else "posts"
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM posts WHERE {where} {tail}", params).fetchall()
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM {source} WHERE {where} {tail}", params
+            ).fetchall()
         return [_row(values) for values in rows]
 
     # -- the plan ------------------------------------------------------------------------------------------
@@ -265,10 +336,7 @@ class SqliteLedger:
                     next_attempt_at=values[9],
                     started=bool(values[10]),
                 )
-                for values in conn.execute(
-                    "SELECT id, account, platform, rule, due_at, content_hash, part_count, state, attempts,"
-                    " next_attempt_at, EXISTS (SELECT 1 FROM post_parts WHERE post_id = posts.id) FROM posts"
-                )
+                for values in conn.execute(*_existing_query(plan, start, end))
             )
             diff = diff_plan(
                 existing,
@@ -608,13 +676,15 @@ class SqliteLedger:
             f"state = 'planned' AND next_attempt_at <= ? AND {_NOT_PAUSED}",
             (to_db_time(now), -1 if limit is None else limit),
             "ORDER BY due_at, id LIMIT ?",
+            index="posts_planned_next",
         )
 
     def next_due_at(self) -> datetime | None:
         """The earliest next attempt of a planned post that :meth:`due` could return (pauses considered)."""
         with self._lock:
             found = self._conn.execute(
-                f"SELECT MIN(next_attempt_at) FROM posts WHERE state = 'planned' AND {_NOT_PAUSED}"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_planned_next"
+                f" WHERE state = 'planned' AND {_NOT_PAUSED}"
             ).fetchone()
         return optional_time(found[0])
 
@@ -622,9 +692,12 @@ class SqliteLedger:
         """Claimed posts (claimed before ``older_than``, if given), by claim time: after a crash, their fate
         is unknown and must be reconciled with the platform."""
         if older_than is None:
-            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id")
+            return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id", index="posts_claimed")
         return self._select(
-            "state = 'claimed' AND claimed_at < ?", (to_db_time(older_than),), "ORDER BY claimed_at, id"
+            "state = 'claimed' AND claimed_at < ?",
+            (to_db_time(older_than),),
+            "ORDER BY claimed_at, id",
+            index="posts_claimed",
         )
 
     def unknown_due(self, now: datetime) -> list[Row]:
@@ -634,13 +707,15 @@ class SqliteLedger:
             "state = 'claimed' AND unknown_since IS NOT NULL AND next_attempt_at <= ?",
             (to_db_time(now),),
             "ORDER BY next_attempt_at, id",
+            index="posts_claimed",
         )
 
     def next_check_at(self) -> datetime | None:
         """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
         with self._lock:
             found = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'claimed' AND unknown_since IS NOT NULL"
+                "SELECT MIN(next_attempt_at) FROM posts INDEXED BY posts_claimed"
+                " WHERE state = 'claimed' AND unknown_since IS NOT NULL"
             ).fetchone()
         return optional_time(found[0])
 
@@ -663,7 +738,8 @@ class SqliteLedger:
                 return []
             where += f" AND state IN ({', '.join('?' * len(wanted))})"
             params.extend(wanted)
-        return self._select(where, params, "ORDER BY due_at, id")
+        index = "posts_due_at" if account is None else "posts_account_due_at"
+        return self._select(where, params, "ORDER BY due_at, id", index=index)
 
     def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
         """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
@@ -684,23 +760,6 @@ class SqliteLedger:
         return {state: int(found.get(state.value, 0)) for state in State}
 
     # -- pauses --------------------------------------------------------------------------------------------
-
-    def pause_account(self, account: str, reason: str, now: datetime) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
-        stamp = to_db_time(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO paused_accounts (account, reason, paused_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (account) DO UPDATE SET reason = excluded.reason,"
-                " paused_at = excluded.paused_at",
-                (account, reason, stamp),
-            )
-
-    def resume_account(self, account: str) -> bool:
-        """Resume the account; True if it was paused."""
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM paused_accounts WHERE account = ?", (account,)).rowcount == 1
 
     def paused_accounts(self) -> dict[str, str]:
         """Paused account -> reason."""
@@ -732,6 +791,41 @@ class SqliteLedger:
         return str(found[1]) if found[0] else None
 
     # -- moving a ledger -----------------------------------------------------------------------------------
+
+    # -- operator actions on published posts --------------------------------------------------------------
+
+    def record_gate_change(self, change: GateChange) -> None:
+        change = check_gate_change(change)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM posts WHERE id = ?", (change.post_id,)).fetchone() is None:
+                raise UnknownPost(change.post_id)
+            conn.execute(
+                "INSERT INTO gate_changes (post_id, account, by_whom, at, replies, quotes, outcome, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    change.post_id,
+                    change.account,
+                    change.by,
+                    to_db_time(change.at),
+                    change.replies,
+                    change.quotes,
+                    change.outcome,
+                    change.detail,
+                ),
+            )
+
+    def gate_changes(self, post_id: str | None = None) -> list[GateChange]:
+        where, params = ("WHERE post_id = ?", (post_id,)) if post_id is not None else ("", ())
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT post_id, account, by_whom, at, replies, quotes, outcome, detail FROM gate_changes"
+                f" {where} ORDER BY at, seq",
+                params,
+            ).fetchall()
+        return [
+            GateChange(post, account, by, from_db_time(at), replies, quotes, outcome, detail)
+            for post, account, by, at, replies, quotes, outcome, detail in rows
+        ]
 
     def export_rows(self) -> Iterator[Row]:
         after: tuple[str, str] | None = None

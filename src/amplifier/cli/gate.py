@@ -1,0 +1,131 @@
+"""``amplifier gate``: change who may reply to and quote published posts (:mod:`amplifier.delivery.gate`).
+
+Exit codes: 0 when every post was changed; 2 for a wrong command line; 3 when an account's credentials were
+rejected; 4 when a post could not be changed (not published, paused, a server error, Mastodon's replies).
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import sys
+
+import click
+
+from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.delivery.gate import GateRequest
+from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageError
+
+REPLY_CHOICES = "nobody, everyone, mentioned, followers, following or a list's at:// URI"
+
+
+def _who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):  # no user name in this environment
+        return "unknown"
+
+
+def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
+    """The :class:`~amplifier.delivery.gate.GateRequest` of the command line (a UsageError when wrong)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from amplifier.campaign.models import Replies, quote_policy
+
+    if not replies and quotes is None:
+        raise UsageError(f"nothing to change: give --replies ({REPLY_CHOICES}) and/or --quotes")
+    everyone = "everyone" in replies
+    if everyone and len(replies) > 1:
+        raise UsageError("--replies everyone cannot be combined with other rules")
+    rules: tuple[str, ...] | None = None
+    if replies and not everyone:
+        try:
+            rules = tuple(TypeAdapter(Replies).validate_python(list(replies)))
+        except ValidationError as exc:
+            raise UsageError(f"--replies: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        rules = tuple(rule for rule in rules if rule != "nobody")
+    policy = {"on": "public", "off": "nobody"}.get(quotes or "", quote_policy(quotes) if quotes else None)
+    return GateRequest(replies=rules, everyone_replies=everyone, quotes=policy)
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option(
+    "--replies",
+    multiple=True,
+    metavar="RULE",
+    help=f"Who may reply from now on (Bluesky): {REPLY_CHOICES}; repeatable (up to 5 rules).",
+)
+@click.option(
+    "--quotes",
+    type=click.Choice(["everyone", "followers", "nobody", "on", "off"]),
+    default=None,
+    help="Who may quote from now on: everyone (on), followers, nobody (off). Bluesky turns quoting off for "
+    "followers too.",
+)
+@click.option(
+    "--by", default=None, metavar="NAME", help="Who makes the change, for the ledger (default: user@host)."
+)
+@format_option
+@click.pass_context
+def gate(
+    ctx: click.Context,
+    ids: tuple[str, ...],
+    replies: tuple[str, ...],
+    quotes: str | None,
+    by: str | None,
+    fmt: str,
+) -> None:
+    """Change who may reply to and quote published posts, e.g. when a pile-on starts.
+
+    \b
+    amplifier gate kobane-call:bluesky-en:2027-11-01T10:00 --replies nobody --quotes off
+    amplifier gate ID --replies followers --replies mentioned
+    amplifier gate ID --replies everyone --quotes on
+
+    Bluesky: the threadgate on the thread's first post and a postgate on each post. Mastodon (4.5+): each
+    status's quote policy; Mastodon cannot limit replies. Every change is recorded in the ledger (who, when,
+    what); `amplifier history` and the ledger keep it."""
+    from amplifier.cli.daemon import open_ledger
+    from amplifier.cli.render import dump_json
+    from amplifier.clock import utcnow
+    from amplifier.delivery.gate import change_gates
+    from amplifier.publish import create_publisher
+
+    request = parse_request(replies, quotes)
+    campaign = ctx.obj.campaign()
+    context = publish_context(campaign, ctx.obj.state)
+    who = by or _who()
+    results: list[dict[str, object]] = []
+    worst = ExitCode.OK
+    with open_ledger(ctx.obj, utcnow()) as ledger:
+        for post_id in ids:
+            publisher = None
+            try:
+                row = ledger.get(post_id)
+                settings = campaign.schedule.accounts.get(row.account)
+                if settings is None:
+                    raise UsageError(
+                        f"{post_id}: its account {row.account!r} is not in the campaign any more"
+                    )
+                publisher = create_publisher(row.account, settings, context)
+                outcome = change_gates(ledger, publisher, post_id, request, by=who, now=utcnow())
+            except AmplifierError as exc:
+                code = ExitCode.ACCOUNT if isinstance(exc, CredentialsError) else ExitCode(exc.exit_code)
+                worst = max(worst, code)
+                click.echo(f"gate: {post_id}: {exc}", err=True)
+                results.append({"id": post_id, "error": str(exc)})
+                continue
+            finally:
+                if publisher is not None:
+                    publisher.close()
+            results.append(outcome.to_json())
+            if fmt != "json":
+                for line in outcome.done:
+                    click.echo(f"{post_id}: {line}")
+                for note in outcome.notes:
+                    click.echo(f"{post_id}: note: {note}", err=True)
+    if fmt == "json":
+        dump_json({"version": JSON_VERSION, "gates": results})
+    if worst != ExitCode.OK:
+        sys.exit(worst)

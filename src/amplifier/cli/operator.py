@@ -1,0 +1,257 @@
+"""An operator's commands on single posts and accounts: ``skip``, ``cancel``, ``retry``, ``pause`` and ``resume``.
+
+Each is one ledger transaction, recorded with who (``--by``, default the OS user), when and why; ``status``
+and ``history`` show them. All are safe while the daemon runs: the ledger checks the posts' states under its
+write lock, so a post the daemon has just claimed (it is being published) is refused with a message, never
+changed under the daemon's feet. A skipped or cancelled post is finished (``skipped``): no re-plan brings it
+back. Exit codes: 2 for a usage error (an unknown account or rule, a post outside its window without
+``--late``), 4 when the ledger refuses the change (a post being published, finished, unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from amplifier.cli.options import now_option
+from amplifier.cli.status import state_dir
+from amplifier.daemon.loop import PAUSE_NAME
+from amplifier.errors import UsageError
+
+if TYPE_CHECKING:
+    from amplifier.cli.options import Globals
+    from amplifier.delivery.ledger import Ledger, Row
+
+LATE_FOR = dt.timedelta(hours=1)  # retry --late: how long after the retry the post may still go out
+
+
+def operator_name() -> str:
+    """Who runs the command: the OS user (``uid N`` where the user has no name, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _globals(ctx: click.Context, now: str | None) -> tuple[Globals, dt.datetime]:
+    """The common options, and the moment of the action (``--now``, default the clock)."""
+    from amplifier.cli.options import apply_common
+    from amplifier.clock import utcnow
+
+    g = apply_common(ctx, None, now)
+    return g, (g.now if g.now_option else utcnow())
+
+
+by_option = click.option(
+    "--by", default=None, metavar="NAME", help="Who does it, for the record (default: the OS user)."
+)
+
+
+def _ledger(g: Globals, now: dt.datetime) -> Ledger:
+    from amplifier.delivery import ledger as ledgers
+
+    return ledgers.open_ledger(state_dir(g), now)
+
+
+@click.command()
+@click.argument("post_ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--reason", default="skipped by the operator", show_default=True, help="Why (shown in status).")
+@by_option
+@now_option
+@click.pass_context
+def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | None, now: str | None) -> None:
+    """Skip planned posts by id (as `preview` shows them): they will not go out. All or none."""
+    from amplifier.delivery.ledger import PlanEntry
+    from amplifier.plan.planner import find_posts
+
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
+        missing = [post_id for post_id in post_ids if not _known(ledger, post_id)]
+        if missing:
+            # not planned into the ledger yet (beyond the daemon's window): take it from the campaign files
+            found = {post.id: post for post in find_posts(g.campaign(), missing)}
+            unknown = [post_id for post_id in missing if post_id not in found]
+            if unknown:
+                raise UsageError(
+                    f"no planned post {', '.join(map(repr, unknown))} in the ledger or the campaign"
+                )
+            ledger.sync_plan(
+                [PlanEntry.from_post(post) for post in found.values()], moment, start=moment, end=moment
+            )
+        ledger.skip_posts(list(post_ids), reason, moment, by=by or operator_name())
+    for post_id in dict.fromkeys(post_ids):
+        click.echo(f"skipped: {post_id}")
+
+
+def _known(ledger: Ledger, post_id: str) -> bool:
+    from amplifier.delivery.ledger import UnknownPost
+
+    try:
+        ledger.get(post_id)
+    except UnknownPost:
+        return False
+    return True
+
+
+@click.command()
+@click.option("--rule", default=None, metavar="RULE", help="Every planned post of this rule.")
+@click.option(
+    "--event", default=None, metavar="EVENT", help="Every planned post of the rules tied to this event."
+)
+@click.option("--account", default=None, metavar="ID", help="Every planned post of this account.")
+@click.option(
+    "--reason", default="cancelled by the operator", show_default=True, help="Why (shown in status)."
+)
+@by_option
+@now_option
+@click.pass_context
+def cancel(
+    ctx: click.Context,
+    rule: str | None,
+    event: str | None,
+    account: str | None,
+    reason: str,
+    by: str | None,
+    now: str | None,
+) -> None:
+    """Cancel every planned post of a rule, an event or an account (posts being published are left alone).
+
+    It acts on the posts the ledger holds (the daemon plans a rolling window ahead); to stop a rule for
+    good, remove it from schedule.yaml."""
+    g, moment = _globals(ctx, now)
+    chosen = [name for name, value in (("--rule", rule), ("--event", event), ("--account", account)) if value]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one of --rule, --event, --account")
+    rules: list[str] | None = None
+    if rule is not None:
+        target, rules = f"rule {rule}", [rule]
+    elif event is not None:
+        campaign = g.campaign()
+        if event not in campaign.schedule.events:
+            raise UsageError(f"--event: no event {event!r} in the campaign")
+        rules = sorted(n for n, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event)
+        target = f"event {event}"
+    else:
+        target = f"account {account}"
+    with _ledger(g, moment) as ledger:
+        ids = ledger.cancel_posts(
+            reason, moment, by=by or operator_name(), target=target, account=account, rules=rules
+        )
+    click.echo(f"cancelled {len(ids)} planned post(s) of {target}")
+    for post_id in ids:
+        click.echo(f"  {post_id}")
+
+
+@click.command()
+@click.argument("post_id", metavar="ID")
+@click.option(
+    "--late", is_flag=True, help="Post it even though its window has passed (within the next hour)."
+)
+@click.option("--reason", default="retried by the operator", show_default=True, help="Why (shown in status).")
+@by_option
+@now_option
+@click.pass_context
+def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | None, now: str | None) -> None:
+    """Put a failed or expired post back to planned: the daemon sends it at its next pass, within the post's
+    window (its rule's `missed` setting); --late lets it go out after the window."""
+    from amplifier.delivery.ledger import IllegalTransition, State
+
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
+        row = ledger.get(post_id)
+        if row.state not in (State.FAILED, State.EXPIRED):
+            raise IllegalTransition(post_id, row.state, "retry it (only a failed or expired post can be)")
+        late_until = None
+        if late:
+            late_until = moment + LATE_FOR
+        else:
+            deadline = _deadline(g, ledger, row)
+            if moment > deadline:
+                raise UsageError(
+                    f"post {post_id}: its window ended at {deadline.isoformat()}; "
+                    "give --late to post it anyway"
+                )
+        ledger.retry_post(post_id, reason, moment, by=by or operator_name(), late_until=late_until)
+    click.echo(
+        f"planned again: {post_id}"
+        + (f" (may go out late, until {late_until.isoformat()})" if late_until else "")
+    )
+
+
+def _no_publisher(account: str, settings: Any) -> Any:
+    raise AssertionError("retry never publishes")  # pragma: no cover
+
+
+def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
+    """The post's window as the daemon computes it (its rule's ``missed`` setting)."""
+    from amplifier.daemon.loop import Daemon, settings_from_environ
+
+    daemon = Daemon(g.campaign(), ledger, _no_publisher, settings=settings_from_environ(os.environ))
+    try:
+        return daemon.deadline(row)
+    finally:
+        daemon.close()
+
+
+@click.command()
+@click.option("--account", default=None, metavar="ID", help="Pause only this account.")
+@click.option("--reason", default="paused by the operator", show_default=True, help="Why (shown in status).")
+@by_option
+@now_option
+@click.pass_context
+def pause(ctx: click.Context, account: str | None, reason: str, by: str | None, now: str | None) -> None:
+    """Stop all posting now (or one account's), without stopping the daemon (posts being sent finish)."""
+    g, moment = _globals(ctx, now)
+    with _ledger(g, moment) as ledger:
+        if account is not None:
+            _check_account(g, ledger, account)
+            ledger.pause_account(account, reason, moment, by=by or operator_name())
+            click.echo(f"paused {account}: {reason}")
+            return
+        ledger.set_paused(True, reason, moment)
+    click.echo(f"paused: {reason}")
+
+
+def _check_account(g: Globals, ledger: Ledger, account: str) -> None:
+    from amplifier.errors import AmplifierError
+
+    try:
+        known = set(g.campaign().schedule.accounts)
+    except AmplifierError:
+        known = set(ledger.summaries())
+    if account not in known:
+        raise UsageError(f"--account: no account {account!r} in the campaign")
+
+
+@click.command()
+@click.option("--account", default=None, metavar="ID", help="Resume one paused account.")
+@by_option
+@now_option
+@click.pass_context
+def resume(ctx: click.Context, account: str | None, by: str | None, now: str | None) -> None:
+    """Resume posting after `amplifier pause` (removes the PAUSE file too), or resume one paused account."""
+    g, moment = _globals(ctx, now)
+    state = state_dir(g)
+    with _ledger(g, moment) as ledger:
+        if account is not None:
+            if not ledger.resume_account(account, by=by or operator_name(), now=moment):
+                raise UsageError(f"--account: {account!r} is not paused")
+            click.echo(f"resumed: {account}")
+            return
+        ledger.set_paused(False, None, moment)
+    pause_file: Path = state / PAUSE_NAME
+    if pause_file.exists():
+        try:
+            pause_file.unlink()
+        except OSError as exc:
+            raise UsageError(f"{pause_file}: cannot remove the pause file: {exc.strerror}") from exc
+        click.echo(f"removed {pause_file}")
+    click.echo("resumed")
+
+
+__all__ = ["cancel", "operator_name", "pause", "resume", "retry", "skip"]

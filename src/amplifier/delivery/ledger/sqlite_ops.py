@@ -1,0 +1,308 @@
+"""The SQLite ledger's aggregate queries (``status``, ``status --check``, ``history``) and an operator's actions
+(``skip``, ``cancel``, ``retry``, ``pause``, ``resume``): a mixin of :class:`~.sqlite.SqliteLedger`.
+
+Every query here is answered from an index (``tests/unit/test_ledger_plans.py`` checks the plans): ``status`` on
+a ledger of a million rows reads aggregates, never the rows. Every action is one ``BEGIN IMMEDIATE``
+transaction that checks the posts' states under the write lock, changes them and records the action, so an
+action is safe while the daemon runs: a post the daemon has just claimed is refused (:class:`PostBusy`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from amplifier.delivery.ledger.base import (
+    UNFINISHED,
+    AccountPause,
+    AccountSummary,
+    IllegalTransition,
+    OperatorAction,
+    PostBusy,
+    Row,
+    State,
+    UnknownPost,
+    check_reason,
+    from_db_time,
+    optional_time,
+    to_db_time,
+)
+
+_NOT_PAUSED = (
+    "NOT EXISTS (SELECT 1 FROM paused_accounts WHERE paused_accounts.account = posts.account)"
+    " AND NOT (SELECT paused FROM global_pause WHERE id = 1)"
+)
+RETRYABLE = frozenset({State.FAILED, State.EXPIRED})
+
+
+def _in(values: Iterable[str]) -> tuple[str, list[str]]:
+    wanted = sorted({State(value).value for value in values})
+    return f"({', '.join('?' * len(wanted))})", wanted
+
+
+def record_action(
+    conn: sqlite3.Connection, stamp: str, by: str, action: str, target: str, reason: str | None, posts: int
+) -> None:
+    if not by or not by.strip():
+        raise ValueError("an operator's action needs who did it")
+    conn.execute(
+        "INSERT INTO operator_actions (at, by, action, target, reason, posts) VALUES (?, ?, ?, ?, ?, ?)",
+        (stamp, by, action, target, reason, posts),
+    )
+
+
+class SqliteOperations:
+    """Aggregates, streaming and an operator's actions over the SQLite ledger."""
+
+    _conn: sqlite3.Connection
+    _lock: Any
+
+    if TYPE_CHECKING:
+
+        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+        def _select(
+            self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
+        ) -> list[Row]: ...
+
+    # -- queries -------------------------------------------------------------------------------------------
+
+    def summaries(self) -> dict[str, AccountSummary]:
+        with self._lock:
+            counted = self._conn.execute(
+                "SELECT account, state, COUNT(*), MAX(published_at) FROM posts GROUP BY account, state"
+            ).fetchall()
+            upcoming = dict(
+                self._conn.execute(
+                    "SELECT account, MIN(next_attempt_at) FROM posts INDEXED BY posts_planned"
+                    " WHERE state = 'planned' GROUP BY account"
+                ).fetchall()
+            )
+        counts: dict[str, dict[State, int]] = {}
+        last: dict[str, str] = {}
+        for account, state, count, published in counted:
+            counts.setdefault(account, dict.fromkeys(State, 0))[State(state)] = int(count)
+            if published is not None and published > last.get(account, ""):
+                last[account] = published
+        return {
+            account: AccountSummary(
+                account=account,
+                counts=counts[account],
+                last_published_at=optional_time(last.get(account)),
+                next_due_at=optional_time(upcoming.get(account)),
+            )
+            for account in sorted(counts)
+        }
+
+    def latest(self, states: Iterable[State], limit: int, *, by_published: bool = False) -> list[Row]:
+        column, index = (
+            ("published_at", "posts_state_published")
+            if by_published
+            else ("updated_at", "posts_state_updated")
+        )
+        rows: list[Row] = []
+        for state in sorted({State(value) for value in states}):
+            # one index range per state (state, column), merged here: never a sort of every failure
+            rows.extend(
+                self._select(
+                    "state = ?", (state.value, limit), f"ORDER BY {column} DESC LIMIT ?", index=index
+                )
+            )
+        key = (
+            (lambda row: row.published_at or row.updated_at) if by_published else (lambda row: row.updated_at)
+        )
+        return sorted(rows, key=key, reverse=True)[:limit]
+
+    def finished_since(self, states: Iterable[State], since: datetime, limit: int = 100) -> list[Row]:
+        rows: list[Row] = []
+        for state in sorted({State(value) for value in states}):
+            rows.extend(
+                self._select(
+                    "state = ? AND updated_at >= ?",
+                    (state.value, to_db_time(since), limit),
+                    "ORDER BY updated_at DESC LIMIT ?",
+                    index="posts_state_updated",
+                )
+            )
+        return sorted(rows, key=lambda row: row.updated_at, reverse=True)[:limit]
+
+    def overdue(self, before: datetime, limit: int = 100) -> list[Row]:
+        return self._select(
+            f"state = 'planned' AND next_attempt_at < ? AND {_NOT_PAUSED}",
+            (to_db_time(before), limit),
+            "ORDER BY next_attempt_at, id LIMIT ?",
+            index="posts_planned_next",
+        )
+
+    def iter_history(
+        self,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+        states: Iterable[State] | None = None,
+        *,
+        batch: int = 1000,
+    ) -> Iterator[Row]:
+        where = "due_at < ?"
+        params: list[Any] = [to_db_time(end)]
+        first = to_db_time(start)
+        if account is not None:
+            where += " AND account = ?"
+            params.append(account)
+        if states is not None:
+            marks, wanted = _in(states)
+            if not wanted:
+                return
+            where += f" AND state IN {marks}"
+            params.extend(wanted)
+        index = "posts_due_at" if account is None else "posts_account_due_at"
+        after: tuple[str, str] | None = None
+        bounds: list[Any]
+        while True:
+            # Keyset pagination: each batch is one short read from where the last one ended (the lower bound
+            # seeks the index; the lock is never held between batches).
+            if after is None:
+                page, bounds = f"due_at >= ? AND {where}", [first]
+            else:
+                page, bounds = f"due_at >= ? AND (due_at, id) > (?, ?) AND {where}", [after[0], *after]
+            rows = self._select(page, [*bounds, *params, batch], "ORDER BY due_at, id LIMIT ?", index=index)
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = (to_db_time(rows[-1].due_at), rows[-1].id)
+
+    def operator_actions(self, since: datetime | None = None, limit: int = 20) -> list[OperatorAction]:
+        where, params = ("WHERE at >= ?", [to_db_time(since)]) if since is not None else ("", [])
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT at, by, action, target, reason, posts FROM operator_actions {where}"
+                " ORDER BY at DESC, seq DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [
+            OperatorAction(from_db_time(at), by, action, target, reason, int(posts))
+            for at, by, action, target, reason, posts in found
+        ]
+
+    # -- an operator's actions -----------------------------------------------------------------------------
+
+    def skip_posts(self, post_ids: Sequence[str], reason: str, now: datetime, *, by: str) -> None:
+        stamp = to_db_time(now)
+        check_reason(reason)
+        ids = list(dict.fromkeys(post_ids))
+        if not ids:
+            raise ValueError("no post to skip")
+        with self._transaction() as conn:
+            for post_id in ids:
+                found = conn.execute("SELECT state FROM posts WHERE id = ?", (post_id,)).fetchone()
+                if found is None:
+                    raise UnknownPost(post_id)
+                state = State(found[0])
+                if state == State.CLAIMED:
+                    raise PostBusy(post_id, "skip it")
+                if state != State.PLANNED:
+                    raise IllegalTransition(post_id, state, "skip it")
+            conn.executemany(
+                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'planned'",
+                [(f"skipped by {by}: {reason}", stamp, post_id) for post_id in ids],
+            )
+            for post_id in ids:
+                record_action(conn, stamp, by, "skip", post_id, reason, 1)
+
+    def cancel_posts(
+        self,
+        reason: str,
+        now: datetime,
+        *,
+        by: str,
+        target: str,
+        account: str | None = None,
+        rules: Sequence[str] | None = None,
+    ) -> list[str]:
+        stamp = to_db_time(now)
+        check_reason(reason)
+        if account is None and rules is None:
+            raise ValueError("cancel needs an account or rules")
+        where = "state = 'planned'"
+        params: list[Any] = []
+        if account is not None:
+            where += " AND account = ?"
+            params.append(account)
+        if rules is not None:
+            where += f" AND rule IN ({', '.join('?' * len(rules))})"
+            params.extend(rules)
+        index = "posts_planned" if account is not None else "posts_planned_next"
+        with self._transaction() as conn:
+            ids = [
+                str(found[0])
+                for found in conn.execute(
+                    f"SELECT id FROM posts INDEXED BY {index} WHERE {where} ORDER BY due_at, id", params
+                )
+            ]
+            conn.executemany(
+                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'planned'",
+                [(f"cancelled by {by} ({target}): {reason}", stamp, post_id) for post_id in ids],
+            )
+            record_action(conn, stamp, by, "cancel", target, reason, len(ids))
+        return ids
+
+    def retry_post(
+        self, post_id: str, reason: str, now: datetime, *, by: str, late_until: datetime | None = None
+    ) -> None:
+        stamp = to_db_time(now)
+        late = None if late_until is None else to_db_time(late_until)
+        check_reason(reason)
+        with self._transaction() as conn:
+            found = conn.execute("SELECT state FROM posts WHERE id = ?", (post_id,)).fetchone()
+            if found is None:
+                raise UnknownPost(post_id)
+            state = State(found[0])
+            if state not in RETRYABLE:
+                raise IllegalTransition(post_id, state, "retry it (only a failed or expired post can be)")
+            conn.execute(
+                "UPDATE posts SET state = 'planned', attempts = 0, next_attempt_at = ?, last_error = NULL,"
+                " claimed_at = NULL, claim_token = NULL, late_until = ?, updated_at = ? WHERE id = ?",
+                (stamp, late, stamp, post_id),
+            )
+            record_action(conn, stamp, by, "retry --late" if late else "retry", post_id, reason, 1)
+
+    # -- pauses --------------------------------------------------------------------------------------------
+
+    def pause_account(self, account: str, reason: str, now: datetime, *, by: str | None = None) -> None:
+        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
+        stamp = to_db_time(now)
+        check_reason(reason)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO paused_accounts (account, reason, paused_at, paused_by) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account) DO UPDATE SET reason = excluded.reason,"
+                " paused_at = excluded.paused_at, paused_by = excluded.paused_by",
+                (account, reason, stamp, by),
+            )
+            if by is not None:
+                record_action(conn, stamp, by, "pause", f"account {account}", reason, 0)
+
+    def resume_account(self, account: str, *, by: str | None = None, now: datetime | None = None) -> bool:
+        """Resume the account; True if it was paused."""
+        if by is not None and now is None:
+            raise ValueError("an operator's resume needs the time")
+        with self._transaction() as conn:
+            resumed = conn.execute("DELETE FROM paused_accounts WHERE account = ?", (account,)).rowcount == 1
+            if by is not None and now is not None and resumed:
+                record_action(conn, to_db_time(now), by, "resume", f"account {account}", None, 0)
+            return resumed
+
+    def account_pauses(self) -> list[AccountPause]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT account, reason, paused_at, paused_by FROM paused_accounts ORDER BY account"
+            ).fetchall()
+        return [AccountPause(str(a), str(r), from_db_time(at), by) for a, r, at, by in rows]
+
+
+__all__ = ["RETRYABLE", "UNFINISHED", "SqliteOperations"]
