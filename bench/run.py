@@ -17,6 +17,7 @@ BENCHMARKS = {
     "daemon": "bench_daemon.py",
     "daemon-scale": "bench_daemon_scale.py",
     "report": "bench_report.py",
+    "nodes": "bench_nodes.py",
 }
 
 

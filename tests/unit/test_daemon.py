@@ -923,3 +923,45 @@ def test_log_lines_are_one_per_event_text_or_json(tmp_path: Path) -> None:
         "attempt": 2,
         "at": "2027-10-20T07:00:00Z",
     }
+
+
+def test_the_daemon_never_expires_a_post_another_node_claimed_meanwhile(make: Callable[..., Harness]) -> None:
+    """The daemon claims a post before it expires it: a stale view of a post another node took is refused
+    (before: ``mark_expired`` without a token finished the other node's claim under it)."""
+    rules = once("o", "2027-10-20T09:00", missed="{action: expire}")
+    harness = make(rules, at("2027-10-20T08:00"))
+    post_id = "o:masto:2027-10-20T09:00"
+    stale = harness.ledger.get(post_id)
+    assert harness.ledger.claim(post_id, at("2027-10-20T09:30"), "other-host:1:daemon-x")
+    harness.clock.now = at("2027-10-20T09:30")
+
+    from amplifier.daemon.events import TickReport
+
+    assert harness.daemon._process(stale, TickReport()) == "not claimed"
+    row = harness.ledger.get(post_id)
+    assert (row.state, row.claim_token) == (State.CLAIMED, "other-host:1:daemon-x")
+
+
+def test_run_once_extends_the_leases_of_its_claims_while_it_publishes(make: Callable[..., Harness]) -> None:
+    """``run --once`` has no scheduler: a thread extends its claims' leases, so a publish slower than the lease
+    is not taken over by another process while it is on its way."""
+    lease = dt.timedelta(seconds=0.2)
+    harness = make(
+        once("o", "2027-10-20T09:00", accounts="[masto]"), at("2027-10-20T08:00"), claim_lease=lease
+    )
+    post_id = "o:masto:2027-10-20T09:00"
+    harness.server.delay = 1.0
+    harness.clock.now = at("2027-10-20T09:00")
+    worker = threading.Thread(target=run_once, args=(harness.daemon, harness.clock.now))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while harness.ledger.get(post_id).state != State.CLAIMED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.clock.now += dt.timedelta(seconds=5)  # the publish takes long: the lease runs on with it
+    time.sleep(0.5)
+    row = harness.ledger.get(post_id)
+    worker.join(10)
+    assert row.lease_until is not None
+    assert row.lease_until >= at("2027-10-20T09:00:05") + lease
+    assert harness.ledger.get(post_id).state == State.PUBLISHED

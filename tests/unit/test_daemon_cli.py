@@ -81,6 +81,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
     status = run_cli(*campaign, "status", "--now", "2027-10-29T10:30", "--format", "json")
     assert status.code == 0, status.err
     data = json.loads(status.out)
+    assert data["nodes"] == []  # one machine: no node heartbeats in the ledger
     assert set(data) == {
         "version",
         "now",
@@ -96,6 +97,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
         "held",
         "actions",
         "planned_only",
+        "nodes",
     }
     assert data["version"] == 1
     assert data["counts"]["published"] == 2

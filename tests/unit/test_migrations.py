@@ -64,6 +64,7 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("updated_at", "TEXT", True, 0),
         ("unknown_since", "TEXT", False, 0),
         ("late_until", "TEXT", False, 0),
+        ("lease_until", "TEXT", False, 0),
     ],
     "post_parts": [
         ("post_id", "TEXT", True, 1),
@@ -113,6 +114,20 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("outcome", "TEXT", True, 0),
         ("detail", "TEXT", True, 0),
     ],
+    "plan_source": [
+        ("id", "INTEGER", False, 1),
+        ("content_hash", "TEXT", True, 0),
+        ("revision", "TEXT", True, 0),
+        ("revised_at", "TEXT", True, 0),
+        ("node", "TEXT", True, 0),
+        ("planned_at", "TEXT", True, 0),
+    ],
+    "nodes": [
+        ("node", "TEXT", True, 1),
+        ("beat_at", "TEXT", True, 0),
+        ("leader", "INTEGER", True, 0),
+        ("holds", "TEXT", True, 0),
+    ],
 }
 
 
@@ -129,6 +144,9 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m007_operator_actions",
         "m008_gate_changes",
         "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -184,6 +202,9 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m007_operator_actions",
         "m008_gate_changes",
         "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -206,7 +227,14 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
     )
     conn.execute("INSERT INTO paused_accounts VALUES ('masto', 'token rejected', ?)", (stamp,))
 
-    assert migrate(conn, T0) == ["m007_operator_actions", "m008_gate_changes", "m009_posts_published"]
+    assert migrate(conn, T0) == [
+        "m007_operator_actions",
+        "m008_gate_changes",
+        "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
+    ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
     ]
@@ -231,6 +259,9 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m007_operator_actions",
         "m008_gate_changes",
         "m009_posts_published",
+        "m010_claim_lease",
+        "m011_plan_source",
+        "m012_nodes",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

@@ -48,6 +48,8 @@ from amplifier.clock import Clock, utcnow
 from amplifier.daemon.commits import GroupedLedger
 from amplifier.daemon.events import EventLog, TickReport, utc_minute
 from amplifier.daemon.heartbeat import write_heartbeat
+from amplifier.daemon.leases import LeaseMixin
+from amplifier.daemon.nodes import NodesMixin
 from amplifier.daemon.outages import OutageMixin
 from amplifier.daemon.planning import post_window
 from amplifier.daemon.queues import QueueMixin
@@ -63,6 +65,7 @@ from amplifier.daemon.settings import (
     settings_from_environ,
 )
 from amplifier.daemon.watch import FileStats, snapshot_files
+from amplifier.delivery.coordination import Coordinator, LocalCoordinator
 from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
@@ -101,7 +104,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(QueueMixin, OutageMixin):
+class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -126,10 +129,16 @@ class Daemon(QueueMixin, OutageMixin):
         environ: Mapping[str, str] | None = None,
         pause_dir: Path | None = None,
         outside_pause: Callable[[], str | None] | None = None,
+        coordinator: Coordinator | None = None,
+        token: str | None = None,
         alerting: Alerting | None = None,
         secrets: SecretSources | None = None,
     ) -> None:
         self.campaign = campaign
+        self.coordinator = coordinator or LocalCoordinator()
+        self._held: dict[str, datetime] = {}
+        self._plan_note: str | None = None
+        self.init_leases()
         self.ledger = ledger
         self.publisher_factory = publisher_factory
         self.clock = clock
@@ -148,7 +157,7 @@ class Daemon(QueueMixin, OutageMixin):
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
         self.readback = ReadBack(ledger, self.limiter, self._emit)
-        self.token = claim_token("daemon")
+        self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
         self.failures = 0  # posts failed in this process
@@ -184,6 +193,7 @@ class Daemon(QueueMixin, OutageMixin):
             emit=self._emit,
             stopping=self.stopping.is_set,
             after_request=self._after_request,
+            lease=self.settings.claim_lease,
         )
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -238,15 +248,20 @@ class Daemon(QueueMixin, OutageMixin):
         another process that still runs (``amplifier send``) is its business, and left alone; a post whose
         outcome is unknown waits for its next check (``next_attempt_at``: a backoff, so a server that is
         down is not hammered)."""
-        return [
-            self._reconcile_one(row, now)
-            for row in self.ledger.claimed()
-            if (row.unknown_since is None or row.next_attempt_at <= now)
-            and not claim_holder_alive(row, now, own_token=self.token)
-        ]
+        done = []
+        for row in self.ledger.claimed():
+            if (row.unknown_since is None or row.next_attempt_at <= now) and not claim_holder_alive(
+                row, now, own_token=self.token
+            ):
+                post = self.post_for(row)
+                with self.coordinator.account(row.account, now) as mine:
+                    if mine and self.hold_back(row, post, now) is None:
+                        with self.claiming():
+                            done.append(self._reconcile_one(row, post, now))
+        return done
 
-    def _reconcile_one(self, row: Row, now: datetime) -> Reconciled:
-        outcome = self.delivery.reconcile(row, self.post_for(row), now)
+    def _reconcile_one(self, row: Row, post: PlannedPost | None, now: datetime) -> Reconciled:
+        outcome = self.delivery.reconcile(row, post, now)
         if outcome.outcome == "failed":
             self.failures += 1
         return outcome
@@ -265,7 +280,7 @@ class Daemon(QueueMixin, OutageMixin):
             report.paused = reason
             return report
         queues = self.queues(now)
-        futures = [self._executor.submit(self._run_account, rows) for rows in queues.values()]
+        futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
         for future in futures:
             report.merge(future.result())
         self.read_back(self.clock())  # after the posts, with spare budget
@@ -310,9 +325,14 @@ class Daemon(QueueMixin, OutageMixin):
         """Deliver one due row, or skip, expire or defer it; "done" when the account may go on."""
         now = self.clock()
         post = self.post_for(row)
+        held = self.hold_back(row, post, now)
+        if held is not None:
+            return held
         if post is None:
             reason = "no longer in the campaign"
-            self.delivery.ledger.mark_skipped(row.id, reason, now)
+            if not self._claim(row, now):
+                return "not claimed"
+            self.delivery.ledger.mark_skipped(row.id, reason, now, token=self.token)
             report.skipped.append(row.id)
             self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -325,7 +345,9 @@ class Daemon(QueueMixin, OutageMixin):
                 f"missed its window: due {utc_minute(row.due_at)} UTC, not out by {utc_minute(deadline)} UTC"
                 f" ({why})"
             )
-            self.delivery.ledger.mark_expired(row.id, reason, now)
+            if not self._claim(row, now):
+                return "not claimed"
+            self.delivery.ledger.mark_expired(row.id, reason, now, token=self.token)
             report.expired.append(row.id)
             self._emit("expired", id=row.id, account=row.account, reason=reason)
             return "done"
@@ -336,6 +358,10 @@ class Daemon(QueueMixin, OutageMixin):
             self.log.emit("deferred", id=row.id, account=row.account, until=available, reason="rate limit")
             return "deferred"
         return self._tally(row, self.delivery.deliver(row, post, search=search), report)
+
+    def _claim(self, row: Row, now: datetime) -> bool:
+        """Claim ``row`` before this daemon expires or skips it: never a change over another node's claim."""
+        return self.delivery.ledger.claim(row.id, now, self.token, lease_until=self.delivery.lease_until(now))
 
     def _tally(self, row: Row, delivered: Delivered, report: TickReport) -> str:
         """Note what the delivery path did in the pass's report; "done" when the account may go on."""

@@ -13,6 +13,7 @@ The same deadline applies to retries: a post still not out by its deadline expir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,7 +121,7 @@ class PlanningMixin:
 
     def apply_plan(self, prepared: PreparedPlan, now: datetime) -> SyncReport:
         """Sync a prepared window into the ledger, and make its campaign and posts the daemon's."""
-        report = self.ledger.sync_plan(prepared.entries, now, start=prepared.start, end=prepared.end)
+        report = self.write_plan(prepared.entries, now, prepared.start, prepared.end, prepared.campaign)
         self.campaign = prepared.campaign
         self.posts = prepared.posts
         if report.inserted or report.updated or report.revived or report.cancelled:
@@ -143,6 +144,12 @@ class PlanningMixin:
         the ledger: :meth:`prepare`, then :meth:`apply_plan`. Raises :class:`CampaignError` when a post
         cannot be rendered."""
         return self.apply_plan(self.prepare(now, campaign), now)
+
+    def write_plan(
+        self, entries: Sequence[PlanEntry], now: datetime, start: datetime, end: datetime, campaign: Campaign
+    ) -> SyncReport:
+        """Write the plan into the ledger (a node of several: see :mod:`amplifier.daemon.nodes`)."""
+        return self.ledger.sync_plan(entries, now, start=start, end=end)
 
     def post_for(self, row: Row) -> PlannedPost | None:
         """The planned post of a ledger row: from the current plan, else rendered from the campaign."""

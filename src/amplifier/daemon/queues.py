@@ -22,17 +22,28 @@ class QueueMixin(WatchMixin):
     limiter: RateLimiter
     token: str
 
+    def held_accounts(self, now: datetime) -> dict[str, datetime]:
+        """Accounts this node leaves to other nodes for now (see :mod:`amplifier.daemon.nodes`)."""
+        return {}
+
     def _unknown_checks(self, now: datetime) -> dict[str, datetime]:
-        """Per account with posts whose outcome is unknown: the earliest instant this daemon looks at one."""
+        """Per account with a claimed post (its outcome unknown, or in another process's or node's hands): the
+        earliest instant this daemon looks at one. Such a post holds back its account's later posts."""
         checks: dict[str, datetime] = {}
         for row in self.ledger.claimed():
-            if row.unknown_since is None:
-                continue
-            at = row.next_attempt_at
-            if claim_holder_alive(row, now, own_token=self.token):
-                at = max(at, now + self.settings.backoff_base)  # its claimant decides; look now and then
+            alive = claim_holder_alive(row, now, own_token=self.token)
+            if alive:
+                # Its claimant decides; look again when its lease passes (or now and then, without a lease).
+                lease = row.lease_until or now + self.settings.backoff_base
+                at = max(row.next_attempt_at, lease) if row.unknown_since is not None else lease
+            elif row.unknown_since is not None:
+                at = row.next_attempt_at
+            else:
+                at = now  # abandoned: reconciled at the next pass
             if row.account not in checks or at < checks[row.account]:
                 checks[row.account] = at
+        for account, until in self.held_accounts(now).items():  # left to another node for now
+            checks[account] = min(checks.get(account, until), until)
         return checks
 
     def queues(self, now: datetime) -> dict[str, list[Row]]:

@@ -25,7 +25,9 @@ from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.loop import Daemon, PublisherFactory
 from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
-from amplifier.delivery.ledger import open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.delivery.coordination import open_coordinator
+from amplifier.delivery.ledger import ledger_url, open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.delivery.reconcile import claim_token
 from amplifier.errors import AmplifierError
 from amplifier.notify.alerting import Alerting
 from amplifier.notify.alerts import daemon_stopped
@@ -55,6 +57,8 @@ def open_daemon(
     environ = os.environ if environ is None else environ
     with tempfile.TemporaryDirectory(prefix="amplifier-dry-run-") as scratch:
         ledger = open_ledger_copy(state, Path(scratch), clock()) if dry_run else open_ledger(state, clock())
+        url = None if dry_run else ledger_url()
+        settings = settings_from_environ(environ)
         secrets = secrets or SecretSources.for_campaign(campaign.root)
         alerting = (
             Alerting.off(campaign.name)
@@ -64,6 +68,7 @@ def open_daemon(
             )
         )
         try:
+            token = claim_token("daemon")
             daemon = Daemon(
                 campaign,
                 ledger,
@@ -71,10 +76,12 @@ def open_daemon(
                 clock=clock,
                 log=log,
                 state_dir=Path(scratch) if dry_run else state,
-                settings=settings_from_environ(environ),
+                settings=settings,
                 environ=environ,
                 pause_dir=state,
                 outside_pause=(lambda: outside_pause_reason(state)) if dry_run else None,
+                coordinator=open_coordinator(url, token, settings.claim_lease),
+                token=token,
                 alerting=alerting,
                 secrets=secrets,
             )
@@ -83,15 +90,37 @@ def open_daemon(
             finally:
                 daemon.close()
                 alerting.close(clock())
+                daemon.coordinator.close()
         finally:
             ledger.close()
 
 
+def _quietly(call: Callable[[str], object], job: str) -> None:
+    """Pause or resume a job; a scheduler that is shutting down has no job to pause or resume."""
+    try:
+        call(job)
+    except Exception:  # JobLookupError, SchedulerNotRunningError: nothing to do
+        return
+
+
 def run_once(daemon: Daemon, now: datetime) -> TickReport:
-    """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return."""
+    """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return. The leases
+    of the pass's claims run on while it works (a thread extends them, as ``serve``'s lease job does)."""
+    done = threading.Event()
+
+    def extend() -> None:
+        while not done.wait(daemon.settings.lease_interval):
+            daemon.extend_leases(daemon.clock())
+
+    leases = threading.Thread(target=extend, name="leases", daemon=True)
+    leases.start()
     daemon.alerting.pass_started(now)
-    report = daemon.start(now)
-    report.merge(daemon.tick(now))
+    try:
+        report = daemon.start(now)
+        report.merge(daemon.tick(now))
+    finally:
+        done.set()
+        leases.join()
     daemon.heartbeat(now)
     daemon.alerting.pass_finished(now, healthy=daemon.healthy(report))
     return report
@@ -157,8 +186,9 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
         return True
 
-    def watch() -> bool:  # every couple of seconds: re-arm only on a reload or a pause change
-        return daemon.watch(daemon.clock())
+    def watch() -> bool:  # every couple of seconds: re-arm only on a reload, a pause change or a new lead
+        changed = daemon.watch(daemon.clock())
+        return daemon.take_lead(daemon.clock()) or changed
 
     def replan() -> None:
         """Render the window off the lock (a pass may post meanwhile); only the ledger's sync takes it."""
@@ -194,12 +224,21 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         except AmplifierError as exc:
             daemon.log.emit("error", reason=str(exc))
 
+    def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
+        daemon.extend_leases(daemon.clock())
+
     def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
         daemon.check_reload(daemon.clock())
         daemon.alerting.watch(daemon.clock())
 
     daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
+    scheduler.add_job(lease, "interval", seconds=settings.lease_interval, id="lease")
+    # Idle (no claim held), the lease job sleeps: no write, no wake (see amplifier.daemon.leases).
+    daemon.sleep_leases = lambda: _quietly(scheduler.pause_job, "lease")
+    daemon.wake_leases = lambda: _quietly(scheduler.resume_job, "lease")
+    if not daemon.may_hold_claims and not daemon.coordinator.shared:
+        scheduler.pause_job("lease")
     scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
     scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
     scheduler.add_job(guarded(reads), "interval", seconds=READ_INTERVAL, id="readback")
@@ -219,6 +258,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     daemon.log.emit("stopping", reason="signal")
     daemon.alerting.raise_(daemon_stopped("stopped by a signal (SIGTERM or SIGINT)"), daemon.clock())
     acquired = lock.acquire(timeout=settings.shutdown_timeout)
+    daemon.sleep_leases = daemon.wake_leases = None
     scheduler.shutdown(wait=False)
     if acquired:
         lock.release()

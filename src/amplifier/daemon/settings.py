@@ -26,6 +26,7 @@ PAUSE_NAME = "PAUSE"
 HEARTBEAT_NAME = "heartbeat.json"
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_REQUEST"
 FAR_FUTURE = timedelta(days=3660)
+LEASE_ENV = "AMPLIFIER_CLAIM_LEASE"  # seconds: DaemonSettings.claim_lease (a setting, not a test hook)
 
 
 def offset_clock(start: datetime) -> Clock:
@@ -54,6 +55,14 @@ class DaemonSettings:
     replan_interval: timedelta = timedelta(hours=1)
     heartbeat_interval: float = 30.0  # seconds
     reload_slow: float = 30.0  # seconds: a reload running longer is logged and alerted (posting goes on)
+    # A claim's lease: past it, with no extension, another process or node may take the claim over and
+    # reconcile the post; the daemon extends its claims every quarter of it (AMPLIFIER_CLAIM_LEASE=S).
+    claim_lease: timedelta = timedelta(seconds=6)
+
+    @property
+    def lease_interval(self) -> float:
+        """Seconds between two extensions of this daemon's claims' leases."""
+        return max(self.claim_lease.total_seconds() / 4, 0.05)
 
     def backoff(self, attempt: int, rng: random.Random) -> timedelta:
         """The wait before retry number ``attempt`` (1-based): base * 2^(attempt-1), capped, with jitter."""
@@ -72,7 +81,8 @@ def _seconds(environ: Mapping[str, str], name: str) -> float | None:
 
 
 def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
-    """The default settings, changed by the test hooks ``AMPLIFIER_TEST_BACKOFF`` / ``_WATCH`` (see above)."""
+    """The default settings, changed by the test hooks ``AMPLIFIER_TEST_BACKOFF`` / ``_WATCH`` (see above) and by
+    ``AMPLIFIER_CLAIM_LEASE`` (seconds)."""
     changes: dict[str, Any] = {}
     backoff = _seconds(environ, "AMPLIFIER_TEST_BACKOFF")
     if backoff is not None:
@@ -80,6 +90,9 @@ def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
     watch = _seconds(environ, "AMPLIFIER_TEST_WATCH")
     if watch is not None:
         changes["watch_interval"] = watch
+    lease = _seconds(environ, LEASE_ENV)
+    if lease is not None:
+        changes["claim_lease"] = timedelta(seconds=lease)
     slow = _seconds(environ, "AMPLIFIER_TEST_RELOAD_SLOW")
     if slow is not None:
         changes["reload_slow"] = slow

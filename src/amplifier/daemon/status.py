@@ -145,6 +145,18 @@ def collect_status(
             }
             for action in ledger.operator_actions(limit=limit)
         ],
+        # Nodes sharing the ledger (PostgreSQL): each one's last heartbeat, lead and holdings.
+        "nodes": [
+            {
+                "node": beat.node,
+                "host": beat.host,
+                "pid": beat.pid,
+                "beat_at": iso_in(beat.beat_at, zone),
+                "leader": beat.leader,
+                "holds": list(beat.holds),
+            }
+            for beat in ledger.nodes()
+        ],
         "planned_only": False,
     }
 

@@ -129,7 +129,9 @@ class Delivery:
     ``publishers(account)`` gives the account's publisher (raising an :class:`AmplifierError` when it cannot
     be made). ``limiter``: the rate limiter to record uses and server-given blocks in (None: none).
     ``stopping()``: whether the caller is shutting down (a post claimed then is released unsent).
-    ``after_request()``: called after each successful publish, before the ledger records it (a test hook)."""
+    ``after_request()``: called after each successful publish, before the ledger records it (a test hook).
+    ``lease``: how long a claim of this caller stays its own without an extension (None: claims without a
+    lease; see :meth:`~amplifier.delivery.ledger.Ledger.extend_lease`)."""
 
     def __init__(
         self,
@@ -143,6 +145,7 @@ class Delivery:
         emit: Emit = _silent,
         stopping: Callable[[], bool] = lambda: False,
         after_request: Callable[[], None] = lambda: None,
+        lease: timedelta | None = None,
     ) -> None:
         self.ledger = ledger
         self.publishers = publishers
@@ -153,6 +156,11 @@ class Delivery:
         self.emit = emit
         self.stopping = stopping
         self.after_request = after_request
+        self.lease = lease
+
+    def lease_until(self, now: datetime) -> datetime | None:
+        """Until when a claim taken (or extended) at ``now`` is this caller's."""
+        return None if self.lease is None else now + self.lease
 
     # ------------------------------------------------------------------------------------------ deciding
 
@@ -169,7 +177,7 @@ class Delivery:
     def deliver(self, row: Row, post: PlannedPost, *, search: bool = False) -> Delivered:
         """Claim ``row`` and publish ``post`` (or, with ``search``, only search the platform for it)."""
         now = self.clock()
-        if not self.ledger.claim(row.id, now, self.token):
+        if not self.ledger.claim(row.id, now, self.token, lease_until=self.lease_until(now)):
             return Delivered(Outcome.NOT_CLAIMED)
         if search:
             found = self.reconcile(self.ledger.get(row.id), post, now, resend_now=False, wait=False)
@@ -305,6 +313,18 @@ class Delivery:
             except Exception as exc:  # a missing secret, a login that failed: looked at again next time
                 text = str(exc) if isinstance(exc, AmplifierError) else f"{type(exc).__name__}: {exc}"
                 outcome = Reconciled(row.id, row.account, "unknown", f"no publisher: {text}")
+        if outcome is None and row.state == State.CLAIMED and row.claim_token != self.token:
+            # Fencing: the claim becomes ours first (a compare-and-swap on its token), so its old holder, if
+            # it was only paused or cut off, can record nothing over what we find.
+            try:
+                taken = row.claim_token is not None and self.ledger.take_over(
+                    row.id, row.claim_token, self.token, now, lease_until=self.lease_until(now)
+                )
+                row = self.ledger.get(row.id) if taken else row
+            except LedgerError as exc:
+                taken, outcome = False, Reconciled(row.id, row.account, "unknown", str(exc))
+            if not taken and outcome is None:
+                outcome = Reconciled(row.id, row.account, "unknown", "taken over by another process")
         if outcome is None and row.state == State.CLAIMED:
             since = unknown_since(row)
             check_at = recheck_at(

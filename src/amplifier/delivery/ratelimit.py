@@ -122,6 +122,14 @@ class RateLimiter:
             until = self._blocked.get(account)
         return until if until is not None and until > now else None
 
+    def replace_uses(self, account: str, uses: Iterable[tuple[str, datetime, int]]) -> None:
+        """``account``'s past uses are exactly ``uses`` ``(platform, published_at, parts)`` (read from a ledger
+        other nodes write to as well); its server-given block stays."""
+        with self._lock:
+            self._uses[account] = []
+        for platform, at, parts in sorted(uses, key=lambda use: use[1]):
+            self.record(account, platform, parts, at)
+
     def seed(self, uses: Iterable[tuple[str, str, datetime, int]]) -> None:
         """Load past uses ``(account, platform, published_at, parts)``, e.g. from the ledger at start-up."""
         for account, platform, at, parts in sorted(uses, key=lambda use: use[2]):

@@ -148,15 +148,25 @@ def process_alive(pid: int) -> bool:
 
 def claim_holder_alive(row: Row, now: datetime, *, own_token: str | None = None) -> bool:
     """Whether another process that is still running holds ``row``'s claim (so its outcome is not lost but
-    on its way). A claim older than :data:`CLAIM_ABANDONED_AFTER`, of another machine (which we cannot ask)
-    or with a token of another form counts as abandoned."""
+    on its way).
+
+    A claim with a lease (``lease_until``, which its holder extends while it works) is alive until the lease
+    passes, on any machine, unless its holder is a process of this machine that is gone. A claim without a
+    lease (an older version, ``amplifier send``) older than :data:`CLAIM_ABANDONED_AFTER`, of another machine
+    (which we cannot ask) or with a token of another form counts as abandoned. Whoever then reconciles it
+    takes the claim over first (:meth:`Ledger.take_over`): the old holder can record nothing after that."""
     if row.claim_token is None or row.claim_token == own_token:
         return False
+    holder = claim_holder(row.claim_token)
+    local = holder is not None and holder[0] == socket.gethostname()
+    if row.lease_until is not None:
+        if local and holder is not None and holder[1] != os.getpid() and not process_alive(holder[1]):
+            return False
+        return now < row.lease_until
     claimed_at = row.claimed_at or row.updated_at
     if now - claimed_at > CLAIM_ABANDONED_AFTER:
         return False
-    holder = claim_holder(row.claim_token)
-    if holder is None or holder[0] != socket.gethostname():
+    if holder is None or not local:
         return False
     return holder[1] != os.getpid() and process_alive(holder[1])
 

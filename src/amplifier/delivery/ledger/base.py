@@ -153,6 +153,61 @@ class ClaimMismatch(LedgerError):
         super().__init__(f"post {post_id!r} is claimed by {holder!r}, not by {token!r}")
 
 
+@dataclass(frozen=True)
+class PlanSource:
+    """Which campaign files the plan in the ledger was made from: their content hash, and their revision (a git
+    commit, or the newest file time) with the instant it was made (``revised_at``), and the node that wrote it."""
+
+    content_hash: str
+    revision: str
+    revised_at: datetime  # aware
+    node: str = ""
+    planned_at: datetime | None = None  # when the plan was last written (set by the ledger)
+
+
+class StalePlan(LedgerError):
+    """A node's campaign files are older than those the plan in the ledger was made from: it must not
+    overwrite the plan (another node has newer files)."""
+
+    def __init__(self, recorded: PlanSource, offered: PlanSource) -> None:
+        self.recorded = recorded
+        self.offered = offered
+        super().__init__(
+            f"the plan in the ledger was made from newer campaign files (revision {recorded.revision}, "
+            f"{recorded.revised_at:%Y-%m-%d %H:%M:%S} UTC, by {recorded.node or 'another node'}) than these "
+            f"(revision {offered.revision}, {offered.revised_at:%Y-%m-%d %H:%M:%S} UTC): not overwritten"
+        )
+
+
+def check_source(recorded: PlanSource | None, offered: PlanSource) -> None:
+    """Raise :class:`StalePlan` when ``offered`` files are older than, and differ from, the ``recorded`` ones."""
+    if (
+        recorded is not None
+        and recorded.content_hash != offered.content_hash
+        and recorded.revised_at > offered.revised_at
+    ):
+        raise StalePlan(recorded, offered)
+
+
+@dataclass(frozen=True)
+class NodeBeat:
+    """A node's last heartbeat in a shared ledger: who (``host:pid:nonce``), when, and what it holds."""
+
+    node: str
+    beat_at: datetime
+    leader: bool
+    holds: tuple[str, ...]  # e.g. "account masto", "2 claims"
+
+    @property
+    def host(self) -> str:
+        return self.node.split(":", 1)[0]
+
+    @property
+    def pid(self) -> int | None:
+        fields = self.node.split(":")
+        return int(fields[1]) if len(fields) > 2 and fields[1].isdigit() else None
+
+
 class PartConflict(LedgerError):
     """A part of a thread was recorded already with another result: it would be published twice."""
 
@@ -238,6 +293,8 @@ class Row:
     unknown_since: datetime | None = None
     # An operator's ``retry --late``: the post may go out after its window, until then.
     late_until: datetime | None = None
+    # Until when the claim's holder vouches for it (None: a claim without a lease); see Ledger.take_over.
+    lease_until: datetime | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
@@ -452,8 +509,13 @@ class Ledger(Protocol):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction.
+
+        ``source``: the campaign files the plan was made from. If the recorded source is of newer, different
+        files, nothing changes and :class:`StalePlan` is raised; else ``source`` is recorded with the plan
+        (:meth:`plan_source`). None: nothing is checked or recorded (one machine).
 
         New ids are inserted as planned (due, and next attempt, at ``due_at``). A still-planned post whose due
         time, content hash, account, platform, rule or part count changed is updated (a post waiting for a
@@ -465,11 +527,44 @@ class Ledger(Protocol):
         """
         ...
 
+    def plan_source(self) -> PlanSource | None:
+        """The campaign files the plan was last written from (:meth:`sync_plan`'s ``source``), None if none."""
+        ...
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        """Node ``node`` is alive at ``now``, leads planning or not, and holds ``holds`` (shown by status)."""
+        ...
+
+    def nodes(self) -> list[NodeBeat]:
+        """Every node's last heartbeat, the latest first."""
+        ...
+
     # -- transitions (each one atomic; ``token``: the claimant that must hold the claim)
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         """Planned -> claimed, atomically: True if this call took it. False if it is not planned, or its
-        account (or everything) is paused. :class:`UnknownPost` for an id the ledger does not have."""
+        account (or everything) is paused. :class:`UnknownPost` for an id the ledger does not have.
+        ``lease_until``: the claim's lease (see :meth:`extend_lease`, :meth:`take_over`)."""
+        ...
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: the claim held by ``old_token`` becomes ``new_token``'s, atomically (a compare-and-swap on
+        the token): True if this call swapped it; False if the post is not claimed by ``old_token`` any more.
+        The claim time and ``unknown_since`` stay (they tell when an attempt could have created the post).
+        From then on every change by the old holder raises :class:`ClaimMismatch`."""
+        ...
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """Every claim ``token`` holds is leased until ``lease_until`` (never shortened): the holder is alive.
+        Returns how many claims it holds."""
         ...
 
     def record_part(

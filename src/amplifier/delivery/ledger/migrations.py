@@ -319,3 +319,43 @@ def m009_posts_published(conn: sqlite3.Connection) -> None:
     """Published posts by publishing time: the read-back jobs' query (``reads_due``) looks only at recent
     published posts, so finding that nothing is due stays cheap in a large ledger."""
     conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")
+
+
+@migration
+def m010_claim_lease(conn: sqlite3.Connection) -> None:
+    """``posts.lease_until``: until when the claim's holder vouches for it (it extends the lease while it
+    works); past it, another process may take the claim over (``Ledger.take_over``) and reconcile the post."""
+    conn.execute("ALTER TABLE posts ADD COLUMN lease_until TEXT")
+
+
+@migration
+def m011_plan_source(conn: sqlite3.Connection) -> None:
+    """``plan_source``: which campaign files the plan was last written from (content hash, revision, its time,
+    the node), so that a node with older files never overwrites the plan (``Ledger.sync_plan``'s ``source``)."""
+    conn.execute(
+        """
+        CREATE TABLE plan_source (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            content_hash TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            revised_at TEXT NOT NULL,
+            node TEXT NOT NULL,
+            planned_at TEXT NOT NULL
+        ) STRICT
+        """
+    )
+
+
+@migration
+def m012_nodes(conn: sqlite3.Connection) -> None:
+    """``nodes``: each daemon's last heartbeat in the ledger (a node of several shares it), what it holds."""
+    conn.execute(
+        """
+        CREATE TABLE nodes (
+            node TEXT PRIMARY KEY,
+            beat_at TEXT NOT NULL,
+            leader INTEGER NOT NULL CHECK (leader IN (0, 1)),
+            holds TEXT NOT NULL CHECK (json_valid(holds))
+        ) STRICT
+        """
+    )

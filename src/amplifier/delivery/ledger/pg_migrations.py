@@ -235,3 +235,58 @@ def m004_gate_changes(conn: psycopg.Connection) -> None:
 def m005_posts_published(conn: psycopg.Connection) -> None:
     """Published posts by publishing time, as SQLite's ``m009_posts_published``."""
     conn.execute("CREATE INDEX posts_published ON posts (published_at) WHERE state = 'published'")
+
+
+@migration
+def m006_claim_lease(conn: psycopg.Connection) -> None:
+    """``posts.lease_until`` (as SQLite's m010): until when the claim's holder vouches for it; past it, another
+    node may take the claim over (``Ledger.take_over``, a compare-and-swap of the token) and reconcile it."""
+    conn.execute("ALTER TABLE posts ADD COLUMN lease_until timestamptz")
+
+
+@migration
+def m007_plan_source(conn: psycopg.Connection) -> None:
+    """``plan_source`` (as SQLite's m011): which campaign files the plan was last written from, so that a node
+    with older files never overwrites it."""
+    conn.execute(
+        """
+        CREATE TABLE plan_source (
+            id integer PRIMARY KEY CHECK (id = 1),
+            content_hash text NOT NULL,
+            revision text NOT NULL,
+            revised_at timestamptz NOT NULL,
+            node text NOT NULL,
+            planned_at timestamptz NOT NULL
+        )
+        """
+    )
+
+
+@migration
+def m008_account_leases(conn: psycopg.Connection) -> None:
+    """``account_leases``: which node publishes for an account now, and until when (its lease; see
+    :mod:`amplifier.delivery.pg_coordination`): one node per account at a time, across nodes."""
+    conn.execute(
+        """
+        CREATE TABLE account_leases (
+            account text PRIMARY KEY,
+            holder text NOT NULL,
+            lease_until timestamptz NOT NULL
+        )
+        """
+    )
+
+
+@migration
+def m009_nodes(conn: psycopg.Connection) -> None:
+    """``nodes`` (as SQLite's m012): each node's last heartbeat, whether it leads, what it holds."""
+    conn.execute(
+        """
+        CREATE TABLE nodes (
+            node text PRIMARY KEY,
+            beat_at timestamptz NOT NULL,
+            leader boolean NOT NULL,
+            holds text NOT NULL
+        )
+        """
+    )

@@ -43,14 +43,17 @@ from amplifier.delivery.ledger.base import (
     JSONObject,
     LedgerBusy,
     LedgerError,
+    NodeBeat,
     PartConflict,
     PlanEntry,
+    PlanSource,
     Row,
     State,
     SyncReport,
     UnknownPost,
     check_gate_change,
     check_reason,
+    check_source,
     diff_plan,
     dump_json,
     plan_keys,
@@ -69,12 +72,13 @@ _COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
     " (SELECT jsonb_object_agg(part_index, result) FROM post_parts WHERE post_id = posts.id) AS parts,"
-    " late_until"
+    " late_until, lease_until"
 )
 
 _PLAIN_COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " lease_until"
 )
 
 _NOT_PAUSED = (
@@ -128,6 +132,7 @@ def _row(values: Sequence[Any]) -> Row:
         parts={int(index): result for index, result in parts.items()},
         unknown_since=values[17],
         late_until=values[19],
+        lease_until=values[20],
     )
 
 
@@ -267,12 +272,15 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction (see the interface)."""
         stamp = _utc(now)
         plan = plan_keys(entries, _utc)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+            if source is not None:
+                self._record_source(conn, source, stamp)
             existing = (
                 Existing(
                     id=values[0],
@@ -317,6 +325,50 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
                 )
         return diff.report()
 
+    def _record_source(self, conn: Any, source: PlanSource, stamp: Any) -> None:
+        """Refuse (:class:`StalePlan`) files older than the recorded ones, else record ``source``."""
+        check_source(self._read_source(conn), source)
+        conn.execute(
+            "INSERT INTO plan_source (id, content_hash, revision, revised_at, node, planned_at)"
+            " VALUES (1, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET content_hash = excluded.content_hash,"
+            " revision = excluded.revision, revised_at = excluded.revised_at, node = excluded.node,"
+            " planned_at = excluded.planned_at",
+            (source.content_hash, source.revision, _utc(source.revised_at), source.node, stamp),
+        )
+
+    @staticmethod
+    def _read_source(conn: Any) -> PlanSource | None:
+        found = conn.execute(
+            "SELECT content_hash, revision, revised_at, node, planned_at FROM plan_source WHERE id = 1"
+        ).fetchone()
+        if found is None:
+            return None
+        return PlanSource(found[0], found[1], found[2], found[3], found[4])
+
+    def plan_source(self) -> PlanSource | None:
+        with self._lock, self._errors():
+            return self._read_source(self._connection())
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO nodes (node, beat_at, leader, holds) VALUES (%s, %s, %s, %s) ON CONFLICT (node)"
+                " DO UPDATE SET beat_at = excluded.beat_at, leader = excluded.leader, holds = excluded.holds",
+                (node, stamp, leader, dump_json(list(holds))),
+            )
+
+    def nodes(self) -> list[NodeBeat]:
+        with self._lock, self._errors():
+            rows = (
+                self._connection()
+                .execute("SELECT node, beat_at, leader, holds FROM nodes ORDER BY beat_at DESC, node")
+                .fetchall()
+            )
+        return [
+            NodeBeat(values[0], values[1], bool(values[2]), tuple(json.loads(values[3]))) for values in rows
+        ]
+
     # -- transitions ---------------------------------------------------------------------------------------
 
     @staticmethod
@@ -336,21 +388,61 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
             raise ClaimMismatch(post_id, token, found[1])
         return state, int(found[2])
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         if not token:
             raise ValueError("a claim needs a non-empty token")
         stamp = _utc(now)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE posts SET state = 'claimed', claimed_at = %s, claim_token = %s, updated_at = %s"
-                f" WHERE id = %s AND state = 'planned' AND {_NOT_PAUSED}",
-                (stamp, token, stamp, post_id),
+                "UPDATE posts SET state = 'claimed', claimed_at = %s, claim_token = %s, updated_at = %s,"
+                f" lease_until = %s WHERE id = %s AND state = 'planned' AND {_NOT_PAUSED}",
+                (stamp, token, stamp, None if lease_until is None else _utc(lease_until), post_id),
             )
             if cursor.rowcount == 1:
                 return True
             if conn.execute("SELECT 1 FROM posts WHERE id = %s", (post_id,)).fetchone() is None:
                 raise UnknownPost(post_id)
             return False
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: a compare-and-swap of the claim's token (see the interface)."""
+        if not new_token:
+            raise ValueError("a claim needs a non-empty token")
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE posts SET claim_token = %s, lease_until = %s, updated_at = %s"
+                " WHERE id = %s AND state = 'claimed' AND claim_token = %s",
+                (new_token, None if lease_until is None else _utc(lease_until), stamp, post_id, old_token),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if conn.execute("SELECT 1 FROM posts WHERE id = %s", (post_id,)).fetchone() is None:
+                raise UnknownPost(post_id)
+            return False
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """The lease of every claim ``token`` holds runs to ``lease_until`` at least (see the interface)."""
+        until = _utc(lease_until)
+        stamp = _utc(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE posts SET lease_until = %s, updated_at = %s WHERE state = 'claimed' AND claim_token = %s"
+                " AND (lease_until IS NULL OR lease_until < %s)",
+                (until, stamp, token, until),
+            )
+            found = conn.execute(
+                "SELECT COUNT(*) FROM posts WHERE state = 'claimed' AND claim_token = %s", (token,)
+            ).fetchone()
+        return 0 if found is None else int(found[0])
 
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
@@ -661,7 +753,7 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
             for row in rows:
                 try:
                     conn.execute(
-                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})",
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})",
                         (
                             row.id,
                             row.account,
@@ -681,6 +773,7 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
                             row.created_at,
                             row.updated_at,
                             row.unknown_since,
+                            row.lease_until,
                         ),
                     )
                 except psycopg.errors.UniqueViolation:

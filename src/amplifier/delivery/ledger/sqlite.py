@@ -46,14 +46,17 @@ from amplifier.delivery.ledger.base import (
     LedgerBusy,
     LedgerError,
     LedgerUnreachable,
+    NodeBeat,
     PartConflict,
     PlanEntry,
+    PlanSource,
     Row,
     State,
     SyncReport,
     UnknownPost,
     check_gate_change,
     check_reason,
+    check_source,
     diff_plan,
     dump_json,
     from_db_time,
@@ -75,12 +78,13 @@ _COLUMNS = (
     " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
     " CASE WHEN result IS NULL THEN"
     " (SELECT json_group_object(part_index, json(result)) FROM post_parts WHERE post_id = posts.id) END AS parts,"
-    " late_until"
+    " late_until, lease_until"
 )
 
 _PLAIN_COLUMNS = (
     "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
-    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since"
+    " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
+    " lease_until"
 )
 
 _NOT_PAUSED = (
@@ -140,6 +144,7 @@ def _row(values: Sequence[Any]) -> Row:
         parts={int(index): result for index, result in parts_json.items()},
         unknown_since=optional_time(values[17]),
         late_until=optional_time(values[19]),
+        lease_until=optional_time(values[20]),
     )
 
 
@@ -302,6 +307,7 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        source: PlanSource | None = None,
     ) -> SyncReport:
         """Make the planned posts match ``entries``, in one transaction.
 
@@ -319,6 +325,8 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
         stamp = to_db_time(now)
         plan = plan_keys(entries, to_db_time)
         with self._transaction() as conn:
+            if source is not None:
+                self._record_source(conn, source, stamp)
             existing = (
                 Existing(
                     id=values[0],
@@ -359,6 +367,49 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
             )
         return diff.report()
 
+    def _record_source(self, conn: Any, source: PlanSource, stamp: Any) -> None:
+        """Refuse (:class:`StalePlan`) files older than the recorded ones, else record ``source``."""
+        check_source(self._read_source(conn), source)
+        conn.execute(
+            "INSERT INTO plan_source (id, content_hash, revision, revised_at, node, planned_at)"
+            " VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET content_hash = excluded.content_hash,"
+            " revision = excluded.revision, revised_at = excluded.revised_at, node = excluded.node,"
+            " planned_at = excluded.planned_at",
+            (source.content_hash, source.revision, to_db_time(source.revised_at), source.node, stamp),
+        )
+
+    @staticmethod
+    def _read_source(conn: Any) -> PlanSource | None:
+        found = conn.execute(
+            "SELECT content_hash, revision, revised_at, node, planned_at FROM plan_source WHERE id = 1"
+        ).fetchone()
+        if found is None:
+            return None
+        return PlanSource(found[0], found[1], from_db_time(found[2]), found[3], optional_time(found[4]))
+
+    def plan_source(self) -> PlanSource | None:
+        with self._lock:
+            return self._read_source(self._conn)
+
+    def beat_node(self, node: str, now: datetime, *, leader: bool, holds: Sequence[str]) -> None:
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO nodes (node, beat_at, leader, holds) VALUES (?, ?, ?, ?) ON CONFLICT (node)"
+                " DO UPDATE SET beat_at = excluded.beat_at, leader = excluded.leader, holds = excluded.holds",
+                (node, stamp, int(leader), dump_json(list(holds))),
+            )
+
+    def nodes(self) -> list[NodeBeat]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT node, beat_at, leader, holds FROM nodes ORDER BY beat_at DESC, node"
+            ).fetchall()
+        return [
+            NodeBeat(values[0], from_db_time(values[1]), bool(values[2]), tuple(json.loads(values[3])))
+            for values in rows
+        ]
+
     # -- transitions ---------------------------------------------------------------------------------------
 
     def _current(
@@ -382,7 +433,7 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
             raise ClaimMismatch(post_id, token, found[1])
         return state, int(found[2])
 
-    def claim(self, post_id: str, now: datetime, token: str) -> bool:
+    def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
         """Take the post for publishing, atomically: True if this call moved it from planned to claimed.
 
         False if it is not planned (someone else claimed it, or it is finished) or its account, or everything,
@@ -393,15 +444,55 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
         stamp = to_db_time(now)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE posts SET state = 'claimed', claimed_at = ?, claim_token = ?, updated_at = ?"
-                f" WHERE id = ? AND state = 'planned' AND {_NOT_PAUSED}",
-                (stamp, token, stamp, post_id),
+                "UPDATE posts SET state = 'claimed', claimed_at = ?, claim_token = ?, updated_at = ?,"
+                f" lease_until = ? WHERE id = ? AND state = 'planned' AND {_NOT_PAUSED}",
+                (stamp, token, stamp, _db_time_or_none(lease_until), post_id),
             )
             if cursor.rowcount == 1:
                 return True
             if conn.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
                 raise UnknownPost(post_id)
             return False
+
+    def take_over(
+        self,
+        post_id: str,
+        old_token: str,
+        new_token: str,
+        now: datetime,
+        *,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Fencing: a compare-and-swap of the claim's token (see the interface)."""
+        if not new_token:
+            raise ValueError("a claim needs a non-empty token")
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE posts SET claim_token = ?, lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'claimed' AND claim_token = ?",
+                (new_token, _db_time_or_none(lease_until), stamp, post_id, old_token),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if conn.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
+                raise UnknownPost(post_id)
+            return False
+
+    def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
+        """The lease of every claim ``token`` holds runs to ``lease_until`` at least (see the interface)."""
+        until = to_db_time(lease_until)
+        stamp = to_db_time(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE posts SET lease_until = ?, updated_at = ? WHERE state = 'claimed' AND claim_token = ?"
+                " AND (lease_until IS NULL OR lease_until < ?)",
+                (until, stamp, token, until),
+            )
+            found = conn.execute(
+                "SELECT COUNT(*) FROM posts WHERE state = 'claimed' AND claim_token = ?", (token,)
+            ).fetchone()
+        return int(found[0])
 
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
@@ -756,7 +847,7 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
             for row in rows:
                 try:
                     conn.execute(
-                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                        f"INSERT INTO posts ({_PLAIN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
                         (
                             row.id,
                             row.account,
@@ -776,6 +867,7 @@ class SqliteLedger(SqliteEngagement, SqliteOperations, SqliteReport):
                             to_db_time(row.created_at),
                             to_db_time(row.updated_at),
                             _db_time_or_none(row.unknown_since),
+                            _db_time_or_none(row.lease_until),
                         ),
                     )
                 except sqlite3.IntegrityError as error:

@@ -1,0 +1,172 @@
+"""The daemon as one node of several on a shared ledger (see :mod:`amplifier.delivery.coordination`).
+
+* Planning: only the leader writes the plan (:meth:`NodesMixin.write_plan`), with the source of its files
+  (:func:`campaign_source`: content hash, git commit or newest file time); a node whose files are older than the
+  plan's does not overwrite it, says so in its log (``plan not written``), and gives the lead up. A follower
+  still plans its window in memory, to render the posts the leader planned; when the leader dies, the next
+  follower that asks (every watch interval) leads, and writes the plan at once (:meth:`NodesMixin.take_lead`).
+* Publishing: one node per account at a time (the coordinator's account lock), and the account's rate budget
+  read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A node holds back a
+  post whose text it would render differently from the plan's (older files), or that its files do not know.
+
+With one machine (:class:`~amplifier.delivery.coordination.LocalCoordinator`) all of this is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from amplifier.campaign.load import Campaign
+from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.settings import FAR_FUTURE, DaemonSettings
+from amplifier.delivery.coordination import Coordinator
+from amplifier.delivery.ledger import Ledger, PlanEntry, PlanSource, Row, StalePlan, State, SyncReport
+from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.plan.post import PlannedPost
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def campaign_source(campaign: Campaign, files: Iterable[Path], node: str) -> PlanSource:
+    """The source of a plan made from ``files``: their content hash, and their revision: the git commit of a
+    checkout (its commit time), else ``mtime`` (the newest file time)."""
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(set(files)):
+        try:
+            data = path.read_bytes()
+            newest = max(newest, path.stat().st_mtime)
+        except OSError:
+            data = b"\0missing"
+        digest.update(
+            str(path.relative_to(campaign.root) if path.is_relative_to(campaign.root) else path).encode()
+        )
+        digest.update(b"\0" + hashlib.sha256(data).digest())
+    commit = _git(campaign.root, "log", "-1", "--format=%H %ct")
+    if commit is not None and " " in commit:
+        sha, stamp = commit.split(" ", 1)
+        if stamp.isdigit():
+            return PlanSource(
+                digest.hexdigest(), f"git:{sha[:12]}", datetime.fromtimestamp(int(stamp), UTC), node
+            )
+    return PlanSource(digest.hexdigest(), "mtime", datetime.fromtimestamp(newest, UTC), node)
+
+
+class NodesMixin:
+    """The daemon's hooks for several nodes (see the module docstring)."""
+
+    campaign: Campaign
+    ledger: Ledger
+    settings: DaemonSettings
+    log: EventLog
+    limiter: RateLimiter
+    coordinator: Coordinator
+    token: str
+    posts: dict[str, PlannedPost]
+    _held: dict[str, datetime]  # account -> until when this node leaves it to the others
+    _plan_note: str | None
+
+    def campaign_files(self, campaign: Campaign) -> list[Path]:
+        from amplifier.daemon.watch import snapshot_files
+
+        return list(snapshot_files(campaign))
+
+    def write_plan(
+        self, entries: Sequence[PlanEntry], now: datetime, start: datetime, end: datetime, campaign: Campaign
+    ) -> SyncReport:
+        """Write the plan into the ledger, if this node is the leader and its files are not older."""
+        if not self.coordinator.shared:
+            return self.ledger.sync_plan(entries, now, start=start, end=end)
+        if not self.coordinator.may_plan():
+            self._note_plan("following: another node writes the plan")
+            return SyncReport()
+        source = campaign_source(campaign, self.campaign_files(campaign), self.token)
+        try:
+            report = self.ledger.sync_plan(entries, now, start=start, end=end, source=source)
+        except StalePlan as exc:
+            self.coordinator.resign()
+            self._note_plan(str(exc))
+            return SyncReport()
+        self._note_plan(f"leading: the plan is written from revision {source.revision}")
+        return report
+
+    def _note_plan(self, note: str) -> None:
+        if note != self._plan_note:
+            self._plan_note = note
+            self.log.emit("plan role", node=self.token, state=note)
+
+    def take_lead(self, now: datetime) -> bool:
+        """A follower asks for the lead (the leader may have died); True if it took it and wrote the plan."""
+        if not self.coordinator.shared or self.coordinator.is_leader or not self.coordinator.may_plan():
+            return False
+        self.plan(now)  # type: ignore[attr-defined]
+        return True
+
+    # -- publishing ------------------------------------------------------------------------------------------
+
+    def held_accounts(self, now: datetime) -> dict[str, datetime]:
+        """The accounts this node leaves to other nodes for now, and until when."""
+        for account in [account for account, until in self._held.items() if until <= now]:
+            del self._held[account]
+        return dict(self._held)
+
+    def hold(self, account: str, now: datetime, reason: str) -> str:
+        """Leave ``account`` to the other nodes for a moment (a watch interval); the daemon's step result."""
+        self._held[account] = now + timedelta(seconds=max(self.settings.watch_interval, 1.0))
+        said: dict[str, str] = self.__dict__.setdefault("_held_said", {})
+        if said.get(account) != reason:  # once per reason, not at every pass
+            said[account] = reason
+            self.log.emit("held", account=account, reason=reason)
+        return "held"
+
+    def hold_back(self, row: Row, post: PlannedPost | None, now: datetime) -> str | None:
+        """Why this node must not deliver (nor skip) ``row`` now, None when it may."""
+        if not self.coordinator.shared:
+            return None
+        if not self.coordinator.holds(row.account, now):
+            return self.hold(row.account, now, "the account's lease passed: another node may publish for it")
+        if post is None:
+            if self.coordinator.is_leader:
+                return None  # the leader's files are the plan's: the post is gone from the campaign
+            return self.hold(row.account, now, f"{row.id}: not in this node's campaign files")
+        if PlanEntry.from_post(post).content_hash != row.content_hash:
+            return self.hold(row.account, now, f"{row.id}: this node's campaign files render it differently")
+        return None
+
+    def publish_account(self, rows: list[Row]) -> TickReport:
+        """Publish one account's due posts, while this node holds the account (else leave it for now)."""
+        account = rows[0].account
+        now: datetime = self.clock()  # type: ignore[attr-defined]
+        with self.coordinator.account(account, now) as mine:
+            if not mine:
+                self.hold(account, now, "another node publishes for it")
+                return TickReport()
+            self.__dict__.get("_held_said", {}).pop(account, None)
+            if self.coordinator.shared:
+                self.refresh_budget(account, self.clock())  # type: ignore[attr-defined]
+            with self.claiming():  # type: ignore[attr-defined]
+                return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
+
+    def refresh_budget(self, account: str, now: datetime) -> None:
+        """The account's rate budget, read again from the shared ledger (every node's posts count)."""
+        rows = self.ledger.history(
+            now - timedelta(days=2), now + FAR_FUTURE, account=account, states=[State.PUBLISHED]
+        )
+        uses = [
+            (row.platform, row.published_at, sum(1 for part in (row.result or ()) if not part.get("existed")))
+            for row in rows
+            if row.published_at is not None and row.published_at > now - timedelta(days=1)
+        ]
+        self.limiter.replace_uses(account, uses)
