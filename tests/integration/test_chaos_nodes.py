@@ -105,7 +105,7 @@ def test_three_nodes_under_chaos_publish_every_post_exactly_once_in_order(
                 if proc is not None and proc.poll() is not None:
                     start(n, crash_after=rng.choice([None, 1, 2]))
             n = rng.randrange(3)
-            wait_for(lambda n=n: running(n), 30, f"node {n}")
+            wait_for(lambda n=n: running(n), 60, f"node {n}")
             time.sleep(rng.uniform(0.0, 0.4))  # a random point of its work
             proc = procs[n]
             assert proc is not None
@@ -126,6 +126,8 @@ def test_three_nodes_under_chaos_publish_every_post_exactly_once_in_order(
         for n, proc in enumerate(procs):  # undisturbed from here on, and no crash hooks
             if proc is None or proc.poll() is not None:
                 start(n)
+        # every node's latest start has logged "started" before any is stopped (the count below needs it)
+        wait_for(lambda: all(running(n) for n in range(3)), 60, "every node started")
         wait_for(lambda: published() == len(ids), 90, "every post published")
     finally:
         for n, proc in enumerate(procs):
