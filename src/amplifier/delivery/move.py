@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from amplifier.delivery.ledger import LedgerError, State, describe_url, open_ledger, open_local_ledger
+from amplifier.delivery.ledger import (
+    LedgerError,
+    State,
+    copy_contents,
+    describe_url,
+    open_ledger,
+    open_local_ledger,
+)
 from amplifier.delivery.reconcile import claim_holder_alive
 
 
@@ -57,12 +64,8 @@ def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
                     f"{target_name} holds posts already: a ledger moves only into an empty database "
                     "(posting stays paused here; resume it with 'amplifier resume' to go on with this ledger)"
                 )
-            count = target.import_rows(source.export_rows())
+            count = copy_contents(source, target, now)
             paused_accounts = source.paused_accounts()
-            for account, reason in paused_accounts.items():
-                target.pause_account(account, reason, now)
-            for change in source.gate_changes():  # the operators' changes of reply / quote controls
-                target.record_gate_change(change)
             keep_paused = was_paused and old_reason != moving
             if keep_paused:
                 target.set_paused(True, old_reason, now)

@@ -81,6 +81,7 @@ __all__ = [
     "SyncReport",
     "UnknownPost",
     "content_hash",
+    "copy_contents",
     "describe_url",
     "from_db_time",
     "ledger_exists",
@@ -157,11 +158,20 @@ def open_ledger_copy(state_dir: Path, scratch: Path, now: datetime) -> Ledger:
         return SqliteLedger.open(scratch / LEDGER_NAME, now)
     copy = SqliteLedger.open(scratch / LEDGER_NAME, now)
     with open_ledger(state_dir, now, url=url) as shared:
-        copy.import_rows(shared.export_rows())
-        for account, reason in shared.paused_accounts().items():
-            copy.pause_account(account, reason, now)
+        copy_contents(shared, copy, now)
         copy.set_paused(shared.is_paused(), shared.pause_reason(), now)
     return copy
+
+
+def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
+    """Copy every post of ``source`` (states, attempts, claims, parts, times), its paused accounts and its gate
+    changes into the empty ``target``; the global pause is the caller's to decide. Returns how many posts."""
+    count = target.import_rows(source.export_rows())
+    for account, reason in source.paused_accounts().items():
+        target.pause_account(account, reason, now)
+    for change in source.gate_changes():  # the operators' changes of reply / quote controls
+        target.record_gate_change(change)
+    return count
 
 
 def outside_pause_reason(state_dir: Path) -> str | None:
