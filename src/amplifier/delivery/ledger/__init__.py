@@ -52,6 +52,7 @@ from amplifier.delivery.ledger.base import (
     from_db_time,
     to_db_time,
 )
+from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "AccountPause",
     "AccountSummary",
     "ClaimMismatch",
+    "Contents",
     "GateChange",
     "IllegalTransition",
     "JSONObject",
@@ -164,14 +166,23 @@ def open_ledger_copy(state_dir: Path, scratch: Path, now: datetime) -> Ledger:
 
 
 def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
-    """Copy every post of ``source`` (states, attempts, claims, parts, times), its paused accounts and its gate
-    changes into the empty ``target``; the global pause is the caller's to decide. Returns how many posts."""
-    count = target.import_rows(source.export_rows())
-    for account, reason in source.paused_accounts().items():
-        target.pause_account(account, reason, now)
-    for change in source.gate_changes():  # the operators' changes of reply / quote controls
-        target.record_gate_change(change)
-    return count
+    """Copy everything ``source`` holds into ``target``, exactly once and in one transaction of ``target``:
+    every post (states, attempts, claims with their leases, parts, unknown outcomes, ``retry --late``
+    windows, times), the paused accounts (reason, time, who), the operators' actions, the gate changes, the
+    engagement readings and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
+    copied. The global pause is the caller's to decide; the nodes' heartbeats are not copied (each node beats
+    into the ledger it uses). Returns how many posts (``now``: when the copy is made, for the record)."""
+    to_db_time(now)
+    return target.import_contents(
+        Contents(
+            rows=source.export_rows(),
+            pauses=source.account_pauses(),
+            actions=source.export_actions(),
+            gate_changes=source.gate_changes(),
+            readings=source.export_engagement(),
+            source=source.plan_source(),
+        )
+    )
 
 
 def outside_pause_reason(state_dir: Path) -> str | None:

@@ -5,12 +5,13 @@ a ledger (:class:`LedgerMoving`). See :mod:`.base` for the guarantees every impl
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from amplifier.delivery.ledger.engagement import EngagementTotal
 from amplifier.delivery.ledger.report import ReadAges, ReportRow
-from amplifier.delivery.ledger.types import AccountPause, GateChange, OperatorAction, Row
+from amplifier.delivery.ledger.types import AccountPause, GateChange, OperatorAction, PlanSource, Row
 from amplifier.publish.engagement import Engagement
 
 
@@ -134,6 +135,19 @@ class LedgerEngagement(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Contents:
+    """Everything a ledger holds, as :meth:`LedgerMoving.import_contents` takes it (streams: read once)."""
+
+    rows: Iterable[Row]
+    pauses: Iterable[AccountPause] = ()
+    actions: Iterable[OperatorAction] = ()  # oldest first
+    gate_changes: Iterable[GateChange] = ()  # oldest first
+    readings: Iterable[Engagement] = ()
+    source: PlanSource | None = None
+    counted: dict[str, int] = field(default_factory=dict)  # filled by import_contents: what went in, by kind
+
+
 class LedgerMoving(Protocol):
     """Moving a ledger (``amplifier ledger migrate``, a dry run's copy): all it holds, out and in."""
 
@@ -144,4 +158,19 @@ class LedgerMoving(Protocol):
     def import_rows(self, rows: Iterable[Row]) -> int:
         """Insert ``rows`` exactly as they are (states, attempts, claims, parts, times), in one transaction;
         :class:`LedgerError` if the ledger has one of their ids already. Returns how many were inserted."""
+        ...
+
+    def export_actions(self) -> list[OperatorAction]:
+        """Every operator's action recorded, oldest first."""
+        ...
+
+    def export_engagement(self) -> Iterator[Engagement]:
+        """Every engagement reading, by post, part and time, read in batches (bounded memory)."""
+        ...
+
+    def import_contents(self, contents: Contents) -> int:
+        """Insert all of ``contents`` exactly as it is (posts with everything they record, paused accounts,
+        operators' actions, gate changes, engagement readings, the plan's source), in ONE transaction: all of
+        it or nothing. :class:`LedgerError` if the ledger has one of its post ids already (so a copy goes in
+        exactly once). Returns how many posts; ``contents.counted`` says how many of each kind."""
         ...

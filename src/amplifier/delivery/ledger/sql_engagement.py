@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from amplifier.delivery.ledger.dialect import Dialect
+from amplifier.delivery.ledger.dialect import Connection, Dialect
 from amplifier.delivery.ledger.engagement import EngagementTotal, checked_readings
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.types import EXPORT_BATCH, UnknownPost
@@ -69,39 +69,43 @@ class SqlEngagement(SqlCore):
     """``record_engagement``, ``engagement``, ``engagement_totals``, ``export_engagement``."""
 
     def record_engagement(self, readings: Iterable[Engagement]) -> int:
-        d = self.dialect
         checked = checked_readings(readings)
         if not checked:
             return 0
-        added = 0
         with self._transaction() as conn:
-            parts: dict[str, int] = {}
-            for reading in checked:
-                if reading.post_id not in parts:
-                    found = conn.execute(
-                        "SELECT part_count FROM posts WHERE id = ?", (reading.post_id,)
-                    ).fetchone()
-                    if found is None:
-                        raise UnknownPost(reading.post_id)
-                    parts[reading.post_id] = int(found[0])
-                if reading.index >= parts[reading.post_id]:
-                    raise ValueError(
-                        f"{reading.post_id} has {parts[reading.post_id]} part(s), no part {reading.index}"
-                    )
-                added += conn.execute(
-                    "INSERT INTO engagement (post_id, part_index, read_at, likes, reposts, replies, quotes, gone)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (
-                        reading.post_id,
-                        reading.index,
-                        d.time(reading.read_at),
-                        reading.likes,
-                        reading.reposts,
-                        reading.replies,
-                        reading.quotes,
-                        d.flag(reading.gone),
-                    ),
-                ).rowcount
+            return self._insert_readings(conn, checked)
+
+    def _insert_readings(self, conn: Connection, checked: Iterable[Engagement]) -> int:
+        """Insert the readings ``checked`` (by :func:`checked_readings`); how many were new."""
+        d = self.dialect
+        added = 0
+        parts: dict[str, int] = {}
+        for reading in checked:
+            if reading.post_id not in parts:
+                found = conn.execute(
+                    "SELECT part_count FROM posts WHERE id = ?", (reading.post_id,)
+                ).fetchone()
+                if found is None:
+                    raise UnknownPost(reading.post_id)
+                parts[reading.post_id] = int(found[0])
+            if reading.index >= parts[reading.post_id]:
+                raise ValueError(
+                    f"{reading.post_id} has {parts[reading.post_id]} part(s), no part {reading.index}"
+                )
+            added += conn.execute(
+                "INSERT INTO engagement (post_id, part_index, read_at, likes, reposts, replies, quotes, gone)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    reading.post_id,
+                    reading.index,
+                    d.time(reading.read_at),
+                    reading.likes,
+                    reading.reposts,
+                    reading.replies,
+                    reading.quotes,
+                    d.flag(reading.gone),
+                ),
+            ).rowcount
         return added
 
     def _readings(self, where: str, params: Sequence[Any], tail: str = "") -> list[Engagement]:
