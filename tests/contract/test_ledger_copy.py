@@ -68,7 +68,8 @@ def test_a_copy_holds_everything_the_source_holds(backend: Backend) -> None:
         assert copy_contents(source, target, T2) == 6
         assert _contents(target) == _contents(source)
         assert target.get("p2").late_until == LATE  # the operator's retry --late window
-        assert target.get("p1").lease_until == T2 and target.get("p1").next_part == 1
+        assert target.get("p1").lease_until == T2
+        assert target.get("p1").next_part == 1
         assert [a.action for a in target.export_actions()] == ["retry --late", "skip", "pause"]
         assert target.account_pauses()[1].by == "ana@laptop"  # who paused it, not recorded again
         assert len(target.engagement("p0")) == 3
@@ -102,4 +103,8 @@ def test_export_of_engagement_reads_in_batches(backend: Backend, monkeypatch: py
     with backend.open(T0) as ledger:
         _everything(ledger)
         readings = list(ledger.export_engagement())
-    assert [(r.post_id, r.index, r.read_at) for r in readings] == [("p0", 0, T1), ("p0", 0, T2), ("p0", 1, T2)]
+    assert [(r.post_id, r.index, r.read_at) for r in readings] == [
+        ("p0", 0, T1),
+        ("p0", 0, T2),
+        ("p0", 1, T2),
+    ]

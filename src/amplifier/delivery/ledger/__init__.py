@@ -1,20 +1,23 @@
 """The delivery ledger: what makes publishing exactly-once, behind one small typed interface.
 
-* :mod:`.base`: the interface: the :class:`Ledger` protocol (the operations delivery, the daemon and the CLI
-  use), the post's :class:`State` and its legal transitions, :class:`Row`, :class:`PlanEntry`,
-  :class:`SyncReport`, the errors, and the time helpers. No database driver.
-* :mod:`.sqlite`: :class:`SqliteLedger`, the implementation in one SQLite file in the state folder, with its
-  schema in :mod:`.migrations` (the default: one machine); its aggregate queries and an operator's actions in
-  :mod:`.sqlite_ops`.
-* :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, with its schema in
-  :mod:`.pg_migrations` and the same queries in :mod:`.postgres_ops`; chosen by ``AMPLIFIER_LEDGER=postgresql://...``
-  (:func:`ledger_url`).
+* :mod:`.base` (with :mod:`.protocols`): the interface, the :class:`Ledger` protocol made of small protocols by
+  concept; :mod:`.types`: its vocabulary (the post's :class:`State` and its legal transitions, :class:`Row`,
+  :class:`PlanEntry`, :class:`SyncReport`, the errors, the time helpers); :mod:`.plandiff`: a re-plan's
+  arithmetic. No database driver.
+* :mod:`.sql_ledger`: :class:`~.sql_ledger.SqlLedger`, every operation written once in SQL (a mixin per concept:
+  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
+  :class:`~.dialect.Dialect` per database for what truly differs (:mod:`.dialect`).
+* :mod:`.sqlite`: :class:`SqliteLedger`, in one SQLite file in the state folder (the default: one machine), its
+  schema in :mod:`.migrations`, its report queries in :mod:`.sqlite_report`.
+* :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, its schema in
+  :mod:`.pg_migrations`, its report queries in :mod:`.pg_report`; chosen by ``AMPLIFIER_LEDGER=postgresql://...``
+  (:func:`ledger_url`). The migration runner of both is :mod:`.migrate`.
 
 Callers outside this package open a ledger with :func:`open_ledger` (and, for a dry run,
 :func:`open_ledger_copy` and :func:`outside_pause_reason`) and use only :class:`Ledger`: nothing outside this
-package knows which database holds the ledger. A new backend is one more module here that implements
-:class:`Ledger`, one more branch in these functions, and one more branch in the contract tests' ``backend``
-fixture (``tests/contract/conftest.py``).
+package knows which database holds the ledger. A new backend is a :class:`~.dialect.Dialect` and one more module
+here that subclasses :class:`~.sql_ledger.SqlLedger`, one more branch in these functions, and one more branch in
+the contract tests' ``backend`` fixture (``tests/contract/conftest.py``).
 """
 
 from __future__ import annotations

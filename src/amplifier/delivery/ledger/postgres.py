@@ -13,6 +13,10 @@ The guarantees are the interface's (the contract tests run against both backends
 * A connection that breaks (the server restarted, the network dropped) raises :class:`LedgerError` for the call
   it broke, and the next call connects again: a transaction is in the database entirely or not at all.
 
+The operations are :class:`~amplifier.delivery.ledger.sql_ledger.SqlLedger`'s, shared with the SQLite ledger
+(in :class:`~amplifier.delivery.ledger.dialect.PostgresDialect`); this module adds the connection, the
+transaction, the re-plan's advisory lock and set-based writes.
+
 The database URL is a secret (it may hold a password): it never appears in a message; the ledger is named by
 host, port and database only.
 """

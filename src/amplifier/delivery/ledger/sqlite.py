@@ -14,6 +14,11 @@ Storage (see :mod:`amplifier.delivery.ledger.migrations` for the schema):
 * Every state change is ONE ``BEGIN IMMEDIATE`` transaction that reads the row and writes it under the write
   lock, so two processes (or threads) can never both claim one post.
 
+The operations are :class:`~amplifier.delivery.ledger.sql_ledger.SqlLedger`'s, shared with the PostgreSQL ledger
+(in SQLite's :data:`~amplifier.delivery.ledger.dialect.SQLITE` dialect); this module adds the connection, the
+transaction and its lock, a re-plan's statements, and the file-level helpers (:func:`copy_ledger`,
+:func:`read_pause_reason`).
+
 The clock is a parameter: every method that records a time takes an aware ``now``. Times are stored as UTC ISO
 8601 text of fixed width, so text order is time order. Rows hold no secrets: ``last_error`` is exactly the
 reason text a caller passes in, and callers must pass texts that are safe to show (as
