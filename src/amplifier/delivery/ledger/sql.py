@@ -17,10 +17,11 @@ its lock (``BEGIN IMMEDIATE`` / row locks and an advisory lock), what it writes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from amplifier.delivery.ledger.dialect import Connection, Dialect
 from amplifier.delivery.ledger.plandiff import Existing, PlanDiff, PlanKey, diff_plan, plan_keys
@@ -59,6 +60,23 @@ def write_source(conn: Connection, dialect: Dialect, source: PlanSource, planned
         " planned_at = excluded.planned_at",
         (source.content_hash, source.revision, dialect.time(source.revised_at), source.node, planned_at),
     )
+
+
+_T = TypeVar("_T")
+
+
+def pages(
+    fetch: Callable[[tuple[Any, ...] | None], list[_T]], key: Callable[[_T], tuple[Any, ...]], size: int
+) -> Iterator[_T]:
+    """Keyset pagination: the items of ``fetch(after)`` (at most ``size`` per call, in key order, after the key
+    ``after``; None: from the first), one short read at a time, until a page comes back short."""
+    after: tuple[Any, ...] | None = None
+    while True:
+        page = fetch(after)
+        yield from page
+        if len(page) < size:
+            return
+        after = key(page[-1])
 
 
 class SqlCore:
@@ -211,8 +229,6 @@ class SqlPlan(SqlCore):
             )
 
     def nodes(self) -> list[NodeBeat]:
-        import json
-
         with self._reading() as conn:
             rows = conn.execute(
                 "SELECT node, beat_at, leader, holds FROM nodes ORDER BY beat_at DESC, node"

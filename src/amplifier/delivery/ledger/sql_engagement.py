@@ -9,7 +9,7 @@ from typing import Any
 
 from amplifier.delivery.ledger.dialect import Connection, Dialect
 from amplifier.delivery.ledger.engagement import EngagementTotal, checked_readings
-from amplifier.delivery.ledger.sql import SqlCore
+from amplifier.delivery.ledger.sql import SqlCore, pages
 from amplifier.delivery.ledger.types import EXPORT_BATCH, UnknownPost
 from amplifier.publish.engagement import Engagement
 
@@ -125,19 +125,15 @@ class SqlEngagement(SqlCore):
 
     def export_engagement(self) -> Iterator[Engagement]:
         """Every reading of every post, by post, part and time, read in batches (bounded memory)."""
-        after: tuple[str, int, Any] | None = None
-        while True:
+
+        def fetch(after: tuple[Any, ...] | None) -> list[Engagement]:
             if after is None:
-                batch = self._readings("1 = 1", (EXPORT_BATCH,), "LIMIT ?")
-            else:
-                batch = self._readings(
-                    "(post_id, part_index, read_at) > (?, ?, ?)", (*after, EXPORT_BATCH), "LIMIT ?"
-                )
-            yield from batch
-            if len(batch) < EXPORT_BATCH:
-                return
-            last = batch[-1]
-            after = (last.post_id, last.index, self.dialect.time(last.read_at))
+                return self._readings("1 = 1", (EXPORT_BATCH,), "LIMIT ?")
+            return self._readings(
+                "(post_id, part_index, read_at) > (?, ?, ?)", (*after, EXPORT_BATCH), "LIMIT ?"
+            )
+
+        return pages(fetch, lambda r: (r.post_id, r.index, self.dialect.time(r.read_at)), EXPORT_BATCH)
 
     def engagement_totals(
         self, start: datetime, end: datetime, *, as_of: datetime | None = None, account: str | None = None

@@ -168,6 +168,15 @@ class SqlOperations(SqlCore):
             for at, by, action, target, reason, posts in found
         ]
 
+    def _locked_state(self, conn: Connection, post_id: str) -> State:
+        """The post's state, its row locked until the transaction ends; :class:`UnknownPost`."""
+        found = conn.execute(
+            f"SELECT state FROM posts WHERE id = ?{self.dialect.for_update}", (post_id,)
+        ).fetchone()
+        if found is None:
+            raise UnknownPost(post_id)
+        return State(found[0])
+
     # -- an operator's actions -----------------------------------------------------------------------------
 
     def skip_posts(self, post_ids: Sequence[str], reason: str, now: datetime, *, by: str) -> None:
@@ -178,12 +187,7 @@ class SqlOperations(SqlCore):
             raise ValueError("no post to skip")
         with self._transaction() as conn:
             for post_id in ids:
-                found = conn.execute(
-                    f"SELECT state FROM posts WHERE id = ?{self.dialect.for_update}", (post_id,)
-                ).fetchone()
-                if found is None:
-                    raise UnknownPost(post_id)
-                state = State(found[0])
+                state = self._locked_state(conn, post_id)
                 if state == State.CLAIMED:
                     raise PostBusy(post_id, "skip it")
                 if state != State.PLANNED:
@@ -246,12 +250,7 @@ class SqlOperations(SqlCore):
         late = None if late_until is None else self.dialect.time(late_until)
         check_reason(reason)
         with self._transaction() as conn:
-            found = conn.execute(
-                f"SELECT state FROM posts WHERE id = ?{self.dialect.for_update}", (post_id,)
-            ).fetchone()
-            if found is None:
-                raise UnknownPost(post_id)
-            state = State(found[0])
+            state = self._locked_state(conn, post_id)
             if state not in RETRYABLE:
                 raise IllegalTransition(post_id, state, "retry it (only a failed or expired post can be)")
             conn.execute(

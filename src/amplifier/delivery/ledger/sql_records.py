@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from amplifier.delivery.ledger.dialect import Connection
-from amplifier.delivery.ledger.sql import PLAIN_COLUMNS, SqlCore, write_source
+from amplifier.delivery.ledger.sql import PLAIN_COLUMNS, SqlCore, pages, write_source
 from amplifier.delivery.ledger.types import (
     EXPORT_BATCH,
     AccountPause,
@@ -63,18 +63,14 @@ class SqlRecords(SqlCore):
     # -- moving a ledger -----------------------------------------------------------------------------------
 
     def export_rows(self) -> Iterator[Row]:
-        after: tuple[Any, str] | None = None
-        while True:
+        def fetch(after: tuple[Any, ...] | None) -> list[Row]:
             if after is None:
-                batch = self._select("1 = 1", (EXPORT_BATCH,), "ORDER BY due_at, id LIMIT ?")
-            else:
-                batch = self._select(
-                    "(due_at, id) > (?, ?)", (*after, EXPORT_BATCH), "ORDER BY due_at, id LIMIT ?"
-                )
-            yield from batch
-            if len(batch) < EXPORT_BATCH:
-                return
-            after = (self.dialect.time(batch[-1].due_at), batch[-1].id)
+                return self._select("1 = 1", (EXPORT_BATCH,), "ORDER BY due_at, id LIMIT ?")
+            return self._select(
+                "(due_at, id) > (?, ?)", (*after, EXPORT_BATCH), "ORDER BY due_at, id LIMIT ?"
+            )
+
+        return pages(fetch, lambda row: (self.dialect.time(row.due_at), row.id), EXPORT_BATCH)
 
     def import_rows(self, rows: Iterable[Row]) -> int:
         with self._transaction() as conn:
