@@ -44,7 +44,7 @@ LIMIT = 1.0  # seconds
 ACCOUNTS = 40
 LANGS = ("en", "de", "ar", "ckb", "tr")
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-FOLDER = Path(tempfile.gettempdir()) / "amplifier-bench-report"
+FOLDER = Path(tempfile.gettempdir()) / "amplifier-bench-report-2"  # -2: posts carry their variant
 FMT = "%Y-%m-%dT%H:%M:%S.000000+00:00"
 
 SCHEDULE = """\
@@ -118,7 +118,7 @@ def write_ledger(folder: Path, config: Path) -> Path:
             posts.append(
                 (post_id, account, platform, "often", due_text, "h", 1, state_name, due_text,
                  None if published else "reason", "tok", due_text if published else None, result,
-                 due_text, due_text)
+                 due_text, due_text, occ.index % 2)
             )  # fmt: skip
             if published and rng.random() < 0.25:
                 likes = rng.randrange(50)
@@ -135,8 +135,8 @@ def write_ledger(folder: Path, config: Path) -> Path:
     with conn:
         conn.executemany(
             "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
-            " next_attempt_at, last_error, claim_token, published_at, result, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " next_attempt_at, last_error, claim_token, published_at, result, created_at, updated_at, variant)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             posts,
         )
         conn.executemany("INSERT INTO engagement VALUES (?, ?, ?, ?, ?, ?, ?, ?)", readings)

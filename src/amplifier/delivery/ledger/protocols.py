@@ -121,17 +121,27 @@ class LedgerEngagement(Protocol):
         *,
         as_of: datetime | None = None,
         variants: Mapping[tuple[str, str], int] | None = None,
+        exact: bool = False,
     ) -> list[ReportRow]:
-        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (from
-        ``variants``: (rule, occurrence key) -> number; None when not in it) and day (the key's), with their
-        engagement (latest reading with counts per part at or before ``as_of``), by day, rule and account."""
+        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (the one
+        stored with the post; else from ``variants``: (rule, occurrence key) -> number; None when in neither)
+        and day (the key's), with their engagement (latest reading with counts per part at or before
+        ``as_of``), by day, rule and account. Whole days come from the summary when ``as_of`` is not before
+        the latest reading; ``exact``: everything from the posts and readings (the same answer, slower)."""
         ...
 
     def top_posts(
-        self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        limit: int = 10,
+        exact: bool = False,
     ) -> list[EngagementTotal]:
         """The ``limit`` posts due in the window with the most engagement (as :meth:`engagement_totals`
-        counts it), most first, then by due time and id."""
+        counts it), most first, then by due time and id. Found on the index of the posts' engagement totals
+        when ``as_of`` is not before the latest reading; ``exact``: from the readings (the same answer)."""
         ...
 
 

@@ -10,15 +10,21 @@
   platform, state, variant and day due in the window, with their engagement: per part, its latest reading
   with counts at or before ``as_of``, summed. The ledger does not know variants: the caller passes them by
   rule and occurrence key (the post id's last part, the rule's local wall time ``YYYY-MM-DDTHH:MM``); the day
-  is the key's (the rule's local day). Grouping happens in the database, so a report of a million posts
-  moves a few thousand rows, not a million.
+  is the key's (the rule's local day). A post planned with its variant (``posts.variant``) keeps that one;
+  the caller's map serves the posts planned before the ledger stored it.
+
+How the backends answer :meth:`Ledger.report_rows`: the whole UTC days of the window from the summary the
+database keeps (:mod:`.summary`, a read proportional to the groups), the partial days at its ends and the posts
+without a stored variant from the posts and their readings (:data:`summary_span`); a report ``as_of`` an
+instant before the ledger's latest reading all from the posts and readings (exact, and proportional to the
+window's posts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -54,25 +60,37 @@ class ReportRow:
     quotes: int | None
 
 
-def report_groups(
-    posts: Iterable[Sequence[Any]],
-    engaged: Iterable[Sequence[Any]],
-    to_int: Callable[[Any], Any] = lambda v: v,
-) -> list[ReportRow]:
-    """:class:`ReportRow` s from the two queries' rows (group columns first), by day, rule, account."""
-    found: dict[tuple[Any, ...], ReportRow] = {}
-    for rule, account, platform, state, variant, day, count in posts:
-        group = (rule, account, platform, state, variant, day)
-        found[group] = ReportRow(
-            rule, account, platform, state, variant, day, int(count), 0, None, None, None, None
-        )
-    for *keys, read, likes, reposts, replies, quotes in engaged:
-        row = found.get(tuple(keys))
-        if row is not None:
-            found[tuple(keys)] = replace(
-                row, read=int(read), likes=to_int(likes), reposts=to_int(reposts), replies=to_int(replies),
-                quotes=to_int(quotes),
-            )  # fmt: skip
+def summary_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC days inside [``start``, ``end``) (their first instant, and the instant after the last):
+    what the summary answers; None when the window holds no whole day."""
+    first = start.astimezone(UTC)
+    midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    if midnight < first:
+        midnight += timedelta(days=1)
+    last = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight, last) if midnight < last else None
+
+
+def merged_rows(parts: Iterable[Iterable[Sequence[Any]]]) -> list[ReportRow]:
+    """:class:`ReportRow` s from rows of the summary's shape (the six group columns, posts, read, then each
+    count with how many readings knew it), summed per group over every source, by day, rule, account."""
+    found: dict[tuple[Any, ...], list[int]] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row[:6])
+            values = [int(v) for v in row[6:]]
+            have = found.get(key)
+            if have is None:
+                found[key] = values
+            else:
+                for i, value in enumerate(values):
+                    have[i] += value
+    merged = [
+        ReportRow(*key, v[0], v[1], *(v[i] if v[i + 1] else None for i in (2, 4, 6, 8)))
+        for key, v in found.items()
+        if v[0]
+    ]
     return sorted(
-        found.values(), key=lambda r: (r.day, r.rule, r.account, r.platform, r.state, r.variant or -1)
+        merged,
+        key=lambda r: (r.day, r.rule, r.account, r.platform, r.state, -1 if r.variant is None else r.variant),
     )

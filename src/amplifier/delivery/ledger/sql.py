@@ -181,6 +181,7 @@ class SqlPlan(SqlCore):
         """
         d = self.dialect
         stamp = d.time(now)
+        entries = list(entries)
         plan = plan_keys(entries, d.time)
         with self._transaction() as conn:
             self._lock_plan(conn)
@@ -198,6 +199,7 @@ class SqlPlan(SqlCore):
                 for values in conn.execute(*self._existing_query(plan, start, end))
             )
             diff = diff_plan(existing, plan, d.optional_time(start), d.optional_time(end))
+            diff.variants = {e.id: e.variant for e in entries if e.variant is not None}
             self._write_plan(conn, diff, stamp)
         return diff.report()
 
