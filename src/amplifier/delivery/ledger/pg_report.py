@@ -4,7 +4,6 @@ the same as the SQLite ledger's (:mod:`.sqlite_report`); see :mod:`.report` for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,15 @@ import psycopg
 
 from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
-from amplifier.delivery.ledger.report import ReadAges, ReportRow, merged_rows, summary_span
+from amplifier.delivery.ledger.report import (
+    NO_VARIANT_SQL,
+    ReadAges,
+    ReportRow,
+    Variants,
+    merged_rows,
+    resolve_variants,
+    summary_span,
+)
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
 
@@ -85,6 +92,11 @@ LIMIT {limit}
 """
 
 
+def _latest_reading(conn: psycopg.Connection) -> datetime | None:
+    found = conn.execute("SELECT MAX(read_at) FROM engagement").fetchone()
+    return None if found is None else found[0]
+
+
 class PostgresReport(SqlCore):
     """``reads_due``, ``report_rows`` and ``top_posts`` over the ledger's connection."""
 
@@ -118,24 +130,27 @@ class PostgresReport(SqlCore):
         end: datetime,
         *,
         as_of: datetime | None = None,
-        variants: Mapping[tuple[str, str], int] | None = None,
+        variants: Variants = None,
         exact: bool = False,
     ) -> list[ReportRow]:
         for value in (start, end, *(() if as_of is None else (as_of,))):
             to_db_time(value)
-        items = list((variants or {}).items())
-        keys: dict[str, Any] = {
-            "as_of": as_of or "infinity",
-            "rules": [rule for (rule, _), _ in items],
-            "keys": [key for (_, key), _ in items],
-            "variants": [variant for _, variant in items],
-        }
         found: list[list[Any]] = []
         with self._lock, self._errors():
             conn = self._connection()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
-                latest = conn.execute("SELECT MAX(read_at) FROM engagement").fetchone()[0]
+                sql = self.dialect.sql(NO_VARIANT_SQL.format(index=""))
+                items = resolve_variants(
+                    variants, lambda: conn.execute(sql, (start, end)).fetchone() is not None
+                )
+                keys: dict[str, Any] = {
+                    "as_of": as_of or "infinity",
+                    "rules": [rule for rule, _, _ in items],
+                    "keys": [key for _, key, _ in items],
+                    "variants": [variant for _, _, variant in items],
+                }
+                latest = _latest_reading(conn)
                 span = summary_span(start, end)
                 if exact or span is None or (latest is not None and as_of is not None and latest > as_of):
                     found.append(
@@ -166,7 +181,7 @@ class PostgresReport(SqlCore):
             conn = self._connection()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
-                latest = conn.execute("SELECT MAX(read_at) FROM engagement").fetchone()[0]
+                latest = _latest_reading(conn)
                 fast = not exact and (latest is None or as_of is None or latest <= as_of)
                 sql = (TOP_FAST_SQL if fast else TOP_IDS_SQL).format(limit=int(limit))
                 ids = [post_id for (post_id,) in conn.execute(sql, params)]

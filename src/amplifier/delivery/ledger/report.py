@@ -22,10 +22,10 @@ window's posts).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,21 @@ class ReportRow:
     quotes: int | None
 
 
+VariantMap: TypeAlias = Mapping[tuple[str, str], int]
+#: the variants by (rule, occurrence key), or how to compute them (called only when a post of the window has no
+#: stored variant: computing them walks the rules' occurrences of the whole window)
+Variants: TypeAlias = VariantMap | Callable[[], VariantMap] | None
+
+NO_VARIANT_SQL = "SELECT 1 FROM posts{index} WHERE variant IS NULL AND due_at >= ? AND due_at < ? LIMIT 1"
+
+
+def resolve_variants(variants: Variants, needed: Callable[[], bool]) -> list[tuple[str, str, int]]:
+    """``variants`` as (rule, key, variant) rows; a callable is called only if ``needed()``."""
+    if callable(variants):
+        variants = variants() if needed() else None
+    return [(rule, key, variant) for (rule, key), variant in (variants or {}).items()]
+
+
 def summary_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
     """The whole UTC days inside [``start``, ``end``) (their first instant, and the instant after the last):
     what the summary answers; None when the window holds no whole day."""
@@ -86,10 +101,13 @@ def merged_rows(parts: Iterable[Iterable[Sequence[Any]]]) -> list[ReportRow]:
                 for i, value in enumerate(values):
                     have[i] += value
     merged = [
-        ReportRow(*key, v[0], v[1], *(v[i] if v[i + 1] else None for i in (2, 4, 6, 8)))
-        for key, v in found.items()
+        ReportRow(
+            rule, account, platform, state, variant, day, v[0], v[1],
+            *(v[i] if v[i + 1] else None for i in (2, 4, 6, 8)),
+        )
+        for (rule, account, platform, state, variant, day), v in found.items()
         if v[0]
-    ]
+    ]  # fmt: skip
     return sorted(
         merged,
         key=lambda r: (r.day, r.rule, r.account, r.platform, r.state, -1 if r.variant is None else r.variant),

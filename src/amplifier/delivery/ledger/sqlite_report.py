@@ -6,14 +6,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.dialect import SQLITE
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
-from amplifier.delivery.ledger.report import ReadAges, ReportRow, merged_rows, summary_span
+from amplifier.delivery.ledger.report import (
+    NO_VARIANT_SQL,
+    ReadAges,
+    ReportRow,
+    Variants,
+    merged_rows,
+    resolve_variants,
+    summary_span,
+)
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
 
@@ -126,14 +133,18 @@ class SqliteReport(SqlCore):
         end: datetime,
         *,
         as_of: datetime | None = None,
-        variants: Mapping[tuple[str, str], int] | None = None,
+        variants: Variants = None,
         exact: bool = False,
     ) -> list[ReportRow]:
-        keys = [(rule, key, variant) for (rule, key), variant in (variants or {}).items()]
         with self._lock:
             self._conn.execute(_KEYS_TABLE)
             self._conn.execute("BEGIN")  # one snapshot for every part
             try:
+                window = (to_db_time(start), to_db_time(end))
+                sql = NO_VARIANT_SQL.format(index=SQLITE.indexed("posts_variant_unknown"))
+                keys = resolve_variants(
+                    variants, lambda: self._conn.execute(sql, window).fetchone() is not None
+                )
                 self._conn.execute("DELETE FROM temp.report_keys")
                 self._conn.executemany("INSERT INTO temp.report_keys VALUES (?, ?, ?)", keys)
                 found = self._report_parts(start, end, as_of, exact)

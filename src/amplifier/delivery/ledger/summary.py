@@ -267,7 +267,4 @@ PG_TOTALS = f"SELECT post_id, {' + '.join(COUNTS)} AS total FROM ({PG_PER_POST})
 
 def backfill_totals_sql(totals: str) -> str:
     """Set each read post's ``engagement_total`` (a migration's one full pass)."""
-    return (
-        "UPDATE posts SET engagement_total = t.total"
-        f" FROM ({totals}) AS t WHERE posts.id = t.post_id"
-    )
+    return f"UPDATE posts SET engagement_total = t.total FROM ({totals}) AS t WHERE posts.id = t.post_id"
