@@ -23,7 +23,9 @@ from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger
+from amplifier.delivery.ledger.engagement import EngagementTotal
 from amplifier.delivery.ledger.report import ReportRow
+from amplifier.errors import AmplifierError
 from amplifier.plan.schedule import event_end, event_start, occurrences_between
 
 REPORT_VERSION = 1
@@ -313,7 +315,7 @@ def _top_posts(
     if limit <= 0:
         return []
     totals = [t for t in ledger.top_posts(start, end, as_of=as_of, limit=limit) if t.total > 0]
-    texts = _texts(campaign, [t.post_id for t in totals])
+    texts = _texts(campaign, totals)
     found: list[TopPost] = []
     for total in totals:
         row = ledger.get(total.post_id)
@@ -337,19 +339,37 @@ def _top_posts(
     return found
 
 
-def _texts(campaign: Campaign, post_ids: Iterable[str]) -> dict[str, str]:
-    """The first part's text of each post the campaign can still render (a card shows what went out)."""
-    from amplifier.errors import AmplifierError
-    from amplifier.plan.planner import find_posts
+def _texts(campaign: Campaign, totals: Iterable[EngagementTotal]) -> dict[str, str]:
+    """The first part's text of each post the campaign can still render (a card shows what went out): the
+    occurrence at the post's due time (one step of its rule, not a walk over days), rendered as planned."""
+    from amplifier.plan.planner import Planner
+    from amplifier.plan.schedule import make_slot, parse_slot_id
 
+    schedule = campaign.schedule
+    planner = Planner(campaign)
     texts: dict[str, str] = {}
-    for post_id in post_ids:
+    for total in totals:
         try:
-            posts = find_posts(campaign, [post_id])
+            rule_id, account, key = parse_slot_id(total.post_id)
+        except ValueError:
+            continue
+        rule = schedule.rules.get(rule_id)
+        if rule is None or account not in schedule.accounts:
+            continue
+        at = total.due_at
+        found = [
+            occ
+            for occ in occurrences_between(schedule, rule, at, at + dt.timedelta(seconds=1))
+            if occ.key == key
+        ]
+        if not found:
+            continue
+        try:
+            post = planner.post(make_slot(rule_id, account, found[0], getattr(rule, "event", None)))
         except AmplifierError:
             continue
-        if posts:
-            texts[post_id] = posts[0].parts[0].text
+        if post is not None and post.parts:
+            texts[total.post_id] = post.parts[0].text
     return texts
 
 

@@ -60,9 +60,11 @@ FROM win w LEFT JOIN per_post pp ON pp.post_id = w.id
 GROUP BY w.rule, w.account, w.platform, w.state, w.variant, w.day
 """
 SUMMARY_SQL = f"""
-SELECT {_GROUP}, SUM(posts), SUM(read), {", ".join(f"SUM({c}), SUM({c}_known)" for c in _COUNTS)}
+SELECT {_GROUP}, SUM(posts)::bigint, SUM(read)::bigint, {", ".join(f"SUM({c})::bigint, SUM({c}_known)::bigint" for c in _COUNTS)}
 FROM report_summary WHERE due_day >= %(d0)s AND due_day < %(d1)s AND variant >= 0
 GROUP BY {_GROUP}
+HAVING SUM(posts) > 0
+ORDER BY day COLLATE "C", rule COLLATE "C", account COLLATE "C", platform COLLATE "C", state COLLATE "C", variant
 """
 
 # The ids of the posts of the window with the most engagement (the latest counts of each part, summed).
@@ -135,6 +137,7 @@ class PostgresReport(SqlCore):
     ) -> list[ReportRow]:
         for value in (start, end, *(() if as_of is None else (as_of,))):
             to_db_time(value)
+        summary: list[Any] = []
         found: list[list[Any]] = []
         with self._lock, self._errors():
             conn = self._connection()
@@ -158,12 +161,12 @@ class PostgresReport(SqlCore):
                     )
                 else:
                     d0, d1 = span
-                    found.append(conn.execute(SUMMARY_SQL, {"d0": d0.date(), "d1": d1.date()}).fetchall())
+                    summary = conn.execute(SUMMARY_SQL, {"d0": d0.date(), "d1": d1.date()}).fetchall()
                     for lo, hi, extra in ((start, d0, ""), (d1, end, ""), (d0, d1, "AND p.variant IS NULL")):
                         if lo < hi:
                             sql = POSTS_SQL.format(extra=extra)
                             found.append(conn.execute(sql, {**keys, "lo": lo, "hi": hi}).fetchall())
-        return merged_rows(found)
+        return merged_rows(summary, found)
 
     def top_posts(
         self,

@@ -86,29 +86,47 @@ def summary_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | 
     return (midnight, last) if midnight < last else None
 
 
-def merged_rows(parts: Iterable[Iterable[Sequence[Any]]]) -> list[ReportRow]:
+def merged_rows(
+    summary: Iterable[Sequence[Any]], parts: Iterable[Iterable[Sequence[Any]]]
+) -> list[ReportRow]:
     """:class:`ReportRow` s from rows of the summary's shape (the six group columns, posts, read, then each
-    count with how many readings knew it), summed per group over every source, by day, rule, account."""
-    found: dict[tuple[Any, ...], list[int]] = {}
+    count with how many readings knew it): ``summary`` (unique groups, in report order) with ``parts`` (the
+    exact path's rows) summed in per group; by day, rule, account, platform, state, variant."""
+    extra: dict[tuple[Any, ...], list[int]] = {}
     for rows in parts:
         for row in rows:
             key = tuple(row[:6])
             values = [int(v) for v in row[6:]]
-            have = found.get(key)
+            have = extra.get(key)
             if have is None:
-                found[key] = values
+                extra[key] = values
             else:
                 for i, value in enumerate(values):
                     have[i] += value
-    merged = [
+    merged: list[ReportRow] = []
+    for rule, account, platform, state, variant, day, *v in summary:
+        if extra:
+            more = extra.pop((rule, account, platform, state, variant, day), None)
+            if more is not None:
+                v = [a + b for a, b in zip(v, more, strict=True)]
+        merged.append(
+            ReportRow(
+                rule, account, platform, state, variant, day, v[0], v[1],
+                v[2] if v[3] else None, v[4] if v[5] else None, v[6] if v[7] else None, v[8] if v[9] else None,
+            )
+        )  # fmt: skip
+    if not extra:
+        return merged
+    merged.extend(
         ReportRow(
             rule, account, platform, state, variant, day, v[0], v[1],
-            *(v[i] if v[i + 1] else None for i in (2, 4, 6, 8)),
+            v[2] if v[3] else None, v[4] if v[5] else None, v[6] if v[7] else None, v[8] if v[9] else None,
         )
-        for (rule, account, platform, state, variant, day), v in found.items()
+        for (rule, account, platform, state, variant, day), v in extra.items()
         if v[0]
-    ]  # fmt: skip
-    return sorted(
-        merged,
-        key=lambda r: (r.day, r.rule, r.account, r.platform, r.state, -1 if r.variant is None else r.variant),
-    )
+    )  # fmt: skip
+    return sorted(merged, key=_order)
+
+
+def _order(r: ReportRow) -> tuple[Any, ...]:
+    return (r.day, r.rule, r.account, r.platform, r.state, -1 if r.variant is None else r.variant)

@@ -70,6 +70,8 @@ SUMMARY_SQL = f"""
 SELECT {_GROUP}, SUM(posts), SUM(read), {", ".join(f"SUM({c}), SUM({c}_known)" for c in _COUNTS)}
 FROM report_summary WHERE due_day >= :d0 AND due_day < :d1 AND variant >= 0
 GROUP BY {_GROUP}
+HAVING SUM(posts) > 0
+ORDER BY day, rule, account, platform, state, variant
 """
 _BY_DUE = ("posts_due_at", "")
 _NO_VARIANT = ("posts_variant_unknown", "AND p.variant IS NULL")
@@ -147,23 +149,23 @@ class SqliteReport(SqlCore):
                 )
                 self._conn.execute("DELETE FROM temp.report_keys")
                 self._conn.executemany("INSERT INTO temp.report_keys VALUES (?, ?, ?)", keys)
-                found = self._report_parts(start, end, as_of, exact)
+                summary, found = self._report_parts(start, end, as_of, exact)
                 self._conn.execute("DELETE FROM temp.report_keys")
             finally:
                 self._conn.execute("COMMIT")
-        return merged_rows(found)
+        return merged_rows(summary, found)
 
     def _report_parts(
         self, start: datetime, end: datetime, as_of: datetime | None, exact: bool
-    ) -> list[list[Any]]:
+    ) -> tuple[list[Any], list[list[Any]]]:
+        """The summary's rows (whole days; none on the exact path) and the rows from the posts."""
         at = "9999" if as_of is None else to_db_time(as_of)
         span = summary_span(start, end)
         latest = self._conn.execute("SELECT MAX(read_at) FROM engagement").fetchone()[0]
         if exact or span is None or (latest is not None and latest > at):  # the exact path
-            return [self._raw(_BY_DUE, to_db_time(start), to_db_time(end), at)]
+            return [], [self._raw(_BY_DUE, to_db_time(start), to_db_time(end), at)]
         d0, d1 = (to_db_time(instant) for instant in span)
-        return [
-            self._conn.execute(SUMMARY_SQL, {"d0": d0[:10], "d1": d1[:10]}).fetchall(),
+        return self._conn.execute(SUMMARY_SQL, {"d0": d0[:10], "d1": d1[:10]}).fetchall(), [
             self._raw(_BY_DUE, to_db_time(start), d0, at),
             self._raw(_BY_DUE, d1, to_db_time(end), at),
             self._raw(_NO_VARIANT, d0, d1, at),
