@@ -54,7 +54,9 @@ def entries(rng: random.Random, ids: list[str]) -> list[PlanEntry]:
     found = []
     for post_id in chosen:
         rule, account, key = post_id.split(":", 2)
-        due = T0 + timedelta(hours=int(key[-2:]) + rng.choice((0, 0, 1)))
+        # the key's day, at 08:00 UTC, or later: 17 h later is the next UTC day (one local day, two UTC days)
+        day = int(key[9]) - 5
+        due = T0 + timedelta(days=day, hours=rng.choice((0, 0, 1, 17)))
         found.append(
             PlanEntry(
                 post_id, account, "bluesky" if account == "sky" else "mastodon", rule, due,

@@ -19,6 +19,7 @@ from amplifier.delivery.ledger.report import (
     Variants,
     merged_rows,
     resolve_variants,
+    summary_days,
     summary_span,
 )
 from amplifier.delivery.ledger.sql import SqlCore
@@ -60,11 +61,11 @@ FROM win w LEFT JOIN per_post pp ON pp.post_id = w.id
 GROUP BY w.rule, w.account, w.platform, w.state, w.variant, w.day
 """
 SUMMARY_SQL = f"""
-SELECT {_GROUP}, SUM(posts)::bigint, SUM(read)::bigint, {", ".join(f"SUM({c})::bigint, SUM({c}_known)::bigint" for c in _COUNTS)}
-FROM report_summary WHERE due_day >= %(d0)s AND due_day < %(d1)s AND variant >= 0
-GROUP BY {_GROUP}
-HAVING SUM(posts) > 0
-ORDER BY day COLLATE "C", rule COLLATE "C", account COLLATE "C", platform COLLATE "C", state COLLATE "C", variant
+SELECT {_GROUP}, posts, read, {", ".join(f"{c}, {c}_known" for c in _COUNTS)}
+FROM report_summary
+WHERE day >= %(l0)s AND day < %(l1)s AND due_day >= %(d0)s AND due_day < %(d1)s AND variant >= 0
+ORDER BY day COLLATE "C", rule COLLATE "C", account COLLATE "C", platform COLLATE "C", state COLLATE "C",
+         variant, due_day
 """
 
 # The ids of the posts of the window with the most engagement (the latest counts of each part, summed).
@@ -161,7 +162,9 @@ class PostgresReport(SqlCore):
                     )
                 else:
                     d0, d1 = span
-                    summary = conn.execute(SUMMARY_SQL, {"d0": d0.date(), "d1": d1.date()}).fetchall()
+                    summary = conn.execute(
+                        SUMMARY_SQL, {**summary_days(span), "d0": d0.date(), "d1": d1.date()}
+                    ).fetchall()
                     for lo, hi, extra in ((start, d0, ""), (d1, end, ""), (d0, d1, "AND p.variant IS NULL")):
                         if lo < hi:
                             sql = POSTS_SQL.format(extra=extra)

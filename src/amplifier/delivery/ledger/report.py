@@ -23,7 +23,7 @@ window's posts).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -86,6 +86,18 @@ def summary_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | 
     return (midnight, last) if midnight < last else None
 
 
+def summary_days(span: tuple[datetime, datetime]) -> dict[str, str]:
+    """The summary's bounds for the whole UTC days ``span``: its UTC days (``d0``, ``d1``) and the local days
+    their posts can have (``l0``, ``l1``: one more each side), as ``YYYY-MM-DD``."""
+    first, last = span
+    return {
+        "d0": first.date().isoformat(),
+        "d1": last.date().isoformat(),
+        "l0": (first - timedelta(days=1)).date().isoformat(),
+        "l1": (last + timedelta(days=1)).date().isoformat(),
+    }
+
+
 def merged_rows(
     summary: Iterable[Sequence[Any]], parts: Iterable[Iterable[Sequence[Any]]]
 ) -> list[ReportRow]:
@@ -104,7 +116,12 @@ def merged_rows(
                 for i, value in enumerate(values):
                     have[i] += value
     merged: list[ReportRow] = []
+    last: tuple[Any, ...] | None = None
     for rule, account, platform, state, variant, day, *v in summary:
+        if (rule, account, platform, state, variant, day) == last:  # the group's posts of another UTC day
+            merged[-1] = _plus(merged[-1], v)
+            continue
+        last = (rule, account, platform, state, variant, day)
         if extra:
             more = extra.pop((rule, account, platform, state, variant, day), None)
             if more is not None:
@@ -126,6 +143,23 @@ def merged_rows(
         if v[0]
     )  # fmt: skip
     return sorted(merged, key=_order)
+
+
+def _plus(row: ReportRow, v: Sequence[int]) -> ReportRow:
+    """``row`` with the summary's values ``v`` added."""
+
+    def count(have: int | None, more: int, known: int) -> int | None:
+        return have if not known else (have or 0) + more
+
+    return replace(
+        row,
+        posts=row.posts + v[0],
+        read=row.read + v[1],
+        likes=count(row.likes, v[2], v[3]),
+        reposts=count(row.reposts, v[4], v[5]),
+        replies=count(row.replies, v[6], v[7]),
+        quotes=count(row.quotes, v[8], v[9]),
+    )
 
 
 def _order(r: ReportRow) -> tuple[Any, ...]:

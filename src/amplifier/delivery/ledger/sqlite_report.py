@@ -19,6 +19,7 @@ from amplifier.delivery.ledger.report import (
     Variants,
     merged_rows,
     resolve_variants,
+    summary_days,
     summary_span,
 )
 from amplifier.delivery.ledger.sql import SqlCore
@@ -67,11 +68,10 @@ GROUP BY w.rule, w.account, w.platform, w.state, w.variant, w.day
 """
 # The whole days [:d0, :d1) from the summary, but the posts without a stored variant (variant -1 there).
 SUMMARY_SQL = f"""
-SELECT {_GROUP}, SUM(posts), SUM(read), {", ".join(f"SUM({c}), SUM({c}_known)" for c in _COUNTS)}
-FROM report_summary WHERE due_day >= :d0 AND due_day < :d1 AND variant >= 0
-GROUP BY {_GROUP}
-HAVING SUM(posts) > 0
-ORDER BY day, rule, account, platform, state, variant
+SELECT {_GROUP}, posts, read, {", ".join(f"{c}, {c}_known" for c in _COUNTS)}
+FROM report_summary
+WHERE day >= :l0 AND day < :l1 AND due_day >= :d0 AND due_day < :d1 AND variant >= 0
+ORDER BY day, rule, account, platform, state, variant, due_day
 """
 _BY_DUE = ("posts_due_at", "")
 _NO_VARIANT = ("posts_variant_unknown", "AND p.variant IS NULL")
@@ -165,7 +165,7 @@ class SqliteReport(SqlCore):
         if exact or span is None or (latest is not None and latest > at):  # the exact path
             return [], [self._raw(_BY_DUE, to_db_time(start), to_db_time(end), at)]
         d0, d1 = (to_db_time(instant) for instant in span)
-        return self._conn.execute(SUMMARY_SQL, {"d0": d0[:10], "d1": d1[:10]}).fetchall(), [
+        return self._conn.execute(SUMMARY_SQL, summary_days(span)).fetchall(), [
             self._raw(_BY_DUE, to_db_time(start), d0, at),
             self._raw(_BY_DUE, d1, to_db_time(end), at),
             self._raw(_NO_VARIANT, d0, d1, at),

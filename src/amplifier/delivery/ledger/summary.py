@@ -1,7 +1,7 @@
 """The report's summary: posts and engagement per group, kept by the database itself (both backends' DDL).
 
-``report_summary`` holds one row per group of posts the report shows: the UTC day of ``due_at`` (``due_day``,
-so a window of whole days reads a range of the primary key), rule, account, platform, state, variant (``-1``:
+``report_summary`` holds one row per group of posts the report shows: the UTC day of ``due_at`` (``due_day``:
+the summary answers windows of whole UTC days), rule, account, platform, state, variant (``-1``:
 not recorded, a post planned before the variant was stored) and the rule's local day (the post id's key,
 ``rule:account:YYYY-MM-DDTHH:MM``), with the posts of the group, how many were read (a reading with counts),
 and each count summed over every part's latest reading with counts, with how many such readings knew the
@@ -30,10 +30,13 @@ from __future__ import annotations
 
 COUNTS = ("likes", "reposts", "replies", "quotes")
 KEY = ("due_day", "rule", "account", "platform", "state", "variant", "day")
+# The primary key in the report's order (local day first), so a window's rows come out sorted, a group's rows of
+# two UTC days side by side (the window's UTC days filter them; its local days, one more each side, bound them).
+PRIMARY = ("day", "rule", "account", "platform", "state", "variant", "due_day")
 VALUES = ("posts", "read", *(name for count in COUNTS for name in (count, f"{count}_known")))
 _COLUMNS = ", ".join((*KEY, *VALUES))
 _ADD = ", ".join(f"{name} = report_summary.{name} + excluded.{name}" for name in VALUES)
-_UPSERT_TAIL = f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {_ADD}"
+_UPSERT_TAIL = f"ON CONFLICT ({', '.join(PRIMARY)}) DO UPDATE SET {_ADD}"
 
 # -- SQLite ----------------------------------------------------------------------------------------------------
 
@@ -42,7 +45,7 @@ CREATE TABLE report_summary (
     due_day TEXT NOT NULL, rule TEXT NOT NULL, account TEXT NOT NULL, platform TEXT NOT NULL,
     state TEXT NOT NULL, variant INTEGER NOT NULL, day TEXT NOT NULL,
     {", ".join(f"{name} INTEGER NOT NULL" for name in VALUES)},
-    PRIMARY KEY ({", ".join(KEY)})
+    PRIMARY KEY ({", ".join(PRIMARY)})
 ) STRICT, WITHOUT ROWID
 """
 
@@ -141,7 +144,7 @@ CREATE TABLE report_summary (
     due_day date NOT NULL, rule text NOT NULL, account text NOT NULL, platform text NOT NULL,
     state text NOT NULL, variant integer NOT NULL, day text NOT NULL,
     {", ".join(f"{name} bigint NOT NULL" for name in VALUES)},
-    PRIMARY KEY ({", ".join(KEY)})
+    PRIMARY KEY ({", ".join(PRIMARY)})
 )
 """
 
