@@ -376,6 +376,16 @@ class _Generator(CodeGenerator):
         self.write(")")
 
 
+class _PlainGenerator(CodeGenerator):
+    """Compiles a straight-line template (:mod:`amplifier.campaign.straight`) without the budget's hooks; like
+    :class:`_Generator`, it folds no expression at compile time, so nothing of a template runs before its render."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        if not isinstance(node, nodes.TemplateData):
+            raise nodes.Impossible()
+        return super()._output_child_to_const(node, frame, finalize)
+
+
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     """The immutable sandbox with the budget's hooks (see the module docstring)."""
 
@@ -459,6 +469,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return None  # str.format is not in _STR_METHODS: is_safe_attribute refuses it
 
 
+class StraightEnvironment(BoundedEnvironment):
+    """The same sandbox (attributes, removed filters and globals) for straight-line templates: compiled without the
+    budget's hooks, with the filters as they are (not wrapped by :meth:`BoundedEnvironment.bound_filters`)."""
+
+    code_generator_class = _PlainGenerator
+
+
 def _range(*args: int) -> range:
     numbers = range(*args)
     if len(numbers) > MAX_SIZE:
@@ -476,5 +493,6 @@ __all__ = [
     "MAX_WRITTEN",
     "BoundedEnvironment",
     "Budget",
+    "StraightEnvironment",
     "TemplateLimitError",
 ]

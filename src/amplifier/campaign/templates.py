@@ -24,7 +24,14 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
 
-from amplifier.campaign.sandbox import BoundedEnvironment, Budget, run_with_budget
+from amplifier.campaign.sandbox import (
+    MAX_OUTPUT,
+    BoundedEnvironment,
+    Budget,
+    StraightEnvironment,
+    run_with_budget,
+)
+from amplifier.campaign.straight import is_straight
 
 VARIABLES = frozenset(
     {"event", "days_left", "hours_left", "now", "at", "account", "lang", "hashtags", "campaign"}
@@ -216,22 +223,26 @@ FILTERS = {
 }
 
 
+_OPTIONS: dict[str, Any] = {
+    "undefined": StrictUndefined,
+    "autoescape": False,
+    "keep_trailing_newline": False,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "auto_reload": False,
+    "cache_size": -1,
+}
+
+
 def environment() -> BoundedEnvironment:
-    env = BoundedEnvironment(
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-        cache_size=-1,
-    )
+    env = BoundedEnvironment(**_OPTIONS)
     env.filters.update(FILTERS)
     env.bound_filters()
     return env
 
 
 _ENV: BoundedEnvironment | None = None
+_STRAIGHT_ENV: StraightEnvironment | None = None
 
 
 def env() -> BoundedEnvironment:
@@ -239,6 +250,16 @@ def env() -> BoundedEnvironment:
     if _ENV is None:
         _ENV = environment()
     return _ENV
+
+
+def straight_env() -> StraightEnvironment:
+    """The environment of straight-line templates (:mod:`amplifier.campaign.straight`): same options and filters,
+    no budget hooks."""
+    global _STRAIGHT_ENV
+    if _STRAIGHT_ENV is None:
+        _STRAIGHT_ENV = StraightEnvironment(**_OPTIONS)
+        _STRAIGHT_ENV.filters.update(FILTERS)
+    return _STRAIGHT_ENV
 
 
 class NoEvent(StrictUndefined):
@@ -398,16 +419,43 @@ def uses(source: str, name: str) -> bool:
 
 
 class Template:
-    """A compiled template whose :meth:`render` always runs within the sandbox's limits."""
+    """A compiled template whose :meth:`render` always runs within the sandbox's limits.
 
-    __slots__ = ("_template",)
+    A straight-line template (:mod:`amplifier.campaign.straight`) is compiled twice: with the budget's hooks, and
+    without them for the common case; see :meth:`render`.
+    """
+
+    __slots__ = ("_straight", "_template")
 
     def __init__(self, source: str) -> None:
-        self._template = env().from_string(source)
+        bounded = env()
+        self._template = bounded.from_string(source)
+        self._straight: Any = None
+        if is_straight(bounded.parse(source), source):
+            self._straight = straight_env().from_string(source)
+
+    @property
+    def straight(self) -> bool:
+        """Whether the template is straight-line (rendered without a budget when that cannot change the result)."""
+        return self._straight is not None
 
     def render(self, context: dict[str, Any], budget: Budget | None = None) -> str:
         """The text for ``context`` (``budget``: default, a fresh one). Raises
-        :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises."""
+        :class:`~amplifier.campaign.sandbox.TemplateLimitError` past a limit, or whatever the template raises.
+
+        A straight-line template is rendered without the budget first; its text is kept when the render ends
+        without an error within ``MAX_OUTPUT`` characters (the budget could not have stopped it: see
+        :mod:`amplifier.campaign.straight`), otherwise it is rendered again with the budget, for the same error
+        at the same line as always."""
+        fast = self._straight
+        if fast is not None:
+            try:
+                text: str = fast.environment.concat(fast.root_render_func(fast.new_context(context)))
+            except Exception:  # noqa: BLE001  # rendered again with the budget below, which raises it located
+                pass
+            else:
+                if len(text) <= MAX_OUTPUT:
+                    return text
         return run_with_budget(lambda: self._template.generate(context), budget)
 
 
