@@ -104,8 +104,18 @@ _TIME = "a time of day such as at or event.start (event.date is a day without a 
 def _date(ctx: Context, value: dt.date | dt.datetime, format: str = "long") -> str:
     from babel.dates import format_date
 
+    if type(value) is dt.date and type(format) is str:  # the common case: a day (event.date), cached
+        return _day_text(_lang(ctx), value, format)
     value = _expect(value, dt.date, "date", _DAY)
     return _formatted("date", format, lambda: format_date(value, format, locale=_locale(_lang(ctx))))
+
+
+@lru_cache(maxsize=4096)
+def _day_text(lang: str, value: dt.date, format: str) -> str:
+    """A day formatted for ``lang`` (a campaign formats the same few days on every post)."""
+    from babel.dates import format_date
+
+    return _formatted("date", format, lambda: format_date(value, format, locale=_locale(lang)))
 
 
 @pass_context

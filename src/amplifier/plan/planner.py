@@ -91,6 +91,7 @@ class Planner:
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[Any, ...], int] = {}
+        self._timed_targets: dict[Target, Target] = {}  # Bluesky targets with this instant's createdAt
         self._problems: dict[Problem, None] = {}
         self._at: dt.datetime | None = None
         self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
@@ -270,6 +271,7 @@ class Planner:
         self._at = at
         self._rendered.clear()
         self._by_occurrence.clear()
+        self._timed_targets.clear()
         if len(self._adapted) > ADAPTED_CACHE:
             self._adapted.clear()
 
@@ -324,9 +326,12 @@ class Planner:
             numbering=message_set.split.numbering,
             **static.controls,
         )
-        target = (
-            static.target if static.platform == "mastodon" else replace(static.target, created_at=slot.at)
-        )
+        target = static.target
+        if static.platform != "mastodon":  # a Bluesky record's createdAt is the slot time
+            timed = self._timed_targets.get(target)
+            if timed is None:
+                timed = self._timed_targets[target] = replace(target, created_at=slot.at)
+            target = timed
         key = (content, target)
         adapted = self._adapted.get(key)
         if adapted is None:
