@@ -266,8 +266,8 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
 
 
 # A run of non-space characters holding a character some pattern needs: "." (a bare domain), ":" (a URL),
-# "#" / "＃" (a tag), "$" (a cashtag). The leftmost match starts where its token starts and takes all of it.
-_CANDIDATE_RE: Final = re.compile(rf"[^{_JS_SPACE}]*[.:#＃$][^{_JS_SPACE}]*")
+# "#" / "＃" (a tag), "$" (a cashtag): the whole token (the look-behind starts a match only where a token starts).
+_CANDIDATE_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}]*[.:#＃$][^{_JS_SPACE}]*")
 _TOKEN_CACHE: Final = 8192
 
 

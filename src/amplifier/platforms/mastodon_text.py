@@ -101,7 +101,7 @@ def countable_text(text: str, url_length: int = DEFAULT_URL_LENGTH) -> str:
     return text
 
 
-_SCHEME_TOKEN = re.compile(r"\S*://\S*")
+_SCHEME_TOKEN = re.compile(r"(?<!\S)\S*://\S*")  # a whole token (a match starts only where one starts)
 
 
 def _replace_urls(text: str, placeholder: str) -> str:
