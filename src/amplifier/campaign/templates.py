@@ -457,16 +457,22 @@ class Template:
         without an error within ``MAX_OUTPUT`` characters (the budget could not have stopped it: see
         :mod:`amplifier.campaign.straight`), otherwise it is rendered again with the budget, for the same error
         at the same line as always."""
-        fast = self._straight
-        if fast is not None:
-            try:
-                text: str = fast.environment.concat(fast.root_render_func(fast.new_context(context)))
-            except Exception:  # noqa: BLE001  # rendered again with the budget below, which raises it located
-                pass
-            else:
-                if len(text) <= MAX_OUTPUT:
-                    return text
+        text = self.render_straight(context)
+        if text is not None:
+            return text
         return run_with_budget(lambda: self._template.generate(context), budget)
+
+    def render_straight(self, context: dict[str, Any]) -> str | None:
+        """The text of a straight-line template rendered without a budget, when that ends without an error within
+        ``MAX_OUTPUT`` characters; None otherwise (render it with :meth:`render`)."""
+        fast = self._straight
+        if fast is None:
+            return None
+        try:
+            text: str = fast.environment.concat(fast.root_render_func(fast.new_context(context)))
+        except Exception:  # noqa: BLE001  # rendered again with the budget, which raises it located
+            return None
+        return text if len(text) <= MAX_OUTPUT else None
 
 
 def compile_template(source: str) -> Template:

@@ -72,6 +72,8 @@ class _Static:
     share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
     variants: int
     controls: dict[str, Any]  # the Content's replies / quotes / labels (see plan.context.account_controls)
+    fields: dict[str, Any]  # every Content field but the texts and the content warning
+    kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
 
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
@@ -91,6 +93,7 @@ class Planner:
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[Any, ...], int] = {}
+        self._kinds: dict[tuple[Any, ...], int] = {}  # (target, Content fields) -> the statics' kind
         self._timed_targets: dict[Target, Target] = {}  # Bluesky targets with this instant's createdAt
         self._problems: dict[Problem, None] = {}
         self._at: dt.datetime | None = None
@@ -113,6 +116,14 @@ class Planner:
     # -------------------------------------------------------------------------------------------- rendering
 
     def _render(self, text: _Text, context: dict[str, Any], cache_key: tuple[Any, ...] | None) -> str | None:
+        template = self._templates.get(text.source)
+        if template is not None:  # a straight-line template needs no budget (amplifier.campaign.straight)
+            straight = template.render_straight(context)
+            if straight is not None:
+                rendered = tidy(straight)
+                if cache_key is not None:
+                    self._rendered[(text.source, *cache_key)] = rendered
+                return rendered
         if text.source in self._over_limit:
             return None  # reported once, at its first render
         try:
@@ -164,10 +175,10 @@ class Planner:
             "at": slot.at,
         }
 
-    def _tags(self, message_set: MessageSet) -> list[str]:
+    def _tags(self, message_set: MessageSet) -> tuple[str, ...]:
         if message_set.hashtags is not None:
-            return list(message_set.hashtags.tags)
-        return list(self.campaign.schedule.campaign.hashtags)
+            return tuple(message_set.hashtags.tags)
+        return tuple(self.campaign.schedule.campaign.hashtags)
 
     def _appends_tags(self, set_id: str, message_set: MessageSet) -> bool:
         cached = self._inline_tags.get(set_id)
@@ -215,6 +226,19 @@ class Planner:
             per_account = any(uses(text, "account") for _path, text in message_set.templates())
             share_key = (rule_id, lang, target, tuple(sorted(controls.items())))
             share = None if per_account else self._shares.setdefault(share_key, len(self._shares))
+            tags = self._tags(message_set) if self._appends_tags(rule.messages, message_set) else ()
+            fields = {
+                "lang": lang,
+                "hashtags": tags,
+                "sensitive": message_set.media_sensitive(),
+                "images": self._images_for(rule.messages, message_set, lang),
+                "link_card": message_set.link_card,
+                "split": message_set.split.enabled,
+                "numbering": message_set.split.numbering,
+                **controls,
+            }
+            kind_key = (target, tuple(fields.items()))
+            kind = self._kinds.setdefault(kind_key, len(self._kinds))
             static = self._statics[key] = _Static(
                 rule.messages,
                 message_set,
@@ -225,6 +249,8 @@ class Planner:
                 share,
                 len(message_set.variants),
                 controls,
+                fields,
+                kind,
             )
 
         return static
@@ -313,28 +339,17 @@ class Planner:
                     context = self._context(slot, lang, message_set)
                 cw = self._render(_Text(cw_source, static.set_id, ("content_warning", lang)), context, None)
 
-        tags = tuple(self._tags(message_set)) if self._appends_tags(static.set_id, message_set) else ()
-        content = Content(
-            texts=tuple(texts),
-            lang=lang,
-            hashtags=tags,
-            content_warning=cw,
-            sensitive=message_set.media_sensitive(),
-            images=self._images_for(static.set_id, message_set, lang),
-            link_card=message_set.link_card,
-            split=message_set.split.enabled,
-            numbering=message_set.split.numbering,
-            **static.controls,
-        )
-        target = static.target
-        if static.platform != "mastodon":  # a Bluesky record's createdAt is the slot time
-            timed = self._timed_targets.get(target)
-            if timed is None:
-                timed = self._timed_targets[target] = replace(target, created_at=slot.at)
-            target = timed
-        key = (content, target)
+        mastodon = static.platform == "mastodon"
+        key = (static.kind, tuple(texts), cw, None if mastodon else slot.at)  # Bluesky: createdAt is the slot time
         adapted = self._adapted.get(key)
         if adapted is None:
+            target = static.target
+            if not mastodon:
+                timed = self._timed_targets.get(target)
+                if timed is None:
+                    timed = self._timed_targets[target] = replace(target, created_at=slot.at)
+                target = timed
+            content = Content(texts=key[1], content_warning=cw, **static.fields)
             adapted = self._adapted[key] = adapt(content, target)
         return adapted
 
