@@ -107,7 +107,7 @@ def test_a_post_written_directly_is_what_json_dumps_writes(
     import datetime as dt
     import json
 
-    from amplifier.cli.render import post_json_text
+    from amplifier.cli.render import _encode, post_json_text
     from amplifier.plan.post import Part, PlannedPost
 
     post_id, rule, account, lang, message_set, text = texts
@@ -117,4 +117,5 @@ def test_a_post_written_directly_is_what_json_dumps_writes(
         post_id, at, rule, account, "bluesky", lang, parts, message_set, variant, event, tuple(warnings)
     )
     encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
+    assert _encode([part.to_json() for part in parts]) == encoded
     assert post_json_text(post, encoded) == json.dumps(post.to_json(), ensure_ascii=False, default=str)

@@ -60,24 +60,45 @@ def open_output(path: Path | None) -> Iterator[TextIO]:
 JSON_BATCH = 512  # posts encoded per write by write_posts_json
 
 _PARTS_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # what json.dumps(..., ensure_ascii=False) uses
+# The C encoder json.dumps builds at every call, built once (without the check for cycles: parts have none).
+_C_ENCODER = (
+    json.encoder.c_make_encoder(None, str, _quote, None, ": ", ", ", False, False, True)  # type: ignore[attr-defined]
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
 
 
-def post_json_text(post: PlannedPost, parts: str) -> str:
+def _encode(data: Any) -> str:
+    """``json.dumps(data, ensure_ascii=False, default=str)`` for a list or dictionary without cycles."""
+    if _C_ENCODER is None:
+        return _PARTS_ENCODER.encode(data)
+    return "".join(_C_ENCODER(data, 0))
+
+
+def post_json_text(post: PlannedPost, parts: str, at: str | None = None, fields: str | None = None) -> str:
     """``json.dumps(post.to_json(), ensure_ascii=False)`` byte for byte, given the JSON text of its ``parts``.
 
     The post's own fields are a few short strings, written with the C string encoder ``json.dumps`` uses; the
     parts, the bulk of the bytes, are encoded once per parts tuple (:func:`write_posts_json`) and spliced in.
+    ``at`` and ``fields`` (:func:`_fields_text`) may be given already encoded (they repeat from post to post).
     """
-    event = "null" if post.event is None else _quote(post.event)
     text = (
-        f'{{"id": {_quote(post.id)}, "at": {_quote(post.at.isoformat())}, "rule": {_quote(post.rule)}, '
-        f'"account": {_quote(post.account)}, "platform": {_quote(post.platform)}, "lang": {_quote(post.lang)}, '
-        f'"event": {event}, "message_set": {_quote(post.message_set)}, "variant": {int(post.variant)!r}, '
-        f'"parts": {parts}'
+        f'{{"id": {_quote(post.id)}, "at": {at or _quote(post.at.isoformat())}, '
+        f'{fields or _fields_text(post)}, "variant": {int(post.variant)!r}, "parts": {parts}'
     )
     if post.warnings:
-        return f"{text}, \"warnings\": {_PARTS_ENCODER.encode(list(post.warnings))}}}"
+        return f"{text}, \"warnings\": {_encode(list(post.warnings))}}}"
     return text + "}"
+
+
+def _fields_text(post: PlannedPost) -> str:
+    """The JSON of the fields a post shares with its rule and account: rule, account, platform, lang, event and
+    message set."""
+    event = "null" if post.event is None else _quote(post.event)
+    return (
+        f'"rule": {_quote(post.rule)}, "account": {_quote(post.account)}, "platform": {_quote(post.platform)}, '
+        f'"lang": {_quote(post.lang)}, "event": {event}, "message_set": {_quote(post.message_set)}'
+    )
 
 
 def write_posts_json(
@@ -110,12 +131,23 @@ def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
     batch: list[str] = []
     # id(parts) -> (parts, JSON text); holding the tuple keeps its id from being reused while it is a key.
     encoded: dict[int, tuple[Any, str]] = {}
+    shared: dict[tuple[Any, ...], str] = {}  # (rule, account, ...) -> _fields_text
+    last_at: Any = None
+    at = ""
     for post in posts:
         parts = post.parts
         known = encoded.get(id(parts))
         if known is None:
-            known = encoded[id(parts)] = (parts, _PARTS_ENCODER.encode([part.to_json() for part in parts]))
-        batch.append(post_json_text(post, known[1]))
+            known = encoded[id(parts)] = (parts, _encode([part.to_json() for part in parts]))
+        if post.at is not last_at:  # the posts of one occurrence share its instant (the same object)
+            last_at, at = post.at, _quote(post.at.isoformat())
+        key = (post.rule, post.account, post.platform, post.lang, post.event, post.message_set)
+        fields = shared.get(key)
+        if fields is None:
+            if len(shared) >= 65_536:
+                shared.clear()
+            fields = shared[key] = _fields_text(post)
+        batch.append(post_json_text(post, known[1], at, fields))
         count += 1
         if len(batch) == JSON_BATCH:
             out.write((", " if count > JSON_BATCH else "") + ", ".join(batch))
