@@ -435,14 +435,16 @@ class Template:
     without them for the common case; see :meth:`render`.
     """
 
-    __slots__ = ("_straight", "_template")
+    __slots__ = ("_bounded", "_source", "_straight")
 
     def __init__(self, source: str) -> None:
-        bounded = env()
-        self._template = _flat(bounded.from_string(source))
+        self._source = source
+        self._bounded: Any = None  # compiled at the first render that needs the budget
         self._straight: Any = None
-        if is_straight(bounded.parse(source), source):
+        if is_straight(env().parse(source), source):
             self._straight = _flat(straight_env().from_string(source))
+        else:
+            self._bounded = _flat(env().from_string(source))
 
     @property
     def straight(self) -> bool:
@@ -460,7 +462,9 @@ class Template:
         text = self.render_straight(context)
         if text is not None:
             return text
-        return run_with_budget(lambda: self._template.generate(context), budget)
+        if self._bounded is None:
+            self._bounded = _flat(env().from_string(self._source))
+        return run_with_budget(lambda: self._bounded.generate(context), budget)
 
     def render_straight(self, context: dict[str, Any]) -> str | None:
         """The text of a straight-line template rendered without a budget, when that ends without an error within
