@@ -419,13 +419,18 @@ def _first_use(ast: nodes.Template, name: str) -> int:
     return 1
 
 
-@lru_cache(maxsize=4096)
 def uses(source: str, name: str) -> bool:
     """Whether the template refers to the variable ``name`` (e.g. ``hashtags`` used inline)."""
+    return name in _variables(source)
+
+
+@lru_cache(maxsize=4096)
+def _variables(source: str) -> frozenset[str]:
+    """The variables the template refers to (one parse per template, whatever the names asked about)."""
     try:
-        return name in meta.find_undeclared_variables(env().parse(source))
+        return frozenset(meta.find_undeclared_variables(env().parse(source)))
     except (TemplateSyntaxError, ValueError, RecursionError, MemoryError):
-        return False
+        return frozenset()
 
 
 class Template:
