@@ -72,7 +72,12 @@ def test_templates_that_loop_assign_compute_or_call_are_not_straight(source: str
     [
         ("{{ event.nope }}", CONTEXT, Exception, "has no attribute 'nope'"),
         ("{{ event.name | date }}", CONTEXT, ValueError, "date needs a day"),
-        ("{{ days_left }}", {**CONTEXT, "days_left": no_event("r", "days_left")}, Exception, "rule 'r' has no"),
+        (
+            "{{ days_left }}",
+            {**CONTEXT, "days_left": no_event("r", "days_left")},
+            Exception,
+            "rule 'r' has no",
+        ),
         ("{{ event.__class__ }}", CONTEXT, Exception, "__class__"),
     ],
 )
@@ -106,5 +111,6 @@ def test_a_straight_template_spends_no_steps_of_the_plan() -> None:
 def test_the_globals_are_one_dictionary_with_the_sandboxs_names() -> None:
     template = compile_template("{{ days_left }}")
     assert type(template._straight.globals) is dict
-    assert "range" in template._straight.globals and "lipsum" not in template._straight.globals
+    assert "range" in template._straight.globals
+    assert "lipsum" not in template._straight.globals
     assert templates.straight_env().filters["date"] is templates.FILTERS["date"]

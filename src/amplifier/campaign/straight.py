@@ -43,9 +43,7 @@ def is_straight(ast: nodes.Template, source: str) -> bool:
     """Whether the parsed template ``ast`` (of ``source``) is straight-line: see the module docstring."""
     if len(source) > MAX_SOURCE:
         return False
-    count = 0
-    for node in ast.find_all(nodes.Node):
-        count += 1
+    for count, node in enumerate(ast.find_all(nodes.Node), start=1):
         if count > MAX_NODES or not _allowed(node):
             return False
     return _allowed(ast)

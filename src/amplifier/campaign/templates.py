@@ -479,7 +479,7 @@ class Template:
             return None
         try:
             text: str = fast.environment.concat(fast.root_render_func(fast.new_context(context)))
-        except Exception:  # noqa: BLE001  # rendered again with the budget, which raises it located
+        except Exception:  # rendered again with the budget, which raises it located
             return None
         return text if len(text) <= MAX_OUTPUT else None
 

@@ -18,7 +18,9 @@ from amplifier.plan.post import PlannedPost
 
 JSON_VERSION = 1
 
-_quote = json.encoder.encode_basestring  # the string encoder of json.dumps(..., ensure_ascii=False) (C when built)
+_quote = (
+    json.encoder.encode_basestring
+)  # the string encoder of json.dumps(..., ensure_ascii=False) (C when built)
 
 
 def dump_json(data: Any, out: TextIO | None = None) -> None:
@@ -59,7 +61,9 @@ def open_output(path: Path | None) -> Iterator[TextIO]:
 
 JSON_BATCH = 512  # posts encoded per write by write_posts_json
 
-_PARTS_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # what json.dumps(..., ensure_ascii=False) uses
+_PARTS_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, default=str
+)  # what json.dumps(..., ensure_ascii=False) uses
 # The C encoder json.dumps builds at every call, built once (without the check for cycles: parts have none).
 _C_ENCODER = (
     json.encoder.c_make_encoder(None, str, _quote, None, ": ", ", ", False, False, True)  # type: ignore[attr-defined]
@@ -87,7 +91,7 @@ def post_json_text(post: PlannedPost, parts: str, at: str | None = None, fields:
         f'{fields or _fields_text(post)}, "variant": {int(post.variant)!r}, "parts": {parts}'
     )
     if post.warnings:
-        return f"{text}, \"warnings\": {_encode(list(post.warnings))}}}"
+        return f'{text}, "warnings": {_encode(list(post.warnings))}}}'
     return text + "}"
 
 
@@ -117,10 +121,8 @@ def write_posts_json(
     )
     cut = head.rindex("[]") + 1
     out.write(head[:cut])
-    if indent is None:
-        count = _write_compact(out, posts)
-    else:  # only on a terminal: one post at a time, indented to its depth
-        count = _write_indented(out, posts, indent)
+    # Indented only on a terminal: one post at a time, indented to its depth.
+    count = _write_compact(out, posts) if indent is None else _write_indented(out, posts, indent)
     out.write(head[cut:])
     out.write("\n")
     return count

@@ -340,7 +340,12 @@ class Planner:
                 cw = self._render(_Text(cw_source, static.set_id, ("content_warning", lang)), context, None)
 
         mastodon = static.platform == "mastodon"
-        key = (static.kind, tuple(texts), cw, None if mastodon else slot.at)  # Bluesky: createdAt is the slot time
+        key = (
+            static.kind,
+            tuple(texts),
+            cw,
+            None if mastodon else slot.at,
+        )  # Bluesky: createdAt is the slot time
         adapted = self._adapted.get(key)
         if adapted is None:
             target = static.target
