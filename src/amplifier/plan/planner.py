@@ -176,7 +176,7 @@ class Planner:
         return static
 
     def post(self, slot: Slot) -> PlannedPost | None:
-        if slot.at != self._at:
+        if slot.at is not self._at and slot.at != self._at:  # the slots of one instant share its datetime
             self._next_instant(slot.at)
         static = self._statics.get((slot.rule, slot.account)) or self._static(slot.rule, slot.account)
         variant_index = slot.index % static.variants
