@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 
 from amplifier.campaign.environment import env, environment, straight_env
 from amplifier.campaign.filters import FILTERS, describe_value
@@ -62,6 +62,13 @@ def no_event(rule_id: str, name: str) -> NoEvent:
     )
 
 
+@lru_cache(maxsize=256)
+def _parsed(source: str) -> nodes.Template:
+    """The template's syntax tree, parsed once for its variables, the straight-line check and its plain compile.
+    Not for the bounded compile, whose code generator rewrites loops in the tree."""
+    return env().parse(source)
+
+
 def uses(source: str, name: str) -> bool:
     """Whether the template refers to the variable ``name`` (e.g. ``hashtags`` used inline)."""
     return name in _variables(source)
@@ -71,7 +78,7 @@ def uses(source: str, name: str) -> bool:
 def _variables(source: str) -> frozenset[str]:
     """The variables the template refers to (one parse per template, whatever the names asked about)."""
     try:
-        return frozenset(meta.find_undeclared_variables(env().parse(source)))
+        return frozenset(meta.find_undeclared_variables(_parsed(source)))
     except (TemplateSyntaxError, ValueError, RecursionError, MemoryError):
         return frozenset()
 
@@ -89,8 +96,9 @@ class Template:
         self._source = source
         self._bounded: Any = None  # compiled at the first render that needs the budget
         self._straight: Any = None
-        if is_straight(env().parse(source), source):
-            self._straight = _flat(straight_env().from_string(source))
+        ast = _parsed(source)
+        if is_straight(ast, source):
+            self._straight = _flat(straight_env().from_string(ast))  # its compiler leaves the tree as it is
         else:
             self._bounded = _flat(env().from_string(source))
 
