@@ -44,8 +44,9 @@ class _Static:
     per_account: bool  # some template names the account: no sharing between accounts
     share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
     variants: int
-    controls: dict[str, Any]  # the Content's replies / quotes / labels (see plan.context.account_controls)
-    fields: dict[str, Any]  # every Content field but the texts and the content warning
+    fields: dict[
+        str, Any
+    ]  # every Content field but the texts and the content warning (with the account's controls)
     kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
 
 
@@ -168,7 +169,6 @@ class Planner:
                 per_account,
                 share,
                 len(message_set.variants),
-                controls,
                 fields,
                 kind,
             )
