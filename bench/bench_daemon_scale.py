@@ -36,7 +36,9 @@ ACCOUNTS = 50
 NOW = dt.datetime(2026, 6, 15, 6, 0, tzinfo=dt.UTC)
 FIRST = dt.date(2020, 1, 1)
 LAST = dt.date(2030, 12, 31)
-IDLE_SECONDS = float(os.environ.get("BENCH_IDLE", "60"))  # long enough for 0.1 % to be more than one clock tick
+IDLE_SECONDS = float(
+    os.environ.get("BENCH_IDLE", "60")
+)  # long enough for 0.1 % to be more than one clock tick
 LIMIT_S = 1.0
 RSS_LIMIT_MB = 150.0
 
