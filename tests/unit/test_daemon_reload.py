@@ -10,8 +10,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
+from amplifier.daemon import filewatch
 from amplifier.daemon.events import EventLog
 from amplifier.daemon.loop import Daemon
 from amplifier.daemon.scheduler import serve
@@ -113,3 +116,90 @@ def test_a_slow_reload_does_not_hold_up_posting(tmp_path: Path) -> None:
         ledger.close()
     assert not thread.is_alive()
     assert any("a reload of the campaign files has run for more than 1 seconds" in m.body for m in sent)
+
+
+def _serving(
+    tmp_path: Path, settings: DaemonSettings
+) -> tuple[Path, Daemon, EventLog, threading.Event, threading.Thread]:
+    folder = tmp_path / "campaign"
+    schedule = write_campaign(folder, once("a", "2027-10-20T09:00", accounts="[masto]"))
+    start = at("2027-10-20T08:00")
+    clock = offset_clock(start)
+    ledger = open_ledger(folder / "state", start)
+    log = EventLog(None, clock=clock, keep=True)
+    server = FakeServer()
+
+    def publisher(account: str, config: MastodonAccount | BlueskyAccount) -> FakePublisher:
+        return FakePublisher(account, config.platform, server)
+
+    daemon = Daemon(
+        load_campaign(schedule),
+        ledger,
+        publisher,
+        clock=clock,
+        log=log,
+        settings=settings,
+        state_dir=folder / "state",
+        rng=random.Random(1),
+        environ={},
+    )
+    daemon.start(clock())
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=serve, args=(daemon, stop), kwargs={"on_ready": ready.set})
+    thread.start()
+    assert ready.wait(10)
+    return schedule, daemon, log, stop, thread
+
+
+def _reloaded_within(log: EventLog, seconds: float) -> float:
+    began = time.monotonic()
+    while not log.of("reload ok") and time.monotonic() - began < seconds:
+        time.sleep(0.01)
+    assert log.of("reload ok")
+    return time.monotonic() - began
+
+
+def _edit(schedule: Path) -> None:
+    """An editor's save: the new text written to a temporary file, renamed over the schedule."""
+    temp = schedule.with_name(".schedule.yaml.swp")
+    temp.write_text(schedule.read_text() + once("b", "2027-10-20T09:00", accounts="[masto]"))
+    temp.replace(schedule)
+
+
+def test_an_edit_is_reloaded_when_the_kernel_reports_it_not_at_the_next_poll(tmp_path: Path) -> None:
+    """Polled every 30 s (and a backstop of 60 s), an edit would wait for the next look; notified, it is
+    loaded, rendered and swapped in within a second (the reload runs on its own thread: swapped in as soon as
+    it is ready, not at the next look either)."""
+    schedule, daemon, log, stop, thread = _serving(tmp_path, DaemonSettings(watch_interval=30))
+    try:
+        assert daemon.watcher is not None
+        _edit(schedule)
+        assert _reloaded_within(log, 5) < 1.0
+        assert "b:masto:2027-10-20T09:00" in daemon.posts
+        assert len(log.of("reload started")) == 1  # the editor's save is one reload
+    finally:
+        stop.set()
+        thread.join(15)
+        daemon.close()
+        daemon.ledger.close()
+    assert not thread.is_alive()
+
+
+def test_without_file_notifications_the_daemon_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable() -> filewatch.Observer:
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(filewatch, "inotify_observer", unavailable)
+    schedule, daemon, log, stop, thread = _serving(tmp_path, DaemonSettings(watch_interval=0.1))
+    try:
+        assert daemon.watcher is None
+        assert log.of("watching")[0]["files"] == "polled every 0.1s (no file notifications)"
+        _edit(schedule)
+        _reloaded_within(log, 5)
+        assert "b:masto:2027-10-20T09:00" in daemon.posts
+    finally:
+        stop.set()
+        thread.join(15)
+        daemon.close()
+        daemon.ledger.close()
+    assert not thread.is_alive()

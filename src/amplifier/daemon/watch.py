@@ -19,7 +19,7 @@ from pathlib import Path
 
 from amplifier.campaign.load import Campaign
 from amplifier.daemon.filewatch import FileWatcher
-from amplifier.daemon.planning import PlanningMixin, PreparedPlan
+from amplifier.daemon.planning import PlanningMixin, PreparedPlan, sync_counts
 from amplifier.daemon.reloading import ReloadJob
 from amplifier.daemon.settings import PAUSE_NAME
 from amplifier.delivery.ledger import LEDGER_NAME
@@ -150,13 +150,7 @@ class WatchMixin(PlanningMixin):
             closing = [self._publishers.pop(account) for account in stale]
         for publisher in closing:
             publisher.close()
-        self.log.emit(
-            "reload ok",
-            new=len(report.inserted),
-            changed=len(report.updated),
-            cancelled=len(report.cancelled),
-            revived=len(report.revived),
-        )
+        self.log.emit("reload ok", **sync_counts(report))
         state = StateDir(self.state_dir) if self.state_dir is not None else None
         self.alerting.reconfigure(campaign, state, log=self.log.emit)
         return True
