@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -197,6 +197,34 @@ def test_without_file_notifications_the_daemon_polls(tmp_path: Path, monkeypatch
         _edit(schedule)
         _reloaded_within(log, 5)
         assert "b:masto:2027-10-20T09:00" in daemon.posts
+    finally:
+        stop.set()
+        thread.join(15)
+        daemon.close()
+        daemon.ledger.close()
+    assert not thread.is_alive()
+
+
+def test_an_idle_daemon_looks_at_its_alerts_at_the_heartbeat_interval(tmp_path: Path) -> None:
+    """Idle, nothing can be stuck and no alert waits: the alerts are looked at with the heartbeat, not every
+    watch interval; a pass that runs (is it stuck?) brings the frequent look back."""
+    settings = DaemonSettings(watch_interval=0.05, heartbeat_interval=0.5)
+    _schedule, daemon, _log, stop, thread = _serving(tmp_path, settings)
+    looks: list[float] = []
+    real = daemon.alerting.watch
+
+    def watch(now: datetime) -> None:
+        looks.append(time.monotonic())
+        real(now)
+
+    daemon.alerting.watch = watch  # type: ignore[method-assign]
+    try:
+        time.sleep(1.6)
+        assert 1 <= len(looks) <= 5  # not 32
+        daemon.alerting.pass_started(daemon.clock())  # a pass that does not end
+        time.sleep(1.0)  # the next slow look sees it, then looks every 0.05 s
+        began = time.monotonic() - 0.4
+        assert len([at for at in looks if at > began]) >= 4
     finally:
         stop.set()
         thread.join(15)

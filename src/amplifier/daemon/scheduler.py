@@ -12,6 +12,7 @@ An idle daemon sleeps until its next due job: the next post, the heartbeat, the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -174,6 +175,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
                     moved = True
                 if moved:
                     arm()
+            pace_alerts()
 
         return run
 
@@ -257,6 +259,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
             daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
         except AmplifierError as exc:
             daemon.log.emit("error", reason=str(exc))
+        pace_alerts()
 
     def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
         daemon.extend_leases(daemon.clock())
@@ -264,6 +267,20 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
         daemon.check_reload(daemon.clock())
         daemon.alerting.watch(daemon.clock())
+        pace_alerts()
+
+    alerts_every = [settings.watch_interval]
+
+    def pace_alerts() -> None:
+        """Every ``watch_interval`` while a pass or a reload runs or alerts wait for their group window; else
+        (idle: only the digest may fall due) every ``heartbeat_interval``: an idle daemon does not wake for
+        nothing every couple of seconds."""
+        busy = daemon.alerting.busy() or daemon.reloading_since is not None
+        every = settings.watch_interval if busy else max(settings.heartbeat_interval, settings.watch_interval)
+        if every != alerts_every[0]:
+            alerts_every[0] = every
+            with contextlib.suppress(Exception):  # JobLookupError: a scheduler shutting down
+                scheduler.reschedule_job("alerts", trigger="interval", seconds=every)
 
     daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
@@ -283,6 +300,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.watch(daemon.clock())
         scheduler.start()
         arm()
+        pace_alerts()
     daemon.heartbeat(daemon.clock())
     daemon.log.emit("started", pid=os.getpid(), campaign=daemon.campaign.name)
     if on_ready is not None:

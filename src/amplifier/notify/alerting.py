@@ -120,6 +120,14 @@ class Alerting:
             self.raise_(daemon_stuck(f"a pass has run for more than {limit:.0f} minutes"), now)
         self.flush(now)
 
+    def busy(self) -> bool:
+        """Whether :meth:`watch` has work every few seconds: a pass runs (is it stuck?), or alerts wait for their
+        group window. Otherwise only the digest may fall due, and the daemon looks less often
+        (:mod:`amplifier.daemon.scheduler`)."""
+        with self._lock:
+            running = self._pass_started is not None
+        return running or bool(self.notifier.pending())
+
     def flush(self, now: datetime) -> None:
         """Send the batches whose group window passed, and the digest when it is due."""
         with self._guard("flush"):
