@@ -118,9 +118,7 @@ def test_a_slow_reload_does_not_hold_up_posting(tmp_path: Path) -> None:
     assert any("a reload of the campaign files has run for more than 1 seconds" in m.body for m in sent)
 
 
-def _serving(
-    tmp_path: Path, settings: DaemonSettings
-) -> tuple[Path, Daemon, EventLog, threading.Event, threading.Thread]:
+def _daemon(tmp_path: Path, settings: DaemonSettings) -> tuple[Path, Daemon, EventLog]:
     folder = tmp_path / "campaign"
     schedule = write_campaign(folder, once("a", "2027-10-20T09:00", accounts="[masto]"))
     start = at("2027-10-20T08:00")
@@ -144,6 +142,13 @@ def _serving(
         environ={},
     )
     daemon.start(clock())
+    return schedule, daemon, log
+
+
+def _serving(
+    tmp_path: Path, settings: DaemonSettings
+) -> tuple[Path, Daemon, EventLog, threading.Event, threading.Thread]:
+    schedule, daemon, log = _daemon(tmp_path, settings)
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=serve, args=(daemon, stop), kwargs={"on_ready": ready.set})
     thread.start()
@@ -231,3 +236,34 @@ def test_an_idle_daemon_looks_at_its_alerts_at_the_heartbeat_interval(tmp_path: 
         daemon.close()
         daemon.ledger.close()
     assert not thread.is_alive()
+
+
+def test_the_events_that_count_are_the_campaigns_files_and_the_pause_switches(tmp_path: Path) -> None:
+    schedule, daemon, _log = _daemon(tmp_path, DaemonSettings())
+    try:
+        root = schedule.parent.resolve()
+        state = (root / "state").resolve()
+        assert {root, root / "messages", state} <= daemon.watched_folders()
+        counted = [
+            root / "schedule.yaml",
+            root / "messages" / "hello.yaml",
+            root / "messages" / "new.yaml",  # a file the messages glob will match
+            state / "PAUSE",
+            state / "ledger.sqlite3",
+            state / "ledger.sqlite3-wal",  # `amplifier pause` from another process
+        ]
+        ignored = [
+            root / ".schedule.yaml.swp",  # an editor's swap file
+            root / "messages" / "hello.yaml~",
+            root / "notes.txt",
+            state / "heartbeat.json",  # the daemon's own heartbeat
+            state / ".heartbeat.json.tmp",
+            tmp_path / "elsewhere" / "PAUSE",
+        ]
+        (root / "..data").symlink_to(root / "messages")  # how a Kubernetes ConfigMap swaps its files at once
+        counted.append(root / "..data")
+        assert [path for path in counted if not daemon.watch_relevant(path)] == []
+        assert [path for path in ignored if daemon.watch_relevant(path)] == []
+    finally:
+        daemon.close()
+        daemon.ledger.close()

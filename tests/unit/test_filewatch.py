@@ -13,6 +13,7 @@ import pytest
 
 from amplifier.daemon import filewatch
 from amplifier.daemon.filewatch import FileWatcher
+from amplifier.daemon.settings import settings_from_environ
 
 QUIET = 0.5  # seconds without a call that count as "no (further) call"
 
@@ -147,3 +148,11 @@ def test_the_native_observer_is_inotify_here() -> None:
     """This suite runs on Linux: the notifications tested above are inotify's, not watchdog's own polling."""
     observer = filewatch.inotify_observer()
     assert "Inotify" in type(observer).__name__
+
+
+@pytest.mark.parametrize(
+    ("value", "notify"), [(None, True), ("", True), ("0", True), ("1", False), ("yes", False)]
+)
+def test_the_poll_files_hook_turns_notifications_off(value: str | None, notify: bool) -> None:
+    environ = {} if value is None else {"AMPLIFIER_TEST_POLL_FILES": value}
+    assert settings_from_environ(environ).notify_files is notify
