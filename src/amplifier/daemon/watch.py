@@ -105,7 +105,9 @@ class WatchMixin(PlanningMixin):
             return True
         if path in {known.resolve() for known in self._files}:
             return True
-        if path.is_symlink():  # a link the files may go through (a Kubernetes ConfigMap swaps `..data` at once)
+        if (
+            path.is_symlink()
+        ):  # a link the files may go through (a Kubernetes ConfigMap swaps `..data` at once)
             return True
         root = self.campaign.root.resolve()
         try:
