@@ -205,26 +205,16 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
 
     def watch() -> bool:  # on a file event, or polled: re-arm only on a reload, a pause change or a new lead
         changed = daemon.watch(daemon.clock())
-        if (
-            daemon.watcher is not None and not daemon.watcher.active
-        ):  # lost (new folders could not be watched)
+        lost = daemon.watcher is not None and not daemon.watcher.active  # new folders could not be watched
+        if lost:
             daemon.watcher = None
             polling()
             scheduler.reschedule_job("watch", trigger="interval", seconds=settings.watch_interval)
         return daemon.take_lead(daemon.clock()) or changed
 
     def polling() -> None:
-        daemon.log.emit(
-            "watching", files=f"polled every {settings.watch_interval:g}s (no file notifications)"
-        )
-
-    look = guarded(watch)
-    watcher = FileWatcher(lambda path: daemon.watch_relevant(path), look)
-    notified = settings.notify_files and watcher.start(daemon.watched_folders())
-    if not notified and settings.notify_files:
-        polling()
-    daemon.watcher = watcher if notified else None
-    daemon.reload_done = look  # a reload that is ready is swapped in at once (from its own thread)
+        every = f"{settings.watch_interval:g}s"
+        daemon.log.emit("watching", files=f"polled every {every} (no file notifications)")
 
     def replan() -> None:
         """Render the window off the lock (a pass may post meanwhile); only the ledger's sync takes it."""
@@ -290,6 +280,13 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     daemon.wake_leases = lambda: _quietly(scheduler.resume_job, "lease")
     if not daemon.may_hold_claims and not daemon.coordinator.shared:
         scheduler.pause_job("lease")
+    look = guarded(watch)
+    watcher = FileWatcher(lambda path: daemon.watch_relevant(path), look)
+    notified = settings.notify_files and watcher.start(daemon.watched_folders())
+    if not notified and settings.notify_files:
+        polling()
+    daemon.watcher = watcher if notified else None
+    daemon.reload_done = look  # a reload that is ready is swapped in at once (from its own thread)
     every = settings.watch_interval if _polls(daemon, notified) else settings.watch_backstop
     scheduler.add_job(look, "interval", seconds=every, id="watch")
     scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
