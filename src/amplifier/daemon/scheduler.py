@@ -12,7 +12,6 @@ An idle daemon sleeps until its next due job: the next post, the heartbeat, the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -249,28 +248,35 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
             daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
         except AmplifierError as exc:
             daemon.log.emit("error", reason=str(exc))
+        if alerts_asleep[0]:
+            look_at_alerts()
         pace_alerts()
 
     def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
         daemon.extend_leases(daemon.clock())
 
-    def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
+    def look_at_alerts() -> (
+        None
+    ):  # never waits for the pass: it notices a pass, or a reload, that does not end
         daemon.check_reload(daemon.clock())
         daemon.alerting.watch(daemon.clock())
+
+    def alert_watch() -> None:
+        look_at_alerts()
         pace_alerts()
 
-    alerts_every = [settings.watch_interval]
+    alerts_asleep = [False]
+    pace_lock = threading.Lock()
 
     def pace_alerts() -> None:
-        """Every ``watch_interval`` while a pass or a reload runs or alerts wait for their group window; else
-        (idle: only the digest may fall due) every ``heartbeat_interval``: an idle daemon does not wake for
-        nothing every couple of seconds."""
-        busy = daemon.alerting.busy() or daemon.reloading_since is not None
-        every = settings.watch_interval if busy else max(settings.heartbeat_interval, settings.watch_interval)
-        if every != alerts_every[0]:
-            alerts_every[0] = every
-            with contextlib.suppress(Exception):  # JobLookupError: a scheduler shutting down
-                scheduler.reschedule_job("alerts", trigger="interval", seconds=every)
+        """The alerts job runs every ``watch_interval`` while a pass or a reload runs or alerts wait for their
+        group window; else (idle: only the digest may fall due) it sleeps, and the heartbeat looks at the
+        alerts: an idle daemon does not wake for nothing every couple of seconds."""
+        with pace_lock:  # called from several threads: the flag and the job's state change together
+            asleep = not (daemon.alerting.busy() or daemon.reloading_since is not None)
+            if asleep != alerts_asleep[0]:
+                alerts_asleep[0] = asleep
+                _quietly(scheduler.pause_job if asleep else scheduler.resume_job, "alerts")
 
     daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
