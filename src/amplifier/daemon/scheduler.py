@@ -192,6 +192,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def tick() -> bool:
         now = daemon.clock()
         daemon.alerting.pass_started(now)
+        pace_alerts()  # the alerts job wakes: it reports a pass that does not end
         try:
             report = daemon.tick(now)
         except BaseException:  # logged by `guarded`; the pass ended, unhealthy
