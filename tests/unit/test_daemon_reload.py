@@ -7,6 +7,8 @@ import json
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -145,15 +147,22 @@ def _daemon(tmp_path: Path, settings: DaemonSettings) -> tuple[Path, Daemon, Eve
     return schedule, daemon, log
 
 
-def _serving(
-    tmp_path: Path, settings: DaemonSettings
-) -> tuple[Path, Daemon, EventLog, threading.Event, threading.Thread]:
+@contextmanager
+def _serving(tmp_path: Path, settings: DaemonSettings) -> Iterator[tuple[Path, Daemon, EventLog]]:
+    """A daemon of the one-post campaign, served (``serve``) on its own thread until the block ends."""
     schedule, daemon, log = _daemon(tmp_path, settings)
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=serve, args=(daemon, stop), kwargs={"on_ready": ready.set})
     thread.start()
-    assert ready.wait(10)
-    return schedule, daemon, log, stop, thread
+    try:
+        assert ready.wait(10)
+        yield schedule, daemon, log
+    finally:
+        stop.set()
+        thread.join(15)
+        daemon.close()
+        daemon.ledger.close()
+    assert not thread.is_alive()
 
 
 def _reloaded_within(log: EventLog, seconds: float) -> float:
@@ -175,19 +184,12 @@ def test_an_edit_is_reloaded_when_the_kernel_reports_it_not_at_the_next_poll(tmp
     """Polled every 30 s (and a backstop of 60 s), an edit would wait for the next look; notified, it is
     loaded, rendered and swapped in within a second (the reload runs on its own thread: swapped in as soon as
     it is ready, not at the next look either)."""
-    schedule, daemon, log, stop, thread = _serving(tmp_path, DaemonSettings(watch_interval=30))
-    try:
+    with _serving(tmp_path, DaemonSettings(watch_interval=30)) as (schedule, daemon, log):
         assert daemon.watcher is not None
         _edit(schedule)
         assert _reloaded_within(log, 5) < 1.0
         assert "b:masto:2027-10-20T09:00" in daemon.posts
         assert len(log.of("reload started")) == 1  # the editor's save is one reload
-    finally:
-        stop.set()
-        thread.join(15)
-        daemon.close()
-        daemon.ledger.close()
-    assert not thread.is_alive()
 
 
 def test_without_file_notifications_the_daemon_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,47 +197,33 @@ def test_without_file_notifications_the_daemon_polls(tmp_path: Path, monkeypatch
         raise OSError(28, "inotify watch limit reached")
 
     monkeypatch.setattr(filewatch, "inotify_observer", unavailable)
-    schedule, daemon, log, stop, thread = _serving(tmp_path, DaemonSettings(watch_interval=0.1))
-    try:
+    with _serving(tmp_path, DaemonSettings(watch_interval=0.1)) as (schedule, daemon, log):
         assert daemon.watcher is None
         assert log.of("watching")[0]["files"] == "polled every 0.1s (no file notifications)"
         _edit(schedule)
         _reloaded_within(log, 5)
         assert "b:masto:2027-10-20T09:00" in daemon.posts
-    finally:
-        stop.set()
-        thread.join(15)
-        daemon.close()
-        daemon.ledger.close()
-    assert not thread.is_alive()
 
 
 def test_an_idle_daemon_looks_at_its_alerts_at_the_heartbeat_interval(tmp_path: Path) -> None:
     """Idle, nothing can be stuck and no alert waits: the alerts are looked at with the heartbeat, not every
     watch interval; a pass that runs (is it stuck?) brings the frequent look back."""
     settings = DaemonSettings(watch_interval=0.05, heartbeat_interval=0.5)
-    _schedule, daemon, _log, stop, thread = _serving(tmp_path, settings)
-    looks: list[float] = []
-    real = daemon.alerting.watch
+    with _serving(tmp_path, settings) as (_schedule, daemon, _log):
+        looks: list[float] = []
+        real = daemon.alerting.watch
 
-    def watch(now: datetime) -> None:
-        looks.append(time.monotonic())
-        real(now)
+        def watch(now: datetime) -> None:
+            looks.append(time.monotonic())
+            real(now)
 
-    daemon.alerting.watch = watch  # type: ignore[method-assign]
-    try:
+        daemon.alerting.watch = watch  # type: ignore[method-assign]
         time.sleep(1.6)
         assert 1 <= len(looks) <= 5  # not 32
         daemon.alerting.pass_started(daemon.clock())  # a pass that does not end
         time.sleep(1.0)  # the next slow look sees it, then looks every 0.05 s
         began = time.monotonic() - 0.4
         assert len([at for at in looks if at > began]) >= 4
-    finally:
-        stop.set()
-        thread.join(15)
-        daemon.close()
-        daemon.ledger.close()
-    assert not thread.is_alive()
 
 
 def test_the_events_that_count_are_the_campaigns_files_and_the_pause_switches(tmp_path: Path) -> None:
