@@ -9,7 +9,8 @@ Measured, each as a whole command (a fresh process):
 
 * ``run --once``: wall time and peak RSS;
 * ``run`` (the long-running daemon): start (process start to the ``started`` line), then a hot reload (a message
-  file changed to the ``reload ok`` line, the watch interval included), peak RSS, and CPU while idle;
+  file changed to the ``reload ok`` line, the watch interval included), peak RSS, and CPU while idle (over
+  ``BENCH_IDLE`` seconds, default 60: 0.1 % of 10 s would be one 10 ms clock tick);
 * the floor: a bare ``python`` that opens the ledger with ``sqlite3`` and reads the window's rows by hand.
 
 Goals: start and reload under 1 s, ``run --once`` under 1 s, peak RSS under 150 MB, idle under 0.1 % of a core.
