@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.cli.options import format_option
+from amplifier.cli.publish import JSON_VERSION, publish_context
 from amplifier.delivery.gate import GateRequest
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageError
 
@@ -86,7 +87,6 @@ def gate(
     Bluesky: the threadgate on the thread's first post and a postgate on each post. Mastodon (4.5+): each
     status's quote policy; Mastodon cannot limit replies. Every change is recorded in the ledger (who, when,
     what); `amplifier history` and the ledger keep it."""
-    from amplifier.cli.daemon import open_ledger
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
     from amplifier.delivery.gate import change_gates
@@ -98,7 +98,7 @@ def gate(
     who = by or _who()
     results: list[dict[str, object]] = []
     worst = ExitCode.OK
-    with open_ledger(ctx.obj, utcnow()) as ledger:
+    with ctx.obj.open_ledger(utcnow()) as ledger:
         for post_id in ids:
             publisher = None
             try:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from amplifier.cli.options import format_option
 from amplifier.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -84,14 +85,7 @@ def check_destinations(campaign: Campaign, *, send_test: bool) -> tuple[list[Des
 
 @click.command()
 @click.option("--test", "send_test", is_flag=True, help="Send a test message to every destination.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @click.pass_context
 def notify(ctx: click.Context, send_test: bool, fmt: str) -> None:
     """The alert destinations of the campaign's `notify:` section: is each URL set, which events it gets.

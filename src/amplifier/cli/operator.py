@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amplifier.cli.options import now_option
-from amplifier.cli.status import state_dir
 from amplifier.daemon.loop import PAUSE_NAME
 from amplifier.errors import UsageError
 
@@ -52,12 +51,6 @@ by_option = click.option(
 )
 
 
-def _ledger(g: Globals, now: dt.datetime) -> Ledger:
-    from amplifier.delivery import ledger as ledgers
-
-    return ledgers.open_ledger(state_dir(g), now)
-
-
 @click.command()
 @click.argument("post_ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--reason", default="skipped by the operator", show_default=True, help="Why (shown in status).")
@@ -70,7 +63,7 @@ def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | N
     from amplifier.plan.planner import find_posts
 
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         missing = [post_id for post_id in post_ids if not _known(ledger, post_id)]
         if missing:
             # not planned into the ledger yet (beyond the daemon's window): take it from the campaign files
@@ -138,7 +131,7 @@ def cancel(
         target = f"event {event}"
     else:
         target = f"account {account}"
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         ids = ledger.cancel_posts(
             reason, moment, by=by or operator_name(), target=target, account=account, rules=rules
         )
@@ -162,7 +155,7 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
     from amplifier.delivery.ledger import IllegalTransition, State
 
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         row = ledger.get(post_id)
         if row.state not in (State.FAILED, State.EXPIRED):
             raise IllegalTransition(post_id, row.state, "retry it (only a failed or expired post can be)")
@@ -207,7 +200,7 @@ def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
 def pause(ctx: click.Context, account: str | None, reason: str, by: str | None, now: str | None) -> None:
     """Stop all posting now (or one account's), without stopping the daemon (posts being sent finish)."""
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         if account is not None:
             _check_account(g, ledger, account)
             ledger.pause_account(account, reason, moment, by=by or operator_name())
@@ -236,8 +229,8 @@ def _check_account(g: Globals, ledger: Ledger, account: str) -> None:
 def resume(ctx: click.Context, account: str | None, by: str | None, now: str | None) -> None:
     """Resume posting after `amplifier pause` (removes the PAUSE file too), or resume one paused account."""
     g, moment = _globals(ctx, now)
-    state = state_dir(g)
-    with _ledger(g, moment) as ledger:
+    state = g.state_dir
+    with g.open_ledger(moment) as ledger:
         if account is not None:
             if not ledger.resume_account(account, by=by or operator_name(), now=moment):
                 raise UsageError(f"--account: {account!r} is not paused")

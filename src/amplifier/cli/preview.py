@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from amplifier.cli.options import apply_common, config_option, now_option
+from amplifier.cli.options import apply_common, config_option, formats_option, now_option, output_option
 from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
@@ -139,21 +139,14 @@ def _known(option: str, values: tuple[str, ...], known: Any, what: str) -> None:
 )
 @click.option("--lang", "langs", multiple=True, metavar="LANG", help="Only this language (repeatable).")
 @click.option("--rule", "rules", multiple=True, metavar="ID", help="Only this rule (repeatable).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "html", "ics"]),
-    default="table",
-    show_default=True,
+@formats_option(
+    "table",
+    "json",
+    "html",
+    "ics",
     help="Output format: text for a terminal, JSON, a self-contained HTML page, or an iCalendar file.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write to this file (atomically) instead of stdout (json, html, ics).",
-)
+@output_option("Write to this file (atomically) instead of stdout (json, html, ics).")
 @click.pass_context
 def preview(
     ctx: click.Context,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import click
 
+from amplifier.cli.options import format_option
 from amplifier.clock import Clock, utcnow
 from amplifier.delivery.send import LedgerSend, SendOutcome, SendRefused, send_posts
 from amplifier.errors import CredentialsError, ExitCode
@@ -53,15 +54,6 @@ __all__ = [
     "send",
     "send_posts",
 ]
-
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
 
 
 def publish_context(campaign: Campaign, state: Path | None) -> PublishContext:
