@@ -403,3 +403,44 @@ def test_the_example_campaigns_thread_shows_its_controls_in_every_preview(
     shown = {tag.get_text() for tag in soup.select("div.controls")}
     assert "replies: followers, mentioned · quotes: off" in shown
     assert "quotes: followers" in shown
+
+
+# -- ad-hoc controls (compose, gate) ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("nobody",), ("nobody",)),
+        (("followers", "mentioned"), ("followers", "mentioned")),
+        (("nobody", "followers"), "`nobody` cannot be combined"),
+        (("followers", "followers"), "reply rule listed twice: followers"),
+        (("bogus",), "'bogus' is not a reply rule"),
+    ],
+)
+def test_reply_rules_from_a_command_line_are_checked_as_in_a_message_set(
+    values: tuple[str, ...], expected: tuple[str, ...] | str
+) -> None:
+    from amplifier.campaign.controls import parse_replies
+
+    if isinstance(expected, tuple):
+        assert parse_replies(values) == expected
+    else:
+        with pytest.raises(ValueError, match=expected.replace("`", ".")):
+            parse_replies(values)
+
+
+def test_an_ad_hoc_text_for_mastodon_keeps_only_the_quote_control() -> None:
+    from amplifier.plan.compose import compose_for_platform
+
+    controls = {"replies": ("nobody",), "quotes": "followers", "labels": ("porn",)}
+    masto = compose_for_platform("Hello", "mastodon", max_characters=3, controls=controls, created_at=T0)
+    assert masto.parts[0].limit == 3
+    assert masto.parts[0].payload["quote_approval_policy"] == "followers"
+    assert "gates" not in masto.parts[0].to_json()
+    sky = compose_for_platform("Hello", "bluesky", controls=controls, created_at=T0)
+    assert [gate["$type"] for gate in sky.parts[0].gates] == [
+        "app.bsky.feed.threadgate",
+        "app.bsky.feed.postgate",
+    ]
+    assert sky.parts[0].payload["labels"]["values"] == [{"val": "porn"}]

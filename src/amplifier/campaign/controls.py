@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -78,3 +79,14 @@ def quote_policy(value: bool | str | None) -> str | None:
     if value is False or value == "nobody":
         return "nobody"
     return "followers"
+
+
+def parse_replies(values: Iterable[str]) -> tuple[str, ...]:
+    """Reply rules given one word each (a command line's ``--replies``), checked as a message set's ``replies`` is;
+    a :class:`ValueError` in plain words."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return tuple(TypeAdapter(Replies).validate_python(list(values)))
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None

@@ -29,9 +29,7 @@ def _who() -> str:
 
 def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     """The :class:`~amplifier.delivery.gate.GateRequest` of the command line (a UsageError when wrong)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from amplifier.campaign.models import Replies, quote_policy
+    from amplifier.campaign.controls import parse_replies, quote_policy
 
     if not replies and quotes is None:
         raise UsageError(f"nothing to change: give --replies ({REPLY_CHOICES}) and/or --quotes")
@@ -41,9 +39,9 @@ def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     rules: tuple[str, ...] | None = None
     if replies and not everyone:
         try:
-            rules = tuple(TypeAdapter(Replies).validate_python(list(replies)))
-        except ValidationError as exc:
-            raise UsageError(f"--replies: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            rules = parse_replies(replies)
+        except ValueError as exc:
+            raise UsageError(f"--replies: {exc}") from None
         rules = tuple(rule for rule in rules if rule != "nobody")
     policy = {"on": "public", "off": "nobody"}.get(quotes or "", quote_policy(quotes) if quotes else None)
     return GateRequest(replies=rules, everyone_replies=everyone, quotes=policy)
