@@ -59,36 +59,13 @@ by_option = click.option(
 @click.pass_context
 def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | None, now: str | None) -> None:
     """Skip planned posts by id (as `preview` shows them): they will not go out. All or none."""
-    from amplifier.delivery.ledger import PlanEntry
-    from amplifier.plan.planner import find_posts
+    from amplifier.delivery.operator import skip_posts
 
     g, moment = _globals(ctx, now)
     with g.open_ledger(moment) as ledger:
-        missing = [post_id for post_id in post_ids if not _known(ledger, post_id)]
-        if missing:
-            # not planned into the ledger yet (beyond the daemon's window): take it from the campaign files
-            found = {post.id: post for post in find_posts(g.campaign(), missing)}
-            unknown = [post_id for post_id in missing if post_id not in found]
-            if unknown:
-                raise UsageError(
-                    f"no planned post {', '.join(map(repr, unknown))} in the ledger or the campaign"
-                )
-            ledger.sync_plan(
-                [PlanEntry.from_post(post) for post in found.values()], moment, start=moment, end=moment
-            )
-        ledger.skip_posts(list(post_ids), reason, moment, by=by or operator_name())
+        skip_posts(ledger, g.campaign, post_ids, reason, moment, by=by or operator_name())
     for post_id in dict.fromkeys(post_ids):
         click.echo(f"skipped: {post_id}")
-
-
-def _known(ledger: Ledger, post_id: str) -> bool:
-    from amplifier.delivery.ledger import UnknownPost
-
-    try:
-        ledger.get(post_id)
-    except UnknownPost:
-        return False
-    return True
 
 
 @click.command()
@@ -116,21 +93,10 @@ def cancel(
 
     It acts on the posts the ledger holds (the daemon plans a rolling window ahead); to stop a rule for
     good, remove it from schedule.yaml."""
+    from amplifier.delivery.operator import cancel_scope
+
     g, moment = _globals(ctx, now)
-    chosen = [name for name, value in (("--rule", rule), ("--event", event), ("--account", account)) if value]
-    if len(chosen) != 1:
-        raise UsageError("give exactly one of --rule, --event, --account")
-    rules: list[str] | None = None
-    if rule is not None:
-        target, rules = f"rule {rule}", [rule]
-    elif event is not None:
-        campaign = g.campaign()
-        if event not in campaign.schedule.events:
-            raise UsageError(f"--event: no event {event!r} in the campaign")
-        rules = sorted(n for n, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event)
-        target = f"event {event}"
-    else:
-        target = f"account {account}"
+    target, rules = cancel_scope(g.campaign, rule=rule, event=event, account=account)
     with g.open_ledger(moment) as ledger:
         ids = ledger.cancel_posts(
             reason, moment, by=by or operator_name(), target=target, account=account, rules=rules
