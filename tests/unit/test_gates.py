@@ -17,7 +17,7 @@ from amplifier.cli.gate import parse_request
 from amplifier.delivery.gate import GateRefused, GateRequest, change_gates
 from amplifier.delivery.ledger import PlanEntry, SqliteLedger, State
 from amplifier.errors import CampaignError, ExitCode, UsageError
-from amplifier.plan.adapt import Content, Target, adapt
+from amplifier.plan.adapt import Content, Target, adapt, adapt_text
 from amplifier.plan.gates import controls_line
 from amplifier.plan.planner import plan_window
 from amplifier.publish.base import RateLimitedError
@@ -431,14 +431,12 @@ def test_reply_rules_from_a_command_line_are_checked_as_in_a_message_set(
 
 
 def test_an_ad_hoc_text_for_mastodon_keeps_only_the_quote_control() -> None:
-    from amplifier.plan.compose import compose_for_platform
-
     controls = {"replies": ("nobody",), "quotes": "followers", "labels": ("porn",)}
-    masto = compose_for_platform("Hello", "mastodon", max_characters=3, controls=controls, created_at=T0)
+    masto = adapt_text("Hello", "mastodon", max_characters=3, controls=controls, created_at=T0)
     assert masto.parts[0].limit == 3
     assert masto.parts[0].payload["quote_approval_policy"] == "followers"
     assert "gates" not in masto.parts[0].to_json()
-    sky = compose_for_platform("Hello", "bluesky", controls=controls, created_at=T0)
+    sky = adapt_text("Hello", "bluesky", controls=controls, created_at=T0)
     assert [gate["$type"] for gate in sky.parts[0].gates] == [
         "app.bsky.feed.threadgate",
         "app.bsky.feed.postgate",

@@ -127,10 +127,10 @@ def compose(
             raise UsageError("--platform: choose mastodon or bluesky (or give --account ID)")
         if event_id is not None:
             raise UsageError("--event: only with --account")
-        from amplifier.plan.compose import compose_for_platform
+        from amplifier.plan.adapt import adapt_text
 
         lang = lang or "en"
-        adapted = compose_for_platform(
+        adapted = adapt_text(
             text,
             "mastodon" if platform == "mastodon" else "bluesky",
             lang=lang,

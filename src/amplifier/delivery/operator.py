@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger, PlanEntry, UnknownPost
 from amplifier.errors import UsageError
+
+if TYPE_CHECKING:
+    from amplifier.campaign.load import Campaign  # loaded only when a command needs the campaign's files
 
 
 def skip_posts(

@@ -1,5 +1,5 @@
 """One ad-hoc text for one account of the campaign, rendered and adapted as a planned post of that account would be
-(:func:`compose_for_account`), or taken as it is and adapted for a platform (:func:`compose_for_platform`).
+(:func:`compose_for_account`). A text taken as it is, for a platform, is :func:`amplifier.plan.adapt.adapt_text`.
 
 The text (and the content warning) is a template with the variables of a message (``{{ event.name }}``,
 ``{{ days_left }}``, ``{{ account.handle }}``, ``{{ hashtags }}``, ...: :func:`amplifier.plan.context.shared_context`),
@@ -17,34 +17,11 @@ from typing import Any
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.templates import compile_template, uses
 from amplifier.errors import UsageError
-from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
+from amplifier.plan.adapt import Adapted, Content, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
 from amplifier.plan.localtime import days_between, event_start, hours_between
 from amplifier.plan.planner import _describe, _template_line
 from amplifier.plan.post import Platform
-
-
-def compose_for_platform(
-    text: str,
-    platform: Platform,
-    *,
-    lang: str = "en",
-    content_warning: str | None = None,
-    max_characters: int | None = None,
-    split: bool = True,
-    controls: dict[str, Any] | None = None,
-    created_at: dt.datetime,
-) -> Adapted:
-    """``text`` as it is (no template), adapted for ``platform``: Mastodon with ``max_characters`` (default
-    :class:`~amplifier.plan.adapt.Target`'s) and only the quote control, Bluesky with every control given."""
-    wanted = {key: value for key, value in (controls or {}).items() if value is not None}
-    if platform == "mastodon":
-        wanted = {key: value for key, value in wanted.items() if key == "quotes"}
-    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=split, **wanted)
-    target = Target(platform, created_at=created_at)
-    if max_characters is not None:
-        target = replace(target, max_characters=max_characters)
-    return adapt(content, target)
 
 
 @dataclass(frozen=True)
