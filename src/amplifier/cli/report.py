@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from amplifier.cli.main import apply_common, config_option, now_option
+from amplifier.cli.options import apply_common, config_option, formats_option, now_option, output_option
 from amplifier.delivery.report import COUNTS, DIMENSIONS, REPORT_VERSION, Report, Tally
 from amplifier.delivery.report_posts import POST_KEYS, POSTS_VERSION
 from amplifier.errors import UsageError
@@ -60,14 +60,7 @@ BOM = "\ufeff"
 @click.option(
     "--by", "by", type=click.Choice(DIMENSIONS), default="lang", show_default=True, help="Group the posts by."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv", "html"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@formats_option("table", "json", "csv", "html")
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many top posts."
 )
@@ -78,13 +71,7 @@ BOM = "\ufeff"
     default=False,
     help="Also every post of the window with its engagement (json: a 'posts' list; csv: one row per post).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (atomically) instead of standard output.",
-)
+@output_option("Write to this file (atomically) instead of standard output.")
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -100,7 +87,6 @@ def report(
 ) -> None:
     """What went out and what reached people: posts published, failed, expired; likes, reposts, replies and
     quotes read back, by event, rule, message set, variant, language, account or platform."""
-    from amplifier.cli.daemon import open_ledger
     from amplifier.clock import utcnow
     from amplifier.delivery.report import build_report
 
@@ -113,7 +99,7 @@ def report(
         raise UsageError("--to must be after --from")
     if with_posts and fmt not in ("json", "csv"):
         raise UsageError("--posts goes with --format json or csv")
-    with open_ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         result = build_report(ledger, campaign, window_start, window_end, as_of=moment, by=by, top=top)
         if with_posts:
             from amplifier.delivery.report_posts import iter_posts
