@@ -97,7 +97,7 @@ class SqlCore:
         return (
             "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
             " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-            f" {self.dialect.parts_column} AS parts, late_until, lease_until"
+            f" {self.dialect.parts_column} AS parts, late_until, lease_until, variant"
         )
 
     def _row(self, values: Sequence[Any]) -> Row:
@@ -129,6 +129,7 @@ class SqlCore:
             unknown_since=d.read_optional_time(values[17]),
             late_until=d.read_optional_time(values[19]),
             lease_until=d.read_optional_time(values[20]),
+            variant=values[21],
         )
 
     def _select(

@@ -254,6 +254,8 @@ class Row:
     late_until: datetime | None = None
     # Until when the claim's holder vouches for it (None: a claim without a lease); see Ledger.take_over.
     lease_until: datetime | None = None
+    # The message set's variant the planner chose (0-based; None: not stored, planned before the ledger kept it).
+    variant: int | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
