@@ -104,9 +104,17 @@ BEGIN
 END
 """
 
+# A new post: one more in its group. It has no readings yet (a reading refers to its post: the foreign key), so
+# the insert (a re-plan writes thousands at once) does not look for any.
+_ZEROS = ", ".join("0" for _ in VALUES[1:])
+_SQLITE_INSERT = (
+    f"CREATE TRIGGER report_summary_insert AFTER INSERT ON posts BEGIN INSERT INTO report_summary ({_COLUMNS})"
+    f" VALUES ({_sqlite_group('NEW')}, 1, {_ZEROS}) {_UPSERT_TAIL}; END"
+)
+
 SQLITE_DDL = (
     _SQLITE_TABLE,
-    f"CREATE TRIGGER report_summary_insert AFTER INSERT ON posts BEGIN {_sqlite_move('NEW', 1)} END",
+    _SQLITE_INSERT,
     f"CREATE TRIGGER report_summary_delete BEFORE DELETE ON posts BEGIN {_sqlite_move('OLD', -1)} END",
     f"CREATE TRIGGER report_summary_move AFTER UPDATE OF {', '.join(_GROUPED)} ON posts"
     f" WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in _GROUPED)}"
@@ -172,11 +180,16 @@ BEGIN
 END $$
 """
 
-_PG_POSTS = """
+# A new post has no readings yet (the foreign key): its insert only counts it (see SQLite's).
+_PG_POSTS = f"""
 CREATE FUNCTION report_summary_posts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO report_summary ({_COLUMNS}) VALUES ({_pg_group("NEW")}, 1, {_ZEROS}) {_UPSERT_TAIL};
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM report_summary_move(OLD, -1); END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM report_summary_move(NEW, 1); END IF;
+    IF TG_OP = 'UPDATE' THEN PERFORM report_summary_move(NEW, 1); END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NULL;
 END $$
