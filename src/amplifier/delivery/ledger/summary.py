@@ -105,11 +105,11 @@ END
 """
 
 # A new post: one more in its group. It has no readings yet (a reading refers to its post: the foreign key), so
-# the insert (a re-plan writes thousands at once) does not look for any.
+# the insert does not look for any.
 _ZEROS = ", ".join("0" for _ in VALUES[1:])
 _SQLITE_INSERT = (
-    f"CREATE TRIGGER report_summary_insert AFTER INSERT ON posts BEGIN INSERT INTO report_summary ({_COLUMNS})"
-    f" VALUES ({_sqlite_group('NEW')}, 1, {_ZEROS}) {_UPSERT_TAIL}; END"
+    "CREATE TRIGGER report_summary_insert AFTER INSERT ON posts"
+    f" BEGIN INSERT INTO report_summary ({_COLUMNS}) VALUES ({_sqlite_group('NEW')}, 1, {_ZEROS}) {_UPSERT_TAIL}; END"
 )
 
 SQLITE_DDL = (
@@ -180,14 +180,21 @@ BEGIN
 END $$
 """
 
-# A new post has no readings yet (the foreign key): its insert only counts it (see SQLite's).
-_PG_POSTS = f"""
+# New posts have no readings yet (the foreign key): an insert counts them per group, once per statement (a
+# re-plan's set-based insert of thousands of posts: one aggregate, not a function call per row).
+_PG_INSERTED = f"""
+CREATE FUNCTION report_summary_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_summary ({_COLUMNS})
+    SELECT {_pg_group("n")}, COUNT(*), {_ZEROS} FROM inserted n GROUP BY 1, 2, 3, 4, 5, 6, 7
+    {_UPSERT_TAIL};
+    RETURN NULL;
+END $$
+"""
+
+_PG_POSTS = """
 CREATE FUNCTION report_summary_posts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO report_summary ({_COLUMNS}) VALUES ({_pg_group("NEW")}, 1, {_ZEROS}) {_UPSERT_TAIL};
-        RETURN NULL;
-    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM report_summary_move(OLD, -1); END IF;
     IF TG_OP = 'UPDATE' THEN PERFORM report_summary_move(NEW, 1); END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
@@ -245,11 +252,12 @@ END $$
 PG_DDL = (
     _PG_TABLE,
     _PG_MOVE,
+    _PG_INSERTED,
     _PG_POSTS,
     _PG_READING,
     _PG_KEPT,
-    "CREATE TRIGGER report_summary_insert AFTER INSERT ON posts FOR EACH ROW"
-    " EXECUTE FUNCTION report_summary_posts()",
+    "CREATE TRIGGER report_summary_insert AFTER INSERT ON posts REFERENCING NEW TABLE AS inserted"
+    " FOR EACH STATEMENT EXECUTE FUNCTION report_summary_inserted()",
     # before the row goes: the cascade has not taken its readings yet
     "CREATE TRIGGER report_summary_delete BEFORE DELETE ON posts FOR EACH ROW"
     " EXECUTE FUNCTION report_summary_posts()",
