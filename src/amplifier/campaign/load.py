@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from amplifier.campaign import templates, wording
+from amplifier.campaign import followups, templates, wording
 from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import (
     ID_PATTERN,
@@ -290,6 +290,7 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems: list[Problem] = []
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
+    problems.extend(followups.problems(campaign))
     return problems
 
 

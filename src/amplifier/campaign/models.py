@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from amplifier.campaign.followups import BoostSetting, DeleteAfter
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 LANG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
@@ -322,6 +324,7 @@ class RuleBase(Model):
     timezone: TimeZoneName | None = Field(default=None, description="The zone of the rule's local times")
     missed: Missed | None = Field(default=None, description="Missed-window behaviour (see the guide)")
     enabled: bool = True
+    boost: BoostSetting = None  # wins over the message set's (campaign/followups.py)
 
 
 class CountdownRule(RuleBase):
@@ -554,6 +557,9 @@ class MessageSet(Model):
     )
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)
     link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
+    boost: BoostSetting = None  # follow-ups: campaign/followups.py
+    delete_after: DeleteAfter = None
+    pin: bool = Field(default=False, description="Pin the post on its account's profile until its event ends")
     split: SplitSettings = Field(default_factory=SplitSettings)
     variants: list[Variant] = Field(min_length=1)
 

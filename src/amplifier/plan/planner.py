@@ -30,6 +30,7 @@ from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
+from amplifier.plan.followups import FollowupPlan, followup_plan
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.schedule import (
     Occurrence,
@@ -72,6 +73,7 @@ class _Static:
     share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
     variants: int
     controls: dict[str, Any]  # the Content's replies / quotes / labels (see plan.context.account_controls)
+    followups: FollowupPlan  # boosts, pin, delete_after (plan.followups)
 
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
@@ -224,6 +226,7 @@ class Planner:
                 share,
                 len(message_set.variants),
                 controls,
+                followup_plan(campaign, rule_id, account_id),
             )
 
         return static
@@ -262,6 +265,7 @@ class Planner:
             variant=variant_index,
             event=slot.event,
             warnings=adapted.problems,
+            followups=static.followups.for_slot(slot.at, slot.event),
         )
 
     def _next_instant(self, at: dt.datetime) -> None:
