@@ -68,6 +68,8 @@ from amplifier.publish.sessions import LoginGuard, LoginRefusedError, SessionSto
 if TYPE_CHECKING:
     from atproto import Client
 
+    from amplifier.publish.bluesky_followups import BlueskyFollowups
+
 log = logging.getLogger(__name__)
 
 COLLECTION = "app.bsky.feed.post"
@@ -515,6 +517,12 @@ class BlueskyPublisher(BlueskyEngagement):
 
     def disclose_automation(self) -> bool:
         return bluesky_controls.disclose_automation(self)
+
+    def followups(self) -> BlueskyFollowups:
+        """Follow-up writes (boost, pin, delete) of this account (:mod:`amplifier.publish.bluesky_followups`)."""
+        from amplifier.publish.bluesky_followups import BlueskyFollowups
+
+        return BlueskyFollowups(self)
 
     def close(self) -> None:
         if self._client is not None:

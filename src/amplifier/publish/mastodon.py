@@ -75,6 +75,8 @@ from amplifier.publish.sessions import LimitsCache, secret_fingerprint
 if TYPE_CHECKING:
     from mastodon import Mastodon
 
+    from amplifier.publish.mastodon_followups import MastodonFollowups
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS: dict[str, int] = {
@@ -461,6 +463,12 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
 
     def disclose_automation(self) -> bool:
         return mastodon_controls.disclose_automation(self)
+
+    def followups(self) -> MastodonFollowups:
+        """Follow-up writes (boost, pin, delete) of this account (:mod:`amplifier.publish.mastodon_followups`)."""
+        from amplifier.publish.mastodon_followups import MastodonFollowups
+
+        return MastodonFollowups(self)
 
     def close(self) -> None:
         if self._session is not None:
