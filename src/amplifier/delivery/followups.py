@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from amplifier.delivery.ledger import Ledger, Row, State, UnknownPost
+from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
 from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
 from amplifier.errors import AmplifierError, ExitCode
@@ -76,6 +76,15 @@ def jobs_for(post: PlannedPost, published_at: datetime) -> list[FollowupJob]:
             )
         )
     return jobs
+
+
+def plan_after_publish(ledger: Ledger, post: PlannedPost, published_at: datetime, emit: Emit) -> None:
+    """Plan ``post``'s follow-ups now that it is published; a ledger error is reported, never raised (the re-plan's
+    :func:`catch_up` plans them later)."""
+    try:
+        ledger.plan_followups(jobs_for(post, published_at))
+    except (AmplifierError, LedgerError) as exc:
+        emit("error", id=post.id, account=post.account, reason=f"its follow-ups were not planned: {exc}")
 
 
 def catch_up(ledger: Ledger, posts: Iterable[PlannedPost], now: datetime) -> int:
@@ -190,8 +199,20 @@ class FollowupRunner:
 
     def _carry(self, job: FollowupJob, now: datetime, report: FollowupReport) -> str:
         row = find(self.ledger, job.post_id)
+        if row is not None and row.state in (State.PLANNED, State.CLAIMED):  # its outcome is being recorded
+            wait = now + BACKOFF_MIN
+            return self._release(
+                job,
+                now,
+                wait,
+                "the post is not published yet",
+                unknown=job.unknown,
+                report=report,
+                attempt=False,
+            )
         if row is None or row.state is not State.PUBLISHED:
-            return self._finish(job, "skipped", "the post is not published", now, report)
+            state = "not in the ledger" if row is None else row.state.value
+            return self._finish(job, "skipped", f"the post is {state}, not published", now, report)
         try:
             writer = self._writer(job.account)
             target = target_of(row, self.servers)
@@ -259,7 +280,7 @@ class FollowupRunner:
         attempt: bool = True,
     ) -> str:
         self.ledger.release_followup(
-            job.key, self.token, now, next_at=until, reason=reason, unknown=unknown, attempt=attempt
+            job.key, self.token, now, next_at=until, detail=reason, unknown=unknown, attempt=attempt
         )
         report.deferred.append(job.key_text)
         self.emit(

@@ -44,7 +44,14 @@ class MastodonFollowups:
             return WriteOutcome(
                 f"deleted {len(target.parts) - gone} status(es)" + (f"; {gone} already gone" if gone else "")
             )
-        status_id = self._status_id(target)
+        try:
+            status_id = self._status_id(target)
+            if kind in ("unboost", "unpin"):
+                self._status(status_id)
+        except PublishError as exc:
+            if kind in ("unboost", "unpin") and exc.status in (404, 410):
+                return WriteOutcome("the status is gone (and its boosts and pin with it)")
+            raise
         if kind == "boost":
             answer = pub._answer(pub._call(api.status_reblog, status_id, write=True), "id", write=True)
             return WriteOutcome(f"boosted status {status_id}", {"id": str(answer["id"])})
@@ -66,7 +73,12 @@ class MastodonFollowups:
     def is_done(self, kind: WriteKind, target: Target, when: datetime) -> bool:
         if kind == "delete":
             return all(self._gone(part.id) for part in target.parts)
-        status = self._status(self._status_id(target))
+        try:
+            status = self._status(self._status_id(target))
+        except PublishError as exc:
+            if kind in ("unboost", "unpin") and exc.status in (404, 410):
+                return True  # the status is gone, and its boosts and pin with it
+            raise
         if kind == "boost":
             return bool(status.get("reblogged"))
         if kind == "unboost":

@@ -62,7 +62,8 @@ class FollowupJob:
     platform: str
     due_at: datetime
     state: FollowupState = "planned"
-    reason: str | None = None  # why it failed or was skipped; what it did when done
+    reason: str | None = None  # why it was asked for (a retraction's reason)
+    detail: str | None = None  # what it did, or why it failed, waits or was skipped
     attempts: int = 0
     unknown: bool = False  # the last attempt's outcome is unknown: read the server before writing again
     next_at: datetime | None = None  # not tried again before
@@ -90,6 +91,7 @@ class FollowupJob:
             "due_at": self.due_at.isoformat(),
             "state": self.state,
             "reason": self.reason,
+            "detail": self.detail,
             "attempts": self.attempts,
             "unknown": self.unknown,
             "result": self.result,
@@ -126,7 +128,7 @@ class LedgerFollowups(Protocol):
         key: tuple[str, str, str],
         token: str,
         state: FollowupState,
-        reason: str,
+        detail: str,
         now: datetime,
         result: dict[str, Any] | None = None,
     ) -> None:
@@ -140,7 +142,7 @@ class LedgerFollowups(Protocol):
         now: datetime,
         *,
         next_at: datetime,
-        reason: str,
+        detail: str,
         unknown: bool,
         attempt: bool = True,
     ) -> FollowupJob:
@@ -165,4 +167,8 @@ class LedgerFollowups(Protocol):
 
     def export_followups(self) -> Iterable[FollowupJob]:
         """Every job (to move a ledger), by post, kind, account."""
+        ...
+
+    def import_followups(self, jobs: Iterable[FollowupJob]) -> int:
+        """Add ``jobs`` as they are (moving a ledger); a job already there is left as it is. How many were added."""
         ...
