@@ -165,12 +165,13 @@ def open_ledger_copy(state_dir: Path, scratch: Path, now: datetime) -> Ledger:
 
 def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
     """Copy every post of ``source`` (states, attempts, claims, parts, times), its paused accounts and its gate
-    changes into the empty ``target``; the global pause is the caller's to decide. Returns how many posts."""
+    changes and follow-up jobs into the empty ``target``; the global pause is the caller's to decide. Returns how many posts."""
     count = target.import_rows(source.export_rows())
     for account, reason in source.paused_accounts().items():
         target.pause_account(account, reason, now)
     for change in source.gate_changes():  # the operators' changes of reply / quote controls
         target.record_gate_change(change)
+    target.import_followups(source.export_followups())  # boosts, pins, retractions
     return count
 
 

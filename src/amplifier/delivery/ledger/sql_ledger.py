@@ -8,12 +8,13 @@ from typing import Self
 
 from amplifier.delivery.ledger.sql import SqlPlan, SqlQueries
 from amplifier.delivery.ledger.sql_engagement import SqlEngagement
+from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
 from amplifier.delivery.ledger.sql_records import SqlRecords
 from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 
 
-class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlPlan, SqlQueries):
+class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlFollowups, SqlPlan, SqlQueries):
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 
     def close(self) -> None:  # pragma: no cover - the backend's
