@@ -39,6 +39,7 @@ BACKOFF_MIN = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 8
 JOBS_PER_PASS = 100
+ROUNDS = 3  # queries of the due jobs in one pass (a deletion's undoing of boosts comes due in it)
 DELETE_AFTER = "delete_after"  # the ``by`` of a deletion the campaign's delete_after asked for
 
 PublisherOf = Callable[[str], object]
@@ -154,18 +155,27 @@ class FollowupRunner:
     # ------------------------------------------------------------------ which
 
     def run_due(self, now: datetime, *, limit: int = JOBS_PER_PASS) -> FollowupReport:
-        """Run the jobs due at ``now`` for which there is budget; never for an account with a post due."""
+        """Run the jobs due at ``now`` for which there is budget; never for an account with a post due. A
+        deletion plans the undoing of its boosts and pin (:meth:`Ledger.retract`): they run in the same pass."""
         report = FollowupReport()
-        jobs = self.ledger.followups_due(now, limit=limit)
-        if not jobs:
-            return report
-        busy = {row.account for row in self.ledger.due(now, limit=1000)}
-        paused = set(self.ledger.paused_accounts())
-        for job in jobs:
-            if job.account in busy or job.account in paused or self._held_back(job, now):
-                report.deferred.append(job.key_text)
-                continue
-            self.run(job, now, report)
+        seen: set[tuple[str, str, str]] = set()
+        busy: set[str] | None = None
+        paused: set[str] = set()
+        for _ in range(ROUNDS):
+            jobs = [job for job in self.ledger.followups_due(now, limit=limit) if job.key not in seen]
+            if not jobs:
+                break
+            if busy is None:
+                busy = {row.account for row in self.ledger.due(now, limit=1000)}
+                paused = set(self.ledger.paused_accounts())
+            for job in jobs:
+                seen.add(job.key)
+                if job.account in busy or job.account in paused or self._held_back(job, now):
+                    report.deferred.append(job.key_text)
+                    continue
+                self.run(job, now, report)
+            if not any(job.kind == "delete" for job in jobs):
+                break
         return report
 
     def _held_back(self, job: FollowupJob, now: datetime) -> bool:
