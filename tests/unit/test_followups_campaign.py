@@ -4,8 +4,10 @@ follow-ups the planner attaches to each post, and what the previews show."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -224,3 +226,20 @@ def test_preview_shows_followups_in_the_table_and_the_html(
         str(html),
     )
     assert '<div class="followups">boost: masto-de · delete 2027-11-03 00:00</div>' in html.read_text()
+
+
+def test_compose_shows_and_checks_followups(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any]
+) -> None:
+    path = write(campaign_dir)
+    common = ("compose", "Join us", "--config", str(path), "--account", "masto", "--now", "2027-10-30T10:00")
+    result = run_cli(*common, "--event", "kobane-day", "--boost", "masto-de", "--pin", "--delete-after", "1d")
+    assert result.code == 0, result.err
+    assert "boost: masto-de · pin until 2027-11-02 00:00 · delete 2027-11-03 00:00" in result.out
+    data = json.loads(run_cli(*common, "--boost", "masto-de", "--format", "json").out)
+    assert data["followups"] == [{"kind": "boost", "account": "masto-de", "after_published": 0}]
+    refused = run_cli(*common, "--boost", "sky-ku")
+    assert refused.code == 2
+    assert "--boost: sky-ku is a bluesky account; it cannot boost a mastodon post" in refused.err
+    assert "not a duration" in run_cli(*common, "--delete-after", "soon").err
+    assert "only with --account" in run_cli("compose", "x", "--platform", "bluesky", "--pin").err
