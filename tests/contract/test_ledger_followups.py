@@ -182,3 +182,14 @@ def test_followups_move_with_the_ledger(backend: Backend) -> None:
         copy_contents(source, target, T2)
         assert list(target.export_followups()) == list(source.export_followups())
         assert target.retractions() == source.retractions()
+
+
+def test_done_jobs_since_an_instant(ledger: Ledger) -> None:
+    published(ledger)
+    ledger.plan_followups([job("delete", "sky-en", T0), job("boost", "sky-ku", T0)])
+    for key, at in ((("p", "delete", "sky-en"), T1), (("p", "boost", "sky-ku"), T1)):
+        assert ledger.claim_followup(key, "t", at, at + MIN)
+        ledger.finish_followup(key, "t", "done", "made", at, {"deleted": 2})
+    (found,) = ledger.followups_done_since("delete", T1)
+    assert (found.key, found.updated_at, found.result) == (("p", "delete", "sky-en"), T1, {"deleted": 2})
+    assert ledger.followups_done_since("delete", T2) == []

@@ -244,3 +244,18 @@ def test_catch_up_plans_what_a_crash_lost_once(ledger: Ledger) -> None:
     posts = [post("p", Followup("boost", "masto-de")), post("later", Followup("boost", "masto-de"))]
     assert catch_up(ledger, posts, T0) == 1
     assert catch_up(ledger, posts, T0) == 0
+
+
+def test_the_delete_budget_counts_what_another_process_deleted(ledger: Ledger) -> None:
+    first = World(ledger)
+    for n in range(31):
+        first.publish(f"p{n:02d}")
+    ledger.plan_followups([FollowupJob(f"p{n:02d}", "delete", "masto-en", "mastodon", T0) for n in range(31)])
+    for n in range(30):  # as `amplifier retract` in another process did them, with the count of statuses
+        key = (f"p{n:02d}", "delete", "masto-en")
+        assert ledger.claim_followup(key, "retract", T0, T0 + MIN)
+        ledger.finish_followup(key, "retract", "done", "deleted 1 status(es)", T0, {"deleted": 1})
+    daemon = World(ledger)
+    (last,) = ledger.followups_due(T0 + MIN)
+    assert daemon.runner.run_jobs([last], T0 + MIN).deferred == ["p30 delete by masto-en"]
+    assert daemon.runner.run_jobs([last], T0 + 31 * MIN).done == ["p30 delete by masto-en"]

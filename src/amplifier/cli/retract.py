@@ -63,7 +63,7 @@ def retract(
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
     from amplifier.daemon.followups import crash_hook, servers_of
-    from amplifier.delivery.followups import FollowupReport, FollowupRunner
+    from amplifier.delivery.followups import FollowupRunner
     from amplifier.delivery.followups import retract as plan_retraction
     from amplifier.delivery.ledger import State
     from amplifier.delivery.ratelimit import RateLimiter
@@ -118,9 +118,7 @@ def retract(
                 after_request=crash_hook(),
             )
             try:
-                report = FollowupReport()
-                for job in plan.jobs:
-                    runner.run(job, moment, report)
+                report = runner.run_jobs(plan.jobs, moment)
             finally:
                 for publisher in publishers.values():
                     close = getattr(publisher, "close", None)

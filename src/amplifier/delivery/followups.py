@@ -151,6 +151,7 @@ class FollowupRunner:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.lease = lease
         self.after_request = after_request
+        self._seeded = False
 
     # ------------------------------------------------------------------ which
 
@@ -178,12 +179,35 @@ class FollowupRunner:
                 break
         return report
 
+    def run_jobs(self, jobs: Sequence[FollowupJob], now: datetime) -> FollowupReport:
+        """Run ``jobs`` now (``amplifier retract``), within the rate budgets and a server's reset: what they hold
+        back stays planned for the daemon."""
+        report = FollowupReport()
+        for job in jobs:
+            if self._held_back(job, now):
+                report.deferred.append(job.key_text)
+                continue
+            self.run(job, now, report)
+        return report
+
+    def _seed_deletes(self, now: datetime) -> None:
+        """The Mastodon deletes of the last window, from the ledger (another process may have made them)."""
+        if self._seeded:
+            return
+        self._seeded = True
+        span = max(window.span for budget in DELETE_BUDGETS.values() for window in budget.windows)
+        for job in self.ledger.followups_done_since("delete", now - span):
+            if job.platform in DELETE_BUDGETS and job.updated_at is not None:
+                count = int((job.result or {}).get("deleted", 1))
+                self.deletes.record(job.account, job.platform, count, job.updated_at)
+
     def _held_back(self, job: FollowupJob, now: datetime) -> bool:
         if self.limiter.blocked_until(job.account, now) is not None:
             return True
         if self.limiter.available_at(job.account, job.platform, 1, now) > now:
             return True
         if job.kind == "delete" and job.platform in DELETE_BUDGETS:
+            self._seed_deletes(now)
             parts = self._parts(job)
             return self.deletes.available_at(job.account, job.platform, parts, now) > now
         return False

@@ -200,6 +200,15 @@ class SqlFollowups(SqlCore):
         with self._reading() as conn:
             return self._jobs(conn, condition, params, "ORDER BY post_id, due_at, kind, account")
 
+    def followups_done_since(self, kind: str, since: datetime) -> list[FollowupJob]:
+        with self._reading() as conn:
+            return self._jobs(
+                conn,
+                "kind = ? AND state = 'done' AND updated_at >= ?",
+                (kind, self.dialect.time(since)),
+                "ORDER BY updated_at, post_id, account",
+            )
+
     # ------------------------------------------------------------------ retraction
 
     def retract(self, post_id: str, *, by: str, reason: str, now: datetime) -> list[FollowupJob]:
