@@ -82,7 +82,7 @@ def test_bluesky_repost_pin_unpin_and_delete_read_back(
 
     assert not writer.is_done("boost", target, WHEN)
     first = writer.write("boost", target, WHEN)
-    rkey = repost_key(post.id, "booster", WHEN)
+    rkey = repost_key(post.id, "booster", result.parts[0].id)
     stored = pds.get_record(booster_did, REPOST, rkey)
     assert stored is not None
     assert stored["value"]["subject"] == {"uri": result.parts[0].uri, "cid": result.parts[0].cid}
@@ -113,9 +113,10 @@ def test_bluesky_repost_pin_unpin_and_delete_read_back(
     assert profile is not None
     assert "pinnedPost" not in profile["value"]
 
-    writer.write("unboost", target, WHEN)
+    later = WHEN + timedelta(hours=5)  # a retraction comes later than the boost: the same key
+    writer.write("unboost", target, later)
     assert pds.get_record(booster_did, REPOST, rkey) is None
-    assert writer.is_done("unboost", target, WHEN)
+    assert writer.is_done("unboost", target, later)
 
     assert not own.is_done("delete", target, WHEN)
     own.write("delete", target, WHEN)

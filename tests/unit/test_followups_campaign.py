@@ -4,8 +4,10 @@ follow-ups the planner attaches to each post, and what the previews show."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -224,3 +226,44 @@ def test_preview_shows_followups_in_the_table_and_the_html(
         str(html),
     )
     assert '<div class="followups">boost: masto-de · delete 2027-11-03 00:00</div>' in html.read_text()
+
+
+def test_compose_shows_and_checks_followups(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any]
+) -> None:
+    path = write(campaign_dir)
+    common = ("compose", "Join us", "--config", str(path), "--account", "masto", "--now", "2027-10-30T10:00")
+    result = run_cli(*common, "--event", "kobane-day", "--boost", "masto-de", "--pin", "--delete-after", "1d")
+    assert result.code == 0, result.err
+    assert "boost: masto-de · pin until 2027-11-02 00:00 · delete 2027-11-03 00:00" in result.out
+    data = json.loads(run_cli(*common, "--boost", "masto-de", "--format", "json").out)
+    assert data["followups"] == [{"kind": "boost", "account": "masto-de", "after_published": 0}]
+    refused = run_cli(*common, "--boost", "sky-ku")
+    assert refused.code == 2
+    assert "--boost: sky-ku is a bluesky account; it cannot boost a mastodon post" in refused.err
+    assert "not a duration" in run_cli(*common, "--delete-after", "soon").err
+    assert "only with --account" in run_cli("compose", "x", "--platform", "bluesky", "--pin").err
+
+
+def test_a_dry_run_says_which_followups_would_go_out(
+    campaign_dir: Callable[..., Path],
+    run_cli: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AMPLIFIER_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    path = write(campaign_dir, "boost: [masto-de, sky-ku]\npin: true")
+    args = ("--config", str(path), "--state", str(tmp_path / "state"))
+    result = run_cli(*args, "run", "--once", "--dry-run", "--now", "2027-10-29T10:00", "--log-format", "json")
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    done = sorted((e["kind"], e["account"], e["reason"]) for e in events if e["event"] == "followup-done")
+    assert [(kind, account) for kind, account, _ in done] == [
+        ("boost", "masto-de"),
+        ("boost", "sky-ku"),
+        ("pin", "masto"),
+        ("pin", "sky"),
+    ]
+    assert all(reason.startswith("dry run: would ") for _, _, reason in done)
+    status = json.loads(run_cli(*args, "status", "--now", "2027-10-29T10:05", "--format", "json").out)
+    assert status["counts"]["published"] == 0  # the real ledger is left alone

@@ -20,6 +20,7 @@ import sys
 import click
 
 from amplifier.cli.gate import _who
+from amplifier.cli.options import now_option
 from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
 from amplifier.errors import ExitCode, UsageError
 
@@ -38,6 +39,7 @@ EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 )
 @click.option("--by", default=None, metavar="NAME", help="Who retracts, for the ledger (default: user@host).")
 @format_option
+@now_option
 @click.pass_context
 def retract(
     ctx: click.Context,
@@ -48,6 +50,7 @@ def retract(
     reason: str,
     by: str | None,
     fmt: str,
+    now: str | None,
 ) -> None:
     """Delete published posts (every part, their gates, the campaign's boosts of them) and record it.
 
@@ -56,8 +59,10 @@ def retract(
     amplifier retract --event efrin-day --reason "rally moved" --dry-run
     amplifier retract --rule efrin-countdown"""
     from amplifier.cli.daemon import open_ledger
+    from amplifier.cli.options import apply_common
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
+    from amplifier.daemon.followups import crash_hook, servers_of
     from amplifier.delivery.followups import FollowupRunner
     from amplifier.delivery.followups import retract as plan_retraction
     from amplifier.delivery.ledger import State
@@ -66,7 +71,8 @@ def retract(
     chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
     if len(chosen) != 1:
         raise UsageError("give post IDs, or one of --event, --rule")
-    campaign = ctx.obj.campaign()
+    g = apply_common(ctx, None, now)
+    campaign = g.campaign()
     rules: set[str] = set()
     if rule is not None:
         if rule not in campaign.schedule.rules:
@@ -76,21 +82,21 @@ def retract(
         if event not in campaign.schedule.events:
             raise UsageError(f"--event: no event {event!r} in the campaign")
         rules = {name for name, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event}
-    now = utcnow()
+    moment = g.now if g.now_option else utcnow()
     who = by or _who()
-    with open_ledger(ctx.obj, now) as ledger:
+    with open_ledger(g, moment) as ledger:
         post_ids = list(ids)
         if rules:
-            end = now + dt.timedelta(days=1)
+            end = moment + dt.timedelta(days=1)
             post_ids = [
                 row.id
                 for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED])
                 if row.rule in rules
             ]
-        plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=now, dry_run=dry_run)
+        plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=moment, dry_run=dry_run)
         report = None
         if not dry_run and plan.jobs:
-            context = publish_context(campaign, ctx.obj.state)
+            context = publish_context(campaign, g.state)
             publishers: dict[str, object] = {}
 
             def publisher_of(account: str) -> object:
@@ -103,23 +109,16 @@ def retract(
                     publishers[account] = create_publisher(account, settings, context)
                 return publishers[account]
 
-            servers = {
-                name: str(getattr(settings, "instance", "")).rstrip("/")
-                for name, settings in campaign.schedule.accounts.items()
-            }
             runner = FollowupRunner(
                 ledger,
                 publisher_of,
                 RateLimiter(),
                 token=f"retract:{_who()}:{os.getpid()}",
-                servers=servers,
+                servers=servers_of(campaign),
+                after_request=crash_hook(),
             )
             try:
-                from amplifier.delivery.followups import FollowupReport
-
-                report = FollowupReport()
-                for job in plan.jobs:
-                    runner.run(job, utcnow(), report)
+                report = runner.run_jobs(plan.jobs, moment)
             finally:
                 for publisher in publishers.values():
                     close = getattr(publisher, "close", None)

@@ -83,8 +83,8 @@ def status_tables(data: dict[str, Any]) -> None:
         for column in ("id", "at", "by", "state", "reason"):
             table.add_column(column, overflow="fold")
         for item in data["retractions"]:
-            state = "retracted" if item["state"] == "done" else item["state"]
-            table.add_row(item["id"], short_time(item["at"]), item["by"], state, Text(item["reason"] or ""))
+            shown = "retracted" if item["state"] == "done" else str(item["state"])
+            table.add_row(item["id"], short_time(item["at"]), item["by"], shown, Text(item["reason"] or ""))
         out.print(table)
     if data["actions"]:
         out.print(_actions_table(data["actions"]))

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -21,8 +22,23 @@ from amplifier.campaign.models import MastodonAccount
 from amplifier.daemon.events import EventLog
 from amplifier.delivery.followups import FollowupRunner, catch_up
 from amplifier.delivery.ledger import Ledger
+from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.plan.post import PlannedPost
+
+CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_FOLLOWUP"
+
+
+def crash_hook(environ: Mapping[str, str] | None = None) -> Callable[[FollowupJob], None]:
+    """Test hook: with ``AMPLIFIER_TEST_CRASH_AFTER_FOLLOWUP=KIND`` (boost, pin, delete...) the process dies
+    right after the platform accepted the first write of that kind, before the ledger records it."""
+    kind = (os.environ if environ is None else environ).get(CRASH_ENV, "").strip()
+
+    def after(job: FollowupJob) -> None:
+        if kind and job.kind == kind:
+            os._exit(137)
+
+    return after
 
 
 def servers_of(campaign: Campaign) -> Mapping[str, str]:
@@ -54,6 +70,7 @@ class FollowupsMixin:
             token=self.token,
             servers=servers_of(self.campaign),
             emit=self._emit,
+            after_request=crash_hook(),
         )
 
     def follow_up(self, now: datetime) -> None:

@@ -196,8 +196,10 @@ class Delivery:
             return self._failed(row, UnexpectedPublishError(exc))
         self.after_request()
         delivered = self._published(row, result)
-        if post.followups and not result.dry_run:
-            plan_after_publish(self.ledger, post, self.clock(), self.emit)  # boosts, pin, delete_after
+        if (
+            post.followups
+        ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they would do)
+            plan_after_publish(self.ledger, post, self.clock(), self.emit)
         return delivered
 
     def _published(self, row: Row, result: PublishResult) -> Delivered:

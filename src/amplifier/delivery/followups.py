@@ -39,6 +39,7 @@ BACKOFF_MIN = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 8
 JOBS_PER_PASS = 100
+ROUNDS = 3  # queries of the due jobs in one pass (a deletion's undoing of boosts comes due in it)
 DELETE_AFTER = "delete_after"  # the ``by`` of a deletion the campaign's delete_after asked for
 
 PublisherOf = Callable[[str], object]
@@ -150,23 +151,55 @@ class FollowupRunner:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.lease = lease
         self.after_request = after_request
+        self._seeded = False
 
     # ------------------------------------------------------------------ which
 
     def run_due(self, now: datetime, *, limit: int = JOBS_PER_PASS) -> FollowupReport:
-        """Run the jobs due at ``now`` for which there is budget; never for an account with a post due."""
+        """Run the jobs due at ``now`` for which there is budget; never for an account with a post due. A
+        deletion plans the undoing of its boosts and pin (:meth:`Ledger.retract`): they run in the same pass."""
         report = FollowupReport()
-        jobs = self.ledger.followups_due(now, limit=limit)
-        if not jobs:
-            return report
-        busy = {row.account for row in self.ledger.due(now, limit=1000)}
-        paused = set(self.ledger.paused_accounts())
+        seen: set[tuple[str, str, str]] = set()
+        busy: set[str] | None = None
+        paused: set[str] = set()
+        for _ in range(ROUNDS):
+            jobs = [job for job in self.ledger.followups_due(now, limit=limit) if job.key not in seen]
+            if not jobs:
+                break
+            if busy is None:
+                busy = {row.account for row in self.ledger.due(now, limit=1000)}
+                paused = set(self.ledger.paused_accounts())
+            for job in jobs:
+                seen.add(job.key)
+                if job.account in busy or job.account in paused or self._held_back(job, now):
+                    report.deferred.append(job.key_text)
+                    continue
+                self.run(job, now, report)
+            if not any(job.kind == "delete" for job in jobs):
+                break
+        return report
+
+    def run_jobs(self, jobs: Sequence[FollowupJob], now: datetime) -> FollowupReport:
+        """Run ``jobs`` now (``amplifier retract``), within the rate budgets and a server's reset: what they hold
+        back stays planned for the daemon."""
+        report = FollowupReport()
         for job in jobs:
-            if job.account in busy or job.account in paused or self._held_back(job, now):
+            if self._held_back(job, now):
                 report.deferred.append(job.key_text)
                 continue
             self.run(job, now, report)
         return report
+
+    def _seed_deletes(self, now: datetime) -> None:
+        """The Mastodon deletes of the last window, from the ledger (another process may have made them)."""
+        if self._seeded:
+            return
+        self._seeded = True
+        span = max(window.span for budget in DELETE_BUDGETS.values() for window in budget.windows)
+        for job in self.ledger.followups_done_since("delete", now - span):
+            if job.platform in DELETE_BUDGETS and job.updated_at is not None:
+                count = int((job.result or {}).get("deleted", 1))
+                self.deletes.record(job.account, job.platform, count, job.updated_at)
 
     def _held_back(self, job: FollowupJob, now: datetime) -> bool:
         if self.limiter.blocked_until(job.account, now) is not None:
@@ -174,6 +207,7 @@ class FollowupRunner:
         if self.limiter.available_at(job.account, job.platform, 1, now) > now:
             return True
         if job.kind == "delete" and job.platform in DELETE_BUDGETS:
+            self._seed_deletes(now)
             parts = self._parts(job)
             return self.deletes.available_at(job.account, job.platform, parts, now) > now
         return False

@@ -75,6 +75,39 @@ def followup_plan(campaign: Campaign, rule_id: str, account_id: str) -> Followup
     )
 
 
+def adhoc_followups(
+    campaign: Campaign,
+    account_id: str,
+    at: dt.datetime,
+    event_id: str | None,
+    *,
+    boosts: tuple[str, ...] = (),
+    pin: bool = False,
+    delete_after: dt.timedelta | None = None,
+) -> tuple[Followup, ...]:
+    """``compose``'s follow-ups for a text of ``account_id`` at ``at``, checked as ``validate`` checks a
+    ``boost`` list (a :class:`UsageError` naming the option)."""
+    from amplifier.errors import UsageError
+
+    schedule = campaign.schedule
+    platform = schedule.accounts[account_id].platform
+    for booster in boosts:
+        if booster not in schedule.accounts:
+            raise UsageError(f"--boost: {booster!r} is not one of the campaign's accounts")
+        if booster == account_id:
+            raise UsageError(f"--boost: {booster} would boost its own post")
+        if schedule.accounts[booster].platform != platform:
+            raise UsageError(
+                f"--boost: {booster} is a {schedule.accounts[booster].platform} account; it cannot boost a "
+                f"{platform} post"
+            )
+    ends: tuple[tuple[str, dt.datetime], ...] = ()
+    if event_id is not None:
+        ends = ((event_id, event_end(schedule, schedule.events[event_id])),)
+    plan = FollowupPlan(account_id, boosts=boosts, pin=pin, delete_after=delete_after, event_ends=ends)
+    return plan.for_slot(at, event_id)
+
+
 def describe(followups: tuple[Followup, ...], zone: dt.tzinfo | None = None) -> str:
     """One line for people: ``boost: mastodon-de, mastodon-tr (+10 min) · pin until 2027-11-02 00:00 ·
     delete 2027-11-03 00:00`` ("" for none)."""

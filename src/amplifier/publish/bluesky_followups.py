@@ -42,7 +42,7 @@ class BlueskyFollowups:
         if kind == "boost":
             return self._repost(target, when)
         if kind == "unboost":
-            rkey = repost_key(target.post_id, self.account, when)
+            rkey = repost_key(target.post_id, self.account, target.root.id)
             self._delete(REPOST, rkey)
             return WriteOutcome(f"repost {rkey} deleted")
         if kind == "pin":
@@ -56,7 +56,9 @@ class BlueskyFollowups:
     def is_done(self, kind: WriteKind, target: Target, when: datetime) -> bool:
         pub = self.pub
         if kind in ("boost", "unboost"):
-            there = pub._get_record(repost_key(target.post_id, self.account, when), REPOST) is not None
+            there = (
+                pub._get_record(repost_key(target.post_id, self.account, target.root.id), REPOST) is not None
+            )
             return there if kind == "boost" else not there
         if kind in ("pin", "unpin"):
             pinned = _pinned_uri(self._profile())
@@ -69,7 +71,7 @@ class BlueskyFollowups:
         root = target.root
         if not root.uri or not root.cid:
             raise PermanentError(f"{target.post_id}: the ledger has no uri and cid of the post to repost")
-        rkey = repost_key(target.post_id, self.account, when)
+        rkey = repost_key(target.post_id, self.account, target.root.id)
         record = {
             "$type": REPOST,
             "subject": {"uri": root.uri, "cid": root.cid},

@@ -99,9 +99,14 @@ class WritesFollowups(Protocol):
     def followups(self) -> FollowupWriter: ...
 
 
-def repost_key(post_id: str, account: str, when: datetime) -> str:
-    """The Bluesky record key (a TID) of ``account``'s repost of post ``post_id``: the same post and account always
-    give the same key, near ``when`` (the job's due time)."""
-    from amplifier.publish.bluesky import record_key
+def repost_key(post_id: str, account: str, root_rkey: str) -> str:
+    """The Bluesky record key (a TID) of ``account``'s repost of post ``post_id`` whose first part is at record key
+    ``root_rkey``: the same post and account always give the same key (near the post's own time), whenever the
+    repost is written or deleted."""
+    from datetime import UTC
 
-    return record_key(f"{post_id}\x00repost\x00{account}", 0, when)
+    from amplifier.publish.bluesky import decode_tid, record_key
+
+    micros, _clock = decode_tid(root_rkey)
+    at = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)
+    return record_key(f"{post_id}\x00repost\x00{account}", 0, at)

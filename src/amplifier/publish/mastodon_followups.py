@@ -42,7 +42,8 @@ class MastodonFollowups:
                 if self._delete(part.id):
                     gone += 1
             return WriteOutcome(
-                f"deleted {len(target.parts) - gone} status(es)" + (f"; {gone} already gone" if gone else "")
+                f"deleted {len(target.parts) - gone} status(es)" + (f"; {gone} already gone" if gone else ""),
+                {"deleted": len(target.parts)},
             )
         try:
             status_id = self._status_id(target)

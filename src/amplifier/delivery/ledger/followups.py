@@ -154,6 +154,10 @@ class LedgerFollowups(Protocol):
         """Every job of the posts, by post, due time, kind, account."""
         ...
 
+    def followups_done_since(self, kind: str, since: datetime) -> list[FollowupJob]:
+        """The jobs of ``kind`` done at or after ``since`` (a rate budget seeded from the ledger), by time."""
+        ...
+
     def retract(self, post_id: str, *, by: str, reason: str, now: datetime) -> list[FollowupJob]:
         """Plan the retraction of published post ``post_id`` (see the module docstring); the jobs it leaves to
         run (the ``delete`` and the undoing of boosts and pin), due at ``now``. Doing it again changes nothing
@@ -167,8 +171,4 @@ class LedgerFollowups(Protocol):
 
     def export_followups(self) -> Iterable[FollowupJob]:
         """Every job (to move a ledger), by post, kind, account."""
-        ...
-
-    def import_followups(self, jobs: Iterable[FollowupJob]) -> int:
-        """Add ``jobs`` as they are (moving a ledger); a job already there is left as it is. How many were added."""
         ...
