@@ -5,9 +5,10 @@ writing again, posts first, 429 resets and the Mastodon delete budget respected,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,12 +18,14 @@ from amplifier.delivery.followups import (
     jobs_for,
     retract,
 )
-from amplifier.delivery.ledger import Ledger, PlanEntry, SqliteLedger
+from amplifier.delivery.ledger import Ledger, PlanEntry, SqliteLedger, open_ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.plan.post import Followup, Part, PlannedPost
 from amplifier.publish.base import OutcomeUnknownError, PermanentError, RateLimitedError
 from amplifier.publish.followups import Target, WriteOutcome
+from tests.unit.test_daemon_cli import DAY1
+from tests.unit.test_daemon_cli import campaign as campaign  # the fixture
 
 T0 = datetime(2027, 11, 1, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -259,3 +262,24 @@ def test_the_delete_budget_counts_what_another_process_deleted(ledger: Ledger) -
     (last,) = ledger.followups_due(T0 + MIN)
     assert daemon.runner.run_jobs([last], T0 + MIN).deferred == ["p30 delete by masto-en"]
     assert daemon.runner.run_jobs([last], T0 + 31 * MIN).done == ["p30 delete by masto-en"]
+
+
+def test_status_and_history_tables_show_a_retraction(
+    run_cli: Callable[..., Any], campaign: list[str], tmp_path: Path
+) -> None:
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    post_id = DAY1.format(account="masto")
+    at = datetime(2027, 10, 29, 10, 30, tzinfo=UTC)
+    with open_ledger(tmp_path / "state", at) as opened:
+        (job,) = opened.retract(post_id, by="ana", reason="rally moved", now=at)
+        assert opened.claim_followup(job.key, "t", at, at + MIN)
+        opened.finish_followup(job.key, "t", "done", "deleted 1 status(es)", at)
+    history = run_cli(
+        *campaign, "history", "--now", "2027-10-29T11:00", "--from", "2027-10-29", "--to", "2027-10-30"
+    )
+    assert history.code == 0, history.err
+    line = next(text for text in history.out.splitlines() if "retracted" in text)
+    assert "by ana at 2027-10-29" in line
+    status = run_cli(*campaign, "status", "--now", "2027-10-29T11:00")
+    assert "retracted (deleted on the platforms)" in status.out
+    assert "rally moved" in status.out
