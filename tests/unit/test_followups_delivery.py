@@ -283,3 +283,21 @@ def test_status_and_history_tables_show_a_retraction(
     status = run_cli(*campaign, "status", "--now", "2027-10-29T11:00")
     assert "retracted (deleted on the platforms)" in status.out
     assert "rally moved" in status.out
+
+
+def test_rejected_credentials_retry_later_and_a_removed_account_fails(ledger: Ledger) -> None:
+    from amplifier.publish.base import AuthError
+
+    world = World(ledger)
+    world.publish("p")
+    ledger.plan_followups([FollowupJob("p", "boost", "masto-de", "mastodon", T0)])
+    world.errors.append(AuthError("the server rejected the credentials (HTTP 401)"))
+    assert world.runner.run_due(T0).deferred == ["p boost by masto-de"]
+    assert ledger.followups(["p"])[0].attempts == 1
+
+    def gone(account: str) -> Publisher:
+        raise KeyError(account)
+
+    world.runner.publisher_of = gone
+    report = world.runner.run_due(T0 + 2 * MIN)
+    assert report.failed == ["p boost by masto-de: masto-de is not an account of the campaign any more"]

@@ -30,7 +30,13 @@ from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, 
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import OutcomeUnknownError, PermanentError, RateLimitedError, TransientError
+from amplifier.publish.base import (
+    AuthError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
 from amplifier.publish.followups import Target, WritesFollowups
 
 DELETE_BUDGETS: Mapping[str, Budget] = {"mastodon": Budget((Window(30, timedelta(minutes=30)),))}
@@ -262,6 +268,10 @@ class FollowupRunner:
         except (OutcomeUnknownError, TransientError) as exc:
             unknown = job.unknown or isinstance(exc, OutcomeUnknownError)
             return self._retry(job, now, str(exc), unknown, report)
+        except (
+            AuthError
+        ) as exc:  # credentials: fixed by an operator, meanwhile tried again less and less often
+            return self._retry(job, now, str(exc), job.unknown, report)
         except AmplifierError as exc:  # refused: permanent, credentials
             return self._finish(job, "failed", str(exc), now, report)
         except Exception as exc:  # an SDK or HTTP exception nobody classified: it may have been written
@@ -273,7 +283,10 @@ class FollowupRunner:
         return self._finish(job, "done", outcome.detail, now, report, outcome.record)
 
     def _writer(self, account: str) -> Any:
-        publisher = self.publisher_of(account)
+        try:
+            publisher = self.publisher_of(account)
+        except KeyError:
+            raise PermanentError(f"{account} is not an account of the campaign any more") from None
         if not isinstance(publisher, WritesFollowups):
             raise PermanentError(f"{account}: this publisher makes no follow-up writes")
         return publisher.followups()
