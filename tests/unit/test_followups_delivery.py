@@ -12,15 +12,11 @@ from typing import Any
 
 import pytest
 
-from amplifier.delivery.followups import (
-    FollowupRunner,
-    catch_up,
-    jobs_for,
-    retract,
-)
+from amplifier.delivery.followups import FollowupRunner, catch_up, jobs_for
 from amplifier.delivery.ledger import Ledger, PlanEntry, SqliteLedger, open_ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.retract import retract
 from amplifier.plan.post import Followup, Part, PlannedPost
 from amplifier.publish.base import OutcomeUnknownError, PermanentError, RateLimitedError
 from amplifier.publish.followups import Target, WriteOutcome

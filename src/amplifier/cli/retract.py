@@ -64,9 +64,9 @@ def retract(
     from amplifier.clock import utcnow
     from amplifier.daemon.followups import crash_hook, servers_of
     from amplifier.delivery.followups import FollowupRunner
-    from amplifier.delivery.followups import retract as plan_retraction
     from amplifier.delivery.ledger import State
     from amplifier.delivery.ratelimit import RateLimiter
+    from amplifier.delivery.retract import retract as plan_retraction
 
     chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
     if len(chosen) != 1:

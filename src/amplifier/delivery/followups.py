@@ -15,7 +15,7 @@
   transient fault or an unknown outcome backs off (1 min doubling to 1 h), up to :data:`MAX_ATTEMPTS`.
 * **Retraction.** A ``delete`` job first plans the rest of the retraction (:meth:`Ledger.retract`: pending
   boosts and pins skipped, boosts and pin made undone), then deletes every part. ``amplifier retract`` plans
-  the same jobs (:func:`retract`) and runs them at once.
+  the same jobs (:func:`amplifier.delivery.retract.retract`) and runs them at once (:meth:`FollowupRunner.run_jobs`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
 from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
-from amplifier.errors import AmplifierError, ExitCode
+from amplifier.errors import AmplifierError
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import (
     AuthError,
@@ -50,12 +50,6 @@ DELETE_AFTER = "delete_after"  # the ``by`` of a deletion the campaign's delete_
 
 PublisherOf = Callable[[str], object]
 Emit = Callable[..., None]
-
-
-class RetractRefused(AmplifierError):
-    """A post that cannot be retracted (not published, unknown)."""
-
-    exit_code = ExitCode.PUBLISH
 
 
 def find(ledger: Ledger, post_id: str) -> Row | None:
@@ -334,56 +328,3 @@ class FollowupRunner:
             "followup-retry", id=job.post_id, kind=job.kind, account=job.account, until=until, reason=reason
         )
         return "waiting"
-
-
-# ------------------------------------------------------------------------------------------------- retract
-
-
-@dataclass(frozen=True)
-class RetractPlan:
-    """What ``amplifier retract`` does or (``dry_run``) would do: the posts and their jobs."""
-
-    posts: tuple[str, ...]
-    jobs: tuple[FollowupJob, ...]
-    refused: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "posts": list(self.posts),
-            "jobs": [job.to_json() for job in self.jobs],
-            "refused": list(self.refused),
-        }
-
-
-def retract(
-    ledger: Ledger,
-    post_ids: Sequence[str],
-    *,
-    by: str,
-    reason: str,
-    now: datetime,
-    dry_run: bool = False,
-) -> RetractPlan:
-    """Plan the retraction of the published posts ``post_ids`` (nothing with ``dry_run``); the jobs to run.
-    A post that is not published is refused (listed in ``refused``, with why)."""
-    posts: list[str] = []
-    jobs: list[FollowupJob] = []
-    refused: list[str] = []
-    for post_id in post_ids:
-        row = find(ledger, post_id)
-        if row is None:
-            refused.append(f"{post_id}: not in the ledger")
-            continue
-        if row.state is not State.PUBLISHED:
-            refused.append(f"{post_id}: it is {row.state.value}, not published: nothing to delete")
-            continue
-        posts.append(post_id)
-        if dry_run:
-            jobs.append(FollowupJob(post_id, "delete", row.account, row.platform, now, by=by, reason=reason))
-            for job in ledger.followups([post_id]):
-                if job.kind in ("boost", "pin") and job.state == "done":
-                    undo = "unboost" if job.kind == "boost" else "unpin"
-                    jobs.append(FollowupJob(post_id, undo, job.account, job.platform, now, by=by))
-            continue
-        jobs.extend(ledger.retract(post_id, by=by, reason=reason, now=now))
-    return RetractPlan(tuple(posts), tuple(jobs), tuple(refused))
