@@ -81,7 +81,7 @@ class FollowupsMixin:
             self.followup_runner.servers = dict(servers_of(self.campaign))
             self.followup_runner.run_due(now)
         except Exception as exc:
-            self.log.emit("followup-failed", reason=f"{type(exc).__name__}: {exc}")
+            self.log.emit("followup-error", reason=f"{type(exc).__name__}: {exc}")
 
 
 def catch_up_followups(ledger: Ledger, log: EventLog, posts: Iterable[PlannedPost], now: datetime) -> None:
@@ -89,7 +89,7 @@ def catch_up_followups(ledger: Ledger, log: EventLog, posts: Iterable[PlannedPos
     try:
         added = catch_up(ledger, posts, now)
     except Exception as exc:
-        log.emit("followup-failed", reason=f"{type(exc).__name__}: {exc}")
+        log.emit("followup-error", reason=f"{type(exc).__name__}: {exc}")
         return
     if added:
         log.emit("followups-planned", jobs=added)
