@@ -267,3 +267,29 @@ def test_a_dry_run_says_which_followups_would_go_out(
     assert all(reason.startswith("dry run: would ") for _, _, reason in done)
     status = json.loads(run_cli(*args, "status", "--now", "2027-10-29T10:05", "--format", "json").out)
     assert status["counts"]["published"] == 0  # the real ledger is left alone
+
+
+def test_validate_warns_about_pins_nothing_unpins_and_over_mastodons_limit(
+    campaign_dir: Callable[..., Path],
+) -> None:
+    from amplifier.plan.review import review
+
+    path = write(campaign_dir, "pin: true")
+    schedule = path.read_text().replace("days_before: [3, 2, 1]", "days_before: [7, 6, 5, 4, 3, 2, 1]")
+    path.write_text(schedule)
+    now = dt.datetime(2027, 10, 1, tzinfo=dt.UTC)
+    warnings = [str(w) for w in review(load_campaign(path), now).warnings]
+    assert any(
+        "rule 'countdown' pins 7 posts on each of masto, all pinned until its event ends; Mastodon allows 5"
+        in w
+        for w in warnings
+    ), warnings
+    once = schedule.replace(
+        'kind: countdown\n    event: kobane-day\n    days_before: [7, 6, 5, 4, 3, 2, 1]\n    at: "10:00"',
+        "kind: once\n    at: 2027-10-30T10:00",
+    )
+    path.write_text(once)
+    warnings = [str(w) for w in review(load_campaign(path), now).warnings]
+    assert any("rule 'countdown' has no event: its posts stay pinned" in w for w in warnings), warnings
+    path.write_text(schedule.replace("days_before: [7, 6, 5, 4, 3, 2, 1]", "days_before: [2, 1]"))
+    assert not any("pin" in str(w) for w in review(load_campaign(path), now).warnings)

@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from amplifier.campaign.load import Campaign
+from amplifier.campaign.models import rule_accounts
+from amplifier.errors import Problem
 from amplifier.plan.post import Followup
 from amplifier.plan.schedule import event_end
 
@@ -106,6 +109,35 @@ def adhoc_followups(
         ends = ((event_id, event_end(schedule, schedule.events[event_id])),)
     plan = FollowupPlan(account_id, boosts=boosts, pin=pin, delete_after=delete_after, event_ends=ends)
     return plan.for_slot(at, event_id)
+
+
+MASTODON_PINS = 5
+"""Pinned posts a Mastodon account may have (the server's default, ``StatusPinValidator``)."""
+
+
+def pin_warnings(campaign: Campaign, rule_id: str, posts: int) -> Iterator[Problem]:
+    """``validate``'s warnings about a rule whose message set says ``pin: true`` and that plans ``posts`` posts per
+    account: without an event nothing unpins them; more than Mastodon's 5 pinned at once before the event ends."""
+    schedule = campaign.schedule
+    rule = schedule.rules[rule_id]
+    message_set = campaign.message_sets.get(rule.messages)
+    if message_set is None or not message_set.pin:
+        return
+    if getattr(rule, "event", None) is None:
+        yield campaign.set_problem(
+            rule.messages,
+            ("pin",),
+            f"rule {rule_id!r} has no event: its posts stay pinned (nothing unpins them; unpin them on the platform)",
+        )
+        return
+    mastodon = [a for a in rule_accounts(schedule, rule) if schedule.accounts[a].platform == "mastodon"]
+    if mastodon and posts > MASTODON_PINS:
+        yield campaign.set_problem(
+            rule.messages,
+            ("pin",),
+            f"rule {rule_id!r} pins {posts} posts on each of {', '.join(mastodon)}, all pinned until its event "
+            f"ends; Mastodon allows {MASTODON_PINS} pinned posts per account: the pins beyond fail",
+        )
 
 
 def describe(followups: tuple[Followup, ...], zone: dt.tzinfo | None = None) -> str:
