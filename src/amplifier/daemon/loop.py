@@ -158,7 +158,6 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin, FollowupsMixin):
         self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
-        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -178,6 +177,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin, FollowupsMixin):
         self._pause_seen = False
         # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
         self.grouped = GroupedLedger(ledger)
+        self.readback = ReadBack(cast(Ledger, self.grouped), self.limiter, self._emit)
         self.delivery = Delivery(
             cast(Ledger, self.grouped),
             self._publisher,
@@ -307,7 +307,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin, FollowupsMixin):
         if self.stopping.is_set():
             return
         try:
-            self.readback.run(now, self.campaign, self._publisher)
+            self.readback.run(now, self.campaign, self._publisher, executor=self._executor)
         except Exception as exc:
             self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 

@@ -150,3 +150,8 @@ def _pinned_uri(profile: Mapping[str, Any] | None) -> str | None:
 def _iso(when: datetime) -> str:
     instant = when.astimezone(UTC)
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
+
+
+def followups(pub: BlueskyPublisher) -> BlueskyFollowups:
+    """The follow-up writes of ``pub``'s account: the publisher's ``followups()``."""
+    return BlueskyFollowups(pub)

@@ -105,7 +105,7 @@ def repost_key(post_id: str, account: str, root_rkey: str) -> str:
     repost is written or deleted."""
     from datetime import UTC
 
-    from amplifier.publish.bluesky import decode_tid, record_key
+    from amplifier.publish.bluesky_tid import decode_tid, record_key
 
     micros, _clock = decode_tid(root_rkey)
     at = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)

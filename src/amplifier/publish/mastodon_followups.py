@@ -131,3 +131,8 @@ class MastodonFollowups:
                 raise TransientError(f"{pub.base_url} does not know {root.url} yet; will retry")
             self._local[root.url] = str(statuses[0]["id"])
         return self._local[root.url]
+
+
+def followups(pub: MastodonPublisher) -> MastodonFollowups:
+    """The follow-up writes of ``pub``'s account: the publisher's ``followups()``."""
+    return MastodonFollowups(pub)
