@@ -58,7 +58,6 @@ def retract(
     amplifier retract kobane-countdown:mastodon-en:2027-10-30T10:00 --reason "wrong date"
     amplifier retract --event efrin-day --reason "rally moved" --dry-run
     amplifier retract --rule efrin-countdown"""
-    from amplifier.cli.daemon import open_ledger
     from amplifier.cli.options import apply_common
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
@@ -84,7 +83,7 @@ def retract(
         rules = {name for name, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event}
     moment = g.now if g.now_option else utcnow()
     who = by or _who()
-    with open_ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         post_ids = list(ids)
         if rules:
             end = moment + dt.timedelta(days=1)
