@@ -130,6 +130,25 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("leader", "INTEGER", True, 0),
         ("holds", "TEXT", True, 0),
     ],
+    "followups": [
+        ("post_id", "TEXT", True, 1),
+        ("kind", "TEXT", True, 2),
+        ("account", "TEXT", True, 3),
+        ("platform", "TEXT", True, 0),
+        ("due_at", "TEXT", True, 0),
+        ("state", "TEXT", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("detail", "TEXT", False, 0),
+        ("attempts", "INTEGER", True, 0),
+        ("is_unknown", "INTEGER", True, 0),
+        ("next_at", "TEXT", False, 0),
+        ("result", "TEXT", False, 0),
+        ("by_whom", "TEXT", False, 0),
+        ("requested_at", "TEXT", False, 0),
+        ("updated_at", "TEXT", True, 0),
+        ("claim_token", "TEXT", False, 0),
+        ("lease_until", "TEXT", False, 0),
+    ],
     "report_summary": [
         ("due_day", "TEXT", True, 7),
         ("rule", "TEXT", True, 2),
@@ -168,7 +187,8 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_report_summary",
+        "m013_followups",
+        "m014_report_summary",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -194,6 +214,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "operator_actions_at": ["at"],
         "gate_changes_post": ["post_id", "at"],
         "posts_published": ["published_at"],
+        "followups_due": ["due_at"],
         "posts_variant_unknown": ["due_at"],
         "posts_engagement": ["engagement_total", "due_at", "id"],
     }
@@ -229,7 +250,8 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_report_summary",
+        "m013_followups",
+        "m014_report_summary",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -259,7 +281,8 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_report_summary",
+        "m013_followups",
+        "m014_report_summary",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -288,7 +311,8 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_report_summary",
+        "m013_followups",
+        "m014_report_summary",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
@@ -483,10 +507,10 @@ def test_schema_checks_reject_inconsistent_rows(tmp_path: Path) -> None:
 def test_a_ledger_with_posts_and_readings_gains_the_report_summary_filled_from_them(
     conn: sqlite3.Connection,
 ) -> None:
-    """``m013_report_summary`` on a ledger written before it: its posts get no variant (the report computes it
+    """``m014_report_summary`` on a ledger written before it: its posts get no variant (the report computes it
     as before: summary variant -1), the summary holds them with their latest readings' counts, each read
     post its engagement total; and the triggers keep both from then on."""
-    assert migrate(conn, T0, MIGRATIONS[:12])[-1] == "m012_nodes"
+    assert migrate(conn, T0, MIGRATIONS[:13])[-1] == "m013_followups"
     stamp = "2027-10-25T08:00:00.000000+00:00"
     for post_id, state in (("r:a:2027-10-25T10:00", "published"), ("r:a:2027-10-25T11:00", "failed")):
         conn.execute(
@@ -506,7 +530,7 @@ def test_a_ledger_with_posts_and_readings_gains_the_report_summary_filled_from_t
             "INSERT INTO engagement VALUES ('r:a:2027-10-25T10:00', ?, ?, ?, ?, 0, ?, 0)",
             (part, f"{hour}:00:00.000000+00:00", likes, reposts, quotes),
         )
-    assert migrate(conn, T0) == ["m013_report_summary"]
+    assert migrate(conn, T0) == ["m014_report_summary"]
     day = "2027-10-25"
     key = (day, "r", "a", "mastodon")
     summary = conn.execute("SELECT * FROM report_summary ORDER BY state").fetchall()

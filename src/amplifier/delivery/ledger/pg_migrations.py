@@ -302,8 +302,38 @@ def m009_nodes(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m010_report_summary(conn: psycopg.Connection) -> None:
-    """The report's summary and ``posts.variant`` (as SQLite's m013_report_summary): the table, the trigger
+def m010_followups(conn: psycopg.Connection) -> None:
+    """``followups`` (as SQLite's m013): follow-up writes on published posts, one job per post, kind and account."""
+    conn.execute(
+        """
+        CREATE TABLE followups (
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            kind text NOT NULL CHECK (kind IN ('boost', 'unboost', 'pin', 'unpin', 'delete')),
+            account text NOT NULL,
+            platform text NOT NULL,
+            due_at timestamptz NOT NULL,
+            state text NOT NULL CHECK (state IN ('planned', 'claimed', 'done', 'failed', 'skipped')),
+            reason text,
+            detail text,
+            attempts integer NOT NULL DEFAULT 0,
+            is_unknown boolean NOT NULL DEFAULT false,
+            next_at timestamptz,
+            result jsonb,
+            by_whom text,
+            requested_at timestamptz,
+            updated_at timestamptz NOT NULL,
+            claim_token text,
+            lease_until timestamptz,
+            PRIMARY KEY (post_id, kind, account)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX followups_due ON followups (due_at) WHERE state IN ('planned', 'claimed')")
+
+
+@migration
+def m011_report_summary(conn: psycopg.Connection) -> None:
+    """The report's summary and ``posts.variant`` (as SQLite's m014_report_summary): the table, the trigger
     functions that keep it in the same transaction as every change, filled once from what is here."""
     from amplifier.delivery.ledger.summary import (
         PG_DDL,
