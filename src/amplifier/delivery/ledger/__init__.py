@@ -27,7 +27,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from amplifier.delivery.ledger.base import (
+from amplifier.delivery.ledger.base import Ledger
+from amplifier.delivery.ledger.protocols import Contents
+from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
+from amplifier.delivery.ledger.types import (
     CANCELLED_REASON,
     TRANSITIONS,
     AccountPause,
@@ -36,7 +39,6 @@ from amplifier.delivery.ledger.base import (
     GateChange,
     IllegalTransition,
     JSONObject,
-    Ledger,
     LedgerBusy,
     LedgerError,
     LedgerUnreachable,
@@ -55,8 +57,6 @@ from amplifier.delivery.ledger.base import (
     from_db_time,
     to_db_time,
 )
-from amplifier.delivery.ledger.protocols import Contents
-from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
 
 __all__ = [
     "CANCELLED_REASON",

@@ -21,7 +21,6 @@ class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlPla
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 
     def import_contents(self, contents: Contents) -> int:
-        """Everything of ``contents`` in ONE transaction (see :meth:`Ledger.import_contents`)."""
         counted = contents.counted
         with self._transaction() as conn:
             counted["posts"] = self._insert_rows(conn, contents.rows)

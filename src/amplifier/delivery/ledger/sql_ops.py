@@ -263,7 +263,6 @@ class SqlOperations(SqlCore):
     # -- pauses --------------------------------------------------------------------------------------------
 
     def pause_account(self, account: str, reason: str, now: datetime, *, by: str | None = None) -> None:
-        """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
         stamp = self.dialect.time(now)
         check_reason(reason)
         with self._transaction() as conn:
@@ -277,7 +276,6 @@ class SqlOperations(SqlCore):
                 record_action(conn, stamp, by, "pause", f"account {account}", reason, 0)
 
     def resume_account(self, account: str, *, by: str | None = None, now: datetime | None = None) -> bool:
-        """Resume the account; True if it was paused."""
         if by is not None and now is None:
             raise ValueError("an operator's resume needs the time")
         with self._transaction() as conn:
@@ -287,7 +285,6 @@ class SqlOperations(SqlCore):
             return resumed
 
     def paused_accounts(self) -> dict[str, str]:
-        """Paused account -> reason."""
         with self._reading() as conn:
             rows = conn.execute("SELECT account, reason FROM paused_accounts ORDER BY account").fetchall()
         return {str(account): str(reason) for account, reason in rows}
