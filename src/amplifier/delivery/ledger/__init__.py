@@ -5,7 +5,7 @@
   :class:`PlanEntry`, :class:`SyncReport`, the errors, the time helpers); :mod:`.plandiff`: a re-plan's
   arithmetic. No database driver.
 * :mod:`.sql_ledger`: :class:`~.sql_ledger.SqlLedger`, every operation written once in SQL (a mixin per concept:
-  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
+  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_aggregates`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
   :class:`~.dialect.Dialect` per database for what truly differs (:mod:`.dialect`).
 * :mod:`.sqlite`: :class:`SqliteLedger`, in one SQLite file in the state folder (the default: one machine), its
   schema in :mod:`.migrations`, its report queries in :mod:`.sqlite_report`.

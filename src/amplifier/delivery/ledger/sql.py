@@ -6,7 +6,8 @@ row reader. :class:`SqlLedger` assembles the operations, a mixin per concept:
 
 * :mod:`.sql` (here): the plan, its source, the nodes' heartbeats, the queries and the global pause;
 * :mod:`.sql_transitions`: claims, leases and the post's transitions;
-* :mod:`.sql_ops`: the aggregates of ``status`` and ``history``, an operator's actions, the account pauses;
+* :mod:`.sql_aggregates`: the aggregates of ``status`` and ``history``;
+* :mod:`.sql_ops`: an operator's actions, the account pauses;
 * :mod:`.sql_records`: gate changes, and moving a ledger (export and import of everything it holds);
 * :mod:`.sql_engagement`: engagement readings and totals.
 
