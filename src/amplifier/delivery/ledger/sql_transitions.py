@@ -167,29 +167,31 @@ class SqlTransitions(SqlCore):
             )
 
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        stamp = self.dialect.time(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "mark it failed", token)
-            conn.execute(
-                "UPDATE posts SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ?"
-                " WHERE id = ?",
-                (reason, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "mark it failed",
+            token,
+            now,
+            "state = 'failed', attempts = attempts + 1, last_error = ?",
+            check_reason(reason),
+        )
 
     def schedule_retry(
         self, post_id: str, reason: str, next_attempt_at: datetime, now: datetime, *, token: str | None = None
     ) -> None:
-        stamp = self.dialect.time(now)
         next_at = self.dialect.time(next_attempt_at)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "schedule a retry", token)
-            conn.execute(
-                "UPDATE posts SET state = 'planned', attempts = attempts + 1, next_attempt_at = ?,"
-                " last_error = ?, claimed_at = NULL, claim_token = NULL, updated_at = ? WHERE id = ?",
-                (next_at, reason, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "schedule a retry",
+            token,
+            now,
+            "state = 'planned', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_at = NULL,"
+            " claim_token = NULL",
+            next_at,
+            check_reason(reason),
+        )
 
     def release(
         self,
@@ -202,19 +204,19 @@ class SqlTransitions(SqlCore):
     ) -> None:
         if absent and unknown:
             raise ValueError("a post cannot be both absent and unknown")
-        stamp = self.dialect.time(now)
         clear = ""
         if absent:
             clear = ", unknown_since = NULL"
         elif unknown:
             clear = ", unknown_since = COALESCE(unknown_since, claimed_at)"
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "release it", token)
-            conn.execute(
-                "UPDATE posts SET state = 'planned', claimed_at = NULL, claim_token = NULL, updated_at = ?"
-                f"{clear} WHERE id = ?",
-                (stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "release it",
+            token,
+            now,
+            f"state = 'planned', claimed_at = NULL, claim_token = NULL{clear}",
+        )
 
     def mark_unknown(
         self,
@@ -226,16 +228,19 @@ class SqlTransitions(SqlCore):
         token: str | None = None,
         attempt: bool = True,
     ) -> None:
-        stamp = self.dialect.time(now)
         check = self.dialect.time(check_at)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "mark its outcome unknown", token)
-            conn.execute(
-                "UPDATE posts SET attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
-                " unknown_since = COALESCE(unknown_since, claimed_at), updated_at = ? WHERE id = ?",
-                (1 if attempt else 0, reason, check, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "mark its outcome unknown",
+            token,
+            now,
+            "attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
+            " unknown_since = COALESCE(unknown_since, claimed_at)",
+            1 if attempt else 0,
+            check_reason(reason),
+            check,
+        )
 
     def mark_expired(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
         self._finish(post_id, State.EXPIRED, reason, now, token)
@@ -244,11 +249,32 @@ class SqlTransitions(SqlCore):
         self._finish(post_id, State.SKIPPED, reason, now, token)
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
+        self._change(
+            post_id,
+            UNFINISHED,
+            f"mark it {to.value}",
+            token,
+            now,
+            "state = ?, last_error = ?",
+            to.value,
+            check_reason(reason),
+        )
+
+    def _change(
+        self,
+        post_id: str,
+        allowed: frozenset[State],
+        action: str,
+        token: str | None,
+        now: datetime,
+        assignments: str,
+        *values: Any,
+    ) -> None:
+        """One checked change of a post, in one transaction: it must be in an ``allowed`` state (held by
+        ``token``, if given), then ``assignments`` (with their ``values``) and ``updated_at`` are set."""
         stamp = self.dialect.time(now)
-        reason = check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, UNFINISHED, f"mark it {to.value}", token)
+            self._current(conn, post_id, allowed, action, token)
             conn.execute(
-                "UPDATE posts SET state = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                (to.value, reason, stamp, post_id),
+                f"UPDATE posts SET {assignments}, updated_at = ? WHERE id = ?", (*values, stamp, post_id)
             )
