@@ -124,7 +124,6 @@ class SqlEngagement(SqlCore):
         return self._readings("post_id = ?", (post_id,))
 
     def export_engagement(self) -> Iterator[Engagement]:
-
         def fetch(after: tuple[Any, ...] | None) -> list[Engagement]:
             if after is None:
                 return self._readings("1 = 1", (EXPORT_BATCH,), "LIMIT ?")
