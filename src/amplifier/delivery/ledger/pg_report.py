@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 
-from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.report import (
     NO_VARIANT_SQL,
@@ -24,6 +23,7 @@ from amplifier.delivery.ledger.report import (
 )
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
+from amplifier.delivery.ledger.types import Row, to_db_time
 
 _NO_READING_AFTER_AGE = (
     "(posts.published_at <= ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
