@@ -75,7 +75,7 @@ class Part:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedPost:
     """One post (or thread) planned for one account at one instant."""
 
