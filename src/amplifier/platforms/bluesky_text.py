@@ -174,13 +174,58 @@ _PLAIN_CHARS: Final[set[str]] = {chr(code) for code in range(128)}
 _MAX_PLAIN: Final = 65_536
 
 
+# Marks that join the character before them and nothing after them (UAX #29 GB9, GB9a): Extend and SpacingMark,
+# but not ZWJ (GB11 joins an emoji after it) nor the Indic conjunct linkers (viramas: GB9c joins the consonant after
+# them). Only a control character before a mark (GB4), or the text's start, makes the mark a cluster of its own.
+_MARK_RE: Final = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=SpacingMark}--\p{Indic_Conjunct_Break=Linker}]",
+    regex.V1,
+)
+_CONTROL_RE: Final = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Control}\p{Grapheme_Cluster_Break=CR}\p{Grapheme_Cluster_Break=LF}]"
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def _mark(char: str) -> bool:
+    return _MARK_RE.match(char) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _control(char: str) -> bool:
+    return _CONTROL_RE.match(char) is not None
+
+
+def _marks_joined(text: str, marks: list[str]) -> int | None:
+    """How many occurrences of ``marks`` join the character before them; None if one starts a cluster."""
+    joined = 0
+    for mark in marks:
+        at = text.find(mark)
+        while at != -1:
+            if at == 0 or _control(text[at - 1]):
+                return None
+            joined += 1
+            at = text.find(mark, at + 1)
+    return joined
+
+
 def grapheme_length(text: str) -> int:
-    """The number of extended grapheme clusters, as Bluesky counts a post's length."""
+    """The number of extended grapheme clusters, as Bluesky counts a post's length.
+
+    A text whose joining characters are all marks (:func:`_mark`: the vowel signs and diacritics of Arabic, Kurdish,
+    Persian...) has one cluster per code point less one per mark, counted without the cluster regex.
+    """
     if not text.isascii():
         unknown = set(text).difference(_PLAIN_CHARS)
         if unknown:
-            if any(_joins(char) for char in unknown):
-                return len(_GRAPHEME_RE.findall(text))
+            joining = [char for char in unknown if _joins(char)]
+            if joining:
+                if len(_PLAIN_CHARS) < _MAX_PLAIN and len(joining) < len(unknown):
+                    _PLAIN_CHARS.update(unknown.difference(joining))
+                joined = _marks_joined(text, joining) if all(_mark(char) for char in joining) else None
+                if joined is None:
+                    return len(_GRAPHEME_RE.findall(text))
+                return len(text) - text.count("\r\n") - joined
             if len(_PLAIN_CHARS) < _MAX_PLAIN:
                 _PLAIN_CHARS.update(unknown)
     return len(text) - text.count("\r\n")
