@@ -298,9 +298,12 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     ]
     links: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
-    for token in _CANDIDATE_RE.finditer(text):
+    for token in _TOKEN_RE.finditer(text):
+        word = token.group()
+        if "." not in word and ":" not in word and "#" not in word and "$" not in word and "＃" not in word:
+            continue  # no pattern can match in it
         base = token.start()
-        for kind, start, end, value in _token_facets(token.group()):
+        for kind, start, end, value in _token_facets(word):
             feature = {"$type": LINK, "uri": value} if kind == LINK else {"$type": TAG, "tag": value}
             facet = _facet(offsets(base + start), offsets(base + end), feature)
             (links if kind == LINK else tags).append(facet)
@@ -310,9 +313,9 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     return facets
 
 
-# A run of non-space characters holding a character some pattern needs: "." (a bare domain), ":" (a URL),
-# "#" / "＃" (a tag), "$" (a cashtag): the whole token (the look-behind starts a match only where a token starts).
-_CANDIDATE_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}]*[.:#＃$][^{_JS_SPACE}]*")
+# A run of non-space characters (a token); only a token holding a character some pattern needs is looked into:
+# "." (a bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag).
+_TOKEN_RE: Final = re.compile(rf"[^{_JS_SPACE}]+")
 _TOKEN_CACHE: Final = 8192
 
 
