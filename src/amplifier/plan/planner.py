@@ -20,6 +20,7 @@ from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
 from amplifier.plan.adapt import Adapted, Content, Target, adapt
 from amplifier.plan.context import account_controls, account_target, message_images, shared_context
+from amplifier.plan.followups import FollowupPlan, followup_plan
 from amplifier.plan.frozen import frozen_factory
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.rendering import Renderer, TemplateText
@@ -49,6 +50,7 @@ class _Static:
         str, Any
     ]  # every Content field but the texts and the content warning (with the account's controls)
     kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
+    followups: FollowupPlan  # boosts, pin, delete_after (plan.followups)
 
 
 _new_post = frozen_factory(PlannedPost)  # PlannedPost(...), without the per-field cost of a frozen __init__
@@ -174,6 +176,7 @@ class Planner:
                 len(message_set.variants),
                 fields,
                 kind,
+                followup_plan(campaign, rule_id, account_id),
             )
 
         return static
@@ -212,6 +215,7 @@ class Planner:
             variant_index,
             slot.event,
             adapted.problems,
+            static.followups.for_slot(slot.at, slot.event),
         )
 
     def _next_instant(self, at: dt.datetime) -> None:
