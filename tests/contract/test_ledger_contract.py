@@ -908,6 +908,7 @@ def test_plan_entry_from_a_planned_post() -> None:
         due_at=post.at,
         content_hash=content_hash(post),
         part_count=2,
+        variant=post.variant,  # the message set's variant it was planned with, stored for the report
     )
     assert len(got.content_hash) == 64
 

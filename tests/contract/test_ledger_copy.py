@@ -3,6 +3,7 @@ source holds arrives in the target exactly once, in one transaction, on every ba
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -26,7 +27,9 @@ def _everything(ledger: Ledger) -> None:
     out, a ``retry --late``), paused accounts by the daemon and by an operator, the operators' actions, a gate
     change, engagement readings and the plan's source."""
     ledger.sync_plan(
-        [entry(f"p{n}", T0 + timedelta(minutes=n), parts=2) for n in range(6)], T0, source=SOURCE
+        [replace(entry(f"p{n}", T0 + timedelta(minutes=n), parts=2), variant=n % 2) for n in range(6)],
+        T0,
+        source=SOURCE,
     )
     ledger.claim("p0", T0, "node-a:1:x", lease_until=T2)
     ledger.mark_published("p0", [{"id": "1", "url": "u1"}, {"id": "2", "url": "u2"}], T1, token="node-a:1:x")
@@ -59,6 +62,8 @@ def _contents(ledger: Ledger) -> tuple[object, ...]:
         list(ledger.export_engagement()),
         ledger.plan_source(),
         ledger.counts_by_state(),
+        ledger.report_rows(T0 - timedelta(days=1), T0 + timedelta(days=2)),  # the summary, kept on import
+        ledger.top_posts(T0 - timedelta(days=1), T0 + timedelta(days=2)),
     )
 
 
@@ -69,6 +74,7 @@ def test_a_copy_holds_everything_the_source_holds(backend: Backend) -> None:
         assert _contents(target) == _contents(source)
         assert target.get("p2").late_until == LATE  # the operator's retry --late window
         assert target.get("p1").lease_until == T2
+        assert (target.get("p0").variant, target.get("p1").variant) == (0, 1)  # as planned
         assert target.get("p1").next_part == 1
         assert [a.action for a in target.export_actions()] == ["retry --late", "skip", "pause"]
         assert target.account_pauses()[1].by == "ana@laptop"  # who paused it, not recorded again

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.report import ReadAges, ReportRow
 from amplifier.publish.engagement import Engagement
@@ -117,3 +119,42 @@ def test_top_posts_are_the_most_engaged_first(ledger: Ledger) -> None:
         ledger.record_engagement([Engagement(f"r:{name}:k", 0, T0 + H, likes, 0, 0, None)])
     top = ledger.top_posts(T0, T0 + H, limit=2)
     assert [(t.post_id, t.total) for t in top] == [("r:y:k", 9), ("r:z:k", 4)]
+
+
+def test_report_posts_streams_every_post_of_the_window_with_its_engagement(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplifier.delivery.ledger import sql_report_posts
+
+    monkeypatch.setattr(sql_report_posts, "PAGE", 2)  # pages end between posts due at the same instant
+    for name in ("a", "b", "c"):
+        publish(ledger, f"r:{name}:2027-10-25T10:00", T0, account=name, parts=2 if name == "b" else 1)
+    later = [
+        entry("r:d:2027-10-25T11:00", due=T0 + H, account="d", rule="r"),
+        entry("r:e:2027-10-27T11:00", due=T0 + 50 * H, account="e", rule="r"),
+    ]
+    ledger.sync_plan(later, T0, start=T0 + H, end=T0 + 51 * H)
+    ledger.record_engagement(
+        [
+            Engagement("r:b:2027-10-25T10:00", 0, T0 + H, 3, 1, 0, None),
+            Engagement("r:b:2027-10-25T10:00", 1, T0 + H, 2, 0, 1, None),
+            Engagement("r:b:2027-10-25T10:00", 0, T0 + 3 * H, 7, 1, 0, None),
+            Engagement("r:c:2027-10-25T10:00", 0, T0 + H, gone=True),
+        ]
+    )
+    posts = list(ledger.report_posts(T0, T0 + 48 * H))
+    assert [(p.post_id, p.state, p.url) for p in posts] == [
+        ("r:a:2027-10-25T10:00", "published", None),
+        ("r:b:2027-10-25T10:00", "published", None),
+        ("r:c:2027-10-25T10:00", "published", None),
+        ("r:d:2027-10-25T11:00", "planned", None),
+    ]
+    totals = {t.post_id: t for t in ledger.engagement_totals(T0, T0 + 48 * H)}
+    assert {p.post_id: p.total for p in posts if p.total is not None} == totals
+    b = posts[1].total
+    assert b is not None
+    assert (b.likes, b.reposts, b.replies, b.quotes, b.parts_read) == (9, 1, 1, None, 2)
+    early = {p.post_id: p.total for p in ledger.report_posts(T0, T0 + 48 * H, as_of=T0 + 2 * H)}
+    assert early["r:b:2027-10-25T10:00"] is not None
+    assert early["r:b:2027-10-25T10:00"].likes == 5
+    assert list(ledger.report_posts(T0 + 100 * H, T0 + 101 * H)) == []

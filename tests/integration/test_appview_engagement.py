@@ -24,6 +24,7 @@ from amplifier.publish import (
 )
 from amplifier.publish.bluesky import COLLECTION, BlueskyPublisher
 from amplifier.publish.engagement import Engagement, PublishedPart
+from amplifier.publish.followups import Target as FollowupTarget
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir
 
@@ -248,6 +249,35 @@ def test_getprofile_through_the_appview_shows_the_campaign_account_and_its_bot_l
     assert seen["displayName"] == "Riseup4Rojava"
     assert seen["postsCount"] == 1
     assert [label["val"] for label in seen.get("labels", [])] == ["bot"]
+
+
+def test_a_post_amplifier_pinned_is_the_pinned_post_readers_see_in_getprofile(
+    appview: AppViewNetwork, campaign: Campaign
+) -> None:
+    """``pin: true`` (a follow-up write: the profile record's ``pinnedPost``, swapped in) reaches readers: the
+    AppView's getProfile shows the post amplifier pinned, the profile's other fields kept; unpinned, none."""
+    profile = {"$type": "app.bsky.actor.profile", "displayName": "Riseup4Rojava"}
+    appview.put_record(campaign.account, "app.bsky.actor.profile", "self", profile)
+    campaign.publish(planned("av-pin-earlier", bluesky_parts("An earlier post.")))
+    result = campaign.publish(
+        planned("av-pin", bluesky_parts("The day of action: join us.", "Where and when."))
+    )
+    target = FollowupTarget.from_result("av-pin", "bsky", [part.to_json() for part in result.parts])
+    writer = campaign.publisher.followups()
+    reader = appview.create_account("reader")
+    assert "pinnedPost" not in appview.get_profile(campaign.account.did, viewer=reader)
+
+    writer.write("pin", target, AT)
+    appview.sync()
+    seen = appview.get_profile(campaign.account.did, viewer=reader)
+    assert seen["pinnedPost"] == ref(result)  # the thread's first post, not the earlier one or a reply
+    assert seen["displayName"] == "Riseup4Rojava"
+
+    writer.write("unpin", target, AT)
+    appview.sync()
+    seen = appview.get_profile(campaign.account.did, viewer=reader)
+    assert "pinnedPost" not in seen
+    assert seen["displayName"] == "Riseup4Rojava"
 
 
 GET_POSTS = "app.bsky.feed.getPosts"

@@ -65,6 +65,8 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("unknown_since", "TEXT", False, 0),
         ("late_until", "TEXT", False, 0),
         ("lease_until", "TEXT", False, 0),
+        ("variant", "INTEGER", False, 0),
+        ("engagement_total", "INTEGER", False, 0),
     ],
     "post_parts": [
         ("post_id", "TEXT", True, 1),
@@ -147,6 +149,25 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("claim_token", "TEXT", False, 0),
         ("lease_until", "TEXT", False, 0),
     ],
+    "report_summary": [
+        ("due_day", "TEXT", True, 7),
+        ("rule", "TEXT", True, 2),
+        ("account", "TEXT", True, 3),
+        ("platform", "TEXT", True, 4),
+        ("state", "TEXT", True, 5),
+        ("variant", "INTEGER", True, 6),
+        ("day", "TEXT", True, 1),
+        ("posts", "INTEGER", True, 0),
+        ("read", "INTEGER", True, 0),
+        ("likes", "INTEGER", True, 0),
+        ("likes_known", "INTEGER", True, 0),
+        ("reposts", "INTEGER", True, 0),
+        ("reposts_known", "INTEGER", True, 0),
+        ("replies", "INTEGER", True, 0),
+        ("replies_known", "INTEGER", True, 0),
+        ("quotes", "INTEGER", True, 0),
+        ("quotes_known", "INTEGER", True, 0),
+    ],
 }
 
 
@@ -167,6 +188,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m011_plan_source",
         "m012_nodes",
         "m013_followups",
+        "m014_report_summary",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -193,6 +215,8 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "gate_changes_post": ["post_id", "at"],
         "posts_published": ["published_at"],
         "followups_due": ["due_at"],
+        "posts_variant_unknown": ["due_at"],
+        "posts_engagement": ["engagement_total", "due_at", "id"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -227,6 +251,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m011_plan_source",
         "m012_nodes",
         "m013_followups",
+        "m014_report_summary",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -257,6 +282,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m011_plan_source",
         "m012_nodes",
         "m013_followups",
+        "m014_report_summary",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -286,6 +312,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m011_plan_source",
         "m012_nodes",
         "m013_followups",
+        "m014_report_summary",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
@@ -475,3 +502,51 @@ def test_schema_checks_reject_inconsistent_rows(tmp_path: Path) -> None:
     connection.execute("DELETE FROM posts WHERE id = 'ok'")
     assert connection.execute("SELECT COUNT(*) FROM post_parts").fetchone() == (0,)
     connection.close()
+
+
+def test_a_ledger_with_posts_and_readings_gains_the_report_summary_filled_from_them(
+    conn: sqlite3.Connection,
+) -> None:
+    """``m014_report_summary`` on a ledger written before it: its posts get no variant (the report computes it
+    as before: summary variant -1), the summary holds them with their latest readings' counts, each read
+    post its engagement total; and the triggers keep both from then on."""
+    assert migrate(conn, T0, MIGRATIONS[:13])[-1] == "m013_followups"
+    stamp = "2027-10-25T08:00:00.000000+00:00"
+    for post_id, state in (("r:a:2027-10-25T10:00", "published"), ("r:a:2027-10-25T11:00", "failed")):
+        conn.execute(
+            "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
+            " next_attempt_at, last_error, published_at, result, created_at, updated_at)"
+            " VALUES (?, 'a', 'mastodon', 'r', ?, 'h', 2, ?, ?, ?, ?, ?, ?, ?)",
+            (post_id, stamp, state, stamp, None if state == "published" else "x",
+             stamp if state == "published" else None, "[]" if state == "published" else None, stamp, stamp),
+        )  # fmt: skip
+    readings = [
+        (0, "2027-10-25T09", 1, 0, None),
+        (0, "2027-10-25T10", 4, 1, None),
+        (1, "2027-10-25T09", 2, 0, 3),
+    ]
+    for part, hour, likes, reposts, quotes in readings:
+        conn.execute(
+            "INSERT INTO engagement VALUES ('r:a:2027-10-25T10:00', ?, ?, ?, ?, 0, ?, 0)",
+            (part, f"{hour}:00:00.000000+00:00", likes, reposts, quotes),
+        )
+    assert migrate(conn, T0) == ["m014_report_summary"]
+    day = "2027-10-25"
+    key = (day, "r", "a", "mastodon")
+    summary = conn.execute("SELECT * FROM report_summary ORDER BY state").fetchall()
+    assert summary == [
+        (*key, "failed", -1, day, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+        (*key, "published", -1, day, 1, 1, 6, 2, 1, 2, 0, 2, 3, 1),
+    ]
+    totals = conn.execute("SELECT id, variant, engagement_total FROM posts ORDER BY id").fetchall()
+    assert totals == [("r:a:2027-10-25T10:00", None, 10), ("r:a:2027-10-25T11:00", None, None)]
+    conn.execute("UPDATE posts SET state = 'expired' WHERE id = 'r:a:2027-10-25T11:00'")
+    conn.execute(
+        "INSERT INTO engagement VALUES ('r:a:2027-10-25T10:00', 1, ?, 5, 0, 0, 3, 0)",
+        (f"{day}T12:00:00.000000+00:00",),
+    )
+    assert conn.execute("SELECT state, posts, likes FROM report_summary ORDER BY state").fetchall() == [
+        ("expired", 1, 0),
+        ("published", 1, 9),
+    ]
+    assert conn.execute("SELECT engagement_total FROM posts WHERE state = 'published'").fetchone() == (13,)

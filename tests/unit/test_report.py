@@ -233,3 +233,55 @@ def test_an_empty_window_is_a_report_of_zeros(campaign_dir: Path) -> None:
     assert data["totals"]["posts"] == 0
     assert data["top"] == []
     assert "No posts in this window" in run(campaign_dir, "--now", "2027-10-01T00:00", "--format", "html")
+
+
+POST_KEYS_PINNED = [
+    "post_id", "account", "platform", "lang", "rule", "message_set", "variant", "state", "due_at", "url",
+    "parts_read", "parts_gone", "likes", "reposts", "replies", "quotes", "engagement", "last_read_at",
+]  # fmt: skip
+
+
+def test_posts_lists_every_post_with_its_engagement_in_json(campaign_dir: Path) -> None:
+    data = json.loads(run(campaign_dir, *NOW, "--format", "json", "--posts"))
+    assert list(data)[-2:] == ["posts_version", "posts"]
+    assert data["posts_version"] == 1
+    assert data["totals"] == json.loads(run(campaign_dir, *NOW, "--format", "json"))["totals"]
+    posts = data["posts"]
+    assert [list(post) for post in posts] == [POST_KEYS_PINNED] * 6  # every post, not only the top ones
+    assert [(p["post_id"], p["variant"], p["likes"], p["engagement"]) for p in posts] == [
+        ("countdown:masto:2027-10-29T10:00", 1, 5, 5),
+        ("countdown:sky:2027-10-29T10:00", 1, 7, 7),
+        ("countdown:masto:2027-10-30T10:00", 2, 2, 2),
+        ("countdown:sky:2027-10-30T10:00", 2, 0, 0),
+        ("countdown:masto:2027-10-31T10:00", 1, None, 0),  # deleted before its first reading
+        ("countdown:sky:2027-10-31T10:00", 1, 1, 1),
+    ]
+    deleted = posts[4]
+    assert (deleted["parts_gone"], deleted["parts_read"], deleted["lang"], deleted["state"]) == (
+        1, 1, "en", "published",
+    )  # fmt: skip
+    assert posts[1]["url"] == "https://example.test/0"
+    assert posts[1]["lang"] == "ar"
+    assert posts[1]["message_set"] == "hello"
+
+
+def test_posts_csv_is_one_row_per_post(campaign_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "posts.csv"
+    run(campaign_dir, *NOW, "--format", "csv", "--posts", "-o", str(target))
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert rows[0] == ["posts_version", *POST_KEYS_PINNED]
+    assert len(rows) == 1 + 6
+    deleted = dict(zip(rows[0], rows[5], strict=True))
+    assert (deleted["posts_version"], deleted["likes"], deleted["engagement"]) == ("1", "", "0")
+
+
+def test_posts_are_for_json_and_csv(campaign_dir: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(campaign_dir / "schedule.yaml"), "--state", str(campaign_dir / "state"), "report",
+         *NOW, "--posts"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "--posts goes with --format json or csv" in str(result.exception) + result.output

@@ -9,6 +9,11 @@ module parses the options and renders it:
 * ``csv``: one row per group of ``--by`` (:data:`CSV_COLUMNS`, ``report_version`` first), UTF-8 with a byte
   order mark and CRLF line ends, so a spreadsheet opens it as it is;
 * ``html``: one self-contained page with inline SVG charts (:mod:`amplifier.cli.report_html`).
+
+``--posts`` (JSON and CSV) adds every post of the window with its engagement
+(:mod:`amplifier.delivery.report_posts`, ``posts_version`` 1), streamed as the ledger gives it: JSON gets
+``posts_version`` and ``posts`` after the report's keys; CSV is one row per post (:data:`POST_CSV_COLUMNS`)
+instead of the groups.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from amplifier.cli.options import apply_common, config_option, formats_option, now_option, output_option
 from amplifier.delivery.report import COUNTS, DIMENSIONS, REPORT_VERSION, Report, Tally
+from amplifier.delivery.report_posts import POST_KEYS, POSTS_VERSION
 from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,6 +48,7 @@ TALLY_COLUMNS = (
     "engagement",
 )
 CSV_COLUMNS = ("report_version", "by", "key", *TALLY_COLUMNS)
+POST_CSV_COLUMNS = ("posts_version", *POST_KEYS)
 BOM = "\ufeff"
 
 
@@ -56,6 +64,13 @@ BOM = "\ufeff"
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many top posts."
 )
+@click.option(
+    "--posts",
+    "with_posts",
+    is_flag=True,
+    default=False,
+    help="Also every post of the window with its engagement (json: a 'posts' list; csv: one row per post).",
+)
 @output_option("Write to this file (atomically) instead of standard output.")
 @click.pass_context
 def report(
@@ -67,6 +82,7 @@ def report(
     by: str,
     fmt: str,
     top: int,
+    with_posts: bool,
     output: Path | None,
 ) -> None:
     """What went out and what reached people: posts published, failed, expired; likes, reposts, replies and
@@ -81,16 +97,26 @@ def report(
     window_end = g.instant(end, "--to", base=moment) or moment + dt.timedelta(seconds=1)
     if window_end <= window_start:
         raise UsageError("--to must be after --from")
+    if with_posts and fmt not in ("json", "csv"):
+        raise UsageError("--posts goes with --format json or csv")
     with g.open_ledger(moment) as ledger:
         result = build_report(ledger, campaign, window_start, window_end, as_of=moment, by=by, top=top)
-    text = render(result, fmt)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    from amplifier.cli.render import open_output
+        if with_posts:
+            from amplifier.delivery.report_posts import iter_posts
 
-    with open_output(output) as out:
-        out.write(text)
+            posts = iter_posts(ledger, campaign, window_start, window_end, as_of=moment)
+            chunks = render_json_with_posts(result, posts) if fmt == "json" else posts_csv(posts)
+        else:
+            chunks = iter([render(result, fmt)])
+        if output is None:
+            for chunk in chunks:
+                click.echo(chunk, nl=False)
+            return
+        from amplifier.cli.render import open_output
+
+        with open_output(output) as out:
+            for chunk in chunks:
+                out.write(chunk)
     click.echo(f"wrote {output}", err=True)
 
 
@@ -109,6 +135,35 @@ def render(result: Report, fmt: str) -> str:
     out = io.StringIO()
     print_tables(result, out)
     return out.getvalue()
+
+
+def render_json_with_posts(result: Report, posts: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The report's JSON with ``posts_version`` and ``posts`` last, the posts written as they come."""
+    import json
+
+    head = json.dumps(result.to_json(), ensure_ascii=False, indent=2)
+    yield head[: head.rindex("}")].rstrip() + f',\n  "posts_version": {POSTS_VERSION},\n  "posts": ['
+    separator = "\n    "
+    for post in posts:
+        yield separator + json.dumps(post, ensure_ascii=False)
+        separator = ",\n    "
+    yield "\n  ]\n}\n"
+
+
+def posts_csv(posts: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One row per post (:data:`POST_CSV_COLUMNS`), UTF-8 BOM and CRLF as the report's CSV; an unknown
+    count is an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    out.write(BOM)
+    writer.writerow(POST_CSV_COLUMNS)
+    for n, post in enumerate(posts, 1):
+        writer.writerow([POSTS_VERSION, *(post[key] for key in POST_KEYS)])
+        if n % 1000 == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 def report_csv(result: Report) -> str:

@@ -23,7 +23,9 @@ from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger
+from amplifier.delivery.ledger.engagement import EngagementTotal
 from amplifier.delivery.ledger.report import ReportRow
+from amplifier.errors import AmplifierError
 from amplifier.plan.schedule import event_end, event_start, occurrences_between
 from amplifier.publish.engagement import Counted
 
@@ -55,14 +57,29 @@ class Tally:
         return self.likes + self.reposts + self.replies + self.quotes
 
     def add(self, row: ReportRow) -> None:
-        if row.state == "cancelled":
+        state, posts = row.state, row.posts
+        if state == "cancelled":
             return
-        self.posts += row.posts
-        state = "pending" if row.state in ("planned", "claimed") else row.state
-        setattr(self, state, getattr(self, state) + row.posts)
+        self.posts += posts
+        if state == "published":
+            self.published += posts
+        elif state == "failed":
+            self.failed += posts
+        elif state == "expired":
+            self.expired += posts
+        elif state == "skipped":
+            self.skipped += posts
+        else:  # planned or claimed
+            self.pending += posts
         self.read += row.read
-        for name in COUNTS:
-            setattr(self, name, getattr(self, name) + (getattr(row, name) or 0))
+        self.likes += row.likes or 0
+        self.reposts += row.reposts or 0
+        self.replies += row.replies or 0
+        self.quotes += row.quotes or 0
+
+    def merge(self, other: Tally) -> None:
+        for name in ("posts", "published", "failed", "expired", "skipped", "pending", "read", *COUNTS):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -248,18 +265,30 @@ def build_report(
     zone = campaign.schedule.campaign.timezone
     report = Report(campaign.schedule.campaign.name, zone, start, end, as_of, by)
     lookup = _Campaign(campaign, start, end)
-    langs: dict[str, str] = {}
-    for row in ledger.report_rows(start, end, as_of=as_of, variants=lookup.variants()):
-        lang = langs.get(row.account) or langs.setdefault(row.account, lookup.lang(row.account))
-        report.totals.add(row)
-        _tally(report.groups, lookup.dimension(by, row)).add(row)
-        _tally(report.by_lang, lang).add(row)
-        _tally(report.by_platform, row.platform).add(row)
-        day = dt.date.fromisoformat(row.day)
-        report.days.setdefault(day, Tally()).add(row)
+    # Two passes: every row into its day and its (rule, account, platform, variant), then those few into
+    # the groups (the rows are per day: a long campaign has many, the groups are few).
+    days: dict[str, Tally] = {}
+    kinds: dict[tuple[str, str, str, int | None], tuple[ReportRow, Tally]] = {}
+    for row in ledger.report_rows(start, end, as_of=as_of, variants=lookup.variants):
+        found = days.get(row.day)
+        if found is None:
+            found = days[row.day] = Tally()
+        found.add(row)
+        kind = (row.rule, row.account, row.platform, row.variant)
+        seen = kinds.get(kind)
+        if seen is None:
+            seen = kinds[kind] = (row, Tally())
+        seen[1].add(row)
+    report.days = {dt.date.fromisoformat(day): tally for day, tally in days.items()}
+    for row, tally in kinds.values():
+        lang = lookup.lang(row.account)
+        report.totals.merge(tally)
+        _tally(report.groups, lookup.dimension(by, row)).merge(tally)
+        _tally(report.by_lang, lang).merge(tally)
+        _tally(report.by_platform, row.platform).merge(tally)
         if row.variant is not None:
             per_set = report.variants.setdefault((lookup.message_set(row.rule), lang), {})
-            per_set.setdefault(row.variant, Tally()).add(row)
+            per_set.setdefault(row.variant, Tally()).merge(tally)
     report.top = _top_posts(ledger, campaign, start, end, as_of, top, lookup)
     report.events = _events(campaign, start, end)
     return report
@@ -284,7 +313,7 @@ def _top_posts(
     if limit <= 0:
         return []
     totals = [t for t in ledger.top_posts(start, end, as_of=as_of, limit=limit) if t.total > 0]
-    texts = _texts(campaign, [t.post_id for t in totals])
+    texts = _texts(campaign, totals)
     found: list[TopPost] = []
     for total in totals:
         row = ledger.get(total.post_id)
@@ -308,19 +337,37 @@ def _top_posts(
     return found
 
 
-def _texts(campaign: Campaign, post_ids: Iterable[str]) -> dict[str, str]:
-    """The first part's text of each post the campaign can still render (a card shows what went out)."""
-    from amplifier.errors import AmplifierError
-    from amplifier.plan.planner import find_posts
+def _texts(campaign: Campaign, totals: Iterable[EngagementTotal]) -> dict[str, str]:
+    """The first part's text of each post the campaign can still render (a card shows what went out): the
+    occurrence at the post's due time (one step of its rule, not a walk over days), rendered as planned."""
+    from amplifier.plan.planner import Planner
+    from amplifier.plan.schedule import make_slot, parse_slot_id
 
+    schedule = campaign.schedule
+    planner = Planner(campaign)
     texts: dict[str, str] = {}
-    for post_id in post_ids:
+    for total in totals:
         try:
-            posts = find_posts(campaign, [post_id])
+            rule_id, account, key = parse_slot_id(total.post_id)
+        except ValueError:
+            continue
+        rule = schedule.rules.get(rule_id)
+        if rule is None or account not in schedule.accounts:
+            continue
+        at = total.due_at
+        found = [
+            occ
+            for occ in occurrences_between(schedule, rule, at, at + dt.timedelta(seconds=1))
+            if occ.key == key
+        ]
+        if not found:
+            continue
+        try:
+            post = planner.post(make_slot(rule_id, account, found[0], getattr(rule, "event", None)))
         except AmplifierError:
             continue
-        if posts:
-            texts[post_id] = posts[0].parts[0].text
+        if post is not None and post.parts:
+            texts[total.post_id] = post.parts[0].text
     return texts
 
 

@@ -73,3 +73,18 @@ def checked_readings(readings: Iterable[Engagement]) -> list[Engagement]:
 def top_first(totals: Iterable[EngagementTotal]) -> list[EngagementTotal]:
     """``totals`` with the most engagement first, then by due time and id (the order of ``top_posts``)."""
     return sorted(totals, key=lambda t: (-t.total, t.due_at, t.post_id))
+
+
+@dataclass(frozen=True)
+class PostEngagement:
+    """One post of a report window with its engagement (``total``: None when it has no reading yet)."""
+
+    post_id: str
+    account: str
+    platform: str
+    rule: str
+    state: str
+    due_at: datetime
+    variant: int | None  # as planned; None: not stored (planned before the ledger kept it)
+    url: str | None  # the first part's, once published
+    total: EngagementTotal | None

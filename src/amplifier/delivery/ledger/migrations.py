@@ -369,3 +369,30 @@ def m013_followups(conn: sqlite3.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX followups_due ON followups (due_at) WHERE state IN ('planned', 'claimed')")
+
+
+@migration
+def m014_report_summary(conn: sqlite3.Connection) -> None:
+    """The report's summary (:mod:`amplifier.delivery.ledger.summary`): ``posts.variant`` (the variant the
+    planner gave the post; NULL: planned before, the report computes it from the campaign as before), an index
+    of the posts without one, the ``report_summary`` table and the triggers that keep it in the same
+    transaction as every change, filled once from the posts and readings already here."""
+    from amplifier.delivery.ledger.summary import (
+        SQLITE_DDL,
+        SQLITE_RECOMPUTE,
+        SQLITE_TOTALS,
+        backfill_sql,
+        backfill_totals_sql,
+    )
+
+    conn.execute("ALTER TABLE posts ADD COLUMN variant INTEGER CHECK (variant >= 0)")
+    conn.execute("CREATE INDEX posts_variant_unknown ON posts (due_at) WHERE variant IS NULL")
+    conn.execute("ALTER TABLE posts ADD COLUMN engagement_total INTEGER")
+    conn.execute(
+        "CREATE INDEX posts_engagement ON posts (engagement_total DESC, due_at, id)"
+        " WHERE engagement_total IS NOT NULL"
+    )
+    for statement in SQLITE_DDL:
+        conn.execute(statement)
+    conn.execute(backfill_sql(SQLITE_RECOMPUTE))
+    conn.execute(backfill_totals_sql(SQLITE_TOTALS))

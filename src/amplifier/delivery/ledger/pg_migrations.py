@@ -329,3 +329,28 @@ def m010_followups(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX followups_due ON followups (due_at) WHERE state IN ('planned', 'claimed')")
+
+
+@migration
+def m011_report_summary(conn: psycopg.Connection) -> None:
+    """The report's summary and ``posts.variant`` (as SQLite's m014_report_summary): the table, the trigger
+    functions that keep it in the same transaction as every change, filled once from what is here."""
+    from amplifier.delivery.ledger.summary import (
+        PG_DDL,
+        PG_RECOMPUTE,
+        PG_TOTALS,
+        backfill_sql,
+        backfill_totals_sql,
+    )
+
+    conn.execute("ALTER TABLE posts ADD COLUMN variant integer CHECK (variant >= 0)")
+    conn.execute("CREATE INDEX posts_variant_unknown ON posts (due_at) WHERE variant IS NULL")
+    conn.execute("ALTER TABLE posts ADD COLUMN engagement_total bigint")
+    conn.execute(
+        "CREATE INDEX posts_engagement ON posts (engagement_total DESC, due_at, id)"
+        " WHERE engagement_total IS NOT NULL"
+    )
+    for statement in PG_DDL:
+        conn.execute(statement)
+    conn.execute(backfill_sql(PG_RECOMPUTE))
+    conn.execute(backfill_totals_sql(PG_TOTALS))

@@ -36,6 +36,7 @@ class PlanDiff:
     cancelled: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     unchanged: int = 0
+    variants: dict[str, int] = field(default_factory=dict)  # id -> the variant to write (not compared)
 
     def report(self) -> SyncReport:
         return SyncReport(

@@ -45,8 +45,10 @@ SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
 
 _PLAN_ARRAYS = "?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::int[]"
 _PLAN_NAMES = "id, account, platform, rule, due_at, content_hash, part_count"
-_UNNEST_PLAN = f"unnest({_PLAN_ARRAYS}) AS t({_PLAN_NAMES})"
-_UNNEST_PLAN_NEXT = f"unnest({_PLAN_ARRAYS}, ?::timestamptz[]) AS t({_PLAN_NAMES}, next_at)"
+_UNNEST_PLAN_NEXT = (
+    f"unnest({_PLAN_ARRAYS}, ?::int[], ?::timestamptz[]) AS t({_PLAN_NAMES}, variant, next_at)"
+)
+_UNNEST_PLAN_VARIANT = f"unnest({_PLAN_ARRAYS}, ?::int[]) AS t({_PLAN_NAMES}, variant)"
 
 
 def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -185,25 +187,29 @@ class PostgresLedger(PostgresReport, SqlLedger):
         if diff.inserted:
             conn.execute(
                 "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
-                " next_attempt_at, created_at, updated_at)"
+                " next_attempt_at, created_at, updated_at, variant)"
                 " SELECT id, account, platform, rule, due_at, content_hash, part_count, 'planned', due_at,"
-                f" ?, ? FROM {_UNNEST_PLAN}",
-                (stamp, stamp, *_columns([(post_id, *key) for post_id, key in diff.inserted])),
+                f" ?, ?, variant FROM {_UNNEST_PLAN_VARIANT}",
+                (stamp, stamp, *_columns([(i, *key, diff.variants.get(i)) for i, key in diff.inserted])),
             )
         if diff.updated:
             conn.execute(
                 "UPDATE posts SET account = t.account, platform = t.platform, rule = t.rule, due_at = t.due_at,"
                 " content_hash = t.content_hash, part_count = t.part_count, next_attempt_at = t.next_at,"
+                " variant = COALESCE(t.variant, posts.variant),"
                 f" updated_at = ? FROM {_UNNEST_PLAN_NEXT} WHERE posts.id = t.id AND posts.state = 'planned'",
-                (stamp, *_columns([(post_id, *key, next_at) for post_id, key, next_at in diff.updated])),
+                (
+                    stamp,
+                    *_columns([(i, *key, diff.variants.get(i), next_at) for i, key, next_at in diff.updated]),
+                ),
             )
         if diff.revived:
             conn.execute(
                 "UPDATE posts SET account = t.account, platform = t.platform, rule = t.rule, due_at = t.due_at,"
                 " content_hash = t.content_hash, part_count = t.part_count, next_attempt_at = t.due_at,"
-                " updated_at = ?, state = 'planned', last_error = NULL"
-                f" FROM {_UNNEST_PLAN} WHERE posts.id = t.id AND posts.state = 'cancelled'",
-                (stamp, *_columns([(post_id, *key) for post_id, key in diff.revived])),
+                " updated_at = ?, state = 'planned', last_error = NULL, variant = COALESCE(t.variant, posts.variant)"
+                f" FROM {_UNNEST_PLAN_VARIANT} WHERE posts.id = t.id AND posts.state = 'cancelled'",
+                (stamp, *_columns([(i, *key, diff.variants.get(i)) for i, key in diff.revived])),
             )
         if diff.cancelled:
             conn.execute(

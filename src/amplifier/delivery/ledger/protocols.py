@@ -4,14 +4,14 @@ a ledger (:class:`LedgerMoving`). See :mod:`.base` for the guarantees every impl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.engagement import EngagementTotal, PostEngagement
 from amplifier.delivery.ledger.followups import FollowupJob
-from amplifier.delivery.ledger.report import ReadAges, ReportRow
+from amplifier.delivery.ledger.report import ReadAges, ReportRow, Variants
 from amplifier.delivery.ledger.types import AccountPause, GateChange, OperatorAction, PlanSource, Row
 from amplifier.publish.engagement import Engagement
 
@@ -108,6 +108,13 @@ class LedgerEngagement(Protocol):
     ) -> list[EngagementTotal]:
         """The engagement of each post due in [``start``, ``end``) that has readings (at or before ``as_of``
         when given), by due time then id; optionally of one account."""
+        ...
+
+    def report_posts(
+        self, start: datetime, end: datetime, *, as_of: datetime | None = None
+    ) -> Iterator[PostEngagement]:
+        """Every post due in [``start``, ``end``), by due time then id, with its engagement as
+        :meth:`engagement_totals` counts it (None: no reading); streamed a page at a time."""
 
     def reads_due(self, now: datetime, ages: ReadAges, limit: int = 100) -> list[Row]:
         """Published posts (published at or after ``ages.since``) with a read-back due at ``now``: an age
@@ -121,18 +128,29 @@ class LedgerEngagement(Protocol):
         end: datetime,
         *,
         as_of: datetime | None = None,
-        variants: Mapping[tuple[str, str], int] | None = None,
+        variants: Variants = None,
+        exact: bool = False,
     ) -> list[ReportRow]:
-        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (from
-        ``variants``: (rule, occurrence key) -> number; None when not in it) and day (the key's), with their
-        engagement (latest reading with counts per part at or before ``as_of``), by day, rule and account."""
+        """The posts due in [``start``, ``end``) grouped by rule, account, platform, state, variant (the one
+        stored with the post; else from ``variants``: (rule, occurrence key) -> number, or a function that gives
+        them, called only if a post of the window has none stored; None when in neither)
+        and day (the key's), with their engagement (latest reading with counts per part at or before
+        ``as_of``), by day, rule and account. Whole days come from the summary when ``as_of`` is not before
+        the latest reading; ``exact``: everything from the posts and readings (the same answer, slower)."""
         ...
 
     def top_posts(
-        self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        limit: int = 10,
+        exact: bool = False,
     ) -> list[EngagementTotal]:
         """The ``limit`` posts due in the window with the most engagement (as :meth:`engagement_totals`
-        counts it), most first, then by due time and id."""
+        counts it), most first, then by due time and id. Found on the index of the posts' engagement totals
+        when ``as_of`` is not before the latest reading; ``exact``: from the readings (the same answer)."""
         ...
 
 

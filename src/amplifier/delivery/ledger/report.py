@@ -10,16 +10,22 @@
   platform, state, variant and day due in the window, with their engagement: per part, its latest reading
   with counts at or before ``as_of``, summed. The ledger does not know variants: the caller passes them by
   rule and occurrence key (the post id's last part, the rule's local wall time ``YYYY-MM-DDTHH:MM``); the day
-  is the key's (the rule's local day). Grouping happens in the database, so a report of a million posts
-  moves a few thousand rows, not a million.
+  is the key's (the rule's local day). A post planned with its variant (``posts.variant``) keeps that one;
+  the caller's map serves the posts planned before the ledger stored it.
+
+How the backends answer :meth:`Ledger.report_rows`: the whole UTC days of the window from the summary the
+database keeps (:mod:`.summary`, a read proportional to the groups), the partial days at its ends and the posts
+without a stored variant from the posts and their readings (:data:`summary_span`); a report ``as_of`` an
+instant before the ledger's latest reading all from the posts and readings (exact, and proportional to the
+window's posts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
 
 
 @dataclass(frozen=True)
@@ -54,25 +60,107 @@ class ReportRow:
     quotes: int | None
 
 
-def report_groups(
-    posts: Iterable[Sequence[Any]],
-    engaged: Iterable[Sequence[Any]],
-    to_int: Callable[[Any], Any] = lambda v: v,
+VariantMap: TypeAlias = Mapping[tuple[str, str], int]
+#: the variants by (rule, occurrence key), or how to compute them (called only when a post of the window has no
+#: stored variant: computing them walks the rules' occurrences of the whole window)
+Variants: TypeAlias = VariantMap | Callable[[], VariantMap] | None
+
+NO_VARIANT_SQL = "SELECT 1 FROM posts{index} WHERE variant IS NULL AND due_at >= ? AND due_at < ? LIMIT 1"
+
+
+def resolve_variants(variants: Variants, needed: Callable[[], bool]) -> list[tuple[str, str, int]]:
+    """``variants`` as (rule, key, variant) rows; a callable is called only if ``needed()``."""
+    if callable(variants):
+        variants = variants() if needed() else None
+    return [(rule, key, variant) for (rule, key), variant in (variants or {}).items()]
+
+
+def summary_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC days inside [``start``, ``end``) (their first instant, and the instant after the last):
+    what the summary answers; None when the window holds no whole day."""
+    first = start.astimezone(UTC)
+    midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    if midnight < first:
+        midnight += timedelta(days=1)
+    last = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight, last) if midnight < last else None
+
+
+def summary_days(span: tuple[datetime, datetime]) -> dict[str, str]:
+    """The summary's bounds for the whole UTC days ``span``: its UTC days (``d0``, ``d1``) and the local days
+    their posts can have (``l0``, ``l1``: one more each side), as ``YYYY-MM-DD``."""
+    first, last = span
+    return {
+        "d0": first.date().isoformat(),
+        "d1": last.date().isoformat(),
+        "l0": (first - timedelta(days=1)).date().isoformat(),
+        "l1": (last + timedelta(days=1)).date().isoformat(),
+    }
+
+
+def merged_rows(
+    summary: Iterable[Sequence[Any]], parts: Iterable[Iterable[Sequence[Any]]]
 ) -> list[ReportRow]:
-    """:class:`ReportRow` s from the two queries' rows (group columns first), by day, rule, account."""
-    found: dict[tuple[Any, ...], ReportRow] = {}
-    for rule, account, platform, state, variant, day, count in posts:
-        group = (rule, account, platform, state, variant, day)
-        found[group] = ReportRow(
-            rule, account, platform, state, variant, day, int(count), 0, None, None, None, None
+    """:class:`ReportRow` s from rows of the summary's shape (the six group columns, posts, read, then each
+    count with how many readings knew it): ``summary`` (unique groups, in report order) with ``parts`` (the
+    exact path's rows) summed in per group; by day, rule, account, platform, state, variant."""
+    extra: dict[tuple[Any, ...], list[int]] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row[:6])
+            values = [int(v) for v in row[6:]]
+            have = extra.get(key)
+            if have is None:
+                extra[key] = values
+            else:
+                for i, value in enumerate(values):
+                    have[i] += value
+    merged: list[ReportRow] = []
+    last: tuple[Any, ...] | None = None
+    for rule, account, platform, state, variant, day, *v in summary:
+        if (rule, account, platform, state, variant, day) == last:  # the group's posts of another UTC day
+            merged[-1] = _plus(merged[-1], v)
+            continue
+        last = (rule, account, platform, state, variant, day)
+        if extra:
+            more = extra.pop((rule, account, platform, state, variant, day), None)
+            if more is not None:
+                v = [a + b for a, b in zip(v, more, strict=True)]
+        merged.append(
+            ReportRow(
+                rule, account, platform, state, variant, day, v[0], v[1],
+                v[2] if v[3] else None, v[4] if v[5] else None, v[6] if v[7] else None, v[8] if v[9] else None,
+            )
+        )  # fmt: skip
+    if not extra:
+        return merged
+    merged.extend(
+        ReportRow(
+            rule, account, platform, state, variant, day, v[0], v[1],
+            v[2] if v[3] else None, v[4] if v[5] else None, v[6] if v[7] else None, v[8] if v[9] else None,
         )
-    for *keys, read, likes, reposts, replies, quotes in engaged:
-        row = found.get(tuple(keys))
-        if row is not None:
-            found[tuple(keys)] = replace(
-                row, read=int(read), likes=to_int(likes), reposts=to_int(reposts), replies=to_int(replies),
-                quotes=to_int(quotes),
-            )  # fmt: skip
-    return sorted(
-        found.values(), key=lambda r: (r.day, r.rule, r.account, r.platform, r.state, r.variant or -1)
+        for (rule, account, platform, state, variant, day), v in extra.items()
+        if v[0]
+    )  # fmt: skip
+    return sorted(merged, key=_order)
+
+
+def _plus(row: ReportRow, v: Sequence[int]) -> ReportRow:
+    """``row`` with the summary's values ``v`` added."""
+
+    def count(have: int | None, more: int, known: int) -> int | None:
+        return have if not known else (have or 0) + more
+
+    return replace(
+        row,
+        posts=row.posts + v[0],
+        read=row.read + v[1],
+        likes=count(row.likes, v[2], v[3]),
+        reposts=count(row.reposts, v[4], v[5]),
+        replies=count(row.replies, v[6], v[7]),
+        quotes=count(row.quotes, v[8], v[9]),
     )
+
+
+def _order(r: ReportRow) -> tuple[Any, ...]:
+    return (r.day, r.rule, r.account, r.platform, r.state, -1 if r.variant is None else r.variant)

@@ -101,7 +101,7 @@ class SqlCore:
         return (
             "id, account, platform, rule, due_at, content_hash, part_count, state, attempts, next_attempt_at,"
             " last_error, claimed_at, claim_token, published_at, result, created_at, updated_at, unknown_since,"
-            f" {self.dialect.parts_column} AS parts, late_until, lease_until"
+            f" {self.dialect.parts_column} AS parts, late_until, lease_until, variant"
         )
 
     def _row(self, values: Sequence[Any]) -> Row:
@@ -133,6 +133,7 @@ class SqlCore:
             unknown_since=d.read_optional_time(values[17]),
             late_until=d.read_optional_time(values[19]),
             lease_until=d.read_optional_time(values[20]),
+            variant=values[21],
         )
 
     def _select(
@@ -179,6 +180,7 @@ class SqlPlan(SqlCore):
     ) -> SyncReport:
         d = self.dialect
         stamp = d.time(now)
+        entries = list(entries)
         plan = plan_keys(entries, d.time)
         with self._transaction() as conn:
             self._lock_plan(conn)
@@ -196,6 +198,7 @@ class SqlPlan(SqlCore):
                 for values in conn.execute(*self._existing_query(plan, start, end))
             )
             diff = diff_plan(existing, plan, d.optional_time(start), d.optional_time(end))
+            diff.variants = {e.id: e.variant for e in entries if e.variant is not None}
             self._write_plan(conn, diff, stamp)
         return diff.report()
 

@@ -15,12 +15,21 @@ from amplifier.delivery.ledger.sql_engagement import SqlEngagement
 from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
 from amplifier.delivery.ledger.sql_records import SqlRecords
+from amplifier.delivery.ledger.sql_report_posts import SqlReportPosts
 from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 from amplifier.delivery.ledger.types import EXPORT_BATCH
 
 
 class SqlLedger(
-    SqlTransitions, SqlOperations, SqlAggregates, SqlRecords, SqlEngagement, SqlFollowups, SqlPlan, SqlQueries
+    SqlTransitions,
+    SqlOperations,
+    SqlAggregates,
+    SqlRecords,
+    SqlEngagement,
+    SqlReportPosts,
+    SqlFollowups,
+    SqlPlan,
+    SqlQueries,
 ):
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 

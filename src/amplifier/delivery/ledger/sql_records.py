@@ -83,7 +83,7 @@ class SqlRecords(SqlCore):
             if conn.execute("SELECT 1 FROM posts WHERE id = ?", (row.id,)).fetchone() is not None:
                 raise LedgerError(f"{self.name}: cannot import post {row.id!r}: it is there already")
             conn.execute(
-                f"INSERT INTO posts ({PLAIN_COLUMNS}, late_until) VALUES ({', '.join('?' * 20)})",
+                f"INSERT INTO posts ({PLAIN_COLUMNS}, late_until, variant) VALUES ({', '.join('?' * 21)})",
                 (
                     row.id,
                     row.account,
@@ -105,6 +105,7 @@ class SqlRecords(SqlCore):
                     d.optional_time(row.unknown_since),
                     d.optional_time(row.lease_until),
                     d.optional_time(row.late_until),
+                    row.variant,
                 ),
             )
             conn.executemany(

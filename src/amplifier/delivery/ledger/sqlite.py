@@ -221,19 +221,26 @@ class SqliteLedger(SqliteReport, SqlLedger):
     def _write_plan(self, conn: Connection, diff: PlanDiff, stamp: Any) -> None:
         conn.executemany(
             "INSERT INTO posts (id, account, platform, rule, due_at, content_hash, part_count, state,"
-            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)",
-            [(post_id, *key, key[3], stamp, stamp) for post_id, key in diff.inserted],
+            " next_attempt_at, created_at, updated_at, variant) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?)",
+            [
+                (post_id, *key, key[3], stamp, stamp, diff.variants.get(post_id))
+                for post_id, key in diff.inserted
+            ],
         )
         conn.executemany(
             "UPDATE posts SET account = ?, platform = ?, rule = ?, due_at = ?, content_hash = ?,"
-            " part_count = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'planned'",
-            [(*key, next_at, stamp, post_id) for post_id, key, next_at in diff.updated],
+            " part_count = ?, next_attempt_at = ?, updated_at = ?, variant = COALESCE(?, variant)"
+            " WHERE id = ? AND state = 'planned'",
+            [
+                (*key, next_at, stamp, diff.variants.get(post_id), post_id)
+                for post_id, key, next_at in diff.updated
+            ],
         )
         conn.executemany(
             "UPDATE posts SET account = ?, platform = ?, rule = ?, due_at = ?, content_hash = ?,"
-            " part_count = ?, next_attempt_at = ?, updated_at = ?, state = 'planned', last_error = NULL"
-            " WHERE id = ? AND state = 'cancelled'",
-            [(*key, key[3], stamp, post_id) for post_id, key in diff.revived],
+            " part_count = ?, next_attempt_at = ?, updated_at = ?, state = 'planned', last_error = NULL,"
+            " variant = COALESCE(?, variant) WHERE id = ? AND state = 'cancelled'",
+            [(*key, key[3], stamp, diff.variants.get(post_id), post_id) for post_id, key in diff.revived],
         )
         conn.executemany(
             "UPDATE posts SET state = 'cancelled', last_error = ?, updated_at = ?"

@@ -210,6 +210,7 @@ class PlanEntry:
     due_at: datetime  # aware
     content_hash: str
     part_count: int = 1
+    variant: int | None = None  # the message set's variant the planner chose (0-based); None: not said
 
     @classmethod
     def from_post(cls, post: PlannedPost) -> PlanEntry:
@@ -221,6 +222,7 @@ class PlanEntry:
             due_at=post.at,
             content_hash=content_hash(post),
             part_count=len(post.parts),
+            variant=post.variant,
         )
 
 
@@ -252,6 +254,8 @@ class Row:
     late_until: datetime | None = None
     # Until when the claim's holder vouches for it (None: a claim without a lease); see Ledger.take_over.
     lease_until: datetime | None = None
+    # The message set's variant the planner chose (0-based; None: not stored, planned before the ledger kept it).
+    variant: int | None = None
 
     @property
     def missing_parts(self) -> tuple[int, ...]:
