@@ -128,11 +128,14 @@ class PostgresLedger(PostgresReport, SqlLedger):
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """PostgreSQL's errors as the ledger's: a lock wait past the timeout is :class:`LedgerBusy`, a broken
-        connection a :class:`LedgerError` (the next call connects again)."""
+        """PostgreSQL's errors as the ledger's: a lock wait past the timeout, or a transaction the server rolled
+        back to break a deadlock or a serialization conflict (two nodes' transactions meeting on the same rows,
+        e.g. a report summary group), is :class:`LedgerBusy`: nothing of it was written and the caller tries
+        again as it does for a busy ledger. A broken connection is a :class:`LedgerError` (the next call
+        connects again)."""
         try:
             yield
-        except psycopg.errors.LockNotAvailable as error:
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.TransactionRollback) as error:
             raise LedgerBusy(self.name) from error
         except psycopg.OperationalError as error:
             raise LedgerError(f"{self.name}: the ledger database connection failed ({error})") from None
