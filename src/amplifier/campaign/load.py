@@ -30,6 +30,7 @@ from amplifier.campaign.models import (
     ScheduleFile,
     rule_accounts,
 )
+from amplifier.campaign.quotes import quote_problems
 from amplifier.campaign.yamlsource import PathKey, Source, load
 from amplifier.errors import CampaignError, Problem
 
@@ -290,6 +291,7 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems: list[Problem] = []
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
+    problems.extend(quote_problems(campaign))
     return problems
 
 

@@ -488,6 +488,28 @@ class ImageSpec(Model):
     focus: tuple[Focus, Focus] | None = Field(default=None, description="Mastodon focal point, x,y in -1..1")
 
 
+class QuoteSpec(Model):
+    """The earlier post of the campaign a post quotes: a rule's post, on the same platform."""
+
+    rule: Id = Field(description="The rule whose post is quoted")
+    account: Id | None = Field(
+        default=None,
+        description="The account whose post is quoted (same platform); not set: the quoting post's own account",
+    )
+    at: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(~\d+)?$",
+        description='The occurrence, as in post ids: the rule\'s local wall time "YYYY-MM-DDTHH:MM". Not set: '
+        "the rule's latest post before the quoting post",
+    )
+
+
+def _quote(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"rule": value}
+    return value
+
+
 TextOrThread = str | list[str]
 """One text, or the explicit parts of a thread."""
 
@@ -553,6 +575,13 @@ class MessageSet(Model):
         "!no-unauthenticated. Not set: graphic-media when the set has a content warning and images; [] for none",
     )
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)
+    quote: Annotated[
+        QuoteSpec | None, BeforeValidator(_quote, json_schema_input_type=str | QuoteSpec | None)
+    ] = Field(
+        default=None,
+        description="Quote an earlier post of the campaign: a rule id, or {rule, account, at}. Bluesky: a "
+        "record embed; Mastodon 4.5+: quoted_status_id. The quoted post goes out first",
+    )
     link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
     split: SplitSettings = Field(default_factory=SplitSettings)
     variants: list[Variant] = Field(min_length=1)

@@ -41,6 +41,7 @@ from amplifier.cli.page_data import (
 )
 from amplifier.errors import Problem
 from amplifier.plan.gates import controls_line
+from amplifier.plan.quotes import quote_line
 from amplifier.plan.post import CARD, Part, PlannedPost
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def _card(
         f'<span class="badge platform">{platform_name}</span>'
         f'<span class="badge lang" title="language">{_e(post.lang)}</span>{badge}</div>'
     )
-    controls = controls_line([part])
+    controls = " · ".join(bit for bit in (controls_line([part]), quote_line(post) if index == 0 else "") if bit)
     if controls:
         out.append(f'<div class="controls">{_e(controls)}</div>')
     problems: list[str] = []

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from amplifier.plan.gates import controls_line
+from amplifier.plan.quotes import quote_line
 from amplifier.plan.post import Part, PlannedPost
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def post_block(post: PlannedPost, selection: Selection, width: int) -> list[Text
     elif post.parts:
         head.append("  ").append_text(_length(post.parts[0]))
     lines = [head, Text(f"id {printable(post.id)}", style="dim")]
-    controls = controls_line(post.parts)
+    controls = " · ".join(bit for bit in (controls_line(post.parts), quote_line(post)) if bit)
     if controls:
         lines.extend(_wrapped(Text(printable(controls), style="yellow"), width))
     for index, part in enumerate(post.parts):

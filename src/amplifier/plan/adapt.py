@@ -14,6 +14,7 @@ from typing import Any
 
 from amplifier.plan.gates import part_gates, self_labels
 from amplifier.plan.post import CARD, REF, UPLOAD, Image, Part, Platform
+from amplifier.plan.quotes import bluesky_quote, mastodon_quote
 from amplifier.plan.threads import split_text
 from amplifier.platforms import bluesky_text, mastodon_text
 
@@ -36,6 +37,7 @@ class Content:
     replies: tuple[str, ...] | None = None  # Bluesky threadgate rules; None: everybody may reply
     quotes: str | None = None  # quote policy: public / followers / nobody; None: the platform's default
     labels: tuple[str, ...] = ()  # Bluesky self-labels
+    quote: bool = False  # the first part quotes the post named by PlannedPost.quote (plan.quotes)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def _mastodon_parts(
             payload["quote_approval_policy"] = content.quotes
         if index > 0:
             payload["in_reply_to_id"] = {REF: f"part:{index - 1}"}
+        elif content.quote:
+            mastodon_quote(payload)
         parts.append(Part(text, length(text), limit, payload, images))
     return tuple(parts)
 
@@ -227,6 +231,8 @@ def _bluesky_parts(
                 card_done = True
         if index > 0:
             record["reply"] = {"root": {REF: "part:0"}, "parent": {REF: f"part:{index - 1}"}}
+        elif content.quote:
+            bluesky_quote(record)
         if content.labels:
             record["labels"] = self_labels(content.labels)
         gates = part_gates(index, content.replies, content.quotes, record["createdAt"])

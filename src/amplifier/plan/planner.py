@@ -31,6 +31,7 @@ from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
+from amplifier.plan.quotes import QuoteError, quoted_post
 from amplifier.plan.schedule import (
     Occurrence,
     Slot,
@@ -262,7 +263,24 @@ class Planner:
             variant=variant_index,
             event=slot.event,
             warnings=adapted.problems,
+            quote=self._quote(slot, static) if static.message_set.quote is not None else None,
         )
+
+    def _quote(self, slot: Slot, static: _Static) -> str | None:
+        """The id of the post ``slot``'s post quotes (:mod:`amplifier.plan.quotes`); a problem if there is none."""
+        spec = static.message_set.quote
+        schedule = self.campaign.schedule
+        if (
+            spec is None
+            or spec.rule not in schedule.rules
+            or (spec.account or slot.account) not in schedule.accounts
+        ):
+            return None  # an unknown rule or account: reported when the campaign was loaded
+        try:
+            return quoted_post(schedule, slot, spec)
+        except QuoteError as exc:
+            self._problem(static.set_id, ("quote",), str(exc))
+            return None
 
     def _next_instant(self, at: dt.datetime) -> None:
         """Slots come in time order: what one occurrence shares between accounts is not needed past its instant,
@@ -322,6 +340,7 @@ class Planner:
             link_card=message_set.link_card,
             split=message_set.split.enabled,
             numbering=message_set.split.numbering,
+            quote=message_set.quote is not None,
             **static.controls,
         )
         target = (

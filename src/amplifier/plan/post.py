@@ -15,6 +15,8 @@ Values that only exist at publishing time are placeholders, single-key objects t
   text). Mastodon: an element of ``media_ids``. Bluesky: the ``image`` blob of an ``app.bsky.embed.images#image``.
 * ``{"$ref": "part:N"}``: the published part N of this post. Mastodon: ``in_reply_to_id``. Bluesky: a strong ref
   (``uri`` + ``cid``) in ``reply.root`` / ``reply.parent``. In a gate record, ``post``: the part's at:// URI.
+* ``{"$quote": "post"}``: the published post named by :attr:`PlannedPost.quote` (:mod:`amplifier.plan.quotes`).
+  Mastodon: ``quoted_status_id``. Bluesky: the strong ref of an ``app.bsky.embed.record``.
 * ``{"$card": "<url>"}``: the Bluesky link card (``app.bsky.embed.external#external``) built from the page's
   Open Graph tags at publishing time.
 """
@@ -90,6 +92,7 @@ class PlannedPost:
     variant: int
     event: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    quote: str | None = None  # the id of the post it quotes (its payload's {"$quote": "post"})
 
     def to_json(self, parts_cache: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """``parts_cache`` lets posts that share one parts tuple (same text on many accounts) share its JSON form."""
@@ -112,4 +115,6 @@ class PlannedPost:
         }
         if self.warnings:
             data["warnings"] = list(self.warnings)
+        if self.quote:
+            data["quote"] = self.quote
         return data
