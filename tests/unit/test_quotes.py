@@ -82,15 +82,19 @@ def test_a_rule_id_quotes_that_rules_post_on_the_same_account(campaign_dir: Call
     assert "quoted_status_id" not in posts["call:masto:2027-10-20T12:00"].parts[0].payload
 
 
-def test_the_latest_earlier_occurrence_is_quoted_unless_one_is_named(campaign_dir: Callable[..., Path]) -> None:
+def test_the_latest_earlier_occurrence_is_quoted_unless_one_is_named(
+    campaign_dir: Callable[..., Path],
+) -> None:
     schedule = SCHEDULE.replace("    messages: call\n", "    messages: call\n") + (
-        "  daily:\n    kind: recurring\n    cron: \"0 18 * * *\"\n    start: 2027-10-20\n    end: 2027-10-25\n"
+        '  daily:\n    kind: recurring\n    cron: "0 18 * * *"\n    start: 2027-10-20\n    end: 2027-10-25\n'
         "    messages: call\n"
     )
     posts = by_id(plan(campaign_dir, "    quote: daily\n", schedule))
     assert posts["countdown:masto:2027-10-29T10:00"].quote == "daily:masto:2027-10-25T18:00"
-    named = "    quote: {rule: daily, at: \"2027-10-21T18:00\", account: masto}\n"
-    schedule_masto = schedule.replace("    messages: countdown\n", "    messages: countdown\n    accounts: [masto]\n")
+    named = '    quote: {rule: daily, at: "2027-10-21T18:00", account: masto}\n'
+    schedule_masto = schedule.replace(
+        "    messages: countdown\n", "    messages: countdown\n    accounts: [masto]\n"
+    )
     posts = by_id(plan(campaign_dir, named, schedule_masto))
     assert posts["countdown:masto:2027-10-31T10:00"].quote == "daily:masto:2027-10-21T18:00"
 
@@ -113,7 +117,11 @@ def test_bluesky_quote_with_images_is_a_record_with_media(campaign_dir: Callable
 @pytest.mark.parametrize(
     ("quote", "schedule", "fragment"),
     [
-        ("    quote: cal\n", SCHEDULE, "'countdown' quotes a post of unknown rule 'cal' (did you mean 'call'?)"),
+        (
+            "    quote: cal\n",
+            SCHEDULE,
+            "'countdown' quotes a post of unknown rule 'cal' (did you mean 'call'?)",
+        ),
         ("    quote: {rule: call, account: mastodon}\n", SCHEDULE, "unknown account 'mastodon'"),
         (
             "    quote: {rule: call, account: masto}\n",
@@ -146,9 +154,11 @@ def test_a_quote_of_a_later_post_or_of_a_missing_occurrence_is_an_error(
 ) -> None:
     late = SCHEDULE.replace("at: 2027-10-20T12:00", "at: 2027-10-30T12:00")
     lines = [str(p) for p in plan(campaign_dir, "    quote: call\n", late).problems]
-    assert any("countdown:masto:2027-10-29T10:00 quotes rule 'call', which has no post before it" in x for x in lines)
+    assert any(
+        "countdown:masto:2027-10-29T10:00 quotes rule 'call', which has no post before it" in x for x in lines
+    )
     # The post of Oct 31 quotes the call of Oct 30: fine.
-    lines = [str(p) for p in plan(campaign_dir, "    quote: {rule: call, at: \"2027-10-21T12:00\"}\n").problems]
+    lines = [str(p) for p in plan(campaign_dir, '    quote: {rule: call, at: "2027-10-21T12:00"}\n').problems]
     assert any("rule 'call' has no post at 2027-10-21T12:00 (local time) to quote" in x for x in lines), lines
     assert all(":3:" in line for line in lines), lines
 
@@ -188,7 +198,9 @@ def test_resolving_a_quote_fills_the_platforms_reference_or_leaves_it_out(
     assert resolve_quote(plain, {"id": "1"}) is plain
 
 
-def test_previews_show_the_quoted_post(campaign_dir: Callable[..., Path], run_cli: Callable[..., Any]) -> None:
+def test_previews_show_the_quoted_post(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any]
+) -> None:
     path = campaign_dir(schedule=SCHEDULE, messages=messages("    quote: call\n"))
     table = run_cli("preview", "--config", str(path), "--from", "2027-10-29", "--to", "2027-10-30")
     assert table.code == 0, table.err

@@ -41,8 +41,8 @@ from amplifier.cli.page_data import (
 )
 from amplifier.errors import Problem
 from amplifier.plan.gates import controls_line
-from amplifier.plan.quotes import quote_line
 from amplifier.plan.post import CARD, Part, PlannedPost
+from amplifier.plan.quotes import quote_line
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
@@ -219,7 +219,9 @@ def _card(
         f'<span class="badge platform">{platform_name}</span>'
         f'<span class="badge lang" title="language">{_e(post.lang)}</span>{badge}</div>'
     )
-    controls = " · ".join(bit for bit in (controls_line([part]), quote_line(post) if index == 0 else "") if bit)
+    controls = " · ".join(
+        bit for bit in (controls_line([part]), quote_line(post) if index == 0 else "") if bit
+    )
     if controls:
         out.append(f'<div class="controls">{_e(controls)}</div>')
     problems: list[str] = []

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.text import Text
 
 from amplifier.plan.gates import controls_line
-from amplifier.plan.quotes import quote_line
 from amplifier.plan.post import Part, PlannedPost
+from amplifier.plan.quotes import quote_line
 
 if TYPE_CHECKING:
     from amplifier.cli.preview import Selection

@@ -350,7 +350,7 @@ def ref_index(ref: object) -> int:
     raise PermanentError(f"unknown reference {ref!r} in the post's payload (expected part:N)")
 
 
-PLACEHOLDERS = frozenset({"$upload", "$ref", "$card", "$handle"})
+PLACEHOLDERS = frozenset({"$upload", "$ref", "$card", "$handle", "$quote"})
 
 
 def placeholder(value: object) -> tuple[str, Any] | None:

@@ -93,6 +93,7 @@ STATUS_KEYS = frozenset(
         "media_ids",
         "in_reply_to_id",
         "quote_approval_policy",
+        "quoted_status_id",
     }
 )
 # A status created this long before our request was already there (best effort: clocks differ).
