@@ -31,6 +31,7 @@ from amplifier.campaign.models import (
     rule_accounts,
 )
 from amplifier.campaign.quotes import quote_problems
+from amplifier.campaign.videos import video_problems
 from amplifier.campaign.yamlsource import PathKey, Source, load
 from amplifier.errors import CampaignError, Problem
 
@@ -292,6 +293,7 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
     problems.extend(quote_problems(campaign))
+    problems.extend(video_problems(campaign, needs(campaign)))
     return problems
 
 

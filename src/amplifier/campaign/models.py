@@ -488,6 +488,18 @@ class ImageSpec(Model):
     focus: tuple[Focus, Focus] | None = Field(default=None, description="Mastodon focal point, x,y in -1..1")
 
 
+class VideoSpec(Model):
+    path: str = Field(
+        description="Video file (MP4; MOV or WebM for Mastodon only), relative to the campaign folder"
+    )
+    alt: LocalizedText = Field(description="Alt text (required), per language")
+    captions: dict[Lang, str] = Field(
+        default_factory=dict,
+        description="Captions per language: WebVTT files (.vtt) relative to the campaign folder. Bluesky shows "
+        "them; Mastodon has no captions (validate warns)",
+    )
+
+
 class QuoteSpec(Model):
     """The earlier post of the campaign a post quotes: a rule's post, on the same platform."""
 
@@ -565,16 +577,21 @@ class MessageSet(Model):
     sensitive: bool | None = Field(
         default=None,
         description="Mark media as sensitive (Mastodon). Not set: sensitive when the set has a content warning "
-        "or labels, and images",
+        "or labels, and images or a video",
     )
     replies: Replies | None = None
     quotes: Quotes | None = None
     labels: list[SelfLabel] | None = Field(
         default=None,
         description="Bluesky self-labels on the post record: graphic-media, nudity, sexual, porn, "
-        "!no-unauthenticated. Not set: graphic-media when the set has a content warning and images; [] for none",
+        "!no-unauthenticated. Not set: graphic-media when the set has a content warning and images or a video; [] for none",
     )
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)
+    videos: list[VideoSpec] = Field(
+        default_factory=list,
+        max_length=1,
+        description="One video (instead of images), with alt text and optional captions",
+    )
     quote: Annotated[
         QuoteSpec | None, BeforeValidator(_quote, json_schema_input_type=str | QuoteSpec | None)
     ] = Field(
@@ -595,17 +612,25 @@ class MessageSet(Model):
                 raise ValueError(f"label listed twice: {', '.join(twice)}")
         return labels
 
+    @model_validator(mode="after")
+    def _images_or_video(self) -> MessageSet:
+        if self.images and self.videos:
+            raise ValueError(
+                "a post carries images or one video, not both: move the video to a message set of its own"
+            )
+        return self
+
     def self_labels(self) -> tuple[str, ...]:
         """The Bluesky self-labels: as set, else ``graphic-media`` for a content warning with images."""
         if self.labels is not None:
             return tuple(self.labels)
-        return ("graphic-media",) if self.content_warning and self.images else ()
+        return ("graphic-media",) if self.content_warning and (self.images or self.videos) else ()
 
     def media_sensitive(self) -> bool:
         """Mastodon's ``sensitive``: as set, else for a content warning or a label, with images."""
         if self.sensitive is not None:
             return self.sensitive
-        return bool(self.images) and bool(self.content_warning or self.self_labels())
+        return bool(self.images or self.videos) and bool(self.content_warning or self.self_labels())
 
     def texts(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Every message text of the set (all variants, languages, platforms, thread parts) with its path."""

@@ -43,6 +43,7 @@ from amplifier.errors import Problem
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import CARD, Part, PlannedPost
 from amplifier.plan.quotes import quote_line
+from amplifier.plan.videos import video_html
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
@@ -258,6 +259,8 @@ def _card(
                 f'<span class="alt-label">ALT</span> {alt}</figcaption></figure>'
             )
         out.append("</div>")
+    if part.video is not None:
+        out.append(video_html(part.video, post.lang, " sensitive" if part.payload.get("sensitive") else ""))
     embed = part.payload.get("embed")
     if isinstance(embed, dict) and isinstance(embed.get("external"), dict) and CARD in embed["external"]:
         url = str(embed["external"][CARD])

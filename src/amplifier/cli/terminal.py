@@ -28,6 +28,7 @@ from rich.text import Text
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import Part, PlannedPost
 from amplifier.plan.quotes import quote_line
+from amplifier.plan.videos import video_line
 
 if TYPE_CHECKING:
     from amplifier.cli.preview import Selection
@@ -94,6 +95,8 @@ def _part_text(part: Part) -> Text:
     text.append(printable(part.text))  # a Text, never read as rich markup
     for image in part.images:
         text.append(f"\n[image, alt text: {printable(image.alt)}]", style="dim")
+    if part.video is not None:
+        text.append(f"\n[{printable(video_line(part.video))}]", style="dim")
     return text
 
 

@@ -30,7 +30,7 @@ from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import CampaignError, Problem, UsageError
 from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
-from amplifier.plan.post import Image, PlannedPost, Platform
+from amplifier.plan.post import Image, PlannedPost, Platform, Video
 from amplifier.plan.quotes import QuoteError, quoted_post
 from amplifier.plan.schedule import (
     Occurrence,
@@ -42,6 +42,7 @@ from amplifier.plan.schedule import (
     parse_slot_id,
     rule_zone,
 )
+from amplifier.plan.videos import planned_video
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Planner:
         self._rendered: dict[tuple[Any, ...], str] = {}
         self._adapted: dict[tuple[Any, ...], Adapted] = {}
         self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
+        self._videos: dict[tuple[str, str], Video | None] = {}
         self._inline_tags: dict[str, bool] = {}
         self._statics: dict[tuple[str, str], _Static] = {}
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -197,6 +199,12 @@ class Planner:
                 images.append(Image(str(path), alt, mime, width, height))
             cached = self._images[key] = tuple(images)
         return cached
+
+    def _video_for(self, set_id: str, message_set: MessageSet, lang: str) -> Video | None:
+        key = (set_id, lang)
+        if key not in self._videos:
+            self._videos[key] = planned_video(self.campaign.root, message_set.videos[0], lang)
+        return self._videos[key]
 
     # ----------------------------------------------------------------------------------------------- slots
 
@@ -337,6 +345,7 @@ class Planner:
             content_warning=cw,
             sensitive=message_set.media_sensitive(),
             images=self._images_for(static.set_id, message_set, lang),
+            video=self._video_for(static.set_id, message_set, lang) if message_set.videos else None,
             link_card=message_set.link_card,
             split=message_set.split.enabled,
             numbering=message_set.split.numbering,

@@ -340,6 +340,8 @@ def part_image(part: Part, path: str) -> Image:
     for image in part.images:
         if image.path == path:
             return image
+    if part.video is not None and part.video.path == path:
+        return part.video.as_image()
     raise PermanentError(f"the payload uploads {path} but the part lists no such image")
 
 

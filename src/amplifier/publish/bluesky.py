@@ -33,7 +33,7 @@ from amplifier.campaign.models import BlueskyAccount
 from amplifier.plan.post import CARD, REF, UPLOAD, Part, PlannedPost
 from amplifier.plan.quotes import RECORD_WITH_MEDIA
 from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
-from amplifier.publish import bluesky_controls
+from amplifier.publish import bluesky_controls, bluesky_video
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -413,6 +413,8 @@ class BlueskyPublisher(BlueskyEngagement):
                         entry["image"] = blob
                         if "aspectRatio" not in entry and width and height:
                             entry["aspectRatio"] = {"width": width, "height": height}
+            elif etype == bluesky_video.VIDEO_EMBED:
+                bluesky_video.resolve_video(self, part, media)
             elif etype == "app.bsky.embed.external":
                 hit = placeholder(media.get("external"))
                 if hit is not None and hit[0] == CARD:

@@ -42,7 +42,7 @@ import urllib3.exceptions
 from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.publish import mastodon_controls
+from amplifier.publish import mastodon_controls, mastodon_edit, mastodon_video
 from amplifier.publish.base import (
     AccountInfo,
     AuthError,
@@ -123,6 +123,7 @@ def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
     ):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             limits[key] = value
+    limits.update(mastodon_video.instance_limits(media))
     limits["version"] = str(data.get("version") or "")
     limits["api_version"] = mastodon_controls.api_version(data)
     limits["domain"] = str(data.get("domain") or "")
@@ -333,6 +334,8 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
                     f"the alt text of {Path(image.path).name} has {len(image.alt)} characters; the instance "
                     f"allows {limits['description_limit']}"
                 )
+        for problem in mastodon_video.check_video(part, limits):
+            raise PermanentError(problem)
         unknown = set(payload) - STATUS_KEYS
         if unknown:
             raise PermanentError(f"unknown status parameter(s) in the payload: {sorted(unknown)}")
@@ -462,6 +465,14 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
 
     def disclose_automation(self) -> bool:
         return mastodon_controls.disclose_automation(self)
+
+    # ------------------------------------------------------------------ edits (mastodon_edit)
+
+    def status_source(self, status_id: str) -> tuple[str, str]:
+        return mastodon_edit.status_source(self, status_id)
+
+    def edit_status(self, status_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        return mastodon_edit.edit_status(self, status_id, payload)
 
     def close(self) -> None:
         if self._session is not None:
