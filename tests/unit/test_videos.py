@@ -104,6 +104,18 @@ MASTO_ONLY = BASE_SCHEDULE.replace(
             5,
             "video clip.mp4 has no alt text in 'en'",
         ),
+        (
+            "      - path: clip.mp4\n        alt: " + "a" * 1001 + "\n",
+            SKY_ONLY,
+            5,
+            "1001 characters, over Bluesky's 1000",
+        ),
+        (
+            "      - path: clip.mp4\n        alt: " + "a" * 1501 + "\n",
+            MASTO_ONLY,
+            5,
+            "1501 characters, over Mastodon's 1500",
+        ),
         (CLIP + "        captions: {en: nope.vtt}\n", BASE_SCHEDULE, 6, "caption file not found: nope.vtt"),
         (CLIP + "        captions: {en: clip.mp4}\n", BASE_SCHEDULE, 6, "clip.mp4 is not a WebVTT file"),
         (

@@ -37,6 +37,7 @@ MAX_CAPTIONS = 20
 MASTODON_VIDEO_BYTES = 99 * MIB
 MASTODON_MATRIX = 8_294_400
 MASTODON_FRAME_RATE = 120.0
+MASTODON_ALT = 1500  # the usual description_limit (an instance says its own; the publisher checks it)
 
 # MediaInfo's container names -> the file's media type.
 FORMATS = {"MPEG-4": "video/mp4", "QuickTime": "video/quicktime", "WebM": "video/webm"}
@@ -213,6 +214,10 @@ def video_problems(campaign: Campaign, required: Mapping[str, Mapping[str, set[s
                     yield source.problem(
                         (*path, "alt"),
                         f"alt text is {len(alt)} characters, over Bluesky's {BLUESKY_VIDEO_ALT} for a video",
+                    )
+                elif "mastodon" in used and len(alt) > MASTODON_ALT:
+                    yield source.problem(
+                        (*path, "alt"), f"alt text is {len(alt)} characters, over Mastodon's {MASTODON_ALT}"
                     )
             if len(video.captions) > MAX_CAPTIONS:
                 yield source.problem(

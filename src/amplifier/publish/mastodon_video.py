@@ -51,9 +51,17 @@ def check_video(part: Part, limits: Mapping[str, Any]) -> list[str]:
     """What the instance would refuse of the part's video (before anything is uploaded)."""
     video = part.video
     if video is None or video.size is None or not video.width or not video.height or video.seconds is None:
-        return []
-    info = VideoInfo(video.mime, video.size, video.seconds, video.width, video.height)
-    return video_problems(info, limits, Path(video.path).name)
+        return []  # not readable: the upload says what the server thinks
+    name = Path(video.path).name
+    problems = video_problems(
+        VideoInfo(video.mime, video.size, video.seconds, video.width, video.height), limits, name
+    )
+    alt_limit = limits.get("description_limit")
+    if isinstance(alt_limit, int) and len(video.alt) > alt_limit:
+        problems.append(
+            f"the alt text of {name} has {len(video.alt)} characters; the instance allows {alt_limit}"
+        )
+    return problems
 
 
 def video_limit_warnings(campaign: Campaign, state: StateDir) -> list[Problem]:
