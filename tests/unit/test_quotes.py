@@ -14,6 +14,7 @@ import pytest
 from amplifier.campaign.load import load_campaign
 from amplifier.errors import CampaignError
 from amplifier.plan.planner import plan_window
+from amplifier.plan.post import PlannedPost
 from amplifier.plan.quotes import RECORD, RECORD_WITH_MEDIA, resolve_quote
 from tests.conftest import BASE_SCHEDULE
 from tests.unit.test_campaign_errors import located
@@ -209,3 +210,111 @@ def test_previews_show_the_quoted_post(
         "preview", "--config", str(path), "--from", "2027-10-29", "--to", "2027-10-30", "--format", "html"
     )
     assert "quotes: call:sky:2027-10-20T12:00" in html.out
+
+
+# -- the daemon: a quote waits for the post it quotes -------------------------------------------------------
+
+DAEMON_SCHEDULE = """\
+campaign:
+  name: Quotes
+  timezone: Europe/Berlin
+accounts:
+  main:
+    platform: mastodon
+    instance: https://mastodon.example
+    token_env: T_MAIN
+  local:
+    platform: mastodon
+    instance: https://mastodon.example
+    token_env: T_LOCAL
+rules:
+  call:
+    kind: once
+    at: 2027-10-20T09:00
+    messages: call
+    accounts: [main]
+    missed: {action: post, grace: PT6H}
+  again:
+    kind: once
+    at: 2027-10-20T10:00
+    messages: again
+    accounts: [local]
+    missed: {action: post, grace: PT6H}
+"""
+
+DAEMON_MESSAGES = """\
+sets:
+  call:
+    variants:
+      - text: {en: "Join us on November 1."}
+  again:
+    quote: {rule: call, account: main}
+    variants:
+      - text: {en: "Still time to join."}
+"""
+
+
+def test_the_daemon_holds_a_quote_until_the_quoted_post_is_out(
+    campaign_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    from amplifier.daemon.events import EventLog
+    from amplifier.daemon.loop import Daemon
+    from amplifier.daemon.settings import DaemonSettings
+    from amplifier.delivery.ledger import State, open_ledger
+    from amplifier.publish.base import TransientError
+    from tests.unit.test_daemon import Clock, FakePublisher, FakeServer
+
+    berlin = ZoneInfo("Europe/Berlin")
+    start = dt.datetime(2027, 10, 20, 8, 0, tzinfo=berlin)
+    campaign = load_campaign(campaign_dir(schedule=DAEMON_SCHEDULE, messages={"m.yaml": DAEMON_MESSAGES}))
+    server = FakeServer()
+    seen: list[PlannedPost] = []
+
+    class Recording(FakePublisher):
+        def publish(self, post: PlannedPost, *, resume: Any = None) -> Any:
+            seen.append(post)
+            return super().publish(post, resume=resume)
+
+    clock = Clock(start)
+    ledger = open_ledger(tmp_path / "state", start)
+    daemon = Daemon(
+        campaign,
+        ledger,
+        lambda account, settings: Recording(account, settings.platform, server),
+        clock=clock,
+        log=EventLog(None, clock=clock, keep=True),
+        settings=DaemonSettings(),
+        state_dir=tmp_path / "state",
+        rng=random.Random(7),
+        environ={},
+    )
+    try:
+        daemon.start(start)
+        server.fail("main", TransientError("server error (HTTP 502)"))  # the call is late
+        clock.now = dt.datetime(2027, 10, 20, 10, 0, tzinfo=berlin)
+        report = daemon.tick(clock.now)
+        quote_id, call_id = "again:local:2027-10-20T10:00", "call:main:2027-10-20T09:00"
+        assert quote_id in report.deferred
+        assert ledger.get(quote_id).state == State.PLANNED
+        assert ledger.get(quote_id).attempts == 0
+        assert [post.id for post in seen] == [call_id]
+        # The account waits a minute before it looks again, not in a busy loop.
+        wake = daemon.next_wake(clock.now)
+        assert wake is not None
+        assert wake > clock.now
+        clock.now += dt.timedelta(minutes=10)  # the call's retry is due, then the quote's look
+        daemon.tick(clock.now)
+        clock.now += dt.timedelta(minutes=2)
+        daemon.tick(clock.now)
+        assert ledger.get(call_id).state == State.PUBLISHED
+        assert ledger.get(quote_id).state == State.PUBLISHED
+        sent = [post for post in seen if post.id == quote_id]
+        assert len(sent) == 1
+        assert sent[0].parts[0].payload["quoted_status_id"] == f"{call_id}#0"
+    finally:
+        daemon.close()
+        ledger.close()
