@@ -231,3 +231,27 @@ def test_validate_warns_that_mastodon_has_no_captions(
     assert (
         "warning: Mastodon has no captions: the video of 'countdown' goes to masto without them" in result.err
     )
+
+
+def test_compose_takes_a_video_and_checks_it(run_cli: Callable[..., Any]) -> None:
+    clip = str(MEDIA / "clip.mp4")
+    result = run_cli(
+        "compose", "Watch", "--platform", "bluesky", "--video", clip, "--alt", "A test", "--format", "json"
+    )
+    assert result.code == 0, result.err
+    part = json.loads(result.out)["parts"][0]
+    assert part["payload"]["embed"]["$type"] == "app.bsky.embed.video"
+    assert part["video"]["alt"] == "A test"
+    table = run_cli(
+        "compose", "Watch", "--platform", "mastodon", "--video", str(MEDIA / "clip.webm"), "--alt", "A"
+    )
+    assert table.code == 0, table.err
+    assert "video: clip.webm (0:01, 64x36) alt: A" in table.out
+    refused = run_cli(
+        "compose", "Watch", "--platform", "bluesky", "--video", str(MEDIA / "clip.webm"), "--alt", "A"
+    )
+    assert refused.code == 2
+    assert "compose: clip.webm: Bluesky takes MP4 videos only, not WebM" in refused.err
+    no_alt = run_cli("compose", "Watch", "--platform", "bluesky", "--video", clip)
+    assert no_alt.code == 2
+    assert "--video: give its alt text with --alt" in no_alt.err
