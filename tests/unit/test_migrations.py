@@ -128,6 +128,19 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("leader", "INTEGER", True, 0),
         ("holds", "TEXT", True, 0),
     ],
+    "edits": [
+        ("seq", "INTEGER", False, 1),
+        ("post_id", "TEXT", True, 0),
+        ("part", "INTEGER", True, 0),
+        ("account", "TEXT", True, 0),
+        ("by_whom", "TEXT", True, 0),
+        ("at", "TEXT", True, 0),
+        ("old_text", "TEXT", True, 0),
+        ("new_text", "TEXT", True, 0),
+        ("outcome", "TEXT", True, 0),
+        ("detail", "TEXT", True, 0),
+        ("done_at", "TEXT", False, 0),
+    ],
 }
 
 
@@ -147,6 +160,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_edits",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -172,6 +186,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "operator_actions_at": ["at"],
         "gate_changes_post": ["post_id", "at"],
         "posts_published": ["published_at"],
+        "edits_post": ["post_id", "at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -205,6 +220,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_edits",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -234,6 +250,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_edits",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -262,6 +279,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_edits",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

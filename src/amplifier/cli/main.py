@@ -32,6 +32,11 @@ LAZY_COMMANDS = {
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
     "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
+    "correct": (
+        "amplifier.cli.correct",
+        "correct",
+        "Edit published posts to what the files say now (Mastodon).",
+    ),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
         "amplifier.cli.status",

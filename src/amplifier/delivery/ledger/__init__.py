@@ -30,6 +30,7 @@ from amplifier.delivery.ledger.base import (
     AccountPause,
     AccountSummary,
     ClaimMismatch,
+    EditRecord,
     GateChange,
     IllegalTransition,
     JSONObject,
@@ -62,6 +63,7 @@ __all__ = [
     "AccountPause",
     "AccountSummary",
     "ClaimMismatch",
+    "EditRecord",
     "GateChange",
     "IllegalTransition",
     "JSONObject",
@@ -171,6 +173,7 @@ def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
         target.pause_account(account, reason, now)
     for change in source.gate_changes():  # the operators' changes of reply / quote controls
         target.record_gate_change(change)
+    target.import_edits(source.edits())  # the corrections of published posts
     return count
 
 

@@ -23,6 +23,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -37,6 +38,7 @@ from amplifier.delivery.ledger.base import (
     EXPORT_BATCH,
     UNFINISHED,
     ClaimMismatch,
+    EditRecord,
     Existing,
     GateChange,
     IllegalTransition,
@@ -51,6 +53,8 @@ from amplifier.delivery.ledger.base import (
     State,
     SyncReport,
     UnknownPost,
+    check_edit,
+    check_finish,
     check_gate_change,
     check_reason,
     check_source,
@@ -63,6 +67,7 @@ from amplifier.delivery.ledger.pg_engagement import PostgresEngagement
 from amplifier.delivery.ledger.pg_migrations import migrate
 from amplifier.delivery.ledger.pg_report import PostgresReport
 from amplifier.delivery.ledger.postgres_ops import PostgresOperations
+from amplifier.redact import redact
 
 LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT = 10  # seconds
@@ -732,6 +737,80 @@ class PostgresLedger(PostgresEngagement, PostgresOperations, PostgresReport):
             GateChange(post, account, by, _utc(at), replies, quotes, outcome, detail)
             for post, account, by, at, replies, quotes, outcome, detail in rows
         ]
+
+    # -- edits of published posts (amplifier correct) -------------------------------------------------------
+
+    def begin_edit(self, edit: EditRecord) -> int:
+        edit = check_edit(edit)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM posts WHERE id = %s", (edit.post_id,)).fetchone() is None:
+                raise UnknownPost(edit.post_id)
+            return self._insert_edit(conn, edit)
+
+    def _insert_edit(self, conn: Any, edit: EditRecord) -> int:
+        found = conn.execute(
+            "INSERT INTO edits (post_id, part, account, by_whom, at, old_text, new_text, outcome, detail, done_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+            (
+                edit.post_id,
+                edit.part,
+                edit.account,
+                edit.by,
+                _utc(edit.at),
+                edit.old_text,
+                edit.new_text,
+                edit.outcome,
+                edit.detail,
+                None if edit.done_at is None else _utc(edit.done_at),
+            ),
+        ).fetchone()
+        return int(found[0])
+
+    def finish_edit(self, edit_id: int, outcome: str, detail: str, now: datetime) -> None:
+        check_finish(outcome, now)
+        with self._transaction() as conn:
+            found = conn.execute("SELECT outcome FROM edits WHERE seq = %s", (edit_id,)).fetchone()
+            if found is None:
+                raise LedgerError(f"no edit {edit_id} in the ledger")
+            if found[0] != "pending":
+                raise LedgerError(f"edit {edit_id} is already finished ({found[0]})")
+            conn.execute(
+                "UPDATE edits SET outcome = %s, detail = %s, done_at = %s WHERE seq = %s",
+                (outcome, redact(detail), _utc(now), edit_id),
+            )
+
+    def edits(self, post_id: str | None = None) -> list[EditRecord]:
+        where, params = ("WHERE post_id = %s", (post_id,)) if post_id is not None else ("", ())
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT seq, post_id, part, account, by_whom, at, old_text, new_text, outcome, detail, done_at"
+                f" FROM edits {where} ORDER BY at, seq",
+                params,
+            ).fetchall()
+        return [
+            EditRecord(
+                post,
+                int(part),
+                account,
+                by,
+                _utc(at),
+                old,
+                new,
+                outcome,
+                detail,
+                int(seq),
+                None if done is None else _utc(done),
+            )
+            for seq, post, part, account, by, at, old, new, outcome, detail, done in rows
+        ]
+
+    def import_edits(self, edits: Iterable[EditRecord]) -> int:
+        count = 0
+        with self._transaction() as conn:
+            for edit in edits:
+                self._insert_edit(conn, replace(edit, detail=redact(edit.detail)))
+                count += 1
+        return count
 
     def export_rows(self) -> Iterator[Row]:
         after: tuple[datetime, str] | None = None
