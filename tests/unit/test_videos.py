@@ -255,3 +255,34 @@ def test_compose_takes_a_video_and_checks_it(run_cli: Callable[..., Any]) -> Non
     no_alt = run_cli("compose", "Watch", "--platform", "bluesky", "--video", clip)
     assert no_alt.code == 2
     assert "--video: give its alt text with --alt" in no_alt.err
+
+
+def test_a_mastodon_video_may_take_longer_to_process_than_an_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplifier.campaign.models import MastodonAccount
+    from amplifier.plan.post import Part, Video
+    from amplifier.publish.base import PublishContext, TransientError
+    from amplifier.publish.mastodon import MastodonPublisher
+    from amplifier.publish.secrets import SecretSources
+    from amplifier.publish.sessions import StateDir
+    from tests.unit.test_publish_mastodon import FakeApi
+
+    settings = MastodonAccount(platform="mastodon", instance="https://masto.example", token_env="T")  # type: ignore[arg-type]
+    ctx = PublishContext(
+        secrets=SecretSources(), state=StateDir(tmp_path / "s"), media_wait=2.0, video_wait=50.0
+    )
+    publisher = MastodonPublisher("masto", settings, ctx)
+    clock = iter(float(n) for n in range(10**6))
+    monkeypatch.setattr("amplifier.publish.mastodon.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("amplifier.publish.mastodon.time.sleep", lambda _s: None)
+    clip = str(MEDIA / "clip.mp4")
+    video = Video(clip, "Marchers", "video/mp4", 64, 36, 2.0, 3783)
+    fake = FakeApi(polls_needed=10)
+    monkeypatch.setattr(publisher, "api", lambda: fake)
+    the_part = Part("x", 1, 500, {"status": "x", "media_ids": [{"$upload": clip}]}, video=video)
+    assert publisher.build_params(the_part, {})["media_ids"] == ["77"]
+    assert fake.uploaded == [(clip, "video/mp4", "Marchers")]
+    monkeypatch.setattr(publisher, "api", lambda: FakeApi(polls_needed=10**9))
+    with pytest.raises(TransientError, match="did not finish processing"):
+        publisher.build_params(the_part, {})

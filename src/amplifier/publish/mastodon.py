@@ -349,7 +349,8 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
         media = self._answer(
             self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt), "id"
         )
-        deadline = time.monotonic() + self.ctx.media_wait
+        video = part.video is not None and part.video.path == path  # a video takes longer to process
+        deadline = time.monotonic() + (self.ctx.video_wait if video else self.ctx.media_wait)
         delay = 0.25
         while media.get("url") is None:  # 202: still processing
             if time.monotonic() > deadline:
