@@ -193,3 +193,45 @@ def test_an_instance_older_than_4_5_posts_the_quote_without_it(masto: Masto, tmp
     assert masto.status(status_id).get("quote") is None
     assert masto.status(status_id)["content"]
     run.ledger.close()
+
+
+def test_send_of_a_quote_before_its_quoted_post_is_refused_until_it_is_out(
+    masto: Masto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from amplifier.delivery.send import LedgerSend
+
+    call = planned(
+        "call:masto:2027-10-20T12:00", "mastodon", "masto", CALL_AT, Content(texts=("Join",), lang="en")
+    )
+    later = planned(
+        "again:masto:2027-10-31T11:00",
+        "mastodon",
+        "masto",
+        AT,
+        Content(texts=("Again",), lang="en", quote=True),
+        quote=call.id,
+    )
+    ledger = SqliteLedger.open(tmp_path / "ledger.db", CALL_AT)
+
+    class Send(LedgerSend):
+        def publisher(self, account: str) -> Publisher:
+            return masto.publisher
+
+    sender = Send(None, masto.ctx, ledger, clock=lambda: AT)  # type: ignore[arg-type]
+    waiting = sender.send(later)
+    assert waiting.status == "waiting"
+    assert (
+        waiting.to_json()["error"]["message"].startswith(
+            "masto:again:masto:2027-10-31T11:00: again:masto:2027-10-31T11:00 quotes call:masto:2027-10-20T12:00"
+        )
+        or "which is not published yet" in waiting.to_json()["error"]["message"]
+    )
+    assert ledger.get(later.id).state == State.PLANNED
+    sender.send(call)
+    sent = sender.send(later)
+    assert sent.status == "published"
+    assert sent.result is not None
+    status = masto.status(sent.result.parts[0].id)
+    assert status["quote"]["quoted_status"]["id"] == ledger.get(call.id).result[0]["id"]  # type: ignore[index]
+    ledger.close()
