@@ -318,3 +318,22 @@ def test_the_daemon_holds_a_quote_until_the_quoted_post_is_out(
     finally:
         daemon.close()
         ledger.close()
+
+
+def test_validate_warns_that_an_old_instance_gets_no_quote(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    from amplifier.publish.sessions import LimitsCache, StateDir
+
+    path = campaign_dir(schedule=SCHEDULE, messages=messages("    quote: call\n"))
+    state = tmp_path / "state"
+    args = ("--config", str(path), "--state", str(state), "validate", "--now", "2027-10-01T09:00")
+    LimitsCache(StateDir(state)).put(
+        "mastodon-https://mastodon.example", {"version": "4.3.2", "api_version": 2}
+    )
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    assert (
+        "which has no quote controls and no quote posts: `quotes` and `quote` settings are left out"
+        in result.err
+    )
