@@ -337,3 +337,18 @@ def test_validate_warns_that_an_old_instance_gets_no_quote(
         "which has no quote controls and no quote posts: `quotes` and `quote` settings are left out"
         in result.err
     )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '<p>1 day left.</p><p class="quote-inline">RE: <a href="https://m.example/@c/1">m.example/@c/1</a></p>',
+        '<p class="quote-inline">RE: <a href="https://m.example/@c/1"><span>m.example</span></a><br/></p><p>1 day left.</p>',
+    ],
+)
+def test_a_quote_posts_fallback_link_is_not_part_of_its_text(content: str) -> None:
+    """Mastodon 4.5 adds "RE: <link>" to a quote post's content for older clients: the search after an unknown
+    outcome must still recognise the status as the post (else it would send it a second time)."""
+    from amplifier.publish.mastodon_match import html_to_text
+
+    assert html_to_text(content) == "1 day left."
