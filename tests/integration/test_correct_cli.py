@@ -4,6 +4,7 @@ ledger write; Bluesky says to retract and send again."""
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_correct_edits_once_through_a_kill_between_request_and_ledger_write(
     assert len(history(mastodon_server, status_id, campaign.masto.access_token)) == 1  # not edited
 
     killed = campaign.run("correct", MASTO, env={**campaign.env, "AMPLIFIER_TEST_CRASH_AFTER_REQUEST": "1"})
-    assert killed.returncode == 137, killed.stderr
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(history(mastodon_server, status_id, campaign.masto.access_token)) == 2  # the edit went out
     with SqliteLedger.open(campaign.state / LEDGER_NAME, datetime.now(UTC)) as ledger:
         assert [edit.outcome for edit in ledger.edits(MASTO)] == ["pending"]

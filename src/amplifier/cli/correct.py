@@ -8,6 +8,7 @@ Bluesky, which has no edits, a thread of another length, a server that refused t
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -18,8 +19,8 @@ from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageEr
 
 
 def _crash_hook() -> object:
-    """The test hook of ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST``: die after that many edit requests, before the
-    ledger records them (as the daemon does after publishing)."""
+    """The test hook of ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST``: the process kills itself (SIGKILL: no cleanup,
+    no flush) after that many edit requests, before the ledger records them."""
     from amplifier.daemon.settings import crash_after
 
     limit = crash_after(os.environ)
@@ -29,7 +30,7 @@ def _crash_hook() -> object:
         nonlocal count
         count += 1
         if limit is not None and count >= limit:
-            os._exit(137)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     return after_request
 
