@@ -2,7 +2,8 @@
 
 The video and each caption file (WebVTT, ``text/vtt``) are uploaded as blobs to the account's PDS
 (``com.atproto.repo.uploadBlob``), and the post's embed names them. That is what the lexicon asks and what any
-PDS stores; the reference PDS in the tests proves the record, the blobs and their types.
+PDS stores; the reference PDS in the tests proves the record, the blobs and their types, and the reference AppView
+builds the reader's ``app.bsky.embed.video#view`` from them.
 
 What it cannot prove: that the video plays on bsky.app. The Bluesky app uploads videos to the video service
 (``video.bsky.app``, ``app.bsky.video.uploadVideo`` with a service-auth token from
