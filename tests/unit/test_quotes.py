@@ -352,3 +352,23 @@ def test_a_quote_posts_fallback_link_is_not_part_of_its_text(content: str) -> No
     from amplifier.publish.mastodon_match import html_to_text
 
     assert html_to_text(content) == "1 day left."
+
+
+def test_a_dry_runs_published_quoted_post_leaves_the_placeholder(
+    campaign_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    from amplifier.delivery.ledger import PlanEntry, SqliteLedger
+    from amplifier.delivery.quoting import quote_ready
+
+    posts = by_id(plan(campaign_dir, "    quote: call\n"))
+    call, later = posts["call:masto:2027-10-20T12:00"], posts["countdown:masto:2027-10-29T10:00"]
+    with SqliteLedger.open(tmp_path / "ledger.db", START) as ledger:
+        ledger.sync_plan([PlanEntry.from_post(call), PlanEntry.from_post(later)], START)
+        assert quote_ready(ledger, later).waiting_for == call.id
+        assert ledger.claim(call.id, START, "dry")
+        ledger.mark_published(
+            call.id, [{"index": 0, "id": "", "url": None, "uri": None, "cid": None}], START, token="dry"
+        )
+        ready = quote_ready(ledger, later)
+    assert (ready.waiting_for, ready.dropped) == (None, None)
+    assert ready.post.parts[0].payload["quoted_status_id"] == {"$quote": "post"}

@@ -5,7 +5,8 @@ placeholder ``{"$quote": "post"}`` (:mod:`amplifier.plan.quotes`). Before the de
 :func:`quote_ready` reads the quoted post's row:
 
 * published: the placeholder becomes the platform's reference (Mastodon: the status id; Bluesky: the strong ref
-  ``{uri, cid}`` of the quoted post's first part), and the post goes out;
+  ``{uri, cid}`` of the quoted post's first part), and the post goes out (in a dry run, whose results have no
+  platform id, the placeholder stays, showing what it quotes);
 * planned or claimed (or not in the ledger yet): the post waits (:data:`QUOTE_WAIT`), nothing is claimed or
   sent; its window still applies, so a quote whose quoted post never comes expires like any late post;
 * finished without being published (failed, expired, skipped, cancelled, retracted): the post goes out without
@@ -63,7 +64,7 @@ def quote_ready(ledger: Ledger, post: PlannedPost) -> QuoteReady:
         mastodon = post.platform == "mastodon"
         if first.get("id") if mastodon else (first.get("uri") and first.get("cid")):
             return QuoteReady(resolve_quote(post, first))
-        return QuoteReady(resolve_quote(post, None), dropped=f"{post.quote} has no published reference")
+        return QuoteReady(post)  # a dry run's "published" (no platform id): the placeholder shows what it quotes
     if row.state in (State.PLANNED, State.CLAIMED):
         return QuoteReady(post, waiting_for=post.quote)
     reason = f"{post.quote} is {row.state.value}" + (f" ({row.last_error})" if row.last_error else "")
