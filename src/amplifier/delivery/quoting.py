@@ -64,7 +64,9 @@ def quote_ready(ledger: Ledger, post: PlannedPost) -> QuoteReady:
         mastodon = post.platform == "mastodon"
         if first.get("id") if mastodon else (first.get("uri") and first.get("cid")):
             return QuoteReady(resolve_quote(post, first))
-        return QuoteReady(post)  # a dry run's "published" (no platform id): the placeholder shows what it quotes
+        return QuoteReady(
+            post
+        )  # a dry run's "published" (no platform id): the placeholder shows what it quotes
     if row.state in (State.PLANNED, State.CLAIMED):
         return QuoteReady(post, waiting_for=post.quote)
     reason = f"{post.quote} is {row.state.value}" + (f" ({row.last_error})" if row.last_error else "")
