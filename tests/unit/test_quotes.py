@@ -141,6 +141,15 @@ def test_bluesky_quote_with_images_is_a_record_with_media(campaign_dir: Callable
             SCHEDULE.replace("    messages: call\n", "    messages: call\n    enabled: false\n"),
             "quotes rule 'call', which is disabled",
         ),
+        (
+            "    quote: {rule: call, account: sky2}\n",
+            SCHEDULE.replace(
+                "  sky:\n",
+                "  sky2:\n    platform: bluesky\n    handle: two.bsky.social\n"
+                "    password_env: TEST_SKY2\n    quotes: followers\n  sky:\n",
+            ).replace("    messages: countdown\n", "    messages: countdown\n    accounts: [sky]\n"),
+            "which would quote 'sky2''s post of rule 'call', but that post lets nobody quote it",
+        ),
     ],
 )
 def test_a_quote_of_a_post_that_cannot_exist_is_a_located_error(

@@ -4,7 +4,9 @@ A post may quote an earlier post of the campaign: the post of rule ``quote.rule`
 (not set: the quoting post's own account). The quoted post must exist on the same platform: the rule must be
 enabled and post to that account, and the account must be on the quoting account's platform (a quote stays on its
 platform: a Bluesky record embed names a Bluesky record, Mastodon's ``quoted_status_id`` a status of the same
-network). Which occurrence is quoted, and that it is earlier, is checked when the posts are planned
+network). Another account's post must let others quote it (its ``quotes`` is not ``nobody``; on Bluesky not
+``followers`` either, which turns quoting off there). Which occurrence is quoted, and that it is earlier, is
+checked when the posts are planned
 (:mod:`amplifier.plan.quotes`).
 """
 
@@ -14,7 +16,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from amplifier.campaign.models import rule_accounts
+from amplifier.campaign.models import quote_policy, rule_accounts
 from amplifier.errors import Problem
 
 if TYPE_CHECKING:
@@ -76,8 +78,27 @@ def quote_problems(campaign: Campaign) -> Iterator[Problem]:
                         f"to {target!r}: there is no post to quote"
                         + ("" if spec.account else " (name the account whose post is quoted: quote.account)")
                     )
+                elif target != account_id and _closed(campaign, quoted.messages, target):
+                    message = (
+                        f"rule {rule_id!r} posts {set_id!r} to {account_id!r}, which would quote {target!r}'s post "
+                        f"of rule {spec.rule!r}, but that post lets nobody quote it (`quotes`): the quote would be "
+                        "refused"
+                    )
                 else:
                     continue
                 if message not in said:
                     said.add(message)
                     yield campaign.set_problem(set_id, ("quote", "account"), message)
+
+
+def _closed(campaign: Campaign, set_id: str, account_id: str) -> bool:
+    """Whether the posts of message set ``set_id`` on ``account_id`` let no other account quote them: ``quotes``
+    nobody (the set's own, else the account's default), or followers on Bluesky (which has no followers-only
+    quoting: a postgate turns quoting off)."""
+    message_set = campaign.message_sets.get(set_id)
+    account = campaign.schedule.accounts[account_id]
+    value = (
+        message_set.quotes if message_set is not None and message_set.quotes is not None else account.quotes
+    )
+    policy = quote_policy(value)
+    return policy == "nobody" or (policy == "followers" and account.platform == "bluesky")
