@@ -91,14 +91,16 @@ def track_window(
     """:func:`track` for a stream of unknown length in time order (slots being planned): the bar shows how far
     into the window from ``start`` to ``end`` the items have come, and how many there were so far."""
     out = stream if stream is not None else sys.stderr
-    interactive = _isatty(out)
+    if not _isatty(out):  # no bar to draw: the items as they come, without a step per item
+        yield from items
+        return
     started = clock()
     total = max((end - start).total_seconds(), 1.0)
     progress: Any = None
     task: Any = None
     try:
         for done, item in enumerate(items):
-            if interactive and done and done % 64 == 0:
+            if done and done % 64 == 0:
                 position = min(max((item.at - start).total_seconds(), 0.0), total)
                 if progress is None and clock() - started >= delay:
                     progress, task = _start_window(out, label, total)

@@ -156,7 +156,6 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
-        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -176,6 +175,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self._pause_seen = False
         # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
         self.grouped = GroupedLedger(ledger)
+        self.readback = ReadBack(cast(Ledger, self.grouped), self.limiter, self._emit)
         self.delivery = Delivery(
             cast(Ledger, self.grouped),
             self._publisher,
@@ -303,7 +303,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         if self.stopping.is_set():
             return
         try:
-            self.readback.run(now, self.campaign, self._publisher)
+            self.readback.run(now, self.campaign, self._publisher, executor=self._executor)
         except Exception as exc:
             self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from amplifier.plan.gates import part_gates, self_labels
@@ -60,11 +61,18 @@ class Adapted:
 
 def with_hashtags(text: str, tags: Sequence[str]) -> str:
     """Append ``#tags`` on a line of their own, skipping tags the text already has (case-insensitively)."""
+    if "#" not in text and "＃" not in text:  # the common case: no tag in the text, every tag is appended
+        return f"{text.rstrip()}\n\n{_tag_line(tuple(tags))}" if tags else text
     present = {match.lower() for match in re.findall(r"[#＃](\w+)", text)}
     missing = [tag for tag in tags if tag.lower() not in present]
     if not missing:
         return text
-    return f"{text.rstrip()}\n\n{' '.join('#' + tag for tag in missing)}"
+    return f"{text.rstrip()}\n\n{_tag_line(tuple(missing))}"
+
+
+@lru_cache(maxsize=1024)
+def _tag_line(tags: tuple[str, ...]) -> str:
+    return " ".join("#" + tag for tag in tags)
 
 
 def tidy(text: str) -> str:
@@ -192,6 +200,7 @@ def _mastodon_parts(
     return tuple(parts)
 
 
+@lru_cache(maxsize=1024)
 def bluesky_created_at(at: dt.datetime, index: int) -> str:
     """A deterministic ``createdAt``: the slot time, plus one millisecond per thread part (keeps their order)."""
     instant = at.astimezone(dt.UTC) + dt.timedelta(milliseconds=index)

@@ -18,8 +18,8 @@ from amplifier.campaign.templates import compile_template, uses
 from amplifier.errors import UsageError
 from amplifier.plan.adapt import Adapted, Content, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
-from amplifier.plan.planner import _describe, _template_line
 from amplifier.plan.post import Platform, Video
+from amplifier.plan.rendering import describe_error, template_line
 from amplifier.plan.schedule import event_day, event_start, event_zone
 
 
@@ -100,4 +100,6 @@ def _render(
     try:
         return tidy(compile_template(source).render(context))
     except Exception as exc:  # a template's error, in the template's words
-        raise UsageError(f"{what}: template error: {_describe(exc)} (line {_template_line(exc)})") from None
+        raise UsageError(
+            f"{what}: template error: {describe_error(exc)} (line {template_line(exc)})"
+        ) from None

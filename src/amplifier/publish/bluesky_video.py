@@ -22,13 +22,13 @@ from amplifier.plan.post import UPLOAD, Part
 from amplifier.publish.base import PermanentError, placeholder
 
 if TYPE_CHECKING:
-    from amplifier.publish.bluesky import BlueskyPublisher
+    from amplifier.publish.bluesky_repo import BlueskyRepo
 
 VIDEO_EMBED = "app.bsky.embed.video"
 CAPTION_TYPE = "text/vtt"
 
 
-def _read(pub: BlueskyPublisher, path: str, what: str) -> bytes:
+def _read(pub: BlueskyRepo, path: str, what: str) -> bytes:
     file = pub.ctx.image_file(path)
     try:
         return Path(file).read_bytes()
@@ -36,7 +36,7 @@ def _read(pub: BlueskyPublisher, path: str, what: str) -> bytes:
         raise PermanentError(f"{file}: cannot read the {what}: {exc.strerror}") from None
 
 
-def resolve_video(pub: BlueskyPublisher, part: Part, embed: dict[str, Any]) -> None:
+def resolve_video(pub: BlueskyRepo, part: Part, embed: dict[str, Any]) -> None:
     """Upload the video and its captions named in ``embed`` (placeholders) and put their blobs in it."""
     video = part.video
     hit = placeholder(embed.get("video"))
