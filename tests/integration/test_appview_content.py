@@ -22,7 +22,9 @@ def test_a_quote_post_shows_the_quoted_post_and_counts_as_a_quote(
     appview: AppViewNetwork,
     campaign: Campaign,  # noqa: F811
 ) -> None:
-    call = campaign.publish(planned("av-call", bluesky_parts("Join the day of action on 1 November.")))
+    # A text of its own: the AppView counts quotes by the quoted record's CID, and an identical record of
+    # another test's account would share it.
+    call = campaign.publish(planned("av-call", bluesky_parts("Join us at the rally on 1 November.")))
     quoting = adapt(Content(texts=("1 day left.",), lang="en", quote=True), Target("bluesky", created_at=AT))
     post = replace(planned("av-quote", quoting.parts), quote="av-call")
     result = campaign.publish(resolve_quote(post, ref(call)))
@@ -32,7 +34,7 @@ def test_a_quote_post_shows_the_quoted_post_and_counts_as_a_quote(
     assert view["embed"]["$type"] == "app.bsky.embed.record#view"
     quoted = view["embed"]["record"]
     assert quoted["uri"] == ref(call)["uri"]
-    assert quoted["value"]["text"] == "Join the day of action on 1 November."
+    assert quoted["value"]["text"] == "Join us at the rally on 1 November."
     (reading,) = campaign.read(call)
     assert reading.quotes == 1
 
