@@ -60,7 +60,6 @@ def correct(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, by: str | N
     post with `amplifier retract ID` and send the corrected one with `amplifier send ID`."""
     from typing import Any
 
-    from amplifier.cli.daemon import open_ledger
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
     from amplifier.delivery.correct import correct_post
@@ -74,7 +73,7 @@ def correct(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, by: str | N
     after_request: Any = _crash_hook()
     results: list[dict[str, object]] = []
     worst = ExitCode.OK
-    with open_ledger(ctx.obj, utcnow()) as ledger:
+    with ctx.obj.open_ledger(utcnow()) as ledger:
         for post in posts:
             publisher = None
             try:

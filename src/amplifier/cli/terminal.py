@@ -31,7 +31,7 @@ from amplifier.plan.quotes import quote_line
 from amplifier.plan.videos import video_line
 
 if TYPE_CHECKING:
-    from amplifier.cli.preview import Selection
+    from amplifier.plan.selection import Selection
 
 GUTTER = "│ "
 TIME_FORMAT = "%a %Y-%m-%d %H:%M"

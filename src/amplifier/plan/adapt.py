@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -135,6 +135,32 @@ def adapt(content: Content, target: Target) -> Adapted:
         if not part.text.strip() and not part.images and part.video is None:
             problems.append(_where(index, len(parts)) + "the text is empty")
     return Adapted(parts, tuple(problems))
+
+
+def adapt_text(
+    text: str,
+    platform: Platform,
+    *,
+    lang: str = "en",
+    content_warning: str | None = None,
+    max_characters: int | None = None,
+    split: bool = True,
+    controls: dict[str, Any] | None = None,
+    created_at: dt.datetime,
+    video: Video | None = None,
+) -> Adapted:
+    """``text`` as it is (no template), adapted for ``platform``: Mastodon with ``max_characters`` (default
+    :class:`Target`'s) and only the quote control, Bluesky with every control given."""
+    wanted = {key: value for key, value in (controls or {}).items() if value is not None}
+    if platform == "mastodon":
+        wanted = {key: value for key, value in wanted.items() if key == "quotes"}
+    content = Content(
+        texts=(text,), lang=lang, content_warning=content_warning, split=split, video=video, **wanted
+    )
+    target = Target(platform, created_at=created_at)
+    if max_characters is not None:
+        target = replace(target, max_characters=max_characters)
+    return adapt(content, target)
 
 
 def _platform_name(platform: Platform) -> str:
