@@ -128,6 +128,25 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("leader", "INTEGER", True, 0),
         ("holds", "TEXT", True, 0),
     ],
+    "followups": [
+        ("post_id", "TEXT", True, 1),
+        ("kind", "TEXT", True, 2),
+        ("account", "TEXT", True, 3),
+        ("platform", "TEXT", True, 0),
+        ("due_at", "TEXT", True, 0),
+        ("state", "TEXT", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("detail", "TEXT", False, 0),
+        ("attempts", "INTEGER", True, 0),
+        ("is_unknown", "INTEGER", True, 0),
+        ("next_at", "TEXT", False, 0),
+        ("result", "TEXT", False, 0),
+        ("by_whom", "TEXT", False, 0),
+        ("requested_at", "TEXT", False, 0),
+        ("updated_at", "TEXT", True, 0),
+        ("claim_token", "TEXT", False, 0),
+        ("lease_until", "TEXT", False, 0),
+    ],
     "edits": [
         ("seq", "INTEGER", False, 1),
         ("post_id", "TEXT", True, 0),
@@ -160,7 +179,8 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_edits",
+        "m013_followups",
+        "m014_edits",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -186,6 +206,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "operator_actions_at": ["at"],
         "gate_changes_post": ["post_id", "at"],
         "posts_published": ["published_at"],
+        "followups_due": ["due_at"],
         "edits_post": ["post_id", "at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
@@ -220,7 +241,8 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_edits",
+        "m013_followups",
+        "m014_edits",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -250,7 +272,8 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_edits",
+        "m013_followups",
+        "m014_edits",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -279,7 +302,8 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_edits",
+        "m013_followups",
+        "m014_edits",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from amplifier.campaign import templates
+from amplifier.campaign import followups, templates
 from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import CountdownRule, MessageSet, rule_accounts
 from amplifier.campaign.quotes import quote_problems
@@ -33,6 +33,7 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems.extend(_check_message_sets(campaign))
     problems.extend(quote_problems(campaign))
     problems.extend(video_problems(campaign, needs(campaign)))
+    problems.extend(followups.problems(campaign))  # boost lists (campaign/followups.py)
     return problems
 
 

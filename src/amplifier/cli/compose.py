@@ -78,6 +78,22 @@ MASTODON_LIMIT = 500  # for the help: the default of plan.adapt.Target.max_chara
     help="Attach this video (MP4; MOV or WebM for Mastodon), checked against the platform's limits.",
 )
 @click.option("--alt", default=None, help="The video's alt text (required with --video).")
+@click.option(
+    "--boost",
+    "boosts",
+    multiple=True,
+    metavar="ACCOUNT",
+    help="With --account: an account of the campaign on the same platform that boosts / reposts it; repeatable.",
+)
+@click.option(
+    "--pin", is_flag=True, help="With --account: pin it on the account's profile until its event ends."
+)
+@click.option(
+    "--delete-after",
+    default=None,
+    metavar="DURATION",
+    help="With --account: delete it this long after its event (or after now without --event), e.g. 1d.",
+)
 @format_option
 @click.pass_context
 def compose(
@@ -97,6 +113,9 @@ def compose(
     labels: tuple[str, ...],
     video_file: Path | None,
     alt: str | None,
+    boosts: tuple[str, ...],
+    pin: bool,
+    delete_after: str | None,
     fmt: str,
 ) -> None:
     """Adapt one ad-hoc TEXT: its length as the platform counts it, the thread split, the payload.
@@ -112,6 +131,7 @@ def compose(
     controls = _controls(replies, quotes, labels)
     video = _video(video_file, alt)
     adapted: Adapted
+    followups: tuple[Any, ...] = ()
     if account is not None:
         given = [name for name, value in (("--platform", platform), ("--lang", lang)) if value is not None]
         if max_characters is not None:
@@ -134,11 +154,26 @@ def compose(
         )
         adapted, platform, lang = composed.adapted, composed.platform, composed.lang
         extra: dict[str, Any] = {"account": account, "event": event_id}
+        if boosts or pin or delete_after:
+            from amplifier.plan.followups import adhoc_followups
+
+            followups = adhoc_followups(
+                g.campaign(),
+                account,
+                g.now,
+                event_id,
+                boosts=boosts,
+                pin=pin,
+                delete_after=_duration(delete_after),
+            )
+            extra["followups"] = [followup.to_json() for followup in followups]
     else:
         if platform is None:
             raise UsageError("--platform: choose mastodon or bluesky (or give --account ID)")
         if event_id is not None:
             raise UsageError("--event: only with --account")
+        if boosts or pin or delete_after:
+            raise UsageError("--boost, --pin, --delete-after: only with --account")
         from amplifier.plan.adapt import adapt_text
 
         lang = lang or "en"
@@ -155,7 +190,7 @@ def compose(
         )
         extra = {}
     problems = [*adapted.problems, *_video_problems(video, platform)]
-    _show(adapted, platform, lang, extra, fmt, problems)
+    _show(adapted, platform, lang, extra, fmt, problems, followups)
     if problems:
         for problem in problems:
             click.echo(f"compose: {problem}", err=True)
@@ -205,8 +240,28 @@ def _video_problems(video: Any, platform: str) -> list[str]:
     return platform_problems(info, platform, Path(video.path).name)
 
 
+def _duration(text: str | None) -> Any:
+    """``--delete-after`` as a timedelta (``1d``, ``12h``, ``PT6H``, seconds)."""
+    if text is None:
+        return None
+    from pydantic import TypeAdapter, ValidationError
+
+    from amplifier.campaign.followups import Duration
+
+    try:
+        return TypeAdapter(Duration).validate_python(text)
+    except ValidationError:
+        raise UsageError(f"--delete-after: {text!r} is not a duration (e.g. 1d, 12h, 30m, PT6H)") from None
+
+
 def _show(
-    adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str, problems: list[str]
+    adapted: Any,
+    platform: str,
+    lang: str,
+    extra: dict[str, Any],
+    fmt: str,
+    problems: list[str],
+    followups: tuple[Any, ...] = (),
 ) -> None:
     from amplifier.cli.render import console, dump_json
 
@@ -245,6 +300,10 @@ def _show(
         from amplifier.plan.videos import video_line
 
         console().print(Text(printable(video_line(video))))
+    if followups:
+        from amplifier.plan.followups import describe
+
+        console().print(Text(describe(followups)))
 
 
 def _check_text(text: str, option: str) -> None:

@@ -44,6 +44,11 @@ LAZY_COMMANDS = {
         "correct",
         "Edit published posts to what the files say now (Mastodon).",
     ),
+    "retract": (
+        "amplifier.cli.retract",
+        "retract",
+        "Delete published posts (threads, gates, boosts) and record it.",
+    ),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
         "amplifier.cli.status",

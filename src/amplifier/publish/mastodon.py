@@ -30,7 +30,7 @@ from typing import Any
 
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.publish import mastodon_controls, mastodon_edit, mastodon_video
+from amplifier.publish import mastodon_controls, mastodon_edit, mastodon_followups, mastodon_video
 from amplifier.publish.base import (
     AccountInfo,
     PartResult,
@@ -213,6 +213,7 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
     set_quote_policy = mastodon_controls.set_quote_policy
     automation = mastodon_controls.automation
     disclose_automation = mastodon_controls.disclose_automation
+    followups = mastodon_followups.followups  # boost, pin, delete on a published post
 
     # ------------------------------------------------------------------ edits (mastodon_edit)
 
