@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from amplifier.delivery.ledger import (
+    EditRecord,
     GateChange,
     Ledger,
     LedgerError,
@@ -25,7 +26,7 @@ SOURCE = PlanSource("c0ffee", "abc123", T0 - timedelta(days=1), "node-a")
 def _everything(ledger: Ledger) -> None:
     """A ledger holding one of everything: posts in every state (a lease, an unknown outcome, a thread half
     out, a ``retry --late``), paused accounts by the daemon and by an operator, the operators' actions, a gate
-    change, engagement readings and the plan's source."""
+    change, edits (finished and pending), engagement readings and the plan's source."""
     ledger.sync_plan(
         [replace(entry(f"p{n}", T0 + timedelta(minutes=n), parts=2), variant=n % 2) for n in range(6)],
         T0,
@@ -43,6 +44,11 @@ def _everything(ledger: Ledger) -> None:
     ledger.pause_account("bluesky-ku", "credentials rejected", T1)
     ledger.pause_account("mastodon-en", "holiday", T2, by="ana@laptop")
     ledger.record_gate_change(GateChange("p0", "mastodon-en", "ana@laptop", T2, None, "nobody", "done", "ok"))
+    edited = ledger.begin_edit(
+        EditRecord("p0", 0, "mastodon-en", "ana@laptop", T1, "Heumarkt", "Neumarkt", "pending")
+    )
+    ledger.finish_edit(edited, "edited", "", T2)
+    ledger.begin_edit(EditRecord("p0", 1, "mastodon-en", "bo", T2, "two", "2", "pending"))
     ledger.record_engagement(
         [
             Engagement("p0", 0, T1, 1, 0, 0, None),
@@ -59,6 +65,7 @@ def _contents(ledger: Ledger) -> tuple[object, ...]:
         ledger.export_actions(),
         ledger.operator_actions(limit=100),
         ledger.gate_changes(),
+        [replace(edit, id=None) for edit in ledger.edits()],
         list(ledger.export_engagement()),
         ledger.plan_source(),
         ledger.counts_by_state(),

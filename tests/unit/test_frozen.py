@@ -17,7 +17,7 @@ AT = dt.datetime(2027, 10, 29, 18, tzinfo=dt.UTC)
 
 def test_a_factory_post_is_the_post_the_class_builds() -> None:
     part = Part("text", 4, 500, {"status": "text"})
-    values = ("r:a:k", AT, "r", "a", "mastodon", "en", (part,), "set", 2, "ev", ("too long",), ())
+    values = ("r:a:k", AT, "r", "a", "mastodon", "en", (part,), "set", 2, "ev", ("too long",), "c:a:k", ())
     made = frozen_factory(PlannedPost)(*values)
     built = PlannedPost(*values)
     assert type(made) is PlannedPost

@@ -168,6 +168,19 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("quotes", "INTEGER", True, 0),
         ("quotes_known", "INTEGER", True, 0),
     ],
+    "edits": [
+        ("seq", "INTEGER", False, 1),
+        ("post_id", "TEXT", True, 0),
+        ("part", "INTEGER", True, 0),
+        ("account", "TEXT", True, 0),
+        ("by_whom", "TEXT", True, 0),
+        ("at", "TEXT", True, 0),
+        ("old_text", "TEXT", True, 0),
+        ("new_text", "TEXT", True, 0),
+        ("outcome", "TEXT", True, 0),
+        ("detail", "TEXT", True, 0),
+        ("done_at", "TEXT", False, 0),
+    ],
 }
 
 
@@ -189,6 +202,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m012_nodes",
         "m013_followups",
         "m014_report_summary",
+        "m015_edits",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -217,6 +231,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "followups_due": ["due_at"],
         "posts_variant_unknown": ["due_at"],
         "posts_engagement": ["engagement_total", "due_at", "id"],
+        "edits_post": ["post_id", "at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -252,6 +267,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m012_nodes",
         "m013_followups",
         "m014_report_summary",
+        "m015_edits",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -283,6 +299,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m012_nodes",
         "m013_followups",
         "m014_report_summary",
+        "m015_edits",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -313,6 +330,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m012_nodes",
         "m013_followups",
         "m014_report_summary",
+        "m015_edits",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
@@ -530,7 +548,7 @@ def test_a_ledger_with_posts_and_readings_gains_the_report_summary_filled_from_t
             "INSERT INTO engagement VALUES ('r:a:2027-10-25T10:00', ?, ?, ?, ?, 0, ?, 0)",
             (part, f"{hour}:00:00.000000+00:00", likes, reposts, quotes),
         )
-    assert migrate(conn, T0) == ["m014_report_summary"]
+    assert migrate(conn, T0, MIGRATIONS[:14]) == ["m014_report_summary"]
     day = "2027-10-25"
     key = (day, "r", "a", "mastodon")
     summary = conn.execute("SELECT * FROM report_summary ORDER BY state").fetchall()

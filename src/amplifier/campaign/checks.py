@@ -1,5 +1,6 @@
 """The checks across the campaign's files, run once each file has its own shape: a rule naming an unknown account,
 message set or event; a message set with no text in an account's language; an image that is missing or has no alt text;
+what a quote names (:mod:`amplifier.campaign.quotes`); a video's file and limits (:mod:`amplifier.campaign.videos`);
 and the templates' syntax, variables and filters (:func:`check_templates`, which needs no other file)."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from amplifier.campaign import followups, templates
 from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import CountdownRule, MessageSet, rule_accounts
+from amplifier.campaign.quotes import quote_problems
+from amplifier.campaign.videos import video_problems
 from amplifier.campaign.wording import closest
 from amplifier.errors import Problem
 
@@ -28,6 +31,8 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems: list[Problem] = []
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
+    problems.extend(quote_problems(campaign))
+    problems.extend(video_problems(campaign, needs(campaign)))
     problems.extend(followups.problems(campaign))  # boost lists (campaign/followups.py)
     return problems
 

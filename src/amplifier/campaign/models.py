@@ -55,9 +55,11 @@ from amplifier.campaign.messages import (
     MessageSet,
     MessagesFile,
     PerLanguage,
+    QuoteSpec,
     SplitSettings,
     TextOrThread,
     Variant,
+    VideoSpec,
 )
 from amplifier.campaign.notify_settings import NOTIFY_EVENTS, NotifyDestination, NotifyEvent, NotifySettings
 from amplifier.campaign.rules import CountdownRule, Missed, OnceRule, RecurringRule, Rule, RuleBase
@@ -96,6 +98,7 @@ __all__ = [
     "NotifySettings",
     "OnceRule",
     "PerLanguage",
+    "QuoteSpec",
     "Quotes",
     "ReadbackSettings",
     "RecurringRule",
@@ -109,6 +112,7 @@ __all__ = [
     "TextOrThread",
     "TimeZoneName",
     "Variant",
+    "VideoSpec",
     "check_local",
     "check_timezone",
     "not_a_number",

@@ -71,6 +71,14 @@ MASTODON_LIMIT = 500  # for the help: the default of plan.adapt.Target.max_chara
     help="A Bluesky self-label; repeatable.",
 )
 @click.option(
+    "--video",
+    "video_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Attach this video (MP4; MOV or WebM for Mastodon), checked against the platform's limits.",
+)
+@click.option("--alt", default=None, help="The video's alt text (required with --video).")
+@click.option(
     "--boost",
     "boosts",
     multiple=True,
@@ -103,6 +111,8 @@ def compose(
     replies: tuple[str, ...],
     quotes: str | None,
     labels: tuple[str, ...],
+    video_file: Path | None,
+    alt: str | None,
     boosts: tuple[str, ...],
     pin: bool,
     delete_after: str | None,
@@ -119,6 +129,7 @@ def compose(
     _check_text(text, "TEXT")
     _check_text(content_warning or "", "--cw")
     controls = _controls(replies, quotes, labels)
+    video = _video(video_file, alt)
     adapted: Adapted
     followups: tuple[Any, ...] = ()
     if account is not None:
@@ -139,6 +150,7 @@ def compose(
             content_warning=content_warning,
             split=not no_split,
             controls=controls,
+            video=video,
         )
         adapted, platform, lang = composed.adapted, composed.platform, composed.lang
         extra: dict[str, Any] = {"account": account, "event": event_id}
@@ -174,11 +186,13 @@ def compose(
             split=not no_split,
             controls=controls,
             created_at=utcnow(),
+            video=video,
         )
         extra = {}
-    _show(adapted, platform, lang, extra, fmt, followups)
-    if adapted.problems:
-        for problem in adapted.problems:
+    problems = [*adapted.problems, *_video_problems(video, platform)]
+    _show(adapted, platform, lang, extra, fmt, problems, followups)
+    if problems:
+        for problem in problems:
             click.echo(f"compose: {problem}", err=True)
         sys.exit(ExitCode.INVALID)
 
@@ -196,6 +210,36 @@ def _controls(replies: tuple[str, ...], quotes: str | None, labels: tuple[str, .
     return {"replies": rules, "quotes": quote_policy(quotes), "labels": tuple(labels) or None}
 
 
+def _video(file: Path | None, alt: str | None) -> Any:
+    """The --video / --alt options as a planned :class:`~amplifier.plan.post.Video` (None without --video)."""
+    if file is None:
+        if alt is not None:
+            raise UsageError("--alt: only with --video")
+        return None
+    if not alt or not alt.strip():
+        raise UsageError("--video: give its alt text with --alt (a video without alt text is not posted)")
+    _check_text(alt, "--alt")
+    from amplifier.campaign.videos import VideoError, read_video
+    from amplifier.plan.post import Video
+
+    try:
+        info = read_video(file, str(file))
+    except VideoError as exc:
+        raise UsageError(f"--video: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"--video: {file}: {exc.strerror or exc}") from None
+    return Video(str(file.resolve()), alt, info.mime, info.width, info.height, info.seconds, info.size)
+
+
+def _video_problems(video: Any, platform: str) -> list[str]:
+    if video is None or video.size is None:
+        return []
+    from amplifier.campaign.videos import VideoInfo, platform_problems
+
+    info = VideoInfo(video.mime, video.size, video.seconds, video.width, video.height)
+    return platform_problems(info, platform, Path(video.path).name)
+
+
 def _duration(text: str | None) -> Any:
     """``--delete-after`` as a timedelta (``1d``, ``12h``, ``PT6H``, seconds)."""
     if text is None:
@@ -211,7 +255,13 @@ def _duration(text: str | None) -> Any:
 
 
 def _show(
-    adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str, followups: tuple[Any, ...] = ()
+    adapted: Any,
+    platform: str,
+    lang: str,
+    extra: dict[str, Any],
+    fmt: str,
+    problems: list[str],
+    followups: tuple[Any, ...] = (),
 ) -> None:
     from amplifier.cli.render import console, dump_json
 
@@ -224,7 +274,7 @@ def _show(
                 "lang": lang,
                 **extra,
                 "parts": parts,
-                "problems": list(adapted.problems),
+                "problems": problems,
             }
         )
         return
@@ -245,6 +295,11 @@ def _show(
     line = controls_line(adapted.parts)
     if line:
         console().print(Text(line))
+    video = adapted.parts[0].video if adapted.parts else None
+    if video is not None:
+        from amplifier.plan.videos import video_line
+
+        console().print(Text(printable(video_line(video))))
     if followups:
         from amplifier.plan.followups import describe
 

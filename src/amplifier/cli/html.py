@@ -43,6 +43,8 @@ from amplifier.errors import Problem
 from amplifier.plan.followups import describe as describe_followups
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import CARD, Part, PlannedPost
+from amplifier.plan.quotes import quote_line
+from amplifier.plan.videos import video_html
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
@@ -199,7 +201,9 @@ def _card(
         f'<span class="badge platform">{platform_name}</span>'
         f'<span class="badge lang" title="language">{_e(post.lang)}</span>{badge}</div>'
     )
-    controls = controls_line([part])
+    controls = " · ".join(
+        bit for bit in (controls_line([part]), quote_line(post) if index == 0 else "") if bit
+    )
     if controls:
         out.append(f'<div class="controls">{_e(controls)}</div>')
     problems: list[str] = []
@@ -236,6 +240,8 @@ def _card(
                 f'<span class="alt-label">ALT</span> {alt}</figcaption></figure>'
             )
         out.append("</div>")
+    if part.video is not None:
+        out.append(video_html(part.video, post.lang, " sensitive" if part.payload.get("sensitive") else ""))
     embed = part.payload.get("embed")
     if isinstance(embed, dict) and isinstance(embed.get("external"), dict) and CARD in embed["external"]:
         url = str(embed["external"][CARD])

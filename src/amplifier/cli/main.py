@@ -39,6 +39,11 @@ LAZY_COMMANDS = {
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
     "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
+    "correct": (
+        "amplifier.cli.correct",
+        "correct",
+        "Edit published posts to what the files say now (Mastodon).",
+    ),
     "retract": (
         "amplifier.cli.retract",
         "retract",
@@ -143,6 +148,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
 
     Exit code 0 when valid; 2 with one `file:line:col: message` line per problem on stderr."""
     from amplifier.campaign.load import load_partial
+    from amplifier.campaign.videos import caption_warnings
     from amplifier.cli.progress import track_window
     from amplifier.clock import parse_duration
     from amplifier.errors import CampaignError
@@ -173,6 +179,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     if problems or found.problems or images:  # the warnings wait: one mistake, one line
         raise CampaignError([*problems, *found.problems, *images])
     found.warnings.extend(_instance_warnings(campaign, g.state))
+    found.warnings.extend(caption_warnings(campaign))
     for warning in found.warnings:
         click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
     click.echo(
@@ -192,10 +199,12 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
 def _instance_warnings(campaign: Any, state: Path | None) -> list[Problem]:
     """What the state folder's last look at the servers says (no request): quote controls an instance lacks."""
     from amplifier.publish.mastodon_controls import quote_control_warnings
+    from amplifier.publish.mastodon_video import video_limit_warnings
     from amplifier.publish.sessions import StateDir, resolve_state_dir
 
     try:
-        return quote_control_warnings(campaign, StateDir(resolve_state_dir(campaign.schedule_path, state)))
+        folder = StateDir(resolve_state_dir(campaign.schedule_path, state))
+        return [*quote_control_warnings(campaign, folder), *video_limit_warnings(campaign, folder)]
     except AmplifierError:  # no usable state folder: nothing seen yet
         return []
 

@@ -28,6 +28,8 @@ from rich.text import Text
 from amplifier.plan.followups import describe as describe_followups
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import Part, PlannedPost
+from amplifier.plan.quotes import quote_line
+from amplifier.plan.videos import video_line
 
 if TYPE_CHECKING:
     from amplifier.plan.selection import Selection
@@ -68,7 +70,7 @@ def post_block(post: PlannedPost, selection: Selection, width: int) -> list[Text
     elif post.parts:
         head.append("  ").append_text(_length(post.parts[0]))
     lines = [head, Text(f"id {printable(post.id)}", style="dim")]
-    controls = controls_line(post.parts)
+    controls = " · ".join(bit for bit in (controls_line(post.parts), quote_line(post)) if bit)
     if controls:
         lines.extend(_wrapped(Text(printable(controls), style="yellow"), width))
     followups = describe_followups(post.followups, selection.zone)
@@ -97,6 +99,8 @@ def _part_text(part: Part) -> Text:
     text.append(printable(part.text))  # a Text, never read as rich markup
     for image in part.images:
         text.append(f"\n[image, alt text: {printable(image.alt)}]", style="dim")
+    if part.video is not None:
+        text.append(f"\n[{printable(video_line(part.video))}]", style="dim")
     return text
 
 

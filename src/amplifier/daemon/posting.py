@@ -117,6 +117,10 @@ class PostingMixin(QueueMixin, OutageMixin):
             report.failed.append(row.id)
             self.failures += 1
             return "done"
+        if outcome is Outcome.WAITING and delivered.retry_at is not None:  # for the post it quotes
+            report.deferred.append(row.id)
+            self.limiter.block(row.account, delivered.retry_at)  # the account's next wake: strict order
+            return "deferred"
         if outcome is Outcome.RETRY:
             report.retried.append(row.id)
         elif outcome is Outcome.UNKNOWN:

@@ -6,7 +6,8 @@ order*) and ``amplifier send`` (which decides *which*). For one post it:
 1. claims it in the ledger (another claimant, a pause: nothing is sent);
 2. if its outcome is unknown and a re-send under the Idempotency-Key is no longer safe (or its window closed):
    searches the platform first (:meth:`Delivery.reconcile`), and sends nothing;
-3. publishes it (a thread resumes after the parts the ledger recorded);
+3. publishes it (a thread resumes after the parts the ledger recorded); a post that quotes another waits,
+   unclaimed, until the quoted post is published (:mod:`amplifier.delivery.quoting`);
 4. records the outcome, as the error classes say (:mod:`amplifier.publish.base`):
 
    * published: every part's result, the rate budget used;
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 from amplifier.clock import Clock, utcnow
 from amplifier.delivery.followups import plan_after_publish
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
+from amplifier.delivery.quoting import QUOTE_WAIT, QuoteReady, quote_ready
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import (
     RECHECK_MAX,
@@ -81,6 +83,7 @@ class Outcome(enum.StrEnum):
     RELEASED = "released"  # released without an attempt (credentials, or the caller is stopping)
     SEARCHED = "searched"  # the platform was searched first (see ``reconciled``); nothing was sent
     NOT_CLAIMED = "not claimed"  # someone else has it, or its account (or everything) is paused
+    WAITING = "waiting"  # it quotes a post not published yet: nothing claimed, look again at ``retry_at``
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,11 @@ class Delivery:
     def deliver(self, row: Row, post: PlannedPost, *, search: bool = False) -> Delivered:
         """Claim ``row`` and publish ``post`` (or, with ``search``, only search the platform for it)."""
         now = self.clock()
+        ready = self._quote(post)
+        if ready.waiting_for is not None:
+            self.emit("waiting", id=row.id, account=row.account, quote=ready.waiting_for)
+            return Delivered(Outcome.WAITING, error=ready.error(), retry_at=now + QUOTE_WAIT)
+        post = ready.post
         if not self.ledger.claim(row.id, now, self.token, lease_until=self.lease_until(now)):
             return Delivered(Outcome.NOT_CLAIMED)
         if search:
@@ -201,6 +209,13 @@ class Delivery:
         ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they would do)
             plan_after_publish(self.ledger, post, self.clock(), self.emit)
         return delivered
+
+    def _quote(self, post: PlannedPost) -> QuoteReady:
+        """``post`` with its quote filled from the ledger (:mod:`amplifier.delivery.quoting`), or the wait."""
+        ready = quote_ready(self.ledger, post)
+        if ready.dropped is not None:
+            self.emit("quote-dropped", id=post.id, account=post.account, reason=ready.dropped)
+        return ready
 
     def _published(self, row: Row, result: PublishResult) -> Delivered:
         now = self.clock()
@@ -314,6 +329,7 @@ class Delivery:
         outcome: Reconciled | None = None
         publisher = None
         if post is not None:
+            post = self._quote(post).post  # the quoted post was out before this one could be sent
             try:
                 publisher = self.publishers(row.account)
             except Exception as exc:  # a missing secret, a login that failed: looked at again next time

@@ -10,7 +10,7 @@ The steps (:func:`move_ledger`):
    holder died is copied as it is: the new ledger's daemon reconciles it as after any crash.
 3. The target must hold no posts. Everything the ledger holds (every post with its states, attempts, claims,
    leases, published parts, ``retry --late`` windows and times; the paused accounts; the operators' actions;
-   the gate changes; the engagement readings; the plan's source: see
+   the gate changes; the edits of published posts; the engagement readings; the plan's source: see
    :func:`~amplifier.delivery.ledger.copy_contents`) goes over in one transaction, then the global pause as it
    was before step 1.
 4. The SQLite ledger stays paused with a reason that says where the campaign moved, so a daemon started without

@@ -57,6 +57,8 @@ class SendOutcome:
         if self.error is not None:
             if isinstance(self.error, SendRefused):
                 return "refused"
+            if getattr(self.error, "kind", None) == "waiting":  # it quotes a post not published yet
+                return "waiting"
             return "failed" if not isinstance(self.error, RateLimitedError) else "rate limited"
         assert self.result is not None
         if self.result.dry_run:

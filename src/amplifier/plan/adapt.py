@@ -14,7 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from amplifier.plan.gates import part_gates, self_labels
-from amplifier.plan.post import CARD, REF, UPLOAD, Image, Part, Platform
+from amplifier.plan.post import CARD, REF, UPLOAD, Image, Part, Platform, Video
+from amplifier.plan.quotes import bluesky_quote, mastodon_quote
 from amplifier.plan.threads import split_text
 from amplifier.platforms import bluesky_text, mastodon_text
 
@@ -31,12 +32,14 @@ class Content:
     content_warning: str | None = None
     sensitive: bool = False
     images: tuple[Image, ...] = ()
+    video: Video | None = None
     link_card: bool = False
     split: bool = True
     numbering: bool = True
     replies: tuple[str, ...] | None = None  # Bluesky threadgate rules; None: everybody may reply
     quotes: str | None = None  # quote policy: public / followers / nobody; None: the platform's default
     labels: tuple[str, ...] = ()  # Bluesky self-labels
+    quote: bool = False  # the first part quotes the post named by PlannedPost.quote (plan.quotes)
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def adapt(content: Content, target: Target) -> Adapted:
                 + f"{part.length} {unit}, over {_platform_name(target.platform)}'s limit of {part.limit}"
                 + ("" if content.split else " (splitting into a thread is off for this message set)")
             )
-        if not part.text.strip() and not part.images:
+        if not part.text.strip() and not part.images and part.video is None:
             problems.append(_where(index, len(parts)) + "the text is empty")
     return Adapted(parts, tuple(problems))
 
@@ -144,13 +147,16 @@ def adapt_text(
     split: bool = True,
     controls: dict[str, Any] | None = None,
     created_at: dt.datetime,
+    video: Video | None = None,
 ) -> Adapted:
     """``text`` as it is (no template), adapted for ``platform``: Mastodon with ``max_characters`` (default
     :class:`Target`'s) and only the quote control, Bluesky with every control given."""
     wanted = {key: value for key, value in (controls or {}).items() if value is not None}
     if platform == "mastodon":
         wanted = {key: value for key, value in wanted.items() if key == "quotes"}
-    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=split, **wanted)
+    content = Content(
+        texts=(text,), lang=lang, content_warning=content_warning, split=split, video=video, **wanted
+    )
     target = Target(platform, created_at=created_at)
     if max_characters is not None:
         target = replace(target, max_characters=max_characters)
@@ -203,15 +209,20 @@ def _mastodon_parts(
         if content.content_warning:
             payload["spoiler_text"] = content.content_warning
         images = content.images if index == 0 else ()
+        video = content.video if index == 0 else None
         if images:
             payload["media_ids"] = [{UPLOAD: image.path} for image in images]
-        if content.sensitive and (images or content.content_warning):
+        elif video is not None:
+            payload["media_ids"] = [{UPLOAD: video.path}]
+        if content.sensitive and (images or video or content.content_warning):
             payload["sensitive"] = True
         if content.quotes is not None:
             payload["quote_approval_policy"] = content.quotes
         if index > 0:
             payload["in_reply_to_id"] = {REF: f"part:{index - 1}"}
-        parts.append(Part(text, length(text), limit, payload, images))
+        elif content.quote:
+            mastodon_quote(payload)
+        parts.append(Part(text, length(text), limit, payload, images, video=video))
     return tuple(parts)
 
 
@@ -239,11 +250,14 @@ def _bluesky_parts(
         if facets:
             record["facets"] = facets
         images = content.images if index == 0 else ()
+        video = content.video if index == 0 else None
         if images:
             record["embed"] = {
                 "$type": "app.bsky.embed.images",
                 "images": [_bluesky_image(image) for image in images],
             }
+        elif video is not None:
+            record["embed"] = bluesky_video(video)
         elif not card_done:
             link = next(
                 (
@@ -259,10 +273,12 @@ def _bluesky_parts(
                 card_done = True
         if index > 0:
             record["reply"] = {"root": {REF: "part:0"}, "parent": {REF: f"part:{index - 1}"}}
+        elif content.quote:
+            bluesky_quote(record)
         if content.labels:
             record["labels"] = self_labels(content.labels)
         gates = part_gates(index, content.replies, content.quotes, record["createdAt"])
-        parts.append(Part(text, length(text), limit, record, images, gates))
+        parts.append(Part(text, length(text), limit, record, images, gates, video))
     return tuple(parts)
 
 
@@ -271,3 +287,16 @@ def _bluesky_image(image: Image) -> dict[str, Any]:
     if image.width and image.height:
         entry["aspectRatio"] = {"width": image.width, "height": image.height}
     return entry
+
+
+VIDEO_EMBED = "app.bsky.embed.video"
+
+
+def bluesky_video(video: Video) -> dict[str, Any]:
+    """The ``app.bsky.embed.video`` of a video: its blob, alt text, aspect ratio and caption files to upload."""
+    embed: dict[str, Any] = {"$type": VIDEO_EMBED, "video": {UPLOAD: video.path}, "alt": video.alt}
+    if video.width and video.height:
+        embed["aspectRatio"] = {"width": video.width, "height": video.height}
+    if video.captions:
+        embed["captions"] = [{"lang": lang, "file": {UPLOAD: path}} for lang, path in video.captions]
+    return embed

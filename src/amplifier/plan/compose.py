@@ -20,7 +20,7 @@ from amplifier.errors import UsageError
 from amplifier.plan.adapt import Adapted, Content, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
 from amplifier.plan.localtime import days_between, event_start, hours_between
-from amplifier.plan.post import Platform
+from amplifier.plan.post import Platform, Video
 from amplifier.plan.rendering import describe_error, template_line
 
 
@@ -46,6 +46,7 @@ def compose_for_account(
     content_warning: str | None = None,
     split: bool = True,
     controls: dict[str, Any] | None = None,
+    video: Video | None = None,
 ) -> Composed:
     """``text`` rendered for ``account_id`` at ``at`` and adapted to it; a :class:`UsageError` for an unknown
     account or event, or a template that cannot be rendered."""
@@ -72,7 +73,9 @@ def compose_for_account(
     wanted.update(
         {key: value for key, value in (controls or {}).items() if key in wanted and value is not None}
     )
-    content = Content(texts=(rendered,), lang=lang, content_warning=cw or None, split=split, **wanted)
+    content = Content(
+        texts=(rendered,), lang=lang, content_warning=cw or None, split=split, video=video, **wanted
+    )
     return Composed(account_id, account.platform, lang, at, event_id, adapt(content, target))
 
 

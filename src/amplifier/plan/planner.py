@@ -22,9 +22,11 @@ from amplifier.plan.adapt import Adapted, Content, Target, adapt
 from amplifier.plan.context import account_controls, account_target, message_images, shared_context
 from amplifier.plan.followups import FollowupPlan, followup_plan
 from amplifier.plan.frozen import frozen_factory
-from amplifier.plan.post import Image, PlannedPost, Platform
+from amplifier.plan.post import Image, PlannedPost, Platform, Video
+from amplifier.plan.quotes import QuoteError, quoted_post
 from amplifier.plan.rendering import Renderer, TemplateText
 from amplifier.plan.schedule import Slot, expand
+from amplifier.plan.videos import planned_video
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Planner:
         self._rendered: dict[tuple[Any, ...], str] = {}
         self._adapted: dict[tuple[Any, ...], Adapted] = {}
         self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
+        self._videos: dict[tuple[str, str], Video | None] = {}
         self._inline_tags: dict[str, bool] = {}
         self._statics: dict[tuple[str, str], _Static] = {}
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -135,6 +138,12 @@ class Planner:
             cached = self._images[key] = message_images(self.campaign, message_set, lang)
         return cached
 
+    def _video_for(self, set_id: str, message_set: MessageSet, lang: str) -> Video | None:
+        key = (set_id, lang)
+        if key not in self._videos:
+            self._videos[key] = planned_video(self.campaign.root, message_set.videos[0], lang)
+        return self._videos[key]
+
     # ----------------------------------------------------------------------------------------------- slots
 
     def _static(self, rule_id: str, account_id: str) -> _Static:
@@ -158,6 +167,8 @@ class Planner:
                 "hashtags": tags,
                 "sensitive": message_set.media_sensitive(),
                 "images": self._images_for(rule.messages, message_set, lang),
+                "video": self._video_for(rule.messages, message_set, lang) if message_set.videos else None,
+                "quote": message_set.quote is not None,
                 "link_card": message_set.link_card,
                 "split": message_set.split.enabled,
                 "numbering": message_set.split.numbering,
@@ -215,8 +226,25 @@ class Planner:
             variant_index,
             slot.event,
             adapted.problems,
+            self._quote(slot, static) if static.message_set.quote is not None else None,
             static.followups.for_slot(slot.at, slot.event),
         )
+
+    def _quote(self, slot: Slot, static: _Static) -> str | None:
+        """The id of the post ``slot``'s post quotes (:mod:`amplifier.plan.quotes`); a problem if there is none."""
+        spec = static.message_set.quote
+        schedule = self.campaign.schedule
+        if (
+            spec is None
+            or spec.rule not in schedule.rules
+            or (spec.account or slot.account) not in schedule.accounts
+        ):
+            return None  # an unknown rule or account: reported when the campaign was loaded
+        try:
+            return quoted_post(schedule, slot, spec)
+        except QuoteError as exc:
+            self.renderer.problem(static.set_id, ("quote",), str(exc))
+            return None
 
     def _next_instant(self, at: dt.datetime) -> None:
         """Slots come in time order: what one occurrence shares between accounts is not needed past its instant,

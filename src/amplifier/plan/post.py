@@ -13,8 +13,12 @@ Values that only exist at publishing time are placeholders, single-key objects t
 
 * ``{"$upload": "<path>"}``: the uploaded image at that path (its image part's ``images`` entry carries the alt
   text). Mastodon: an element of ``media_ids``. Bluesky: the ``image`` blob of an ``app.bsky.embed.images#image``.
+  A video (the part's ``video``): Mastodon: the element of ``media_ids``; Bluesky: the ``video`` blob of an
+  ``app.bsky.embed.video``, and each caption's ``file`` blob (a WebVTT file).
 * ``{"$ref": "part:N"}``: the published part N of this post. Mastodon: ``in_reply_to_id``. Bluesky: a strong ref
   (``uri`` + ``cid``) in ``reply.root`` / ``reply.parent``. In a gate record, ``post``: the part's at:// URI.
+* ``{"$quote": "post"}``: the published post named by :attr:`PlannedPost.quote` (:mod:`amplifier.plan.quotes`).
+  Mastodon: ``quoted_status_id``. Bluesky: the strong ref of an ``app.bsky.embed.record``.
 * ``{"$card": "<url>"}``: the Bluesky link card (``app.bsky.embed.external#external``) built from the page's
   Open Graph tags at publishing time.
 """
@@ -51,6 +55,36 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Video:
+    """A video to attach, with its alt text (required) in the post's language and its caption files."""
+
+    path: str  # absolute path on disk
+    alt: str
+    mime: str
+    width: int | None = None
+    height: int | None = None
+    seconds: float | None = None
+    size: int | None = None  # bytes
+    captions: tuple[tuple[str, str], ...] = ()  # (language, absolute path of a WebVTT file)
+
+    def as_image(self) -> Image:
+        """The upload's alt text and type, as an image's (the media APIs take both the same way)."""
+        return Image(self.path, self.alt, self.mime, self.width, self.height)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "alt": self.alt, "mime": self.mime}
+        if self.width and self.height:
+            data["aspect_ratio"] = {"width": self.width, "height": self.height}
+        if self.seconds is not None:
+            data["seconds"] = round(self.seconds, 3)
+        if self.size is not None:
+            data["size"] = self.size
+        if self.captions:
+            data["captions"] = [{"lang": lang, "path": path} for lang, path in self.captions]
+        return data
+
+
+@dataclass(frozen=True)
 class Part:
     """One post of a thread, adapted to its platform."""
 
@@ -60,6 +94,7 @@ class Part:
     payload: dict[str, Any]
     images: tuple[Image, ...] = ()
     gates: tuple[dict[str, Any], ...] = ()  # Bluesky: threadgate / postgate records written with the post
+    video: Video | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -72,6 +107,8 @@ class Part:
             data["images"] = [image.to_json() for image in self.images]
         if self.gates:
             data["gates"] = list(self.gates)
+        if self.video is not None:
+            data["video"] = self.video.to_json()
         return data
 
 
@@ -112,6 +149,7 @@ class PlannedPost:
     variant: int
     event: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    quote: str | None = None  # the id of the post it quotes (its payload's {"$quote": "post"})
     followups: tuple[Followup, ...] = field(default=())
 
     def to_json(self, parts_cache: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
@@ -135,6 +173,8 @@ class PlannedPost:
         }
         if self.warnings:
             data["warnings"] = list(self.warnings)
+        if self.quote:
+            data["quote"] = self.quote
         if self.followups:
             data["followups"] = [followup.to_json() for followup in self.followups]
         return data

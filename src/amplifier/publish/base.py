@@ -322,6 +322,7 @@ class PublishContext:
     timeout: float = 30.0  # seconds, per HTTP request
     card_timeout: float = 5.0  # seconds, fetching a page for a link card
     media_wait: float = 60.0  # seconds to wait for the server to process an uploaded image
+    video_wait: float = 600.0  # seconds to wait for the server to process an uploaded video (Mastodon)
     base_dir: Path | None = None  # relative image paths are resolved against this folder
 
     def image_file(self, path: str) -> Path:
@@ -340,6 +341,8 @@ def part_image(part: Part, path: str) -> Image:
     for image in part.images:
         if image.path == path:
             return image
+    if part.video is not None and part.video.path == path:
+        return part.video.as_image()
     raise PermanentError(f"the payload uploads {path} but the part lists no such image")
 
 
@@ -350,7 +353,7 @@ def ref_index(ref: object) -> int:
     raise PermanentError(f"unknown reference {ref!r} in the post's payload (expected part:N)")
 
 
-PLACEHOLDERS = frozenset({"$upload", "$ref", "$card", "$handle"})
+PLACEHOLDERS = frozenset({"$upload", "$ref", "$card", "$handle", "$quote"})
 
 
 def placeholder(value: object) -> tuple[str, Any] | None:

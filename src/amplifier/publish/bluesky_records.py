@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 
 from amplifier.plan.post import CARD, REF, UPLOAD, Part
+from amplifier.plan.quotes import RECORD_WITH_MEDIA
 from amplifier.platforms.bluesky_text import HANDLE, MAX_BYTES, MAX_GRAPHEMES, grapheme_length, utf8_length
+from amplifier.publish import bluesky_video
 from amplifier.publish.base import (
     PartResult,
     PermanentError,
@@ -82,10 +84,13 @@ class RecordBuilder(BlueskyRepo):
                 f"the text is {graphemes} graphemes / {size} bytes; Bluesky allows {MAX_GRAPHEMES} / {MAX_BYTES}"
             )
         embed = record.get("embed")
-        if isinstance(embed, dict):
-            etype = embed.get("$type")
+        # A quote with media (app.bsky.embed.recordWithMedia): its media are resolved like a post's own.
+        quoting = isinstance(embed, dict) and embed.get("$type") == RECORD_WITH_MEDIA
+        media = embed.get("media") if quoting and isinstance(embed, dict) else embed
+        if isinstance(media, dict):
+            etype = media.get("$type")
             if etype == "app.bsky.embed.images":
-                images = embed.get("images") or []
+                images = media.get("images") or []
                 if len(images) > MAX_IMAGES:
                     raise PermanentError(f"{len(images)} images; Bluesky allows {MAX_IMAGES} per post")
                 for entry in images:
@@ -95,14 +100,18 @@ class RecordBuilder(BlueskyRepo):
                         entry["image"] = blob
                         if "aspectRatio" not in entry and width and height:
                             entry["aspectRatio"] = {"width": width, "height": height}
+            elif etype == bluesky_video.VIDEO_EMBED:
+                bluesky_video.resolve_video(self, part, media)
             elif etype == "app.bsky.embed.external":
-                hit = placeholder(embed.get("external"))
+                hit = placeholder(media.get("external"))
                 if hit is not None and hit[0] == CARD:
                     external = self._card(str(hit[1]))
-                    if external is None:
+                    if external is None and quoting and isinstance(embed, dict):
+                        record["embed"] = embed["record"]  # the quote stays, without the card
+                    elif external is None:
                         del record["embed"]
                     else:
-                        embed["external"] = external
+                        media["external"] = external
         for facet in record.get("facets") or []:
             for feature in facet.get("features") or []:
                 hit = placeholder(feature.get("did"))

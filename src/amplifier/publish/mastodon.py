@@ -30,7 +30,7 @@ from typing import Any
 
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.publish import mastodon_controls, mastodon_followups
+from amplifier.publish import mastodon_controls, mastodon_edit, mastodon_followups, mastodon_video
 from amplifier.publish.base import (
     AccountInfo,
     PartResult,
@@ -67,6 +67,7 @@ STATUS_KEYS = frozenset(
         "media_ids",
         "in_reply_to_id",
         "quote_approval_policy",
+        "quoted_status_id",
     }
 )
 
@@ -107,6 +108,8 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
                     f"the alt text of {Path(image.path).name} has {len(image.alt)} characters; the instance "
                     f"allows {limits['description_limit']}"
                 )
+        for problem in mastodon_video.check_video(part, limits):
+            raise PermanentError(problem)
         unknown = set(payload) - STATUS_KEYS
         if unknown:
             raise PermanentError(f"unknown status parameter(s) in the payload: {sorted(unknown)}")
@@ -120,7 +123,8 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
         media = self._answer(
             self._call(api.media_post, str(file), mime_type=image.mime, description=image.alt), "id"
         )
-        deadline = time.monotonic() + self.ctx.media_wait
+        video = part.video is not None and part.video.path == path  # a video takes longer to process
+        deadline = time.monotonic() + (self.ctx.video_wait if video else self.ctx.media_wait)
         delay = 0.25
         while media.get("url") is None:  # 202: still processing
             if time.monotonic() > deadline:
@@ -210,3 +214,8 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
     automation = mastodon_controls.automation
     disclose_automation = mastodon_controls.disclose_automation
     followups = mastodon_followups.followups  # boost, pin, delete on a published post
+
+    # ------------------------------------------------------------------ edits (mastodon_edit)
+
+    status_source = mastodon_edit.status_source
+    edit_status = mastodon_edit.edit_status

@@ -44,6 +44,7 @@ from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
 from amplifier.publish.httpsession import EnvironmentSession
 from amplifier.publish.mastodon_controls import api_version
 from amplifier.publish.mastodon_match import aware_time
+from amplifier.publish.mastodon_video import instance_limits as video_limits
 from amplifier.publish.sessions import LimitsCache, secret_fingerprint
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
     ):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             limits[key] = value
+    limits.update(video_limits(media))
     limits["version"] = str(data.get("version") or "")
     limits["api_version"] = api_version(data)
     limits["domain"] = str(data.get("domain") or "")

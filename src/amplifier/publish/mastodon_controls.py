@@ -4,6 +4,8 @@
   instance supports it when ``GET /api/v2/instance`` says ``api_versions.mastodon`` >= 7 (Mastodon 4.5's) or a
   ``version`` of 4.5 or later. On an older instance the parameter is left out of the status (a warning in the
   log and in ``amplifier accounts``), never a failed post.
+* **Quote posts** (``quoted_status_id``, a message set's ``quote:``) came with the same Mastodon 4.5: on an older
+  instance the post goes out without the quote, with the same warning.
 * **Replies.** Mastodon has no control over who may reply: a ``replies`` setting applies to Bluesky only.
 * **Changing a published post** (``amplifier gate``): ``PUT /api/v1/statuses/:id/interaction_policy``.
 * **Disclosure.** The account's ``bot`` flag (``verify_credentials``), set with ``update_credentials(bot=True)``.
@@ -25,9 +27,10 @@ if TYPE_CHECKING:
 QUOTE_POLICY_API_VERSION = 7  # api_versions.mastodon of Mastodon 4.5
 QUOTE_POLICY_VERSION = (4, 5)
 QUOTE_KEY = "quote_approval_policy"
+QUOTED_KEY = "quoted_status_id"
 NO_QUOTE_CONTROLS = (
-    "the instance runs a Mastodon older than 4.5, which has no quote controls: `quotes` settings are left out "
-    "of this account's posts"
+    "the instance runs a Mastodon older than 4.5, which has no quote controls and no quote posts: `quotes` and "
+    "`quote` settings are left out of this account's posts"
 )
 
 
@@ -51,11 +54,14 @@ def supports_quote_policy(limits: Mapping[str, Any]) -> bool:
 
 
 def without_unsupported(params: dict[str, Any], limits: Mapping[str, Any]) -> bool:
-    """Drop ``quote_approval_policy`` from ``params`` when the instance cannot take it; whether it was dropped."""
-    if QUOTE_KEY in params and not supports_quote_policy(limits):
-        del params[QUOTE_KEY]
-        return True
-    return False
+    """Drop ``quote_approval_policy`` and ``quoted_status_id`` (quote posts, Mastodon 4.5 too) from ``params`` when
+    the instance cannot take them: the post goes out without them. Whether anything was dropped."""
+    present = [key for key in (QUOTE_KEY, QUOTED_KEY) if key in params]
+    if not present or supports_quote_policy(limits):
+        return False
+    for key in present:
+        del params[key]
+    return True
 
 
 def set_quote_policy(pub: MastodonPublisher, status_ids: Sequence[str], policy: str) -> list[str]:
@@ -101,7 +107,7 @@ def quote_control_warnings(campaign: Campaign, state: StateDir) -> list[Problem]
         account_id
         for rule in schedule.rules.values()
         if (message_set := campaign.message_sets.get(rule.messages)) is not None
-        and message_set.quotes is not None
+        and (message_set.quotes is not None or message_set.quote is not None)
         for account_id in rule_accounts(schedule, rule)
     }
     cache = LimitsCache(state)
@@ -119,7 +125,8 @@ def quote_control_warnings(campaign: Campaign, state: StateDir) -> list[Problem]
                 campaign.schedule_problem(
                     ("accounts", account_id),
                     f"{account_id}: its instance runs Mastodon {version}, older than 4.5, which has no quote "
-                    "controls: `quotes` settings are left out of its posts (they are posted all the same)",
+                    "controls and no quote posts: `quotes` and `quote` settings are left out of its posts (they are "
+                    "posted all the same)",
                 )
             )
     return warnings

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
+_VOID = frozenset({"br", "img", "hr", "wbr"})  # elements without an end tag
+
 
 class _ContentText(HTMLParser):
     """Plain text of a status's ``content`` HTML (see :func:`html_to_text`)."""
@@ -23,14 +25,23 @@ class _ContentText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._link: tuple[str | None, list[str]] | None = None  # (href of a web link, its text)
+        self._skip = 0  # inside a quote post's fallback paragraph (<p class="quote-inline">): not our text
 
     def _emit(self, text: str) -> None:
+        if self._skip:
+            return
         if self._link is not None:
             self._link[1].append(text)
         else:
             self.out.append(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip:
+            self._skip += tag not in _VOID
+            return
+        if tag == "p" and "quote-inline" in (dict(attrs).get("class") or "").split():
+            self._skip = 1  # Mastodon 4.5 adds "RE: <link>" to a quote post's content for older clients
+            return
         if tag == "br":
             self._emit("\n")
         elif tag == "p":
@@ -45,9 +56,13 @@ class _ContentText(HTMLParser):
             self._link = (href, [])
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
+        if not self._skip:
+            self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
+        if self._skip:
+            self._skip -= 1
+            return
         if tag == "a" and self._link is not None:
             href, shown = self._link
             self._link = None
@@ -70,7 +85,8 @@ def html_to_text(content: str) -> str:
     Mastodon renders a plain-text status as ``<p>`` paragraphs (a blank line in the text) with ``<br />``
     line breaks, HTML-escaped, with links, hashtags and mentions as ``<a>``: a web link's visible text may be
     shortened (``<span class="ellipsis">``) but its ``href`` is the URL as typed, so links become their
-    ``href``; mentions and hashtags keep their visible text (``@user``, ``#tag``)."""
+    ``href``; mentions and hashtags keep their visible text (``@user``, ``#tag``). The fallback paragraph
+    Mastodon 4.5 adds to a quote post (``<p class="quote-inline">RE: <a ...></a></p>``) is not part of it."""
     parser = _ContentText()
     parser.feed(content)
     parser.close()

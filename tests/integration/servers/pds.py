@@ -398,6 +398,12 @@ class PdsServer:
         record: dict[str, Any] = response.json()
         return record
 
+    def get_blob(self, did: str, cid: str) -> bytes:
+        """``com.atproto.sync.getBlob``: the stored bytes of blob ``cid`` of ``did``."""
+        response = self._http.get("/xrpc/com.atproto.sync.getBlob", params={"did": did, "cid": cid})
+        _raise_for_xrpc(response, "getBlob")
+        return response.content
+
     def list_records(self, did: str, collection: str) -> list[dict[str, Any]]:
         """Every record of ``collection`` (all pages of ``com.atproto.repo.listRecords``), newest first."""
         records: list[dict[str, Any]] = []

@@ -5,7 +5,8 @@
   :class:`PlanEntry`, :class:`SyncReport`, the errors, the time helpers); :mod:`.plandiff`: a re-plan's
   arithmetic. No database driver.
 * :mod:`.sql_ledger`: :class:`~.sql_ledger.SqlLedger`, every operation written once in SQL (a mixin per concept:
-  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_aggregates`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
+  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_aggregates`, :mod:`.sql_ops`, :mod:`.sql_records`,
+  :mod:`.sql_edits`, :mod:`.sql_engagement`), with a
   :class:`~.dialect.Dialect` per database for what truly differs (:mod:`.dialect`).
 * :mod:`.sqlite`: :class:`SqliteLedger`, in one SQLite file in the state folder (the default: one machine), its
   schema in :mod:`.migrations`, its report queries in :mod:`.sqlite_report`.
@@ -36,6 +37,7 @@ from amplifier.delivery.ledger.types import (
     AccountPause,
     AccountSummary,
     ClaimMismatch,
+    EditRecord,
     GateChange,
     IllegalTransition,
     JSONObject,
@@ -67,6 +69,7 @@ __all__ = [
     "AccountSummary",
     "ClaimMismatch",
     "Contents",
+    "EditRecord",
     "GateChange",
     "IllegalTransition",
     "JSONObject",
@@ -172,7 +175,7 @@ def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
     """Copy everything ``source`` holds into ``target``, exactly once and in one transaction of ``target``:
     every post (states, attempts, claims with their leases, parts, unknown outcomes, ``retry --late``
     windows, times), the paused accounts (reason, time, who), the operators' actions, the gate changes, the
-    engagement readings, the follow-up jobs and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
+    edits of published posts, the engagement readings, the follow-up jobs and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
     copied. The global pause is the caller's to decide; the nodes' heartbeats are not copied (each node beats
     into the ledger it uses). Returns how many posts (``now``: when the copy is made, for the record)."""
     to_db_time(now)
@@ -182,6 +185,7 @@ def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
             pauses=source.account_pauses(),
             actions=source.export_actions(),
             gate_changes=source.gate_changes(),
+            edits=source.edits(),
             readings=source.export_engagement(),
             followups=source.export_followups(),
             source=source.plan_source(),

@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from amplifier.delivery.ledger.followups import LedgerFollowups
-from amplifier.delivery.ledger.protocols import LedgerEngagement, LedgerMoving, LedgerOperator
+from amplifier.delivery.ledger.protocols import LedgerEdits, LedgerEngagement, LedgerMoving, LedgerOperator
 from amplifier.delivery.ledger.types import (
     AccountSummary,
     NodeBeat,
@@ -300,6 +300,7 @@ class Ledger(
     LedgerEngagement,
     LedgerMoving,
     LedgerFollowups,
+    LedgerEdits,
     Protocol,
 ):
     """The delivery ledger, as delivery, the daemon and the CLI use it. Open one with

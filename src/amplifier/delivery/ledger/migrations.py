@@ -396,3 +396,28 @@ def m014_report_summary(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     conn.execute(backfill_sql(SQLITE_RECOMPUTE))
     conn.execute(backfill_totals_sql(SQLITE_TOTALS))
+
+
+@migration
+def m015_edits(conn: sqlite3.Connection) -> None:
+    """``amplifier correct``: each edit of a published post's part, recorded ``pending`` before its request and
+    finished (``edited`` / ``failed``) after it, with who, when and the text before and after (``Ledger.begin_edit``,
+    ``finish_edit``)."""
+    conn.execute(
+        """
+        CREATE TABLE edits (
+            seq INTEGER PRIMARY KEY,
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part INTEGER NOT NULL CHECK (part >= 0),
+            account TEXT NOT NULL,
+            by_whom TEXT NOT NULL,
+            at TEXT NOT NULL,
+            old_text TEXT NOT NULL,
+            new_text TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('pending', 'edited', 'failed')),
+            detail TEXT NOT NULL,
+            done_at TEXT
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX edits_post ON edits (post_id, at)")

@@ -354,3 +354,27 @@ def m011_report_summary(conn: psycopg.Connection) -> None:
         conn.execute(statement)
     conn.execute(backfill_sql(PG_RECOMPUTE))
     conn.execute(backfill_totals_sql(PG_TOTALS))
+
+
+@migration
+def m012_edits(conn: psycopg.Connection) -> None:
+    """``edits`` (as SQLite's m015): each edit of a published post's part (``amplifier correct``), pending before
+    its request, finished after it."""
+    conn.execute(
+        """
+        CREATE TABLE edits (
+            seq bigserial PRIMARY KEY,
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            part integer NOT NULL CHECK (part >= 0),
+            account text NOT NULL,
+            by_whom text NOT NULL,
+            at timestamptz NOT NULL,
+            old_text text NOT NULL,
+            new_text text NOT NULL,
+            outcome text NOT NULL CHECK (outcome IN ('pending', 'edited', 'failed')),
+            detail text NOT NULL,
+            done_at timestamptz
+        )
+        """
+    )
+    conn.execute("CREATE INDEX edits_post ON edits (post_id, at)")

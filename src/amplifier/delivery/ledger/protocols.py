@@ -12,7 +12,14 @@ from typing import Protocol
 from amplifier.delivery.ledger.engagement import EngagementTotal, PostEngagement
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, Variants
-from amplifier.delivery.ledger.types import AccountPause, GateChange, OperatorAction, PlanSource, Row
+from amplifier.delivery.ledger.types import (
+    AccountPause,
+    EditRecord,
+    GateChange,
+    OperatorAction,
+    PlanSource,
+    Row,
+)
 from amplifier.publish.engagement import Engagement
 
 
@@ -90,6 +97,30 @@ class LedgerOperator(Protocol):
         ...
 
 
+class LedgerEdits(Protocol):
+    """The edits of published posts (``amplifier correct``): each recorded ``pending`` before its request and
+    finished after it, so a crash in between is settled once by the next correction."""
+
+    def begin_edit(self, edit: EditRecord) -> int:
+        """Record an edit of a published post's part as ``pending``, before its request; returns its id
+        (:class:`UnknownPost` for an id the ledger does not have; ``ValueError`` for another outcome or a naive
+        time)."""
+        ...
+
+    def finish_edit(self, edit_id: int, outcome: str, detail: str, now: datetime) -> None:
+        """A pending edit is ``edited`` or ``failed`` (``detail`` redacted); :class:`LedgerError` for an edit
+        that is unknown or already finished."""
+        ...
+
+    def edits(self, post_id: str | None = None) -> list[EditRecord]:
+        """The recorded edits (of one post, or all), oldest first."""
+        ...
+
+    def import_edits(self, edits: Iterable[EditRecord]) -> int:
+        """Insert edits recorded in another ledger as they are (outcome, times; new ids); how many."""
+        ...
+
+
 class LedgerEngagement(Protocol):
     """Engagement read back (:mod:`.engagement`), the read-back jobs and the report (:mod:`.report`)."""
 
@@ -162,6 +193,7 @@ class Contents:
     pauses: Iterable[AccountPause] = ()
     actions: Iterable[OperatorAction] = ()  # oldest first
     gate_changes: Iterable[GateChange] = ()  # oldest first
+    edits: Iterable[EditRecord] = ()  # oldest first
     readings: Iterable[Engagement] = ()
     followups: Iterable[FollowupJob] = ()  # boosts, pins, retractions
     source: PlanSource | None = None

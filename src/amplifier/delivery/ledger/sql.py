@@ -9,6 +9,7 @@ row reader. :class:`SqlLedger` assembles the operations, a mixin per concept:
 * :mod:`.sql_aggregates`: the aggregates of ``status`` and ``history``;
 * :mod:`.sql_ops`: an operator's actions, the account pauses;
 * :mod:`.sql_records`: gate changes, and moving a ledger (export and import of everything it holds);
+* :mod:`.sql_edits`: the edits of published posts (``amplifier correct``);
 * :mod:`.sql_engagement`: engagement readings and totals.
 
 A backend (:class:`~.sqlite.SqliteLedger`, :class:`~.postgres.PostgresLedger`) adds its connection handling,

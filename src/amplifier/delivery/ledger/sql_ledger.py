@@ -11,6 +11,7 @@ from amplifier.delivery.ledger.engagement import checked_readings
 from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sql import SqlPlan, SqlQueries
 from amplifier.delivery.ledger.sql_aggregates import SqlAggregates
+from amplifier.delivery.ledger.sql_edits import SqlEdits
 from amplifier.delivery.ledger.sql_engagement import SqlEngagement
 from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
@@ -25,6 +26,7 @@ class SqlLedger(
     SqlOperations,
     SqlAggregates,
     SqlRecords,
+    SqlEdits,
     SqlEngagement,
     SqlReportPosts,
     SqlFollowups,
@@ -40,6 +42,7 @@ class SqlLedger(
             counted["paused accounts"] = self._insert_pauses(conn, contents.pauses)
             counted["operator actions"] = self._insert_actions(conn, contents.actions)
             counted["gate changes"] = self._insert_gate_changes(conn, contents.gate_changes)
+            counted["edits"] = self._insert_edits(conn, contents.edits)
             added = 0
             readings = iter(contents.readings)
             while batch := list(islice(readings, EXPORT_BATCH)):

@@ -344,6 +344,63 @@ def check_gate_change(change: GateChange) -> GateChange:
 
 
 @dataclass(frozen=True)
+class EditRecord:
+    """An edit of a published post's part (``amplifier correct``): who, when, the text before and after, and how
+    it went. ``outcome``: ``pending`` (recorded before the request), then ``edited`` or ``failed``; ``detail``:
+    a changed content warning, or why it failed (redacted). ``id``: the ledger's (None before it is recorded);
+    ``done_at``: when it was finished."""
+
+    post_id: str
+    part: int
+    account: str
+    by: str
+    at: datetime
+    old_text: str
+    new_text: str
+    outcome: str
+    detail: str = ""
+    id: int | None = None
+    done_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "post_id": self.post_id,
+            "part": self.part,
+            "account": self.account,
+            "by": self.by,
+            "at": self.at.isoformat(),
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "done_at": None if self.done_at is None else self.done_at.isoformat(),
+        }
+
+
+EDIT_OUTCOMES = ("pending", "edited", "failed")
+
+
+def check_edit(edit: EditRecord) -> EditRecord:
+    """``edit`` as every implementation records it: pending, an aware time, who, the detail redacted."""
+    if edit.outcome != "pending":
+        raise ValueError("an edit is recorded with the outcome pending, then finished (edited or failed)")
+    if edit.at.tzinfo is None:
+        raise ValueError("the time of an edit must be aware")
+    if not edit.by.strip():
+        raise ValueError("an edit needs who made it")
+    return replace(edit, detail=redact(edit.detail))
+
+
+def check_finish(outcome: str, done_at: datetime) -> None:
+    """A finished edit's outcome (edited or failed) and time (aware)."""
+    if outcome not in EDIT_OUTCOMES[1:]:
+        raise ValueError("an edit is finished with the outcome edited or failed")
+    if done_at.tzinfo is None:
+        raise ValueError("the time an edit was finished must be aware")
+
+
+@dataclass(frozen=True)
 class SyncReport:
     """What :meth:`Ledger.sync_plan` did, by post id."""
 

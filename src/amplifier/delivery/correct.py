@@ -1,0 +1,204 @@
+"""Correcting a published post from the edited campaign files (``amplifier correct``).
+
+:func:`correct_post` re-renders the post (the caller plans it from the files as they are now) and compares each
+part with what the server says the status is (its source text and content warning). A part that differs is edited
+in place (Mastodon ``PUT /api/v1/statuses/:id``); the ledger records every edit: who, when, the text before and
+after, and how it went.
+
+Exactly once through a crash: the edit is recorded as ``pending`` (with the text the server had) BEFORE the request
+and finished after it. A process killed between the request and the ledger write leaves a pending edit; the next
+``correct`` of the post finds the server already showing the new text, finishes that same record (``edited``) and
+sends nothing. An edit whose outcome is unknown (the answer was lost) stays pending the same way; any other
+refusal finishes it as ``failed``.
+
+Bluesky has no edits: a record changed in place is not shown as edited, and the replies and quotes that point at
+its CID would point at a version that no longer exists. A correction there is a deletion and a new post:
+``amplifier retract ID`` then ``amplifier send ID``; this module says so and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from amplifier.delivery.ledger import EditRecord, Ledger, State
+from amplifier.errors import AmplifierError, ExitCode
+from amplifier.plan.post import PlannedPost
+from amplifier.publish.base import OutcomeUnknownError, PublishError
+
+BLUESKY_NO_EDITS = (
+    "Bluesky has no edits: a published post cannot be changed (an edited record would break the replies and "
+    "quotes that point at it). To correct it, delete it and send the corrected text: `amplifier retract {id}`, "
+    "then `amplifier send {id}`"
+)
+
+
+class CorrectRefused(AmplifierError):
+    """The post cannot be corrected (not published, Bluesky, its account paused, a different thread length)."""
+
+    exit_code = ExitCode.PUBLISH
+
+
+@runtime_checkable
+class EditsStatuses(Protocol):
+    def status_source(self, status_id: str) -> tuple[str, str]: ...
+
+    def edit_status(self, status_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class PartCorrection:
+    """What happened to one part: ``edited``, ``unchanged``, ``would edit`` (a dry run) or ``edited before``
+    (an earlier, interrupted correction had edited it; its record is finished now)."""
+
+    index: int
+    status_id: str
+    outcome: str
+    old_text: str
+    new_text: str
+    old_warning: str = ""
+    new_warning: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "part": self.index,
+            "status_id": self.status_id,
+            "outcome": self.outcome,
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+            "old_content_warning": self.old_warning,
+            "new_content_warning": self.new_warning,
+        }
+
+
+@dataclass(frozen=True)
+class Correction:
+    post_id: str
+    account: str
+    platform: str
+    dry_run: bool
+    parts: tuple[PartCorrection, ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(part.outcome != "unchanged" for part in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.post_id,
+            "account": self.account,
+            "platform": self.platform,
+            "dry_run": self.dry_run,
+            "parts": [part.to_json() for part in self.parts],
+        }
+
+
+def _warning_detail(old: str, new: str) -> str:
+    return "" if old == new else f"content warning: {old!r} -> {new!r}"
+
+
+def correct_post(
+    ledger: Ledger,
+    publisher: object,
+    post: PlannedPost,
+    *,
+    by: str,
+    now: Callable[[], datetime],
+    dry_run: bool = False,
+    after_request: Callable[[], None] = lambda: None,
+) -> Correction:
+    """Edit the published ``post`` (planned from the files as they are now) where its parts differ from what the
+    server shows; see the module docstring. ``after_request``: called after each edit request, before the ledger
+    records it (a test hook)."""
+    row = ledger.get(post.id)
+    if row.state is not State.PUBLISHED or not row.result:
+        raise CorrectRefused(
+            f"{post.id}: it is {row.state.value}, not published: nothing to correct (a planned post goes out with "
+            "the files' text as they are when it is due)"
+        )
+    if row.platform == "bluesky":
+        raise CorrectRefused(f"{post.id}: " + BLUESKY_NO_EDITS.format(id=post.id))
+    paused = ledger.paused_accounts().get(row.account)
+    if paused is not None:
+        raise CorrectRefused(f"{post.id}: the account {row.account} is paused ({paused}); resume it first")
+    ids = [str(part.get("id") or "") for part in row.result]
+    if not all(ids):
+        raise CorrectRefused(f"{post.id}: the ledger has no status id for every part (a dry run?)")
+    if len(ids) != len(post.parts):
+        raise CorrectRefused(
+            f"{post.id}: the corrected text makes {len(post.parts)} part(s), the published thread has {len(ids)}: "
+            f"an edit cannot change that; delete and send again (`amplifier retract {post.id}`, then "
+            f"`amplifier send {post.id}`)"
+        )
+    if not isinstance(publisher, EditsStatuses):
+        raise CorrectRefused(f"{post.id}: {row.platform} posts cannot be edited here")
+    pending = [edit for edit in ledger.edits(post.id) if edit.outcome == "pending" and edit.id is not None]
+    done: list[PartCorrection] = []
+    for index, (status_id, part) in enumerate(zip(ids, post.parts, strict=True)):
+        new_text = str(part.payload.get("status", ""))
+        new_warning = str(part.payload.get("spoiler_text") or "")
+        old_text, old_warning = publisher.status_source(status_id)
+        found, again = _settle(
+            ledger, [e for e in pending if e.part == index], old_text, new_text, now, dry_run
+        )
+        if (old_text, old_warning) == (new_text, new_warning):
+            outcome, before = (
+                ("edited before", found.old_text) if found is not None else ("unchanged", old_text)
+            )
+            done.append(PartCorrection(index, status_id, outcome, before, new_text, old_warning, new_warning))
+            continue
+        if dry_run:
+            done.append(
+                PartCorrection(index, status_id, "would edit", old_text, new_text, old_warning, new_warning)
+            )
+            continue
+        detail = _warning_detail(old_warning, new_warning)
+        if again is not None and again.id is not None:
+            edit_id = again.id
+        else:
+            edit_id = ledger.begin_edit(
+                EditRecord(post.id, index, row.account, by, now(), old_text, new_text, "pending", detail)
+            )
+        try:
+            publisher.edit_status(status_id, part.payload)
+        except OutcomeUnknownError:
+            raise  # stays pending: the next correct looks at the server first
+        except PublishError as exc:
+            ledger.finish_edit(edit_id, "failed", "; ".join(x for x in (detail, str(exc)) if x), now())
+            raise
+        after_request()
+        ledger.finish_edit(edit_id, "edited", detail, now())
+        done.append(PartCorrection(index, status_id, "edited", old_text, new_text, old_warning, new_warning))
+    return Correction(post.id, row.account, row.platform, dry_run, tuple(done))
+
+
+def _settle(
+    ledger: Ledger,
+    pending: list[EditRecord],
+    server_text: str,
+    new_text: str,
+    now: Callable[[], datetime],
+    dry_run: bool,
+) -> tuple[EditRecord | None, EditRecord | None]:
+    """The pending edits of one part, left by an interrupted correction, against what the server shows: one whose
+    text the server has went through (finished ``edited``: returned first); one with another text than both is
+    replaced by this correction (finished ``failed``); one with this correction's text is tried again (returned
+    second). A dry run changes nothing."""
+    found = again = None
+    for edit in pending:
+        if edit.id is None:
+            continue
+        if edit.new_text == server_text:
+            found = edit
+            if not dry_run:
+                ledger.finish_edit(edit.id, "edited", "found edited after an interrupted correction", now())
+        elif edit.new_text != new_text:
+            if not dry_run:
+                ledger.finish_edit(
+                    edit.id, "failed", "it did not reach the server; a later correction replaced it", now()
+                )
+        else:
+            again = edit
+    return found, again
