@@ -86,6 +86,9 @@ def problems(campaign_dir: Callable[..., Path], extra: str = "", rule: str = "")
         ("boost: {accounts: []}", 3, 5, "at least 1"),
         ("boost: {accounts: [sky-ku], delay: -5m}", 3, 5, "boost"),
         ("delete_after: soon", 3, 5, "delete_after"),
+        ("delete_after: -1d", 3, 5, "must not be negative"),
+        ("delete_after: -PT1H", 3, 5, "must not be negative"),
+        ("delete_after: -86400", 3, 5, "must not be negative"),
         ("pin: maybe", 3, 5, "pin"),
     ],
 )
