@@ -281,6 +281,21 @@ def test_status_and_history_tables_show_a_retraction(
     assert "rally moved" in status.out
 
 
+def test_history_at_80_columns_keeps_each_due_time_on_one_line(
+    run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The due column was the full ISO time, folded mid-time at 80 columns (``2027-10-29T10:0`` / ``0:00+02:00``)."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    history = run_cli(
+        *campaign, "history", "--now", "2027-10-29T11:00", "--from", "2027-10-29", "--to", "2027-10-30"
+    )
+    assert history.code == 0, history.err
+    lines = history.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), history.out
+    assert any("│ 2027-10-29 10:00 │" in line for line in lines), history.out
+
+
 def test_rejected_credentials_retry_later_and_a_removed_account_fails(ledger: Ledger) -> None:
     from amplifier.publish.base import AuthError
 
