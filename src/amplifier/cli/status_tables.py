@@ -137,7 +137,9 @@ def history_table(
             style = "yellow"
             when = retraction.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
             note = f"by {retraction.by} at {when}" + (f": {retraction.reason}" if retraction.reason else "")
-        table.add_row(short_time(item["due_at"]), item["id"], item["account"], Text(state, style=style), Text(note))
+        table.add_row(
+            short_time(item["due_at"]), item["id"], item["account"], Text(state, style=style), Text(note)
+        )
     console().print(table)
     if actions:
         console().print(_actions_table(actions))
