@@ -237,6 +237,41 @@ def test_retract_plans_deletes_of_published_posts_and_refuses_the_rest(ledger: L
     assert ledger.retractions()["p"].state == "done"
 
 
+@pytest.mark.parametrize(
+    ("author", "platform", "booster"), [("masto-en", "mastodon", "masto-de"), ("sky-en", "bluesky", "sky-ku")]
+)
+def test_a_dry_run_lists_the_jobs_the_retraction_then_runs(
+    ledger: Ledger, author: str, platform: str, booster: str
+) -> None:
+    """The dry run listed an unboost and an unpin on Mastodon (which removes them with the status, so the real run
+    plans none), and a delete again for a post already retracted (the real run does nothing)."""
+    world = World(ledger)
+    world.publish("p", account=author, platform=platform)
+    ledger.plan_followups(
+        [FollowupJob("p", "boost", booster, platform, T0), FollowupJob("p", "pin", author, platform, T0)]
+    )
+    assert len(world.runner.run_due(T0).done) == 2
+
+    def keys(plan: Any) -> list[tuple[str, str]]:
+        return sorted((job.kind, job.account) for job in plan.jobs)
+
+    for _ in range(2):  # the first retraction, then again once it is done
+        dry = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + MIN, dry_run=True)
+        real = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + MIN)
+        assert keys(dry) == keys(real)
+        for job in real.jobs:
+            world.runner.run(job, T0 + MIN)
+    expected = [("delete", author)] + (
+        [("unboost", booster), ("unpin", author)] if platform == "bluesky" else []
+    )
+    assert sorted((j.kind, j.account) for j in ledger.followups(["p"]) if j.state == "done") == sorted(
+        [*expected, ("boost", booster), ("pin", author)]
+    )
+    again = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + 2 * MIN, dry_run=True)
+    assert again.posts == ("p",)
+    assert again.jobs == ()
+
+
 def test_catch_up_plans_what_a_crash_lost_once(ledger: Ledger) -> None:
     world = World(ledger)
     world.publish("p")
