@@ -316,6 +316,23 @@ def test_status_and_history_tables_show_a_retraction(
     assert "rally moved" in status.out
 
 
+def test_retracting_a_retracted_post_says_so(
+    run_cli: Callable[..., Any], campaign: list[str], tmp_path: Path
+) -> None:
+    """It printed ``retracting ID`` and nothing else, as if a deletion were under way."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    post_id = DAY1.format(account="masto")
+    at = datetime(2027, 10, 29, 10, 30, tzinfo=UTC)
+    with open_ledger(tmp_path / "state", at) as opened:
+        (job,) = opened.retract(post_id, by="ana", reason="rally moved", now=at)
+        assert opened.claim_followup(job.key, "t", at, at + MIN)
+        opened.finish_followup(job.key, "t", "done", "deleted 1 status(es)", at)
+    for dry in ((), ("--dry-run",)):
+        again = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00", *dry)
+        assert again.code == 0, again.err
+        assert f"{post_id}: already retracted, nothing left to delete" in again.out
+
+
 def test_history_at_80_columns_keeps_each_due_time_on_one_line(
     run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -129,8 +129,12 @@ def retract(
         dump_json(data)
     else:
         verb = "would retract" if dry_run else "retracting"
+        pending = {job.post_id for job in plan.jobs}
         for post_id in plan.posts:
-            click.echo(f"{verb} {post_id}")
+            if post_id in pending:
+                click.echo(f"{verb} {post_id}")
+            else:
+                click.echo(f"{post_id}: already retracted, nothing left to delete")
         for job in plan.jobs:
             click.echo(f"  {job.kind} by {job.account}" + (" (planned)" if dry_run else ""))
         if report is not None:
