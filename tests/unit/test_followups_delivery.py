@@ -333,6 +333,28 @@ def test_retracting_a_retracted_post_says_so(
         assert f"{post_id}: already retracted, nothing left to delete" in again.out
 
 
+def test_retract_without_the_secret_says_why_and_leaves_the_delete_to_the_daemon(
+    run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the account's secret the delete failed for good; now it waits, and the line says why."""
+    from amplifier.errors import CredentialsError
+    from amplifier.publish import REGISTRY
+
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+
+    def no_secret(account: str, settings: Any, context: Any) -> Any:
+        raise CredentialsError("the secret TEST_MASTO_TOKEN is not set")
+
+    monkeypatch.setitem(REGISTRY, "mastodon", no_secret)
+    post_id = DAY1.format(account="masto")
+    result = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00")
+    assert result.code == 0, result.err
+    assert (
+        f"waiting: {post_id} delete by masto: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)"
+        in result.out
+    )
+
+
 def test_history_at_80_columns_keeps_each_due_time_on_one_line(
     run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,6 +368,21 @@ def test_history_at_80_columns_keeps_each_due_time_on_one_line(
     lines = history.out.splitlines()
     assert all(len(line) <= 80 for line in lines), history.out
     assert any("│ 2027-10-29 10:00 │" in line for line in lines), history.out
+
+
+def test_a_missing_secret_retries_later_instead_of_failing_for_good(ledger: Ledger) -> None:
+    """A secret not set (``amplifier retract`` run without it) failed the delete for good: the daemon, which has
+    the secret, never deleted the post, not even at its ``delete_after`` time (the same job)."""
+    from amplifier.errors import CredentialsError
+
+    world = World(ledger)
+    world.publish("p")
+    ledger.plan_followups([FollowupJob("p", "delete", "masto-en", "mastodon", T0, by="delete_after")])
+    world.errors.append(CredentialsError("the secret AMP_TOKEN is not set"))
+    assert world.runner.run_due(T0).deferred == ["p delete by masto-en"]
+    (job,) = ledger.followups(["p"])
+    assert (job.state, job.detail) == ("planned", "the secret AMP_TOKEN is not set")
+    assert world.runner.run_due(T0 + 2 * MIN).done == ["p delete by masto-en"]
 
 
 def test_rejected_credentials_retry_later_and_a_removed_account_fails(ledger: Ledger) -> None:

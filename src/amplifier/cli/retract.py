@@ -123,6 +123,8 @@ def retract(
                     close = getattr(publisher, "close", None)
                     if close is not None:
                         close()
+        # Why a job waits (a secret not set, a rate limit...), as the ledger recorded it.
+        waiting = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":
         data = {"version": JSON_VERSION, "dry_run": dry_run, **plan.to_json()}
         data["outcome"] = report.to_json() if report is not None else None
@@ -141,7 +143,8 @@ def retract(
             for text in report.done:
                 click.echo(f"done: {text}")
             for text in report.deferred:
-                click.echo(f"waiting: {text} (the daemon finishes it)")
+                why = f": {waiting[text]}" if waiting.get(text) else ""
+                click.echo(f"waiting: {text}{why} (the daemon finishes it)")
             for text in report.failed:
                 click.echo(f"failed: {text}", err=True)
         if not plan.posts and not plan.refused:
