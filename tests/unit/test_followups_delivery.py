@@ -355,6 +355,29 @@ def test_retract_without_the_secret_says_why_and_leaves_the_delete_to_the_daemon
     )
 
 
+def test_the_health_check_reports_a_failed_deletion(
+    run_cli: Callable[..., Any], campaign: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deletion refused by the server left the post up, and ``status --check`` said healthy."""
+    monkeypatch.setenv("TEST_MASTO_TOKEN", "t0ken")
+    monkeypatch.setenv("TEST_SKY_PASSWORD", "passw0rd")
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    post_id = DAY1.format(account="masto")
+    at = datetime(2027, 10, 29, 10, 30, tzinfo=UTC)
+    with open_ledger(tmp_path / "state", at) as opened:
+        (job,) = opened.retract(post_id, by="ana", reason="rally moved", now=at)
+        assert opened.claim_followup(job.key, "t", at, at + MIN)
+        opened.finish_followup(job.key, "t", "failed", "HTTP 403: not allowed", at)
+    check = run_cli(*campaign, "status", "--check", "--now", "2027-10-29T11:00", "--max-age", "999999999")
+    assert check.code == 1, check.err
+    assert (
+        f"unhealthy: {post_id} delete by masto failed at 2027-10-29T10:30:00+00:00: HTTP 403: not allowed"
+        in (check.err)
+    )
+    later = run_cli(*campaign, "status", "--check", "--now", "2027-10-29T20:00", "--max-age", "999999999")
+    assert later.code == 0, later.err  # older than --failed-within (6 h)
+
+
 def test_history_at_80_columns_keeps_each_due_time_on_one_line(
     run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
