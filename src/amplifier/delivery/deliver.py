@@ -332,11 +332,11 @@ class Delivery:
             if not taken and outcome is None:
                 outcome = Reconciled(row.id, row.account, "unknown", "taken over by another process")
         if outcome is None and row.state == State.CLAIMED:
+            blocked = self.limiter.blocked_until(row.account, now) if self.limiter is not None else None
             since = unknown_since(row)
             check_at = recheck_at(
                 since, now, shortest=self.retries.recheck_min, longest=self.retries.recheck_max
             )
-            blocked = self.limiter.blocked_until(row.account, now) if self.limiter is not None else None
             try:
                 outcome = reconcile_row(
                     self.ledger,

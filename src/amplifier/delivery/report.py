@@ -25,6 +25,7 @@ from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.report import ReportRow
 from amplifier.plan.schedule import event_end, event_start, occurrences_between
+from amplifier.publish.engagement import Counted
 
 REPORT_VERSION = 1
 DIMENSIONS = ("event", "rule", "message-set", "variant", "lang", "account", "platform")
@@ -81,7 +82,7 @@ class Tally:
 
 
 @dataclass(frozen=True)
-class TopPost:
+class TopPost(Counted):
     """One of the most engaged posts, with what a card shows."""
 
     post_id: str
@@ -99,7 +100,7 @@ class TopPost:
 
     @property
     def engagement(self) -> int:
-        return sum(x or 0 for x in (self.likes, self.reposts, self.replies, self.quotes))
+        return self.total
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,10 +111,7 @@ class TopPost:
             "due_at": self.due_at.isoformat(),
             "url": self.url,
             "text": self.text,
-            "likes": self.likes,
-            "reposts": self.reposts,
-            "replies": self.replies,
-            "quotes": self.quotes,
+            **self.counts_json(),
             "engagement": self.engagement,
             "gone": self.gone,
         }

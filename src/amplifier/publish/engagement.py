@@ -30,6 +30,25 @@ from typing import Any, TypeVar
 GET_POSTS_MAX = 25
 
 
+class Counted:
+    """The four counts a reading, a post's total or a report's card carries (``None``: not counted there):
+    ``likes`` (Mastodon favourites, Bluesky likes), ``reposts`` (reblogs / reposts), ``replies``, ``quotes``."""
+
+    __slots__ = ()
+    likes: int | None
+    reposts: int | None
+    replies: int | None
+    quotes: int | None
+
+    @property
+    def total(self) -> int:
+        """Likes + reposts + replies + quotes (what is known)."""
+        return sum(x or 0 for x in (self.likes, self.reposts, self.replies, self.quotes))
+
+    def counts_json(self) -> dict[str, int | None]:
+        return {"likes": self.likes, "reposts": self.reposts, "replies": self.replies, "quotes": self.quotes}
+
+
 @dataclass(frozen=True)
 class PublishedPart:
     """One published part to read: ``id`` is the Mastodon status id or the Bluesky record key; ``uri`` the
@@ -42,7 +61,7 @@ class PublishedPart:
 
 
 @dataclass(frozen=True)
-class Engagement:
+class Engagement(Counted):
     """The counts of one part at one instant (``read_at``, aware UTC).
 
     ``likes``: Mastodon favourites, Bluesky likes; ``reposts``: reblogs / reposts; ``quotes`` is ``None``
@@ -58,20 +77,12 @@ class Engagement:
     quotes: int | None = None
     gone: bool = False
 
-    @property
-    def total(self) -> int:
-        """Likes + reposts + replies + quotes (what is known)."""
-        return sum(x or 0 for x in (self.likes, self.reposts, self.replies, self.quotes))
-
     def to_json(self) -> dict[str, Any]:
         return {
             "post_id": self.post_id,
             "index": self.index,
             "read_at": self.read_at.isoformat(),
-            "likes": self.likes,
-            "reposts": self.reposts,
-            "replies": self.replies,
-            "quotes": self.quotes,
+            **self.counts_json(),
             "gone": self.gone,
         }
 

@@ -5,7 +5,7 @@
   :class:`PlanEntry`, :class:`SyncReport`, the errors, the time helpers); :mod:`.plandiff`: a re-plan's
   arithmetic. No database driver.
 * :mod:`.sql_ledger`: :class:`~.sql_ledger.SqlLedger`, every operation written once in SQL (a mixin per concept:
-  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
+  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_aggregates`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
   :class:`~.dialect.Dialect` per database for what truly differs (:mod:`.dialect`).
 * :mod:`.sqlite`: :class:`SqliteLedger`, in one SQLite file in the state folder (the default: one machine), its
   schema in :mod:`.migrations`, its report queries in :mod:`.sqlite_report`.
@@ -27,7 +27,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from amplifier.delivery.ledger.base import (
+from amplifier.delivery.ledger.base import Ledger
+from amplifier.delivery.ledger.protocols import Contents
+from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
+from amplifier.delivery.ledger.types import (
     CANCELLED_REASON,
     TRANSITIONS,
     AccountPause,
@@ -36,7 +39,6 @@ from amplifier.delivery.ledger.base import (
     GateChange,
     IllegalTransition,
     JSONObject,
-    Ledger,
     LedgerBusy,
     LedgerError,
     LedgerUnreachable,
@@ -55,8 +57,6 @@ from amplifier.delivery.ledger.base import (
     from_db_time,
     to_db_time,
 )
-from amplifier.delivery.ledger.protocols import Contents
-from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
 
 __all__ = [
     "CANCELLED_REASON",

@@ -41,7 +41,7 @@ What every implementation guarantees (``tests/contract/test_ledger_contract.py``
   texts that are safe to show (as :class:`amplifier.errors.AmplifierError` messages are).
 
 The operations are grouped by concept into small protocols; :class:`Ledger` is all of them. The vocabulary
-(states, rows, errors, helpers) is in :mod:`.types` and re-exported here. No database driver is imported.
+(states, rows, errors, helpers) is in :mod:`.types`, re-exported by the package. No database driver is imported.
 """
 
 from __future__ import annotations
@@ -52,43 +52,15 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from amplifier.delivery.ledger.followups import LedgerFollowups
-from amplifier.delivery.ledger.plandiff import Existing, PlanDiff, PlanKey, diff_plan, plan_keys
 from amplifier.delivery.ledger.protocols import LedgerEngagement, LedgerMoving, LedgerOperator
 from amplifier.delivery.ledger.types import (
-    CANCELLED_REASON,
-    CLAIMED_ONLY,
-    EXPORT_BATCH,
-    GATE_OUTCOMES,
-    TRANSITIONS,
-    UNFINISHED,
-    AccountPause,
     AccountSummary,
-    ClaimMismatch,
-    GateChange,
-    IllegalTransition,
-    JSONObject,
-    LedgerBusy,
-    LedgerError,
-    LedgerUnreachable,
     NodeBeat,
-    OperatorAction,
-    PartConflict,
     PlanEntry,
     PlanSource,
-    PostBusy,
     Row,
-    StalePlan,
     State,
     SyncReport,
-    UnknownPost,
-    check_gate_change,
-    check_reason,
-    check_source,
-    content_hash,
-    dump_json,
-    from_db_time,
-    optional_time,
-    to_db_time,
 )
 
 
@@ -165,8 +137,8 @@ class LedgerTransitions(Protocol):
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
     ) -> None:
-        """Part ``index`` of the claimed post is out, with this result (the same result again: a no-op; another
-        one: :class:`PartConflict`)."""
+        """Part ``index`` (0-based) of the claimed post is out, with this result (the same result again: a no-op;
+        another one: :class:`PartConflict`)."""
         ...
 
     def mark_published(
@@ -181,13 +153,13 @@ class LedgerTransitions(Protocol):
         ...
 
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Claimed -> failed for good (the attempt counts)."""
+        """Claimed -> failed for good (the attempt counts); ``reason`` is stored as given."""
         ...
 
     def schedule_retry(
         self, post_id: str, reason: str, next_attempt_at: datetime, now: datetime, *, token: str | None = None
     ) -> None:
-        """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts."""
+        """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts, ``reason`` is kept."""
         ...
 
     def release(
@@ -199,9 +171,11 @@ class LedgerTransitions(Protocol):
         absent: bool = False,
         unknown: bool = False,
     ) -> None:
-        """Claimed -> planned without counting an attempt. ``absent``: a lookup proved the post is not on the
-        platform (``unknown_since`` is cleared); ``unknown``: the released claim's outcome is unknown
-        (``unknown_since`` becomes the claim time unless set)."""
+        """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent).
+        ``unknown_since`` is kept (a post released to be re-sent under its Idempotency-Key stays unknown until
+        it is published), unless ``absent``: a lookup proved the post is not on the platform (it is cleared).
+        ``unknown``: the released claim's outcome is unknown (a crash left it claimed): ``unknown_since``
+        becomes the claim time unless set."""
         ...
 
     def mark_unknown(
@@ -214,16 +188,21 @@ class LedgerTransitions(Protocol):
         token: str | None = None,
         attempt: bool = True,
     ) -> None:
-        """Claimed -> still claimed, outcome unknown: ``unknown_since`` keeps its first moment, the next check is
-        at ``check_at``; ``attempt``: whether a publish attempt ended here (counted) or only a lookup failed."""
+        """Claimed -> still claimed, outcome unknown: only reconciliation may move it on.
+
+        ``unknown_since`` is set to the claim time (the earliest the request could have gone out) unless it
+        is set already: it keeps the FIRST such moment across re-claims, because Mastodon's Idempotency-Key
+        lives an hour from the status's creation and a repeat does not extend it. ``next_attempt_at`` becomes
+        ``check_at``, when reconciliation should look next; ``reason`` is kept as ``last_error``. ``attempt``:
+        whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
         ...
 
     def mark_expired(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Planned or claimed -> expired (its window was missed)."""
+        """Planned or claimed -> expired (its window was missed); ``reason`` is stored as given."""
         ...
 
     def mark_skipped(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Planned or claimed -> skipped (on purpose)."""
+        """Planned or claimed -> skipped (on purpose); ``reason`` is stored as given."""
         ...
 
     def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
@@ -248,19 +227,21 @@ class LedgerQueries(Protocol):
         ...
 
     def next_due_at(self) -> datetime | None:
-        """The earliest next attempt of a planned post that :meth:`due` could return."""
+        """The earliest next attempt of a planned post that :meth:`due` could return (pauses considered)."""
         ...
 
     def claimed(self, older_than: datetime | None = None) -> list[Row]:
-        """Claimed posts (claimed before ``older_than``, if given), by claim time then id."""
+        """Claimed posts (claimed before ``older_than``, if given), by claim time then id: after a crash, their
+        fate is unknown and must be reconciled with the platform."""
         ...
 
     def unknown_due(self, now: datetime) -> list[Row]:
-        """Claimed posts whose outcome is unknown and whose next check is at or before ``now``."""
+        """Claimed posts whose outcome is unknown (:meth:`mark_unknown`) and whose next check is at or before
+        ``now``, by that time then id."""
         ...
 
     def next_check_at(self) -> datetime | None:
-        """The earliest next check of a claimed post whose outcome is unknown."""
+        """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
         ...
 
     def history(
@@ -331,53 +312,3 @@ class Ledger(
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-
-
-__all__ = [
-    "CANCELLED_REASON",
-    "CLAIMED_ONLY",
-    "EXPORT_BATCH",
-    "GATE_OUTCOMES",
-    "TRANSITIONS",
-    "UNFINISHED",
-    "AccountPause",
-    "AccountSummary",
-    "ClaimMismatch",
-    "Existing",
-    "GateChange",
-    "IllegalTransition",
-    "JSONObject",
-    "Ledger",
-    "LedgerBusy",
-    "LedgerEngagement",
-    "LedgerError",
-    "LedgerMoving",
-    "LedgerOperator",
-    "LedgerPlan",
-    "LedgerQueries",
-    "LedgerTransitions",
-    "LedgerUnreachable",
-    "NodeBeat",
-    "OperatorAction",
-    "PartConflict",
-    "PlanDiff",
-    "PlanEntry",
-    "PlanKey",
-    "PlanSource",
-    "PostBusy",
-    "Row",
-    "StalePlan",
-    "State",
-    "SyncReport",
-    "UnknownPost",
-    "check_gate_change",
-    "check_reason",
-    "check_source",
-    "content_hash",
-    "diff_plan",
-    "dump_json",
-    "from_db_time",
-    "optional_time",
-    "plan_keys",
-    "to_db_time",
-]

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amplifier.publish.engagement import Engagement
+from amplifier.publish.engagement import Counted, Engagement
 
 
 @dataclass(frozen=True)
-class EngagementTotal:
+class EngagementTotal(Counted):
     """One post's engagement summed over its parts (see the module docstring); a count is ``None`` when no
     part's reading has it (Mastodon servers before 4.5 do not count quotes)."""
 
@@ -39,10 +39,6 @@ class EngagementTotal:
     quotes: int | None
     last_read_at: datetime
 
-    @property
-    def total(self) -> int:
-        return sum(x or 0 for x in (self.likes, self.reposts, self.replies, self.quotes))
-
     def to_json(self) -> dict[str, Any]:
         return {
             "post_id": self.post_id,
@@ -51,10 +47,7 @@ class EngagementTotal:
             "due_at": self.due_at.isoformat(),
             "parts_read": self.parts_read,
             "parts_gone": self.parts_gone,
-            "likes": self.likes,
-            "reposts": self.reposts,
-            "replies": self.replies,
-            "quotes": self.quotes,
+            **self.counts_json(),
             "last_read_at": self.last_read_at.isoformat(),
         }
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import psycopg
 
-from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
+from amplifier.delivery.ledger.types import Row, to_db_time
 
 _NO_READING_AFTER_AGE = (
     "(posts.published_at <= ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"

@@ -6,7 +6,8 @@ row reader. :class:`SqlLedger` assembles the operations, a mixin per concept:
 
 * :mod:`.sql` (here): the plan, its source, the nodes' heartbeats, the queries and the global pause;
 * :mod:`.sql_transitions`: claims, leases and the post's transitions;
-* :mod:`.sql_ops`: the aggregates of ``status`` and ``history``, an operator's actions, the account pauses;
+* :mod:`.sql_aggregates`: the aggregates of ``status`` and ``history``;
+* :mod:`.sql_ops`: an operator's actions, the account pauses;
 * :mod:`.sql_records`: gate changes, and moving a ledger (export and import of everything it holds);
 * :mod:`.sql_engagement`: engagement readings and totals.
 
@@ -173,12 +174,6 @@ class SqlPlan(SqlCore):
         end: datetime | None = None,
         source: PlanSource | None = None,
     ) -> SyncReport:
-        """Make the planned posts match ``entries``, in one transaction (see :meth:`Ledger.sync_plan`).
-
-        Posts that are claimed, finished (published, failed, expired, skipped) or planned with parts already
-        published (a thread waiting for a retry) are never changed or cancelled; when the plan would change or
-        drop one, its id is in :attr:`SyncReport.ignored`.
-        """
         d = self.dialect
         stamp = d.time(now)
         plan = plan_keys(entries, d.time)
@@ -251,8 +246,6 @@ class SqlQueries(SqlCore):
         return rows[0]
 
     def due(self, now: datetime, limit: int | None = None) -> list[Row]:
-        """Planned posts whose next attempt is at or before ``now``, by due time then id; none of a paused
-        account, and none at all while everything is paused."""
         return self._select(
             f"state = 'planned' AND next_attempt_at <= ? AND {NOT_PAUSED}",
             (self.dialect.time(now), self.dialect.no_limit if limit is None else limit),
@@ -261,7 +254,6 @@ class SqlQueries(SqlCore):
         )
 
     def next_due_at(self) -> datetime | None:
-        """The earliest next attempt of a planned post that :meth:`due` could return (pauses considered)."""
         found = self._scalar(
             f"SELECT MIN(next_attempt_at) FROM posts{self.dialect.indexed('posts_planned_next')}"
             f" WHERE state = 'planned' AND {NOT_PAUSED}"
@@ -269,8 +261,6 @@ class SqlQueries(SqlCore):
         return self.dialect.read_optional_time(found)
 
     def claimed(self, older_than: datetime | None = None) -> list[Row]:
-        """Claimed posts (claimed before ``older_than``, if given), by claim time: after a crash, their fate
-        is unknown and must be reconciled with the platform."""
         if older_than is None:
             return self._select("state = 'claimed'", (), "ORDER BY claimed_at, id", index="posts_claimed")
         return self._select(
@@ -281,8 +271,6 @@ class SqlQueries(SqlCore):
         )
 
     def unknown_due(self, now: datetime) -> list[Row]:
-        """Claimed posts whose outcome is unknown (:meth:`mark_unknown`) and whose next check is at or before
-        ``now``, by that time then id."""
         return self._select(
             "state = 'claimed' AND unknown_since IS NOT NULL AND next_attempt_at <= ?",
             (self.dialect.time(now),),
@@ -291,7 +279,6 @@ class SqlQueries(SqlCore):
         )
 
     def next_check_at(self) -> datetime | None:
-        """The earliest next check of a claimed post whose outcome is unknown (None: there is none)."""
         found = self._scalar(
             f"SELECT MIN(next_attempt_at) FROM posts{self.dialect.indexed('posts_claimed')}"
             " WHERE state = 'claimed' AND unknown_since IS NOT NULL"
@@ -305,7 +292,6 @@ class SqlQueries(SqlCore):
         account: str | None = None,
         states: Iterable[State] | None = None,
     ) -> list[Row]:
-        """Posts due in [``start``, ``end``), by due time then id; optionally of one account, some states."""
         where = "due_at >= ? AND due_at < ?"
         params: list[Any] = [self.dialect.time(start), self.dialect.time(end)]
         if account is not None:
@@ -322,8 +308,6 @@ class SqlQueries(SqlCore):
         return self._select(where, params, "ORDER BY due_at, id", index=index)
 
     def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
-        """The platform ids (Mastodon status ids, Bluesky record keys) recorded for any part of any post of
-        ``account``, leaving out ``except_post``'s own: a search for a post must never take one of these."""
         with self._reading() as conn:
             rows = conn.execute(
                 f"SELECT {self.dialect.json_field('pp.result', 'id')} FROM posts p"
@@ -334,7 +318,6 @@ class SqlQueries(SqlCore):
         return frozenset(str(value) for (value,) in rows if value not in (None, ""))
 
     def counts_by_state(self) -> dict[State, int]:
-        """How many posts are in each state (every state present, 0 included)."""
         with self._reading() as conn:
             rows = conn.execute("SELECT state, COUNT(*) FROM posts GROUP BY state").fetchall()
         found = {str(state): int(count) for state, count in rows}
@@ -343,7 +326,6 @@ class SqlQueries(SqlCore):
     # -- the global pause ----------------------------------------------------------------------------------
 
     def set_paused(self, paused: bool, reason: str | None, now: datetime) -> None:
-        """Pause (or resume) all publishing; a pause needs a reason."""
         stamp = self.dialect.time(now)
         if paused:
             reason = check_reason(reason or "")
@@ -357,7 +339,6 @@ class SqlQueries(SqlCore):
         return bool(self._scalar("SELECT paused FROM global_pause WHERE id = 1"))
 
     def pause_reason(self) -> str | None:
-        """Why everything is paused, None when it is not."""
         with self._reading() as conn:
             found = conn.execute("SELECT paused, reason FROM global_pause WHERE id = 1").fetchone()
         return str(found[1]) if found and found[0] else None

@@ -124,8 +124,6 @@ class SqlEngagement(SqlCore):
         return self._readings("post_id = ?", (post_id,))
 
     def export_engagement(self) -> Iterator[Engagement]:
-        """Every reading of every post, by post, part and time, read in batches (bounded memory)."""
-
         def fetch(after: tuple[Any, ...] | None) -> list[Engagement]:
             if after is None:
                 return self._readings("1 = 1", (EXPORT_BATCH,), "LIMIT ?")

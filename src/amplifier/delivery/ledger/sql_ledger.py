@@ -10,6 +10,7 @@ from typing import Self
 from amplifier.delivery.ledger.engagement import checked_readings
 from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sql import SqlPlan, SqlQueries
+from amplifier.delivery.ledger.sql_aggregates import SqlAggregates
 from amplifier.delivery.ledger.sql_engagement import SqlEngagement
 from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
@@ -18,11 +19,12 @@ from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 from amplifier.delivery.ledger.types import EXPORT_BATCH
 
 
-class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlFollowups, SqlPlan, SqlQueries):
+class SqlLedger(
+    SqlTransitions, SqlOperations, SqlAggregates, SqlRecords, SqlEngagement, SqlFollowups, SqlPlan, SqlQueries
+):
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 
     def import_contents(self, contents: Contents) -> int:
-        """Everything of ``contents`` in ONE transaction (see :meth:`Ledger.import_contents`)."""
         counted = contents.counted
         with self._transaction() as conn:
             counted["posts"] = self._insert_rows(conn, contents.rows)

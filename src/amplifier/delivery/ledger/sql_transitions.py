@@ -63,11 +63,6 @@ class SqlTransitions(SqlCore):
         return False
 
     def claim(self, post_id: str, now: datetime, token: str, *, lease_until: datetime | None = None) -> bool:
-        """Take the post for publishing, atomically: True if this call moved it from planned to claimed.
-
-        False if it is not planned (someone else claimed it, or it is finished) or its account, or everything,
-        is paused. Raises :class:`UnknownPost` for an id the ledger does not have.
-        """
         if not token:
             raise ValueError("a claim needs a non-empty token")
         stamp = self.dialect.time(now)
@@ -88,7 +83,6 @@ class SqlTransitions(SqlCore):
         *,
         lease_until: datetime | None = None,
     ) -> bool:
-        """Fencing: a compare-and-swap of the claim's token (see the interface)."""
         if not new_token:
             raise ValueError("a claim needs a non-empty token")
         stamp = self.dialect.time(now)
@@ -101,7 +95,6 @@ class SqlTransitions(SqlCore):
             return self._changed_or_unknown(conn, cursor, post_id)
 
     def extend_lease(self, token: str, lease_until: datetime, now: datetime) -> int:
-        """The lease of every claim ``token`` holds runs to ``lease_until`` at least (see the interface)."""
         until = self.dialect.time(lease_until)
         stamp = self.dialect.time(now)
         with self._transaction() as conn:
@@ -118,11 +111,6 @@ class SqlTransitions(SqlCore):
     def record_part(
         self, post_id: str, index: int, result: Mapping[str, Any], now: datetime, *, token: str | None = None
     ) -> None:
-        """Record that part ``index`` (0-based) of the claimed post is published, with its platform result.
-
-        Recording the same result again is a no-op; another result for a recorded part raises
-        :class:`PartConflict`.
-        """
         stamp = self.dialect.time(now)
         value = _normal(result)
         with self._transaction() as conn:
@@ -152,7 +140,6 @@ class SqlTransitions(SqlCore):
         *,
         token: str | None = None,
     ) -> None:
-        """Claimed -> published. ``parts`` is one result per part (None: every part was recorded already)."""
         d = self.dialect
         stamp = d.time(now)
         values = None if parts is None else [_normal(part) for part in parts]
@@ -180,31 +167,31 @@ class SqlTransitions(SqlCore):
             )
 
     def mark_failed(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Claimed -> failed for good (the attempt counts); ``reason`` is stored as given."""
-        stamp = self.dialect.time(now)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "mark it failed", token)
-            conn.execute(
-                "UPDATE posts SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ?"
-                " WHERE id = ?",
-                (reason, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "mark it failed",
+            token,
+            now,
+            "state = 'failed', attempts = attempts + 1, last_error = ?",
+            check_reason(reason),
+        )
 
     def schedule_retry(
         self, post_id: str, reason: str, next_attempt_at: datetime, now: datetime, *, token: str | None = None
     ) -> None:
-        """Claimed -> planned, to try again at ``next_attempt_at``; the attempt counts, ``reason`` is kept."""
-        stamp = self.dialect.time(now)
         next_at = self.dialect.time(next_attempt_at)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "schedule a retry", token)
-            conn.execute(
-                "UPDATE posts SET state = 'planned', attempts = attempts + 1, next_attempt_at = ?,"
-                " last_error = ?, claimed_at = NULL, claim_token = NULL, updated_at = ? WHERE id = ?",
-                (next_at, reason, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "schedule a retry",
+            token,
+            now,
+            "state = 'planned', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_at = NULL,"
+            " claim_token = NULL",
+            next_at,
+            check_reason(reason),
+        )
 
     def release(
         self,
@@ -215,27 +202,21 @@ class SqlTransitions(SqlCore):
         absent: bool = False,
         unknown: bool = False,
     ) -> None:
-        """Claimed -> planned without counting an attempt (a graceful shutdown before anything was sent).
-
-        ``unknown_since`` is kept (a post released to be re-sent under its Idempotency-Key stays unknown
-        until it is published), unless ``absent``: a lookup proved the post is not on the platform.
-        ``unknown``: the outcome of the claim being released is unknown (a crash left it claimed): when
-        ``unknown_since`` is not set yet, it becomes the claim time."""
         if absent and unknown:
             raise ValueError("a post cannot be both absent and unknown")
-        stamp = self.dialect.time(now)
         clear = ""
         if absent:
             clear = ", unknown_since = NULL"
         elif unknown:
             clear = ", unknown_since = COALESCE(unknown_since, claimed_at)"
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "release it", token)
-            conn.execute(
-                "UPDATE posts SET state = 'planned', claimed_at = NULL, claim_token = NULL, updated_at = ?"
-                f"{clear} WHERE id = ?",
-                (stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "release it",
+            token,
+            now,
+            f"state = 'planned', claimed_at = NULL, claim_token = NULL{clear}",
+        )
 
     def mark_unknown(
         self,
@@ -247,38 +228,53 @@ class SqlTransitions(SqlCore):
         token: str | None = None,
         attempt: bool = True,
     ) -> None:
-        """Claimed -> still claimed, outcome unknown: only reconciliation may move it on.
-
-        ``unknown_since`` is set to the claim time (the earliest the request could have gone out) unless it
-        is set already: it keeps the FIRST such moment across re-claims, because Mastodon's Idempotency-Key
-        lives an hour from the status's creation and a repeat does not extend it. ``next_attempt_at`` becomes
-        ``check_at``, when reconciliation should look next; ``reason`` is kept as ``last_error``. ``attempt``:
-        whether a publish attempt ended here (counted), or only a lookup failed (not counted)."""
-        stamp = self.dialect.time(now)
         check = self.dialect.time(check_at)
-        reason = check_reason(reason)
-        with self._transaction() as conn:
-            self._current(conn, post_id, CLAIMED_ONLY, "mark its outcome unknown", token)
-            conn.execute(
-                "UPDATE posts SET attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
-                " unknown_since = COALESCE(unknown_since, claimed_at), updated_at = ? WHERE id = ?",
-                (1 if attempt else 0, reason, check, stamp, post_id),
-            )
+        self._change(
+            post_id,
+            CLAIMED_ONLY,
+            "mark its outcome unknown",
+            token,
+            now,
+            "attempts = attempts + ?, last_error = ?, next_attempt_at = ?,"
+            " unknown_since = COALESCE(unknown_since, claimed_at)",
+            1 if attempt else 0,
+            check_reason(reason),
+            check,
+        )
 
     def mark_expired(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Planned or claimed -> expired (its window was missed); ``reason`` is stored as given."""
         self._finish(post_id, State.EXPIRED, reason, now, token)
 
     def mark_skipped(self, post_id: str, reason: str, now: datetime, *, token: str | None = None) -> None:
-        """Planned or claimed -> skipped (on purpose); ``reason`` is stored as given."""
         self._finish(post_id, State.SKIPPED, reason, now, token)
 
     def _finish(self, post_id: str, to: State, reason: str, now: datetime, token: str | None) -> None:
+        self._change(
+            post_id,
+            UNFINISHED,
+            f"mark it {to.value}",
+            token,
+            now,
+            "state = ?, last_error = ?",
+            to.value,
+            check_reason(reason),
+        )
+
+    def _change(
+        self,
+        post_id: str,
+        allowed: frozenset[State],
+        action: str,
+        token: str | None,
+        now: datetime,
+        assignments: str,
+        *values: Any,
+    ) -> None:
+        """One checked change of a post, in one transaction: it must be in an ``allowed`` state (held by
+        ``token``, if given), then ``assignments`` (with their ``values``) and ``updated_at`` are set."""
         stamp = self.dialect.time(now)
-        reason = check_reason(reason)
         with self._transaction() as conn:
-            self._current(conn, post_id, UNFINISHED, f"mark it {to.value}", token)
+            self._current(conn, post_id, allowed, action, token)
             conn.execute(
-                "UPDATE posts SET state = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                (to.value, reason, stamp, post_id),
+                f"UPDATE posts SET {assignments}, updated_at = ? WHERE id = ?", (*values, stamp, post_id)
             )

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.dialect import SQLITE
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
+from amplifier.delivery.ledger.types import Row, to_db_time
 
 # A reading at or after an instant computed from the post's publishing time (strftime gives UTC with
 # milliseconds; a stored time with the same prefix sorts at or after it).
