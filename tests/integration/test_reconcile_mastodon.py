@@ -12,7 +12,7 @@ import datetime as dt
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -131,7 +131,7 @@ class Setup:
             publisher = self.publisher()
             try:
                 if parts is not None:
-                    post = type(post)(**{**post.__dict__, "parts": post.parts[:parts]})
+                    post = replace(post, parts=post.parts[:parts])
                 publisher.publish(post)
             finally:
                 publisher.close()
@@ -256,7 +256,7 @@ def test_an_identical_status_from_before_the_claim_is_not_taken_for_it(make: Cal
     daemon.close()
     publisher = setup.publisher()
     try:
-        publisher.publish(type(post)(**{**post.__dict__, "id": "posted-by-hand"}))
+        publisher.publish(replace(post, id="posted-by-hand"))
     finally:
         publisher.close()
     claimed_at = earlier + dt.timedelta(minutes=30)  # the claim, 30 minutes after that status

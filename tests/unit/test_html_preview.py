@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -327,7 +328,7 @@ def test_only_http_links_get_an_href() -> None:
     post = make_post("evil text", "bluesky")
     part = post.parts[0]
     hacked = type(part)(part.text, part.length, part.limit, {**part.payload, "facets": [facet]})
-    soup = page([PlannedPost(**{**post.__dict__, "parts": (hacked,)})])
+    soup = page([dataclasses.replace(post, parts=(hacked,))])
     assert soup.select("a") == []
     assert one(soup, "span.link").get_text() == "evil"
 
@@ -462,8 +463,8 @@ def test_content_warning_and_link_card() -> None:
         },
     }
     part = card_post.parts[0]
-    with_card = PlannedPost(
-        **{**card_post.__dict__, "parts": (type(part)(part.text, part.length, part.limit, payload),)}
+    with_card = dataclasses.replace(
+        card_post, parts=(type(part)(part.text, part.length, part.limit, payload),)
     )
     assert one(page([with_card]), ".linkcard .host").get_text() == "riseup4rojava.org"
 

@@ -140,3 +140,32 @@ def test_no_query_of_the_cli_or_the_daemon_scans_posts(
     assert len(traced) > 50  # the trace saw the work
     found = scans(state / "ledger.sqlite3", traced)
     assert not found, "\n".join(f"{sql}\n    {plan}" for sql, plan in found.items())
+
+
+def test_unsent_posts_are_read_through_their_state_not_ten_years_of_due_times(
+    tmp_path: Path, traced: list[str]
+) -> None:
+    """run --once asks for the planned and claimed posts due in the last ten years (the unsent ones): the
+    due-time index would walk every finished post of those years (0.2 s on a million rows)."""
+    from amplifier.delivery.ledger import State
+
+    fill(tmp_path, 500)
+    conn = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    with conn:  # three posts left unsent, among the finished ones
+        conn.execute(
+            "UPDATE posts SET state = 'planned', last_error = NULL"
+            " WHERE rowid IN (SELECT rowid FROM posts WHERE state = 'expired' LIMIT 3)"
+        )
+    conn.close()
+    now = datetime(2027, 10, 30, tzinfo=UTC)
+    traced.clear()
+    with open_ledger(tmp_path, now) as ledger:
+        rows = ledger.history(now - timedelta(days=3650), now, states=[State.PLANNED, State.CLAIMED])
+    assert len(rows) == 3
+    assert all(row.state == State.PLANNED for row in rows)
+    assert [(row.due_at, row.id) for row in rows] == sorted((row.due_at, row.id) for row in rows)
+    (sql,) = [s for s in traced if "FROM posts" in s and "due_at >= " in s]
+    conn = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    conn.close()
+    assert "INDEX posts_state_next_attempt" in plan

@@ -138,20 +138,25 @@ def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
     shared: dict[tuple[Any, ...], str] = {}  # (rule, account, ...) -> _fields_text
     last_at: Any = None
     at = ""
+    quote = _quote
     for post in posts:
         parts = post.parts
         known = encoded.get(id(parts))
         if known is None:
             known = encoded[id(parts)] = (parts, _encode([part.to_json() for part in parts]))
         if post.at is not last_at:  # the posts of one occurrence share its instant (the same object)
-            last_at, at = post.at, _quote(post.at.isoformat())
+            last_at, at = post.at, quote(post.at.isoformat())
         key = (post.rule, post.account, post.platform, post.lang, post.event, post.message_set)
         fields = shared.get(key)
         if fields is None:
             if len(shared) >= 65_536:
                 shared.clear()
             fields = shared[key] = _fields_text(post)
-        batch.append(post_json_text(post, known[1], at, fields))
+        # post_json_text(post, known[1], at, fields), inlined: it runs once per post
+        text = f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}'
+        if post.warnings:
+            text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+        batch.append(text + "}")
         count += 1
         if len(batch) == JSON_BATCH:
             out.write((", " if count > JSON_BATCH else "") + ", ".join(batch))

@@ -21,6 +21,7 @@ from amplifier.errors import Problem
 from amplifier.plan.adapt import Adapted, Content, Target, adapt
 from amplifier.plan.context import account_controls, account_target, message_images, shared_context
 from amplifier.plan.followups import FollowupPlan, followup_plan
+from amplifier.plan.frozen import frozen_factory
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.rendering import Renderer, TemplateText
 from amplifier.plan.schedule import Slot, expand
@@ -51,6 +52,8 @@ class _Static:
     kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
     followups: FollowupPlan  # boosts, pin, delete_after (plan.followups)
 
+
+_new_post = frozen_factory(PlannedPost)  # PlannedPost(...), without the per-field cost of a frozen __init__
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
 
@@ -200,19 +203,19 @@ class Planner:
                     ("variants", variant_index, field_name, static.lang),
                     f"{slot.id}: {message}",
                 )
-        return PlannedPost(
-            id=slot.id,
-            at=slot.at,
-            rule=slot.rule,
-            account=slot.account,
-            platform=static.platform,
-            lang=static.lang,
-            parts=adapted.parts,
-            message_set=static.set_id,
-            variant=variant_index,
-            event=slot.event,
-            warnings=adapted.problems,
-            followups=static.followups.for_slot(slot.at, slot.event),
+        return _new_post(  # the fields of PlannedPost, in order
+            slot.id,
+            slot.at,
+            slot.rule,
+            slot.account,
+            static.platform,
+            static.lang,
+            adapted.parts,
+            static.set_id,
+            variant_index,
+            slot.event,
+            adapted.problems,
+            static.followups.for_slot(slot.at, slot.event),
         )
 
     def _next_instant(self, at: dt.datetime) -> None:

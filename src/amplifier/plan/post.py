@@ -97,7 +97,7 @@ class Followup:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedPost:
     """One post (or thread) planned for one account at one instant."""
 

@@ -30,6 +30,7 @@ from amplifier.campaign.models import (
     rule_accounts,
 )
 from amplifier.clock import localize
+from amplifier.plan.frozen import frozen_factory
 from amplifier.plan.localtime import (
     days_between,
     event_day,
@@ -83,6 +84,9 @@ class Slot:
     event: str | None
     days_left: int | None
     hours_left: int | None
+
+
+_new_slot = frozen_factory(Slot)  # Slot(...), without the per-field cost of a frozen __init__
 
 
 def _wall_key(at: dt.datetime) -> str:
@@ -164,7 +168,7 @@ def slot_id(rule_id: str, account: str, key: str) -> str:
 
 def make_slot(rule_id: str, account: str, occ: Occurrence, event: str | None) -> Slot:
     """The slot of one occurrence of a rule for one account."""
-    return Slot(
+    return _new_slot(
         slot_id(rule_id, account, occ.key),
         rule_id,
         account,
@@ -205,8 +209,8 @@ def iter_slots(
         targets = [a for a in rule_accounts(schedule, rule) if accounts is None or a in accounts]
         if targets:
             streams.append(_rule_slots(schedule, rule_id, rule, targets, start, end))
-    for _at, _id, slot in heapq.merge(*streams):
-        yield slot
+    for _at, _first, batch in heapq.merge(*streams):
+        yield from batch
 
 
 def _rule_slots(
@@ -216,15 +220,24 @@ def _rule_slots(
     targets: list[str],
     start: dt.datetime,
     end: dt.datetime | None,
-) -> Iterator[tuple[dt.datetime, str, Slot]]:
+) -> Iterator[tuple[dt.datetime, str, list[Slot]]]:
+    """``(instant in UTC, first id, slots)`` per occurrence: the slots of one occurrence, one per account, in id order.
+
+    The ids of one occurrence differ only in the account (``rule:a:key`` < ``rule:b:key`` whatever the key), and a
+    rule id has no ``:``, so the ids of one occurrence are a run of their own among those of every rule at that
+    instant: merging whole occurrences by their first id gives the order of merging slot by slot.
+    """
     event = getattr(rule, "event", None)
-    # Ids of one occurrence differ only in the account: "rule:a:key" < "rule:b:key" whatever the key.
     targets = sorted(targets, key=lambda account: account + ":")
+    prefixes = [f"{rule_id}:{account}:" for account in targets]
+    new_slot = _new_slot
     for occ in occurrences_between(schedule, rule, start, end):
-        at = occ.at.astimezone(dt.UTC)
-        for account in targets:
-            slot = make_slot(rule_id, account, occ, event)
-            yield at, slot.id, slot
+        at, index, key, days_left, hours_left = occ.at, occ.index, occ.key, occ.days_left, occ.hours_left
+        batch = [
+            new_slot(prefix + key, rule_id, account, at, index, event, days_left, hours_left)
+            for prefix, account in zip(prefixes, targets, strict=True)
+        ]
+        yield at.astimezone(dt.UTC), batch[0].id, batch
 
 
 def last_instant(schedule: ScheduleFile, rules: set[str] | None = None) -> dt.datetime:

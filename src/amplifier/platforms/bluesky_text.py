@@ -174,13 +174,58 @@ _PLAIN_CHARS: Final[set[str]] = {chr(code) for code in range(128)}
 _MAX_PLAIN: Final = 65_536
 
 
+# Marks that join the character before them and nothing after them (UAX #29 GB9, GB9a): Extend and SpacingMark,
+# but not ZWJ (GB11 joins an emoji after it) nor the Indic conjunct linkers (viramas: GB9c joins the consonant after
+# them). Only a control character before a mark (GB4), or the text's start, makes the mark a cluster of its own.
+_MARK_RE: Final = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=SpacingMark}--\p{Indic_Conjunct_Break=Linker}]",
+    regex.V1,
+)
+_CONTROL_RE: Final = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Control}\p{Grapheme_Cluster_Break=CR}\p{Grapheme_Cluster_Break=LF}]"
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def _mark(char: str) -> bool:
+    return _MARK_RE.match(char) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _control(char: str) -> bool:
+    return _CONTROL_RE.match(char) is not None
+
+
+def _marks_joined(text: str, marks: list[str]) -> int | None:
+    """How many occurrences of ``marks`` join the character before them; None if one starts a cluster."""
+    joined = 0
+    for mark in marks:
+        at = text.find(mark)
+        while at != -1:
+            if at == 0 or _control(text[at - 1]):
+                return None
+            joined += 1
+            at = text.find(mark, at + 1)
+    return joined
+
+
 def grapheme_length(text: str) -> int:
-    """The number of extended grapheme clusters, as Bluesky counts a post's length."""
+    """The number of extended grapheme clusters, as Bluesky counts a post's length.
+
+    A text whose joining characters are all marks (:func:`_mark`: the vowel signs and diacritics of Arabic, Kurdish,
+    Persian...) has one cluster per code point less one per mark, counted without the cluster regex.
+    """
     if not text.isascii():
         unknown = set(text).difference(_PLAIN_CHARS)
         if unknown:
-            if any(_joins(char) for char in unknown):
-                return len(_GRAPHEME_RE.findall(text))
+            joining = [char for char in unknown if _joins(char)]
+            if joining:
+                if len(_PLAIN_CHARS) < _MAX_PLAIN and len(joining) < len(unknown):
+                    _PLAIN_CHARS.update(unknown.difference(joining))
+                joined = _marks_joined(text, joining) if all(_mark(char) for char in joining) else None
+                if joined is None:
+                    return len(_GRAPHEME_RE.findall(text))
+                return len(text) - text.count("\r\n") - joined
             if len(_PLAIN_CHARS) < _MAX_PLAIN:
                 _PLAIN_CHARS.update(unknown)
     return len(text) - text.count("\r\n")
@@ -253,9 +298,12 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     ]
     links: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
-    for token in _CANDIDATE_RE.finditer(text):
+    for token in _TOKEN_RE.finditer(text):
+        word = token.group()
+        if "." not in word and ":" not in word and "#" not in word and "$" not in word and "＃" not in word:
+            continue  # no pattern can match in it
         base = token.start()
-        for kind, start, end, value in _token_facets(token.group()):
+        for kind, start, end, value in _token_facets(word):
             feature = {"$type": LINK, "uri": value} if kind == LINK else {"$type": TAG, "tag": value}
             facet = _facet(offsets(base + start), offsets(base + end), feature)
             (links if kind == LINK else tags).append(facet)
@@ -265,9 +313,9 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     return facets
 
 
-# A run of non-space characters holding a character some pattern needs: "." (a bare domain), ":" (a URL),
-# "#" / "＃" (a tag), "$" (a cashtag): the whole token (the look-behind starts a match only where a token starts).
-_CANDIDATE_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}]*[.:#＃$][^{_JS_SPACE}]*")
+# A run of non-space characters (a token); only a token holding a character some pattern needs is looked into:
+# "." (a bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag).
+_TOKEN_RE: Final = re.compile(rf"[^{_JS_SPACE}]+")
 _TOKEN_CACHE: Final = 8192
 
 

@@ -80,6 +80,9 @@ def pages(
         after = key(page[-1])
 
 
+UNFINISHED = frozenset({"planned", "claimed"})  # states whose rows stay few: read through their state
+
+
 class SqlCore:
     """The backend's hooks and the shared readers every mixin of :class:`SqlLedger` uses."""
 
@@ -305,6 +308,10 @@ class SqlQueries(SqlCore):
             where += f" AND {condition}"
             params.extend(values)
         index = "posts_due_at" if account is None else "posts_account_due_at"
+        if account is None and states is not None and set(wanted) <= UNFINISHED:
+            # Planned and claimed posts are a window's worth; the due-time index over a long span (the unsent
+            # posts of run --once: ten years back) would walk every finished post of it.
+            index = "posts_state_next_attempt"
         return self._select(where, params, "ORDER BY due_at, id", index=index)
 
     def remote_ids(self, account: str, *, except_post: str | None = None) -> frozenset[str]:
