@@ -54,7 +54,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
     import json
 
     from amplifier.cli import render
-    from amplifier.plan.post import Image, Part, PlannedPost
+    from amplifier.plan.post import Followup, Image, Part, PlannedPost
 
     monkeypatch.setattr(render, "JSON_BATCH", 7)
     shared = (Part('Hoch die "Fahnen"\nweiter', 20, 500, {"status": "x", "visibility": "public"}),)
@@ -81,6 +81,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
             i % 2,
             None,
             ("too long",) if i == 1 else (),
+            (Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
         )
         for i in range(count)
     ]
