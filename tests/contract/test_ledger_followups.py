@@ -193,3 +193,21 @@ def test_done_jobs_since_an_instant(ledger: Ledger) -> None:
     (found,) = ledger.followups_done_since("delete", T1)
     assert (found.key, found.updated_at, found.result) == (("p", "delete", "sky-en"), T1, {"deleted": 2})
     assert ledger.followups_done_since("delete", T2) == []
+
+
+def test_failed_jobs_since_an_instant(ledger: Ledger) -> None:
+    published(ledger)
+    ledger.plan_followups([job("delete", "sky-en", T0), job("boost", "sky-ku", T0), job("pin", "sky-en", T0)])
+    for key, at, state in (
+        (("p", "delete", "sky-en"), T1, "failed"),
+        (("p", "boost", "sky-ku"), T2, "failed"),
+        (("p", "pin", "sky-en"), T2, "done"),
+    ):
+        assert ledger.claim_followup(key, "t", at, at + MIN)
+        ledger.finish_followup(key, "t", state, "refused", at)  # type: ignore[arg-type]
+    assert [j.key for j in ledger.followups_failed_since(T1, 10)] == [
+        ("p", "boost", "sky-ku"),
+        ("p", "delete", "sky-en"),
+    ]
+    assert [j.key for j in ledger.followups_failed_since(T1, 1)] == [("p", "boost", "sky-ku")]
+    assert ledger.followups_failed_since(T2 + MIN, 10) == []

@@ -86,6 +86,9 @@ def problems(campaign_dir: Callable[..., Path], extra: str = "", rule: str = "")
         ("boost: {accounts: []}", 3, 5, "at least 1"),
         ("boost: {accounts: [sky-ku], delay: -5m}", 3, 5, "boost"),
         ("delete_after: soon", 3, 5, "delete_after"),
+        ("delete_after: -1d", 3, 5, "must not be negative"),
+        ("delete_after: -PT1H", 3, 5, "must not be negative"),
+        ("delete_after: -86400", 3, 5, "must not be negative"),
         ("pin: maybe", 3, 5, "pin"),
     ],
 )
@@ -243,6 +246,25 @@ def test_compose_shows_and_checks_followups(
     assert "--boost: sky-ku is a bluesky account; it cannot boost a mastodon post" in refused.err
     assert "not a duration" in run_cli(*common, "--delete-after", "soon").err
     assert "only with --account" in run_cli("compose", "x", "--platform", "bluesky", "--pin").err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--delete-after", "-1d"), "--delete-after: '-1d' must not be negative"),
+        (("--delete-after", "-PT1H"), "--delete-after: '-PT1H' must not be negative"),
+        (("--boost", "masto-de", "--boost", "masto-de"), "--boost: masto-de is listed twice"),
+    ],
+)
+def test_compose_refuses_what_validate_refuses(
+    campaign_dir: Callable[..., Path], run_cli: Callable[..., Any], options: tuple[str, ...], message: str
+) -> None:
+    """A negative --delete-after (a deletion in the past) and a repeated --boost (two boosts by one account) were
+    shown as if they were fine; the YAML refuses both."""
+    path = write(campaign_dir)
+    result = run_cli("compose", "Join us", "--config", str(path), "--account", "masto", *options)
+    assert result.code == 2, result.out
+    assert message in result.err
 
 
 def test_a_dry_run_says_which_followups_would_go_out(

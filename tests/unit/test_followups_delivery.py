@@ -237,6 +237,41 @@ def test_retract_plans_deletes_of_published_posts_and_refuses_the_rest(ledger: L
     assert ledger.retractions()["p"].state == "done"
 
 
+@pytest.mark.parametrize(
+    ("author", "platform", "booster"), [("masto-en", "mastodon", "masto-de"), ("sky-en", "bluesky", "sky-ku")]
+)
+def test_a_dry_run_lists_the_jobs_the_retraction_then_runs(
+    ledger: Ledger, author: str, platform: str, booster: str
+) -> None:
+    """The dry run listed an unboost and an unpin on Mastodon (which removes them with the status, so the real run
+    plans none), and a delete again for a post already retracted (the real run does nothing)."""
+    world = World(ledger)
+    world.publish("p", account=author, platform=platform)
+    ledger.plan_followups(
+        [FollowupJob("p", "boost", booster, platform, T0), FollowupJob("p", "pin", author, platform, T0)]
+    )
+    assert len(world.runner.run_due(T0).done) == 2
+
+    def keys(plan: Any) -> list[tuple[str, str]]:
+        return sorted((job.kind, job.account) for job in plan.jobs)
+
+    for _ in range(2):  # the first retraction, then again once it is done
+        dry = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + MIN, dry_run=True)
+        real = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + MIN)
+        assert keys(dry) == keys(real)
+        for job in real.jobs:
+            world.runner.run(job, T0 + MIN)
+    expected = [("delete", author)] + (
+        [("unboost", booster), ("unpin", author)] if platform == "bluesky" else []
+    )
+    assert sorted((j.kind, j.account) for j in ledger.followups(["p"]) if j.state == "done") == sorted(
+        [*expected, ("boost", booster), ("pin", author)]
+    )
+    again = retract(ledger, ["p"], by="ana", reason="moved", now=T0 + 2 * MIN, dry_run=True)
+    assert again.posts == ("p",)
+    assert again.jobs == ()
+
+
 def test_catch_up_plans_what_a_crash_lost_once(ledger: Ledger) -> None:
     world = World(ledger)
     world.publish("p")
@@ -279,6 +314,98 @@ def test_status_and_history_tables_show_a_retraction(
     status = run_cli(*campaign, "status", "--now", "2027-10-29T11:00")
     assert "retracted (deleted on the platforms)" in status.out
     assert "rally moved" in status.out
+
+
+def test_retracting_a_retracted_post_says_so(
+    run_cli: Callable[..., Any], campaign: list[str], tmp_path: Path
+) -> None:
+    """It printed ``retracting ID`` and nothing else, as if a deletion were under way."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    post_id = DAY1.format(account="masto")
+    at = datetime(2027, 10, 29, 10, 30, tzinfo=UTC)
+    with open_ledger(tmp_path / "state", at) as opened:
+        (job,) = opened.retract(post_id, by="ana", reason="rally moved", now=at)
+        assert opened.claim_followup(job.key, "t", at, at + MIN)
+        opened.finish_followup(job.key, "t", "done", "deleted 1 status(es)", at)
+    for dry in ((), ("--dry-run",)):
+        again = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00", *dry)
+        assert again.code == 0, again.err
+        assert f"{post_id}: already retracted, nothing left to delete" in again.out
+
+
+def test_retract_without_the_secret_says_why_and_leaves_the_delete_to_the_daemon(
+    run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the account's secret the delete failed for good; now it waits, and the line says why."""
+    from amplifier.errors import CredentialsError
+    from amplifier.publish import REGISTRY
+
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+
+    def no_secret(account: str, settings: Any, context: Any) -> Any:
+        raise CredentialsError("the secret TEST_MASTO_TOKEN is not set")
+
+    monkeypatch.setitem(REGISTRY, "mastodon", no_secret)
+    post_id = DAY1.format(account="masto")
+    result = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00")
+    assert result.code == 0, result.err
+    assert (
+        f"waiting: {post_id} delete by masto: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)"
+        in result.out
+    )
+
+
+def test_the_health_check_reports_a_failed_deletion(
+    run_cli: Callable[..., Any], campaign: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deletion refused by the server left the post up, and ``status --check`` said healthy."""
+    monkeypatch.setenv("TEST_MASTO_TOKEN", "t0ken")
+    monkeypatch.setenv("TEST_SKY_PASSWORD", "passw0rd")
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    post_id = DAY1.format(account="masto")
+    at = datetime(2027, 10, 29, 10, 30, tzinfo=UTC)
+    with open_ledger(tmp_path / "state", at) as opened:
+        (job,) = opened.retract(post_id, by="ana", reason="rally moved", now=at)
+        assert opened.claim_followup(job.key, "t", at, at + MIN)
+        opened.finish_followup(job.key, "t", "failed", "HTTP 403: not allowed", at)
+    check = run_cli(*campaign, "status", "--check", "--now", "2027-10-29T11:00", "--max-age", "999999999")
+    assert check.code == 1, check.err
+    assert (
+        f"unhealthy: {post_id} delete by masto failed at 2027-10-29T10:30:00+00:00: HTTP 403: not allowed"
+        in (check.err)
+    )
+    later = run_cli(*campaign, "status", "--check", "--now", "2027-10-29T20:00", "--max-age", "999999999")
+    assert later.code == 0, later.err  # older than --failed-within (6 h)
+
+
+def test_history_at_80_columns_keeps_each_due_time_on_one_line(
+    run_cli: Callable[..., Any], campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The due column was the full ISO time, folded mid-time at 80 columns (``2027-10-29T10:0`` / ``0:00+02:00``)."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    history = run_cli(
+        *campaign, "history", "--now", "2027-10-29T11:00", "--from", "2027-10-29", "--to", "2027-10-30"
+    )
+    assert history.code == 0, history.err
+    lines = history.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), history.out
+    assert any("│ 2027-10-29 10:00 │" in line for line in lines), history.out
+
+
+def test_a_missing_secret_retries_later_instead_of_failing_for_good(ledger: Ledger) -> None:
+    """A secret not set (``amplifier retract`` run without it) failed the delete for good: the daemon, which has
+    the secret, never deleted the post, not even at its ``delete_after`` time (the same job)."""
+    from amplifier.errors import CredentialsError
+
+    world = World(ledger)
+    world.publish("p")
+    ledger.plan_followups([FollowupJob("p", "delete", "masto-en", "mastodon", T0, by="delete_after")])
+    world.errors.append(CredentialsError("the secret AMP_TOKEN is not set"))
+    assert world.runner.run_due(T0).deferred == ["p delete by masto-en"]
+    (job,) = ledger.followups(["p"])
+    assert (job.state, job.detail) == ("planned", "the secret AMP_TOKEN is not set")
+    assert world.runner.run_due(T0 + 2 * MIN).done == ["p delete by masto-en"]
 
 
 def test_rejected_credentials_retry_later_and_a_removed_account_fails(ledger: Ledger) -> None:

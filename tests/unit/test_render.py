@@ -54,7 +54,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
     import json
 
     from amplifier.cli import render
-    from amplifier.plan.post import Image, Part, PlannedPost
+    from amplifier.plan.post import Followup, Image, Part, PlannedPost
 
     monkeypatch.setattr(render, "JSON_BATCH", 7)
     shared = (Part('Hoch die "Fahnen"\nweiter', 20, 500, {"status": "x", "visibility": "public"}),)
@@ -81,6 +81,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
             i % 2,
             None,
             ("too long",) if i == 1 else (),
+            (Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
         )
         for i in range(count)
     ]
@@ -99,22 +100,38 @@ def test_streamed_json_is_the_document_json_dumps_writes(
     event=st.one_of(st.none(), st.text(max_size=8)),
     variant=st.integers(min_value=0, max_value=10**6),
     warnings=st.lists(st.text(max_size=8), max_size=2),
+    followups=st.lists(st.sampled_from(["boost", "pin", "delete"]), max_size=3),
 )
 def test_a_post_written_directly_is_what_json_dumps_writes(
-    texts: list[str], event: str | None, variant: int, warnings: list[str]
+    texts: list[str], event: str | None, variant: int, warnings: list[str], followups: list[str]
 ) -> None:
     """Quotes, backslashes, control characters, lone surrogates, any script: the same bytes as json.dumps."""
     import datetime as dt
     import json
 
     from amplifier.cli.render import _encode, post_json_text
-    from amplifier.plan.post import Part, PlannedPost
+    from amplifier.plan.post import Followup, Part, PlannedPost
 
     post_id, rule, account, lang, message_set, text = texts
     parts = (Part(text, len(text), 500, {"status": text, "n": 1.5, "at": dt.date(2027, 1, 2)}),)
     at = dt.datetime(2027, 11, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    planned = tuple(  # follow-ups were left out of the piped (compact) JSON of `preview`
+        Followup(kind, account, at + dt.timedelta(days=1)) if kind == "delete" else Followup(kind, account)  # type: ignore[arg-type]
+        for kind in followups
+    )
     post = PlannedPost(
-        post_id, at, rule, account, "bluesky", lang, parts, message_set, variant, event, tuple(warnings)
+        post_id,
+        at,
+        rule,
+        account,
+        "bluesky",
+        lang,
+        parts,
+        message_set,
+        variant,
+        event,
+        tuple(warnings),
+        planned,
     )
     encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
     assert _encode([part.to_json() for part in parts]) == encoded

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
@@ -97,7 +97,7 @@ BoostSetting = Annotated[
     ),
 ]
 DeleteAfter = Annotated[
-    Duration | None,
+    Annotated[Duration, AfterValidator(_not_negative)] | None,
     Field(
         description="Delete (retract) the post this long after its event ends, or after the post's time when "
         "the rule has no event, e.g. 1d"

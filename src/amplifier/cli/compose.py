@@ -8,6 +8,7 @@ account's platform, language and limits, as a planned post of that account would
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -249,9 +250,12 @@ def _duration(text: str | None) -> Any:
     from amplifier.campaign.followups import Duration
 
     try:
-        return TypeAdapter(Duration).validate_python(text)
+        value = TypeAdapter(Duration).validate_python(text)
     except ValidationError:
         raise UsageError(f"--delete-after: {text!r} is not a duration (e.g. 1d, 12h, 30m, PT6H)") from None
+    if value < dt.timedelta(0):
+        raise UsageError(f"--delete-after: {text!r} must not be negative")
+    return value
 
 
 def _show(

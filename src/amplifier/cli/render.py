@@ -91,7 +91,9 @@ def post_json_text(post: PlannedPost, parts: str, at: str | None = None, fields:
         f'{fields or _fields_text(post)}, "variant": {int(post.variant)!r}, "parts": {parts}'
     )
     if post.warnings:
-        return f'{text}, "warnings": {_encode(list(post.warnings))}}}'
+        text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+    if post.followups:
+        text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
     return text + "}"
 
 
@@ -154,6 +156,8 @@ def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
         text = f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}'
         if post.warnings:
             text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+        if post.followups:
+            text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
         batch.append(text + "}")
         count += 1
         if len(batch) == JSON_BATCH:

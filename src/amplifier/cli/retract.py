@@ -123,21 +123,28 @@ def retract(
                     close = getattr(publisher, "close", None)
                     if close is not None:
                         close()
+        # Why a job waits (a secret not set, a rate limit...), as the ledger recorded it.
+        waiting = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":
         data = {"version": JSON_VERSION, "dry_run": dry_run, **plan.to_json()}
         data["outcome"] = report.to_json() if report is not None else None
         dump_json(data)
     else:
         verb = "would retract" if dry_run else "retracting"
+        pending = {job.post_id for job in plan.jobs}
         for post_id in plan.posts:
-            click.echo(f"{verb} {post_id}")
+            if post_id in pending:
+                click.echo(f"{verb} {post_id}")
+            else:
+                click.echo(f"{post_id}: already retracted, nothing left to delete")
         for job in plan.jobs:
             click.echo(f"  {job.kind} by {job.account}" + (" (planned)" if dry_run else ""))
         if report is not None:
             for text in report.done:
                 click.echo(f"done: {text}")
             for text in report.deferred:
-                click.echo(f"waiting: {text} (the daemon finishes it)")
+                why = f": {waiting[text]}" if waiting.get(text) else ""
+                click.echo(f"waiting: {text}{why} (the daemon finishes it)")
             for text in report.failed:
                 click.echo(f"failed: {text}", err=True)
         if not plan.posts and not plan.refused:

@@ -123,7 +123,8 @@ def history_table(
     from amplifier.daemon.status import row_json
 
     table = Table(title=f"history {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}")
-    for column in ("due", "id", "account", "state", "url / reason"):
+    table.add_column("due", no_wrap=True)  # as in `status`: 2027-10-30 10:00, in the campaign's zone
+    for column in ("id", "account", "state", "url / reason"):
         table.add_column(column, overflow="fold")
     for row in rows:
         item = row_json(row, zone)
@@ -136,7 +137,9 @@ def history_table(
             style = "yellow"
             when = retraction.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
             note = f"by {retraction.by} at {when}" + (f": {retraction.reason}" if retraction.reason else "")
-        table.add_row(item["due_at"], item["id"], item["account"], Text(state, style=style), Text(note))
+        table.add_row(
+            short_time(item["due_at"]), item["id"], item["account"], Text(state, style=style), Text(note)
+        )
     console().print(table)
     if actions:
         console().print(_actions_table(actions))

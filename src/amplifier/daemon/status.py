@@ -281,7 +281,7 @@ def health_problems(
 
 def ledger_problems(ledger: Ledger, now: dt.datetime, failed_within: float, overdue: float) -> list[str]:
     """What in the ledger needs an operator: an account paused by a credential problem (not an operator's
-    pause), a post failed or expired within ``failed_within`` hours, a due post not sent ``overdue`` minutes
+    pause), a post or a follow-up (boost, pin, delete...) failed or expired within ``failed_within`` hours, a due post not sent ``overdue`` minutes
     after its time."""
     problems = [
         f"account {pause.account} is paused: {pause.reason} (fix it, then `amplifier resume --account "
@@ -291,6 +291,9 @@ def ledger_problems(ledger: Ledger, now: dt.datetime, failed_within: float, over
     ]
     for row in reversed(ledger.finished_since(PROBLEM_STATES, now - dt.timedelta(hours=failed_within), 20)):
         problems.append(f"post {row.id} {row.state.value} at {row.updated_at.isoformat()}: {row.last_error}")
+    for job in ledger.followups_failed_since(now - dt.timedelta(hours=failed_within), 20):
+        when = job.updated_at.isoformat() if job.updated_at else "?"
+        problems.append(f"{job.key_text} failed at {when}: {job.detail}")
     for row in ledger.overdue(now - dt.timedelta(minutes=overdue), 20):
         problems.append(
             f"post {row.id} is overdue: due at {row.next_attempt_at.isoformat()} and still not sent "

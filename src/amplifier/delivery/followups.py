@@ -28,10 +28,9 @@ from typing import Any
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
 from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
-from amplifier.errors import AmplifierError
+from amplifier.errors import AmplifierError, CredentialsError
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import (
-    AuthError,
     OutcomeUnknownError,
     PermanentError,
     RateLimitedError,
@@ -263,8 +262,9 @@ class FollowupRunner:
             unknown = job.unknown or isinstance(exc, OutcomeUnknownError)
             return self._retry(job, now, str(exc), unknown, report)
         except (
-            AuthError
-        ) as exc:  # credentials: fixed by an operator, meanwhile tried again less and less often
+            CredentialsError
+        ) as exc:  # rejected or missing (AuthError, a secret not set): fixed by an operator,
+            # meanwhile tried again less and less often
             return self._retry(job, now, str(exc), job.unknown, report)
         except AmplifierError as exc:  # refused: permanent, credentials
             return self._finish(job, "failed", str(exc), now, report)

@@ -53,11 +53,32 @@ def retract(
             continue
         posts.append(post_id)
         if dry_run:
-            jobs.append(FollowupJob(post_id, "delete", row.account, row.platform, now, by=by, reason=reason))
-            for job in ledger.followups([post_id]):
-                if job.kind in ("boost", "pin") and job.state == "done":
-                    undo = "unboost" if job.kind == "boost" else "unpin"
-                    jobs.append(FollowupJob(post_id, undo, job.account, job.platform, now, by=by))
+            jobs.extend(_would_run(ledger, post_id, row.account, row.platform, by=by, reason=reason, now=now))
             continue
         jobs.extend(ledger.retract(post_id, by=by, reason=reason, now=now))
     return RetractPlan(tuple(posts), tuple(jobs), tuple(refused))
+
+
+_PENDING = ("planned", "claimed")
+
+
+def _would_run(
+    ledger: Ledger, post_id: str, author: str, platform: str, *, by: str, reason: str, now: datetime
+) -> list[FollowupJob]:
+    """The jobs :meth:`Ledger.retract` would return, changing nothing: the delete unless it is done (a failed one
+    is tried again); on Bluesky only, an unboost / unpin for each boost / pin made, unless it is done already
+    (Mastodon removes the reblogs and the pin with the status)."""
+    existing = {(job.kind, job.account): job for job in ledger.followups([post_id])}
+    jobs: list[FollowupJob] = []
+    delete = existing.get(("delete", author))
+    if delete is None or delete.state in (*_PENDING, "failed"):
+        jobs.append(FollowupJob(post_id, "delete", author, platform, now, by=by, reason=reason))
+    if platform != "bluesky":
+        return jobs
+    for (kind, account), job in sorted(existing.items()):
+        if kind in ("boost", "pin") and job.state in ("done", "claimed"):
+            undo = "unboost" if kind == "boost" else "unpin"
+            prior = existing.get((undo, account))
+            if prior is None or prior.state in _PENDING:
+                jobs.append(FollowupJob(post_id, undo, account, platform, now, by=by))
+    return jobs

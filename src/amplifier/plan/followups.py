@@ -95,6 +95,8 @@ def adhoc_followups(
     schedule = campaign.schedule
     platform = schedule.accounts[account_id].platform
     for booster in boosts:
+        if boosts.count(booster) > 1:
+            raise UsageError(f"--boost: {booster} is listed twice (each account boosts a post once)")
         if booster not in schedule.accounts:
             raise UsageError(f"--boost: {booster!r} is not one of the campaign's accounts")
         if booster == account_id:

@@ -158,6 +158,11 @@ class LedgerFollowups(Protocol):
         """The jobs of ``kind`` done at or after ``since`` (a rate budget seeded from the ledger), by time."""
         ...
 
+    def followups_failed_since(self, since: datetime, limit: int) -> list[FollowupJob]:
+        """The jobs (of any kind) failed at or after ``since``, the latest first, at most ``limit`` (for
+        ``status --check``)."""
+        ...
+
     def retract(self, post_id: str, *, by: str, reason: str, now: datetime) -> list[FollowupJob]:
         """Plan the retraction of published post ``post_id`` (see the module docstring); the jobs it leaves to
         run (the ``delete`` and the undoing of boosts and pin), due at ``now``. Doing it again changes nothing

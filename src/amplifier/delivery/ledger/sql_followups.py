@@ -209,6 +209,15 @@ class SqlFollowups(SqlCore):
                 "ORDER BY updated_at, post_id, account",
             )
 
+    def followups_failed_since(self, since: datetime, limit: int) -> list[FollowupJob]:
+        with self._reading() as conn:
+            return self._jobs(
+                conn,
+                "state = 'failed' AND updated_at >= ?",
+                (self.dialect.time(since),),
+                f"ORDER BY updated_at DESC, post_id, kind, account LIMIT {int(limit)}",
+            )
+
     # ------------------------------------------------------------------ retraction
 
     def retract(self, post_id: str, *, by: str, reason: str, now: datetime) -> list[FollowupJob]:
