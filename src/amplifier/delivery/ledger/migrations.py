@@ -296,6 +296,5 @@ def m008_gate_changes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX gate_changes_post ON gate_changes (post_id, at)")
 
 
-
 # m009 onwards live in migrations_later.py, applied after the ones above in this order.
 MIGRATIONS.extend(LATER_MIGRATIONS)
