@@ -151,7 +151,7 @@ def accounts(ctx: click.Context, fix: bool, fmt: str) -> None:
 
     campaign: Campaign = ctx.obj.campaign()
     context = publish_context(campaign, ctx.obj.state)
-    context.state.ensure()  # an unusable state folder is exit 5, not every account failing (3)
+    StateDir(resolve_state_dir(campaign.schedule_path, ctx.obj.state)).ensure()  # unusable: exit 5, not 3
     results = check_accounts(campaign, context, fix=fix)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
@@ -204,6 +204,8 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     from amplifier.cli.render import console, dump_json
     from amplifier.daemon.settings import offset_clock
     from amplifier.delivery.ledger import open_ledger
+    from amplifier.delivery.reconcile import claim_token
+    from amplifier.delivery.shared_state import share_state
     from amplifier.plan.planner import find_posts
 
     campaign: Campaign = ctx.obj.campaign()
@@ -214,7 +216,8 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
     else:
-        with open_ledger(publish_ctx.state.path, clock()) as ledger:
+        with open_ledger(resolve_state_dir(campaign.schedule_path, ctx.obj.state), clock()) as ledger:
+            share_state(publish_ctx, ledger, claim_token("send"))  # a shared ledger: the nodes' state store
             outcomes = send_posts(posts, campaign, publish_ctx, dry_run=False, ledger=ledger, clock=clock)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "dry_run": dry_run, "posts": [o.to_json() for o in outcomes]})

@@ -74,6 +74,7 @@ from amplifier.notify.alerting import Alerting
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
 from amplifier.publish.secrets import SecretSources
+from amplifier.publish.state import StateStore
 
 PAUSE_LOOK = 0.25  # seconds: how old a look at the pause switches may be when a post is about to go out
 
@@ -133,6 +134,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         token: str | None = None,
         alerting: Alerting | None = None,
         secrets: SecretSources | None = None,
+        state_store: StateStore | None = None,
     ) -> None:
         self.campaign = campaign
         self.coordinator = coordinator or LocalCoordinator()
@@ -145,6 +147,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self.log = log or EventLog(None)
         self.settings = settings or DaemonSettings()
         self.state_dir = state_dir
+        self.state_store = state_store  # a node of several: the shared store (credential pause records)
         # Where the PAUSE file is (default: the state folder), and a further pause switch (a dry run works on
         # a copy of the ledger and a scratch state folder, but obeys the real folder's switches).
         self.pause_dir = pause_dir or state_dir

@@ -193,7 +193,7 @@ class NodesMixin:
 
     def refresh_budgets(self, accounts: set[str], now: datetime, *, only: str | None = None) -> set[str]:
         """The rate budgets of ``accounts``, read again from the shared ledger in one query (``only``: the
-        query asks for that one account); the accounts read."""
+        query asks for that one account), and the blocks other nodes' 429s set; the accounts read."""
         rows = self.ledger.history(
             now - timedelta(days=2), now + FAR_FUTURE, account=only, states=[State.PUBLISHED]
         )
@@ -208,4 +208,5 @@ class NodesMixin:
                 uses[row.account].append((row.platform, row.published_at, parts))
         for account, used in uses.items():
             self.limiter.replace_uses(account, used)
+        self.limiter.load_blocks(now, accounts)  # every node's 429 resets (a shared state store)
         return set(accounts)

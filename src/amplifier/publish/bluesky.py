@@ -158,10 +158,16 @@ class BlueskyPublisher(BlueskyEngagement):
     # ------------------------------------------------------------------ session
 
     def _new_client(self) -> Client:
-        from atproto import Client
         from atproto_client.request import Request
 
-        client = Client(base_url=self.service + "/xrpc", request=Request(timeout=self.ctx.timeout))
+        from amplifier.publish.bluesky_session import SessionClient  # refreshed under the session's lock
+
+        client = SessionClient(
+            self.service + "/xrpc",
+            sessions=self.sessions,
+            account=self.account,
+            request=Request(timeout=self.ctx.timeout),
+        )
         client.on_session_change(self._on_session_change)
         return client
 
@@ -243,10 +249,11 @@ class BlueskyPublisher(BlueskyEngagement):
             raise
         except (ex.AtProtocolError, *CALL_ERRORS) as exc:
             if self._from_store and is_session_error(exc):
-                log.info("%s: the saved session was refused; logging in again", self.account)
-                self.sessions.delete(self.account)
-                self.close()
-                self._login()
+                if not self._adopt_stored(client):
+                    log.info("%s: the saved session was refused; logging in again", self.account)
+                    self.sessions.delete(self.account)
+                    self.close()
+                    self._login()
                 client = self._session()
                 try:
                     return fn(client, *args, **kwargs)
@@ -255,6 +262,13 @@ class BlueskyPublisher(BlueskyEngagement):
                 except (ex.AtProtocolError, *CALL_ERRORS) as again:
                     raise self._classify(again, write) from None
             raise self._classify(exc, write) from None
+
+    @staticmethod
+    def _adopt_stored(client: Client) -> bool:
+        """Another process stored a newer session (it refreshed, or logged in): use it (True)."""
+        from amplifier.publish.bluesky_session import SessionClient
+
+        return isinstance(client, SessionClient) and client.adopt_stored()
 
     def _classify(self, exc: BaseException, write: bool) -> PublishError:
         return classify(exc, now=self.ctx.clock(), write=write, where=self.service)

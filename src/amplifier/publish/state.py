@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -72,6 +72,10 @@ class StateStore(Protocol):
 
     def read(self, sub: str, name: str) -> bytes | None:
         """The document, None when there is none."""
+        ...
+
+    def read_many(self, sub: str, names: Iterable[str]) -> dict[str, bytes]:
+        """The documents of ``names`` that exist, by name (one query in the database)."""
         ...
 
     def write(self, sub: str, name: str, data: bytes) -> object:
@@ -169,6 +173,10 @@ class StateDir:
     def delete(self, sub: str, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.path / sub / name).unlink()
+
+    def read_many(self, sub: str, names: Iterable[str]) -> dict[str, bytes]:
+        found = {name: self.read(sub, name) for name in names}
+        return {name: data for name, data in found.items() if data is not None}
 
     def create(self, sub: str, name: str, data: bytes) -> bytes:
         """Write ``data`` unless the file exists (a hard link of a private temporary file: atomic, and it fails
