@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from amplifier.delivery.ledger import LedgerError
 from amplifier.delivery.ledger.postgres import PostgresLedger
 from amplifier.delivery.pg_coordination import PostgresCoordinator
 from tests.integration.servers.postgres import PostgresServer
+from tests.integration.test_nodes import Node, campaign, make_node, url
+from tests.unit.test_daemon import FakeServer, at
+
+__all__ = ["make_node", "url"]  # the fixtures of test_nodes, used here
 
 _databases = itertools.count()
 LEASE = dt.timedelta(seconds=8)
@@ -69,3 +75,24 @@ def test_a_lease_that_passed_is_anyones_and_its_old_holder_knows(
     first.release(mine)  # too late: deletes nothing of the second's
     with first.account("a0", gone) as held:
         assert not held
+
+
+def test_a_failed_pass_lets_its_accounts_go(
+    make_node: Callable[..., Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that fails after taking its accounts (the ledger went away) releases them: the lease job would
+    otherwise extend them for as long as the node lives, and no other node would publish for them."""
+    folder = campaign(tmp_path, "c")
+    server = FakeServer()
+    first, second = make_node(folder, server), make_node(folder, server)
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise LedgerError("the database went away")
+
+    monkeypatch.setattr(first.ledger, "history", gone)
+    with pytest.raises(LedgerError):
+        first.tick(at("2027-10-20T09:06"))
+    assert first.coordinator.accounts() == []
+    first.daemon.extend_leases(at("2027-10-20T09:06"))
+    second.tick(at("2027-10-20T09:06"))
+    assert server.count("a:masto:2027-10-20T09:00") == server.count("a:sky:2027-10-20T09:00") == 1

@@ -170,7 +170,11 @@ class NodesMixin:
                 self.hold(account, now, "another node publishes for it")
             else:  # the other nodes' share (or theirs already): taken if still free after a moment
                 self._held[account] = until
-        self._budgets_read = self.refresh_budgets(taken, now) if taken else set()
+        try:
+            self._budgets_read = self.refresh_budgets(taken, now) if taken else set()
+        except BaseException:
+            self.coordinator.release(taken)  # never held on after a failed pass (the lease job extends it)
+            raise
         return {account: rows for account, rows in queues.items() if account in taken}
 
     def publish_account(self, rows: list[Row]) -> TickReport:
