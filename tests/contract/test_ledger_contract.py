@@ -1026,11 +1026,9 @@ def test_import_refuses_an_id_the_ledger_has_and_changes_nothing(backend: Backen
 
 
 def test_export_reads_in_batches_in_due_order(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    import amplifier.delivery.ledger.postgres as pg
-    import amplifier.delivery.ledger.sqlite as sq
+    import amplifier.delivery.ledger.sql_records as records
 
-    monkeypatch.setattr(sq, "EXPORT_BATCH", 3)
-    monkeypatch.setattr(pg, "EXPORT_BATCH", 3)
+    monkeypatch.setattr(records, "EXPORT_BATCH", 3)  # the one implementation both backends run
     with backend.open(T0) as ledger:
         ledger.sync_plan([entry(f"p{n:02d}", T0 + timedelta(minutes=n % 4)) for n in range(10)], T0)
         ids = [row.id for row in ledger.export_rows()]

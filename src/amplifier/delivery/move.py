@@ -8,8 +8,11 @@ The steps (:func:`move_ledger`):
 2. If a live process still holds a claim (a post on its way out), the move stops, the pause stays, and the
    operator is told to stop the daemon or wait: the outcome of that post must be recorded first. A claim whose
    holder died is copied as it is: the new ledger's daemon reconciles it as after any crash.
-3. The target must hold no posts. Every post (states, attempts, claims, published parts, times), the paused
-   accounts, the recorded gate changes and the global pause as it was before step 1 go over in one transaction.
+3. The target must hold no posts. Everything the ledger holds (every post with its states, attempts, claims,
+   leases, published parts, ``retry --late`` windows and times; the paused accounts; the operators' actions;
+   the gate changes; the engagement readings; the plan's source: see
+   :func:`~amplifier.delivery.ledger.copy_contents`) goes over in one transaction, then the global pause as it
+   was before step 1.
 4. The SQLite ledger stays paused with a reason that says where the campaign moved, so a daemon started without
    ``AMPLIFIER_LEDGER`` posts nothing twice.
 

@@ -1,20 +1,23 @@
 """The delivery ledger: what makes publishing exactly-once, behind one small typed interface.
 
-* :mod:`.base`: the interface: the :class:`Ledger` protocol (the operations delivery, the daemon and the CLI
-  use), the post's :class:`State` and its legal transitions, :class:`Row`, :class:`PlanEntry`,
-  :class:`SyncReport`, the errors, and the time helpers. No database driver.
-* :mod:`.sqlite`: :class:`SqliteLedger`, the implementation in one SQLite file in the state folder, with its
-  schema in :mod:`.migrations` (the default: one machine); its aggregate queries and an operator's actions in
-  :mod:`.sqlite_ops`.
-* :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, with its schema in
-  :mod:`.pg_migrations` and the same queries in :mod:`.postgres_ops`; chosen by ``AMPLIFIER_LEDGER=postgresql://...``
-  (:func:`ledger_url`).
+* :mod:`.base` (with :mod:`.protocols`): the interface, the :class:`Ledger` protocol made of small protocols by
+  concept; :mod:`.types`: its vocabulary (the post's :class:`State` and its legal transitions, :class:`Row`,
+  :class:`PlanEntry`, :class:`SyncReport`, the errors, the time helpers); :mod:`.plandiff`: a re-plan's
+  arithmetic. No database driver.
+* :mod:`.sql_ledger`: :class:`~.sql_ledger.SqlLedger`, every operation written once in SQL (a mixin per concept:
+  :mod:`.sql`, :mod:`.sql_transitions`, :mod:`.sql_ops`, :mod:`.sql_records`, :mod:`.sql_engagement`), with a
+  :class:`~.dialect.Dialect` per database for what truly differs (:mod:`.dialect`).
+* :mod:`.sqlite`: :class:`SqliteLedger`, in one SQLite file in the state folder (the default: one machine), its
+  schema in :mod:`.migrations`, its report queries in :mod:`.sqlite_report`.
+* :mod:`.postgres`: :class:`PostgresLedger`, in a PostgreSQL database that several nodes share, its schema in
+  :mod:`.pg_migrations`, its report queries in :mod:`.pg_report`; chosen by ``AMPLIFIER_LEDGER=postgresql://...``
+  (:func:`ledger_url`). The migration runner of both is :mod:`.migrate`.
 
 Callers outside this package open a ledger with :func:`open_ledger` (and, for a dry run,
 :func:`open_ledger_copy` and :func:`outside_pause_reason`) and use only :class:`Ledger`: nothing outside this
-package knows which database holds the ledger. A new backend is one more module here that implements
-:class:`Ledger`, one more branch in these functions, and one more branch in the contract tests' ``backend``
-fixture (``tests/contract/conftest.py``).
+package knows which database holds the ledger. A new backend is a :class:`~.dialect.Dialect` and one more module
+here that subclasses :class:`~.sql_ledger.SqlLedger`, one more branch in these functions, and one more branch in
+the contract tests' ``backend`` fixture (``tests/contract/conftest.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from amplifier.delivery.ledger.base import (
     from_db_time,
     to_db_time,
 )
+from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "AccountPause",
     "AccountSummary",
     "ClaimMismatch",
+    "Contents",
     "GateChange",
     "IllegalTransition",
     "JSONObject",
@@ -164,14 +169,23 @@ def open_ledger_copy(state_dir: Path, scratch: Path, now: datetime) -> Ledger:
 
 
 def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
-    """Copy every post of ``source`` (states, attempts, claims, parts, times), its paused accounts and its gate
-    changes into the empty ``target``; the global pause is the caller's to decide. Returns how many posts."""
-    count = target.import_rows(source.export_rows())
-    for account, reason in source.paused_accounts().items():
-        target.pause_account(account, reason, now)
-    for change in source.gate_changes():  # the operators' changes of reply / quote controls
-        target.record_gate_change(change)
-    return count
+    """Copy everything ``source`` holds into ``target``, exactly once and in one transaction of ``target``:
+    every post (states, attempts, claims with their leases, parts, unknown outcomes, ``retry --late``
+    windows, times), the paused accounts (reason, time, who), the operators' actions, the gate changes, the
+    engagement readings and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
+    copied. The global pause is the caller's to decide; the nodes' heartbeats are not copied (each node beats
+    into the ledger it uses). Returns how many posts (``now``: when the copy is made, for the record)."""
+    to_db_time(now)
+    return target.import_contents(
+        Contents(
+            rows=source.export_rows(),
+            pauses=source.account_pauses(),
+            actions=source.export_actions(),
+            gate_changes=source.gate_changes(),
+            readings=source.export_engagement(),
+            source=source.plan_source(),
+        )
+    )
 
 
 def outside_pause_reason(state_dir: Path) -> str | None:

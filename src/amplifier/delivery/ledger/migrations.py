@@ -1,14 +1,7 @@
-"""The ledger's SQLite schema as a list of named migrations, each applied once.
-
-Modelled on simonw/llm's ``migrations.py``: a migration is a function registered with :func:`migration`; its
-name (the function's name) is recorded in the ``_migrations`` table once it has run, and :func:`migrate` runs
-the ones not recorded yet, in the order they are listed. Never edit or rename a migration that has shipped:
-add one.
-
-Unlike llm, each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the row that records
-it, so a crash (or an error) mid-way leaves the database exactly as before that migration, and two processes
-opening a fresh database at once cannot both apply one migration (the second re-reads ``_migrations`` under
-the lock).
+"""The ledger's SQLite schema as a list of named migrations, each applied once by the shared runner
+(:func:`amplifier.delivery.ledger.migrate.run_migrations`; see there for the rules), with SQLite's side of it
+(:class:`SqliteMigrations`): each migration in its own ``BEGIN IMMEDIATE`` transaction together with the row
+that records it, ``_migrations`` re-read under that write lock.
 
 Timestamps are UTC ISO 8601 text of fixed width (``2027-10-25T10:00:00.000000+00:00``, see
 :func:`amplifier.delivery.ledger.to_db_time`), so text order is time order.
@@ -17,22 +10,17 @@ Timestamps are UTC ISO 8601 text of fixed width (``2027-10-25T10:00:00.000000+00
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from amplifier.errors import AmplifierError, ExitCode
+from amplifier.delivery.ledger.migrate import SchemaError, run_migrations
 
 Migration = Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: list[Migration] = []
 
 MIGRATIONS_TABLE = "_migrations"
-
-
-class SchemaError(AmplifierError):
-    """The database was written by a newer amplifier (it has migrations this version does not know)."""
-
-    exit_code = ExitCode.PUBLISH  # the ledger's code, as every other ledger error
 
 
 def migration(fn: Migration) -> Migration:
@@ -50,15 +38,51 @@ def ensure_migrations_table(conn: sqlite3.Connection) -> None:
     )
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
-
-
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     """The names of the migrations applied to this database, in the order they were applied."""
     rows = conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid").fetchall()
     return [str(row[0]) for row in rows]
+
+
+class SqliteMigrations:
+    """SQLite's ``_migrations`` and locks for the runner (a :class:`~.migrate.MigrationStore`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def applied(self) -> list[str] | None:
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ).fetchone()
+        return None if exists is None else applied_migrations(self.conn)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        yield  # each step's BEGIN IMMEDIATE is the lock
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def ensure_table(self) -> None:
+        ensure_migrations_table(self.conn)
+
+    def is_applied(self, name: str) -> bool:
+        found = self.conn.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (name,)).fetchone()
+        return found is not None
+
+    def record(self, name: str, now: datetime) -> None:
+        self.conn.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
+            (name, now.astimezone(UTC).isoformat(timespec="microseconds")),
+        )
 
 
 def migrate(
@@ -70,58 +94,12 @@ def migrate(
     ``now`` (aware) is recorded as each migration's ``applied_at``. Raises :class:`SchemaError` when the
     database has applied migrations that ``migrations`` does not contain (a database from a newer version).
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be an aware datetime")
     if conn.in_transaction:
         raise RuntimeError("migrate() needs a connection outside any transaction")
-    steps = list(MIGRATIONS if migrations is None else migrations)
-    names = [fn.__name__ for fn in steps]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate migration names in {names}")
-    applied_at = now.astimezone(UTC).isoformat(timespec="microseconds")
+    return run_migrations(SqliteMigrations(conn), list(MIGRATIONS if migrations is None else migrations), now)
 
-    # Usually all is applied already: see that without taking the write lock, so opening the ledger (say, for
-    # the CLI's status) never waits for a writer.
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
-    ).fetchone()
-    if exists is not None and applied_migrations(conn) == names:
-        return []
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        ensure_migrations_table(conn)
-        already = applied_migrations(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
-    unknown = [name for name in already if name not in names]
-    if unknown:
-        raise SchemaError(
-            f"the database has migrations this version of amplifier does not know ({', '.join(unknown)}): "
-            "it was written by a newer version; upgrade amplifier"
-        )
-
-    done: list[str] = []
-    for fn in steps:
-        name = fn.__name__
-        if name in already:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have applied it between our read and this write lock.
-            if conn.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (name,)).fetchone() is None:
-                fn(conn)
-                conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)", (name, applied_at)
-                )
-                done.append(name)
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-    return done
+__all__ = ["MIGRATIONS", "Migration", "SchemaError", "applied_migrations", "migrate", "migration"]
 
 
 # The states of a post, as stored; amplifier.delivery.ledger.State holds the same values.

@@ -1,22 +1,22 @@
-"""The ledger's PostgreSQL schema as a list of named migrations, each applied once.
-
-The same model as the SQLite migrations (:mod:`amplifier.delivery.ledger.migrations`): a migration is a
-function registered with :func:`migration`, recorded by name in ``_migrations`` once it has run, each in one
-transaction together with that record. Two nodes that start together against a new database do not race: the
-whole run holds a session advisory lock (:data:`MIGRATION_LOCK`), so the second waits, then finds everything
-applied. Never edit or rename a migration that has shipped: add one.
+"""The ledger's PostgreSQL schema as a list of named migrations, each applied once by the shared runner
+(:func:`amplifier.delivery.ledger.migrate.run_migrations`, the same rules as SQLite's), with PostgreSQL's side of
+it (:class:`PostgresMigrations`): each migration in one transaction together with its record, and the whole run
+under a session advisory lock (:data:`MIGRATION_LOCK`), so of two nodes that start together against a new
+database the second waits, then finds everything applied. Never edit or rename a migration that has shipped:
+add one.
 
 Times are ``timestamptz`` (the connection's time zone is UTC); results are ``jsonb``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 import psycopg
 
-from amplifier.delivery.ledger.migrations import SchemaError
+from amplifier.delivery.ledger.migrate import SchemaError, run_migrations
 
 Migration = Callable[[psycopg.Connection], None]
 
@@ -41,6 +41,44 @@ def applied_migrations(conn: psycopg.Connection) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
+class PostgresMigrations:
+    """PostgreSQL's ``_migrations`` and locks for the runner (a :class:`~.migrate.MigrationStore`)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def applied(self) -> list[str] | None:
+        return applied_migrations(self.conn)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        self.conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            self.conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def ensure_table(self) -> None:
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            " name text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL,"
+            " applied_order bigint GENERATED ALWAYS AS IDENTITY)"
+        )
+
+    def is_applied(self, name: str) -> bool:
+        found = self.conn.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = %s", (name,)).fetchone()
+        return found is not None
+
+    def record(self, name: str, now: datetime) -> None:
+        self.conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (%s, %s)", (name, now))
+
+
 def migrate(
     conn: psycopg.Connection, now: datetime, migrations: Sequence[Migration] | None = None
 ) -> list[str]:
@@ -48,41 +86,12 @@ def migrate(
 
     ``conn`` must be in autocommit mode. Raises :class:`SchemaError` for a database written by a newer version.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be an aware datetime")
-    steps = list(MIGRATIONS if migrations is None else migrations)
-    names = [fn.__name__ for fn in steps]
-    if applied_migrations(conn) == names:
-        return []
-    done: list[str] = []
-    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-    try:
-        with conn.transaction():
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
-                " name text PRIMARY KEY,"
-                " applied_at timestamptz NOT NULL,"
-                " applied_order bigint GENERATED ALWAYS AS IDENTITY)"
-            )
-        already = applied_migrations(conn)
-        unknown = [name for name in already if name not in names]
-        if unknown:
-            raise SchemaError(
-                f"the database has migrations this version of amplifier does not know ({', '.join(unknown)}): "
-                "it was written by a newer version; upgrade amplifier"
-            )
-        for fn in steps:
-            if fn.__name__ in already:
-                continue
-            with conn.transaction():
-                fn(conn)
-                conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (%s, %s)", (fn.__name__, now)
-                )
-            done.append(fn.__name__)
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
-    return done
+    return run_migrations(
+        PostgresMigrations(conn), list(MIGRATIONS if migrations is None else migrations), now
+    )
+
+
+__all__ = ["MIGRATIONS", "Migration", "SchemaError", "applied_migrations", "migrate", "migration"]
 
 
 _STATES = "'planned', 'claimed', 'published', 'failed', 'expired', 'skipped', 'cancelled'"

@@ -4,7 +4,7 @@ the same as the SQLite ledger's (:mod:`.sqlite_report`); see :mod:`.report` for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -13,14 +13,15 @@ import psycopg
 
 from amplifier.delivery.ledger.base import Row, to_db_time
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
-from amplifier.delivery.ledger.pg_engagement import TOTALS_SQL, _int
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
+from amplifier.delivery.ledger.sql import SqlCore
+from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
 
 _NO_READING_AFTER_AGE = (
-    "(posts.published_at <= %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
-    " AND e.read_at >= posts.published_at + %s::interval))"
+    "(posts.published_at <= ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id"
+    " AND e.read_at >= posts.published_at + ?::interval))"
 )
-_NO_READING_AFTER = "(posts.rule = %s AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= %s))"
+_NO_READING_AFTER = "(posts.rule = ? AND NOT EXISTS (SELECT 1 FROM engagement e WHERE e.post_id = posts.id AND e.read_at >= ?))"
 
 _KEY = "substr(p.id, length(p.rule) + length(p.account) + 3)"  # the id is rule:account:key
 _GROUP = f"p.rule, p.account, p.platform, p.state, k.variant, substr({_KEY}, 1, 10)"
@@ -69,15 +70,10 @@ LIMIT {limit}
 """
 
 
-class PostgresReport:
+class PostgresReport(SqlCore):
     """``reads_due``, ``report_rows`` and ``top_posts`` over the ledger's connection."""
 
     _lock: threading.RLock
-
-    def _select(
-        self, where: str, params: Sequence[Any] = (), tail: str = ""
-    ) -> list[Row]:  # pragma: no cover - the ledger's
-        raise NotImplementedError
 
     def _errors(self) -> AbstractContextManager[None]:  # pragma: no cover - the ledger's
         raise NotImplementedError
@@ -98,7 +94,7 @@ class PostgresReport:
                 params += [rule, at]
         if not clauses:
             return []
-        where = f"state = 'published' AND published_at >= %s AND ({' OR '.join(clauses)})"
+        where = f"state = 'published' AND published_at >= ? AND ({' OR '.join(clauses)})"
         return self._select(where, params, f"ORDER BY published_at, id LIMIT {int(limit)}")
 
     def report_rows(
@@ -125,7 +121,7 @@ class PostgresReport:
             with conn.transaction():  # one snapshot for both
                 posts = conn.execute(POSTS_SQL, params).fetchall()
                 engaged = conn.execute(ENGAGEMENT_SQL, params).fetchall()
-        return report_groups(posts, engaged, _int)
+        return report_groups(posts, engaged, self.dialect.int_or_none)
 
     def top_posts(
         self, start: datetime, end: datetime, *, as_of: datetime | None = None, limit: int = 10
@@ -138,21 +134,6 @@ class PostgresReport:
             with conn.transaction():
                 ids = [post_id for (post_id,) in conn.execute(TOP_IDS_SQL.format(limit=int(limit)), params)]
                 params["ids"] = ids
-                sql = TOTALS_SQL.format(account="AND p.id = ANY(%(ids)s)")
+                sql = self.dialect.sql(totals_sql(self.dialect).format(account="AND p.id = ANY(:ids)"))
                 rows = conn.execute(sql, params).fetchall()
-        return top_first(
-            EngagementTotal(
-                post_id=post_id,
-                account=acct,
-                platform=platform,
-                due_at=due_at,
-                parts_read=int(read),
-                parts_gone=int(gone),
-                likes=_int(likes),
-                reposts=_int(reposts),
-                replies=_int(replies),
-                quotes=_int(quotes),
-                last_read_at=last,
-            )
-            for post_id, acct, platform, due_at, read, gone, likes, reposts, replies, quotes, last in rows
-        )
+        return top_first(engagement_totals_of(self.dialect, rows))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from amplifier.delivery.ledger.base import Row, to_db_time
+from amplifier.delivery.ledger.dialect import SQLITE
 from amplifier.delivery.ledger.engagement import EngagementTotal, top_first
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, report_groups
-from amplifier.delivery.ledger.sqlite_engagement import TOTALS_SQL, _totals
+from amplifier.delivery.ledger.sql import SqlCore
+from amplifier.delivery.ledger.sql_engagement import engagement_totals_of, totals_sql
 
 # A reading at or after an instant computed from the post's publishing time (strftime gives UTC with
 # milliseconds; a stored time with the same prefix sorts at or after it).
@@ -75,16 +77,11 @@ LIMIT {limit}
 """
 
 
-class SqliteReport:
+class SqliteReport(SqlCore):
     """``reads_due``, ``report_rows`` and ``top_posts`` over the ledger's connection."""
 
     _conn: sqlite3.Connection
     _lock: threading.RLock
-
-    def _select(
-        self, where: str, params: Sequence[Any] = (), tail: str = ""
-    ) -> list[Row]:  # pragma: no cover - the ledger's
-        raise NotImplementedError
 
     def reads_due(self, now: datetime, ages: ReadAges, limit: int = 100) -> list[Row]:
         clauses: list[str] = []
@@ -143,6 +140,6 @@ class SqliteReport:
         with self._lock:
             ids = [post_id for (post_id,) in self._conn.execute(TOP_IDS_SQL.format(limit=int(limit)), params)]
             params["ids"] = json.dumps(ids)
-            sql = TOTALS_SQL.format(account="AND p.id IN (SELECT value FROM json_each(:ids))")
+            sql = totals_sql(SQLITE).format(account="AND p.id IN (SELECT value FROM json_each(:ids))")
             rows = self._conn.execute(sql, params).fetchall()
-        return top_first(_totals(rows))
+        return top_first(engagement_totals_of(SQLITE, rows))

@@ -1,21 +1,23 @@
-"""The SQLite ledger's aggregate queries (``status``, ``status --check``, ``history``) and an operator's actions
-(``skip``, ``cancel``, ``retry``, ``pause``, ``resume``): a mixin of :class:`~.sqlite.SqliteLedger`.
+"""The SQL ledger's aggregate queries (``status``, ``status --check``, ``history``), an operator's actions
+(``skip``, ``cancel``, ``retry``, ``pause``, ``resume``) and the account pauses: a mixin of
+:class:`~.sql.SqlLedger`.
 
-Every query here is answered from an index (``tests/unit/test_ledger_plans.py`` checks the plans): ``status`` on
-a ledger of a million rows reads aggregates, never the rows. Every action is one ``BEGIN IMMEDIATE``
-transaction that checks the posts' states under the write lock, changes them and records the action, so an
-action is safe while the daemon runs: a post the daemon has just claimed is refused (:class:`PostBusy`).
+Every query here is answered from an index (``tests/unit/test_ledger_plans.py`` checks SQLite's plans):
+``status`` on a ledger of a million rows reads aggregates, never the rows. Every action is one transaction that
+checks the posts' states under the backend's lock (SQLite's write lock; PostgreSQL's row locks, ``FOR
+UPDATE``), changes them and records the action, so an action is safe while the daemon runs: a post the daemon
+has just claimed is refused (:class:`PostBusy`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from amplifier.delivery.ledger.base import (
+from amplifier.delivery.ledger.dialect import Connection
+from amplifier.delivery.ledger.sql import NOT_PAUSED, SqlCore
+from amplifier.delivery.ledger.types import (
     UNFINISHED,
     AccountPause,
     AccountSummary,
@@ -26,25 +28,13 @@ from amplifier.delivery.ledger.base import (
     State,
     UnknownPost,
     check_reason,
-    from_db_time,
-    optional_time,
-    to_db_time,
 )
 
-_NOT_PAUSED = (
-    "NOT EXISTS (SELECT 1 FROM paused_accounts WHERE paused_accounts.account = posts.account)"
-    " AND NOT (SELECT paused FROM global_pause WHERE id = 1)"
-)
 RETRYABLE = frozenset({State.FAILED, State.EXPIRED})
 
 
-def _in(values: Iterable[str]) -> tuple[str, list[str]]:
-    wanted = sorted({State(value).value for value in values})
-    return f"({', '.join('?' * len(wanted))})", wanted
-
-
 def record_action(
-    conn: sqlite3.Connection, stamp: str, by: str, action: str, target: str, reason: str | None, posts: int
+    conn: Connection, stamp: Any, by: str, action: str, target: str, reason: str | None, posts: int
 ) -> None:
     if not by or not by.strip():
         raise ValueError("an operator's action needs who did it")
@@ -54,45 +44,35 @@ def record_action(
     )
 
 
-class SqliteOperations:
-    """Aggregates, streaming and an operator's actions over the SQLite ledger."""
-
-    _conn: sqlite3.Connection
-    _lock: Any
-
-    if TYPE_CHECKING:
-
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _select(
-            self, where: str, params: Sequence[Any] = (), tail: str = "", *, index: str | None = None
-        ) -> list[Row]: ...
+class SqlOperations(SqlCore):
+    """Aggregates, streaming, an operator's actions and the account pauses."""
 
     # -- queries -------------------------------------------------------------------------------------------
 
     def summaries(self) -> dict[str, AccountSummary]:
-        with self._lock:
-            counted = self._conn.execute(
+        d = self.dialect
+        with self._reading() as conn:
+            counted = conn.execute(
                 "SELECT account, state, COUNT(*), MAX(published_at) FROM posts GROUP BY account, state"
             ).fetchall()
             upcoming = dict(
-                self._conn.execute(
-                    "SELECT account, MIN(next_attempt_at) FROM posts INDEXED BY posts_planned"
+                conn.execute(
+                    f"SELECT account, MIN(next_attempt_at) FROM posts{d.indexed('posts_planned')}"
                     " WHERE state = 'planned' GROUP BY account"
                 ).fetchall()
             )
         counts: dict[str, dict[State, int]] = {}
-        last: dict[str, str] = {}
+        last: dict[str, Any] = {}
         for account, state, count, published in counted:
             counts.setdefault(account, dict.fromkeys(State, 0))[State(state)] = int(count)
-            if published is not None and published > last.get(account, ""):
+            if published is not None and (account not in last or published > last[account]):
                 last[account] = published
         return {
             account: AccountSummary(
                 account=account,
                 counts=counts[account],
-                last_published_at=optional_time(last.get(account)),
-                next_due_at=optional_time(upcoming.get(account)),
+                last_published_at=d.read_optional_time(last.get(account)),
+                next_due_at=d.read_optional_time(upcoming.get(account)),
             )
             for account in sorted(counts)
         }
@@ -122,7 +102,7 @@ class SqliteOperations:
             rows.extend(
                 self._select(
                     "state = ? AND updated_at >= ?",
-                    (state.value, to_db_time(since), limit),
+                    (state.value, self.dialect.time(since), limit),
                     "ORDER BY updated_at DESC LIMIT ?",
                     index="posts_state_updated",
                 )
@@ -131,8 +111,8 @@ class SqliteOperations:
 
     def overdue(self, before: datetime, limit: int = 100) -> list[Row]:
         return self._select(
-            f"state = 'planned' AND next_attempt_at < ? AND {_NOT_PAUSED}",
-            (to_db_time(before), limit),
+            f"state = 'planned' AND next_attempt_at < ? AND {NOT_PAUSED}",
+            (self.dialect.time(before), limit),
             "ORDER BY next_attempt_at, id LIMIT ?",
             index="posts_planned_next",
         )
@@ -147,19 +127,20 @@ class SqliteOperations:
         batch: int = 1000,
     ) -> Iterator[Row]:
         where = "due_at < ?"
-        params: list[Any] = [to_db_time(end)]
-        first = to_db_time(start)
+        params: list[Any] = [self.dialect.time(end)]
+        first = self.dialect.time(start)
         if account is not None:
             where += " AND account = ?"
             params.append(account)
         if states is not None:
-            marks, wanted = _in(states)
+            wanted = sorted({State(value).value for value in states})
             if not wanted:
                 return
-            where += f" AND state IN {marks}"
-            params.extend(wanted)
+            condition, values = self.dialect.in_list("state", wanted)
+            where += f" AND {condition}"
+            params.extend(values)
         index = "posts_due_at" if account is None else "posts_account_due_at"
-        after: tuple[str, str] | None = None
+        after: tuple[Any, str] | None = None
         bounds: list[Any]
         while True:
             # Keyset pagination: each batch is one short read from where the last one ended (the lower bound
@@ -172,43 +153,50 @@ class SqliteOperations:
             yield from rows
             if len(rows) < batch:
                 return
-            after = (to_db_time(rows[-1].due_at), rows[-1].id)
+            after = (self.dialect.time(rows[-1].due_at), rows[-1].id)
 
     def operator_actions(self, since: datetime | None = None, limit: int = 20) -> list[OperatorAction]:
-        where, params = ("WHERE at >= ?", [to_db_time(since)]) if since is not None else ("", [])
-        with self._lock:
-            found = self._conn.execute(
+        where, params = ("WHERE at >= ?", [self.dialect.time(since)]) if since is not None else ("", [])
+        with self._reading() as conn:
+            found = conn.execute(
                 f"SELECT at, by, action, target, reason, posts FROM operator_actions {where}"
                 " ORDER BY at DESC, seq DESC LIMIT ?",
                 (*params, limit),
             ).fetchall()
         return [
-            OperatorAction(from_db_time(at), by, action, target, reason, int(posts))
+            OperatorAction(self.dialect.read_time(at), by, action, target, reason, int(posts))
             for at, by, action, target, reason, posts in found
         ]
+
+    def _locked_state(self, conn: Connection, post_id: str) -> State:
+        """The post's state, its row locked until the transaction ends; :class:`UnknownPost`."""
+        found = conn.execute(
+            f"SELECT state FROM posts WHERE id = ?{self.dialect.for_update}", (post_id,)
+        ).fetchone()
+        if found is None:
+            raise UnknownPost(post_id)
+        return State(found[0])
 
     # -- an operator's actions -----------------------------------------------------------------------------
 
     def skip_posts(self, post_ids: Sequence[str], reason: str, now: datetime, *, by: str) -> None:
-        stamp = to_db_time(now)
+        stamp = self.dialect.time(now)
         check_reason(reason)
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             raise ValueError("no post to skip")
         with self._transaction() as conn:
             for post_id in ids:
-                found = conn.execute("SELECT state FROM posts WHERE id = ?", (post_id,)).fetchone()
-                if found is None:
-                    raise UnknownPost(post_id)
-                state = State(found[0])
+                state = self._locked_state(conn, post_id)
                 if state == State.CLAIMED:
                     raise PostBusy(post_id, "skip it")
                 if state != State.PLANNED:
                     raise IllegalTransition(post_id, state, "skip it")
-            conn.executemany(
-                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'planned'",
-                [(f"skipped by {by}: {reason}", stamp, post_id) for post_id in ids],
+            self.dialect.update_ids(
+                conn,
+                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ? WHERE id = ? AND state = 'planned'",
+                (f"skipped by {by}: {reason}", stamp),
+                ids,
             )
             for post_id in ids:
                 record_action(conn, stamp, by, "skip", post_id, reason, 1)
@@ -223,7 +211,7 @@ class SqliteOperations:
         account: str | None = None,
         rules: Sequence[str] | None = None,
     ) -> list[str]:
-        stamp = to_db_time(now)
+        stamp = self.dialect.time(now)
         check_reason(reason)
         if account is None and rules is None:
             raise ValueError("cancel needs an account or rules")
@@ -233,20 +221,24 @@ class SqliteOperations:
             where += " AND account = ?"
             params.append(account)
         if rules is not None:
-            where += f" AND rule IN ({', '.join('?' * len(rules))})"
-            params.extend(rules)
+            condition, values = self.dialect.in_list("rule", list(rules))
+            where += f" AND {condition}"
+            params.extend(values)
         index = "posts_planned" if account is not None else "posts_planned_next"
         with self._transaction() as conn:
             ids = [
                 str(found[0])
                 for found in conn.execute(
-                    f"SELECT id FROM posts INDEXED BY {index} WHERE {where} ORDER BY due_at, id", params
+                    f"SELECT id FROM posts{self.dialect.indexed(index)} WHERE {where} ORDER BY due_at, id"
+                    f"{self.dialect.for_update}",
+                    params,
                 )
             ]
-            conn.executemany(
-                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'planned'",
-                [(f"cancelled by {by} ({target}): {reason}", stamp, post_id) for post_id in ids],
+            self.dialect.update_ids(
+                conn,
+                "UPDATE posts SET state = 'skipped', last_error = ?, updated_at = ? WHERE id = ? AND state = 'planned'",
+                (f"cancelled by {by} ({target}): {reason}", stamp),
+                ids,
             )
             record_action(conn, stamp, by, "cancel", target, reason, len(ids))
         return ids
@@ -254,14 +246,11 @@ class SqliteOperations:
     def retry_post(
         self, post_id: str, reason: str, now: datetime, *, by: str, late_until: datetime | None = None
     ) -> None:
-        stamp = to_db_time(now)
-        late = None if late_until is None else to_db_time(late_until)
+        stamp = self.dialect.time(now)
+        late = None if late_until is None else self.dialect.time(late_until)
         check_reason(reason)
         with self._transaction() as conn:
-            found = conn.execute("SELECT state FROM posts WHERE id = ?", (post_id,)).fetchone()
-            if found is None:
-                raise UnknownPost(post_id)
-            state = State(found[0])
+            state = self._locked_state(conn, post_id)
             if state not in RETRYABLE:
                 raise IllegalTransition(post_id, state, "retry it (only a failed or expired post can be)")
             conn.execute(
@@ -275,7 +264,7 @@ class SqliteOperations:
 
     def pause_account(self, account: str, reason: str, now: datetime, *, by: str | None = None) -> None:
         """Stop claiming the account's posts until :meth:`resume_account` (pausing again updates reason)."""
-        stamp = to_db_time(now)
+        stamp = self.dialect.time(now)
         check_reason(reason)
         with self._transaction() as conn:
             conn.execute(
@@ -294,15 +283,21 @@ class SqliteOperations:
         with self._transaction() as conn:
             resumed = conn.execute("DELETE FROM paused_accounts WHERE account = ?", (account,)).rowcount == 1
             if by is not None and now is not None and resumed:
-                record_action(conn, to_db_time(now), by, "resume", f"account {account}", None, 0)
+                record_action(conn, self.dialect.time(now), by, "resume", f"account {account}", None, 0)
             return resumed
 
+    def paused_accounts(self) -> dict[str, str]:
+        """Paused account -> reason."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT account, reason FROM paused_accounts ORDER BY account").fetchall()
+        return {str(account): str(reason) for account, reason in rows}
+
     def account_pauses(self) -> list[AccountPause]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT account, reason, paused_at, paused_by FROM paused_accounts ORDER BY account"
             ).fetchall()
-        return [AccountPause(str(a), str(r), from_db_time(at), by) for a, r, at, by in rows]
+        return [AccountPause(str(a), str(r), self.dialect.read_time(at), by) for a, r, at, by in rows]
 
 
-__all__ = ["RETRYABLE", "UNFINISHED", "SqliteOperations"]
+__all__ = ["RETRYABLE", "UNFINISHED", "SqlOperations"]
