@@ -129,10 +129,12 @@ def test_two_nodes_refreshing_one_session_refresh_it_once_and_share_it(
     stored = stores[0].read("sessions", "bsky.session")
     assert stored is not None
     assert stored.decode().split(":::")[1] == did
-    expired = {stored.decode().split(":::")[2]}  # the access token both hold, as if it had expired
+    # The session both hold is due for a refresh (as if its access token were about to expire); told by its
+    # refresh token, which every refresh renews (an access token issued in the same second is the same).
+    expired = {stored.decode().split(":::")[3]}
 
     def due(self: SessionMethodsMixin) -> bool:
-        return self._session is not None and self._session.access_jwt in expired
+        return self._session is not None and self._session.refresh_jwt in expired
 
     monkeypatch.setattr(SessionMethodsMixin, "_should_refresh_session", due)
     pds.reset_request_counts()
@@ -165,7 +167,7 @@ def test_two_nodes_refreshing_one_session_refresh_it_once_and_share_it(
     # Neither invalidated the other: both go on posting, and the stored refresh token still refreshes.
     for n, publisher in enumerate((one, two)):
         publisher.publish(_post(f"ha-after-{n}", f"node {n} goes on"))
-    expired.add(fresh.decode().split(":::")[2])
+    expired.add(fresh.decode().split(":::")[3])
     two.publish(_post("ha-second-refresh", "a second refresh"))
     assert pds.request_count("com.atproto.server.refreshSession") == 2
     assert pds.request_count("com.atproto.server.createSession") == 0

@@ -128,6 +128,18 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("leader", "INTEGER", True, 0),
         ("holds", "TEXT", True, 0),
     ],
+    "shared_state": [
+        ("sub", "TEXT", True, 1),
+        ("name", "TEXT", True, 2),
+        ("data", "BLOB", True, 0),
+        ("updated_at", "TEXT", True, 0),
+    ],
+    "state_locks": [
+        ("sub", "TEXT", True, 1),
+        ("name", "TEXT", True, 2),
+        ("holder", "TEXT", True, 0),
+        ("lock_until", "TEXT", True, 0),
+    ],
 }
 
 
@@ -147,6 +159,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_shared_state",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -205,6 +218,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_shared_state",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -234,6 +248,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_shared_state",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -262,6 +277,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
+        "m013_shared_state",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

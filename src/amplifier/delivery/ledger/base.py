@@ -52,7 +52,12 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from amplifier.delivery.ledger.plandiff import Existing, PlanDiff, PlanKey, diff_plan, plan_keys
-from amplifier.delivery.ledger.protocols import LedgerEngagement, LedgerMoving, LedgerOperator
+from amplifier.delivery.ledger.protocols import (
+    LedgerEngagement,
+    LedgerMoving,
+    LedgerOperator,
+    LedgerSharedState,
+)
 from amplifier.delivery.ledger.types import (
     CANCELLED_REASON,
     CLAIMED_ONLY,
@@ -311,7 +316,14 @@ class LedgerQueries(Protocol):
 
 
 class Ledger(
-    LedgerPlan, LedgerTransitions, LedgerQueries, LedgerOperator, LedgerEngagement, LedgerMoving, Protocol
+    LedgerPlan,
+    LedgerTransitions,
+    LedgerQueries,
+    LedgerOperator,
+    LedgerEngagement,
+    LedgerMoving,
+    LedgerSharedState,
+    Protocol,
 ):
     """The delivery ledger, as delivery, the daemon and the CLI use it. Open one with
     :func:`amplifier.delivery.ledger.open_ledger`, as a context manager; threads may share it."""

@@ -299,3 +299,31 @@ def m009_nodes(conn: psycopg.Connection) -> None:
         )
         """
     )
+
+
+@migration
+def m010_shared_state(conn: psycopg.Connection) -> None:
+    """``shared_state`` and ``state_locks`` (as SQLite's m013): the nodes' state store: Bluesky sessions (their
+    tokens: protect the database as the state folder), the login guard, limits, 429 blocks; a lock per document."""
+    conn.execute(
+        """
+        CREATE TABLE shared_state (
+            sub text NOT NULL,
+            name text NOT NULL,
+            data bytea NOT NULL,
+            updated_at timestamptz NOT NULL,
+            PRIMARY KEY (sub, name)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE state_locks (
+            sub text NOT NULL,
+            name text NOT NULL,
+            holder text NOT NULL,
+            lock_until timestamptz NOT NULL,
+            PRIMARY KEY (sub, name)
+        )
+        """
+    )

@@ -13,11 +13,12 @@ from amplifier.delivery.ledger.sql import SqlPlan, SqlQueries
 from amplifier.delivery.ledger.sql_engagement import SqlEngagement
 from amplifier.delivery.ledger.sql_ops import SqlOperations
 from amplifier.delivery.ledger.sql_records import SqlRecords
+from amplifier.delivery.ledger.sql_state import SqlState
 from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 from amplifier.delivery.ledger.types import EXPORT_BATCH
 
 
-class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlPlan, SqlQueries):
+class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlState, SqlPlan, SqlQueries):
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 
     def import_contents(self, contents: Contents) -> int:
