@@ -176,3 +176,42 @@ def test_two_nodes_refreshing_one_session_refresh_it_once_and_share_it(
 
     tokens = [part for session in (stored.decode(), fresh.decode()) for part in session.split(":::")[2:4]]
     assert not any(token in record.getMessage() for record in caplog.records for token in tokens)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_store_is_chosen_where_the_ledger_is_opened(
+    shared: bool, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` on a shared ledger: the publishers' store, the 429 blocks and the pause records in the ledger's
+    database; on one machine: the state folder, the blocks in memory (as before)."""
+    from amplifier.campaign.load import load_campaign
+    from amplifier.daemon.events import EventLog
+    from amplifier.daemon.scheduler import open_daemon
+    from amplifier.publish.state import StateDir
+
+    monkeypatch.setenv("AMPLIFIER_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    if shared:
+        monkeypatch.setenv("AMPLIFIER_LEDGER", url)
+    else:
+        monkeypatch.delenv("AMPLIFIER_LEDGER", raising=False)
+    folder = campaign(tmp_path, "c")
+    state = tmp_path / "state"
+    ctx = PublishContext(secrets=SecretSources(), state=StateDir(state))
+    with open_daemon(
+        load_campaign(folder / "schedule.yaml"),
+        state,
+        lambda account, settings: None,
+        clock=lambda: at("2027-10-20T08:00"),
+        log=EventLog(None),
+        publish_ctx=ctx,
+        environ={},
+    ) as daemon:
+        if shared:
+            assert isinstance(ctx.state, LedgerState)
+            assert daemon.limiter.shared is ctx.state
+            assert daemon.state_store is ctx.state
+            assert daemon.pause_records.state is ctx.state
+        else:
+            assert ctx.state == StateDir(state)
+            assert daemon.limiter.shared is None
+            assert daemon.state_store is None
