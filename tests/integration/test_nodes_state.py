@@ -215,3 +215,33 @@ def test_the_store_is_chosen_where_the_ledger_is_opened(
             assert ctx.state == StateDir(state)
             assert daemon.limiter.shared is None
             assert daemon.state_store is None
+
+
+def test_ledger_migrate_takes_the_state_folders_shared_documents_along(url: str, tmp_path: Path) -> None:
+    """The session, the login guard, the fingerprints' key and a pause record of the machine go to the database:
+    no node logs in again, and a pause recorded before the move is recognised after it."""
+    from amplifier.delivery.ledger import open_ledger
+    from amplifier.delivery.move import move_ledger
+    from amplifier.publish.sessions import Fingerprints, LoginGuard, SessionStore
+    from amplifier.publish.state import StateDir
+
+    now = at("2027-10-20T08:00")
+    folder = StateDir(tmp_path / "state")
+    with open_ledger(folder.path, now):
+        pass
+    SessionStore(folder).save("sky", "handle:::did:::access:::refresh:::https://pds.test")
+    LoginGuard(folder, clock=lambda: now).record("sky", "rejected", "wrong")
+    fingerprint = Fingerprints(folder).of("token")
+    folder.write_json("pauses", "masto.json", {"account": "masto", "secret": fingerprint})
+    with folder.locked("sessions", "sky.session"):  # a lock file is not a document
+        pass
+
+    report = move_ledger(folder.path, url, now)
+
+    assert report.state_documents == 4
+    with PostgresLedger.open(url, now) as ledger:
+        store = LedgerState(ledger, "n")
+        assert SessionStore(store).load("sky") == "handle:::did:::access:::refresh:::https://pds.test"
+        assert Fingerprints(store).of("token") == fingerprint
+        assert store.read_json("pauses", "masto.json") == {"account": "masto", "secret": fingerprint}
+        assert set(store.read_many("sessions", [".sky.session.lock", "sky.session"])) == {"sky.session"}

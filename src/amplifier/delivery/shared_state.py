@@ -102,3 +102,34 @@ def share_state(ctx: PublishContext, ledger: Ledger, node: str) -> None:
     publishers keep their state in the ledger's database, as the daemons do; else nothing changes."""
     if ledger_url() is not None:
         ctx.state = LedgerState(ledger, node, ctx.clock)
+
+
+SHARED = (
+    "sessions",
+    "logins",
+    "keys",
+    "limits",
+    "pauses",
+    "blocks",
+)  # what a node's state folder gives the nodes
+
+
+def copy_state(folder: StateDir, store: StateStore) -> int:
+    """``ledger migrate``: the documents of the state folder the nodes share (:data:`SHARED`: the sessions, the
+    login guard and the fingerprints' key, so a credential pause recorded before the move is still recognised;
+    limits, pause records, blocks) into ``store``, each unless the store has it already. How many were copied."""
+    copied = 0
+    for sub in SHARED:
+        try:
+            files = sorted(path for path in (folder.path / sub).iterdir() if path.is_file())
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StateError(f"{folder.path / sub}: cannot read: {exc.strerror}") from exc
+        for path in files:
+            if path.name.startswith("."):  # locks, temporary files
+                continue
+            data = folder.read(sub, path.name)
+            if data is not None and store.create(sub, path.name, data) == data:
+                copied += 1
+    return copied
