@@ -282,13 +282,10 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         if reason is not None:
             report.paused = reason
             return report
-        queues = self.take_accounts(self.queues(now), now)  # a node of several: its share, in one step
-        try:
+        with self.pass_accounts(self.queues(now), now) as queues:  # a node of several: its share of them
             futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
             for future in futures:
                 report.merge(future.result())
-        finally:
-            self.coordinator.release(queues)
         self.read_back(self.clock())  # after the posts, with spare budget
         return report
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -148,6 +149,15 @@ class NodesMixin:
         if PlanEntry.from_post(post).content_hash != row.content_hash:
             return self.hold(row.account, now, f"{row.id}: this node's campaign files render it differently")
         return None
+
+    @contextmanager
+    def pass_accounts(self, queues: dict[str, list[Row]], now: datetime) -> Iterator[dict[str, list[Row]]]:
+        """The pass's accounts (:meth:`take_accounts`), released when the pass ends."""
+        taken = self.take_accounts(queues, now)
+        try:
+            yield taken
+        finally:
+            self.coordinator.release(taken)
 
     def take_accounts(self, queues: dict[str, list[Row]], now: datetime) -> dict[str, list[Row]]:
         """A node of several: the pass's accounts, taken in one step (at most this node's share of them, the
