@@ -297,3 +297,66 @@ def test_a_failed_getposts_is_transient_never_gone(
     with pytest.raises(TransientError) as caught:
         campaign.read(result)
     assert not isinstance(caught.value, RateLimitedError)
+
+
+# -- what readers see of the controls amplifier set ------------------------------------------------------------
+
+
+def test_a_threadgate_amplifier_wrote_is_enforced_by_the_appview(
+    appview: AppViewNetwork, campaign: Campaign
+) -> None:
+    """``replies: [followers]`` on a call to action: the AppView tells other readers they cannot reply and keeps
+    a reply written anyway (the PDS accepts any record) out of the thread and out of the reply count, while a
+    follower's reply is shown."""
+    ally = appview.create_account("ally")
+    stranger = appview.create_account("stranger")
+    appview.create_record(ally, "app.bsky.graph.follow", {"subject": campaign.account.did})
+    content = Content(texts=("Join us on 1 November.",), lang="en", replies=("followers",), split=False)
+    adapted = adapt(content, Target(platform="bluesky", created_at=AT))
+    assert not adapted.problems
+    result = campaign.publish(planned("av-gate", adapted.parts))
+    post = ref(result)
+
+    (seen_by_stranger,) = appview.get_posts([post["uri"]], viewer=stranger)
+    assert seen_by_stranger["viewer"].get("replyDisabled") is True
+    assert seen_by_stranger["threadgate"]["record"]["allow"] == [
+        {"$type": "app.bsky.feed.threadgate#followerRule"}
+    ]
+    (seen_by_ally,) = appview.get_posts([post["uri"]], viewer=ally)
+    assert not seen_by_ally["viewer"].get("replyDisabled")
+
+    appview.reply(stranger, post, "A pile-on reply the gate does not allow.")
+    allowed = appview.reply(ally, post, "I will be there.")
+    appview.sync()
+
+    thread = appview.get_post_thread(post["uri"], viewer=campaign.account)
+    shown = [reply["post"]["uri"] for reply in thread.get("replies", [])]
+    assert shown == [allowed["uri"]]
+    (reading,) = campaign.read(result)
+    assert reading.replies == 1
+
+
+def test_the_bot_label_set_by_accounts_fix_reaches_readers_and_keeps_the_profile(
+    appview: AppViewNetwork, campaign: Campaign
+) -> None:
+    """``amplifier accounts --fix`` (``disclose_automation``) adds the ``bot`` self-label to the profile record
+    without losing what the profile says; readers see both through getProfile."""
+    appview.put_record(
+        campaign.account,
+        "app.bsky.actor.profile",
+        "self",
+        {
+            "$type": "app.bsky.actor.profile",
+            "displayName": "Riseup4Rojava",
+            "description": "Campaign account",
+        },
+    )
+    assert campaign.publisher.disclose_automation() is True
+    assert campaign.publisher.disclose_automation() is False  # already disclosed: nothing written twice
+    appview.sync()
+    reader = appview.create_account("reader")
+
+    seen = appview.get_profile(campaign.account.did, viewer=reader)
+    assert seen["displayName"] == "Riseup4Rojava"
+    assert seen["description"] == "Campaign account"
+    assert [label["val"] for label in seen.get("labels", [])] == ["bot"]
