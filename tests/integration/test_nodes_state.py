@@ -245,3 +245,26 @@ def test_ledger_migrate_takes_the_state_folders_shared_documents_along(url: str,
         assert Fingerprints(store).of("token") == fingerprint
         assert store.read_json("pauses", "masto.json") == {"account": "masto", "secret": fingerprint}
         assert set(store.read_many("sessions", [".sky.session.lock", "sky.session"])) == {"sky.session"}
+
+
+def test_a_node_whose_session_is_refused_takes_the_stored_one_before_logging_in(
+    nodes: tuple[PdsServer, list[BlueskyPublisher], list[LedgerState], str],
+) -> None:
+    """Another node renewed the session (or logged in again) and this node's copy is refused: it takes the
+    stored session and goes on, without a login."""
+    from tests.integration.test_publish_bluesky import forged_jwt
+
+    pds, (one, two), _stores, did = nodes
+    one.check()
+    two.check()
+    client = two._session()
+    handle = client.export_session_string().split(":::")[0]
+    forged = forged_jwt(did)  # well formed, unexpired, not signed by this PDS: refused
+    client._import_session_string(":::".join([handle, did, forged, forged, pds.url]))
+    pds.reset_request_counts()
+
+    two.publish(_post("ha-adopted", "after the refused session"))
+
+    assert pds.request_count("com.atproto.server.createSession") == 0
+    assert two._session().export_session_string() == one._session().export_session_string()
+    assert "after the refused session" in {r["value"]["text"] for r in pds.list_records(did, COLLECTION)}
