@@ -268,3 +268,21 @@ def test_a_node_whose_session_is_refused_takes_the_stored_one_before_logging_in(
     assert pds.request_count("com.atproto.server.createSession") == 0
     assert two._session().export_session_string() == one._session().export_session_string()
     assert "after the refused session" in {r["value"]["text"] for r in pds.list_records(did, COLLECTION)}
+
+
+def test_send_and_gate_use_the_shared_store_on_a_shared_ledger(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplifier.delivery.shared_state import share_state
+    from amplifier.publish.state import StateDir
+
+    monkeypatch.setenv("AMPLIFIER_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    monkeypatch.delenv("AMPLIFIER_LEDGER", raising=False)
+    with PostgresLedger.open(url, at("2027-10-20T08:00")) as ledger:
+        ctx = PublishContext(secrets=SecretSources(), state=StateDir(tmp_path / "state"))
+        share_state(ctx, ledger, "send")
+        assert ctx.state == StateDir(tmp_path / "state")  # one machine: the state folder
+        monkeypatch.setenv("AMPLIFIER_LEDGER", url)
+        share_state(ctx, ledger, "send")
+        assert isinstance(ctx.state, LedgerState)
+        assert ctx.state.ledger is ledger
