@@ -20,7 +20,8 @@ Start-up
     ``--help``, ``validate``, ``preview``, ``status``, ``run --once`` on the example campaign: time against a bare
     ``python -c pass``, and every third-party package each one imports (client libraries flagged).
 
-Run: ``.venv/bin/python bench/bench_preview.py`` (a few minutes). ``AMPLIFIER_BENCH_SRC=/path/to/src`` runs the
+Run: ``.venv/bin/python bench/bench_preview.py`` (a few minutes; with the argument ``ratio``: the honest ratio
+only). ``AMPLIFIER_BENCH_SRC=/path/to/src`` runs the
 subprocess figures against another checkout (for before/after figures).
 """
 
@@ -322,7 +323,7 @@ def bench_startup(folder: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------- main
 
 
-def main() -> None:
+def main(only_ratio: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if SRC == ROOT / "src":
@@ -345,6 +346,8 @@ def main() -> None:
                 )
         else:
             print(f"== (honest ratio skipped: subprocess figures against {SRC})")
+        if only_ratio:
+            return
         print("== scale: python -m amplifier (wall s, CPU s, peak RSS MB)")
         scale = bench_scale(folder)
         print(
@@ -391,4 +394,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
-    main()
+    main(only_ratio=sys.argv[1:] == ["ratio"])

@@ -8,7 +8,6 @@ of a writing process) are beside it, in ``tests/unit/test_ledger.py``.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -689,26 +688,18 @@ def test_sync_accepts_any_iterable(ledger: Ledger) -> None:
     assert report.inserted == ("g0", "g1", "g2")
 
 
-def test_sync_of_50000_entries_is_fast(ledger: Ledger) -> None:
+def test_sync_of_50000_entries_inserts_keeps_and_updates_them(ledger: Ledger) -> None:
+    """A re-plan at campaign scale is right (its speed is measured by ``bench/bench_ledger.py``, not timed here)."""
     plan = [entry(f"rule:acct:{n:06d}", due=T0 + timedelta(minutes=n)) for n in range(50_000)]
 
-    started = time.perf_counter()
     inserted = ledger.sync_plan(plan, T0)
-    first = time.perf_counter() - started
-    started = time.perf_counter()
     same = ledger.sync_plan(plan, T0)
-    second = time.perf_counter() - started
     changed_plan = [entry(e.id, due=e.due_at, digest="h2") for e in plan[:25_000]]
-    started = time.perf_counter()
     changed = ledger.sync_plan(changed_plan, T1)
-    third = time.perf_counter() - started
 
     assert len(inserted.inserted) == 50_000
     assert same.unchanged == 50_000
     assert (len(changed.updated), len(changed.cancelled)) == (25_000, 25_000)
-    assert first < 3.0, first
-    assert second < 3.0, second
-    assert third < 3.0, third
 
 
 # A model of the ledger for the property test: plans come and go, some posts get published on the way.

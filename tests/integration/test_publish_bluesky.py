@@ -369,7 +369,7 @@ def test_link_card_failure_posts_without_card_and_logs(
 ) -> None:
     url = f"{site}/missing"
     embed = {"$type": "app.bsky.embed.external", "external": {"$card": url}}
-    with caplog.at_level(logging.WARNING, logger="amplifier.publish.bluesky"):
+    with caplog.at_level(logging.WARNING, logger="amplifier.publish.bluesky_records"):
         setup.publisher().publish(planned("bs-nocard", part(record(f"Read {url}", embed=embed))))
 
     (stored,) = setup.records()

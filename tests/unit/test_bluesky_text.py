@@ -513,3 +513,63 @@ def test_lengths_agree_with_definitions(text: str) -> None:
 )
 def test_grapheme_fast_path_matches_clusters(text: str) -> None:
     assert grapheme_length(text) == len(bt._GRAPHEME_RE.findall(text))
+
+
+def _reference_facets(text: str) -> list[dict[str, Any]]:
+    """detect_facets as it was before the token cache: every pattern over the whole text."""
+    offsets = bt._Offsets(text)
+    facets: list[dict[str, Any]] = [
+        bt._facet(start, end, {"$type": bt.MENTION, "did": {bt.HANDLE: handle}})
+        for start, end, handle in bt._mentions(text, offsets)
+    ]
+    for match in bt._URL_RE.finditer(text):
+        uri = match.group(1)
+        if not uri.startswith("http"):
+            domain = match.group("domain")
+            if not domain or not bt._is_valid_domain(domain):
+                continue
+            uri = "https://" + uri
+        start, end = match.start(1), match.end(1)
+        if uri[-1] in ".,;:!?":
+            uri, end = uri[:-1], end - 1
+        if uri.endswith(")") and "(" not in uri:
+            uri, end = uri[:-1], end - 1
+        facets.append(bt._facet(offsets(start), offsets(end), {"$type": bt.LINK, "uri": uri}))
+    for match in bt._TAG_RE.finditer(text):
+        tag = match.group(1)
+        if not tag:
+            continue
+        tag = bt._TRAILING_PUNCTUATION_RE.sub("", tag.strip(bt._JS_TRIM))
+        if not tag or grapheme_length(tag) > bt.MAX_TAG_GRAPHEMES:
+            continue
+        start = match.start(1) - 1
+        facets.append(bt._facet(offsets(start), offsets(start + 1 + len(tag)), {"$type": bt.TAG, "tag": tag}))
+    for match in bt._CASHTAG_RE.finditer(text):
+        ticker = match.group(1).upper()
+        start = match.start(1) - 1
+        end = start + 1 + len(ticker)
+        facets.append(bt._facet(offsets(start), offsets(end), {"$type": bt.TAG, "tag": "$" + ticker}))
+    facets.sort(key=lambda facet: facet["index"]["byteStart"])
+    return facets
+
+
+_FACET_ALPHABET = st.sampled_from(
+    [" ", "\n", "\u3000", "(", ")", ".", ":", "/", "#", "＃", "$", "@", "!", "x", "ü", "9", "\u200b",
+     "https://", "example.com", "a.org", "riseup4rojava", "AAPL", "ڕۆژ", "\ufe0f", "👩🏽‍💻", ".test"]
+)  # fmt: skip
+
+
+@settings(max_examples=600)
+@given(st.lists(_FACET_ALPHABET, max_size=30).map("".join) | _TEXTS)
+def test_facets_token_by_token_are_those_of_the_whole_text(text: str) -> None:
+    """The cached token-by-token detection gives exactly what the patterns give over the whole text."""
+    assert detect_facets(text) == _reference_facets(text)
+    assert detect_facets(text) == _reference_facets(text)  # and again, from the token cache
+
+
+@pytest.mark.parametrize("plain", ["ê î û ç ş", "کوردی ڕۆژ", "ü"])
+def test_grapheme_memo_of_plain_characters_still_sees_joining_ones(plain: str) -> None:
+    """Characters remembered as not joining do not hide a joining one met later beside them."""
+    assert grapheme_length(plain) == len(bt._GRAPHEME_RE.findall(plain))
+    for text in (plain + "\u0301", "\u0600" + plain, plain + "🇹🇷🇩🇪", plain + "\r\n"):
+        assert grapheme_length(text) == len(bt._GRAPHEME_RE.findall(text))

@@ -560,12 +560,15 @@ def test_the_pause_switch_stops_all_posting(make: Callable[..., Harness], switch
     assert len(harness.server.published) == 2
 
 
+@pytest.mark.parametrize("notify", [True, False], ids=["notified", "polled"])
 def test_serve_rearms_only_when_a_watch_sees_a_change(
-    make: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+    make: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch, notify: bool
 ) -> None:
-    """No busy work while idle: the frequent watch re-arms the batch only on a reload or a pause change."""
+    """No busy work while idle: a look at the files and switches re-arms the batch only on a reload or a pause
+    change. Notified (inotify), there is no look at all until something changes; polled (no notifications),
+    the frequent look changes nothing."""
     start = at("2027-10-20T08:00")
-    harness = make(once("a", "2027-10-20T09:00"), start, watch_interval=0.02)
+    harness = make(once("a", "2027-10-20T09:00"), start, watch_interval=0.02, notify_files=notify)
     daemon = harness.daemon
     counts = {"watch": 0, "next_wake": 0}
     real_watch, real_next_wake = daemon.watch, daemon.next_wake
@@ -587,12 +590,20 @@ def test_serve_rearms_only_when_a_watch_sees_a_change(
     try:
         assert ready.wait(10)
         armed, watched = counts["next_wake"], counts["watch"]
-        deadline = time.monotonic() + 10
-        while counts["watch"] < watched + 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert counts["watch"] >= watched + 5
+        if notify:
+            assert daemon.watcher is not None
+            assert daemon.watcher.active
+            time.sleep(0.5)  # 25 poll intervals: notified, nothing looks
+            assert counts["watch"] == watched
+        else:
+            assert daemon.watcher is None
+            deadline = time.monotonic() + 10
+            while counts["watch"] < watched + 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert counts["watch"] >= watched + 5
         assert counts["next_wake"] == armed  # nothing changed: no re-arm
-        harness.ledger.set_paused(True, "breaking news", start)
+        with open_ledger(harness.folder / "state", start) as other:  # `amplifier pause`, another process
+            other.set_paused(True, "breaking news", start)
         deadline = time.monotonic() + 10
         while counts["next_wake"] == armed and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -610,7 +621,11 @@ def test_the_hourly_replan_renders_off_the_lock_the_pass_needs(
     """While the re-plan renders the window, the jobs that hold the lock (the pass, the watch) go on."""
     start = at("2027-10-20T08:00")
     harness = make(
-        once("a", "2027-10-20T09:00"), start, watch_interval=0.02, replan_interval=dt.timedelta(seconds=0.1)
+        once("a", "2027-10-20T09:00"),
+        start,
+        watch_interval=0.02,
+        replan_interval=dt.timedelta(seconds=0.1),
+        notify_files=False,  # the polled look stands for the jobs that take the lock
     )
     daemon = harness.daemon
     rendering, release = threading.Event(), threading.Event()

@@ -17,7 +17,7 @@ from amplifier.cli.gate import parse_request
 from amplifier.delivery.gate import GateRefused, GateRequest, change_gates
 from amplifier.delivery.ledger import PlanEntry, SqliteLedger, State
 from amplifier.errors import CampaignError, ExitCode, UsageError
-from amplifier.plan.adapt import Content, Target, adapt
+from amplifier.plan.adapt import Content, Target, adapt, adapt_text
 from amplifier.plan.gates import controls_line
 from amplifier.plan.planner import plan_window
 from amplifier.publish.base import RateLimitedError
@@ -403,3 +403,42 @@ def test_the_example_campaigns_thread_shows_its_controls_in_every_preview(
     shown = {tag.get_text() for tag in soup.select("div.controls")}
     assert "replies: followers, mentioned · quotes: off" in shown
     assert "quotes: followers" in shown
+
+
+# -- ad-hoc controls (compose, gate) ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("nobody",), ("nobody",)),
+        (("followers", "mentioned"), ("followers", "mentioned")),
+        (("nobody", "followers"), "`nobody` cannot be combined"),
+        (("followers", "followers"), "reply rule listed twice: followers"),
+        (("bogus",), "'bogus' is not a reply rule"),
+    ],
+)
+def test_reply_rules_from_a_command_line_are_checked_as_in_a_message_set(
+    values: tuple[str, ...], expected: tuple[str, ...] | str
+) -> None:
+    from amplifier.campaign.controls import parse_replies
+
+    if isinstance(expected, tuple):
+        assert parse_replies(values) == expected
+    else:
+        with pytest.raises(ValueError, match=expected.replace("`", ".")):
+            parse_replies(values)
+
+
+def test_an_ad_hoc_text_for_mastodon_keeps_only_the_quote_control() -> None:
+    controls = {"replies": ("nobody",), "quotes": "followers", "labels": ("porn",)}
+    masto = adapt_text("Hello", "mastodon", max_characters=3, controls=controls, created_at=T0)
+    assert masto.parts[0].limit == 3
+    assert masto.parts[0].payload["quote_approval_policy"] == "followers"
+    assert "gates" not in masto.parts[0].to_json()
+    sky = adapt_text("Hello", "bluesky", controls=controls, created_at=T0)
+    assert [gate["$type"] for gate in sky.parts[0].gates] == [
+        "app.bsky.feed.threadgate",
+        "app.bsky.feed.postgate",
+    ]
+    assert sky.parts[0].payload["labels"]["values"] == [{"val": "porn"}]

@@ -190,3 +190,17 @@ def test_entities_are_ordered_slices(text: str) -> None:
             assert piece[1:] == value
             assert piece[0] == ("#" if kind == "hashtag" else "@")
         previous_end = end
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        _ALPHABET | st.sampled_from(["\u3000", "\xa0", "\u2028", "\t", "(https://a.org)"]), max_size=30
+    ).map("".join)
+)
+def test_urls_replaced_token_by_token_as_over_the_whole_text(text: str) -> None:
+    """Tokens found from their "://" (any Unicode space ends one) give the substitution of the whole text."""
+    from amplifier.platforms import mastodon_text
+
+    whole = mastodon_text._url_regex().sub(lambda match: match.group(2) + "xxx", text)
+    assert mastodon_text._replace_urls(text, "xxx") == whole

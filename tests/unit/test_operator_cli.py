@@ -83,6 +83,16 @@ def test_skip_survives_replans_and_is_shown_with_who_and_why(
     assert "wrong date" in table.out
 
 
+def test_skip_of_an_id_in_neither_the_ledger_nor_the_campaign_skips_nothing(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path
+) -> None:
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-28T12:00").code == 0
+    result = run_cli(*campaign, "skip", M29, "countdown:masto:2027-10-29T11:00", "--now", "2027-10-28T12:00")
+    assert result.code == 2
+    assert "no planned post with id 'countdown:masto:2027-10-29T11:00'" in result.err
+    assert state_of(tmp_path, M29) == State.PLANNED  # all or none
+
+
 def test_skip_of_a_post_being_published_is_refused(
     run_cli: RunCli, campaign: list[str], tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@ def test_bar_only_on_a_terminal_for_slow_runs(stream: io.StringIO, step: float, 
     items = list(range(50))
     assert list(track(items, "Planning posts", stream=stream, clock=lambda: next(clock))) == items
     assert ("Planning posts" in stream.getvalue()) is drawn
+    assert ("/50" in stream.getvalue()) is drawn  # items counted: done/total
 
 
 def test_bar_is_stopped_when_the_loop_is_left_early() -> None:
@@ -84,3 +85,5 @@ def test_track_window_yields_every_item_and_draws_only_on_a_slow_terminal(
     )
     assert got == items
     assert bool(stream.getvalue()) == drawn
+    assert ("%" in stream.getvalue()) is drawn  # a share of the window, not a count of items
+    assert "/300" not in stream.getvalue()

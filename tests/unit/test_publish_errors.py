@@ -24,7 +24,7 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
-from amplifier.publish.bluesky import classify
+from amplifier.publish.bluesky_errors import classify
 
 NOW = datetime(2027, 11, 1, 12, 0, tzinfo=UTC)
 

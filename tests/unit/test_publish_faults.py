@@ -32,7 +32,8 @@ from amplifier.publish.base import (
     RateLimitedError,
     TransientError,
 )
-from amplifier.publish.bluesky import BlueskyPublisher, classify
+from amplifier.publish.bluesky import BlueskyPublisher
+from amplifier.publish.bluesky_errors import classify
 from amplifier.publish.faults import classify_transport
 from amplifier.publish.mastodon import MastodonPublisher, StatusOutcomeUnknown
 from amplifier.publish.secrets import SecretSources

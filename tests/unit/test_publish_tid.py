@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amplifier.publish.bluesky import TID_PATTERN, decode_tid, encode_tid, record_key
+from amplifier.publish.bluesky_tid import TID_PATTERN, decode_tid, encode_tid, record_key
 
 SLOT = datetime(2027, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -174,3 +175,31 @@ def test_a_stopping_daemon_starts_no_read(reader: Callable[..., Harness]) -> Non
     h.daemon.stop()
     h.daemon.read_back(T + H)
     assert Reader.reads == []
+
+
+def test_accounts_are_read_concurrently(reader: Callable[..., Harness]) -> None:
+    """Two accounts' reads overlap (each waits for the other at a barrier): read one after the other, a
+    thousand accounts' reads would hold the pass for a thousand round trips."""
+    barrier = threading.Barrier(2, timeout=5)
+
+    class Meeting(Reader):
+        def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
+            barrier.wait()
+            return super().read_engagement(parts)
+
+    h = reader(once("o", "2027-10-20T09:00", accounts="[masto, sky]"), T)
+    h.run_at(T)
+    made = h.daemon.publisher_factory
+
+    def meeting(account: str, settings: MastodonAccount | BlueskyAccount) -> Reader:
+        publisher = made(account, settings)
+        publisher.__class__ = Meeting
+        return publisher
+
+    h.daemon.publisher_factory = meeting
+    h.daemon._publishers.clear()
+    changes = h.daemon.grouped.commits.changes
+    h.run_at(T + H)
+    assert h.log.of("read-failed") == []
+    assert h.daemon.grouped.commits.changes == changes + 2  # the readings stored through the group commit
+    assert sorted(post for read in Reader.reads for post in read) == [POST, "o:sky:2027-10-20T09:00"]

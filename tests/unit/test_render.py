@@ -92,3 +92,30 @@ def test_streamed_json_is_the_document_json_dumps_writes(
     )
     assert out.getvalue() == expected
     assert list(json.loads(out.getvalue())) == ["version", "campaign", "window", "posts"]
+
+
+@given(
+    texts=st.lists(st.text(max_size=12), min_size=6, max_size=6),
+    event=st.one_of(st.none(), st.text(max_size=8)),
+    variant=st.integers(min_value=0, max_value=10**6),
+    warnings=st.lists(st.text(max_size=8), max_size=2),
+)
+def test_a_post_written_directly_is_what_json_dumps_writes(
+    texts: list[str], event: str | None, variant: int, warnings: list[str]
+) -> None:
+    """Quotes, backslashes, control characters, lone surrogates, any script: the same bytes as json.dumps."""
+    import datetime as dt
+    import json
+
+    from amplifier.cli.render import _encode, post_json_text
+    from amplifier.plan.post import Part, PlannedPost
+
+    post_id, rule, account, lang, message_set, text = texts
+    parts = (Part(text, len(text), 500, {"status": text, "n": 1.5, "at": dt.date(2027, 1, 2)}),)
+    at = dt.datetime(2027, 11, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    post = PlannedPost(
+        post_id, at, rule, account, "bluesky", lang, parts, message_set, variant, event, tuple(warnings)
+    )
+    encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
+    assert _encode([part.to_json() for part in parts]) == encoded
+    assert post_json_text(post, encoded) == json.dumps(post.to_json(), ensure_ascii=False, default=str)

@@ -246,9 +246,9 @@ def test_a_compiled_template_always_renders_within_the_limits() -> None:
 
 def test_the_deadline_holds_whatever_the_steps_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     """Steps spent in large amounts (long texts) still reach the clock: a render past its deadline stops."""
-    from amplifier.campaign import sandbox
+    from amplifier.campaign import budget
 
-    monkeypatch.setattr(sandbox, "MAX_SECONDS", 0.0)
+    monkeypatch.setattr(budget, "MAX_SECONDS", 0.0)
     template = compile_template("{% for i in range(2000) %}{{ 'x' * 3000 }}{% endfor %}")  # 3-4 steps a round
     with pytest.raises(TemplateLimitError, match="takes too long"):
         render(template, {})

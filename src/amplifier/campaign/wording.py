@@ -3,19 +3,19 @@
 No library wording reaches an operator: :func:`yaml_error` turns ruamel's parser and scanner errors into what is
 wrong and how to fix it, and :func:`model_problems` turns pydantic's validation errors into one located line per
 mistake, each saying what is expected with an example, and suggesting the closest valid word from the right place
-(the keys of the model that holds the misspelled key, the platforms, the IANA zones, the language codes).
+(the keys of the model that holds the misspelled key, the platforms, the IANA zones, the language codes). Where an
+error stands in the data and in the model is found by :mod:`amplifier.campaign.locate`.
 """
 
 from __future__ import annotations
 
 import difflib
-import types
-import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from amplifier.campaign import locate
 from amplifier.errors import Problem
 
 if TYPE_CHECKING:
@@ -154,14 +154,14 @@ def model_problems(
     errors: list[dict[str, Any]] = [
         {**item, "loc": (*prefix, *item["loc"])} for item in error.errors(include_url=False)
     ]
-    paths = [_data_path(source.data, tuple(item["loc"])) for item in errors]
+    paths = [locate.data_path(source.data, tuple(item["loc"])) for item in errors]
     misspelled = {  # a missing key that is misspelled next to it is one mistake: report the misspelling
         (path, close)
         for item, path in zip(errors, paths, strict=True)
         if item["type"] == "extra_forbidden"
         for close in difflib.get_close_matches(str(item["loc"][-1]), [str(e["loc"][-1]) for e in errors], n=3)
     }
-    branches = [_branch(source.data, tuple(item["loc"])) for item in errors]
+    branches = [locate.branch(source.data, tuple(item["loc"])) for item in errors]
     for item, path, branch in zip(errors, paths, branches, strict=True):
         if source.reported(path, inside=item["type"] not in ("missing", "extra_forbidden")):
             continue
@@ -195,7 +195,7 @@ def _problem(
     value = error.get("input")
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        options = sorted(_model_at(model, loc[skip:-1]) or [])
+        options = sorted(locate.model_keys(model, loc[skip:-1]) or [])
         close = difflib.get_close_matches(key, options, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (use one of: {', '.join(options)})"
         return source.problem(path, f"unknown key {key!r}{hint}", key=True)
@@ -208,16 +208,16 @@ def _problem(
         )
     if kind == "union_tag_invalid":
         tag_name = str(ctx.get("discriminator", "")).strip("'")
-        path = _data_path(source.data, (*loc, tag_name))
+        path = locate.data_path(source.data, (*loc, tag_name))
         expected = [tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")]
         return source.problem(
             path,
             f"{tag_name}: {ctx.get('tag')!r} is not one of {_words(expected)}"
-            + _closest(str(ctx.get("tag")), expected),
+            + closest(str(ctx.get("tag")), expected),
         )
     if loc and loc[-1] == "[key]" and len(path) >= 2 and path[-2] in _ID_KINDS:
         return source.problem(path, f"{_ID_KINDS[str(path[-2])]} {path[-1]!r}: {ID_WORDS}", key=True)
-    field = _field(loc)
+    field = locate.field_name(loc)
     here = bool(path) and path[-1] == field  # the error is about the field's own value, not an item of it
     if kind == "value_error":
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -236,7 +236,7 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, field: str) -> str:
     if kind in ("literal_error", "enum"):
         expected = [word.strip(" '") for word in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         expected = [word for word in expected if word]
-        return f"use one of {_words(expected)}" + _closest(str(value), expected)
+        return f"use one of {_words(expected)}" + closest(str(value), expected)
     if kind == "string_pattern_mismatch":
         return _pattern(str(ctx.get("pattern", "")), value, field)
     if kind.startswith("url_"):
@@ -306,99 +306,7 @@ def _words(options: list[str]) -> str:
     return ", ".join(options[:-1]) + f" or {options[-1]}" if len(options) > 1 else "".join(options)
 
 
-def _closest(value: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+def closest(value: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'kobane'?)`` when one of ``options`` is close to ``value``, else nothing."""
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    from amplifier.campaign import models
-
-    names: set[str] = set()
-    for value in vars(models).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names.update(value.model_fields)
-    for item in reversed(loc):
-        if isinstance(item, str) and item in names:
-            return item
-    return next((str(item) for item in reversed(loc) if isinstance(item, str)), "")
-
-
-def _branch(data: Any, loc: tuple[Any, ...]) -> PathKey | None:
-    """The data path of the union whose member ``loc`` passes through (the last label not in the data), or None."""
-    branch: PathKey | None = None
-    path: list[str | int] = []
-    node = data
-    for item in loc:
-        if _has(node, item):
-            path.append(item)
-            node = node[item]
-        else:
-            branch = tuple(path)
-    return branch
-
-
-def _has(node: Any, item: Any) -> bool:
-    if isinstance(node, dict):
-        return item in node
-    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
-    """The part of a pydantic ``loc`` that names nodes of the data (dropping union tags and validator names)."""
-    path: list[str | int] = []
-    node = data
-    for item in loc:
-        if _has(node, item):
-            path.append(item)
-            node = node[item]
-    return tuple(path)
-
-
-def _model_at(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
-    """The field names of the model found by following ``loc`` through the types of ``model``."""
-    kind: Any = model
-    for item in loc:
-        kind = _step(kind, item)
-        if kind is None:
-            return None
-    kind = _unwrap(kind)
-    if isinstance(kind, type) and issubclass(kind, BaseModel):
-        return list(kind.model_fields)
-    return None
-
-
-def _unwrap(kind: Any) -> Any:
-    while True:
-        origin = typing.get_origin(kind)
-        if origin is typing.Annotated:
-            kind = typing.get_args(kind)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-            models = [arg for arg in members if isinstance(arg, type) and issubclass(arg, BaseModel)]
-            if len(models) == 1:
-                return models[0]
-            return kind
-        else:
-            return kind
-
-
-def _step(kind: Any, item: Any) -> Any:
-    kind = _unwrap(kind)
-    if isinstance(kind, type) and issubclass(kind, BaseModel):
-        info = kind.model_fields.get(str(item))
-        return info.annotation if info is not None else None
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        for member in typing.get_args(kind):
-            member = _unwrap(member)
-            if isinstance(member, type) and issubclass(member, BaseModel):
-                for info in member.model_fields.values():
-                    if typing.get_args(_unwrap(info.annotation)) == (item,):
-                        return member
-        return kind
-    if origin is dict:
-        return typing.get_args(kind)[1]
-    if origin in (list, tuple):
-        return typing.get_args(kind)[0]
-    return None

@@ -17,7 +17,7 @@ import click
 from amplifier.cli.options import apply_common, config_option, format_option, now_option
 from amplifier.errors import ExitCode, UsageError
 
-MASTODON_LIMIT = 500
+MASTODON_LIMIT = 500  # for the help: the default of plan.adapt.Target.max_characters
 
 
 @click.command(short_help="Adapt one ad-hoc text for a platform or an account: length, thread, payload.")
@@ -127,24 +127,20 @@ def compose(
             raise UsageError("--platform: choose mastodon or bluesky (or give --account ID)")
         if event_id is not None:
             raise UsageError("--event: only with --account")
-        from amplifier.plan.adapt import Content, Target, adapt
+        from amplifier.plan.adapt import adapt_text
 
         lang = lang or "en"
-        if platform == "mastodon":
-            controls = {"quotes": controls.get("quotes")}
-        content = Content(
-            texts=(text,),
+        adapted = adapt_text(
+            text,
+            "mastodon" if platform == "mastodon" else "bluesky",
             lang=lang,
             content_warning=content_warning,
+            max_characters=max_characters,
             split=not no_split,
-            **{key: value for key, value in controls.items() if value is not None},
-        )
-        target = Target(
-            "mastodon" if platform == "mastodon" else "bluesky",
-            max_characters=max_characters or MASTODON_LIMIT,
+            controls=controls,
             created_at=utcnow(),
         )
-        adapted, extra = adapt(content, target), {}
+        extra = {}
     _show(adapted, platform, lang, extra, fmt)
     if adapted.problems:
         for problem in adapted.problems:
@@ -154,16 +150,14 @@ def compose(
 
 def _controls(replies: tuple[str, ...], quotes: str | None, labels: tuple[str, ...]) -> dict[str, Any]:
     """The --replies / --quotes / --label options as Content fields (None: not given)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from amplifier.campaign.models import Replies, quote_policy
+    from amplifier.campaign.controls import parse_replies, quote_policy
 
     rules: tuple[str, ...] | None = None
     if replies:
         try:
-            rules = tuple(TypeAdapter(Replies).validate_python(list(replies)))
-        except ValidationError as exc:
-            raise UsageError(f"--replies: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            rules = parse_replies(replies)
+        except ValueError as exc:
+            raise UsageError(f"--replies: {exc}") from None
     return {"replies": rules, "quotes": quote_policy(quotes), "labels": tuple(labels) or None}
 
 

@@ -12,7 +12,6 @@ heartbeat, or a post claimed for too long), for a Docker ``HEALTHCHECK``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import sys
@@ -21,42 +20,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import click
 
 from amplifier.cli.main import apply_common, config_option, now_option
 from amplifier.cli.publish import publish_context
-from amplifier.delivery import ledger as ledgers
-from amplifier.delivery.ledger import Ledger, State
-from amplifier.errors import AmplifierError, ExitCode
-from amplifier.publish.sessions import resolve_state_dir
+from amplifier.delivery.ledger import State
+from amplifier.errors import ExitCode
 
 if TYPE_CHECKING:
-    from amplifier.cli.main import Globals
     from amplifier.daemon.events import TickReport
 
 FINISHED = (State.PUBLISHED, State.FAILED, State.EXPIRED, State.SKIPPED)
 DEFAULT_MAX_AGE = 180  # seconds: a heartbeat older than this means the daemon is stuck
 DEFAULT_CLAIM_AGE = 15  # minutes: a post claimed longer than this means a publish is stuck
-
-
-def state_dir(g: Globals) -> Path:
-    """The state folder, without loading (or needing) a valid campaign."""
-    return resolve_state_dir(g.config, g.state)
-
-
-def _zone(g: Globals) -> ZoneInfo:
-    try:
-        return g.zone
-    except AmplifierError:
-        return ZoneInfo("UTC")
-
-
-@contextmanager
-def open_ledger(g: Globals, now: dt.datetime) -> Iterator[Ledger]:
-    with ledgers.open_ledger(state_dir(g), now) as ledger:
-        yield ledger
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -128,7 +105,7 @@ def run(
     code = ExitCode.OK
     with open_daemon(
         campaign,
-        state_dir(g),
+        g.state_dir,
         factory,
         clock=clock,
         log=log,

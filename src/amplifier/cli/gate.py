@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.cli.options import format_option
+from amplifier.cli.publish import JSON_VERSION, publish_context
 from amplifier.delivery.gate import GateRequest
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageError
 
@@ -28,9 +29,7 @@ def _who() -> str:
 
 def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     """The :class:`~amplifier.delivery.gate.GateRequest` of the command line (a UsageError when wrong)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from amplifier.campaign.models import Replies, quote_policy
+    from amplifier.campaign.controls import parse_replies, quote_policy
 
     if not replies and quotes is None:
         raise UsageError(f"nothing to change: give --replies ({REPLY_CHOICES}) and/or --quotes")
@@ -40,9 +39,9 @@ def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     rules: tuple[str, ...] | None = None
     if replies and not everyone:
         try:
-            rules = tuple(TypeAdapter(Replies).validate_python(list(replies)))
-        except ValidationError as exc:
-            raise UsageError(f"--replies: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            rules = parse_replies(replies)
+        except ValueError as exc:
+            raise UsageError(f"--replies: {exc}") from None
         rules = tuple(rule for rule in rules if rule != "nobody")
     policy = {"on": "public", "off": "nobody"}.get(quotes or "", quote_policy(quotes) if quotes else None)
     return GateRequest(replies=rules, everyone_replies=everyone, quotes=policy)
@@ -86,7 +85,6 @@ def gate(
     Bluesky: the threadgate on the thread's first post and a postgate on each post. Mastodon (4.5+): each
     status's quote policy; Mastodon cannot limit replies. Every change is recorded in the ledger (who, when,
     what); `amplifier history` and the ledger keep it."""
-    from amplifier.cli.daemon import open_ledger
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
     from amplifier.delivery.gate import change_gates
@@ -100,7 +98,7 @@ def gate(
     who = by or _who()
     results: list[dict[str, object]] = []
     worst = ExitCode.OK
-    with open_ledger(ctx.obj, utcnow()) as ledger:
+    with ctx.obj.open_ledger(utcnow()) as ledger:
         share_state(context, ledger, claim_token("gate"))  # a shared ledger: the nodes' state store
         for post_id in ids:
             publisher = None

@@ -21,12 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from html import escape
-from importlib import resources
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from amplifier.cli.html_page import asset, document
+from amplifier.cli.html_page import e as _e
 from amplifier.cli.page_data import (
     AccountView,
     ImageLoader,
@@ -46,14 +46,6 @@ from amplifier.plan.post import CARD, Part, PlannedPost
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
     from amplifier.plan.planner import Plan
-
-
-def _asset(name: str) -> str:
-    return resources.files("amplifier.cli").joinpath("templates_html", name).read_text(encoding="utf-8")
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
 
 
 def render_page(
@@ -104,26 +96,11 @@ def render_page(
     body.append('<p class="none-shown" hidden>No post matches the filters.</p>')
     body.append("</main>")
 
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            '<meta name="generator" content="amplifier">',
-            f"<title>{_e(campaign_name)}: preview</title>",
-            f"<style>\n{_asset('preview.css')}</style>",
-            "</head>",
-            "<body>",
-            *body,
-            f'<script type="application/json" id="images">{_json_in_script(images.table())}</script>',
-            f"<script>\n{_asset('preview.js')}</script>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    scripts = [
+        f'<script type="application/json" id="images">{_json_in_script(images.table())}</script>',
+        f"<script>\n{asset('preview.js')}</script>",
+    ]
+    return document(f"{campaign_name}: preview", "preview.css", body, scripts)
 
 
 def _json_in_script(data: object) -> str:

@@ -22,12 +22,11 @@ def ledger() -> None:
 @click.pass_context
 def where(ctx: click.Context) -> None:
     """Say which ledger the commands use: the SQLite file of the state folder, or a PostgreSQL database."""
-    from amplifier.cli.daemon import state_dir
     from amplifier.delivery.ledger import LEDGER_NAME, describe_url, ledger_url
 
     url = ledger_url()
     if url is None:
-        click.echo(f"sqlite: {state_dir(ctx.obj) / LEDGER_NAME}")
+        click.echo(f"sqlite: {ctx.obj.state_dir / LEDGER_NAME}")
     else:
         click.echo(f"postgresql: {describe_url(url)} (from AMPLIFIER_LEDGER)")
 
@@ -47,7 +46,6 @@ def migrate(ctx: click.Context, to_env: str) -> None:
 
     Posting from the SQLite ledger is paused first; a post still being published stops the move (stop the daemon
     or wait). Afterwards the SQLite ledger stays paused, and every node runs with AMPLIFIER_LEDGER set."""
-    from amplifier.cli.daemon import state_dir
     from amplifier.clock import utcnow
     from amplifier.delivery.ledger import LEDGER_ENV, ledger_url
     from amplifier.delivery.move import move_ledger
@@ -61,7 +59,7 @@ def migrate(ctx: click.Context, to_env: str) -> None:
         raise UsageError(f"--to-env: {to_env} is not set: export {to_env}=postgresql://user@host/database")
     if not url.startswith(("postgresql://", "postgres://")):
         raise UsageError(f"--to-env: {to_env} must hold a PostgreSQL URL (postgresql://user@host/database)")
-    report = move_ledger(state_dir(ctx.obj), url, utcnow())
+    report = move_ledger(ctx.obj.state_dir, url, utcnow())
     states = ", ".join(f"{count} {state}" for state, count in report.by_state.items()) or "no posts"
     click.echo(f"moved {report.posts} post(s) to {report.target} ({states})")
     if report.state_documents:

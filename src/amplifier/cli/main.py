@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from amplifier import __version__
-from amplifier.cli.options import Globals, apply_common, config_option, format_option, now_option
+from amplifier.cli.options import (
+    Globals,
+    apply_common,
+    config_option,
+    format_option,
+    now_option,
+    output_option,
+)
 from amplifier.errors import AmplifierError, ExitCode, Problem, UsageError
 
 __all__ = ["Globals", "apply_common", "cli", "config_option", "format_option", "main", "now_option"]
@@ -189,12 +196,9 @@ def _instance_warnings(campaign: Any, state: Path | None) -> list[Problem]:
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")
-@click.option(
-    "--output-dir",
-    "-o",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Write schedule.schema.json and messages.schema.json here (default: print both as one JSON object).",
+@output_option(
+    "Write schedule.schema.json and messages.schema.json here (default: print both as one JSON object).",
+    directory=True,
 )
 def schema(output_dir: Path | None) -> None:
     """The JSON Schema of schedule.yaml and of message files, for editors (yaml-language-server)."""

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amplifier.cli.options import now_option
-from amplifier.cli.status import state_dir
 from amplifier.daemon.loop import PAUSE_NAME
 from amplifier.errors import UsageError
 
@@ -52,12 +51,6 @@ by_option = click.option(
 )
 
 
-def _ledger(g: Globals, now: dt.datetime) -> Ledger:
-    from amplifier.delivery import ledger as ledgers
-
-    return ledgers.open_ledger(state_dir(g), now)
-
-
 @click.command()
 @click.argument("post_ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--reason", default="skipped by the operator", show_default=True, help="Why (shown in status).")
@@ -66,36 +59,13 @@ def _ledger(g: Globals, now: dt.datetime) -> Ledger:
 @click.pass_context
 def skip(ctx: click.Context, post_ids: tuple[str, ...], reason: str, by: str | None, now: str | None) -> None:
     """Skip planned posts by id (as `preview` shows them): they will not go out. All or none."""
-    from amplifier.delivery.ledger import PlanEntry
-    from amplifier.plan.planner import find_posts
+    from amplifier.delivery.operator import skip_posts
 
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
-        missing = [post_id for post_id in post_ids if not _known(ledger, post_id)]
-        if missing:
-            # not planned into the ledger yet (beyond the daemon's window): take it from the campaign files
-            found = {post.id: post for post in find_posts(g.campaign(), missing)}
-            unknown = [post_id for post_id in missing if post_id not in found]
-            if unknown:
-                raise UsageError(
-                    f"no planned post {', '.join(map(repr, unknown))} in the ledger or the campaign"
-                )
-            ledger.sync_plan(
-                [PlanEntry.from_post(post) for post in found.values()], moment, start=moment, end=moment
-            )
-        ledger.skip_posts(list(post_ids), reason, moment, by=by or operator_name())
+    with g.open_ledger(moment) as ledger:
+        skip_posts(ledger, g.campaign, post_ids, reason, moment, by=by or operator_name())
     for post_id in dict.fromkeys(post_ids):
         click.echo(f"skipped: {post_id}")
-
-
-def _known(ledger: Ledger, post_id: str) -> bool:
-    from amplifier.delivery.ledger import UnknownPost
-
-    try:
-        ledger.get(post_id)
-    except UnknownPost:
-        return False
-    return True
 
 
 @click.command()
@@ -123,22 +93,11 @@ def cancel(
 
     It acts on the posts the ledger holds (the daemon plans a rolling window ahead); to stop a rule for
     good, remove it from schedule.yaml."""
+    from amplifier.delivery.operator import cancel_scope
+
     g, moment = _globals(ctx, now)
-    chosen = [name for name, value in (("--rule", rule), ("--event", event), ("--account", account)) if value]
-    if len(chosen) != 1:
-        raise UsageError("give exactly one of --rule, --event, --account")
-    rules: list[str] | None = None
-    if rule is not None:
-        target, rules = f"rule {rule}", [rule]
-    elif event is not None:
-        campaign = g.campaign()
-        if event not in campaign.schedule.events:
-            raise UsageError(f"--event: no event {event!r} in the campaign")
-        rules = sorted(n for n, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event)
-        target = f"event {event}"
-    else:
-        target = f"account {account}"
-    with _ledger(g, moment) as ledger:
+    target, rules = cancel_scope(g.campaign, rule=rule, event=event, account=account)
+    with g.open_ledger(moment) as ledger:
         ids = ledger.cancel_posts(
             reason, moment, by=by or operator_name(), target=target, account=account, rules=rules
         )
@@ -162,7 +121,7 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
     from amplifier.delivery.ledger import IllegalTransition, State
 
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         row = ledger.get(post_id)
         if row.state not in (State.FAILED, State.EXPIRED):
             raise IllegalTransition(post_id, row.state, "retry it (only a failed or expired post can be)")
@@ -207,7 +166,7 @@ def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
 def pause(ctx: click.Context, account: str | None, reason: str, by: str | None, now: str | None) -> None:
     """Stop all posting now (or one account's), without stopping the daemon (posts being sent finish)."""
     g, moment = _globals(ctx, now)
-    with _ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         if account is not None:
             _check_account(g, ledger, account)
             ledger.pause_account(account, reason, moment, by=by or operator_name())
@@ -236,8 +195,8 @@ def _check_account(g: Globals, ledger: Ledger, account: str) -> None:
 def resume(ctx: click.Context, account: str | None, by: str | None, now: str | None) -> None:
     """Resume posting after `amplifier pause` (removes the PAUSE file too), or resume one paused account."""
     g, moment = _globals(ctx, now)
-    state = state_dir(g)
-    with _ledger(g, moment) as ledger:
+    state = g.state_dir
+    with g.open_ledger(moment) as ledger:
         if account is not None:
             if not ledger.resume_account(account, by=by or operator_name(), now=moment):
                 raise UsageError(f"--account: {account!r} is not paused")

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
+    from amplifier.delivery.ledger import Ledger
 
 
 @dataclass
@@ -46,6 +50,29 @@ class Globals:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.campaign().schedule.campaign.timezone)
+
+    @property
+    def zone_or_utc(self) -> ZoneInfo:
+        """The campaign's zone, or UTC when the campaign cannot be loaded (``status`` works without one)."""
+        from amplifier.errors import AmplifierError
+
+        try:
+            return self.zone
+        except AmplifierError:
+            return ZoneInfo("UTC")
+
+    @property
+    def state_dir(self) -> Path:
+        """The state folder, without loading (or needing) a valid campaign."""
+        from amplifier.publish.sessions import resolve_state_dir
+
+        return resolve_state_dir(self.config, self.state)
+
+    def open_ledger(self, now: dt.datetime) -> Ledger:
+        """The delivery ledger of the state folder (or ``$AMPLIFIER_LEDGER``), for a ``with`` block."""
+        from amplifier.delivery import ledger as ledgers
+
+        return ledgers.open_ledger(self.state_dir, now)
 
     @cached_property
     def now(self) -> dt.datetime:
@@ -87,14 +114,27 @@ now_option = click.option(
     metavar="TIME",
     help="Pretend it is this instant (ISO 8601; without an offset, in the campaign's timezone).",
 )
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+
+
+def formats_option(*formats: str, help: str = "Output format.") -> Callable[[F], F]:
+    """``--format`` (``fmt``), one of ``formats``, the first the default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(formats)), default=formats[0], show_default=True, help=help
+    )
+
+
+def output_option(help: str, *, directory: bool = False) -> Callable[[F], F]:
+    """``--output``/``-o`` (``--output-dir`` for a ``directory``): where to write instead of standard output."""
+    if directory:
+        return click.option(
+            "--output-dir", "-o", type=click.Path(path_type=Path, file_okay=False), default=None, help=help
+        )
+    return click.option(
+        "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help
+    )
+
+
+format_option = formats_option("table", "json")
 
 
 def apply_common(ctx: click.Context, config: Path | None = None, now: str | None = None) -> Globals:

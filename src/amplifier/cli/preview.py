@@ -1,6 +1,6 @@
 """``amplifier preview``: the planned posts of a window, as text for a terminal, JSON, an HTML page or a calendar.
 
-The command parses its options into a :class:`Selection` (which accounts and rules, in which window, shown in
+The command parses its options into a :class:`~amplifier.plan.selection.Selection` (which accounts and rules, in which window, shown in
 which zone), plans the window with :func:`amplifier.plan.planner.plan_window` and renders the plan. The filters
 ``--account``, ``--platform``, ``--lang`` and ``--rule`` select the posts before they are planned, so every format
 shows the same posts.
@@ -9,32 +9,20 @@ shows the same posts.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from amplifier.cli.options import apply_common, config_option, now_option
+from amplifier.cli.options import apply_common, config_option, formats_option, now_option, output_option
 from amplifier.errors import UsageError
+from amplifier.plan.selection import Selection, choose_accounts, unknown
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
     from amplifier.cli.options import Globals
     from amplifier.plan.planner import Plan
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The posts a preview shows, and how it shows their times."""
-
-    start: dt.datetime
-    end: dt.datetime
-    zone: ZoneInfo  # every time shown is in this zone
-    accounts: frozenset[str] | None = None  # None: every account
-    rules: frozenset[str] | None = None  # None: every rule
-    filters: tuple[str, ...] = ()  # the filters as given, for the header ("platform bluesky", ...)
 
 
 def select(
@@ -74,35 +62,25 @@ def select(
     _known("--account", accounts, schedule.accounts, "the campaign has")
     _known("--lang", langs, campaign.languages, "the accounts post in")
     _known("--rule", rules, schedule.rules, "the campaign has")
-    chosen: set[str] | None = None
-    filters: list[str] = []
-    for option, values, of_account in (
-        ("account", accounts, lambda a: a),
-        ("platform", platforms, lambda a: schedule.accounts[a].platform),
-        ("lang", langs, campaign.account_lang),
-    ):
-        if values:
-            matching = {a for a in schedule.accounts if of_account(a) in values}
-            chosen = matching if chosen is None else chosen & matching
-            filters.append(f"{option} {', '.join(dict.fromkeys(values))}")
+    chosen, filters = choose_accounts(campaign, accounts=accounts, platforms=platforms, langs=langs)
     if rules:
         filters.append(f"rule {', '.join(dict.fromkeys(rules))}")
     return Selection(
         window_start,
         window_end,
         zone,
-        None if chosen is None else frozenset(chosen),
+        chosen,
         frozenset(rules) if rules else None,
         tuple(filters),
     )
 
 
 def _known(option: str, values: tuple[str, ...], known: Any, what: str) -> None:
-    unknown = [value for value in dict.fromkeys(values) if value not in known]
-    if unknown:
+    missing = unknown(values, known)
+    if missing:
         noun = option.removeprefix("--")
         raise UsageError(
-            f"{option}: unknown {noun} {', '.join(map(repr, unknown))} ({what}: {', '.join(known)})"
+            f"{option}: unknown {noun} {', '.join(map(repr, missing))} ({what}: {', '.join(known)})"
         )
 
 
@@ -139,21 +117,14 @@ def _known(option: str, values: tuple[str, ...], known: Any, what: str) -> None:
 )
 @click.option("--lang", "langs", multiple=True, metavar="LANG", help="Only this language (repeatable).")
 @click.option("--rule", "rules", multiple=True, metavar="ID", help="Only this rule (repeatable).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "html", "ics"]),
-    default="table",
-    show_default=True,
+@formats_option(
+    "table",
+    "json",
+    "html",
+    "ics",
     help="Output format: text for a terminal, JSON, a self-contained HTML page, or an iCalendar file.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write to this file (atomically) instead of stdout (json, html, ics).",
-)
+@output_option("Write to this file (atomically) instead of stdout (json, html, ics).")
 @click.pass_context
 def preview(
     ctx: click.Context,
@@ -177,7 +148,6 @@ def preview(
     `--format html -o preview.html` writes a page to open in a browser; `--format ics` a calendar."""
     from amplifier.cli.progress import track
     from amplifier.errors import CampaignError
-    from amplifier.plan.planner import plan_window
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
@@ -197,14 +167,7 @@ def preview(
     if fmt == "json":  # streamed: each post written as it is planned, in bounded memory
         _preview_json(campaign, selection, output)
         return
-    plan = plan_window(
-        campaign,
-        selection.start,
-        selection.end,
-        accounts=None if selection.accounts is None else set(selection.accounts),
-        rules=None if selection.rules is None else set(selection.rules),
-        progress=lambda slots: track(slots, "Planning posts"),
-    )
+    plan = selection.plan(campaign, progress=lambda slots: track(slots, "Planning posts"))
     if fmt == "table":
         from amplifier.cli.render import console
         from amplifier.cli.terminal import print_posts
@@ -230,15 +193,9 @@ def _preview_json(campaign: Campaign, selection: Selection, output: Path | None)
     from amplifier.cli.progress import track_window
     from amplifier.cli.render import open_output, write_posts_json
     from amplifier.errors import CampaignError
-    from amplifier.plan.stream import stream_window
 
-    stream = stream_window(
-        campaign,
-        selection.start,
-        selection.end,
-        accounts=None if selection.accounts is None else set(selection.accounts),
-        rules=None if selection.rules is None else set(selection.rules),
-        progress=lambda slots, a, b: track_window(slots, "Planning posts", a, b),
+    stream = selection.stream(
+        campaign, progress=lambda slots, a, b: track_window(slots, "Planning posts", a, b)
     )
     span = {"from": selection.start.isoformat(), "to": selection.end.isoformat()}
     with open_output(output) as out:

@@ -53,21 +53,30 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def _start(stream: TextIO, label: str, total: int, done: int) -> tuple[Any, Any]:
+def _start(
+    stream: TextIO, label: str, total: float, done: int = 0, *, counted: bool = True
+) -> tuple[Any, Any]:
+    """A transient bar on ``stream``: ``done`` of ``total`` items (``counted``), or a share of a span (a window)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        MofNCompleteColumn() if counted else TaskProgressColumn(),
         TimeRemainingColumn(),
         console=Console(file=stream),
         transient=True,
     )
     progress.start()
-    task = progress.add_task(label, total=total, completed=done)
-    return progress, task
+    return progress, progress.add_task(label, total=total, completed=done)
 
 
 class _Timed(Protocol):
@@ -91,36 +100,22 @@ def track_window(
     """:func:`track` for a stream of unknown length in time order (slots being planned): the bar shows how far
     into the window from ``start`` to ``end`` the items have come, and how many there were so far."""
     out = stream if stream is not None else sys.stderr
-    interactive = _isatty(out)
+    if not _isatty(out):  # no bar to draw: the items as they come, without a step per item
+        yield from items
+        return
     started = clock()
     total = max((end - start).total_seconds(), 1.0)
     progress: Any = None
     task: Any = None
     try:
         for done, item in enumerate(items):
-            if interactive and done and done % 64 == 0:
+            if done and done % 64 == 0:
                 position = min(max((item.at - start).total_seconds(), 0.0), total)
                 if progress is None and clock() - started >= delay:
-                    progress, task = _start_window(out, label, total)
+                    progress, task = _start(out, label, total, counted=False)
                 if progress is not None:
                     progress.update(task, completed=position, description=f"{label} ({done:,})")
             yield item
     finally:
         if progress is not None:
             progress.stop()
-
-
-def _start_window(stream: TextIO, label: str, total: float) -> tuple[Any, Any]:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=stream),
-        transient=True,
-    )
-    progress.start()
-    return progress, progress.add_task(label, total=total)

@@ -1,8 +1,8 @@
 """The commands that talk to the platforms: ``accounts`` and ``send``.
 
 Registered lazily on the main group by :mod:`amplifier.cli.main`; they read the global options from ``ctx.obj``
-(``config``, ``state``, ``now``, ``campaign()``). The work is done by :func:`check_accounts` and
-:func:`send_posts`, which return results; the commands only render them.
+(``config``, ``state``, ``now``, ``campaign()``). The work is done by
+:func:`~amplifier.delivery.accounts.check_accounts` and :func:`~amplifier.delivery.send.send_posts`, which return results; the commands only render them.
 
 ``send`` records what it does in the delivery ledger the daemon uses, through the same delivery path
 (:mod:`amplifier.delivery.send`); ``send --dry-run`` neither reads nor writes it.
@@ -15,24 +15,15 @@ refused (:class:`SendRefused`: the daemon is sending it, it is finished in the l
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import click
 
+from amplifier.cli.options import format_option
 from amplifier.clock import Clock, utcnow
+from amplifier.delivery.accounts import HIDDEN_AUTOMATION, check_accounts, publish_context
 from amplifier.delivery.send import LedgerSend, SendOutcome, SendRefused, send_posts
 from amplifier.errors import CredentialsError, ExitCode
-from amplifier.publish import (
-    AccountInfo,
-    PublishContext,
-    Publisher,
-    PublishError,
-    create_publisher,
-)
-from amplifier.publish.secrets import SecretSources
-from amplifier.publish.sessions import StateDir, StateError, resolve_state_dir
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
@@ -40,8 +31,10 @@ if TYPE_CHECKING:
 
 JSON_VERSION = 1
 
-# send's work moved to amplifier.delivery.send; these names stay importable from here.
+# send's work moved to amplifier.delivery.send, the accounts' to amplifier.delivery.accounts; these names stay
+# importable from here.
 __all__ = [
+    "HIDDEN_AUTOMATION",
     "JSON_VERSION",
     "LedgerSend",
     "SendOutcome",
@@ -53,79 +46,6 @@ __all__ = [
     "send",
     "send_posts",
 ]
-
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-
-
-def publish_context(campaign: Campaign, state: Path | None) -> PublishContext:
-    """Secrets, state folder and base folder for the campaign's publishers."""
-    state_dir = resolve_state_dir(campaign.schedule_path, state)
-    return PublishContext(
-        secrets=SecretSources.for_campaign(campaign.root),
-        state=StateDir(state_dir),
-        base_dir=campaign.root,
-    )
-
-
-# --------------------------------------------------------------------------------------------- accounts
-
-
-HIDDEN_AUTOMATION = {
-    "mastodon": "does not disclose automation: its profile is not marked as a bot account. Run `amplifier "
-    "accounts --fix`, or tick 'This is an automated account' in Preferences > Public profile",
-    "bluesky": "does not disclose automation: its profile record has no `bot` self-label. Run `amplifier "
-    "accounts --fix` (it adds the label to app.bsky.actor.profile/self and keeps the other fields)",
-}
-
-
-def check_accounts(campaign: Campaign, ctx: PublishContext, *, fix: bool = False) -> list[AccountInfo]:
-    """Ask each account's server who it is, which limits it has and whether it discloses automation (with
-    ``fix``: make it disclose it); a failure is a result, not an error."""
-    results: list[AccountInfo] = []
-    for account_id, settings in campaign.schedule.accounts.items():
-        server = str(settings.instance if settings.platform == "mastodon" else settings.service)
-        publisher: Publisher | None = None
-        try:
-            publisher = create_publisher(account_id, settings, ctx)
-            info = publisher.check()
-            if info.ok and info.bot is False and fix and isinstance(publisher, Discloses):
-                publisher.disclose_automation()
-                info = replace(info, bot=True)
-            if info.ok and info.bot is False:
-                info = replace(info, warnings=(*info.warnings, HIDDEN_AUTOMATION[info.platform]))
-            results.append(info)
-        except (PublishError, CredentialsError, StateError) as exc:
-            results.append(
-                AccountInfo(
-                    account_id, settings.platform, ok=False, server=server, error=_reason(exc, account_id)
-                )
-            )
-        finally:
-            if publisher is not None:
-                publisher.close()
-    return results
-
-
-@runtime_checkable
-class Discloses(Protocol):
-    """A publisher that can mark its account as automated."""
-
-    def disclose_automation(self) -> bool: ...
-
-
-def _reason(exc: BaseException, account_id: str) -> str:
-    text = redact(str(exc))
-    for prefix in (f"{account_id}: ", f"{account_id}:"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text
 
 
 def _limits_text(limits: dict[str, int]) -> str:
@@ -148,10 +68,11 @@ def accounts(ctx: click.Context, fix: bool, fmt: str) -> None:
     Exit code 3 when any account fails, with the reason per account; 5 when the state folder is unusable.
     Warnings (automation not disclosed, no quote controls on an old instance) go to stderr."""
     from amplifier.cli.render import console, dump_json
+    from amplifier.publish.state import StateDir
 
     campaign: Campaign = ctx.obj.campaign()
     context = publish_context(campaign, ctx.obj.state)
-    StateDir(resolve_state_dir(campaign.schedule_path, ctx.obj.state)).ensure()  # unusable: exit 5, not 3
+    StateDir(ctx.obj.state_dir).ensure()  # an unusable state folder is exit 5, not every account failing (3)
     results = check_accounts(campaign, context, fix=fix)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
@@ -203,7 +124,6 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     daemon is sending at this moment is refused."""
     from amplifier.cli.render import console, dump_json
     from amplifier.daemon.settings import offset_clock
-    from amplifier.delivery.ledger import open_ledger
     from amplifier.delivery.reconcile import claim_token
     from amplifier.delivery.shared_state import share_state
     from amplifier.plan.planner import find_posts
@@ -216,7 +136,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
     else:
-        with open_ledger(resolve_state_dir(campaign.schedule_path, ctx.obj.state), clock()) as ledger:
+        with ctx.obj.open_ledger(clock()) as ledger:
             share_state(publish_ctx, ledger, claim_token("send"))  # a shared ledger: the nodes' state store
             outcomes = send_posts(posts, campaign, publish_ctx, dry_run=False, ledger=ledger, clock=clock)
     if fmt == "json":

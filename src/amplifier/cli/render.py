@@ -18,6 +18,10 @@ from amplifier.plan.post import PlannedPost
 
 JSON_VERSION = 1
 
+_quote = (
+    json.encoder.encode_basestring
+)  # the string encoder of json.dumps(..., ensure_ascii=False) (C when built)
+
 
 def dump_json(data: Any, out: TextIO | None = None) -> None:
     """Indented for a terminal; compact otherwise. ``json.dumps`` without indent takes the C encoder, which is
@@ -55,7 +59,50 @@ def open_output(path: Path | None) -> Iterator[TextIO]:
         raise UsageError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
 
 
-JSON_BATCH = 512  # posts encoded per json.dumps call by write_posts_json
+JSON_BATCH = 512  # posts encoded per write by write_posts_json
+
+_PARTS_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, default=str
+)  # what json.dumps(..., ensure_ascii=False) uses
+# The C encoder json.dumps builds at every call, built once (without the check for cycles: parts have none).
+_C_ENCODER = (
+    json.encoder.c_make_encoder(None, str, _quote, None, ": ", ", ", False, False, True)  # type: ignore[attr-defined]
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def _encode(data: Any) -> str:
+    """``json.dumps(data, ensure_ascii=False, default=str)`` for a list or dictionary without cycles."""
+    if _C_ENCODER is None:
+        return _PARTS_ENCODER.encode(data)
+    return "".join(_C_ENCODER(data, 0))
+
+
+def post_json_text(post: PlannedPost, parts: str, at: str | None = None, fields: str | None = None) -> str:
+    """``json.dumps(post.to_json(), ensure_ascii=False)`` byte for byte, given the JSON text of its ``parts``.
+
+    The post's own fields are a few short strings, written with the C string encoder ``json.dumps`` uses; the
+    parts, the bulk of the bytes, are encoded once per parts tuple (:func:`write_posts_json`) and spliced in.
+    ``at`` and ``fields`` (:func:`_fields_text`) may be given already encoded (they repeat from post to post).
+    """
+    text = (
+        f'{{"id": {_quote(post.id)}, "at": {at or _quote(post.at.isoformat())}, '
+        f'{fields or _fields_text(post)}, "variant": {int(post.variant)!r}, "parts": {parts}'
+    )
+    if post.warnings:
+        return f'{text}, "warnings": {_encode(list(post.warnings))}}}'
+    return text + "}"
+
+
+def _fields_text(post: PlannedPost) -> str:
+    """The JSON of the fields a post shares with its rule and account: rule, account, platform, lang, event and
+    message set."""
+    event = "null" if post.event is None else _quote(post.event)
+    return (
+        f'"rule": {_quote(post.rule)}, "account": {_quote(post.account)}, "platform": {_quote(post.platform)}, '
+        f'"lang": {_quote(post.lang)}, "event": {event}, "message_set": {_quote(post.message_set)}'
+    )
 
 
 def write_posts_json(
@@ -63,45 +110,66 @@ def write_posts_json(
 ) -> int:
     """Write ``posts_json(posts, **extra)`` as ``json.dumps`` would (with ``indent``), as the posts come.
 
-    The document around the posts is encoded once; the posts, a batch at a time (one ``json.dumps`` per batch, the
-    C encoder), so the whole document is never held: memory stays that of one batch whatever the number of posts.
-    Posts of a batch that share a parts tuple (the same text on many accounts) share its JSON form. Returns the
-    number of posts written.
+    The document around the posts is encoded once; the posts, a batch at a time, so the whole document is never
+    held: memory stays that of one batch whatever the number of posts. Compact (no ``indent``): each post is
+    written by :func:`post_json_text`, the JSON text of a parts tuple computed once for all the posts that share it
+    (the same text on many accounts), with no intermediate dictionaries of the posts. Returns the number of posts
+    written.
     """
     head = json.dumps(
         {"version": JSON_VERSION, **extra, "posts": []}, ensure_ascii=False, indent=indent, default=str
     )
     cut = head.rindex("[]") + 1
     out.write(head[:cut])
-    pad = "" if indent is None else "\n" + " " * (2 * indent)  # the posts are two levels deep
-    separator = ", " if indent is None else "," + pad
-    count = 0
-    batch: list[PlannedPost] = []
-
-    def flush() -> None:
-        cache: dict[int, list[dict[str, Any]]] = {}  # the batch keeps its posts alive: id() is a safe key
-        data = [post.to_json(cache) for post in batch]
-        if indent is None:
-            text = json.dumps(data, ensure_ascii=False, default=str)[1:-1]
-        else:  # only on a terminal: one post at a time, indented to its depth
-            text = separator.join(
-                json.dumps(item, ensure_ascii=False, indent=indent, default=str).replace("\n", pad)
-                for item in data
-            )
-        out.write((separator if count > len(batch) else pad) + text)
-        batch.clear()
-
-    for post in posts:
-        batch.append(post)
-        count += 1
-        if len(batch) == JSON_BATCH:
-            flush()
-    if batch:
-        flush()
-    if count and indent is not None:
-        out.write("\n" + " " * indent)
+    # Indented only on a terminal: one post at a time, indented to its depth.
+    count = _write_compact(out, posts) if indent is None else _write_indented(out, posts, indent)
     out.write(head[cut:])
     out.write("\n")
+    return count
+
+
+def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
+    count = 0
+    batch: list[str] = []
+    # id(parts) -> (parts, JSON text); holding the tuple keeps its id from being reused while it is a key.
+    encoded: dict[int, tuple[Any, str]] = {}
+    shared: dict[tuple[Any, ...], str] = {}  # (rule, account, ...) -> _fields_text
+    last_at: Any = None
+    at = ""
+    for post in posts:
+        parts = post.parts
+        known = encoded.get(id(parts))
+        if known is None:
+            known = encoded[id(parts)] = (parts, _encode([part.to_json() for part in parts]))
+        if post.at is not last_at:  # the posts of one occurrence share its instant (the same object)
+            last_at, at = post.at, _quote(post.at.isoformat())
+        key = (post.rule, post.account, post.platform, post.lang, post.event, post.message_set)
+        fields = shared.get(key)
+        if fields is None:
+            if len(shared) >= 65_536:
+                shared.clear()
+            fields = shared[key] = _fields_text(post)
+        batch.append(post_json_text(post, known[1], at, fields))
+        count += 1
+        if len(batch) == JSON_BATCH:
+            out.write((", " if count > JSON_BATCH else "") + ", ".join(batch))
+            batch.clear()
+            encoded.clear()
+    if batch:
+        out.write((", " if count > len(batch) else "") + ", ".join(batch))
+    return count
+
+
+def _write_indented(out: TextIO, posts: Iterable[PlannedPost], indent: int) -> int:
+    pad = "\n" + " " * (2 * indent)  # the posts are two levels deep
+    separator = "," + pad
+    count = 0
+    for post in posts:
+        item = json.dumps(post.to_json(), ensure_ascii=False, indent=indent, default=str).replace("\n", pad)
+        out.write((separator if count else pad) + item)
+        count += 1
+    if count:
+        out.write("\n" + " " * indent)
     return count
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from amplifier.cli.main import apply_common, config_option, now_option
+from amplifier.cli.options import apply_common, config_option, formats_option, now_option, output_option
 from amplifier.delivery.report import COUNTS, DIMENSIONS, REPORT_VERSION, Report, Tally
 from amplifier.errors import UsageError
 
@@ -52,24 +52,11 @@ BOM = "\ufeff"
 @click.option(
     "--by", "by", type=click.Choice(DIMENSIONS), default="lang", show_default=True, help="Group the posts by."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv", "html"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@formats_option("table", "json", "csv", "html")
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many top posts."
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (atomically) instead of standard output.",
-)
+@output_option("Write to this file (atomically) instead of standard output.")
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -84,7 +71,6 @@ def report(
 ) -> None:
     """What went out and what reached people: posts published, failed, expired; likes, reposts, replies and
     quotes read back, by event, rule, message set, variant, language, account or platform."""
-    from amplifier.cli.daemon import open_ledger
     from amplifier.clock import utcnow
     from amplifier.delivery.report import build_report
 
@@ -95,7 +81,7 @@ def report(
     window_end = g.instant(end, "--to", base=moment) or moment + dt.timedelta(seconds=1)
     if window_end <= window_start:
         raise UsageError("--to must be after --from")
-    with open_ledger(g, moment) as ledger:
+    with g.open_ledger(moment) as ledger:
         result = build_report(ledger, campaign, window_start, window_end, as_of=moment, by=by, top=top)
     text = render(result, fmt)
     if output is None:

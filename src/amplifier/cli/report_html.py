@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from html import escape
-from importlib import resources
 from zoneinfo import ZoneInfo
 
+from amplifier.cli.html_page import document
+from amplifier.cli.html_page import e as _e
 from amplifier.delivery.report import COUNTS, Report, Tally, TopPost
 
 WIDTH = 720
 BAR_HEIGHT = 18
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _asset(name: str) -> str:
-    return resources.files("amplifier.cli").joinpath("templates_html", name).read_text(encoding="utf-8")
 
 
 def render_report_page(report: Report) -> str:
@@ -56,24 +48,7 @@ def render_report_page(report: Report) -> str:
         _top(report.top, tz),
         "</main>",
     ]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            '<meta name="generator" content="amplifier">',
-            f"<title>{_e(report.campaign)}: report</title>",
-            f"<style>\n{_asset('report.css')}</style>",
-            "</head>",
-            "<body>",
-            *body,
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    return document(f"{report.campaign}: report", "report.css", body)
 
 
 def _totals(totals: Tally) -> str:

@@ -41,23 +41,8 @@ from amplifier.errors import AmplifierError, UsageError
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
-    from amplifier.cli.options import Globals
 
 UNHEALTHY = 1  # status --check: Docker's "unhealthy"
-
-
-def state_dir(g: Globals) -> Path:
-    """The state folder, without loading (or needing) a valid campaign."""
-    from amplifier.publish.sessions import resolve_state_dir
-
-    return resolve_state_dir(g.config, g.state)
-
-
-def zone_of(g: Globals) -> ZoneInfo:
-    try:
-        return g.zone
-    except AmplifierError:
-        return ZoneInfo("UTC")
 
 
 @click.command()
@@ -115,7 +100,7 @@ def status(
     from amplifier.delivery import ledger as ledgers
 
     g = apply_common(ctx, config, now)
-    zone = zone_of(g)
+    zone = g.zone_or_utc
     moment = g.now if g.now_option else utcnow()
     campaign: Campaign | None = None
     problems: list[str] = []
@@ -125,7 +110,7 @@ def status(
         if check:
             problems.append(f"the campaign files cannot be loaded: {str(error).splitlines()[0]}")
     accounts = {a: s.platform for a, s in campaign.schedule.accounts.items()} if campaign else {}
-    state = state_dir(g)
+    state = g.state_dir
     if not ledgers.ledger_exists(state):
         data = plan_status(campaign, moment, zone, state)
     else:
@@ -178,7 +163,7 @@ def history(
     from amplifier.delivery import ledger as ledgers
 
     g = apply_common(ctx, config, now)
-    zone = zone_of(g)
+    zone = g.zone_or_utc
     moment = g.now if g.now_option else utcnow()
     window_start = (
         parse_instant(start, zone, base=moment, option="--from") if start else moment - dt.timedelta(days=7)
@@ -188,7 +173,7 @@ def history(
     )
     if window_end <= window_start:
         raise UsageError("--to must be after --from")
-    state = state_dir(g)
+    state = g.state_dir
     if not ledgers.ledger_exists(state):
         rows: Iterable[Row] = ()
         actions: list[Any] = []

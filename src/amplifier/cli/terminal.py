@@ -29,7 +29,7 @@ from amplifier.plan.gates import controls_line
 from amplifier.plan.post import Part, PlannedPost
 
 if TYPE_CHECKING:
-    from amplifier.cli.preview import Selection
+    from amplifier.plan.selection import Selection
 
 GUTTER = "│ "
 TIME_FORMAT = "%a %Y-%m-%d %H:%M"

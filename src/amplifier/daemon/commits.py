@@ -111,9 +111,11 @@ GROUPED = frozenset(
         "mark_expired",
         "mark_skipped",
         "pause_account",
+        "record_engagement",
     }
 )
-"""The ledger's changes of one post that go through the group commit; everything else is called directly."""
+"""The ledger's changes of one post (its delivery, its read-back) that go through the group commit; everything
+else is called directly."""
 
 
 class GroupedLedger:

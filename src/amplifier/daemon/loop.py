@@ -24,8 +24,9 @@ rejected credentials pause the account: it resumes by itself when its secret cha
 raises the alerts), or with ``amplifier resume --account ID``.
 
 Files: the settings and test hooks are in :mod:`.settings`, the event log in :mod:`.events`, planning and
-missed windows in :mod:`.planning`, the accounts' queues and the next wake in :mod:`.queues`, hot reload and
-pause switches in :mod:`.watch`, the heartbeat in :mod:`.heartbeat`, and the scheduler (``serve``,
+missed windows in :mod:`.planning`, the accounts' queues and the next wake in :mod:`.queues`, one account's
+posts in a pass in :mod:`.posting`, hot reload and pause switches in :mod:`.watch` (file notifications in
+:mod:`.filewatch`), the heartbeat in :mod:`.heartbeat`, and the scheduler (``serve``,
 ``run_once``) in :mod:`.scheduler`.
 """
 
@@ -35,8 +36,7 @@ import contextlib
 import os
 import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,13 +46,11 @@ from amplifier.campaign.load import Campaign, load_campaign
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.commits import GroupedLedger
-from amplifier.daemon.events import EventLog, TickReport, utc_minute
+from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.leases import LeaseMixin
 from amplifier.daemon.nodes import NodesMixin
-from amplifier.daemon.outages import OutageMixin
-from amplifier.daemon.planning import post_window
-from amplifier.daemon.queues import QueueMixin
+from amplifier.daemon.posting import PostingMixin
 from amplifier.daemon.readback import ReadBack
 from amplifier.daemon.settings import (
     FAR_FUTURE,
@@ -66,8 +64,8 @@ from amplifier.daemon.settings import (
 )
 from amplifier.daemon.watch import FileStats, snapshot_files
 from amplifier.delivery.coordination import Coordinator, LocalCoordinator
-from amplifier.delivery.deliver import Delivered, Delivery, Outcome, Retries
-from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
+from amplifier.delivery.deliver import Delivery, Retries
+from amplifier.delivery.ledger import Ledger, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import Reconciled, claim_holder_alive, claim_token
 from amplifier.notify.alerting import Alerting
@@ -75,8 +73,6 @@ from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.state import StateStore
-
-PAUSE_LOOK = 0.25  # seconds: how old a look at the pause switches may be when a post is about to go out
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -105,7 +101,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
+class Daemon(NodesMixin, LeaseMixin, PostingMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -159,7 +155,6 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self.secrets = secrets or SecretSources.for_campaign(campaign.root)
         self.rng = rng or random.Random()
         self.limiter = limiter or RateLimiter()
-        self.readback = ReadBack(ledger, self.limiter, self._emit)
         self.token = token or claim_token("daemon")
         self.stopping = threading.Event()
         self.posts: dict[str, PlannedPost] = {}
@@ -179,6 +174,7 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self._pause_seen = False
         # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
         self.grouped = GroupedLedger(ledger)
+        self.readback = ReadBack(cast(Ledger, self.grouped), self.limiter, self._emit)
         self.delivery = Delivery(
             cast(Ledger, self.grouped),
             self._publisher,
@@ -289,108 +285,15 @@ class Daemon(NodesMixin, LeaseMixin, QueueMixin, OutageMixin):
         self.read_back(self.clock())  # after the posts, with spare budget
         return report
 
-    def _paused_now(self) -> bool:
-        """Whether posting is paused, looked at most every :data:`PAUSE_LOOK` seconds: a thousand accounts'
-        threads share one look instead of queueing for the ledger one after another (each claim checks the
-        ledger's pauses again, atomically)."""
-        with self._pause_look_lock:
-            now = time.monotonic()
-            if now - self._pause_looked_at >= PAUSE_LOOK:
-                self._pause_seen = self.paused() is not None
-                self._pause_looked_at = now
-            return self._pause_seen
-
     def read_back(self, now: datetime) -> None:
         """The read-back jobs due at ``now`` (:mod:`amplifier.daemon.readback`); a failure is logged, never
         raised (reading back must not stop publishing)."""
         if self.stopping.is_set():
             return
         try:
-            self.readback.run(now, self.campaign, self._publisher)
+            self.readback.run(now, self.campaign, self._publisher, executor=self._executor)
         except Exception as exc:
             self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
-
-    def _run_account(self, rows: Iterable[Row]) -> TickReport:
-        report = TickReport()
-        for row in rows:
-            if self.stopping.is_set() or self._paused_now():
-                break
-            try:
-                outcome = self._process(row, report)
-            except LedgerError as exc:  # the ledger refused a change: someone else moved the post
-                self.log.emit("error", id=row.id, account=row.account, reason=str(exc))
-                break
-            if outcome != "done":
-                break  # strict order: the account's later posts wait behind this one
-        return report
-
-    def _process(self, row: Row, report: TickReport) -> str:
-        """Deliver one due row, or skip, expire or defer it; "done" when the account may go on."""
-        now = self.clock()
-        post = self.post_for(row)
-        held = self.hold_back(row, post, now)
-        if held is not None:
-            return held
-        if post is None:
-            reason = "no longer in the campaign"
-            if not self._claim(row, now):
-                return "not claimed"
-            self.delivery.ledger.mark_skipped(row.id, reason, now, token=self.token)
-            report.skipped.append(row.id)
-            self.log.emit("skipped", id=row.id, account=row.account, reason=reason)
-            return "done"
-        deadline, why = post_window(self.campaign, self.settings, row)
-        # Unknown outcome, and the key no longer covers a re-send (or its window was missed): only a search
-        # may tell whether to send it, or to expire it.
-        search = self.delivery.must_search(row, now, deadline)
-        if not search and now > deadline:
-            reason = (
-                f"missed its window: due {utc_minute(row.due_at)} UTC, not out by {utc_minute(deadline)} UTC"
-                f" ({why})"
-            )
-            if not self._claim(row, now):
-                return "not claimed"
-            self.delivery.ledger.mark_expired(row.id, reason, now, token=self.token)
-            report.expired.append(row.id)
-            self._emit("expired", id=row.id, account=row.account, reason=reason)
-            return "done"
-        missing = 0 if search else max(row.part_count - len(row.parts), 1)
-        available = self.limiter.available_at(row.account, row.platform, missing, now)
-        if available > now:
-            report.deferred.append(row.id)
-            self.log.emit("deferred", id=row.id, account=row.account, until=available, reason="rate limit")
-            return "deferred"
-        return self._tally(row, self.delivery.deliver(row, post, search=search), report)
-
-    def _claim(self, row: Row, now: datetime) -> bool:
-        """Claim ``row`` before this daemon expires or skips it: never a change over another node's claim."""
-        return self.delivery.ledger.claim(row.id, now, self.token, lease_until=self.delivery.lease_until(now))
-
-    def _tally(self, row: Row, delivered: Delivered, report: TickReport) -> str:
-        """Note what the delivery path did in the pass's report; "done" when the account may go on."""
-        outcome = delivered.outcome
-        if delivered.reconciled is not None:
-            report.reconciled.append(delivered.reconciled)
-            if delivered.reconciled.outcome == "failed":
-                self.failures += 1
-            return "done" if outcome is Outcome.PUBLISHED else "reconciled"
-        if outcome is Outcome.PUBLISHED:
-            report.published.append(row.id)
-            return "done"
-        if outcome is Outcome.FAILED:
-            report.failed.append(row.id)
-            self.failures += 1
-            return "done"
-        if outcome is Outcome.RETRY:
-            report.retried.append(row.id)
-        elif outcome is Outcome.UNKNOWN:
-            report.unknown.append(row.id)
-        elif outcome in (Outcome.PAUSED, Outcome.RELEASED):
-            report.released.append(row.id)
-            if outcome is Outcome.PAUSED:
-                report.credentials.append(row.account)
-                self.credential_pause(row.account, delivered.error, row.id)
-        return {Outcome.RELEASED: "stopped", Outcome.NOT_CLAIMED: "not claimed"}.get(outcome, outcome.value)
 
     def _after_request(self) -> None:
         if self._crash_after is None:

@@ -39,6 +39,16 @@ class PreparedPlan:
     entries: list[PlanEntry]
 
 
+def sync_counts(report: SyncReport) -> dict[str, int]:
+    """What a sync of the plan did, as the log says it: posts new, changed, revived and cancelled."""
+    return {
+        "new": len(report.inserted),
+        "changed": len(report.updated),
+        "revived": len(report.revived),
+        "cancelled": len(report.cancelled),
+    }
+
+
 def lookback(campaign: Campaign, settings: DaemonSettings) -> timedelta:
     """How far back the window of ``campaign`` starts: the longest a missed post may still go out."""
     longest = max(settings.on_time, settings.default_grace)
@@ -124,14 +134,12 @@ class PlanningMixin:
         report = self.write_plan(prepared.entries, now, prepared.start, prepared.end, prepared.campaign)
         self.campaign = prepared.campaign
         self.posts = prepared.posts
-        if report.inserted or report.updated or report.revived or report.cancelled:
+        counts = sync_counts(report)
+        if any(counts.values()):
             self.log.emit(
                 "planned",
                 posts=len(prepared.posts),
-                new=len(report.inserted),
-                changed=len(report.updated),
-                revived=len(report.revived),
-                cancelled=len(report.cancelled),
+                **counts,
                 window_from=prepared.start,
                 window_to=prepared.end,
             )

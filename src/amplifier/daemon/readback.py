@@ -9,6 +9,8 @@ the campaign's ``readback:`` setting (default 1 h, 24 h and 7 days after publish
   age before it (a daemon that was down reads once, not once per missed age).
 * **Never duplicated.** A reading is stored with the instant it was taken; the ledger's primary key makes a
   repeated one a no-op, and a stored reading takes the post out of the query's answer.
+* **Accounts at once.** The daemon reads its accounts concurrently on its publishing threads, each account's
+  reads in order (the state below is per account or thread-safe).
 * **Posts first.** Reads run after the pass's deliveries and never for an account that still has a post due,
   a paused account, or one the server told to wait (a 429's reset, the delivery path's block). Reads have a
   budget of their own (:data:`READ_BUDGETS`, half of what the servers allow for reads), so reading never uses
@@ -25,6 +27,7 @@ A refused read (:class:`PermanentError`, :class:`AuthError`) is logged and not t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,8 +97,17 @@ class ReadBack:
         self._account_wait: dict[str, tuple[datetime, int]] = {}  # account -> (not before, faults in a row)
         self._refused: set[str] = set()
 
-    def run(self, now: datetime, campaign: Campaign, publisher_of: PublisherOf) -> ReadOutcome:
-        """Read what is due at ``now`` with spare budget; never for an account with a post due."""
+    def run(
+        self,
+        now: datetime,
+        campaign: Campaign,
+        publisher_of: PublisherOf,
+        *,
+        executor: Executor | None = None,
+    ) -> ReadOutcome:
+        """Read what is due at ``now`` with spare budget; never for an account with a post due. With an
+        ``executor`` the accounts are read concurrently (each account's reads in order), as posts are sent: a
+        pass that reads a thousand accounts waits for the slowest, not for the sum of their round trips."""
         outcome = ReadOutcome()
         rows = self.ledger.reads_due(now, read_ages(campaign, now), limit=POSTS_PER_PASS)
         if not rows:
@@ -110,8 +122,16 @@ class ReadBack:
                 outcome.deferred.append(row.id)
                 continue
             by_account.setdefault(row.account, []).append(row)
-        for account, account_rows in by_account.items():
-            self._read_account(account, account_rows, now, publisher_of, outcome)
+        if executor is None or len(by_account) < 2:
+            for account, account_rows in by_account.items():
+                self._read_account(account, account_rows, now, publisher_of, outcome)
+            return outcome
+        futures = [
+            executor.submit(self._read_account, account, account_rows, now, publisher_of, outcome)
+            for account, account_rows in by_account.items()
+        ]
+        for future in futures:  # every account's reads end before the pass goes on; the first error is raised
+            future.result()
         return outcome
 
     def _waiting(self, account: str, now: datetime) -> bool:

@@ -1,6 +1,6 @@
 """A reload of the campaign files on its own thread, so that loading and rendering a new version (bounded, but up to
 seconds for a hostile template) never holds up posting: the daemon keeps posting the last valid campaign and swaps
-the new one in, under the pass's lock, when it is ready (:meth:`amplifier.daemon.watch.WatchMixin.watch`). A reload
+the new one in, under the pass's lock, as soon as it is ready (``on_done``) (:meth:`amplifier.daemon.watch.WatchMixin.watch`). A reload
 that takes longer than :attr:`~amplifier.daemon.settings.DaemonSettings.reload_slow` is logged, alerted and shown by
 the heartbeat (``reloading_since``)."""
 
@@ -24,6 +24,8 @@ class ReloadJob:
         work: Callable[[], PreparedPlan],
         snapshot: Mapping[Path, tuple[int, int] | None],
         started: datetime,
+        *,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.started = started
@@ -32,6 +34,7 @@ class ReloadJob:
         self.done = threading.Event()
         self.reported = False  # the slow reload was logged and alerted
         self._work = work
+        self._on_done = on_done  # ``serve``: swap the result in now, not at the next look at the files
         threading.Thread(target=self._run, name="reload", daemon=True).start()
 
     def _run(self) -> None:
@@ -43,3 +46,5 @@ class ReloadJob:
             self.error = AmplifierError(f"{type(exc).__name__}: {exc}")
         finally:
             self.done.set()
+            if self._on_done is not None:
+                self._on_done()

@@ -2,10 +2,12 @@
 (:func:`serve`).
 
 The long-running mode uses APScheduler: one date job at the next due instant (re-armed after each pass, on
-reload and on pause changes: no busy polling), an interval job that watches the campaign files and the pause
-switches every couple of seconds, one that re-plans the rolling window hourly (rendered off the lock: only its
-sync with the ledger waits for a pass) and one that writes a heartbeat
-file for ``amplifier status --check``.
+reload and on pause changes: no busy polling), one that re-plans the rolling window hourly (rendered off the lock:
+only its sync with the ledger waits for a pass) and one that writes a heartbeat file for ``amplifier status
+--check``. The campaign files and the pause switches are looked at when the kernel reports a change
+(:mod:`.filewatch`; every ``watch_backstop`` seconds besides), or every ``watch_interval`` seconds where there are
+no notifications, and for what no local file shows (a PostgreSQL ledger's pauses, the lead of a node of several).
+An idle daemon sleeps until its next due job: the next post, the heartbeat, the hourly re-plan, a file event.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from amplifier.campaign.load import Campaign
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.filewatch import FileWatcher
 from amplifier.daemon.loop import Daemon, PublisherFactory
 from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
@@ -114,6 +117,17 @@ def _quietly(call: Callable[[str], object], job: str) -> None:
         return
 
 
+def _polls(daemon: Daemon, notified: bool) -> bool:
+    """Whether ``serve`` must look every ``watch_interval``: no file notifications, or something no local file
+    shows (the pauses of a PostgreSQL ledger, the lead among nodes)."""
+    if not notified or daemon.coordinator.shared:
+        return True
+    try:
+        return ledger_url() is not None
+    except AmplifierError:
+        return True
+
+
 def run_once(daemon: Daemon, now: datetime) -> TickReport:
     """Start-up (reconcile, plan), then one pass at ``now``: everything due is handled, then return. The leases
     of the pass's claims run on while it works (a thread extends them, as ``serve``'s lease job does)."""
@@ -171,6 +185,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
                     moved = True
                 if moved:
                     arm()
+            pace_alerts()
 
         return run
 
@@ -188,6 +203,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def tick() -> bool:
         now = daemon.clock()
         daemon.alerting.pass_started(now)
+        pace_alerts()  # the alerts job wakes: it reports a pass that does not end
         try:
             report = daemon.tick(now)
         except BaseException:  # logged by `guarded`; the pass ended, unhealthy
@@ -195,11 +211,21 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
             raise
         daemon.heartbeat(daemon.clock())
         daemon.alerting.pass_finished(daemon.clock(), healthy=daemon.healthy(report))
+        daemon.watch(daemon.clock())  # a pass may pause or resume an account: logged now, as a poll would
         return True
 
-    def watch() -> bool:  # every couple of seconds: re-arm only on a reload, a pause change or a new lead
+    def watch() -> bool:  # on a file event, or polled: re-arm only on a reload, a pause change or a new lead
         changed = daemon.watch(daemon.clock())
+        lost = daemon.watcher is not None and not daemon.watcher.active  # new folders could not be watched
+        if lost:
+            daemon.watcher = None
+            polling()
+            scheduler.reschedule_job("watch", trigger="interval", seconds=settings.watch_interval)
         return daemon.take_lead(daemon.clock()) or changed
+
+    def polling() -> None:
+        every = f"{settings.watch_interval:g}s"
+        daemon.log.emit("watching", files=f"polled every {every} (no file notifications)")
 
     def replan() -> None:
         """Render the window off the lock (a pass may post meanwhile); only the ledger's sync takes it."""
@@ -234,13 +260,35 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
             daemon.overdue_unknown(daemon.clock())  # a check that did not come (is a pass stuck?)
         except AmplifierError as exc:
             daemon.log.emit("error", reason=str(exc))
+        if alerts_asleep[0]:
+            look_at_alerts()
+        pace_alerts()
 
     def lease() -> None:  # off the lock: the claims of a pass that is publishing stay ours
         daemon.extend_leases(daemon.clock())
 
-    def alert_watch() -> None:  # never waits for the pass: it notices a pass, or a reload, that does not end
+    def look_at_alerts() -> (
+        None
+    ):  # never waits for the pass: it notices a pass, or a reload, that does not end
         daemon.check_reload(daemon.clock())
         daemon.alerting.watch(daemon.clock())
+
+    def alert_watch() -> None:
+        look_at_alerts()
+        pace_alerts()
+
+    alerts_asleep = [False]
+    pace_lock = threading.Lock()
+
+    def pace_alerts() -> None:
+        """The alerts job runs every ``watch_interval`` while a pass or a reload runs or alerts wait for their
+        group window; else (idle: only the digest may fall due) it sleeps, and the heartbeat looks at the
+        alerts: an idle daemon does not wake for nothing every couple of seconds."""
+        with pace_lock:  # called from several threads: the flag and the job's state change together
+            asleep = not (daemon.alerting.busy() or daemon.reloading_since is not None)
+            if asleep != alerts_asleep[0]:
+                alerts_asleep[0] = asleep
+                _quietly(scheduler.pause_job if asleep else scheduler.resume_job, "alerts")
 
     daemon.reload_in_background = True  # a reload never holds the lock the pass needs
     batch = guarded(tick)
@@ -250,7 +298,15 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     daemon.wake_leases = lambda: _quietly(scheduler.resume_job, "lease")
     if not daemon.may_hold_claims and not daemon.coordinator.shared:
         scheduler.pause_job("lease")
-    scheduler.add_job(guarded(watch), "interval", seconds=settings.watch_interval, id="watch")
+    look = guarded(watch)
+    watcher = FileWatcher(lambda path: daemon.watch_relevant(path), look)
+    notified = settings.notify_files and watcher.start(daemon.watched_folders())
+    if not notified and settings.notify_files:
+        polling()
+    daemon.watcher = watcher if notified else None
+    daemon.reload_done = look  # a reload that is ready is swapped in at once (from its own thread)
+    every = settings.watch_interval if _polls(daemon, notified) else settings.watch_backstop
+    scheduler.add_job(look, "interval", seconds=every, id="watch")
     scheduler.add_job(replan, "interval", seconds=settings.replan_interval.total_seconds(), id="replan")
     scheduler.add_job(guarded(reads), "interval", seconds=READ_INTERVAL, id="readback")
     scheduler.add_job(beat, "interval", seconds=settings.heartbeat_interval, id="heartbeat")
@@ -259,6 +315,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
         daemon.watch(daemon.clock())
         scheduler.start()
         arm()
+        pace_alerts()
     daemon.heartbeat(daemon.clock())
     daemon.log.emit("started", pid=os.getpid(), campaign=daemon.campaign.name)
     if on_ready is not None:
@@ -270,6 +327,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     daemon.alerting.raise_(daemon_stopped("stopped by a signal (SIGTERM or SIGINT)"), daemon.clock())
     acquired = lock.acquire(timeout=settings.shutdown_timeout)
     daemon.sleep_leases = daemon.wake_leases = None
+    watcher.close()
     scheduler.shutdown(wait=False)
     if acquired:
         lock.release()

@@ -6,7 +6,8 @@ Test hooks (environment variables, never to be set outside tests):
   after its N-th successful publish, before the ledger records it: the window where only reconciliation can
   tell what happened.
 * ``AMPLIFIER_TEST_BACKOFF=S``: every transient retry waits S seconds (+-jitter) instead of growing from 30 s.
-* ``AMPLIFIER_TEST_WATCH=S``: check the campaign files and pause switches every S seconds.
+* ``AMPLIFIER_TEST_WATCH=S``: check the campaign files and pause switches every S seconds (where they are polled).
+* ``AMPLIFIER_TEST_POLL_FILES=1``: no file-system notifications: poll the files as where inotify is unavailable.
 * ``AMPLIFIER_TEST_RELOAD_SLOW=S``: a reload running longer than S seconds is reported as slow.
 * ``AMPLIFIER_TEST_REQUEST_TIMEOUT=S``: the publishers' HTTP timeout (read by ``amplifier run``).
 """
@@ -51,7 +52,13 @@ class DaemonSettings:
     jitter: float = 0.2  # +-20 % of each backoff
     workers: int = 1024  # accounts published concurrently (threads start only when needed)
     shutdown_timeout: float = 30.0  # seconds to let in-flight posts finish on SIGTERM
-    watch_interval: float = 2.0  # seconds between checks of the campaign files and pause switches
+    watch_interval: float = (
+        2.0  # seconds between checks of the files and pause switches, where they are polled
+    )
+    watch_backstop: float = (
+        60.0  # seconds between checks when notified: for a change a file system did not report
+    )
+    notify_files: bool = True  # file-system notifications (inotify) instead of polling, where available
     replan_interval: timedelta = timedelta(hours=1)
     heartbeat_interval: float = 30.0  # seconds
     reload_slow: float = 30.0  # seconds: a reload running longer is logged and alerted (posting goes on)
@@ -81,7 +88,8 @@ def _seconds(environ: Mapping[str, str], name: str) -> float | None:
 
 
 def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
-    """The default settings, changed by the test hooks ``AMPLIFIER_TEST_BACKOFF`` / ``_WATCH`` (see above) and by
+    """The default settings, changed by the test hooks ``AMPLIFIER_TEST_BACKOFF`` / ``_WATCH`` / ``_POLL_FILES`` /
+    ``_RELOAD_SLOW`` (see above) and by
     ``AMPLIFIER_CLAIM_LEASE`` (seconds)."""
     changes: dict[str, Any] = {}
     backoff = _seconds(environ, "AMPLIFIER_TEST_BACKOFF")
@@ -93,6 +101,8 @@ def settings_from_environ(environ: Mapping[str, str]) -> DaemonSettings:
     lease = _seconds(environ, LEASE_ENV)
     if lease is not None:
         changes["claim_lease"] = timedelta(seconds=lease)
+    if environ.get("AMPLIFIER_TEST_POLL_FILES", "").strip() not in ("", "0"):
+        changes["notify_files"] = False
     slow = _seconds(environ, "AMPLIFIER_TEST_RELOAD_SLOW")
     if slow is not None:
         changes["reload_slow"] = slow

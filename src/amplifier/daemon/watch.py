@@ -4,6 +4,10 @@ A reload loads the files again: a valid campaign is planned and replaces the run
 accounts are closed and made again); an invalid one is logged line by line and the last valid campaign stays.
 All posting is paused by the ledger's switch (``amplifier pause``), a ``PAUSE`` file in the state folder, or a
 further switch the caller gives (a dry run obeys the real folder's).
+
+``serve`` looks when the kernel reports a change (:mod:`.filewatch`): :meth:`WatchMixin.watched_folders` are the
+folders to watch, :meth:`WatchMixin.watch_relevant` the paths whose events count (the campaign's files, a file a
+``messages:`` glob would match, the ``PAUSE`` file and the SQLite ledger's files, which ``amplifier pause`` writes).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from datetime import datetime
 from pathlib import Path
 
 from amplifier.campaign.load import Campaign
-from amplifier.daemon.planning import PlanningMixin, PreparedPlan
+from amplifier.daemon.filewatch import FileWatcher
+from amplifier.daemon.planning import PlanningMixin, PreparedPlan, sync_counts
 from amplifier.daemon.reloading import ReloadJob
 from amplifier.daemon.settings import PAUSE_NAME
+from amplifier.delivery.ledger import LEDGER_NAME
 from amplifier.errors import AmplifierError, CampaignError
 from amplifier.notify.alerting import Alerting
 from amplifier.notify.alerts import daemon_stuck, reload_rejected
@@ -56,6 +62,10 @@ class WatchMixin(PlanningMixin):
     state_dir: Path | None
     reload_in_background = False  # serve: a reload loads and renders on its own thread
     _reloading: ReloadJob | None = None
+    watcher: FileWatcher | None = None  # serve: the file-system notifications, when they work
+    reload_done: Callable[[], None] | None = (
+        None  # serve: called when a background reload is ready to swap in
+    )
 
     def heartbeat(self, now: datetime) -> None: ...  # the daemon's
 
@@ -73,6 +83,38 @@ class WatchMixin(PlanningMixin):
         if self.pause_file is not None and self.pause_file.exists():
             return f"the file {self.pause_file} exists"
         return None
+
+    def watched_folders(self) -> set[Path]:
+        """The folders whose file events may matter: those of the campaign's files and of its ``messages:``
+        globs, and the pause switches' folder."""
+        root = self.campaign.root
+        folders = {path.parent for path in self._files} | {root}
+        for pattern in self.campaign.schedule.messages:
+            fixed = [part for part in Path(pattern).parent.parts if not any(c in part for c in "*?[")]
+            if len(fixed) == len(Path(pattern).parent.parts):
+                folders.add(root.joinpath(*fixed))
+        if self.pause_dir is not None:
+            folders.add(self.pause_dir)
+        return {folder.resolve() for folder in folders}
+
+    def watch_relevant(self, path: Path) -> bool:
+        """Whether an event about ``path`` may change the campaign or a pause switch (a heartbeat or an
+        editor's swap file does not)."""
+        switch = path.name == PAUSE_NAME or path.name.startswith(LEDGER_NAME)
+        if switch and self.pause_dir is not None and path.parent == self.pause_dir.resolve():
+            return True
+        if path in {known.resolve() for known in self._files}:
+            return True
+        if (
+            path.is_symlink()
+        ):  # a link the files may go through (a Kubernetes ConfigMap swaps `..data` at once)
+            return True
+        root = self.campaign.root.resolve()
+        try:
+            inside = path.relative_to(root)
+        except ValueError:
+            return False
+        return any(inside.match(pattern) for pattern in self.campaign.schedule.messages)
 
     def reload(self, now: datetime) -> bool:
         """Load the campaign again: a valid one is planned (True); an invalid one is logged, the last valid
@@ -112,13 +154,7 @@ class WatchMixin(PlanningMixin):
             closing = [self._publishers.pop(account) for account in stale]
         for publisher in closing:
             publisher.close()
-        self.log.emit(
-            "reload ok",
-            new=len(report.inserted),
-            changed=len(report.updated),
-            cancelled=len(report.cancelled),
-            revived=len(report.revived),
-        )
+        self.log.emit("reload ok", **sync_counts(report))
         state = StateDir(self.state_dir) if self.state_dir is not None else None
         self.alerting.reconfigure(campaign, state, log=self.log.emit)
         return True
@@ -128,6 +164,8 @@ class WatchMixin(PlanningMixin):
         # loaded at the next look); stats taken now only for files the new campaign added.
         after = snapshot_files(self.campaign)
         self._files = {path: snapshot.get(path, stat) for path, stat in after.items()}
+        if self.watcher is not None:
+            self.watcher.watch(self.watched_folders())  # a new campaign may name files in other folders
 
     @property
     def reloading_since(self) -> datetime | None:
@@ -167,7 +205,7 @@ class WatchMixin(PlanningMixin):
         snapshot = snapshot_files(self.campaign)
         if snapshot != self._files and self._reloading is None:
             if self.reload_in_background:
-                self._reloading = ReloadJob(lambda: self._load(now), snapshot, now)
+                self._reloading = ReloadJob(lambda: self._load(now), snapshot, now, on_done=self.reload_done)
                 self.log.emit("reload started")
                 self.heartbeat(now)  # `status` shows the reload in progress
             else:

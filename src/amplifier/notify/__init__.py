@@ -11,6 +11,7 @@ campaign's destinations (chat, mail, a webhook: any Apprise URL), never repeated
 * ``destinations``: the ``notify:`` section of ``schedule.yaml`` resolved into destinations (their URLs are
   secrets, read like the accounts' secrets);
 * ``transport``: sending one message with the ``apprise`` library (imported only when something is sent);
+* ``check``: the ``notify`` command's check of each destination (its URL set; a test message sent);
 * ``digest``: the daily digest, read from the delivery ledger;
 * ``heartbeat``: the dead man's switch (``AMPLIFIER_HEARTBEAT_URL``, pinged after each pass);
 * ``redaction``: every text is cleaned of secrets before it leaves (:mod:`amplifier.redact`, plus the

@@ -2,10 +2,10 @@
 pass that does not end, behind five calls (see :class:`Alerting`).
 
 The daemon calls :meth:`~Alerting.raise_` where a fact happens (a post failed...), :meth:`~Alerting.pass_started`
-and :meth:`~Alerting.pass_finished` around each pass, :meth:`~Alerting.watch` every few seconds from a job that does
-not wait for the pass (so a stuck pass is noticed), :meth:`~Alerting.reconfigure` after a valid reload and
-:meth:`~Alerting.close` when it stops. None of them raises or blocks for longer than a file write: sending happens in
-the background.
+and :meth:`~Alerting.pass_finished` around each pass, :meth:`~Alerting.watch` from a job that does not wait for the
+pass (so a stuck pass is noticed: every few seconds while :meth:`~Alerting.busy`, with the heartbeat otherwise),
+:meth:`~Alerting.reconfigure` after a valid reload and :meth:`~Alerting.close` when it stops. None of them raises or
+blocks for longer than a file write: sending happens in the background.
 """
 
 from __future__ import annotations
@@ -110,8 +110,8 @@ class Alerting:
             self.switch.ping(healthy)
 
     def watch(self, now: datetime) -> None:
-        """Every few seconds, from a job that does not wait for the pass: report a pass that has run for longer
-        than ``stuck_after``, and send what is due (alerts raised between passes, the digest)."""
+        """From a job that does not wait for the pass (every few seconds while busy): report a pass that has run
+        for longer than ``stuck_after``, and send what is due (alerts raised between passes, the digest)."""
         with self._lock:
             started = self._pass_started
         if started is not None and now - started > self.stuck_after:
@@ -119,6 +119,14 @@ class Alerting:
             limit = self.stuck_after.total_seconds() / 60
             self.raise_(daemon_stuck(f"a pass has run for more than {limit:.0f} minutes"), now)
         self.flush(now)
+
+    def busy(self) -> bool:
+        """Whether :meth:`watch` has work every few seconds: a pass runs (is it stuck?), or alerts wait for their
+        group window. Otherwise only the digest may fall due, and the daemon looks less often
+        (:mod:`amplifier.daemon.scheduler`)."""
+        with self._lock:
+            running = self._pass_started is not None
+        return running or bool(self.notifier.pending())
 
     def flush(self, now: datetime) -> None:
         """Send the batches whose group window passed, and the digest when it is due."""

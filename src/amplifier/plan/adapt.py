@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from amplifier.plan.gates import part_gates, self_labels
@@ -57,11 +58,18 @@ class Adapted:
 
 def with_hashtags(text: str, tags: Sequence[str]) -> str:
     """Append ``#tags`` on a line of their own, skipping tags the text already has (case-insensitively)."""
+    if "#" not in text and "＃" not in text:  # the common case: no tag in the text, every tag is appended
+        return f"{text.rstrip()}\n\n{_tag_line(tuple(tags))}" if tags else text
     present = {match.lower() for match in re.findall(r"[#＃](\w+)", text)}
     missing = [tag for tag in tags if tag.lower() not in present]
     if not missing:
         return text
-    return f"{text.rstrip()}\n\n{' '.join('#' + tag for tag in missing)}"
+    return f"{text.rstrip()}\n\n{_tag_line(tuple(missing))}"
+
+
+@lru_cache(maxsize=1024)
+def _tag_line(tags: tuple[str, ...]) -> str:
+    return " ".join("#" + tag for tag in tags)
 
 
 def tidy(text: str) -> str:
@@ -126,6 +134,29 @@ def adapt(content: Content, target: Target) -> Adapted:
     return Adapted(parts, tuple(problems))
 
 
+def adapt_text(
+    text: str,
+    platform: Platform,
+    *,
+    lang: str = "en",
+    content_warning: str | None = None,
+    max_characters: int | None = None,
+    split: bool = True,
+    controls: dict[str, Any] | None = None,
+    created_at: dt.datetime,
+) -> Adapted:
+    """``text`` as it is (no template), adapted for ``platform``: Mastodon with ``max_characters`` (default
+    :class:`Target`'s) and only the quote control, Bluesky with every control given."""
+    wanted = {key: value for key, value in (controls or {}).items() if value is not None}
+    if platform == "mastodon":
+        wanted = {key: value for key, value in wanted.items() if key == "quotes"}
+    content = Content(texts=(text,), lang=lang, content_warning=content_warning, split=split, **wanted)
+    target = Target(platform, created_at=created_at)
+    if max_characters is not None:
+        target = replace(target, max_characters=max_characters)
+    return adapt(content, target)
+
+
 def _platform_name(platform: Platform) -> str:
     return "Mastodon" if platform == "mastodon" else "Bluesky"
 
@@ -184,6 +215,7 @@ def _mastodon_parts(
     return tuple(parts)
 
 
+@lru_cache(maxsize=1024)
 def bluesky_created_at(at: dt.datetime, index: int) -> str:
     """A deterministic ``createdAt``: the slot time, plus one millisecond per thread part (keeps their order)."""
     instant = at.astimezone(dt.UTC) + dt.timedelta(milliseconds=index)

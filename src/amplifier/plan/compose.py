@@ -1,4 +1,5 @@
-"""One ad-hoc text for one account of the campaign, rendered and adapted as a planned post of that account would be.
+"""One ad-hoc text for one account of the campaign, rendered and adapted as a planned post of that account would be
+(:func:`compose_for_account`). A text taken as it is, for a platform, is :func:`amplifier.plan.adapt.adapt_text`.
 
 The text (and the content warning) is a template with the variables of a message (``{{ event.name }}``,
 ``{{ days_left }}``, ``{{ account.handle }}``, ``{{ hashtags }}``, ...: :func:`amplifier.plan.context.shared_context`),
@@ -18,9 +19,9 @@ from amplifier.campaign.templates import compile_template, uses
 from amplifier.errors import UsageError
 from amplifier.plan.adapt import Adapted, Content, adapt, tidy
 from amplifier.plan.context import account_controls, account_target, shared_context
-from amplifier.plan.planner import _describe, _template_line
+from amplifier.plan.localtime import days_between, event_start, hours_between
 from amplifier.plan.post import Platform
-from amplifier.plan.schedule import event_day, event_start, event_zone
+from amplifier.plan.rendering import describe_error, template_line
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,10 @@ def _countdown(campaign: Campaign, event_id: str | None, at: dt.datetime) -> dic
     if event_id is None:
         return {"days_left": None, "hours_left": None}
     event = campaign.schedule.events[event_id]
-    start = event_start(campaign.schedule, event)
-    local = at.astimezone(event_zone(campaign.schedule, event)).date()
-    hours = int((start.astimezone(dt.UTC) - at.astimezone(dt.UTC)).total_seconds() // 3600)
-    return {"days_left": (event_day(event) - local).days, "hours_left": max(0, hours)}
+    return {
+        "days_left": days_between(at, event, campaign.schedule),
+        "hours_left": hours_between(at, event_start(campaign.schedule, event)),
+    }
 
 
 def _render(
@@ -97,4 +98,6 @@ def _render(
     try:
         return tidy(compile_template(source).render(context))
     except Exception as exc:  # a template's error, in the template's words
-        raise UsageError(f"{what}: template error: {_describe(exc)} (line {_template_line(exc)})") from None
+        raise UsageError(
+            f"{what}: template error: {describe_error(exc)} (line {template_line(exc)})"
+        ) from None

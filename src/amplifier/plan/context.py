@@ -1,18 +1,20 @@
 """What a message is rendered with and adapted for, for one account: the template variables that do not change
-from one occurrence to the next (:func:`shared_context`) and the account's platform and limits
-(:func:`account_target`). The planner and ``compose --account`` both build them here, so an ad-hoc text is rendered
-and adapted as a planned post is.
+from one occurrence to the next (:func:`shared_context`), the account's platform and limits (:func:`account_target`)
+and the message's images (:func:`message_images`). The planner and ``compose --account`` both build them here, so
+an ad-hoc text is rendered and adapted as a planned post is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 from collections.abc import Sequence
 from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import Account, MastodonAccount, MessageSet, quote_policy
 from amplifier.plan.adapt import Target
+from amplifier.plan.post import Image
 from amplifier.plan.schedule import event_start
 
 
@@ -73,3 +75,22 @@ def shared_context(
         "hashtags": " ".join("#" + tag for tag in tags),
         "campaign": {"name": campaign.name},
     }
+
+
+def message_images(campaign: Campaign, message_set: MessageSet, lang: str) -> tuple[Image, ...]:
+    """The images of ``message_set`` with their alt text in ``lang``, their type and (when readable) their size."""
+    images = []
+    for spec in message_set.images:
+        path = (campaign.root / spec.path).resolve()
+        width = height = None
+        try:
+            from PIL import Image as PILImage
+
+            with PILImage.open(path) as img:
+                width, height = img.size
+        except (OSError, ImportError):
+            pass  # a missing file is reported by the campaign checks
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        alt = spec.alt.get(lang) or spec.alt.get("*", "")
+        images.append(Image(str(path), alt, mime, width, height))
+    return tuple(images)

@@ -8,39 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import mimetypes
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jinja2.exceptions import SecurityError
-
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MessageSet
-from amplifier.campaign.sandbox import (
-    FREE_STEPS,
-    MAX_PLAN_STEPS,
-    MAX_STEPS,
-    Budget,
-    TemplateLimitError,
-)
-from amplifier.campaign.templates import compile_template, no_event, render, uses
+from amplifier.campaign.templates import no_event, uses
 from amplifier.campaign.yamlsource import PathKey
-from amplifier.errors import CampaignError, Problem, UsageError
-from amplifier.plan.adapt import Adapted, Content, Target, adapt, tidy
-from amplifier.plan.context import account_controls, account_target, shared_context
+from amplifier.errors import Problem
+from amplifier.plan.adapt import Adapted, Content, Target, adapt
+from amplifier.plan.context import account_controls, account_target, message_images, shared_context
 from amplifier.plan.post import Image, PlannedPost, Platform
-from amplifier.plan.schedule import (
-    Occurrence,
-    Slot,
-    expand,
-    make_slot,
-    occurrences,
-    occurrences_between,
-    parse_slot_id,
-    rule_zone,
-)
+from amplifier.plan.rendering import Renderer, TemplateText
+from amplifier.plan.schedule import Slot, expand
 
 
 @dataclass
@@ -53,15 +35,6 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class _Text:
-    """A template with where it stands, for locating render errors."""
-
-    source: str
-    set_id: str
-    path: PathKey
-
-
-@dataclass(frozen=True)
 class _Static:
     set_id: str
     message_set: MessageSet
@@ -71,7 +44,10 @@ class _Static:
     per_account: bool  # some template names the account: no sharing between accounts
     share: int | None  # posts of one occurrence with the same share key look the same (None: per account)
     variants: int
-    controls: dict[str, Any]  # the Content's replies / quotes / labels (see plan.context.account_controls)
+    fields: dict[
+        str, Any
+    ]  # every Content field but the texts and the content warning (with the account's controls)
+    kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
 
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
@@ -82,7 +58,6 @@ class Planner:
 
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
-        self._templates: dict[str, Any] = {}
         self._rendered: dict[tuple[Any, ...], str] = {}
         self._adapted: dict[tuple[Any, ...], Adapted] = {}
         self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
@@ -91,50 +66,22 @@ class Planner:
         self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[Any, ...], int] = {}
-        self._problems: dict[Problem, None] = {}
+        self._kinds: dict[tuple[Any, ...], int] = {}  # (target, Content fields) -> the statics' kind
+        self._timed_targets: dict[Target, Target] = {}  # Bluesky targets with this instant's createdAt
+        self.renderer = Renderer(campaign)
         self._at: dt.datetime | None = None
-        self._over_limit: set[str] = set()  # templates that went over a sandbox limit: not rendered again
-        self._steps_left: dict[str, int] = {}  # each template's steps left for this plan (MAX_PLAN_STEPS)
 
     @property
     def problems(self) -> list[Problem]:
-        return sorted(self._problems)
-
-    def _problem(self, set_id: str, path: PathKey, message: str, template_line: int | None = None) -> None:
-        source = self.campaign.set_sources[set_id]
-        if template_line is None:
-            problem = source.problem(("sets", set_id, *path), message)
-        else:
-            line, col = source.text_line(("sets", set_id, *path), template_line)
-            problem = Problem(source.display, line, col, message)
-        self._problems[problem] = None
+        return self.renderer.problems
 
     # -------------------------------------------------------------------------------------------- rendering
 
-    def _render(self, text: _Text, context: dict[str, Any], cache_key: tuple[Any, ...] | None) -> str | None:
-        if text.source in self._over_limit:
-            return None  # reported once, at its first render
-        try:
-            template = self._templates.get(text.source)
-            if template is None:
-                template = self._templates[text.source] = compile_template(text.source)
-            left = self._steps_left.get(text.source, MAX_PLAN_STEPS)
-            steps = min(MAX_STEPS, left + FREE_STEPS)
-            budget = Budget(steps=steps, shared=steps < MAX_STEPS)
-            try:
-                rendered = tidy(render(template, context, budget))
-            finally:
-                used = steps - max(budget.steps, 0)
-                self._steps_left[text.source] = left - max(0, used - FREE_STEPS)
-        except Exception as exc:  # any error raised while rendering is the template's, reported at its line
-            if isinstance(exc, TemplateLimitError | SecurityError | RecursionError | MemoryError):
-                self._over_limit.add(text.source)
-                message = f"template of {_name(text)}: {_describe(exc)}"
-            else:
-                message = f"template error: {_describe(exc)}"
-            self._problem(text.set_id, text.path, message, _template_line(exc))
-            return None
-        if cache_key is not None:
+    def _render(
+        self, text: TemplateText, context: dict[str, Any], cache_key: tuple[Any, ...] | None
+    ) -> str | None:
+        rendered = self.renderer.render(text, context)
+        if rendered is not None and cache_key is not None:
             self._rendered[(text.source, *cache_key)] = rendered
         return rendered
 
@@ -163,10 +110,10 @@ class Planner:
             "at": slot.at,
         }
 
-    def _tags(self, message_set: MessageSet) -> list[str]:
+    def _tags(self, message_set: MessageSet) -> tuple[str, ...]:
         if message_set.hashtags is not None:
-            return list(message_set.hashtags.tags)
-        return list(self.campaign.schedule.campaign.hashtags)
+            return tuple(message_set.hashtags.tags)
+        return tuple(self.campaign.schedule.campaign.hashtags)
 
     def _appends_tags(self, set_id: str, message_set: MessageSet) -> bool:
         cached = self._inline_tags.get(set_id)
@@ -180,21 +127,7 @@ class Planner:
         key = (set_id, lang)
         cached = self._images.get(key)
         if cached is None:
-            images = []
-            for spec in message_set.images:
-                path = (self.campaign.root / spec.path).resolve()
-                width = height = None
-                try:
-                    from PIL import Image as PILImage
-
-                    with PILImage.open(path) as img:
-                        width, height = img.size
-                except (OSError, ImportError):
-                    pass  # a missing file is reported by the campaign checks
-                mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                alt = spec.alt.get(lang) or spec.alt.get("*", "")
-                images.append(Image(str(path), alt, mime, width, height))
-            cached = self._images[key] = tuple(images)
+            cached = self._images[key] = message_images(self.campaign, message_set, lang)
         return cached
 
     # ----------------------------------------------------------------------------------------------- slots
@@ -214,6 +147,19 @@ class Planner:
             per_account = any(uses(text, "account") for _path, text in message_set.templates())
             share_key = (rule_id, lang, target, tuple(sorted(controls.items())))
             share = None if per_account else self._shares.setdefault(share_key, len(self._shares))
+            tags = self._tags(message_set) if self._appends_tags(rule.messages, message_set) else ()
+            fields = {
+                "lang": lang,
+                "hashtags": tags,
+                "sensitive": message_set.media_sensitive(),
+                "images": self._images_for(rule.messages, message_set, lang),
+                "link_card": message_set.link_card,
+                "split": message_set.split.enabled,
+                "numbering": message_set.split.numbering,
+                **controls,
+            }
+            kind_key = (target, tuple(fields.items()))
+            kind = self._kinds.setdefault(kind_key, len(self._kinds))
             static = self._statics[key] = _Static(
                 rule.messages,
                 message_set,
@@ -223,13 +169,14 @@ class Planner:
                 per_account,
                 share,
                 len(message_set.variants),
-                controls,
+                fields,
+                kind,
             )
 
         return static
 
     def post(self, slot: Slot) -> PlannedPost | None:
-        if slot.at != self._at:
+        if slot.at is not self._at and slot.at != self._at:  # the slots of one instant share its datetime
             self._next_instant(slot.at)
         static = self._statics.get((slot.rule, slot.account)) or self._static(slot.rule, slot.account)
         variant_index = slot.index % static.variants
@@ -245,7 +192,7 @@ class Planner:
         if adapted.problems:
             field_name, _value = self._variant_text(static, variant_index)
             for message in adapted.problems:
-                self._problem(
+                self.renderer.problem(
                     static.set_id,
                     ("variants", variant_index, field_name, static.lang),
                     f"{slot.id}: {message}",
@@ -270,6 +217,7 @@ class Planner:
         self._at = at
         self._rendered.clear()
         self._by_occurrence.clear()
+        self._timed_targets.clear()
         if len(self._adapted) > ADAPTED_CACHE:
             self._adapted.clear()
 
@@ -298,7 +246,7 @@ class Planner:
             if rendered is None:
                 if context is None:
                     context = self._context(slot, lang, message_set)
-                rendered = self._render(_Text(source, static.set_id, path), context, cache_key)
+                rendered = self._render(TemplateText(source, static.set_id, path), context, cache_key)
                 if rendered is None:
                     return None
             texts.append(rendered)
@@ -309,27 +257,26 @@ class Planner:
             if cw_source:
                 if context is None:
                     context = self._context(slot, lang, message_set)
-                cw = self._render(_Text(cw_source, static.set_id, ("content_warning", lang)), context, None)
+                cw = self._render(
+                    TemplateText(cw_source, static.set_id, ("content_warning", lang)), context, None
+                )
 
-        tags = tuple(self._tags(message_set)) if self._appends_tags(static.set_id, message_set) else ()
-        content = Content(
-            texts=tuple(texts),
-            lang=lang,
-            hashtags=tags,
-            content_warning=cw,
-            sensitive=message_set.media_sensitive(),
-            images=self._images_for(static.set_id, message_set, lang),
-            link_card=message_set.link_card,
-            split=message_set.split.enabled,
-            numbering=message_set.split.numbering,
-            **static.controls,
-        )
-        target = (
-            static.target if static.platform == "mastodon" else replace(static.target, created_at=slot.at)
-        )
-        key = (content, target)
+        mastodon = static.platform == "mastodon"
+        key = (
+            static.kind,
+            tuple(texts),
+            cw,
+            None if mastodon else slot.at,
+        )  # Bluesky: createdAt is the slot time
         adapted = self._adapted.get(key)
         if adapted is None:
+            target = static.target
+            if not mastodon:
+                timed = self._timed_targets.get(target)
+                if timed is None:
+                    timed = self._timed_targets[target] = replace(target, created_at=slot.at)
+                target = timed
+            content = Content(texts=key[1], content_warning=cw, **static.fields)
             adapted = self._adapted[key] = adapt(content, target)
         return adapted
 
@@ -344,53 +291,6 @@ class Planner:
                 post = self.post(slot)
                 if post is not None:
                     yield post
-
-
-def _name(text: _Text) -> str:
-    """The template in words: ``message set 'countdown', variant 1, en``."""
-    path = text.path
-    if path and path[0] == "variants" and len(path) >= 4:
-        where = f", variant {int(path[1]) + 1}, {path[3]}"
-        if path[2] != "text":
-            where += f" on {path[2]}"
-        if len(path) > 4:
-            where += f", thread part {int(path[4]) + 1}"
-    elif path and path[0] == "content_warning":
-        where = f", content warning, {path[-1]}"
-    else:
-        where = ""
-    return f"message set {text.set_id!r}{where}"
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, RecursionError):
-        return "the template calls itself too deeply (a macro or a recursive loop that does not end?)"
-    if isinstance(exc, MemoryError):
-        return "the template needs too much memory"
-    message = str(exc) or type(exc).__name__
-    for jinja, words in _KINDS.items():
-        message = message.replace(jinja, words)
-    return message
-
-
-_KINDS = {
-    "'dict object'": "the value",
-    "'str object'": "the text",
-    "'int object'": "the number",
-    "'float object'": "the number",
-    "'list object'": "the list",
-    "'None' ": "nothing (none) ",
-}
-
-
-def _template_line(exc: BaseException) -> int:
-    line = 1
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 # ----------------------------------------------------------------------------------------------- entry points
@@ -432,65 +332,6 @@ def plan_window(
         return Planner(campaign).plan(progress(slots) if progress is not None else slots)
 
 
-def plannable(campaign: Campaign, problems: Sequence[Problem]) -> set[str]:
-    """The rules of a campaign with load-time ``problems`` that can still be rendered: those whose message set, event
-    and accounts exist and whose message set's file has no problem. ``validate`` renders them, so problems that
-    only rendering finds are reported in the same run as the load-time problems of other files."""
-    schedule = campaign.schedule
-    broken_files = {problem.file for problem in problems}
-    return {
-        rule_id
-        for rule_id, rule in schedule.rules.items()
-        if rule.messages in campaign.message_sets
-        and campaign.set_sources[rule.messages].display not in broken_files
-        and getattr(rule, "event", None) in (None, *schedule.events)
-        and (rule.accounts == "all" or all(account in schedule.accounts for account in rule.accounts))
-    }
+from amplifier.plan.find import find_posts, plannable  # noqa: E402  # kept importable from here
 
-
-def find_posts(campaign: Campaign, ids: Iterable[str]) -> list[PlannedPost]:
-    """The planned posts with these ids (from ``preview --format json``), in the order given."""
-    wanted = list(dict.fromkeys(ids))
-    slots: dict[str, Slot] = {}
-    by_rule: dict[str, list[str]] = {}
-    for post_id in wanted:
-        try:
-            rule_id, account, _key = parse_slot_id(post_id)
-        except ValueError:
-            raise UsageError(f"{post_id!r} is not a post id (rule:account:YYYY-MM-DDTHH:MM)") from None
-        if rule_id not in campaign.schedule.rules:
-            raise UsageError(f"{post_id!r}: no rule {rule_id!r} in the campaign")
-        if account not in campaign.schedule.accounts:
-            raise UsageError(f"{post_id!r}: no account {account!r} in the campaign")
-        by_rule.setdefault(rule_id, []).append(post_id)
-    for rule_id, post_ids in by_rule.items():
-        rule = campaign.schedule.rules[rule_id]
-        event = getattr(rule, "event", None)
-        for occ in _occurrences_of(campaign, rule_id, [parse_slot_id(post_id)[2] for post_id in post_ids]):
-            for post_id in post_ids:
-                _rule, account, key = parse_slot_id(post_id)
-                if key == occ.key:
-                    slots[post_id] = make_slot(rule_id, account, occ, event)
-    missing = [post_id for post_id in wanted if post_id not in slots]
-    if missing:
-        raise UsageError("no planned post with id " + ", ".join(repr(m) for m in missing))
-    planner = Planner(campaign)
-    posts = [planner.post(slots[post_id]) for post_id in wanted]
-    if planner.problems:
-        raise CampaignError(planner.problems)
-    return [post for post in posts if post is not None]
-
-
-def _occurrences_of(campaign: Campaign, rule_id: str, keys: list[str]) -> Iterable[Occurrence]:
-    """The rule's occurrences on the local days named by ``keys`` (all of them if a key names no day)."""
-    rule = campaign.schedule.rules[rule_id]
-    try:
-        days = sorted({dt.date.fromisoformat(key[:10]) for key in keys})
-    except ValueError:
-        return occurrences(campaign.schedule, rule)
-    tz = rule_zone(campaign.schedule, rule)
-    found: list[Occurrence] = []
-    for day in days:  # a wall time is within a day of the UTC instants of its local day
-        start = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(), tzinfo=tz)
-        found.extend(occurrences_between(campaign.schedule, rule, start, start + dt.timedelta(days=3)))
-    return found
+__all__ = ["Plan", "Planner", "find_posts", "gc_paused", "plan_window", "plannable"]

@@ -20,12 +20,9 @@ import datetime as dt
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from amplifier.campaign.models import (
     CountdownRule,
-    Event,
     OnceRule,
     RecurringRule,
     Rule,
@@ -33,6 +30,36 @@ from amplifier.campaign.models import (
     rule_accounts,
 )
 from amplifier.clock import localize
+from amplifier.plan.localtime import (
+    days_between,
+    event_day,
+    event_end,
+    event_start,
+    event_zone,
+    hours_between,
+    rule_zone,
+    zone,
+)
+from amplifier.plan.recurring import DAY, Item, recurring_chunks
+
+__all__ = [
+    "Occurrence",
+    "Slot",
+    "event_day",
+    "event_end",
+    "event_start",
+    "event_zone",
+    "expand",
+    "iter_slots",
+    "last_instant",
+    "make_slot",
+    "occurrences",
+    "occurrences_between",
+    "parse_slot_id",
+    "rule_zone",
+    "slot_id",
+    "zone",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,44 +85,6 @@ class Slot:
     hours_left: int | None
 
 
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def event_zone(schedule: ScheduleFile, event: Event) -> ZoneInfo:
-    return zone(event.timezone or schedule.campaign.timezone)
-
-
-def rule_zone(schedule: ScheduleFile, rule: Rule) -> ZoneInfo:
-    if rule.timezone:
-        return zone(rule.timezone)
-    event_id = getattr(rule, "event", None)
-    if event_id and event_id in schedule.events:
-        return event_zone(schedule, schedule.events[event_id])
-    return zone(schedule.campaign.timezone)
-
-
-def event_start(schedule: ScheduleFile, event: Event) -> dt.datetime:
-    """The event's start as an aware datetime (midnight local time for an all-day event)."""
-    tz = event_zone(schedule, event)
-    if isinstance(event.date, dt.datetime):
-        return localize(event.date, tz)
-    return localize(dt.datetime.combine(event.date, dt.time()), tz)
-
-
-def event_end(schedule: ScheduleFile, event: Event) -> dt.datetime:
-    """Where a recurring rule tied to the event stops: its start time, or the end of its day for an all-day event."""
-    if isinstance(event.date, dt.datetime):
-        return event_start(schedule, event)
-    return localize(
-        dt.datetime.combine(event.date + dt.timedelta(days=1), dt.time()), event_zone(schedule, event)
-    )
-
-
-def event_day(event: Event) -> dt.date:
-    return event.date.date() if isinstance(event.date, dt.datetime) else event.date
-
-
 def _wall_key(at: dt.datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M")
 
@@ -112,10 +101,11 @@ def occurrences_between(
 
     Each has the ``index`` and ``key`` it has in :func:`occurrences`, but the work is the window's: a recurring rule
     is expanded from the window's first day (the occurrences before it are counted, not expanded: see
-    :func:`_count_before`), one chunk of days at a time, so a long window never holds all its occurrences either.
+    :mod:`amplifier.plan.recurring`), one chunk of days at a time, so a long window never holds all its occurrences
+    either.
     """
     if isinstance(rule, RecurringRule):
-        chunks = _recurring_chunks(schedule, rule, start, end)
+        chunks = recurring_chunks(schedule, rule, start, end)
     elif isinstance(rule, CountdownRule):
         chunks = iter([(0, list(_countdown(schedule, rule)))])
     else:
@@ -133,9 +123,6 @@ def occurrences_between(
                 yield Occurrence(at, base + offset, key, days_left, hours_left)
 
 
-Item = tuple[dt.datetime, int | None, int | None]
-
-
 def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
     event = schedule.events[rule.event]
     tz = rule_zone(schedule, rule)
@@ -150,7 +137,7 @@ def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
             if at in seen:
                 continue
             seen.add(at)
-            yield at, days, _hours_between(at, start)
+            yield at, days, hours_between(at, start)
     for hours in sorted(set(rule.hours_before), reverse=True):
         at = (start.astimezone(dt.UTC) - dt.timedelta(hours=hours)).astimezone(
             tz
@@ -158,173 +145,7 @@ def _countdown(schedule: ScheduleFile, rule: CountdownRule) -> Iterator[Item]:
         if at in seen:
             continue
         seen.add(at)
-        yield at, _days_between(at, event, schedule), hours
-
-
-def _hours_between(at: dt.datetime, start: dt.datetime) -> int:
-    # Subtract in UTC: within one zone, Python subtracts wall times and a DST change would be lost.
-    return max(0, int((start.astimezone(dt.UTC) - at.astimezone(dt.UTC)).total_seconds() // 3600))
-
-
-def _days_between(at: dt.datetime, event: Event, schedule: ScheduleFile) -> int:
-    """Calendar days from ``at`` to the event, in the event's local calendar."""
-    local = at.astimezone(event_zone(schedule, event)).date()
-    return (event_day(event) - local).days
-
-
-CHUNK_DAYS = 31  # a long window is expanded this many local days at a time
-_DAY = dt.timedelta(days=1)
-
-
-def _midnight_offset(tz: ZoneInfo, day: dt.date) -> dt.timedelta | None:
-    return dt.datetime.combine(day, dt.time(), tzinfo=tz).utcoffset()
-
-
-def _steady(tz: ZoneInfo, day: dt.date, before: int = 1, after: int = 1) -> bool:
-    """No change of UTC offset from the midnight ``before`` days before ``day`` to the one ``after`` days after.
-
-    croniter started afresh at a midnight gives what it gives when it runs through that midnight, except near
-    a change of offset (started in a skipped or repeated hour, it can skip a firing): expansions start only at
-    steady midnights.
-    """
-    offset = _midnight_offset(tz, day - before * _DAY)
-    return all(_midnight_offset(tz, day + step * _DAY) == offset for step in range(-before + 1, after + 1))
-
-
-def _recurring_chunks(
-    schedule: ScheduleFile, rule: RecurringRule, start: dt.datetime | None, end: dt.datetime | None
-) -> Iterator[tuple[int, list[Item]]]:
-    """``(index of the first, items)`` for whole local days from the window's first day to its last (with a day
-    of margin), about ``CHUNK_DAYS`` days at a time, each chunk starting at a steady midnight."""
-    tz = rule_zone(schedule, rule)
-    first, last = rule.start, rule.end
-    if start is not None:
-        first = max(first, start.astimezone(tz).date() - _DAY)
-        while first > rule.start and not _steady(tz, first):
-            first -= _DAY
-    if end is not None:
-        last = min(last, end.astimezone(tz).date() + _DAY)
-    if first > last:
-        return  # the window misses the rule: nothing to count either
-    base = _count_before(schedule, rule, first)
-    day = first
-    while day <= last:
-        chunk_last = min(last, day + (CHUNK_DAYS - 1) * _DAY)
-        while chunk_last < last and not _steady(tz, chunk_last + _DAY):
-            chunk_last += _DAY
-        items = list(_recurring(schedule, rule, day, chunk_last))
-        yield base, items
-        base += len(items)
-        day = chunk_last + _DAY
-
-
-def _count_before(schedule: ScheduleFile, rule: RecurringRule, day: dt.date) -> int:
-    """How many occurrences fall on local days from the rule's start to ``day`` (excluded), without expanding them.
-
-    On a day with no change of UTC offset from the midnight before it to the one after it, a cron fires once per
-    (hour, minute) of its expression if the day matches its day fields, and not at all otherwise: the matching days
-    are counted with croniter on the day fields alone (in naive calendar time, one step per matching day, not per
-    occurrence). The other days are expanded, each run of them from its first day, as :func:`occurrences` expands
-    them. ``tests/unit/test_schedule.py`` checks the result against one croniter run over the whole rule.
-    """
-    if day <= rule.start:
-        return 0
-    from croniter import croniter
-
-    tz = rule_zone(schedule, rule)
-    _minute, _hour, dom, month, dow = rule.cron.split()
-    minutes, hours = croniter(rule.cron).expanded[:2]
-    per_day = (60 if minutes == ["*"] else len(minutes)) * (24 if hours == ["*"] else len(hours))
-
-    count = 0
-    odd_run: list[dt.date] = []  # consecutive days near an offset change, expanded together
-    offsets = [_midnight_offset(tz, rule.start + step * _DAY) for step in (-1, 0, 1)]
-    probe = rule.start
-    weekdays = _weekdays_only(rule.cron)
-    matches: Any = None
-    if (
-        weekdays is not None
-    ):  # no croniter at all: a day matches by its weekday (a rule of years: ~1 ms a year)
-        matched = probe if probe.isoweekday() % 7 in weekdays else dt.date.min
-    else:
-        matches = croniter(f"0 0 {dom} {month} {dow}", dt.datetime.combine(rule.start, dt.time()) - _DAY / 2)
-        matched = _next_day(matches)
-    while probe < day:
-        offsets.append(_midnight_offset(tz, probe + 2 * _DAY))
-        if len(set(offsets)) == 1:  # midnights of the day before to the day after next: no change on this day
-            if odd_run:
-                count += sum(1 for _ in _recurring(schedule, rule, odd_run[0], odd_run[-1]))
-                odd_run = []
-            if matched == probe:
-                count += per_day
-        else:
-            odd_run.append(probe)
-        if weekdays is not None:
-            following = probe + _DAY
-            matched = following if following.isoweekday() % 7 in weekdays else dt.date.min
-        else:
-            while matched <= probe:
-                matched = _next_day(matches)
-        offsets.pop(0)
-        probe += _DAY
-    if odd_run:
-        count += sum(1 for _ in _recurring(schedule, rule, odd_run[0], odd_run[-1]))
-    return count
-
-
-def _weekdays_only(cron: str) -> frozenset[int] | None:
-    """The weekdays (0 = Sunday) on which ``cron`` fires when its day of month and month are ``*`` (the day fields
-    then depend on the weekday alone), else None."""
-    from croniter import croniter
-
-    _minute, _hour, dom, month, dow = cron.split()
-    if dom != "*" or month != "*" or "#" in dow or "l" in dow.lower():
-        return None  # croniter's "5#2" (the second Friday) and "L" forms are left to croniter
-    days = croniter(cron).expanded[4]
-    if days == ["*"]:
-        return frozenset(range(7))
-    if not all(isinstance(day, int) for day in days):
-        return None
-    return frozenset(day % 7 for day in days)
-
-
-def _next_day(matches: Any) -> dt.date:
-    """The next day croniter's ``matches`` gives; ``date.max`` when it finds none any more."""
-    from croniter import CroniterBadDateError
-
-    try:
-        return matches.get_next(dt.datetime).date()  # type: ignore[no-any-return]
-    except CroniterBadDateError:
-        return dt.date.max
-
-
-def _recurring(
-    schedule: ScheduleFile, rule: RecurringRule, first_day: dt.date, last_day: dt.date
-) -> Iterator[Item]:
-    """The rule's firings on the local days ``first_day`` to ``last_day`` (included); a rule tied to an event
-    stops at the event (:func:`event_end`)."""
-    from croniter import CroniterBadDateError, croniter
-
-    tz = rule_zone(schedule, rule)
-    first = localize(dt.datetime.combine(first_day, dt.time()), tz)
-    last = localize(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), tz)
-    event = schedule.events.get(rule.event) if rule.event else None
-    start = event_start(schedule, event) if event else None
-    if event is not None:
-        last = min(last, event_end(schedule, event))  # a rule tied to an event ends at the event
-    iterator = croniter(rule.cron, first - dt.timedelta(microseconds=1))
-    while True:
-        try:
-            at: dt.datetime = iterator.get_next(dt.datetime)
-        except CroniterBadDateError:
-            return  # a cron that fires no more (0 18 30 2 *): validate warns of a rule that plans nothing
-        at = at.astimezone(tz)
-        if at >= last:
-            return
-        if event is not None and start is not None:
-            yield at, _days_between(at, event, schedule), _hours_between(at, start)
-        else:
-            yield at, None, None
+        yield at, days_between(at, event, schedule), hours
 
 
 def _once(schedule: ScheduleFile, rule: OnceRule) -> Iterator[Item]:
@@ -332,7 +153,7 @@ def _once(schedule: ScheduleFile, rule: OnceRule) -> Iterator[Item]:
     at = localize(rule.at, tz)
     event = schedule.events.get(rule.event) if rule.event else None
     if event is not None:
-        yield at, _days_between(at, event, schedule), _hours_between(at, event_start(schedule, event))
+        yield at, days_between(at, event, schedule), hours_between(at, event_start(schedule, event))
     else:
         yield at, None, None
 
@@ -418,7 +239,7 @@ def last_instant(schedule: ScheduleFile, rules: set[str] | None = None) -> dt.da
             continue
         if isinstance(rule, RecurringRule):
             tz = rule_zone(schedule, rule)
-            last = max(last, localize(dt.datetime.combine(rule.end + 2 * _DAY, dt.time()), tz))
+            last = max(last, localize(dt.datetime.combine(rule.end + 2 * DAY, dt.time()), tz))
         else:
             last = max([last, *(occ.at + dt.timedelta(seconds=1) for occ in occurrences(schedule, rule))])
     return last

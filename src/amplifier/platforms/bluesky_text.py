@@ -28,6 +28,7 @@ script, zero-width characters): identical facets.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Final
 
 import regex
@@ -167,11 +168,22 @@ def _joins(char: str) -> bool:
     return _JOINING_RE.match(char) is not None
 
 
+# Code points known not to join a cluster: ASCII, and those met in texts so far (up to _MAX_PLAIN of them), so that
+# a text's characters are checked with one set difference, in C.
+_PLAIN_CHARS: Final[set[str]] = {chr(code) for code in range(128)}
+_MAX_PLAIN: Final = 65_536
+
+
 def grapheme_length(text: str) -> int:
     """The number of extended grapheme clusters, as Bluesky counts a post's length."""
-    if text.isascii() or not any(_joins(char) for char in set(text) if char > "\x7f"):
-        return len(text) - text.count("\r\n")
-    return len(_GRAPHEME_RE.findall(text))
+    if not text.isascii():
+        unknown = set(text).difference(_PLAIN_CHARS)
+        if unknown:
+            if any(_joins(char) for char in unknown):
+                return len(_GRAPHEME_RE.findall(text))
+            if len(_PLAIN_CHARS) < _MAX_PLAIN:
+                _PLAIN_CHARS.update(unknown)
+    return len(text) - text.count("\r\n")
 
 
 def utf8_length(text: str) -> int:
@@ -228,15 +240,44 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     """The ``app.bsky.richtext.facet`` objects for ``text``, sorted by ``byteStart``.
 
     Mentions carry ``{"did": {"$handle": "<handle>"}}``, to be resolved when publishing.
+
+    Links, tags and cashtags are found token by token (:func:`_token_facets`, cached): each of their patterns
+    matches within one run of non-space characters, starting at its beginning (or after a ``(``), so the matches in
+    a token are the same whether the pattern runs over the whole text or over the token alone; the tokens of a
+    campaign's posts (its links, its hashtags) repeat from post to post.
     """
     offsets = _Offsets(text)
     facets: list[dict[str, Any]] = [
         _facet(start, end, {"$type": MENTION, "did": {HANDLE: handle}})
         for start, end, handle in _mentions(text, offsets)
     ]
+    links: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    for token in _CANDIDATE_RE.finditer(text):
+        base = token.start()
+        for kind, start, end, value in _token_facets(token.group()):
+            feature = {"$type": LINK, "uri": value} if kind == LINK else {"$type": TAG, "tag": value}
+            facet = _facet(offsets(base + start), offsets(base + end), feature)
+            (links if kind == LINK else tags).append(facet)
+    facets.extend(links)
+    facets.extend(tags)  # tags, then cashtags (token by token, each kind in text order)
+    facets.sort(key=lambda facet: facet["index"]["byteStart"])
+    return facets
 
-    if "." in text or "://" in text:  # a bare domain has a dot, a URL has "://"
-        for match in _URL_RE.finditer(text):
+
+# A run of non-space characters holding a character some pattern needs: "." (a bare domain), ":" (a URL),
+# "#" / "＃" (a tag), "$" (a cashtag): the whole token (the look-behind starts a match only where a token starts).
+_CANDIDATE_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}]*[.:#＃$][^{_JS_SPACE}]*")
+_TOKEN_CACHE: Final = 8192
+
+
+@functools.lru_cache(maxsize=_TOKEN_CACHE)
+def _token_facets(token: str) -> tuple[tuple[str, int, int, str], ...]:
+    """``(kind, start, end, value)`` of the links, then the tags, then the cashtags in one token, in code points
+    from its start (``kind``: :data:`LINK`, or :data:`TAG` whose value is the tag or ``$TICKER``)."""
+    found: list[tuple[str, int, int, str]] = []
+    if "." in token or "://" in token:  # a bare domain has a dot, a URL has "://"
+        for match in _URL_RE.finditer(token):
             uri = match.group(1)
             if not uri.startswith("http"):
                 domain = match.group("domain")
@@ -251,10 +292,10 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
             if uri.endswith(")") and "(" not in uri:
                 uri = uri[:-1]
                 end -= 1
-            facets.append(_facet(offsets(start), offsets(end), {"$type": LINK, "uri": uri}))
+            found.append((LINK, start, end, uri))
 
-    if "#" in text or "＃" in text:
-        for match in _TAG_RE.finditer(text):
+    if "#" in token or "＃" in token:
+        for match in _TAG_RE.finditer(token):
             tag = match.group(1)
             if not tag:
                 continue
@@ -262,18 +303,14 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
             if not tag or (len(tag) > MAX_TAG_GRAPHEMES and grapheme_length(tag) > MAX_TAG_GRAPHEMES):
                 continue
             start = match.start(1) - 1  # the "#"
-            end = start + 1 + len(tag)
-            facets.append(_facet(offsets(start), offsets(end), {"$type": TAG, "tag": tag}))
+            found.append((TAG, start, start + 1 + len(tag), tag))
 
-    if "$" in text:
-        for match in _CASHTAG_RE.finditer(text):
+    if "$" in token:
+        for match in _CASHTAG_RE.finditer(token):
             ticker = match.group(1).upper()
             start = match.start(1) - 1  # the "$"
-            end = start + 1 + len(ticker)
-            facets.append(_facet(offsets(start), offsets(end), {"$type": TAG, "tag": "$" + ticker}))
-
-    facets.sort(key=lambda facet: facet["index"]["byteStart"])
-    return facets
+            found.append((TAG, start, start + 1 + len(ticker), "$" + ticker))
+    return tuple(found)
 
 
 def overlong_tags(text: str) -> list[str]:

@@ -101,7 +101,7 @@ def countable_text(text: str, url_length: int = DEFAULT_URL_LENGTH) -> str:
     return text
 
 
-_SCHEME_TOKEN = re.compile(r"\S*://\S*")
+_NON_SPACE_RUN = re.compile(r"\S*")
 
 
 def _replace_urls(text: str, placeholder: str) -> str:
@@ -109,17 +109,29 @@ def _replace_urls(text: str, placeholder: str) -> str:
 
     A URL never contains whitespace, and the regex looks at one character before a URL, so each token with the
     character before it gives the same matches as the whole text, at a fraction of the cost of the full regex.
+    A token is found from its ``://`` (``str.isspace`` is the ``\\s`` of ``re``), not by a scan of every token.
     """
-    url = _url_regex()
     out: list[str] = []
     last = 0
-    for token in _SCHEME_TOKEN.finditer(text):
-        start = max(token.start() - 1, last)
+    found = text.find("://")
+    while found != -1:
+        start = found
+        while start > 0 and not text[start - 1].isspace():
+            start -= 1
+        end = _NON_SPACE_RUN.match(text, found).end()  # type: ignore[union-attr]  # \S* always matches
+        start = max(start - 1, last)
         out.append(text[last:start])
-        out.append(url.sub(lambda match: match.group(2) + placeholder, text[start : token.end()]))
-        last = token.end()
+        out.append(_replace_in_token(text[start:end], placeholder))
+        last = end
+        found = text.find("://", end)
     out.append(text[last:])
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replace_in_token(token: str, placeholder: str) -> str:
+    """The URL substitution of one token (cached: a campaign's posts repeat the same few links)."""
+    return _url_regex().sub(lambda match: match.group(2) + placeholder, token)
 
 
 def status_length(text: str, spoiler_text: str = "", url_length: int = DEFAULT_URL_LENGTH) -> int:

@@ -22,7 +22,7 @@ from amplifier.plan.post import REF, Part
 from amplifier.publish.base import placeholder, ref_index
 
 if TYPE_CHECKING:
-    from amplifier.publish.bluesky import BlueskyPublisher
+    from amplifier.publish.bluesky_repo import BlueskyRepo
 
 POST = "app.bsky.feed.post"
 PROFILE = "app.bsky.actor.profile"
@@ -33,7 +33,7 @@ def post_uri(did: str, rkey: str) -> str:
     return f"at://{did}/{POST}/{rkey}"
 
 
-def resolved_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> list[dict[str, Any]]:
+def resolved_gates(pub: BlueskyRepo, rkey: str, part: Part) -> list[dict[str, Any]]:
     """The part's gate records with ``post`` resolved to the part's own at:// URI."""
     gates = []
     for gate in part.gates:
@@ -47,7 +47,7 @@ def resolved_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> list[dict[st
 
 
 def write_with_gates(
-    pub: BlueskyPublisher, rkey: str, record: Mapping[str, Any], part: Part
+    pub: BlueskyRepo, rkey: str, record: Mapping[str, Any], part: Part
 ) -> tuple[str, str, bool]:
     """Create the post and its gates in one commit; the post's ``(uri, cid, existed)``.
 
@@ -84,12 +84,12 @@ def write_with_gates(
     return str(first["uri"]), str(first["cid"]), False
 
 
-def missing_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> list[dict[str, Any]]:
+def missing_gates(pub: BlueskyRepo, rkey: str, part: Part) -> list[dict[str, Any]]:
     """The part's gates that are not on the server (``getRecord`` each)."""
     return [gate for gate in resolved_gates(pub, rkey, part) if pub._get_record(rkey, gate["$type"]) is None]
 
 
-def write_missing_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> int:
+def write_missing_gates(pub: BlueskyRepo, rkey: str, part: Part) -> int:
     """Write the part's missing gates (``putRecord``); how many were written."""
     missing = missing_gates(pub, rkey, part)
     for gate in missing:
@@ -98,7 +98,7 @@ def write_missing_gates(pub: BlueskyPublisher, rkey: str, part: Part) -> int:
 
 
 def set_gates(
-    pub: BlueskyPublisher,
+    pub: BlueskyRepo,
     rkeys: Sequence[str],
     *,
     replies: Sequence[str] | None,
@@ -132,13 +132,13 @@ def set_gates(
     return done
 
 
-def automation(pub: BlueskyPublisher) -> bool:
+def automation(pub: BlueskyRepo) -> bool:
     """Whether the profile record carries the ``bot`` self-label."""
     profile = pub._get_record("self", PROFILE)
     return BOT_LABEL in _label_values((profile or {}).get("value") or {})
 
 
-def disclose_automation(pub: BlueskyPublisher) -> bool:
+def disclose_automation(pub: BlueskyRepo) -> bool:
     """Add the ``bot`` self-label to the profile record, keeping its other fields; whether it was added."""
     profile = pub._get_record("self", PROFILE)
     value: dict[str, Any] = dict((profile or {}).get("value") or {"$type": PROFILE})

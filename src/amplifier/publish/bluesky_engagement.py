@@ -6,8 +6,8 @@ post the AppView does not show: deleted, taken down, or not indexed yet. ``com.a
 the PDS tells them apart (only for the missing ones): no record is ``gone``; a record still there is left
 out of the answer, to be read again later.
 
-A mixin of :class:`~amplifier.publish.bluesky.BlueskyPublisher`, which provides the session and the
-classified calls. The atproto package is imported lazily.
+A base of :class:`~amplifier.publish.bluesky.BlueskyPublisher`; the session and the classified calls are
+:class:`~amplifier.publish.bluesky_session.BlueskySession`'s. The atproto package is imported lazily.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from amplifier.publish.base import PermanentError, PublishContext
+from amplifier.publish.base import PermanentError
+from amplifier.publish.bluesky_session import BlueskySession
 from amplifier.publish.engagement import GET_POSTS_MAX, Engagement, PublishedPart, batches, count
 
 log = logging.getLogger(__name__)
@@ -34,14 +35,8 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     return pieces[0], pieces[1], pieces[2]
 
 
-class BlueskyEngagement:
+class BlueskyEngagement(BlueskySession):
     """``read_engagement`` for the Bluesky publisher (see the module docstring)."""
-
-    account: str
-    ctx: PublishContext
-
-    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
 
     def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
         """The counts of ``parts`` (their ``uri`` is required), one ``getPosts`` per 25; see the module."""

@@ -1,14 +1,9 @@
 """Publishing to Mastodon with Mastodon.py.
 
-* One ``Mastodon`` client per account, reused; ``ratelimit_method="throw"`` (the caller schedules the retry,
-  nothing sleeps inside a call) and a request timeout.
-* The instance's limits come from ``GET /api/v2/instance`` (``configuration.statuses.max_characters``,
-  ``characters_reserved_per_url``, ``max_media_attachments``, ``media_attachments.description_limit``) and are
-  cached in memory and in the state folder for a day, so a post costs no instance lookup. The version read
-  there is passed to Mastodon.py (with ``version_check_mode="created"``, else it would upload to the old
-  ``/api/v1/media``).
-* Each part is checked against those limits before it is sent (:class:`PermanentError` when over), its length
-  counted as the preview counts it (:func:`amplifier.platforms.mastodon_text.status_length`).
+* The client, the instance's limits and the classification of every error are
+  :class:`~amplifier.publish.mastodon_client.MastodonClient`'s, the base of the publisher.
+* Each part is checked against the instance's limits before it is sent (:class:`PermanentError` when over), its
+  length counted as the preview counts it (:func:`amplifier.platforms.mastodon_text.status_length`).
 * Images are uploaded with ``media_post`` (alt text as ``description``); when the server answers 202 (``url``
   still ``null``) we poll the attachment until it is processed.
 * A thread is a chain of replies; every status carries an ``Idempotency-Key`` made from the post id and the
@@ -18,9 +13,8 @@
   the account's own recent statuses (:mod:`amplifier.publish.mastodon_search`, matching with
   :mod:`amplifier.publish.mastodon_match`).
 * ``read_engagement`` reads back the counts of published statuses
-  (:mod:`amplifier.publish.mastodon_engagement`).
-* Every exception of Mastodon.py and requests is classified (:mod:`amplifier.publish.faults`); a status whose
-  answer was lost or garbled is a :class:`StatusOutcomeUnknown`.
+  (:mod:`amplifier.publish.mastodon_engagement`); quote controls and the ``bot`` flag are
+  :mod:`amplifier.publish.mastodon_controls`'.
 
 Mastodon.py is imported lazily, inside the functions that use it.
 """
@@ -30,59 +24,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import requests
-import urllib3.exceptions
-
-from amplifier.campaign.models import MastodonAccount
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
 from amplifier.publish import mastodon_controls
 from amplifier.publish.base import (
     AccountInfo,
-    AuthError,
-    OutcomeUnknownError,
     PartResult,
     PermanentError,
-    PublishContext,
     PublishError,
     PublishResult,
-    RateLimitedError,
     TransientError,
-    classify_status,
     find_placeholders,
-    parse_reset,
     part_image,
     placeholder,
     ref_index,
 )
-from amplifier.publish.faults import ANSWER_ERRORS, classify_transport
-from amplifier.publish.httpsession import EnvironmentSession
+from amplifier.publish.mastodon_client import DEFAULT_LIMITS as DEFAULT_LIMITS  # re-exported
+from amplifier.publish.mastodon_client import StatusOutcomeUnknown as StatusOutcomeUnknown  # re-exported
+from amplifier.publish.mastodon_client import parse_instance as parse_instance  # re-exported
+from amplifier.publish.mastodon_client import status_part
 from amplifier.publish.mastodon_engagement import StatusEngagement
-from amplifier.publish.mastodon_match import aware_time
 from amplifier.publish.mastodon_match import comparable as comparable  # re-exported
 from amplifier.publish.mastodon_match import html_to_text as html_to_text  # re-exported
 from amplifier.publish.mastodon_search import LOOKUP_PAGES as LOOKUP_PAGES  # re-exported
 from amplifier.publish.mastodon_search import LookupIncomplete as LookupIncomplete  # re-exported
 from amplifier.publish.mastodon_search import StatusSearch
-from amplifier.publish.sessions import LimitsCache, secret_fingerprint
-
-if TYPE_CHECKING:
-    from mastodon import Mastodon
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMITS: dict[str, int] = {
-    "max_characters": 500,
-    "characters_reserved_per_url": 23,
-    "max_media_attachments": 4,
-    "description_limit": 1500,
-}
+
 STATUS_KEYS = frozenset(
     {
         "status",
@@ -95,8 +69,6 @@ STATUS_KEYS = frozenset(
         "quote_approval_policy",
     }
 )
-# A status created this long before our request was already there (best effort: clocks differ).
-EXISTED_MARGIN = timedelta(seconds=2)
 
 
 def idempotency_key(post_id: str, index: int) -> str:
@@ -107,207 +79,10 @@ def idempotency_key(post_id: str, index: int) -> str:
     return f"amplifier:{hashlib.sha256(post_id.encode()).hexdigest()}:{index}"
 
 
-def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The limits (and version) in a ``GET /api/v2/instance`` answer; defaults where the server is silent."""
-    config = data.get("configuration") or {}
-    statuses = config.get("statuses") or {}
-    media = config.get("media_attachments") or {}
-    limits: dict[str, Any] = dict(DEFAULT_LIMITS)
-    for key, value in (
-        ("max_characters", statuses.get("max_characters")),
-        ("characters_reserved_per_url", statuses.get("characters_reserved_per_url")),
-        ("max_media_attachments", statuses.get("max_media_attachments")),
-        ("description_limit", media.get("description_limit")),
-        ("image_size_limit", media.get("image_size_limit")),
-    ):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            limits[key] = value
-    limits["version"] = str(data.get("version") or "")
-    limits["api_version"] = mastodon_controls.api_version(data)
-    limits["domain"] = str(data.get("domain") or "")
-    return limits
-
-
-def _api_error(exc: BaseException) -> tuple[int | None, str]:
-    args: tuple[Any, ...] = tuple(exc.args)
-    status = args[1] if len(args) > 1 and isinstance(args[1], int) else None
-    message = str(args[3]) if len(args) > 3 and args[3] else (str(args[2]) if len(args) > 2 else str(exc))
-    return status, message
-
-
-# --------------------------------------------------------------------------------------------- finding a post
-
-
-class StatusOutcomeUnknown(OutcomeUnknownError):
-    """Sending a status failed on the network, timed out or got an unreadable answer: the server may have
-    created it all the same (the daemon searches the account for it once the Idempotency-Key expired)."""
-
-
 class MastodonPublisher(StatusSearch, StatusEngagement):
-    """Publishes to one Mastodon account."""
+    """Publishes to one Mastodon account (the client is :class:`MastodonClient`'s)."""
 
     platform = "mastodon"
-
-    def __init__(self, account: str, settings: MastodonAccount, ctx: PublishContext) -> None:
-        self.account = account
-        self.settings = settings
-        self.ctx = ctx
-        self.base_url = str(settings.instance).rstrip("/")
-        self.limits_cache = LimitsCache(ctx.state, clock=ctx.clock)
-        self._api: Mastodon | None = None
-        self._session: requests.Session | None = None
-        self._last_headers: dict[str, str] = {}
-        self._account_id: str | None = None
-
-    # ------------------------------------------------------------------ client
-
-    def _requests_session(self) -> requests.Session:
-        if self._session is None:
-            session = EnvironmentSession()
-            session.hooks["response"].append(self._remember_headers)
-            self._session = session
-        return self._session
-
-    def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_headers = dict(response.headers)
-
-    def limits(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The instance's limits: cached (memory, then state folder, one day), else read from the server."""
-        key = f"mastodon-{self.base_url}"
-        if not refresh:
-            cached = self.limits_cache.get(key)
-            if cached is not None:
-                return cached
-        try:
-            response = self._requests_session().get(
-                self.base_url + "/api/v2/instance",
-                timeout=self.ctx.timeout,
-                headers={"Accept": "application/json"},
-            )
-        except requests.RequestException as exc:
-            where = f"{self.base_url}/api/v2/instance"
-            raise classify_transport(exc, write=False, where=where) from None
-        if response.status_code == 429:
-            reset_at = parse_reset(response.headers, now=self.ctx.clock())
-            message = "rate limited reading the instance's limits"
-            raise RateLimitedError(message, reset_at=reset_at, status=429)
-        if response.status_code >= 400:
-            raise classify_status(response.status_code, f"GET /api/v2/instance: {response.text[:200]}")
-        try:
-            data = response.json()
-        except (ValueError, requests.RequestException):
-            raise TransientError(f"{self.base_url}/api/v2/instance did not answer JSON") from None
-        if not isinstance(data, dict):
-            raise TransientError(f"{self.base_url}/api/v2/instance did not answer a JSON object")
-        limits = parse_instance(data)
-        self.limits_cache.put(key, limits)
-        return limits
-
-    def api(self) -> Mastodon:
-        """The account's client (built once; the instance's version comes from the cached limits)."""
-        if self._api is not None:
-            return self._api
-        from mastodon import Mastodon, MastodonVersionError
-
-        token = self.ctx.secrets.get(self.settings.token_env).get_secret_value()
-        version = str(self.limits().get("version") or "")
-        common: dict[str, Any] = {
-            "api_base_url": self.base_url,
-            "access_token": token,
-            "ratelimit_method": "throw",
-            "request_timeout": self.ctx.timeout,
-            "session": self._requests_session(),
-            "user_agent": "amplifier",
-        }
-        try:
-            if not version:
-                raise MastodonVersionError("no version")
-            self._api = Mastodon(mastodon_version=version, version_check_mode="created", **common)
-        except MastodonVersionError:
-            self._api = Mastodon(version_check_mode="none", **common)
-        return self._api
-
-    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
-        """Run a Mastodon.py call, turning every exception it (or requests under it) can raise into a
-        classified :class:`PublishError`. ``write``: the call creates something (a status), so an answer lost
-        after the request was sent is :class:`StatusOutcomeUnknown`."""
-        from mastodon import (
-            MastodonAPIError,
-            MastodonError,
-            MastodonIllegalArgumentError,
-            MastodonIOError,
-            MastodonNetworkError,
-            MastodonRatelimitError,
-            MastodonVersionError,
-        )
-
-        try:
-            return fn(*args, **kwargs)
-        except MastodonRatelimitError:
-            raise self._rate_limited() from None
-        except MastodonNetworkError as exc:  # every requests exception, the original as __context__
-            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
-        except MastodonAPIError as exc:
-            status, message = _api_error(exc)
-            if status is None:  # an answer that is not JSON (a truncated body, a proxy's HTML page)
-                error = classify_transport(ValueError(message), write=write, where=self.base_url)
-                raise self._unknown_if_write(error) from None
-            if status == 429:  # wait/pace modes can surface a 429 this way
-                raise self._rate_limited() from None
-            error = classify_status(status, message)
-            if isinstance(error, AuthError):
-                token = self.ctx.secrets.get(self.settings.token_env).get_secret_value()
-                error = AuthError(
-                    f"{self.base_url} rejected the access token in {self.settings.token_env} (HTTP {status}: "
-                    f"{message}); stop posting for this account until it is replaced",
-                    status=status,
-                    fingerprint=secret_fingerprint(self.ctx.state, token),
-                )
-            raise error from None
-        except (
-            MastodonIllegalArgumentError,
-            MastodonIOError,
-            MastodonVersionError,
-        ) as exc:  # our files, args
-            raise PermanentError(f"{type(exc).__name__}: {exc}") from None
-        except MastodonError as exc:  # any other library error
-            kind = StatusOutcomeUnknown if write else TransientError
-            raise kind(f"{type(exc).__name__} from {self.base_url}: {exc}") from None
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-        ) as exc:  # Mastodon.py wraps them today
-            raise self._unknown_if_write(classify_transport(exc, write=write, where=self.base_url)) from None
-        except ANSWER_ERRORS as exc:  # Mastodon.py reading an answer of an unexpected shape
-            error = classify_transport(exc, write=write, where=self.base_url)
-            raise self._unknown_if_write(error) from None
-
-    def _rate_limited(self) -> RateLimitedError:
-        """The 429 just answered, with the reset the server gave (``X-RateLimit-Reset``, ``Retry-After``)."""
-        reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-        if reset_at is None and self._api is not None and self._api.ratelimit_reset:
-            reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
-        when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
-        return RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429)
-
-    @staticmethod
-    def _unknown_if_write(error: PublishError) -> PublishError:
-        """A status whose outcome is unknown is a :class:`StatusOutcomeUnknown` (the daemon searches for it)."""
-        if isinstance(error, OutcomeUnknownError) and not isinstance(error, StatusOutcomeUnknown):
-            return StatusOutcomeUnknown(str(error))
-        return error
-
-    def _answer(self, answer: Any, *keys: str, write: bool = False) -> Mapping[str, Any]:
-        """``answer`` if it is an object with ``keys`` (an id...), else the classified error of a garbled
-        answer (outcome unknown for a write)."""
-        if isinstance(answer, Mapping) and all(answer.get(key) not in (None, "") for key in keys):
-            return answer
-        error = classify_transport(
-            ValueError(f"an answer without {', '.join(keys) or 'an object'}"),
-            write=write,
-            where=self.base_url,
-        )
-        raise self._unknown_if_write(error)
 
     # ------------------------------------------------------------------ parts
 
@@ -380,22 +155,6 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
             raise PermanentError(f"unresolved placeholder(s) in the status: {left}")
         return params
 
-    def _created_before_this_request(self, created: object) -> bool:
-        """Whether the status answered was already there (the Idempotency-Key returned an old one).
-
-        Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (any
-        case: servers send ``date``; so
-        clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
-        created_at = aware_time(created) if isinstance(created, datetime) else None
-        if created_at is None:
-            return False
-        try:
-            date = next((v for k, v in self._last_headers.items() if k.lower() == "date"), "")
-            answered = aware_time(parsedate_to_datetime(date))
-        except (TypeError, ValueError):
-            answered = None
-        return created_at < (answered or self.ctx.clock()) - EXISTED_MARGIN
-
     # ------------------------------------------------------------------ Publisher
 
     def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
@@ -416,13 +175,7 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
                     self._call(api.status_post, idempotency_key=key, write=True, **params), "id", write=True
                 )
                 existed = self._created_before_this_request(status.get("created_at"))
-                done[index] = PartResult(
-                    index=index,
-                    id=str(status["id"]),
-                    url=status.get("url"),
-                    uri=status.get("uri"),
-                    existed=existed,
-                )
+                done[index] = status_part(index, status, existed=existed)
         except PublishError as exc:
             raise exc.with_context(done=done, account=self.account, post_id=post.id) from None
         parts = tuple(done[i] for i in range(len(post.parts)))
@@ -453,18 +206,6 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
 
     # ------------------------------------------------------------------ controls (mastodon_controls)
 
-    def set_quote_policy(self, status_ids: Sequence[str], policy: str) -> list[str]:
-        return mastodon_controls.set_quote_policy(self, status_ids, policy)
-
-    def automation(self) -> bool:
-        return mastodon_controls.automation(self)
-
-    def disclose_automation(self) -> bool:
-        return mastodon_controls.disclose_automation(self)
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        self._api = None
-        self._account_id = None
+    set_quote_policy = mastodon_controls.set_quote_policy
+    automation = mastodon_controls.automation
+    disclose_automation = mastodon_controls.disclose_automation

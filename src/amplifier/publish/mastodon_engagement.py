@@ -4,36 +4,24 @@
 4.5+; ``None`` where the server has no such field). A status the server answers 404 or 410 for was deleted
 (by us, a moderator, or with its account): a reading with ``gone=True``, not an error.
 
-A mixin of :class:`~amplifier.publish.mastodon.MastodonPublisher`, which provides the client and the
-classified calls.
+A base of :class:`~amplifier.publish.mastodon.MastodonPublisher`; the client and the classified calls are
+:class:`~amplifier.publish.mastodon_client.MastodonClient`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from amplifier.publish.base import PermanentError, PublishContext, PublishError
+from amplifier.publish.base import PermanentError, PublishError
 from amplifier.publish.engagement import Engagement, PublishedPart, count
+from amplifier.publish.mastodon_client import MastodonClient
 
 #: The statuses a server answers for a deleted status.
 GONE_STATUSES = frozenset({404, 410})
 
 
-class StatusEngagement:
+class StatusEngagement(MastodonClient):
     """``read_engagement`` for the Mastodon publisher (see the module docstring)."""
-
-    account: str
-    ctx: PublishContext
-
-    def api(self) -> Any:  # pragma: no cover - provided by the publisher
-        raise NotImplementedError
-
-    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def _answer(self, answer: Any, *keys: str, write: bool = False) -> Mapping[str, Any]:  # pragma: no cover
-        raise NotImplementedError
 
     def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
         """The counts of ``parts`` (their ``id`` is the status id), in order; see the module docstring."""

@@ -7,8 +7,8 @@ first, back to the instant the request could have been made (less a margin for t
 ``in_reply_to_id`` agree (:mod:`amplifier.publish.mastodon_match`); a status the ledger already gives to another
 post is never a match.
 
-A mixin of :class:`~amplifier.publish.mastodon.MastodonPublisher`, which provides the client and the
-classified calls.
+A base of :class:`~amplifier.publish.mastodon.MastodonPublisher`; the client and the classified calls are
+:class:`~amplifier.publish.mastodon_client.MastodonClient`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from amplifier.publish.base import (
     placeholder,
     ref_index,
 )
+from amplifier.publish.mastodon_client import MastodonClient, status_part
 from amplifier.publish.mastodon_match import (
     aware_time,
     by_closeness,
@@ -47,21 +48,8 @@ class LookupIncomplete(PermanentError):
     """The account's statuses could not be searched far enough back to say whether a post is out."""
 
 
-class StatusSearch:
+class StatusSearch(MastodonClient):
     """The search for a post among the account's statuses (see the module docstring)."""
-
-    account: str
-    base_url: str
-    _account_id: str | None
-
-    def api(self) -> Any:  # pragma: no cover - provided by the publisher
-        raise NotImplementedError
-
-    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def _answer(self, answer: Any, *keys: str, write: bool = False) -> Mapping[str, Any]:  # pragma: no cover
-        raise NotImplementedError
 
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         """The parts of ``post`` among the account's statuses since its slot time (less a margin).
@@ -151,13 +139,7 @@ class StatusSearch:
             if match is None:
                 break
             taken.add(str(match["id"]))
-            found[index] = PartResult(
-                index=index,
-                id=str(match["id"]),
-                url=match.get("url"),
-                uri=match.get("uri"),
-                existed=True,
-            )
+            found[index] = status_part(index, match, existed=True)
         return found
 
     def part_matches(self, part: Part, status: Mapping[str, Any], found: Mapping[int, PartResult]) -> bool:
