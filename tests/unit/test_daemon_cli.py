@@ -96,6 +96,7 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
         "accounts",
         "held",
         "actions",
+        "retractions",
         "planned_only",
         "nodes",
     }

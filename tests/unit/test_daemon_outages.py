@@ -287,3 +287,13 @@ def test_a_pass_that_does_not_end_is_reported_by_a_job_that_does_not_wait_for_it
         thread.join(20)
         h.daemon.close()
         h.ledger.close()
+
+
+def test_a_failed_follow_up_is_alerted_as_its_post(harness: Callable[..., Harness]) -> None:
+    h = harness(once("o", "2027-10-29T10:00", accounts="[masto]"), at("2027-10-29T10:00"))
+    h.daemon._emit(
+        "followup-failed", id="o:masto:x", kind="pin", account="masto", reason="HTTP 422: too many pinned"
+    )
+    text = h.alerts()
+    assert "o:masto:x" in text
+    assert "its pin by masto failed: HTTP 422: too many pinned" in text

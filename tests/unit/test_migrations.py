@@ -128,6 +128,25 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("leader", "INTEGER", True, 0),
         ("holds", "TEXT", True, 0),
     ],
+    "followups": [
+        ("post_id", "TEXT", True, 1),
+        ("kind", "TEXT", True, 2),
+        ("account", "TEXT", True, 3),
+        ("platform", "TEXT", True, 0),
+        ("due_at", "TEXT", True, 0),
+        ("state", "TEXT", True, 0),
+        ("reason", "TEXT", False, 0),
+        ("detail", "TEXT", False, 0),
+        ("attempts", "INTEGER", True, 0),
+        ("is_unknown", "INTEGER", True, 0),
+        ("next_at", "TEXT", False, 0),
+        ("result", "TEXT", False, 0),
+        ("by_whom", "TEXT", False, 0),
+        ("requested_at", "TEXT", False, 0),
+        ("updated_at", "TEXT", True, 0),
+        ("claim_token", "TEXT", False, 0),
+        ("lease_until", "TEXT", False, 0),
+    ],
     "shared_state": [
         ("sub", "TEXT", True, 1),
         ("name", "TEXT", True, 2),
@@ -159,7 +178,8 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_shared_state",
+        "m013_followups",
+        "m014_shared_state",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -185,6 +205,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "operator_actions_at": ["at"],
         "gate_changes_post": ["post_id", "at"],
         "posts_published": ["published_at"],
+        "followups_due": ["due_at"],
     }
     foreign_keys = conn.execute("PRAGMA foreign_key_list(post_parts)").fetchall()
     assert [(row[2], row[3], row[4], row[6]) for row in foreign_keys] == [
@@ -218,7 +239,8 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_shared_state",
+        "m013_followups",
+        "m014_shared_state",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -248,7 +270,8 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_shared_state",
+        "m013_followups",
+        "m014_shared_state",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -277,7 +300,8 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m010_claim_lease",
         "m011_plan_source",
         "m012_nodes",
-        "m013_shared_state",
+        "m013_followups",
+        "m014_shared_state",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

@@ -98,6 +98,21 @@ def test_a_deleted_post_is_gone_and_not_asked_for_again(reader: Callable[..., Ha
     assert h.log.of("read-failed") == []
 
 
+def test_a_retracted_post_is_gone_without_asking_the_server(reader: Callable[..., Harness]) -> None:
+    from amplifier.delivery.ledger.followups import FollowupJob
+
+    h = reader(once("o", "2027-10-20T09:00", accounts="[masto]"), T)
+    h.run_at(T)
+    (job,) = h.ledger.retract(POST, by="ana", reason="moved", now=T + H / 2)
+    assert isinstance(job, FollowupJob)
+    assert h.ledger.claim_followup(job.key, "t", T + H / 2, T + H)
+    h.ledger.finish_followup(job.key, "t", "done", "deleted", T + H / 2)
+    h.run_at(T + H)
+    assert readings(h) == [(T + H, None, True)]
+    assert Reader.reads == []
+    assert h.log.of("read-failed") == []
+
+
 def test_a_429_waits_for_the_reset_it_gave(reader: Callable[..., Harness]) -> None:
     h = reader(once("o", "2027-10-20T09:00", accounts="[masto]"), T)
     h.run_at(T)

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from amplifier.campaign import templates
+from amplifier.campaign import followups, templates
 from amplifier.campaign.images import image_problem
 from amplifier.campaign.models import CountdownRule, MessageSet, rule_accounts
 from amplifier.campaign.wording import closest
@@ -28,6 +28,7 @@ def cross_check(campaign: Campaign, broken: set[str] | None = None) -> list[Prob
     problems: list[Problem] = []
     problems.extend(_check_rules(campaign, broken or set()))
     problems.extend(_check_message_sets(campaign))
+    problems.extend(followups.problems(campaign))  # boost lists (campaign/followups.py)
     return problems
 
 

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from amplifier.campaign.controls import Quotes, Replies, SelfLabel
 from amplifier.campaign.fields import Focus, Id, Lang, LocalizedText, Model
+from amplifier.campaign.followups import BoostSetting, DeleteAfter
 
 
 class ImageSpec(Model):
@@ -85,6 +86,9 @@ class MessageSet(Model):
     )
     images: list[ImageSpec] = Field(default_factory=list, max_length=4)
     link_card: bool = Field(default=False, description="Bluesky: a link card for the first link")
+    boost: BoostSetting = None  # follow-ups: campaign/followups.py
+    delete_after: DeleteAfter = None
+    pin: bool = Field(default=False, description="Pin the post on its account's profile until its event ends")
     split: SplitSettings = Field(default_factory=SplitSettings)
     variants: list[Variant] = Field(min_length=1)
 

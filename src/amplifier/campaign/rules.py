@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from amplifier.campaign.fields import Id, LocalDate, LocalDateTime, LocalTime, Model, TimeZoneName
+from amplifier.campaign.followups import BoostSetting
 
 
 class Missed(Model):
@@ -31,6 +32,7 @@ class RuleBase(Model):
     timezone: TimeZoneName | None = Field(default=None, description="The zone of the rule's local times")
     missed: Missed | None = Field(default=None, description="Missed-window behaviour (see the guide)")
     enabled: bool = True
+    boost: BoostSetting = None  # wins over the message set's (campaign/followups.py)
 
 
 class CountdownRule(RuleBase):

@@ -70,6 +70,22 @@ MASTODON_LIMIT = 500  # for the help: the default of plan.adapt.Target.max_chara
     type=click.Choice(["graphic-media", "nudity", "sexual", "porn", "!no-unauthenticated"]),
     help="A Bluesky self-label; repeatable.",
 )
+@click.option(
+    "--boost",
+    "boosts",
+    multiple=True,
+    metavar="ACCOUNT",
+    help="With --account: an account of the campaign on the same platform that boosts / reposts it; repeatable.",
+)
+@click.option(
+    "--pin", is_flag=True, help="With --account: pin it on the account's profile until its event ends."
+)
+@click.option(
+    "--delete-after",
+    default=None,
+    metavar="DURATION",
+    help="With --account: delete it this long after its event (or after now without --event), e.g. 1d.",
+)
 @format_option
 @click.pass_context
 def compose(
@@ -87,6 +103,9 @@ def compose(
     replies: tuple[str, ...],
     quotes: str | None,
     labels: tuple[str, ...],
+    boosts: tuple[str, ...],
+    pin: bool,
+    delete_after: str | None,
     fmt: str,
 ) -> None:
     """Adapt one ad-hoc TEXT: its length as the platform counts it, the thread split, the payload.
@@ -101,6 +120,7 @@ def compose(
     _check_text(content_warning or "", "--cw")
     controls = _controls(replies, quotes, labels)
     adapted: Adapted
+    followups: tuple[Any, ...] = ()
     if account is not None:
         given = [name for name, value in (("--platform", platform), ("--lang", lang)) if value is not None]
         if max_characters is not None:
@@ -122,11 +142,26 @@ def compose(
         )
         adapted, platform, lang = composed.adapted, composed.platform, composed.lang
         extra: dict[str, Any] = {"account": account, "event": event_id}
+        if boosts or pin or delete_after:
+            from amplifier.plan.followups import adhoc_followups
+
+            followups = adhoc_followups(
+                g.campaign(),
+                account,
+                g.now,
+                event_id,
+                boosts=boosts,
+                pin=pin,
+                delete_after=_duration(delete_after),
+            )
+            extra["followups"] = [followup.to_json() for followup in followups]
     else:
         if platform is None:
             raise UsageError("--platform: choose mastodon or bluesky (or give --account ID)")
         if event_id is not None:
             raise UsageError("--event: only with --account")
+        if boosts or pin or delete_after:
+            raise UsageError("--boost, --pin, --delete-after: only with --account")
         from amplifier.plan.adapt import adapt_text
 
         lang = lang or "en"
@@ -141,7 +176,7 @@ def compose(
             created_at=utcnow(),
         )
         extra = {}
-    _show(adapted, platform, lang, extra, fmt)
+    _show(adapted, platform, lang, extra, fmt, followups)
     if adapted.problems:
         for problem in adapted.problems:
             click.echo(f"compose: {problem}", err=True)
@@ -161,7 +196,23 @@ def _controls(replies: tuple[str, ...], quotes: str | None, labels: tuple[str, .
     return {"replies": rules, "quotes": quote_policy(quotes), "labels": tuple(labels) or None}
 
 
-def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str) -> None:
+def _duration(text: str | None) -> Any:
+    """``--delete-after`` as a timedelta (``1d``, ``12h``, ``PT6H``, seconds)."""
+    if text is None:
+        return None
+    from pydantic import TypeAdapter, ValidationError
+
+    from amplifier.campaign.followups import Duration
+
+    try:
+        return TypeAdapter(Duration).validate_python(text)
+    except ValidationError:
+        raise UsageError(f"--delete-after: {text!r} is not a duration (e.g. 1d, 12h, 30m, PT6H)") from None
+
+
+def _show(
+    adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: str, followups: tuple[Any, ...] = ()
+) -> None:
     from amplifier.cli.render import console, dump_json
 
     if fmt == "json":
@@ -194,6 +245,10 @@ def _show(adapted: Any, platform: str, lang: str, extra: dict[str, Any], fmt: st
     line = controls_line(adapted.parts)
     if line:
         console().print(Text(line))
+    if followups:
+        from amplifier.plan.followups import describe
+
+        console().print(Text(describe(followups)))
 
 
 def _check_text(text: str, option: str) -> None:

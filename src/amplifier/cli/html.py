@@ -40,6 +40,7 @@ from amplifier.cli.page_data import (
     post_problems,
 )
 from amplifier.errors import Problem
+from amplifier.plan.followups import describe as describe_followups
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import CARD, Part, PlannedPost
 
@@ -163,6 +164,9 @@ def _post(
     warnings.extend(
         text for message, text in problems if message not in post.warnings and text not in warnings
     )
+    followups = describe_followups(post.followups, tz)
+    if followups:
+        out.append(f'<div class="followups">{_e(followups)}</div>')
     if warnings:
         out.append('<ul class="warnings">')
         out.extend(f'<li dir="auto">{_e(warning)}</li>' for warning in warnings)

@@ -39,6 +39,11 @@ LAZY_COMMANDS = {
     ),
     "send": ("amplifier.cli.publish", "send", "Publish planned posts by id, now."),
     "gate": ("amplifier.cli.gate", "gate", "Change who may reply to and quote published posts."),
+    "retract": (
+        "amplifier.cli.retract",
+        "retract",
+        "Delete published posts (threads, gates, boosts) and record it.",
+    ),
     "run": ("amplifier.cli.daemon", "run", "Run the campaign: post everything on time, exactly once."),
     "status": (
         "amplifier.cli.status",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from amplifier.daemon.status import (
     secret_problems,
 )
 from amplifier.delivery.ledger import Row
+from amplifier.delivery.ledger.followups import Retraction
 from amplifier.errors import AmplifierError, UsageError
 
 if TYPE_CHECKING:
@@ -180,9 +181,10 @@ def history(
         _history_out(fmt, rows, actions, zone, window_start, window_end, account)
         return
     with ledgers.open_ledger(state, moment) as ledger:
+        retracted = ledger.retractions()
         rows = ledger.iter_history(window_start, window_end, account, FINISHED)
         actions = ledger.operator_actions(since=window_start, limit=1000)
-        _history_out(fmt, rows, actions, zone, window_start, window_end, account)
+        _history_out(fmt, rows, actions, zone, window_start, window_end, account, retracted)
 
 
 def _history_out(
@@ -193,8 +195,17 @@ def _history_out(
     start: dt.datetime,
     end: dt.datetime,
     account: str | None,
+    retracted: Mapping[str, Retraction] | None = None,
 ) -> None:
     import json
+
+    retracted = retracted or {}
+
+    def post_json(row: Row) -> dict[str, Any]:
+        item = row_json(row, zone)
+        if row.id in retracted:
+            item["retracted"] = retraction_json(retracted[row.id], zone)
+        return item
 
     acts = [
         {"at": iso_in(a.at, zone), "by": a.by, "action": a.action, "target": a.target, "reason": a.reason}
@@ -207,13 +218,24 @@ def _history_out(
         head = {"version": JSON_VERSION, "from": start.isoformat(), "to": end.isoformat(), "account": account}
         out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "posts": [')
         for index, row in enumerate(rows):
-            out.write((", " if index else "") + json.dumps(row_json(row, zone), ensure_ascii=False))
+            out.write((", " if index else "") + json.dumps(post_json(row), ensure_ascii=False))
         out.write('], "actions": ' + json.dumps(acts, ensure_ascii=False) + "}\n")
         out.flush()
         return
     from amplifier.cli.status_tables import history_table
 
-    history_table(rows, acts, zone, start, end)
+    history_table(rows, acts, zone, start, end, retracted)
+
+
+def retraction_json(retraction: Retraction, zone: ZoneInfo) -> dict[str, Any]:
+    """A retraction as ``history`` and ``status`` show it: who, when, why, and whether it is done."""
+    return {
+        "by": retraction.by,
+        "at": iso_in(retraction.at, zone),
+        "reason": retraction.reason,
+        "state": retraction.state,
+        "done_at": None if retraction.done_at is None else iso_in(retraction.done_at, zone),
+    }
 
 
 __all__ = ["history", "status"]

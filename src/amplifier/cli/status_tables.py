@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from amplifier.delivery.ledger import Row
+from amplifier.delivery.ledger.followups import Retraction
 
 NODE_SILENT = (
     60.0  # seconds: a node beats every quarter of its lease (1.5 s by default); silent longer: gone?
@@ -81,6 +82,14 @@ def status_tables(data: dict[str, Any]) -> None:
             value = row[detail] or ""
             shown = short_time(value) if detail == "next_attempt_at" else str(value)
             table.add_row(row["id"], row["account"], short_time(row["due_at"]), row["state"], Text(shown))
+        out.print(table)
+    if data.get("retractions"):
+        table = Table(title="retracted (deleted on the platforms)")
+        for column in ("id", "at", "by", "state", "reason"):
+            table.add_column(column, overflow="fold")
+        for item in data["retractions"]:
+            shown = "retracted" if item["state"] == "done" else str(item["state"])
+            table.add_row(item["id"], short_time(item["at"]), item["by"], shown, Text(item["reason"] or ""))
         out.print(table)
     if data["actions"]:
         out.print(_actions_table(data["actions"]))
@@ -174,7 +183,12 @@ def _actions_table(actions: list[dict[str, Any]]) -> Any:
 
 
 def history_table(
-    rows: Iterable[Row], actions: list[dict[str, Any]], zone: ZoneInfo, start: dt.datetime, end: dt.datetime
+    rows: Iterable[Row],
+    actions: list[dict[str, Any]],
+    zone: ZoneInfo,
+    start: dt.datetime,
+    end: dt.datetime,
+    retracted: Mapping[str, Retraction] | None = None,
 ) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -189,13 +203,14 @@ def history_table(
         item = row_json(row, zone)
         style = "green" if item["state"] == "published" else "red"
         urls = " ".join(str(r["url"] or r["uri"] or "") for r in item["results"]).strip()
-        table.add_row(
-            item["due_at"],
-            item["id"],
-            item["account"],
-            Text(item["state"], style=style),
-            Text(urls or str(item["reason"] or "")),
-        )
+        state, note = item["state"], urls or str(item["reason"] or "")
+        retraction = (retracted or {}).get(row.id)
+        if retraction is not None:
+            state = "retracted" if retraction.state == "done" else f"retracting ({retraction.state})"
+            style = "yellow"
+            when = retraction.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            note = f"by {retraction.by} at {when}" + (f": {retraction.reason}" if retraction.reason else "")
+        table.add_row(item["due_at"], item["id"], item["account"], Text(state, style=style), Text(note))
     console().print(table)
     if actions:
         console().print(_actions_table(actions))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from amplifier.plan.followups import describe as describe_followups
 from amplifier.plan.gates import controls_line
 from amplifier.plan.post import Part, PlannedPost
 
@@ -70,6 +71,9 @@ def post_block(post: PlannedPost, selection: Selection, width: int) -> list[Text
     controls = controls_line(post.parts)
     if controls:
         lines.extend(_wrapped(Text(printable(controls), style="yellow"), width))
+    followups = describe_followups(post.followups, selection.zone)
+    if followups:
+        lines.extend(_wrapped(Text(printable(followups), style="magenta"), width))
     for index, part in enumerate(post.parts):
         if thread:
             label = Text(f"part {index + 1}/{len(post.parts)}  ", style="dim")

@@ -15,7 +15,8 @@ each post through claim -> publish -> outcome -> ledger. One pass (:meth:`Daemon
    rate limit (:mod:`amplifier.delivery.ratelimit`) or a server's reset time says so, else deliver it. A
    post whose outcome is unknown and whose Idempotency-Key may have expired is searched for first, never
    expired unsearched;
-4. then, with spare budget, the read-back jobs that are due (:mod:`amplifier.daemon.readback`).
+4. then, with spare budget, the read-back jobs that are due (:mod:`amplifier.daemon.readback`), and the
+   follow-up writes (boosts, pins, deletions: :mod:`amplifier.daemon.followups`).
 
 What follows an error (retry with backoff, outcome unknown, failed, account paused) is the delivery path's,
 with the daemon's :class:`~amplifier.delivery.deliver.Retries`: exponential backoff with jitter
@@ -47,6 +48,7 @@ from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.clock import Clock, utcnow
 from amplifier.daemon.commits import GroupedLedger
 from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.followups import FollowupsMixin
 from amplifier.daemon.heartbeat import write_heartbeat
 from amplifier.daemon.leases import LeaseMixin
 from amplifier.daemon.nodes import NodesMixin
@@ -101,7 +103,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Daemon(NodesMixin, LeaseMixin, PostingMixin):
+class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
     """Plans a rolling window into the ledger and delivers what is due; see the module docstring.
 
     I/O is passed in: the ledger, a publisher factory, the clock, the log, the state folder (for the
@@ -194,6 +196,7 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin):
             after_request=self._after_request,
             lease=self.settings.claim_lease,
         )
+        self.init_followups()
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -283,6 +286,7 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin):
             for future in futures:
                 report.merge(future.result())
         self.read_back(self.clock())  # after the posts, with spare budget
+        self.follow_up(self.clock())  # boosts, pins, deletions (.followups)
         return report
 
     def read_back(self, now: datetime) -> None:

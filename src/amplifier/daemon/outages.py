@@ -136,6 +136,11 @@ class OutageMixin:
         reason = str(fields.get("reason") or fields.get("detail") or "")
         if event == "failed" or (event == "reconcile" and fields.get("outcome") == "failed"):
             self.alerting.raise_(alerts.post_failed(post, str(account), reason, self._server(account)), now)
+        elif event == "followup-failed" and fields.get(
+            "kind"
+        ):  # a boost, pin or deletion (daemon/followups.py)
+            cause = f"its {fields['kind']} by {account} failed: {reason}"
+            self.alerting.raise_(alerts.post_failed(post, str(account), cause, self._server(account)), now)
         elif event == "expired":
             # "missed its window: due ... UTC, not out by ... UTC (why)": the times differ per post, the cause not
             cause = re.sub(r": due .* UTC \(", " (", reason)

@@ -21,6 +21,7 @@ from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import CountdownRule
 from amplifier.clock import localize
 from amplifier.daemon.events import EventLog
+from amplifier.daemon.followups import catch_up_followups
 from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import Ledger, PlanEntry, Row, SyncReport
 from amplifier.errors import AmplifierError, CampaignError
@@ -134,6 +135,7 @@ class PlanningMixin:
         report = self.write_plan(prepared.entries, now, prepared.start, prepared.end, prepared.campaign)
         self.campaign = prepared.campaign
         self.posts = prepared.posts
+        catch_up_followups(self.ledger, self.log, prepared.posts.values(), now)
         counts = sync_counts(report)
         if any(counts.values()):
             self.log.emit(

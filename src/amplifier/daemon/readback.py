@@ -19,7 +19,8 @@ the campaign's ``readback:`` setting (default 1 h, 24 h and 7 days after publish
   fault backs off (1 min doubling to 1 h); the readings of a call that failed are read again later. A
   Bluesky post the AppView has not indexed yet is read again after :data:`NOT_INDEXED_WAIT`.
 * **Deleted is gone, not an error.** A part deleted on the server is stored as a reading with ``gone``; a part
-  whose latest reading is gone is recorded gone again at the next age without asking the server.
+  whose latest reading is gone is recorded gone again at the next age without asking the server; a post
+  retracted by the campaign (``amplifier retract``, ``delete_after``) is recorded gone without asking.
 
 A refused read (:class:`PermanentError`, :class:`AuthError`) is logged and not tried again by this process.
 """
@@ -114,9 +115,15 @@ class ReadBack:
             return outcome
         busy = {row.account for row in self.ledger.due(now, limit=1000)}
         paused = set(self.ledger.paused_accounts())
+        retracted = self.ledger.retractions([row.id for row in rows])
         by_account: dict[str, list[Row]] = {}
         for row in rows:
             if row.id in self._refused or self._not_before.get(row.id, now) > now:
+                continue
+            if row.id in retracted and retracted[row.id].state == "done":  # deleted by us: gone, not asked
+                gone = [Engagement(row.id, index, now, gone=True) for index in range(row.part_count)]
+                self.ledger.record_engagement(gone)
+                outcome.gone.append(row.id)
                 continue
             if row.account in busy or row.account in paused or self._waiting(row.account, now):
                 outcome.deferred.append(row.id)

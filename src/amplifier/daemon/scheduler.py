@@ -252,6 +252,7 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
     def reads() -> bool:  # read-back jobs fall due between posts too (the tick reads as well)
         if daemon.paused() is None:
             daemon.read_back(daemon.clock())
+            daemon.follow_up(daemon.clock())
         return False
 
     def beat() -> None:  # never waits for the pass

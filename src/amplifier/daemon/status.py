@@ -134,6 +134,10 @@ def collect_status(
             for row in ledger.claimed()
         ],
         "accounts": per_account,
+        "retractions": [
+            {"id": r.post_id, "by": r.by, "at": iso_in(r.at, zone), "reason": r.reason, "state": r.state}
+            for r in sorted(ledger.retractions().values(), key=lambda r: r.at, reverse=True)[:limit]
+        ],
         "actions": [
             {
                 "at": iso_in(action.at, zone),
@@ -225,6 +229,7 @@ def plan_status(
         "failures": [],
         "claimed": [],
         "accounts": accounts,
+        "retractions": [],
         "actions": [],
         "planned_only": True,
     }

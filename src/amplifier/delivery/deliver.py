@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from amplifier.clock import Clock, utcnow
+from amplifier.delivery.followups import plan_after_publish
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import (
@@ -194,7 +195,12 @@ class Delivery:
         except Exception as exc:  # an SDK or HTTP exception nobody classified: it may have gone out
             return self._failed(row, UnexpectedPublishError(exc))
         self.after_request()
-        return self._published(row, result)
+        delivered = self._published(row, result)
+        if (
+            post.followups
+        ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they would do)
+            plan_after_publish(self.ledger, post, self.clock(), self.emit)
+        return delivered
 
     def _published(self, row: Row, result: PublishResult) -> Delivered:
         now = self.clock()

@@ -20,6 +20,7 @@ from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
 from amplifier.plan.adapt import Adapted, Content, Target, adapt
 from amplifier.plan.context import account_controls, account_target, message_images, shared_context
+from amplifier.plan.followups import FollowupPlan, followup_plan
 from amplifier.plan.post import Image, PlannedPost, Platform
 from amplifier.plan.rendering import Renderer, TemplateText
 from amplifier.plan.schedule import Slot, expand
@@ -48,6 +49,7 @@ class _Static:
         str, Any
     ]  # every Content field but the texts and the content warning (with the account's controls)
     kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
+    followups: FollowupPlan  # boosts, pin, delete_after (plan.followups)
 
 
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
@@ -171,6 +173,7 @@ class Planner:
                 len(message_set.variants),
                 fields,
                 kind,
+                followup_plan(campaign, rule_id, account_id),
             )
 
         return static
@@ -209,6 +212,7 @@ class Planner:
             variant=variant_index,
             event=slot.event,
             warnings=adapted.problems,
+            followups=static.followups.for_slot(slot.at, slot.event),
         )
 
     def _next_instant(self, at: dt.datetime) -> None:

@@ -22,7 +22,7 @@ Values that only exist at publishing time are placeholders, single-key objects t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 Platform = Literal["mastodon", "bluesky"]
@@ -75,6 +75,28 @@ class Part:
         return data
 
 
+FollowupKind = Literal["boost", "pin", "unpin", "delete", "unboost"]
+
+
+@dataclass(frozen=True)
+class Followup:
+    """A write planned on the post once it is published (see :mod:`amplifier.plan.followups`): by ``account``,
+    at ``at``, or (``at`` None) ``delay`` after the post is published."""
+
+    kind: FollowupKind
+    account: str
+    at: datetime | None = None
+    delay: timedelta = timedelta(0)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "account": self.account}
+        if self.at is not None:
+            data["at"] = self.at.isoformat()
+        else:
+            data["after_published"] = int(self.delay.total_seconds())
+        return data
+
+
 @dataclass(frozen=True)
 class PlannedPost:
     """One post (or thread) planned for one account at one instant."""
@@ -90,6 +112,7 @@ class PlannedPost:
     variant: int
     event: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    followups: tuple[Followup, ...] = field(default=())
 
     def to_json(self, parts_cache: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """``parts_cache`` lets posts that share one parts tuple (same text on many accounts) share its JSON form."""
@@ -112,4 +135,6 @@ class PlannedPost:
         }
         if self.warnings:
             data["warnings"] = list(self.warnings)
+        if self.followups:
+            data["followups"] = [followup.to_json() for followup in self.followups]
         return data

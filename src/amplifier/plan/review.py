@@ -7,7 +7,8 @@ A campaign can be valid and still not do what its author meant. These are warnin
 * a rule that posts more than ``MAX_POSTS_PER_DAY`` times in one day on each of its accounts (``* 18 * * 3,6`` fires
   every minute of 18:00-18:59: 60 posts a day, 1,281 in five months);
 * a recurring rule tied to an event whose ``end`` is after the event: it stops at the event;
-* a message set no rule uses, and texts in a language that none of the accounts of its rules posts in.
+* a message set no rule uses, and texts in a language that none of the accounts of its rules posts in;
+* ``pin: true`` on a rule without an event (nothing unpins), or more posts pinned at once than Mastodon allows.
 
 A rule whose posts are all in the past has *finished*: not a problem (a running campaign stays valid), reported as
 such.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from amplifier.campaign.load import Campaign, needs
 from amplifier.campaign.models import CountdownRule, RecurringRule, rule_accounts
 from amplifier.errors import Problem
+from amplifier.plan.followups import pin_warnings
 from amplifier.plan.schedule import event_day, occurrences
 
 MAX_POSTS_PER_DAY = 24
@@ -63,6 +65,7 @@ def _rule(campaign: Campaign, rule_id: str, now: dt.datetime, result: Review) ->
     items = occurrences(schedule, rule)
     if items and (result.last is None or items[-1].at > result.last):
         result.last = items[-1].at
+    result.warnings.extend(pin_warnings(campaign, rule_id, len(items)))  # plan/followups.py
     if isinstance(rule, RecurringRule):
         if rule.event is not None and rule.end > event_day(schedule.events[rule.event]):
             day = event_day(schedule.events[rule.event])

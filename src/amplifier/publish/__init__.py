@@ -4,7 +4,9 @@ platform, and the dry run as one more.
 :func:`create_publisher` picks the implementation from the registry by the account's platform (or
 ``"dry-run"``). The platform modules import their SDK (Mastodon.py, atproto) only when a publisher is made,
 so commands that never publish do not pay for them. ``engagement`` is what a publisher's ``read_engagement``
-answers (the counts read back). ``faults`` classifies what the HTTP stack raises. Also the
+answers (the counts read back). ``followups`` is what a publisher's ``followups()`` writer does on a published
+post (boost, pin, delete: ``mastodon_followups``, ``bluesky_followups``). ``faults`` classifies what the HTTP stack
+raises. Also the
 credentials (``secrets``) and the state folder
 (``sessions``: Bluesky sessions, instance limits, the login guard).
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from amplifier.plan.post import PlannedPost
 from amplifier.platforms.bluesky_text import MAX_BYTES, MAX_GRAPHEMES
-from amplifier.publish import bluesky_controls
+from amplifier.publish import bluesky_controls, bluesky_followups
 from amplifier.publish.base import AccountInfo, PartResult, PublishError, PublishResult
 from amplifier.publish.bluesky_controls import missing_gates, write_missing_gates, write_with_gates
 from amplifier.publish.bluesky_engagement import BlueskyEngagement
@@ -119,3 +119,4 @@ class BlueskyPublisher(RecordBuilder, BlueskyEngagement):
     set_gates = bluesky_controls.set_gates
     automation = bluesky_controls.automation
     disclose_automation = bluesky_controls.disclose_automation
+    followups = bluesky_followups.followups  # repost, pin, delete on a published post

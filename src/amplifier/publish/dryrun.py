@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.errors import CredentialsError
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import AccountInfo, PartResult, PublishContext, PublishResult
 from amplifier.publish.engagement import Engagement, PublishedPart
+from amplifier.publish.followups import Target, WriteKind, WriteOutcome
 
 
 class DryRunPublisher:
@@ -34,6 +36,10 @@ class DryRunPublisher:
     def lookup(self, post: PlannedPost) -> dict[int, PartResult]:
         return {}
 
+    def followups(self) -> DryRunFollowups:
+        """Follow-up writes (boosts, pins, deletions) that only say what they would do."""
+        return DryRunFollowups(self.account)
+
     def read_engagement(self, parts: Sequence[PublishedPart]) -> list[Engagement]:
         """A dry run published nothing, so there is nothing to read: no readings (and no request)."""
         return []
@@ -53,3 +59,16 @@ class DryRunPublisher:
 
     def close(self) -> None:
         return None
+
+
+class DryRunFollowups:
+    """A dry run's follow-up writer: nothing is written, nothing is ever found on a server."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    def write(self, kind: WriteKind, target: Target, when: datetime) -> WriteOutcome:
+        return WriteOutcome(f"dry run: would {kind} {target.post_id}")
+
+    def is_done(self, kind: WriteKind, target: Target, when: datetime) -> bool:
+        return False

@@ -30,7 +30,7 @@ from typing import Any
 
 from amplifier.plan.post import REF, UPLOAD, Part, PlannedPost
 from amplifier.platforms.mastodon_text import status_length
-from amplifier.publish import mastodon_controls
+from amplifier.publish import mastodon_controls, mastodon_followups
 from amplifier.publish.base import (
     AccountInfo,
     PartResult,
@@ -209,3 +209,4 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
     set_quote_policy = mastodon_controls.set_quote_policy
     automation = mastodon_controls.automation
     disclose_automation = mastodon_controls.disclose_automation
+    followups = mastodon_followups.followups  # boost, pin, delete on a published post

@@ -172,7 +172,7 @@ def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
     """Copy everything ``source`` holds into ``target``, exactly once and in one transaction of ``target``:
     every post (states, attempts, claims with their leases, parts, unknown outcomes, ``retry --late``
     windows, times), the paused accounts (reason, time, who), the operators' actions, the gate changes, the
-    engagement readings and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
+    engagement readings, the follow-up jobs and the plan's source. A post ``target`` has already: :class:`LedgerError`, nothing
     copied. The global pause is the caller's to decide; the nodes' heartbeats are not copied (each node beats
     into the ledger it uses). Returns how many posts (``now``: when the copy is made, for the record)."""
     to_db_time(now)
@@ -183,6 +183,7 @@ def copy_contents(source: Ledger, target: Ledger, now: datetime) -> int:
             actions=source.export_actions(),
             gate_changes=source.gate_changes(),
             readings=source.export_engagement(),
+            followups=source.export_followups(),
             source=source.plan_source(),
         )
     )

@@ -51,6 +51,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from amplifier.delivery.ledger.followups import LedgerFollowups
 from amplifier.delivery.ledger.plandiff import Existing, PlanDiff, PlanKey, diff_plan, plan_keys
 from amplifier.delivery.ledger.protocols import (
     LedgerEngagement,
@@ -323,6 +324,7 @@ class Ledger(
     LedgerEngagement,
     LedgerMoving,
     LedgerSharedState,
+    LedgerFollowups,
     Protocol,
 ):
     """The delivery ledger, as delivery, the daemon and the CLI use it. Open one with

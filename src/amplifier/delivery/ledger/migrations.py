@@ -340,7 +340,39 @@ def m012_nodes(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m013_shared_state(conn: sqlite3.Connection) -> None:
+def m013_followups(conn: sqlite3.Connection) -> None:
+    """``followups``: follow-up writes on published posts (boost / unboost, pin / unpin, delete), one job per post,
+    kind and account, planned -> claimed -> done / failed / skipped (see :mod:`.followups`); the due jobs are found
+    through the partial index ``followups_due``."""
+    conn.execute(
+        """
+        CREATE TABLE followups (
+            post_id TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('boost', 'unboost', 'pin', 'unpin', 'delete')),
+            account TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('planned', 'claimed', 'done', 'failed', 'skipped')),
+            reason TEXT,
+            detail TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            is_unknown INTEGER NOT NULL DEFAULT 0 CHECK (is_unknown IN (0, 1)),
+            next_at TEXT,
+            result TEXT CHECK (result IS NULL OR json_valid(result)),
+            by_whom TEXT,
+            requested_at TEXT,
+            updated_at TEXT NOT NULL,
+            claim_token TEXT,
+            lease_until TEXT,
+            PRIMARY KEY (post_id, kind, account)
+        ) STRICT
+        """
+    )
+    conn.execute("CREATE INDEX followups_due ON followups (due_at) WHERE state IN ('planned', 'claimed')")
+
+
+@migration
+def m014_shared_state(conn: sqlite3.Connection) -> None:
     """``shared_state`` and ``state_locks``: the state store of the nodes of a shared ledger (documents by folder
     and name; a lock per document with a holder and a lease; see :mod:`amplifier.delivery.shared_state`). One
     machine keeps its state folder: in SQLite they stay empty, for the one contract both backends keep."""

@@ -302,8 +302,38 @@ def m009_nodes(conn: psycopg.Connection) -> None:
 
 
 @migration
-def m010_shared_state(conn: psycopg.Connection) -> None:
-    """``shared_state`` and ``state_locks`` (as SQLite's m013): the nodes' state store: Bluesky sessions (their
+def m010_followups(conn: psycopg.Connection) -> None:
+    """``followups`` (as SQLite's m014): follow-up writes on published posts, one job per post, kind and account."""
+    conn.execute(
+        """
+        CREATE TABLE followups (
+            post_id text NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+            kind text NOT NULL CHECK (kind IN ('boost', 'unboost', 'pin', 'unpin', 'delete')),
+            account text NOT NULL,
+            platform text NOT NULL,
+            due_at timestamptz NOT NULL,
+            state text NOT NULL CHECK (state IN ('planned', 'claimed', 'done', 'failed', 'skipped')),
+            reason text,
+            detail text,
+            attempts integer NOT NULL DEFAULT 0,
+            is_unknown boolean NOT NULL DEFAULT false,
+            next_at timestamptz,
+            result jsonb,
+            by_whom text,
+            requested_at timestamptz,
+            updated_at timestamptz NOT NULL,
+            claim_token text,
+            lease_until timestamptz,
+            PRIMARY KEY (post_id, kind, account)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX followups_due ON followups (due_at) WHERE state IN ('planned', 'claimed')")
+
+
+@migration
+def m011_shared_state(conn: psycopg.Connection) -> None:
+    """``shared_state`` and ``state_locks`` (as SQLite's m014): the nodes' state store: Bluesky sessions (their
     tokens: protect the database as the state folder), the login guard, limits, 429 blocks; a lock per document."""
     conn.execute(
         """

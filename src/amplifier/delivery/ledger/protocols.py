@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from amplifier.delivery.ledger.engagement import EngagementTotal
+from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ledger.report import ReadAges, ReportRow
 from amplifier.delivery.ledger.types import AccountPause, GateChange, OperatorAction, PlanSource, Row
 from amplifier.publish.engagement import Engagement
@@ -144,6 +145,7 @@ class Contents:
     actions: Iterable[OperatorAction] = ()  # oldest first
     gate_changes: Iterable[GateChange] = ()  # oldest first
     readings: Iterable[Engagement] = ()
+    followups: Iterable[FollowupJob] = ()  # boosts, pins, retractions
     source: PlanSource | None = None
     counted: dict[str, int] = field(default_factory=dict)  # filled by import_contents: what went in, by kind
 

@@ -11,6 +11,7 @@ from amplifier.delivery.ledger.engagement import checked_readings
 from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sql import SqlPlan, SqlQueries
 from amplifier.delivery.ledger.sql_engagement import SqlEngagement
+from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
 from amplifier.delivery.ledger.sql_records import SqlRecords
 from amplifier.delivery.ledger.sql_state import SqlState
@@ -18,7 +19,9 @@ from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 from amplifier.delivery.ledger.types import EXPORT_BATCH
 
 
-class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlState, SqlPlan, SqlQueries):
+class SqlLedger(
+    SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlFollowups, SqlState, SqlPlan, SqlQueries
+):
     """Every shared operation; the backend adds :meth:`close`, the transaction and the read connection."""
 
     def import_contents(self, contents: Contents) -> int:
@@ -34,6 +37,7 @@ class SqlLedger(SqlTransitions, SqlOperations, SqlRecords, SqlEngagement, SqlSta
             while batch := list(islice(readings, EXPORT_BATCH)):
                 added += self._insert_readings(conn, checked_readings(batch))
             counted["engagement readings"] = added
+            counted["follow-ups"] = self._insert_followups(conn, contents.followups)
             if contents.source is not None:
                 self._insert_source(conn, contents.source)
         return counted["posts"]

@@ -1,0 +1,148 @@
+"""``amplifier retract``: delete published posts on their platforms, for a rally cancelled or moved
+(:mod:`amplifier.delivery.followups`).
+
+Every part of a thread is deleted (on Bluesky with its threadgate and postgate), the boosts and reposts the
+campaign's accounts made of it are undone, a pin is removed, and the ledger records the retraction (who, when,
+why); ``status`` and ``history`` show it. The deletions go out at once, within the accounts' rate budgets
+(Mastodon: 30 deletes per 30 minutes); what a 429 or a budget holds back stays planned and the daemon
+(``amplifier run``) finishes it. Retracting again is harmless.
+
+Exit codes: 0 when every post is retracted or being retracted; 2 for a wrong command line; 4 when a post could
+not be retracted (not published, unknown, a deletion refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+
+import click
+
+from amplifier.cli.gate import _who
+from amplifier.cli.options import now_option
+from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.errors import ExitCode, UsageError
+
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@click.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option(
+    "--event", default=None, metavar="EVENT", help="Every published post of the rules tied to this event."
+)
+@click.option("--rule", default=None, metavar="RULE", help="Every published post of this rule.")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
+@click.option(
+    "--reason", default="", metavar="TEXT", help="Why, for the ledger (e.g. 'rally moved to Sunday')."
+)
+@click.option("--by", default=None, metavar="NAME", help="Who retracts, for the ledger (default: user@host).")
+@format_option
+@now_option
+@click.pass_context
+def retract(
+    ctx: click.Context,
+    ids: tuple[str, ...],
+    event: str | None,
+    rule: str | None,
+    dry_run: bool,
+    reason: str,
+    by: str | None,
+    fmt: str,
+    now: str | None,
+) -> None:
+    """Delete published posts (every part, their gates, the campaign's boosts of them) and record it.
+
+    \b
+    amplifier retract kobane-countdown:mastodon-en:2027-10-30T10:00 --reason "wrong date"
+    amplifier retract --event efrin-day --reason "rally moved" --dry-run
+    amplifier retract --rule efrin-countdown"""
+    from amplifier.cli.options import apply_common
+    from amplifier.cli.render import dump_json
+    from amplifier.clock import utcnow
+    from amplifier.daemon.followups import crash_hook, servers_of
+    from amplifier.delivery.followups import FollowupRunner
+    from amplifier.delivery.ledger import State
+    from amplifier.delivery.ratelimit import RateLimiter
+    from amplifier.delivery.retract import retract as plan_retraction
+
+    chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
+    if len(chosen) != 1:
+        raise UsageError("give post IDs, or one of --event, --rule")
+    g = apply_common(ctx, None, now)
+    campaign = g.campaign()
+    rules: set[str] = set()
+    if rule is not None:
+        if rule not in campaign.schedule.rules:
+            raise UsageError(f"--rule: no rule {rule!r} in the campaign")
+        rules = {rule}
+    elif event is not None:
+        if event not in campaign.schedule.events:
+            raise UsageError(f"--event: no event {event!r} in the campaign")
+        rules = {name for name, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event}
+    moment = g.now if g.now_option else utcnow()
+    who = by or _who()
+    with g.open_ledger(moment) as ledger:
+        post_ids = list(ids)
+        if rules:
+            end = moment + dt.timedelta(days=1)
+            post_ids = [
+                row.id
+                for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED])
+                if row.rule in rules
+            ]
+        plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=moment, dry_run=dry_run)
+        report = None
+        if not dry_run and plan.jobs:
+            context = publish_context(campaign, g.state)
+            publishers: dict[str, object] = {}
+
+            def publisher_of(account: str) -> object:
+                from amplifier.publish import create_publisher
+
+                if account not in publishers:
+                    settings = campaign.schedule.accounts.get(account)
+                    if settings is None:
+                        raise UsageError(f"the account {account!r} is not in the campaign any more")
+                    publishers[account] = create_publisher(account, settings, context)
+                return publishers[account]
+
+            runner = FollowupRunner(
+                ledger,
+                publisher_of,
+                RateLimiter(),
+                token=f"retract:{_who()}:{os.getpid()}",
+                servers=servers_of(campaign),
+                after_request=crash_hook(),
+            )
+            try:
+                report = runner.run_jobs(plan.jobs, moment)
+            finally:
+                for publisher in publishers.values():
+                    close = getattr(publisher, "close", None)
+                    if close is not None:
+                        close()
+    if fmt == "json":
+        data = {"version": JSON_VERSION, "dry_run": dry_run, **plan.to_json()}
+        data["outcome"] = report.to_json() if report is not None else None
+        dump_json(data)
+    else:
+        verb = "would retract" if dry_run else "retracting"
+        for post_id in plan.posts:
+            click.echo(f"{verb} {post_id}")
+        for job in plan.jobs:
+            click.echo(f"  {job.kind} by {job.account}" + (" (planned)" if dry_run else ""))
+        if report is not None:
+            for text in report.done:
+                click.echo(f"done: {text}")
+            for text in report.deferred:
+                click.echo(f"waiting: {text} (the daemon finishes it)")
+            for text in report.failed:
+                click.echo(f"failed: {text}", err=True)
+        if not plan.posts and not plan.refused:
+            click.echo("nothing to retract: no published post matches")
+    for text in plan.refused:
+        click.echo(f"retract: {text}", err=True)
+    if plan.refused or (report is not None and report.failed):
+        sys.exit(ExitCode.PUBLISH)

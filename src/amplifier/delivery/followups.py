@@ -1,0 +1,330 @@
+"""Follow-up writes on published posts: boosts / reposts, pins, deletions (issue 13), carried like a post.
+
+* **Planned once.** When a post is published, its follow-ups (:attr:`PlannedPost.followups`: the boosts
+  ``delay`` after publishing, the pin at once, the unpin and a ``delete_after`` deletion at their times) become
+  jobs in the ledger (:func:`jobs_for`, :meth:`Ledger.plan_followups`): one per post, kind and account, so
+  planning them again (:func:`catch_up` after a crash between the two ledger writes) adds nothing.
+* **Found by one indexed query** (:meth:`Ledger.followups_due`), run in each daemon pass after the posts.
+* **Exactly once.** :meth:`FollowupRunner.run` claims the job (committed before the request, with a lease),
+  writes through the account's publisher (:mod:`amplifier.publish.followups`: every write is safe to repeat)
+  and records the outcome. A job whose claim's holder died (its lease ran out) is taken over as *unknown*: the
+  server is read first (``is_done``) and the write made only when it is not there.
+* **Within budgets, posts first.** No job for an account that has a post due, is paused, or is blocked by a
+  server's 429 reset; each write counts in the account's rate budget (the posts' limiter); Mastodon deletes also
+  in :data:`DELETE_BUDGETS` (30 per 30 minutes per account). A 429 blocks the account until its reset; another
+  transient fault or an unknown outcome backs off (1 min doubling to 1 h), up to :data:`MAX_ATTEMPTS`.
+* **Retraction.** A ``delete`` job first plans the rest of the retraction (:meth:`Ledger.retract`: pending
+  boosts and pins skipped, boosts and pin made undone), then deletes every part. ``amplifier retract`` plans
+  the same jobs (:func:`amplifier.delivery.retract.retract`) and runs them at once (:meth:`FollowupRunner.run_jobs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
+from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
+from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
+from amplifier.errors import AmplifierError
+from amplifier.plan.post import PlannedPost
+from amplifier.publish.base import (
+    AuthError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from amplifier.publish.followups import Target, WritesFollowups
+
+DELETE_BUDGETS: Mapping[str, Budget] = {"mastodon": Budget((Window(30, timedelta(minutes=30)),))}
+LEASE = timedelta(minutes=5)
+BACKOFF_MIN = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+MAX_ATTEMPTS = 8
+JOBS_PER_PASS = 100
+ROUNDS = 3  # queries of the due jobs in one pass (a deletion's undoing of boosts comes due in it)
+DELETE_AFTER = "delete_after"  # the ``by`` of a deletion the campaign's delete_after asked for
+
+PublisherOf = Callable[[str], object]
+Emit = Callable[..., None]
+
+
+def find(ledger: Ledger, post_id: str) -> Row | None:
+    try:
+        return ledger.get(post_id)
+    except UnknownPost:
+        return None
+
+
+def jobs_for(post: PlannedPost, published_at: datetime) -> list[FollowupJob]:
+    """The follow-up jobs of ``post``, published at ``published_at``."""
+    jobs = []
+    for followup in post.followups:
+        due = followup.at if followup.at is not None else published_at + followup.delay
+        delete = followup.kind == "delete"
+        jobs.append(
+            FollowupJob(
+                post_id=post.id,
+                kind=followup.kind,
+                account=followup.account,
+                platform=post.platform,
+                due_at=max(due, published_at) if followup.kind in ("boost", "pin") else due,
+                by=DELETE_AFTER if delete else None,
+                reason="the campaign's delete_after" if delete else None,
+            )
+        )
+    return jobs
+
+
+def plan_after_publish(ledger: Ledger, post: PlannedPost, published_at: datetime, emit: Emit) -> None:
+    """Plan ``post``'s follow-ups now that it is published; a ledger error is reported, never raised (the re-plan's
+    :func:`catch_up` plans them later)."""
+    try:
+        ledger.plan_followups(jobs_for(post, published_at))
+    except (AmplifierError, LedgerError) as exc:
+        emit("error", id=post.id, account=post.account, reason=f"its follow-ups were not planned: {exc}")
+
+
+def catch_up(ledger: Ledger, posts: Iterable[PlannedPost], now: datetime) -> int:
+    """Plan the follow-ups of published posts that have none recorded (a crash between recording the post and
+    its follow-ups); how many jobs were added. Only posts whose time has come are looked up."""
+    wanted = [post for post in posts if post.followups and post.at <= now]
+    if not wanted:
+        return 0
+    have = {job.post_id for job in ledger.followups([post.id for post in wanted])}
+    jobs: list[FollowupJob] = []
+    for post in wanted:
+        if post.id in have:
+            continue
+        row = find(ledger, post.id)
+        if row is not None and row.state is State.PUBLISHED and row.published_at is not None:
+            jobs.extend(jobs_for(post, row.published_at))
+    return ledger.plan_followups(jobs) if jobs else 0
+
+
+def target_of(row: Row, servers: Mapping[str, str]) -> Target:
+    if not row.result:
+        raise PermanentError(f"{row.id}: the ledger has no platform id for its parts")
+    return Target.from_result(
+        row.id, row.account, [dict(part) for part in row.result], servers.get(row.account)
+    )
+
+
+@dataclass
+class FollowupReport:
+    """What one pass (or one retraction) did, as ``"POST kind by ACCOUNT"`` texts."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # budget, posts first, a wait; still planned
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"done": self.done, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
+
+
+class FollowupRunner:
+    """Runs follow-up jobs (see the module docstring). ``servers``: account -> its Mastodon instance's base URL
+    (a booster on another instance finds the status by its URL)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        publisher_of: PublisherOf,
+        limiter: RateLimiter,
+        *,
+        token: str,
+        servers: Mapping[str, str] | None = None,
+        emit: Emit | None = None,
+        lease: timedelta = LEASE,
+        after_request: Callable[[FollowupJob], None] = lambda job: None,
+    ) -> None:
+        self.ledger = ledger
+        self.publisher_of = publisher_of
+        self.limiter = limiter
+        self.deletes = RateLimiter(DELETE_BUDGETS)
+        self.token = token
+        self.servers = dict(servers or {})
+        self.emit: Emit = emit or (lambda event, **fields: None)
+        self.lease = lease
+        self.after_request = after_request
+        self._seeded = False
+
+    # ------------------------------------------------------------------ which
+
+    def run_due(self, now: datetime, *, limit: int = JOBS_PER_PASS) -> FollowupReport:
+        """Run the jobs due at ``now`` for which there is budget; never for an account with a post due. A
+        deletion plans the undoing of its boosts and pin (:meth:`Ledger.retract`): they run in the same pass."""
+        report = FollowupReport()
+        seen: set[tuple[str, str, str]] = set()
+        busy: set[str] | None = None
+        paused: set[str] = set()
+        for _ in range(ROUNDS):
+            jobs = [job for job in self.ledger.followups_due(now, limit=limit) if job.key not in seen]
+            if not jobs:
+                break
+            if busy is None:
+                busy = {row.account for row in self.ledger.due(now, limit=1000)}
+                paused = set(self.ledger.paused_accounts())
+            for job in jobs:
+                seen.add(job.key)
+                if job.account in busy or job.account in paused or self._held_back(job, now):
+                    report.deferred.append(job.key_text)
+                    continue
+                self.run(job, now, report)
+            if not any(job.kind == "delete" for job in jobs):
+                break
+        return report
+
+    def run_jobs(self, jobs: Sequence[FollowupJob], now: datetime) -> FollowupReport:
+        """Run ``jobs`` now (``amplifier retract``), within the rate budgets and a server's reset: what they hold
+        back stays planned for the daemon."""
+        report = FollowupReport()
+        for job in jobs:
+            if self._held_back(job, now):
+                report.deferred.append(job.key_text)
+                continue
+            self.run(job, now, report)
+        return report
+
+    def _seed_deletes(self, now: datetime) -> None:
+        """The Mastodon deletes of the last window, from the ledger (another process may have made them)."""
+        if self._seeded:
+            return
+        self._seeded = True
+        span = max(window.span for budget in DELETE_BUDGETS.values() for window in budget.windows)
+        for job in self.ledger.followups_done_since("delete", now - span):
+            if job.platform in DELETE_BUDGETS and job.updated_at is not None:
+                count = int((job.result or {}).get("deleted", 1))
+                self.deletes.record(job.account, job.platform, count, job.updated_at)
+
+    def _held_back(self, job: FollowupJob, now: datetime) -> bool:
+        if self.limiter.blocked_until(job.account, now) is not None:
+            return True
+        if self.limiter.available_at(job.account, job.platform, 1, now) > now:
+            return True
+        if job.kind == "delete" and job.platform in DELETE_BUDGETS:
+            self._seed_deletes(now)
+            parts = self._parts(job)
+            return self.deletes.available_at(job.account, job.platform, parts, now) > now
+        return False
+
+    def _parts(self, job: FollowupJob) -> int:
+        row = find(self.ledger, job.post_id)
+        return row.part_count if row is not None else 1
+
+    # ------------------------------------------------------------------ one job
+
+    def run(self, job: FollowupJob, now: datetime, report: FollowupReport | None = None) -> str:
+        """Claim ``job`` and carry it through; its outcome: done, failed, skipped, retry, unknown, waiting or
+        lost (not claimable)."""
+        report = report if report is not None else FollowupReport()
+        claimed = self.ledger.claim_followup(job.key, self.token, now, now + self.lease)
+        if claimed is None:
+            return "lost"
+        try:
+            return self._carry(claimed, now, report)
+        except FollowupClaimLost:
+            self.emit("followup-lost", id=job.post_id, kind=job.kind, account=job.account)
+            return "lost"
+
+    def _carry(self, job: FollowupJob, now: datetime, report: FollowupReport) -> str:
+        row = find(self.ledger, job.post_id)
+        if row is not None and row.state in (State.PLANNED, State.CLAIMED):  # its outcome is being recorded
+            wait = now + BACKOFF_MIN
+            return self._release(
+                job,
+                now,
+                wait,
+                "the post is not published yet",
+                unknown=job.unknown,
+                report=report,
+                attempt=False,
+            )
+        if row is None or row.state is not State.PUBLISHED:
+            state = "not in the ledger" if row is None else row.state.value
+            return self._finish(job, "skipped", f"the post is {state}, not published", now, report)
+        try:
+            writer = self._writer(job.account)
+            target = target_of(row, self.servers)
+            if job.kind == "delete":
+                self.ledger.retract(job.post_id, by=job.by or DELETE_AFTER, reason=job.reason or "", now=now)
+            if job.unknown and writer.is_done(job.kind, target, job.due_at):
+                return self._finish(job, "done", "found done on the server", now, report)
+            outcome = writer.write(job.kind, target, job.due_at)
+        except RateLimitedError as exc:
+            until = exc.reset_at or now + BACKOFF_MIN
+            self.limiter.block(job.account, until)
+            return self._release(job, now, until, str(exc), unknown=job.unknown, report=report, attempt=False)
+        except (OutcomeUnknownError, TransientError) as exc:
+            unknown = job.unknown or isinstance(exc, OutcomeUnknownError)
+            return self._retry(job, now, str(exc), unknown, report)
+        except (
+            AuthError
+        ) as exc:  # credentials: fixed by an operator, meanwhile tried again less and less often
+            return self._retry(job, now, str(exc), job.unknown, report)
+        except AmplifierError as exc:  # refused: permanent, credentials
+            return self._finish(job, "failed", str(exc), now, report)
+        except Exception as exc:  # an SDK or HTTP exception nobody classified: it may have been written
+            return self._retry(job, now, f"{type(exc).__name__}: {exc}", True, report)
+        self.after_request(job)
+        self.limiter.record(job.account, job.platform, 1, now)
+        if job.kind == "delete" and job.platform in DELETE_BUDGETS:
+            self.deletes.record(job.account, job.platform, len(target.parts), now)
+        return self._finish(job, "done", outcome.detail, now, report, outcome.record)
+
+    def _writer(self, account: str) -> Any:
+        try:
+            publisher = self.publisher_of(account)
+        except KeyError:
+            raise PermanentError(f"{account} is not an account of the campaign any more") from None
+        if not isinstance(publisher, WritesFollowups):
+            raise PermanentError(f"{account}: this publisher makes no follow-up writes")
+        return publisher.followups()
+
+    def _finish(
+        self,
+        job: FollowupJob,
+        state: FollowupState,
+        reason: str,
+        now: datetime,
+        report: FollowupReport,
+        result: dict[str, Any] | None = None,
+    ) -> str:
+        self.ledger.finish_followup(job.key, self.token, state, reason, now, result)
+        text = job.key_text if state == "done" else f"{job.key_text}: {reason}"
+        {"done": report.done, "failed": report.failed, "skipped": report.skipped}[state].append(text)
+        self.emit(f"followup-{state}", id=job.post_id, kind=job.kind, account=job.account, reason=reason)
+        return state
+
+    def _retry(
+        self, job: FollowupJob, now: datetime, reason: str, unknown: bool, report: FollowupReport
+    ) -> str:
+        if job.attempts + 1 >= MAX_ATTEMPTS:
+            return self._finish(job, "failed", f"{reason} (after {job.attempts + 1} attempts)", now, report)
+        wait = min(BACKOFF_MIN * 2**job.attempts, BACKOFF_MAX)
+        self._release(job, now, now + wait, reason, unknown=unknown, report=report)
+        return "unknown" if unknown else "retry"
+
+    def _release(
+        self,
+        job: FollowupJob,
+        now: datetime,
+        until: datetime,
+        reason: str,
+        *,
+        unknown: bool,
+        report: FollowupReport,
+        attempt: bool = True,
+    ) -> str:
+        self.ledger.release_followup(
+            job.key, self.token, now, next_at=until, detail=reason, unknown=unknown, attempt=attempt
+        )
+        report.deferred.append(job.key_text)
+        self.emit(
+            "followup-retry", id=job.post_id, kind=job.kind, account=job.account, until=until, reason=reason
+        )
+        return "waiting"
