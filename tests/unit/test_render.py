@@ -81,7 +81,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
             i % 2,
             None,
             ("too long",) if i == 1 else (),
-            (Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
+            followups=(Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
         )
         for i in range(count)
     ]
@@ -131,7 +131,7 @@ def test_a_post_written_directly_is_what_json_dumps_writes(
         variant,
         event,
         tuple(warnings),
-        planned,
+        followups=planned,
     )
     encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
     assert _encode([part.to_json() for part in parts]) == encoded
