@@ -81,7 +81,8 @@ def test_streamed_json_is_the_document_json_dumps_writes(
             i % 2,
             None,
             ("too long",) if i == 1 else (),
-            (Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
+            quote=f"r:a{i - 1}:k" if i % 5 == 1 else None,
+            followups=(Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
         )
         for i in range(count)
     ]
@@ -131,7 +132,7 @@ def test_a_post_written_directly_is_what_json_dumps_writes(
         variant,
         event,
         tuple(warnings),
-        planned,
+        followups=planned,
     )
     encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
     assert _encode([part.to_json() for part in parts]) == encoded
