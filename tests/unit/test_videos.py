@@ -347,3 +347,16 @@ def test_a_video_job_that_never_finishes_is_transient_and_a_failed_one_permanent
         state[0] = "JOB_STATE_FAILED"
         with pytest.raises(PermanentError, match="could not process the video: bad codec"):
             service._wait(http, {"jobId": "j1", "state": "JOB_STATE_CREATED"})
+
+
+def test_a_job_status_is_read_wrapped_as_the_lexicon_says_or_bare() -> None:
+    from amplifier.publish.base import TransientError
+    from amplifier.publish.bluesky_videosvc import _has_job, _job
+
+    job = {"jobId": "j1", "did": "d", "state": "JOB_STATE_CREATED"}
+    assert _job({"jobStatus": job}, "u") == job
+    assert _job(job, "u") == job
+    assert _has_job({"error": "already_exists", **job})
+    assert not _has_job({"error": "InvalidRequest", "message": "no"})
+    with pytest.raises(TransientError, match="without a job status"):
+        _job({"message": "no"}, "u")

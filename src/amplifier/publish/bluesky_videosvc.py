@@ -91,7 +91,7 @@ class VideoService:
             body = None
         if not isinstance(body, dict):
             body = {}
-        if response.status_code >= 400 and not isinstance(body.get("jobStatus"), dict):
+        if response.status_code >= 400 and not _has_job(body):  # a 409 may name the job of the same video
             words = redact(str(body.get("message") or body.get("error") or response.reason_phrase))
             error = classify_status(response.status_code, f"{where}: {words}")
             if isinstance(error, AuthError):  # the service token, not the account's password
@@ -156,8 +156,15 @@ class VideoService:
             job = _job(answer, self.url)
 
 
+def _has_job(answer: dict[str, Any]) -> bool:
+    job = answer.get("jobStatus", answer)
+    return isinstance(job, dict) and bool(job.get("jobId"))
+
+
 def _job(answer: dict[str, Any], url: str) -> dict[str, Any]:
-    job = answer.get("jobStatus")
+    """The ``app.bsky.video.defs#jobStatus`` of an answer: wrapped as the lexicon says (``{"jobStatus": ...}``)
+    or bare, as the service has been seen to answer ``uploadVideo``."""
+    job = answer.get("jobStatus", answer)
     if not isinstance(job, dict) or not job.get("jobId"):
         raise TransientError(f"the video service {url} answered without a job status; will retry")
     return job
