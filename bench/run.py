@@ -18,6 +18,7 @@ BENCHMARKS = {
     "daemon-scale": "bench_daemon_scale.py",
     "report": "bench_report.py",
     "nodes": "bench_nodes.py",
+    "nodes-fanout": "bench_fanout_nodes.py",
 }
 
 

@@ -181,6 +181,18 @@ FRESH_SCHEMA: dict[str, list[tuple[str, str, bool, int]]] = {
         ("detail", "TEXT", True, 0),
         ("done_at", "TEXT", False, 0),
     ],
+    "shared_state": [
+        ("sub", "TEXT", True, 1),
+        ("name", "TEXT", True, 2),
+        ("data", "BLOB", True, 0),
+        ("updated_at", "TEXT", True, 0),
+    ],
+    "state_locks": [
+        ("sub", "TEXT", True, 1),
+        ("name", "TEXT", True, 2),
+        ("holder", "TEXT", True, 0),
+        ("lock_until", "TEXT", True, 0),
+    ],
 }
 
 
@@ -203,6 +215,7 @@ def test_fresh_schema_is_pinned(conn: sqlite3.Connection) -> None:
         "m013_followups",
         "m014_report_summary",
         "m015_edits",
+        "m016_shared_state",
     ]
     assert tables(conn) == set(FRESH_SCHEMA)
     for table, expected in FRESH_SCHEMA.items():
@@ -268,6 +281,7 @@ def test_a_database_of_the_previous_version_gains_unknown_since_and_keeps_its_ro
         "m013_followups",
         "m014_report_summary",
         "m015_edits",
+        "m016_shared_state",
     ]
     assert migrate(conn, T0) == []
     assert conn.execute("SELECT id, state, claim_token, unknown_since FROM posts").fetchall() == [
@@ -300,6 +314,7 @@ def test_a_ledger_before_operator_actions_gains_them_keeps_its_pauses_and_is_ana
         "m013_followups",
         "m014_report_summary",
         "m015_edits",
+        "m016_shared_state",
     ]
     assert conn.execute("SELECT account, reason, paused_by FROM paused_accounts").fetchall() == [
         ("masto", "token rejected", None)
@@ -331,6 +346,7 @@ def test_a_database_before_engagement_gains_its_table_and_keeps_its_posts(conn: 
         "m013_followups",
         "m014_report_summary",
         "m015_edits",
+        "m016_shared_state",
     ]
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(

@@ -381,3 +381,27 @@ def test_a_dry_runs_published_quoted_post_leaves_the_placeholder(
         ready = quote_ready(ledger, later)
     assert (ready.waiting_for, ready.dropped) == (None, None)
     assert ready.post.parts[0].payload["quoted_status_id"] == {"$quote": "post"}
+
+
+def test_a_quote_of_a_retracted_post_goes_out_without_the_quote(
+    campaign_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A retracted call (a rally cancelled) is still ``published`` in the ledger while its deletion runs and
+    after: a countdown quoting it must not embed a post that is gone or going."""
+    from amplifier.delivery.ledger import PlanEntry, SqliteLedger
+    from amplifier.delivery.quoting import quote_ready
+
+    posts = by_id(plan(campaign_dir, "    quote: call\n"))
+    call, later = posts["call:masto:2027-10-20T12:00"], posts["countdown:masto:2027-10-29T10:00"]
+    with SqliteLedger.open(tmp_path / "ledger.db", START) as ledger:
+        ledger.sync_plan([PlanEntry.from_post(call), PlanEntry.from_post(later)], START)
+        assert ledger.claim(call.id, START, "t")
+        ledger.mark_published(
+            call.id, [{"index": 0, "id": "1093", "url": None, "uri": None, "cid": None}], START, token="t"
+        )
+        assert quote_ready(ledger, later).post.parts[0].payload["quoted_status_id"] == "1093"
+        ledger.retract(call.id, by="operator", reason="rally moved", now=START)
+        ready = quote_ready(ledger, later)
+    assert ready.waiting_for is None
+    assert ready.dropped == f"{call.id} is retracted"
+    assert "quoted_status_id" not in ready.post.parts[0].payload

@@ -104,7 +104,14 @@ def run(
 
     code = ExitCode.OK
     with open_daemon(
-        campaign, g.state_dir, factory, clock=clock, log=log, dry_run=dry_run, secrets=publish_ctx.secrets
+        campaign,
+        g.state_dir,
+        factory,
+        clock=clock,
+        log=log,
+        dry_run=dry_run,
+        secrets=publish_ctx.secrets,
+        publish_ctx=publish_ctx,
     ) as daemon:
         if once:
             with stop_on_signals(daemon.stop):

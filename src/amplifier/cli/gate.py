@@ -88,6 +88,8 @@ def gate(
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
     from amplifier.delivery.gate import change_gates
+    from amplifier.delivery.reconcile import claim_token
+    from amplifier.delivery.shared_state import share_state
     from amplifier.publish import create_publisher
 
     request = parse_request(replies, quotes)
@@ -97,6 +99,7 @@ def gate(
     results: list[dict[str, object]] = []
     worst = ExitCode.OK
     with ctx.obj.open_ledger(utcnow()) as ledger:
+        share_state(context, ledger, claim_token("gate"))  # a shared ledger: the nodes' state store
         for post_id in ids:
             publisher = None
             try:

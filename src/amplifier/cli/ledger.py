@@ -62,6 +62,11 @@ def migrate(ctx: click.Context, to_env: str) -> None:
     report = move_ledger(ctx.obj.state_dir, url, utcnow())
     states = ", ".join(f"{count} {state}" for state, count in report.by_state.items()) or "no posts"
     click.echo(f"moved {report.posts} post(s) to {report.target} ({states})")
+    if report.state_documents:
+        click.echo(
+            f"copied {report.state_documents} document(s) of the state folder the nodes share (Bluesky sessions, "
+            "logins, limits, pause records)"
+        )
     if report.paused_accounts:
         click.echo(f"paused accounts, still paused there: {', '.join(report.paused_accounts)}")
     if report.paused:

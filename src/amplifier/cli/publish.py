@@ -68,10 +68,11 @@ def accounts(ctx: click.Context, fix: bool, fmt: str) -> None:
     Exit code 3 when any account fails, with the reason per account; 5 when the state folder is unusable.
     Warnings (automation not disclosed, no quote controls on an old instance) go to stderr."""
     from amplifier.cli.render import console, dump_json
+    from amplifier.publish.state import StateDir
 
     campaign: Campaign = ctx.obj.campaign()
     context = publish_context(campaign, ctx.obj.state)
-    context.state.ensure()  # an unusable state folder is exit 5, not every account failing (3)
+    StateDir(ctx.obj.state_dir).ensure()  # an unusable state folder is exit 5, not every account failing (3)
     results = check_accounts(campaign, context, fix=fix)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "accounts": [info.to_json() for info in results]})
@@ -123,7 +124,8 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     daemon is sending at this moment is refused."""
     from amplifier.cli.render import console, dump_json
     from amplifier.daemon.settings import offset_clock
-    from amplifier.delivery.ledger import open_ledger
+    from amplifier.delivery.reconcile import claim_token
+    from amplifier.delivery.shared_state import share_state
     from amplifier.plan.planner import find_posts
 
     campaign: Campaign = ctx.obj.campaign()
@@ -134,7 +136,8 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
     else:
-        with open_ledger(publish_ctx.state.path, clock()) as ledger:
+        with ctx.obj.open_ledger(clock()) as ledger:
+            share_state(publish_ctx, ledger, claim_token("send"))  # a shared ledger: the nodes' state store
             outcomes = send_posts(posts, campaign, publish_ctx, dry_run=False, ledger=ledger, clock=clock)
     if fmt == "json":
         dump_json({"version": JSON_VERSION, "dry_run": dry_run, "posts": [o.to_json() for o in outcomes]})

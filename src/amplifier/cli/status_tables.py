@@ -10,6 +10,11 @@ from zoneinfo import ZoneInfo
 from amplifier.delivery.ledger import Row
 from amplifier.delivery.ledger.followups import Retraction
 
+NODE_SILENT = (
+    60.0  # seconds: a node beats every quarter of its lease (1.5 s by default); silent longer: gone?
+)
+NODE_ACCOUNTS_SHOWN = 6  # account names listed per node; status --format json lists all of them
+
 
 def short_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """An ISO time of the JSON (already in the campaign's zone) as a table shows it: ``2027-10-30 10:00``."""
@@ -88,6 +93,75 @@ def status_tables(data: dict[str, Any]) -> None:
         out.print(table)
     if data["actions"]:
         out.print(_actions_table(data["actions"]))
+    if data.get("nodes"):
+        out.print(nodes_table(data["nodes"], data["now"]))
+
+
+def age_text(seconds: float) -> str:
+    """A heartbeat's age in a few characters: ``4 s``, ``12 min``, ``3 h``, ``2 d``."""
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def holdings_text(holds: Iterable[str]) -> str:
+    """What a node holds (``account masto``, ``2 claim(s)``, ...) in one short text: the accounts counted and
+    the first few named, then the rest (claims)."""
+    accounts: list[str] = []
+    other: list[str] = []
+    for hold in holds:
+        if hold.startswith("account "):
+            accounts.append(hold.removeprefix("account "))
+        else:
+            other.append(hold)
+    parts: list[str] = []
+    if accounts:
+        shown = ", ".join(accounts[:NODE_ACCOUNTS_SHOWN])
+        more = len(accounts) - NODE_ACCOUNTS_SHOWN
+        word = "account" if len(accounts) == 1 else "accounts"
+        parts.append(f"{len(accounts)} {word}: {shown}" + (f" +{more} more" if more > 0 else ""))
+    parts += other
+    return "; ".join(parts) or "nothing"
+
+
+def nodes_table(nodes: list[dict[str, Any]], now_iso: str) -> Any:
+    """The nodes sharing the ledger: each one's heartbeat age, whether it leads planning, what it holds.
+
+    Fits 80 columns: the node's host on one line, its pid and token's nonce dim below; a node silent for
+    longer than :data:`NODE_SILENT` is marked (its leases have passed: its accounts are free for the others)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    now = dt.datetime.fromisoformat(now_iso)
+    table = Table(title="nodes")
+    table.add_column("node", overflow="fold", max_width=28)
+    table.add_column("beat", no_wrap=True)
+    table.add_column("plan", no_wrap=True)
+    table.add_column("holds", overflow="fold")
+    for node in nodes:
+        token = str(node["node"])
+        nonce = token.split(":", 2)[2] if token.count(":") >= 2 else ""
+        if node.get("pid") is not None:
+            name = Text(str(node["host"]))
+            name.append(f"\npid {node['pid']} {nonce}".rstrip(), style="dim")
+        else:
+            name = Text(token)
+        beat_at = dt.datetime.fromisoformat(node["beat_at"]) if node.get("beat_at") else None
+        age = (now - beat_at).total_seconds() if beat_at is not None else None
+        if age is None:
+            beat = Text("never", style="bold red")
+        elif age > NODE_SILENT:
+            beat = Text(f"{age_text(age)} ago\nsilent", style="bold red")
+        else:
+            beat = Text(f"{age_text(age)} ago")
+        role = Text("leads", style="bold") if node.get("leader") else Text("follows", style="dim")
+        table.add_row(name, beat, role, Text(holdings_text(node.get("holds") or ())))
+    return table
 
 
 def _actions_table(actions: list[dict[str, Any]]) -> Any:

@@ -74,6 +74,7 @@ from amplifier.notify.alerting import Alerting
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.base import Publisher
 from amplifier.publish.secrets import SecretSources
+from amplifier.publish.state import StateStore
 
 PublisherFactory = Callable[[str, MastodonAccount | BlueskyAccount], Publisher]
 
@@ -131,6 +132,7 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
         token: str | None = None,
         alerting: Alerting | None = None,
         secrets: SecretSources | None = None,
+        state_store: StateStore | None = None,
     ) -> None:
         self.campaign = campaign
         self.coordinator = coordinator or LocalCoordinator()
@@ -143,6 +145,7 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
         self.log = log or EventLog(None)
         self.settings = settings or DaemonSettings()
         self.state_dir = state_dir
+        self.state_store = state_store  # a node of several: the shared store (credential pause records)
         # Where the PAUSE file is (default: the state folder), and a further pause switch (a dry run works on
         # a copy of the ledger and a scratch state folder, but obeys the real folder's switches).
         self.pause_dir = pause_dir or state_dir
@@ -278,10 +281,10 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
         if reason is not None:
             report.paused = reason
             return report
-        queues = self.queues(now)
-        futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
-        for future in futures:
-            report.merge(future.result())
+        with self.pass_accounts(self.queues(now), now) as queues:  # a node of several: its share of them
+            futures = [self._executor.submit(self.publish_account, rows) for rows in queues.values()]
+            for future in futures:
+                report.merge(future.result())
         self.read_back(self.clock())  # after the posts, with spare budget
         self.follow_up(self.clock())  # boosts, pins, deletions (.followups)
         return report

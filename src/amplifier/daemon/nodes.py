@@ -6,7 +6,9 @@
   still plans its window in memory, to render the posts the leader planned; when the leader dies, the next
   follower that asks (every watch interval) leads, and writes the plan at once (:meth:`NodesMixin.take_lead`).
 * Publishing: one node per account at a time (the coordinator's account lock), and the account's rate budget
-  read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A node holds back a
+  read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A pass takes its
+  accounts in one step, at most its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
+  over the nodes alive), and reads their budgets in one query, so a burst spreads over the nodes. A node holds back a
   post whose text it would render differently from the plan's (older files), or that its files do not know.
 
 With one machine (:class:`~amplifier.delivery.coordination.LocalCoordinator`) all of this is a no-op.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from amplifier.delivery.coordination import Coordinator
 from amplifier.delivery.ledger import Ledger, PlanEntry, PlanSource, Row, StalePlan, State, SyncReport
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.plan.post import PlannedPost
+
+SHARE_WAIT = timedelta(seconds=0.25)  # the other nodes' share of a pass's accounts: theirs first, for so long
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -145,6 +150,43 @@ class NodesMixin:
             return self.hold(row.account, now, f"{row.id}: this node's campaign files render it differently")
         return None
 
+    @contextmanager
+    def pass_accounts(self, queues: dict[str, list[Row]], now: datetime) -> Iterator[dict[str, list[Row]]]:
+        """The pass's accounts (:meth:`take_accounts`), released when the pass ends."""
+        taken = self.take_accounts(queues, now)
+        try:
+            yield taken
+        finally:
+            self.coordinator.release(taken)
+
+    def take_accounts(self, queues: dict[str, list[Row]], now: datetime) -> dict[str, list[Row]]:
+        """A node of several: the pass's accounts, taken in one step (at most this node's share of them, the
+        due accounts over the nodes alive), their budgets read in one query; the others are left to the other
+        nodes for a moment. One node: ``queues`` as they are."""
+        if not self.coordinator.shared or not queues:
+            return queues
+        alive = sum(1 for beat in self.ledger.nodes() if beat.beat_at > now - 2 * self.settings.claim_lease)
+        # Posts that just came due: this node's share of their accounts; the others' share is theirs for
+        # SHARE_WAIT, then anyone's (a node may wake late, or be gone).
+        fresh = {account for account, rows in queues.items() if rows[0].next_attempt_at > now - SHARE_WAIT}
+        waited = queues.keys() - fresh
+        share = -(-len(fresh) // max(alive, 1))
+        taken = self.coordinator.take(waited, now, len(waited)) if waited else set()
+        taken |= self.coordinator.take(fresh, now, share) if fresh else set()
+        share += len(waited)
+        until = now + SHARE_WAIT
+        for account in sorted(queues.keys() - taken):
+            if len(taken) < share:  # fewer than its share: the others are other nodes' now
+                self.hold(account, now, "another node publishes for it")
+            else:  # the other nodes' share (or theirs already): taken if still free after a moment
+                self._held[account] = until
+        try:
+            self._budgets_read = self.refresh_budgets(taken, now) if taken else set()
+        except BaseException:
+            self.coordinator.release(taken)  # never held on after a failed pass (the lease job extends it)
+            raise
+        return {account: rows for account, rows in queues.items() if account in taken}
+
     def publish_account(self, rows: list[Row]) -> TickReport:
         """Publish one account's due posts, while this node holds the account (else leave it for now)."""
         account = rows[0].account
@@ -154,19 +196,31 @@ class NodesMixin:
                 self.hold(account, now, "another node publishes for it")
                 return TickReport()
             self.__dict__.get("_held_said", {}).pop(account, None)
-            if self.coordinator.shared:
+            if self.coordinator.shared and account not in self.__dict__.get("_budgets_read", ()):
                 self.refresh_budget(account, self.clock())  # type: ignore[attr-defined]
             with self.claiming():  # type: ignore[attr-defined]
                 return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
 
     def refresh_budget(self, account: str, now: datetime) -> None:
         """The account's rate budget, read again from the shared ledger (every node's posts count)."""
+        self.refresh_budgets({account}, now, only=account)
+
+    def refresh_budgets(self, accounts: set[str], now: datetime, *, only: str | None = None) -> set[str]:
+        """The rate budgets of ``accounts``, read again from the shared ledger in one query (``only``: the
+        query asks for that one account), and the blocks other nodes' 429s set; the accounts read."""
         rows = self.ledger.history(
-            now - timedelta(days=2), now + FAR_FUTURE, account=account, states=[State.PUBLISHED]
+            now - timedelta(days=2), now + FAR_FUTURE, account=only, states=[State.PUBLISHED]
         )
-        uses = [
-            (row.platform, row.published_at, sum(1 for part in (row.result or ()) if not part.get("existed")))
-            for row in rows
-            if row.published_at is not None and row.published_at > now - timedelta(days=1)
-        ]
-        self.limiter.replace_uses(account, uses)
+        uses: dict[str, list[tuple[str, datetime, int]]] = {account: [] for account in accounts}
+        for row in rows:
+            if (
+                row.account in uses
+                and row.published_at is not None
+                and row.published_at > now - timedelta(days=1)
+            ):
+                parts = sum(1 for part in (row.result or ()) if not part.get("existed"))
+                uses[row.account].append((row.platform, row.published_at, parts))
+        for account, used in uses.items():
+            self.limiter.replace_uses(account, used)
+        self.limiter.load_blocks(now, accounts)  # every node's 429 resets (a shared state store)
+        return set(accounts)

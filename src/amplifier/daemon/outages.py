@@ -33,6 +33,7 @@ from amplifier.notify.alerting import Alerting
 from amplifier.publish.base import Publisher
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir, safe_name, secret_changed, secret_fingerprint
+from amplifier.publish.state import StateStore
 
 PAUSES = "pauses"
 UNKNOWN_OVERDUE = timedelta(minutes=15)  # an unknown outcome whose check is this late is reported
@@ -50,8 +51,8 @@ def secret_name(settings: MastodonAccount | BlueskyAccount) -> str:
 class PauseRecords:
     """The credential pauses of the state folder: ``pauses/<account>.json`` (mode 0600)."""
 
-    def __init__(self, state: Path | None) -> None:
-        self.state = StateDir(state) if state is not None else None
+    def __init__(self, state: Path | StateStore | None) -> None:
+        self.state: StateStore | None = StateDir(state) if isinstance(state, Path) else state
 
     def _name(self, account: str) -> str:
         return safe_name(account) + ".json"
@@ -103,6 +104,7 @@ class OutageMixin:
     alerting: Alerting
     secrets: SecretSources
     state_dir: Path | None
+    state_store: StateStore | None  # the nodes' shared store (a shared ledger), else None: the state folder
     _publishers: dict[str, Publisher]
     _publishers_lock: threading.Lock
     _pause_state: tuple[str | None, tuple[tuple[str, str], ...]] | None
@@ -111,7 +113,7 @@ class OutageMixin:
 
     @property
     def pause_records(self) -> PauseRecords:
-        return PauseRecords(self.state_dir)
+        return PauseRecords(self.state_store if self.state_store is not None else self.state_dir)
 
     def _emit(self, event: str, **fields: Any) -> None:
         """Log one event (the delivery path's and the daemon's), and raise the alert it calls for."""

@@ -30,10 +30,13 @@ from amplifier.daemon.readback import READ_INTERVAL
 from amplifier.daemon.settings import settings_from_environ
 from amplifier.delivery.coordination import open_coordinator
 from amplifier.delivery.ledger import ledger_url, open_ledger, open_ledger_copy, outside_pause_reason
+from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.reconcile import claim_token
+from amplifier.delivery.shared_state import state_store
 from amplifier.errors import AmplifierError
 from amplifier.notify.alerting import Alerting
 from amplifier.notify.alerts import daemon_stopped
+from amplifier.publish.base import PublishContext
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir
 
@@ -49,11 +52,14 @@ def open_daemon(
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
     secrets: SecretSources | None = None,
+    publish_ctx: PublishContext | None = None,
 ) -> Iterator[Daemon]:
     """The daemon of ``campaign`` on the ledger of the state folder ``state``; closed (publishers and ledger)
     when the block ends. A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat
     there (so ``status --check`` never takes it for the real daemon), but obeys the real PAUSE file and
-    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks. ``secrets``: where the
+    ``amplifier pause``. ``environ`` (default: the process's) holds the test hooks. ``publish_ctx``: the
+    publishers' context; on a shared ledger its state store becomes the ledger's database (sessions, login guard,
+    limits shared by the nodes; :mod:`amplifier.delivery.shared_state`), as do the 429 blocks and pause records. ``secrets``: where the
     publishers read their secrets (a paused account's is read again there). The daemon alerts the campaign's
     ``notify:`` destinations and pings the dead man's switch (a dry run neither); closing it sends what is
     pending."""
@@ -72,6 +78,9 @@ def open_daemon(
         )
         try:
             token = claim_token("daemon")
+            store = state_store(ledger, state, shared=url is not None, node=token, clock=clock)
+            if url is not None and publish_ctx is not None:
+                publish_ctx.state = store
             daemon = Daemon(
                 campaign,
                 ledger,
@@ -87,6 +96,8 @@ def open_daemon(
                 token=token,
                 alerting=alerting,
                 secrets=secrets,
+                limiter=RateLimiter(shared=store) if url is not None else None,
+                state_store=store if url is not None else None,
             )
             try:
                 yield daemon

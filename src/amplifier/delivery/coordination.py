@@ -18,7 +18,7 @@ budget, and spare the database two nodes' re-plans.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -48,6 +48,15 @@ class Coordinator(Protocol):
     def account(self, account: str, now: datetime) -> AbstractContextManager[bool]:
         """While the block runs, ``account`` is this node's to publish for, if it yields True; False: another
         node publishes for it now (try again later). The hold is a lease, like a claim's (:meth:`extend`)."""
+        ...
+
+    def take(self, accounts: Iterable[str], now: datetime, limit: int) -> set[str]:
+        """Hold at most ``limit`` of ``accounts`` (the free ones, picked at random) for a pass, in one step:
+        :meth:`account` then yields True for them at no cost, until :meth:`release`. The accounts taken."""
+        ...
+
+    def release(self, accounts: Iterable[str]) -> None:
+        """Let ``accounts`` (taken with :meth:`take`) go, in one step."""
         ...
 
     def holds(self, account: str, now: datetime) -> bool:
@@ -80,6 +89,12 @@ class LocalCoordinator:
     @contextmanager
     def account(self, account: str, now: datetime) -> Iterator[bool]:
         yield True
+
+    def take(self, accounts: Iterable[str], now: datetime, limit: int) -> set[str]:
+        return set(accounts)
+
+    def release(self, accounts: Iterable[str]) -> None:
+        return None
 
     def holds(self, account: str, now: datetime) -> bool:
         return True

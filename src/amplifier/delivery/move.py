@@ -13,6 +13,10 @@ The steps (:func:`move_ledger`):
    the gate changes; the edits of published posts; the engagement readings; the plan's source: see
    :func:`~amplifier.delivery.ledger.copy_contents`) goes over in one transaction, then the global pause as it
    was before step 1.
+   The state folder's documents the nodes share (Bluesky sessions, the login guard and the fingerprints' key,
+   limits, credential pause records) are copied into the database's state store
+   (:func:`amplifier.delivery.shared_state.copy_state`), so no node logs in again and a credential pause
+   recorded before the move is still recognised.
 4. The SQLite ledger stays paused with a reason that says where the campaign moved, so a daemon started without
    ``AMPLIFIER_LEDGER`` posts nothing twice.
 
@@ -35,6 +39,9 @@ from amplifier.delivery.ledger import (
     open_local_ledger,
 )
 from amplifier.delivery.reconcile import claim_holder_alive
+from amplifier.delivery.shared_state import LedgerState, copy_state
+from amplifier.errors import StateError
+from amplifier.publish.state import StateDir
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class MoveReport:
     by_state: dict[str, int]
     paused_accounts: tuple[str, ...]
     paused: bool
+    state_documents: int = 0  # the state folder's shared documents copied into the database
 
 
 def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
@@ -68,6 +76,12 @@ def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
                     "(posting stays paused here; resume it with 'amplifier resume' to go on with this ledger)"
                 )
             count = copy_contents(source, target, now)
+            try:
+                documents = copy_state(
+                    StateDir(state_dir), LedgerState(target, "ledger-migrate", lambda: now)
+                )
+            except (StateError, LedgerError):
+                documents = 0  # the nodes log in again and read the limits afresh: no post depends on it
             paused_accounts = source.paused_accounts()
             keep_paused = was_paused and old_reason != moving
             if keep_paused:
@@ -85,4 +99,5 @@ def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
         by_state={state.value: counts[state] for state in State if counts[state]},
         paused_accounts=tuple(sorted(paused_accounts)),
         paused=keep_paused,
+        state_documents=documents,
     )

@@ -9,7 +9,8 @@ placeholder ``{"$quote": "post"}`` (:mod:`amplifier.plan.quotes`). Before the de
   platform id, the placeholder stays, showing what it quotes);
 * planned or claimed (or not in the ledger yet): the post waits (:data:`QUOTE_WAIT`), nothing is claimed or
   sent; its window still applies, so a quote whose quoted post never comes expires like any late post;
-* finished without being published (failed, expired, skipped, cancelled, retracted): the post goes out without
+* finished without being published (failed, expired, skipped, cancelled), or published and then retracted
+  (``amplifier retract``, ``delete_after``): the post goes out without
   the quote, and the delivery path reports it (``quote-dropped``): a call that stands on its own is better posted
   than lost.
 """
@@ -59,6 +60,9 @@ def quote_ready(ledger: Ledger, post: PlannedPost) -> QuoteReady:
         row = ledger.get(post.quote)
     except UnknownPost:
         return QuoteReady(post, waiting_for=post.quote)
+    if row.state == State.PUBLISHED and post.quote in ledger.retractions([post.quote]):
+        # retracted (its deletion planned, running or done): still "published" in the ledger, gone from readers
+        return QuoteReady(resolve_quote(post, None), dropped=f"{post.quote} is retracted")
     if row.state == State.PUBLISHED:
         first = (row.result or ({},))[0] or row.parts.get(0) or {}
         mastodon = post.platform == "mastodon"

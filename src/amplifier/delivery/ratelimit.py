@@ -10,6 +10,11 @@ after each publish, so it never runs into a limit the platform documents:
 A 429 from the server (whose limits may be lower than the documented ones) blocks the account until the reset
 time it gave: :meth:`RateLimiter.block`. Windows slide: a use counts until ``window`` after it happened. The
 clock is a parameter: every method takes an aware ``now``. Thread-safe.
+
+Several nodes on one PostgreSQL ledger share the blocks: with a ``shared`` state store (the ledger's database,
+:mod:`amplifier.delivery.shared_state`), a block is also written there (``blocks/<account>``; a later one wins),
+and :meth:`RateLimiter.load_blocks` reads every node's, which the daemon does before it publishes for an
+account: a reset one node got is respected by all. One machine keeps its blocks in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from amplifier.publish.state import StateStore, loads, safe_name
+
+BLOCKS = "blocks"  # the state store's folder of server-given blocks
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,9 @@ BUDGETS: Mapping[str, Budget] = {
 class RateLimiter:
     """Per-account sliding windows plus server-given blocks (429 reset times)."""
 
-    def __init__(self, budgets: Mapping[str, Budget] | None = None) -> None:
+    def __init__(self, budgets: Mapping[str, Budget] | None = None, shared: StateStore | None = None) -> None:
         self.budgets = dict(BUDGETS if budgets is None else budgets)
+        self.shared = shared  # where the nodes of a shared ledger keep their blocks (None: memory only)
         self._uses: dict[str, list[tuple[datetime, int]]] = {}  # per account, in time order
         self._blocked: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -111,11 +121,32 @@ class RateLimiter:
             bisect.insort(self._prune(account, platform, now), (now, cost))
 
     def block(self, account: str, until: datetime) -> None:
-        """The server said: no more from ``account`` before ``until`` (a later block wins)."""
+        """The server said: no more from ``account`` before ``until`` (a later block wins); told to the
+        other nodes too, with a shared store."""
+        self._block(account, until)
+        if self.shared is not None:
+            name = safe_name(account) + ".json"
+            with self.shared.locked(BLOCKS, name):
+                known = _until(self.shared.read_json(BLOCKS, name), account)
+                if known is None or until > known:
+                    self.shared.write_json(BLOCKS, name, {"account": account, "until": until.isoformat()})
+
+    def _block(self, account: str, until: datetime) -> None:
         with self._lock:
             current = self._blocked.get(account)
             if current is None or until > current:
                 self._blocked[account] = until
+
+    def load_blocks(self, now: datetime, accounts: Iterable[str]) -> None:
+        """Every node's blocks of ``accounts`` still running at ``now``, from the shared store (none: nothing
+        to do)."""
+        if self.shared is None:
+            return
+        names = {safe_name(account) + ".json": account for account in accounts}
+        for name, raw in self.shared.read_many(BLOCKS, names).items():
+            until = _until(loads(raw), names[name])
+            if until is not None and until > now:
+                self._block(names[name], until)
 
     def blocked_until(self, account: str, now: datetime) -> datetime | None:
         with self._lock:
@@ -134,3 +165,13 @@ class RateLimiter:
         """Load past uses ``(account, platform, published_at, parts)``, e.g. from the ledger at start-up."""
         for account, platform, at, parts in sorted(uses, key=lambda use: use[2]):
             self.record(account, platform, parts, at)
+
+
+def _until(data: object, account: str) -> datetime | None:
+    """The end of a stored block of ``account`` (None: none, damaged, or another account's)."""
+    if not isinstance(data, dict) or data.get("account") != account:
+        return None
+    try:
+        return datetime.fromisoformat(str(data["until"]))
+    except (KeyError, ValueError):
+        return None

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, CredentialsError, ExitCode
 from amplifier.plan.post import Image, Part, PlannedPost
-from amplifier.publish.sessions import StateDir
+from amplifier.publish.state import StateStore
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
@@ -314,10 +314,11 @@ class Publisher(Protocol):
 
 @dataclass
 class PublishContext:
-    """What every publisher needs from outside: secrets, the state folder, the clock and timeouts."""
+    """What every publisher needs from outside: secrets, the state store (the state folder; the ledger's database
+    for the nodes of a shared ledger), the clock and timeouts."""
 
     secrets: SecretSources
-    state: StateDir
+    state: StateStore
     clock: Clock = utcnow
     timeout: float = 30.0  # seconds, per HTTP request
     card_timeout: float = 5.0  # seconds, fetching a page for a link card

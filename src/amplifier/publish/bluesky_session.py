@@ -1,13 +1,15 @@
 """The session of a Bluesky publisher: the atproto SDK's client, logged in once and reused, and every call
 classified.
 
-* The session (access + refresh token) is kept in the state folder (0600) and refreshed by the SDK
-  (``on_session_change`` saves the new tokens); a password login happens only when there is no usable session,
-  and :class:`~amplifier.publish.sessions.LoginGuard` keeps wrong credentials to a few attempts an hour.
+* The session (access + refresh token) is kept in the state store (the state folder, 0600; the ledger's
+  database for the nodes of a shared ledger) and refreshed by the SDK under the session's lock
+  (:mod:`amplifier.publish.bluesky_refresh`; ``on_session_change`` saves the new tokens); a password login
+  happens only when there is no usable session, and :class:`~amplifier.publish.sessions.LoginGuard` keeps wrong
+  credentials to a few attempts an hour.
 * **Bare PDS.** No AppView is needed to publish: login with ``fetch_bsky_profile=False``, write to the session's
   DID.
-* :meth:`BlueskySession._call` runs an SDK call; a saved session the server refuses is replaced by one login and
-  the call run again; whatever the SDK or httpx raise becomes a classified
+* :meth:`BlueskySession._call` runs an SDK call; a saved session the server refuses is replaced by the stored
+  one when another process renewed it, else by one login, and the call run again; whatever the SDK or httpx raise becomes a classified
   :class:`~amplifier.publish.base.PublishError` (:mod:`amplifier.publish.bluesky_errors`).
 
 The base of the publisher's parts (:mod:`~amplifier.publish.bluesky_repo`,
@@ -65,10 +67,16 @@ class BlueskySession:
         self._http = http
 
     def _new_client(self) -> Client:
-        from atproto import Client
         from atproto_client.request import Request
 
-        client = Client(base_url=self.service + "/xrpc", request=Request(timeout=self.ctx.timeout))
+        from amplifier.publish.bluesky_refresh import SessionClient  # refreshed under the session's lock
+
+        client = SessionClient(
+            self.service + "/xrpc",
+            sessions=self.sessions,
+            account=self.account,
+            request=Request(timeout=self.ctx.timeout),
+        )
         client.on_session_change(self._on_session_change)
         return client
 
@@ -150,10 +158,11 @@ class BlueskySession:
             raise
         except (ex.AtProtocolError, *CALL_ERRORS) as exc:
             if self._from_store and is_session_error(exc):
-                log.info("%s: the saved session was refused; logging in again", self.account)
-                self.sessions.delete(self.account)
-                self.close()
-                self._login()
+                if not self._adopt_stored(client):
+                    log.info("%s: the saved session was refused; logging in again", self.account)
+                    self.sessions.delete(self.account)
+                    self.close()
+                    self._login()
                 client = self._session()
                 try:
                     return fn(client, *args, **kwargs)
@@ -162,6 +171,13 @@ class BlueskySession:
                 except (ex.AtProtocolError, *CALL_ERRORS) as again:
                     raise self._classify(again, write) from None
             raise self._classify(exc, write) from None
+
+    @staticmethod
+    def _adopt_stored(client: Client) -> bool:
+        """Another process stored a newer session (it refreshed, or logged in): use it (True)."""
+        from amplifier.publish.bluesky_refresh import SessionClient
+
+        return isinstance(client, SessionClient) and client.adopt_stored()
 
     def _classify(self, exc: BaseException, write: bool) -> PublishError:
         return classify(exc, now=self.ctx.clock(), write=write, where=self.service)

@@ -1,14 +1,10 @@
-"""The state folder: where amplifier keeps what it learns between runs.
+"""What amplifier keeps between runs, in a :class:`~amplifier.publish.state.StateStore`: the state folder on
+one machine, the ledger's database when several nodes share a PostgreSQL ledger (see :mod:`amplifier.publish.state`).
 
-The folder is chosen by ``--state DIR``, else the environment variable ``AMPLIFIER_STATE``, else
-``.amplifier-state`` beside the campaign's ``schedule.yaml``. It is created with mode 0700 and every file
-in it is written atomically (a temporary file in the same folder, then ``replace``) with mode 0600,
-because some of them hold session tokens.
-
-This module keeps three kinds of files:
+Documents (``folder/name``; in the state folder the files of that name, mode 0600):
 
 * ``sessions/<account>.session``: a Bluesky session string (access + refresh token), so a run never
-  logs in again while the refresh token is valid (see :class:`SessionStore`).
+  logs in again while the refresh token is valid (see :class:`SessionStore`); refreshed under the store's lock.
 * ``logins/<account>.json``: the recent ``createSession`` attempts of an account and their outcome (and, for
   a rejected one, the fingerprint of the rejected secret), so that wrong credentials cause at most a few
   logins an hour while a corrected one is tried at once (see :class:`LoginGuard`).
@@ -22,115 +18,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import os
-import re
-import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from amplifier.clock import Clock, utcnow
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.errors import StateError as StateError  # the state folder's error, kept importable from here
-
-STATE_ENV = "AMPLIFIER_STATE"
-DEFAULT_STATE_NAME = ".amplifier-state"
-
-
-def resolve_state_dir(
-    config: Path | None, state: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Path:
-    """The state folder: ``state`` (``--state``), else ``$AMPLIFIER_STATE``, else beside ``config``."""
-    if state is not None:
-        return state
-    env = os.environ if environ is None else environ
-    from_env = env.get(STATE_ENV, "").strip()
-    if from_env:
-        return Path(from_env)
-    if config is None:
-        return Path.cwd() / DEFAULT_STATE_NAME
-    return config.parent / DEFAULT_STATE_NAME
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def safe_name(key: str) -> str:
-    """A file name for ``key``: ``key`` itself when safe, else a readable part plus a short hash."""
-    cleaned = _SAFE.sub("_", key)
-    if cleaned == key and key not in {"", ".", ".."}:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{cleaned.strip('.')[:48]}-{digest}"
-
-
-@dataclass(frozen=True)
-class StateDir:
-    """The state folder; files are private (0600) and written atomically."""
-
-    path: Path
-
-    def ensure(self, sub: str | None = None) -> Path:
-        folder = self.path if sub is None else self.path / sub
-        try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self.path, 0o700)
-            if sub is not None:
-                folder.mkdir(mode=0o700, exist_ok=True)
-                os.chmod(folder, 0o700)
-        except OSError as exc:
-            raise StateError(f"{folder}: cannot create the state folder: {exc.strerror}") from exc
-        return folder
-
-    def write(self, sub: str, name: str, data: bytes) -> Path:
-        """Write ``data`` to ``sub/name`` atomically, mode 0600."""
-        folder = self.ensure(sub)
-        target = folder / name
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise StateError(f"{target}: cannot write: {exc.strerror}") from exc
-        return target
-
-    def read(self, sub: str, name: str) -> bytes | None:
-        target = self.path / sub / name
-        try:
-            return target.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"{target}: cannot read: {exc.strerror}") from exc
-
-    def delete(self, sub: str, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.path / sub / name).unlink()
-
-    def read_json(self, sub: str, name: str) -> Any:
-        raw = self.read(sub, name)
-        if raw is None:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return None  # a damaged cache file is the same as none
-
-    def write_json(self, sub: str, name: str, data: Any) -> Path:
-        return self.write(sub, name, json.dumps(data, sort_keys=True, indent=1).encode())
+from amplifier.publish.state import DEFAULT_STATE_NAME as DEFAULT_STATE_NAME
+from amplifier.publish.state import STATE_ENV as STATE_ENV
+from amplifier.publish.state import StateDir as StateDir
+from amplifier.publish.state import StateStore
+from amplifier.publish.state import resolve_state_dir as resolve_state_dir
+from amplifier.publish.state import safe_name as safe_name
 
 
 class SessionStore:
@@ -138,7 +41,7 @@ class SessionStore:
 
     SUB = "sessions"
 
-    def __init__(self, state: StateDir) -> None:
+    def __init__(self, state: StateStore) -> None:
         self.state = state
 
     def _name(self, account: str) -> str:
@@ -156,6 +59,13 @@ class SessionStore:
 
     def delete(self, account: str) -> None:
         self.state.delete(self.SUB, self._name(account))
+
+    @contextlib.contextmanager
+    def refreshing(self, account: str) -> Iterator[str | None]:
+        """Hold the account's session lock (across processes and nodes) for a refresh; yields the stored
+        session as it is now: when another process refreshed first, that one, to be used instead."""
+        with self.state.locked(self.SUB, self._name(account)):
+            yield self.load(account)
 
 
 class LoginRefusedError(AmplifierError):
@@ -176,15 +86,15 @@ _KEY_LOCK = threading.Lock()
 
 
 class Fingerprints:
-    """Keyed fingerprints of secrets: HMAC-SHA256 under a random key kept in the state folder
-    (``keys/fingerprint.key``, 0600), so a fingerprint stored beside a pause or a rejected login tells
+    """Keyed fingerprints of secrets: HMAC-SHA256 under a random key kept in the state store
+    (``keys/fingerprint.key``, 0600 in the state folder; shared by the nodes of a PostgreSQL ledger), so a fingerprint stored beside a pause or a rejected login tells
     whether the secret changed without holding the secret, nor anything that could be checked against a
     guess without the key."""
 
     SUB = "keys"
     NAME = "fingerprint.key"
 
-    def __init__(self, state: StateDir) -> None:
+    def __init__(self, state: StateStore) -> None:
         self.state = state
         self._key: bytes | None = None
 
@@ -193,36 +103,18 @@ class Fingerprints:
             with _KEY_LOCK:
                 key = self.state.read(self.SUB, self.NAME)
                 if key is None or len(key) < 32:
-                    key = self._create_key()
+                    key = self._create_key(key)
             self._key = key
         return self._key
 
-    def _create_key(self) -> bytes:
-        """A new key, unless another thread or process made one first: then that one (every fingerprint is
-        made under the same key, or two of one secret would differ)."""
-        folder = self.state.ensure(self.SUB)
-        target = folder / self.NAME
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.NAME}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                fh.write(os.urandom(32))
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, target)  # atomic, and fails when the key exists
-            except FileExistsError:
-                existing = self.state.read(self.SUB, self.NAME)
-                if existing is None or len(existing) < 32:  # a damaged key: replaced
-                    os.replace(tmp, target)
-        except OSError as exc:
-            raise StateError(f"{target}: cannot write: {exc.strerror}") from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        key = self.state.read(self.SUB, self.NAME)
-        if key is None:
-            raise StateError(f"{target}: cannot read the key just written")
+    def _create_key(self, damaged: bytes | None) -> bytes:
+        """A new key, unless another thread, process or node made one first: then that one (every fingerprint
+        is made under the same key, or two of one secret would differ). A damaged key is replaced."""
+        if damaged is not None:
+            self.state.delete(self.SUB, self.NAME)
+        key = self.state.create(self.SUB, self.NAME, os.urandom(32))
+        if len(key) < 32:
+            raise StateError(f"{self.state.where(self.SUB, self.NAME)}: a damaged key")
         return key
 
     def of(self, secret: str) -> str:
@@ -240,12 +132,12 @@ class Fingerprints:
         return not hmac.compare_digest(self.of(secret), fingerprint)
 
 
-def secret_fingerprint(state: StateDir, secret: str) -> str:
+def secret_fingerprint(state: StateStore, secret: str) -> str:
     """The fingerprint of an account's secret, to store with a pause (see :class:`Fingerprints`)."""
     return Fingerprints(state).of(secret)
 
 
-def secret_changed(state: StateDir, fingerprint: str | None, secret: str | None) -> bool:
+def secret_changed(state: StateStore, fingerprint: str | None, secret: str | None) -> bool:
     """Whether the account's secret now (``secret``, None when missing) is another than the one paused
     with ``fingerprint`` (None: it was missing): then the account may be tried again at once."""
     return Fingerprints(state).changed(fingerprint, secret)
@@ -270,7 +162,7 @@ class LoginGuard:
 
     SUB = "logins"
 
-    def __init__(self, state: StateDir, clock: Clock = utcnow, policy: LoginPolicy | None = None) -> None:
+    def __init__(self, state: StateStore, clock: Clock = utcnow, policy: LoginPolicy | None = None) -> None:
         self.state = state
         self.clock = clock
         self.policy = policy or LoginPolicy()
@@ -313,7 +205,7 @@ class LoginGuard:
                     f"{account}: the server rejected this account's credentials at "
                     f"{last:%Y-%m-%d %H:%M:%S} UTC; "
                     f"not trying to log in again before {retry_at:%H:%M:%S} UTC (fix the password, or delete "
-                    f"{self.state.path / self.SUB / self._name(account)} to retry at once)",
+                    f"{self.state.where(self.SUB, self._name(account))} to retry at once)",
                     retry_at,
                     rejected=True,
                 )
@@ -331,12 +223,13 @@ class LoginGuard:
         with an authentication error) or ``failed`` (network, timeout, 5xx: an outage, never a rejection).
         A rejected attempt keeps the fingerprint of ``secret`` (never the secret)."""
         now = self.clock()
-        attempts = self._attempts(account, now)
         attempt = {"at": now.isoformat(), "outcome": outcome}
         if outcome == "rejected" and secret is not None:
             attempt["secret"] = self.fingerprints.of(secret)
-        attempts.append(attempt)
-        self.state.write_json(self.SUB, self._name(account), {"attempts": attempts})
+        with self.state.locked(self.SUB, self._name(account)):  # another node's attempt is kept too
+            attempts = self._attempts(account, now)
+            attempts.append(attempt)
+            self.state.write_json(self.SUB, self._name(account), {"attempts": attempts})
 
 
 class LimitsCache:
@@ -344,7 +237,9 @@ class LimitsCache:
 
     SUB = "limits"
 
-    def __init__(self, state: StateDir, clock: Clock = utcnow, ttl: timedelta = timedelta(hours=24)) -> None:
+    def __init__(
+        self, state: StateStore, clock: Clock = utcnow, ttl: timedelta = timedelta(hours=24)
+    ) -> None:
         self.state = state
         self.clock = clock
         self.ttl = ttl

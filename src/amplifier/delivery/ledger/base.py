@@ -52,7 +52,13 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from amplifier.delivery.ledger.followups import LedgerFollowups
-from amplifier.delivery.ledger.protocols import LedgerEdits, LedgerEngagement, LedgerMoving, LedgerOperator
+from amplifier.delivery.ledger.protocols import (
+    LedgerEdits,
+    LedgerEngagement,
+    LedgerMoving,
+    LedgerOperator,
+    LedgerSharedState,
+)
 from amplifier.delivery.ledger.types import (
     AccountSummary,
     NodeBeat,
@@ -299,6 +305,7 @@ class Ledger(
     LedgerOperator,
     LedgerEngagement,
     LedgerMoving,
+    LedgerSharedState,
     LedgerFollowups,
     LedgerEdits,
     Protocol,

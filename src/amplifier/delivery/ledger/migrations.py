@@ -421,3 +421,32 @@ def m015_edits(conn: sqlite3.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX edits_post ON edits (post_id, at)")
+
+
+@migration
+def m016_shared_state(conn: sqlite3.Connection) -> None:
+    """``shared_state`` and ``state_locks``: the state store of the nodes of a shared ledger (documents by folder
+    and name; a lock per document with a holder and a lease; see :mod:`amplifier.delivery.shared_state`). One
+    machine keeps its state folder: in SQLite they stay empty, for the one contract both backends keep."""
+    conn.execute(
+        """
+        CREATE TABLE shared_state (
+            sub TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data BLOB NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (sub, name)
+        ) STRICT
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE state_locks (
+            sub TEXT NOT NULL,
+            name TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            lock_until TEXT NOT NULL,
+            PRIMARY KEY (sub, name)
+        ) STRICT
+        """
+    )

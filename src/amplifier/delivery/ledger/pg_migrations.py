@@ -303,7 +303,7 @@ def m009_nodes(conn: psycopg.Connection) -> None:
 
 @migration
 def m010_followups(conn: psycopg.Connection) -> None:
-    """``followups`` (as SQLite's m013): follow-up writes on published posts, one job per post, kind and account."""
+    """``followups`` (as SQLite's m014): follow-up writes on published posts, one job per post, kind and account."""
     conn.execute(
         """
         CREATE TABLE followups (
@@ -378,3 +378,31 @@ def m012_edits(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX edits_post ON edits (post_id, at)")
+
+
+@migration
+def m013_shared_state(conn: psycopg.Connection) -> None:
+    """``shared_state`` and ``state_locks`` (as SQLite's m014): the nodes' state store: Bluesky sessions (their
+    tokens: protect the database as the state folder), the login guard, limits, 429 blocks; a lock per document."""
+    conn.execute(
+        """
+        CREATE TABLE shared_state (
+            sub text NOT NULL,
+            name text NOT NULL,
+            data bytea NOT NULL,
+            updated_at timestamptz NOT NULL,
+            PRIMARY KEY (sub, name)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE state_locks (
+            sub text NOT NULL,
+            name text NOT NULL,
+            holder text NOT NULL,
+            lock_until timestamptz NOT NULL,
+            PRIMARY KEY (sub, name)
+        )
+        """
+    )

@@ -1,6 +1,6 @@
 """The ledger's operations beyond delivery, as protocols that :class:`~.base.Ledger` combines: an operator's
 actions and the pauses (:class:`LedgerOperator`), engagement and the report (:class:`LedgerEngagement`), moving
-a ledger (:class:`LedgerMoving`). See :mod:`.base` for the guarantees every implementation gives."""
+a ledger (:class:`LedgerMoving`), the nodes' shared state store (:class:`LedgerSharedState`). See :mod:`.base` for the guarantees every implementation gives."""
 
 from __future__ import annotations
 
@@ -225,4 +225,40 @@ class LedgerMoving(Protocol):
         operators' actions, gate changes, engagement readings, the plan's source), in ONE transaction: all of
         it or nothing. :class:`LedgerError` if the ledger has one of its post ids already (so a copy goes in
         exactly once). Returns how many posts; ``contents.counted`` says how many of each kind."""
+        ...
+
+
+class LedgerSharedState(Protocol):
+    """The state store of the nodes of a shared ledger (:class:`amplifier.delivery.shared_state.LedgerState`):
+    documents by folder (``sub``) and name (tables ``shared_state``, ``state_locks``), and a lock per document with
+    a holder and a lease. Each call is one transaction."""
+
+    @property
+    def name(self) -> str:
+        """How a message names the ledger (never with a password)."""
+        ...
+
+    def state_read(self, sub: str, names: Sequence[str]) -> dict[str, bytes]:
+        """The documents of ``names`` in ``sub`` that exist, by name."""
+        ...
+
+    def state_write(self, sub: str, name: str, data: bytes, now: datetime) -> None:
+        """Store ``data`` as the document (replacing it)."""
+        ...
+
+    def state_delete(self, sub: str, name: str) -> None:
+        """Remove the document (none: nothing happens)."""
+        ...
+
+    def state_create(self, sub: str, name: str, data: bytes, now: datetime) -> bytes:
+        """Store ``data`` unless the document exists; what is stored afterwards (the first writer's)."""
+        ...
+
+    def state_lock(self, sub: str, name: str, holder: str, until: datetime, now: datetime) -> bool:
+        """Take the document's lock for ``holder`` until ``until``: True if it is free, its lease passed at
+        ``now``, or ``holder`` holds it already (then renewed); False while another holder's lease runs."""
+        ...
+
+    def state_unlock(self, sub: str, name: str, holder: str) -> None:
+        """Let the lock go, if ``holder`` holds it (else nothing happens)."""
         ...
