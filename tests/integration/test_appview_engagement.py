@@ -75,6 +75,7 @@ class Campaign:
             handle=account.handle,
             service=service or network.url,  # type: ignore[arg-type]
             password_env=PASSWORD_ENV,
+            video_service=None,  # no video service here: the blob goes to the PDS
         )
         ctx = PublishContext(secrets=SecretSources(), state=StateDir(tmp_path / "state"), timeout=20.0)
         publisher = create_publisher("bsky", settings, ctx)

@@ -47,13 +47,16 @@ def planned(post_id: str, content: Content) -> PlannedPost:
 
 
 class Sky:
-    def __init__(self, pds: PdsServer, account: Account, tmp_path: Path) -> None:
+    def __init__(
+        self, pds: PdsServer, account: Account, tmp_path: Path, video_service: str | None = None
+    ) -> None:
         self.pds, self.account = pds, account
         settings = BlueskyAccount(
             platform="bluesky",
             handle=account.handle,
             service=pds.url,  # type: ignore[arg-type]
             password_env=PASSWORD_ENV,
+            video_service=video_service,  # type: ignore[arg-type]
         )
         ctx = PublishContext(secrets=SecretSources(), state=StateDir(tmp_path / "state"), timeout=10.0)
         publisher = create_publisher("sky", settings, ctx)

@@ -5,6 +5,7 @@ attachment with its description). The local PDS stores the blobs and validates t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,9 +14,13 @@ import pytest
 from amplifier.plan.adapt import Content, Target, adapt
 from amplifier.plan.post import PlannedPost, Platform, Video
 from amplifier.publish import PermanentError
+from amplifier.publish.base import RateLimitedError
 from amplifier.publish.bluesky import COLLECTION, record_key
+from amplifier.publish.bluesky_videosvc import VideoService as VideoUpload
 
-from .test_publish_gates import Masto, Sky, masto, sky  # noqa: F401 (fixtures)
+from .servers import PdsServer
+from .servers.videoservice import VideoService
+from .test_publish_gates import PASSWORD_ENV, Masto, Sky, masto, sky  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +81,92 @@ def test_a_bluesky_video_with_captions_reads_back(sky: Sky, tmp_path: Path) -> N
     assert blob == (MEDIA / "clip.mp4").read_bytes()
     caption = sky.pds.get_blob(sky.account.did, embed["captions"][1]["file"]["ref"]["$link"])
     assert caption.startswith(b"WEBVTT")
+
+
+@pytest.fixture
+def video_service(pds: PdsServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[VideoService]:
+    monkeypatch.setattr(VideoUpload, "sleep", staticmethod(lambda seconds: None))
+    with VideoService(pds.url) as service:
+        yield service
+
+
+@pytest.fixture
+def tube(
+    pds: PdsServer, video_service: VideoService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sky]:
+    """A Bluesky account whose videos go through the stand-in video service."""
+    account = pds.create_account("tube")
+    monkeypatch.setenv(PASSWORD_ENV, account.password)
+    through = Sky(pds, account, tmp_path, video_service=video_service.url)
+    yield through
+    through.publisher.close()
+
+
+def test_a_video_through_the_video_service_reads_back_with_the_blob_the_pds_stored(
+    tube: Sky, video_service: VideoService, tmp_path: Path
+) -> None:
+    post = planned("svc:sky:2027-11-01T10:00", "bluesky", "sky", clip(tmp_path))
+    tube.publisher.publish(post)
+    stored = tube.get(COLLECTION, record_key(post.id, 0, AT))
+    assert stored is not None
+    embed = stored["value"]["embed"]
+    assert embed["$type"] == "app.bsky.embed.video"
+    assert embed["aspectRatio"] == {"width": 64, "height": 36}
+    [(_, job)] = video_service.jobs.items()
+    assert job["state"] == "JOB_STATE_COMPLETED"
+    assert embed["video"] == job["blob"]  # the blob the service's upload (with our token) got from the PDS
+    assert (
+        tube.pds.get_blob(tube.account.did, embed["video"]["ref"]["$link"])
+        == (MEDIA / "clip.mp4").read_bytes()
+    )
+    # The tokens: one for the service's limits, one the PDS accepted for uploadBlob on our behalf.
+    [limits, upload] = [claims for nsid, claims in video_service.calls if claims is not None]
+    assert limits is not None
+    assert (limits["aud"], limits["lxm"]) == (
+        video_service.did,
+        "app.bsky.video.getUploadLimits",
+    )
+    assert upload is not None
+    assert (upload["aud"], upload["lxm"]) == (
+        "did:web:localhost",
+        "com.atproto.repo.uploadBlob",
+    )
+    assert upload["iss"] == tube.account.did
+
+
+def test_a_token_the_pds_does_not_accept_fails_the_job_permanently(
+    tube: Sky, video_service: VideoService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PDS really checks the token: one for another audience is refused, and the job fails with its words."""
+    monkeypatch.setattr(VideoUpload, "_pds_did", lambda self: "did:web:pds.example.org")
+    post = planned("aud:sky:2027-11-01T10:00", "bluesky", "sky", clip(tmp_path))
+    with pytest.raises(PermanentError, match=r"could not process the video: .*audience"):
+        tube.publisher.publish(post)
+    assert tube.get(COLLECTION, record_key(post.id, 0, AT)) is None
+
+
+def test_a_failed_job_is_a_permanent_error_with_the_services_words(
+    tube: Sky, video_service: VideoService, tmp_path: Path
+) -> None:
+    video_service.fail_with = "Video is too long"
+    post = planned("fail:sky:2027-11-01T10:00", "bluesky", "sky", clip(tmp_path))
+    with pytest.raises(PermanentError, match="could not process the video: Video is too long"):
+        tube.publisher.publish(post)
+    assert tube.get(COLLECTION, record_key(post.id, 0, AT)) is None
+
+
+def test_spent_daily_limits_are_a_rate_limit_before_any_byte_is_sent(
+    tube: Sky, video_service: VideoService, tmp_path: Path
+) -> None:
+    video_service.limits = {"canUpload": False, "message": "You have reached your daily upload limit"}
+    post = planned("limit:sky:2027-11-01T10:00", "bluesky", "sky", clip(tmp_path))
+    with pytest.raises(RateLimitedError, match="daily upload limit"):
+        tube.publisher.publish(post)
+    video_service.limits = {"canUpload": True, "remainingDailyBytes": 100}
+    with pytest.raises(RateLimitedError, match="takes only 100 more bytes"):
+        tube.publisher.publish(post)
+    assert [nsid for nsid, _ in video_service.calls] == ["app.bsky.video.getUploadLimits"] * 2
+    assert tube.get(COLLECTION, record_key(post.id, 0, AT)) is None
 
 
 def test_a_mov_is_refused_for_bluesky_before_anything_is_written(sky: Sky, tmp_path: Path) -> None:  # noqa: F811

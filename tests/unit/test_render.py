@@ -81,6 +81,7 @@ def test_streamed_json_is_the_document_json_dumps_writes(
             i % 2,
             None,
             ("too long",) if i == 1 else (),
+            quote=f"r:a{i - 1}:k" if i % 5 == 1 else None,
             followups=(Followup("boost", "b", delay=dt.timedelta(minutes=10)),) if i % 4 == 0 else (),
         )
         for i in range(count)

@@ -286,3 +286,77 @@ def test_a_mastodon_video_may_take_longer_to_process_than_an_image(
     monkeypatch.setattr(publisher, "api", lambda: FakeApi(polls_needed=10**9))
     with pytest.raises(TransientError, match="did not finish processing"):
         publisher.build_params(the_part, {})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, "https://video.bsky.app/"),
+        ({"video_service": "https://video.example.org"}, "https://video.example.org/"),
+        ({"video_service": "none"}, None),
+        ({"video_service": "Off"}, None),
+        ({"video_service": None}, None),
+        ({"video_service": False}, None),
+    ],
+)
+def test_a_bluesky_accounts_video_service_defaults_to_bluesky_and_can_be_switched_off(
+    given: dict[str, Any], expected: str | None
+) -> None:
+    from amplifier.campaign.models import BlueskyAccount
+
+    account = BlueskyAccount.model_validate(
+        {"platform": "bluesky", "handle": "a.example.org", "password_env": "P", **given}
+    )
+    assert (None if account.video_service is None else str(account.video_service)) == expected
+
+
+def test_the_video_services_did_is_its_did_web_with_the_port_encoded() -> None:
+    from amplifier.publish.bluesky_videosvc import service_did
+
+    assert service_did("https://video.bsky.app") == "did:web:video.bsky.app"
+    assert service_did("http://localhost:8080/") == "did:web:localhost%3A8080"
+
+
+def test_a_video_job_that_never_finishes_is_transient_and_a_failed_one_permanent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    from amplifier.publish.base import PermanentError, TransientError
+    from amplifier.publish.bluesky_videosvc import VideoService
+
+    state = ["JOB_STATE_ENCODING"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/xrpc/app.bsky.video.getJobStatus"
+        assert request.url.params["jobId"] == "j1"
+        job = {"jobId": "j1", "did": "d", "state": state[0], "error": "x", "message": "bad codec"}
+        return httpx.Response(200, json={"jobStatus": job})
+
+    class Pub:
+        class ctx:  # a stand-in for the PublishContext
+            video_wait = 3.0
+
+    clock = iter(float(n) for n in range(10**6))
+    monkeypatch.setattr("amplifier.publish.bluesky_videosvc.time.monotonic", lambda: next(clock))
+    service = VideoService(Pub(), "https://video.example.org")  # type: ignore[arg-type]
+    service.sleep = lambda _s: None  # type: ignore[method-assign]
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        with pytest.raises(TransientError, match="did not finish the video within 3 s"):
+            service._wait(http, {"jobId": "j1", "state": "JOB_STATE_CREATED"})
+        state[0] = "JOB_STATE_FAILED"
+        with pytest.raises(PermanentError, match="could not process the video: bad codec"):
+            service._wait(http, {"jobId": "j1", "state": "JOB_STATE_CREATED"})
+
+
+def test_a_job_status_is_read_wrapped_as_the_lexicon_says_or_bare() -> None:
+    from amplifier.publish.base import TransientError
+    from amplifier.publish.bluesky_videosvc import _has_job, _job
+
+    job = {"jobId": "j1", "did": "d", "state": "JOB_STATE_CREATED"}
+    assert _job({"jobStatus": job}, "u") == job
+    assert _job(job, "u") == job
+    assert _has_job({"error": "already_exists", **job})
+    assert not _has_job({"error": "InvalidRequest", "message": "no"})
+    with pytest.raises(TransientError, match="without a job status"):
+        _job({"message": "no"}, "u")

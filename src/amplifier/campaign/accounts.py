@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, HttpUrl
+from pydantic import BeforeValidator, Field, HttpUrl
 
 from amplifier.campaign.controls import Quotes, Replies
 from amplifier.campaign.fields import EnvName, Lang, Model, TimeZoneName
@@ -30,6 +30,18 @@ class MastodonAccount(Model):
     )
 
 
+def _off(value: Any) -> Any:
+    """``none``, ``off``, ``false`` (or YAML's null/false) switch a service off."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("none", "off", "false", "no"):
+        return None
+    return value
+
+
+VIDEO_SERVICE = HttpUrl("https://video.bsky.app")
+
+
 class BlueskyAccount(Model):
     platform: Literal["bluesky"]
     handle: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")] = Field(
@@ -38,6 +50,11 @@ class BlueskyAccount(Model):
     service: HttpUrl = Field(
         default=HttpUrl("https://bsky.social"),
         description="The PDS or entryway to log in to; a self-hosted PDS's URL works too",
+    )
+    video_service: Annotated[HttpUrl | None, BeforeValidator(_off)] = Field(
+        default=VIDEO_SERVICE,
+        description="The video service that transcodes this account's videos (as the Bluesky app does); "
+        "none or off: upload videos to the PDS directly",
     )
     language: Lang | None = Field(default=None, description="The language of this account's posts")
     password_env: EnvName = Field(description="Environment variable holding an app password")

@@ -92,6 +92,8 @@ def post_json_text(post: PlannedPost, parts: str, at: str | None = None, fields:
     )
     if post.warnings:
         text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+    if post.quote:
+        text = f'{text}, "quote": {_quote(post.quote)}'
     if post.followups:
         text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
     return text + "}"
@@ -156,6 +158,8 @@ def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
         text = f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}'
         if post.warnings:
             text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+        if post.quote:
+            text = f'{text}, "quote": {quote(post.quote)}'
         if post.followups:
             text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
         batch.append(text + "}")

@@ -323,7 +323,9 @@ class PublishContext:
     timeout: float = 30.0  # seconds, per HTTP request
     card_timeout: float = 5.0  # seconds, fetching a page for a link card
     media_wait: float = 60.0  # seconds to wait for the server to process an uploaded image
-    video_wait: float = 600.0  # seconds to wait for the server to process an uploaded video (Mastodon)
+    video_wait: float = (
+        600.0  # seconds to wait for an uploaded video to be processed (Mastodon, video service)
+    )
     base_dir: Path | None = None  # relative image paths are resolved against this folder
 
     def image_file(self, path: str) -> Path:

@@ -4,7 +4,8 @@ reference AppView, ``mastodon-mock`` and PostgreSQL.
 The fixtures live in ``tests/integration/conftest.py`` (``postgres`` in ``tests/conftest.py``); the servers' own
 docstrings (``pds.py``, ``appview.py``, ``mastodon.py``, ``postgres.py``) describe what each one offers. The Node
 packages are pinned by ``package.json`` + ``package-lock.json`` (the PDS) and ``appview/package.json`` +
-``appview/package-lock.json`` (PLC + PDS + AppView), each installed into its own cache folder. Import the types for annotations with
+``appview/package-lock.json`` (PLC + PDS + AppView), each installed into its own cache folder. A stand-in for
+Bluesky's video service runs in-process (``videoservice.py``). Import the types for annotations with
 ``from .servers import PdsServer, MastodonServer`` (relative: ``tests/integration`` is a package).
 """
 
