@@ -15,18 +15,18 @@ from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MessageSet
-from amplifier.campaign.templates import no_event, uses
+from amplifier.campaign.templates import uses
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
 from amplifier.plan.adapt import Adapted, Content, Target, adapt
-from amplifier.plan.context import account_controls, account_target, message_images, shared_context
+from amplifier.plan.context import account_controls, account_target
 from amplifier.plan.followups import FollowupPlan, followup_plan
 from amplifier.plan.frozen import frozen_factory
-from amplifier.plan.post import Image, PlannedPost, Platform, Video
+from amplifier.plan.inputs import SlotInputs
+from amplifier.plan.post import PlannedPost, Platform
 from amplifier.plan.quotes import QuoteError, quoted_post
 from amplifier.plan.rendering import Renderer, TemplateText
 from amplifier.plan.schedule import Slot, expand
-from amplifier.plan.videos import planned_video
 
 
 @dataclass
@@ -60,18 +60,14 @@ _new_post = frozen_factory(PlannedPost)  # PlannedPost(...), without the per-fie
 ADAPTED_CACHE = 4096  # adapted texts kept for reuse across instants (texts that do not change between them)
 
 
-class Planner:
+class Planner(SlotInputs):
     """Renders and adapts slots of one campaign; caches compiled templates and shared renders."""
 
     def __init__(self, campaign: Campaign) -> None:
-        self.campaign = campaign
+        super().__init__(campaign)
         self._rendered: dict[tuple[Any, ...], str] = {}
         self._adapted: dict[tuple[Any, ...], Adapted] = {}
-        self._images: dict[tuple[str, str], tuple[Image, ...]] = {}
-        self._videos: dict[tuple[str, str], Video | None] = {}
-        self._inline_tags: dict[str, bool] = {}
         self._statics: dict[tuple[str, str], _Static] = {}
-        self._shared_context: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[Any, ...], int] = {}
         self._kinds: dict[tuple[Any, ...], int] = {}  # (target, Content fields) -> the statics' kind
@@ -92,57 +88,6 @@ class Planner:
         if rendered is not None and cache_key is not None:
             self._rendered[(text.source, *cache_key)] = rendered
         return rendered
-
-    def _context(self, slot: Slot, lang: str, message_set: MessageSet) -> dict[str, Any]:
-        key = (slot.event, slot.account, lang, id(message_set))
-        shared = self._shared_context.get(key)
-        if shared is None:
-            tags = self._tags(message_set)
-            shared = self._shared_context[key] = shared_context(
-                self.campaign, slot.event, slot.account, lang, tags
-            )
-        if slot.event is None:  # the rule has no event: using one is an error that names the rule
-            return {
-                **shared,
-                "event": no_event(slot.rule, "event"),
-                "days_left": no_event(slot.rule, "days_left"),
-                "hours_left": no_event(slot.rule, "hours_left"),
-                "now": slot.at,
-                "at": slot.at,
-            }
-        return {
-            **shared,
-            "days_left": slot.days_left,
-            "hours_left": slot.hours_left,
-            "now": slot.at,
-            "at": slot.at,
-        }
-
-    def _tags(self, message_set: MessageSet) -> tuple[str, ...]:
-        if message_set.hashtags is not None:
-            return tuple(message_set.hashtags.tags)
-        return tuple(self.campaign.schedule.campaign.hashtags)
-
-    def _appends_tags(self, set_id: str, message_set: MessageSet) -> bool:
-        cached = self._inline_tags.get(set_id)
-        if cached is None:
-            placement = message_set.hashtags.placement if message_set.hashtags else "append"
-            inline = any(uses(text, "hashtags") for _path, text in message_set.texts())
-            cached = self._inline_tags[set_id] = placement == "append" and not inline
-        return cached
-
-    def _images_for(self, set_id: str, message_set: MessageSet, lang: str) -> tuple[Image, ...]:
-        key = (set_id, lang)
-        cached = self._images.get(key)
-        if cached is None:
-            cached = self._images[key] = message_images(self.campaign, message_set, lang)
-        return cached
-
-    def _video_for(self, set_id: str, message_set: MessageSet, lang: str) -> Video | None:
-        key = (set_id, lang)
-        if key not in self._videos:
-            self._videos[key] = planned_video(self.campaign.root, message_set.videos[0], lang)
-        return self._videos[key]
 
     # ----------------------------------------------------------------------------------------------- slots
 

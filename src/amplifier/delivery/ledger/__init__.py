@@ -29,23 +29,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from amplifier.delivery.ledger.base import Ledger
+from amplifier.delivery.ledger.operator_records import AccountPause, EditRecord, GateChange, OperatorAction
 from amplifier.delivery.ledger.protocols import Contents
 from amplifier.delivery.ledger.sqlite import LEDGER_NAME, SqliteLedger, copy_ledger, read_pause_reason
 from amplifier.delivery.ledger.types import (
     CANCELLED_REASON,
     TRANSITIONS,
-    AccountPause,
     AccountSummary,
     ClaimMismatch,
-    EditRecord,
-    GateChange,
     IllegalTransition,
     JSONObject,
     LedgerBusy,
     LedgerError,
     LedgerUnreachable,
     NodeBeat,
-    OperatorAction,
     PartConflict,
     PlanEntry,
     PlanSource,

@@ -11,15 +11,9 @@ from typing import Protocol
 
 from amplifier.delivery.ledger.engagement import EngagementTotal, PostEngagement
 from amplifier.delivery.ledger.followups import FollowupJob
+from amplifier.delivery.ledger.operator_records import AccountPause, EditRecord, GateChange, OperatorAction
 from amplifier.delivery.ledger.report import ReadAges, ReportRow, Variants
-from amplifier.delivery.ledger.types import (
-    AccountPause,
-    EditRecord,
-    GateChange,
-    OperatorAction,
-    PlanSource,
-    Row,
-)
+from amplifier.delivery.ledger.types import PlanSource, Row
 from amplifier.publish.engagement import Engagement
 
 

@@ -9,8 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from amplifier.delivery.ledger.dialect import Connection
+from amplifier.delivery.ledger.operator_records import EditRecord, check_edit, check_finish
 from amplifier.delivery.ledger.sql import SqlCore
-from amplifier.delivery.ledger.types import EditRecord, LedgerError, UnknownPost, check_edit, check_finish
+from amplifier.delivery.ledger.types import LedgerError, UnknownPost
 from amplifier.redact import redact
 
 _COLUMNS = "post_id, part, account, by_whom, at, old_text, new_text, outcome, detail, done_at"

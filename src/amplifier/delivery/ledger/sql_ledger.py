@@ -17,6 +17,7 @@ from amplifier.delivery.ledger.sql_followups import SqlFollowups
 from amplifier.delivery.ledger.sql_ops import SqlOperations
 from amplifier.delivery.ledger.sql_records import SqlRecords
 from amplifier.delivery.ledger.sql_report_posts import SqlReportPosts
+from amplifier.delivery.ledger.sql_retractions import SqlRetractions
 from amplifier.delivery.ledger.sql_state import SqlState
 from amplifier.delivery.ledger.sql_transitions import SqlTransitions
 from amplifier.delivery.ledger.types import EXPORT_BATCH
@@ -31,6 +32,7 @@ class SqlLedger(
     SqlEngagement,
     SqlReportPosts,
     SqlFollowups,
+    SqlRetractions,
     SqlState,
     SqlPlan,
     SqlQueries,

@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from amplifier.delivery.ledger.dialect import Connection
+from amplifier.delivery.ledger.operator_records import AccountPause, OperatorAction
 from amplifier.delivery.ledger.sql import SqlCore
 from amplifier.delivery.ledger.types import (
     UNFINISHED,
-    AccountPause,
     IllegalTransition,
-    OperatorAction,
     PostBusy,
     State,
     UnknownPost,

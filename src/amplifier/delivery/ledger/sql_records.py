@@ -9,18 +9,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from amplifier.delivery.ledger.dialect import Connection
-from amplifier.delivery.ledger.sql import PLAIN_COLUMNS, SqlCore, pages, write_source
-from amplifier.delivery.ledger.types import (
-    EXPORT_BATCH,
+from amplifier.delivery.ledger.operator_records import (
     AccountPause,
     GateChange,
-    LedgerError,
     OperatorAction,
-    PlanSource,
-    Row,
-    UnknownPost,
     check_gate_change,
 )
+from amplifier.delivery.ledger.sql import PLAIN_COLUMNS, SqlCore, pages, write_source
+from amplifier.delivery.ledger.types import EXPORT_BATCH, LedgerError, PlanSource, Row, UnknownPost
 
 
 class SqlRecords(SqlCore):
