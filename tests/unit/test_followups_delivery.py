@@ -350,7 +350,8 @@ def test_retract_without_the_secret_says_why_and_leaves_the_delete_to_the_daemon
     result = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00")
     assert result.code == 0, result.err
     assert (
-        f"waiting: {post_id} delete by masto: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)"
+        f"retracting {post_id}\n"
+        "  delete by masto: waiting: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)\n"
         in result.out
     )
 

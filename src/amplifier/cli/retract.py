@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +25,11 @@ from amplifier.cli.gate import _who
 from amplifier.cli.options import now_option
 from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
 from amplifier.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from amplifier.delivery.followups import FollowupReport
+    from amplifier.delivery.ledger.followups import FollowupJob
+    from amplifier.delivery.retract import RetractPlan
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -123,33 +130,47 @@ def retract(
                     close = getattr(publisher, "close", None)
                     if close is not None:
                         close()
-        # Why a job waits (a secret not set, a rate limit...), as the ledger recorded it.
-        waiting = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
+        # What each job did, or why it waits (a secret not set, a rate limit...), as the ledger recorded it.
+        details = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":
         data = {"version": JSON_VERSION, "dry_run": dry_run, **plan.to_json()}
         data["outcome"] = report.to_json() if report is not None else None
         dump_json(data)
     else:
-        verb = "would retract" if dry_run else "retracting"
-        pending = {job.post_id for job in plan.jobs}
-        for post_id in plan.posts:
-            if post_id in pending:
-                click.echo(f"{verb} {post_id}")
-            else:
-                click.echo(f"{post_id}: already retracted, nothing left to delete")
-        for job in plan.jobs:
-            click.echo(f"  {job.kind} by {job.account}" + (" (planned)" if dry_run else ""))
-        if report is not None:
-            for text in report.done:
-                click.echo(f"done: {text}")
-            for text in report.deferred:
-                why = f": {waiting[text]}" if waiting.get(text) else ""
-                click.echo(f"waiting: {text}{why} (the daemon finishes it)")
-            for text in report.failed:
-                click.echo(f"failed: {text}", err=True)
-        if not plan.posts and not plan.refused:
-            click.echo("nothing to retract: no published post matches")
+        for line in table_lines(plan, report, details, dry_run=dry_run):
+            click.echo(line)
     for text in plan.refused:
         click.echo(f"retract: {text}", err=True)
     if plan.refused or (report is not None and report.failed):
         sys.exit(ExitCode.PUBLISH)
+
+
+def table_lines(
+    plan: RetractPlan, report: FollowupReport | None, details: Mapping[str, str | None], *, dry_run: bool
+) -> list[str]:
+    """The table form, grouped by post: each post's line, then its jobs (every part's delete with the gates, the
+    undoing of boosts and the pin) with what became of each. ``details``: job key text -> the ledger's detail."""
+    lines: list[str] = []
+    pending = {job.post_id for job in plan.jobs}
+    for post_id in plan.posts:
+        if post_id not in pending:
+            lines.append(f"{post_id}: already retracted, nothing left to delete")
+            continue
+        lines.append(f"{'would retract' if dry_run else 'retracting'} {post_id}")
+        for job in plan.jobs:
+            if job.post_id == post_id:
+                lines.append(f"  {job.kind} by {job.account}: {_outcome(job, report, details)}")
+    if not plan.posts and not plan.refused:
+        lines.append("nothing to retract: no published post matches")
+    return lines
+
+
+def _outcome(job: FollowupJob, report: FollowupReport | None, details: Mapping[str, str | None]) -> str:
+    if report is None:
+        return "would run"
+    detail = details.get(job.key_text)
+    for word, texts in (("done", report.done), ("failed", report.failed), ("skipped", report.skipped)):
+        if any(text == job.key_text or text.startswith(f"{job.key_text}: ") for text in texts):
+            return f"{word}: {detail}" if detail else word
+    why = f": {detail}" if detail else ""
+    return f"waiting{why} (the daemon finishes it)"
