@@ -276,3 +276,26 @@ def test_status_check_of_broken_files_without_a_ledger_creates_nothing(
     assert result.code == 1
     assert "unhealthy: the campaign files cannot be loaded" in result.err
     assert not (tmp_path / "state").exists()
+
+
+def test_status_and_history_say_when_their_times_are_in_utc_for_want_of_the_campaign(
+    run_cli: RunCli, campaign: list[str]
+) -> None:
+    """Campaign files that cannot be loaded made ``status`` and ``history`` show UTC times as if they were the
+    campaign's, without a word."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    schedule = Path(campaign[1])
+    good = schedule.read_text(encoding="utf-8")
+    fine = json.loads(run_cli(*campaign, "status", "--format", "json").out)
+    assert (fine["timezone"], fine["campaign_error"]) == ("Europe/Berlin", None)
+    schedule.write_text(good.replace("  timezone: Europe/Berlin", "  timezon: Europe/Berlin"), encoding="utf-8")
+    note = f"times in UTC: the campaign files cannot be loaded ({schedule}:3:3: unknown key 'timezon'"
+    for command in (("status",), ("history", "--from", "2027-10-28", "--to", "2027-10-30")):
+        table = run_cli(*campaign, *command)
+        assert table.code == 0, table.err
+        assert table.out.splitlines()[0].startswith(note), table.out
+        assert "Traceback" not in table.out + table.err
+    data = json.loads(run_cli(*campaign, "status", "--format", "json").out)
+    assert data["timezone"] == "UTC"
+    assert data["campaign_error"].startswith(f"{schedule}:3:3: unknown key 'timezon'")
+    assert data["last_published"][0]["due_at"] == "2027-10-29T08:00:00+00:00"

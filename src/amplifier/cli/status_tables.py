@@ -26,6 +26,11 @@ def short_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return iso
 
 
+def utc_note(why: str) -> str:
+    """The one line ``status`` and ``history`` print when the campaign files cannot be loaded."""
+    return f"times in UTC: the campaign files cannot be loaded ({why})"
+
+
 def status_tables(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -33,6 +38,8 @@ def status_tables(data: dict[str, Any]) -> None:
     from amplifier.cli.render import console
 
     out = console()
+    if data.get("campaign_error"):
+        out.print(Text(utc_note(data["campaign_error"]), style="bold"), soft_wrap=True)
     if data.get("planned_only"):
         out.print(Text("the daemon has not run yet: the next posts of the campaign files", style="bold"))
     if data["paused"]:
