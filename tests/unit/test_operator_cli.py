@@ -288,7 +288,9 @@ def test_status_and_history_say_when_their_times_are_in_utc_for_want_of_the_camp
     good = schedule.read_text(encoding="utf-8")
     fine = json.loads(run_cli(*campaign, "status", "--format", "json").out)
     assert (fine["timezone"], fine["campaign_error"]) == ("Europe/Berlin", None)
-    schedule.write_text(good.replace("  timezone: Europe/Berlin", "  timezon: Europe/Berlin"), encoding="utf-8")
+    schedule.write_text(
+        good.replace("  timezone: Europe/Berlin", "  timezon: Europe/Berlin"), encoding="utf-8"
+    )
     note = f"times in UTC: the campaign files cannot be loaded ({schedule}:3:3: unknown key 'timezon'"
     for command in (("status",), ("history", "--from", "2027-10-28", "--to", "2027-10-30")):
         table = run_cli(*campaign, *command)
