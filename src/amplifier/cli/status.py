@@ -110,13 +110,20 @@ def status(
         problems.append(f"the campaign files cannot be loaded: {unloaded}")
     accounts = {a: s.platform for a, s in campaign.schedule.accounts.items()} if campaign else {}
     state = g.state_dir
-    if not ledgers.ledger_exists(state):
-        data = plan_status(campaign, moment, zone, state)
-    else:
-        with ledgers.open_ledger(state, moment) as ledger:
-            data = collect_status(ledger, moment, zone, state, accounts)
-            if check:
-                problems += ledger_problems(ledger, moment, failed_within, overdue)
+    try:
+        if not ledgers.ledger_exists(state):
+            data = plan_status(campaign, moment, zone, state)
+        else:
+            with ledgers.open_ledger(state, moment) as ledger:
+                data = collect_status(ledger, moment, zone, state, accounts)
+                if check:
+                    problems += ledger_problems(ledger, moment, failed_within, overdue)
+    except ledgers.LedgerError as error:
+        if not check:
+            raise
+        # The health check says it as one more problem (exit 1, the JSON with it), like every other.
+        data = plan_status(None, moment, zone, state)
+        problems.append(f"the ledger cannot be opened: {error}")
     data["timezone"] = zone.key
     data["campaign_error"] = unloaded
     if check:

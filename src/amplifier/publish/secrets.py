@@ -15,6 +15,7 @@ Values are :class:`pydantic.SecretStr`: they print as ``**********``, and each v
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -97,7 +98,7 @@ class SecretSources:
 
         from dotenv import dotenv_values
 
-        places: dict[str, str] = {key: "the environment" for key in os.environ}
+        places: dict[str, str] = dict.fromkeys(os.environ, "the environment")
         for path in reversed(self.env_files):
             if path.is_file():
                 try:
@@ -105,12 +106,10 @@ class SecretSources:
                 except (OSError, UnicodeDecodeError):
                     continue
         if self.secrets_dir is not None and self.secrets_dir.is_dir():
-            try:
+            with contextlib.suppress(OSError):
                 places.update(
                     dict.fromkeys((p.name for p in self.secrets_dir.iterdir()), f"{self.secrets_dir}/")
                 )
-            except OSError:
-                pass
         places.pop(name, None)  # set but empty: said as not set
         upper = {key.upper(): key for key in places}
         near = [upper[key] for key in get_close_matches(name.upper(), list(upper), n=3, cutoff=0.85)]
