@@ -301,3 +301,48 @@ def test_status_and_history_say_when_their_times_are_in_utc_for_want_of_the_camp
     assert data["timezone"] == "UTC"
     assert data["campaign_error"].startswith(f"{schedule}:3:3: unknown key 'timezon'")
     assert data["last_published"][0]["due_at"] == "2027-10-29T08:00:00+00:00"
+
+
+def test_status_at_80_columns_keeps_each_id_whole(
+    run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids were folded over three lines (``kobane-countdow`` / ``n:bluesky-ckb:2`` / ...) beside an account
+    column and a raw ``next_attempt_at``: neither readable nor copyable for ``skip ID``."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    Fake.fail = True
+    run_cli(*campaign, "run", "--once", "--now", "2027-10-30T10:00")
+    assert run_cli(*campaign, "pause", "--account", "sky", "--reason", "checking the wording").code == 0
+    status = run_cli(*campaign, "status", "--now", "2027-10-30T10:05")
+    assert status.code == 0, status.err
+    lines = status.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), status.out
+    assert "│ 2027-10-31 10:00 │ countdown:masto:2027-10-31T10:00 │ planned │" in lines  # next due
+    assert "│ 2027-10-31 10:00 │ countdown:sky:2027-10-31T10:00 │ planned │" in lines  # held
+    failed = lines.index("│ 2027-10-30 10:00 │ countdown:masto:2027-10-30T10:00             │ failed │")
+    assert "the server refused the post (HTTP 422): nope" in lines[failed + 1]  # the reason under its id
+    assert "next_attempt_at" not in status.out
+    assert any(line.startswith("│ 2027-10-29 10:00 │ countdown:masto:2027-10-29T10:00 ") for line in lines)
+
+
+def test_a_post_waiting_for_a_retry_says_when_under_its_id() -> None:
+    import io
+
+    from rich.console import Console
+
+    from amplifier.cli.status_tables import posts_table
+
+    row = {
+        "id": "countdown:masto:2027-10-31T10:00",
+        "due_at": "2027-10-31T10:00:00+01:00",
+        "next_attempt_at": "2027-10-31T10:30:00+01:00",
+        "state": "planned",
+        "reason": "server error (HTTP 502): will retry",
+    }
+    out = io.StringIO()
+    Console(file=out, width=80).print(
+        posts_table("next due", [row, {**row, "next_attempt_at": row["due_at"]}])
+    )
+    text = out.getvalue()
+    assert "server error (HTTP 502): will retry" in text
+    assert text.count("retry at 2027-10-31 10:30") == 1  # the second is due at its time: nothing to say

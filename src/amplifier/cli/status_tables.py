@@ -74,22 +74,15 @@ def status_tables(data: dict[str, Any]) -> None:
             out.print(
                 Text(f"{account} paused by {info['paused_by']}: ", style="bold red") + Text(info["paused"])
             )
-    for title, key, detail in (
-        ("next due", "next", "next_attempt_at"),
-        ("held (account paused)", "held", "reason"),
-        ("last published", "last_published", "url"),
-        ("failed / expired", "failures", "reason"),
+    for title, key in (
+        ("next due", "next"),
+        ("held (account paused)", "held"),
+        ("last published", "last_published"),
+        ("failed / expired", "failures"),
     ):
         if key == "held" and not data[key]:
             continue
-        table = Table(title=title)
-        for column in ("id", "account", "due", "state", detail):
-            table.add_column(column, overflow="fold")
-        for row in data[key]:
-            value = row[detail] or ""
-            shown = short_time(value) if detail == "next_attempt_at" else str(value)
-            table.add_row(row["id"], row["account"], short_time(row["due_at"]), row["state"], Text(shown))
-        out.print(table)
+        out.print(posts_table(title, data[key]))
     if data.get("retractions"):
         table = Table(title="retracted (deleted on the platforms)")
         for column in ("id", "at", "by", "state", "reason"):
@@ -102,6 +95,30 @@ def status_tables(data: dict[str, Any]) -> None:
         out.print(_actions_table(data["actions"]))
     if data.get("nodes"):
         out.print(nodes_table(data["nodes"], data["now"]))
+
+
+def posts_table(title: str, rows: list[dict[str, Any]]) -> Any:
+    """Posts as ``status`` lists them, readable at 80 columns: the due time, the id (the account is in it) and
+    the state; under the id, dimmed, what else there is to say: the link, the reason, or a retry time other
+    than the due time. (An id folded over three lines, beside an account and a raw ``next_attempt_at``, could
+    not be read or copied.)"""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    table.add_column("due", no_wrap=True)
+    table.add_column("id", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    for row in rows:
+        cell = Text(row["id"])
+        retry = row.get("next_attempt_at")
+        notes = [str(row.get("url") or row.get("reason") or "")]
+        if row["state"] in ("planned", "claimed") and retry and retry != row["due_at"]:
+            notes.append(f"retry at {short_time(retry)}")
+        for note in filter(None, notes):
+            cell.append(f"\n{note}", style="dim")
+        table.add_row(short_time(row["due_at"]), cell, row["state"])
+    return table
 
 
 def age_text(seconds: float) -> str:
@@ -176,11 +193,12 @@ def _actions_table(actions: list[dict[str, Any]]) -> Any:
     from rich.text import Text
 
     table = Table(title="operators' actions")
-    for column in ("at", "by", "action", "target", "reason"):
+    table.add_column("at", no_wrap=True)
+    for column in ("by", "action", "target", "reason"):
         table.add_column(column, overflow="fold")
     for action in actions:
         table.add_row(
-            action["at"],
+            short_time(action["at"]),
             action["by"],
             action["action"],
             Text(action["target"]),
