@@ -191,6 +191,7 @@ def _tables(
     then what reached people (titled ``reach``); a header cut to ``po…`` was unreadable at 80 columns."""
     from rich.table import Table
 
+    parts: list[tuple[str, tuple[str, ...]]]
     if width >= WIDE:
         parts = [(title, TALLY_COLUMNS)]
     else:
@@ -228,13 +229,13 @@ def print_tables(result: Report, out: TextIO) -> None:
     if result.top and con.width < WIDE:  # a list: at 80 columns a table folds the ids and the links
         con.print(Text("top posts", style="italic"), justify="center")
         for rank, post in enumerate(result.top, start=1):
-            counts = ", ".join(
+            said = ", ".join(
                 f"{getattr(post, name) if getattr(post, name) is not None else '-'} {name}" for name in COUNTS
             )
             con.print(
                 f"{rank:>2}. {post.post_id} ({post.account}, {post.lang})", soft_wrap=True, markup=False
             )
-            con.print(f"    engagement {post.engagement}: {counts}", soft_wrap=True, markup=False)
+            con.print(f"    engagement {post.engagement}: {said}", soft_wrap=True, markup=False)
             con.print(f"    {post.url or 'gone'}", soft_wrap=True, markup=False)
     elif result.top:
         table = Table(title="top posts")
