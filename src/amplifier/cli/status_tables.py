@@ -223,12 +223,12 @@ def history_table(
 
     table = Table(title=f"history {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}")
     table.add_column("due", no_wrap=True)  # as in `status`: 2027-10-30 10:00, in the campaign's zone
-    for column in ("id", "account", "state", "url / reason"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", overflow="fold")  # the account is in it; under it, the links or the reason
+    table.add_column("state", no_wrap=True)
     for row in rows:
         item = row_json(row, zone)
         style = "green" if item["state"] == "published" else "red"
-        urls = " ".join(str(r["url"] or r["uri"] or "") for r in item["results"]).strip()
+        urls = "\n".join(str(r["url"] or r["uri"] or "") for r in item["results"] if r["url"] or r["uri"])
         state, note = item["state"], urls or str(item["reason"] or "")
         retraction = (retracted or {}).get(row.id)
         if retraction is not None:
@@ -236,9 +236,10 @@ def history_table(
             style = "yellow"
             when = retraction.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
             note = f"by {retraction.by} at {when}" + (f": {retraction.reason}" if retraction.reason else "")
-        table.add_row(
-            short_time(item["due_at"]), item["id"], item["account"], Text(state, style=style), Text(note)
-        )
+        cell = Text(item["id"])
+        if note:
+            cell.append(f"\n{note}", style="dim")
+        table.add_row(short_time(item["due_at"]), cell, Text(state, style=style))
     console().print(table)
     if actions:
         console().print(_actions_table(actions))
