@@ -346,3 +346,18 @@ def test_a_post_waiting_for_a_retry_says_when_under_its_id() -> None:
     text = out.getvalue()
     assert "server error (HTTP 502): will retry" in text
     assert text.count("retry at 2027-10-31 10:30") == 1  # the second is due at its time: nothing to say
+
+
+def test_the_heartbeat_line_is_in_the_campaigns_zone_with_its_age(
+    run_cli: RunCli, campaign: list[str]
+) -> None:
+    """It was ``heartbeat: 2026-11-30T00:00:58.030688+00:00``: UTC with microseconds, beside Berlin times."""
+    from amplifier.cli.status_tables import heartbeat_text
+
+    beat = {"written_at": "2027-10-30T09:04:20.123456+00:00"}
+    assert heartbeat_text(beat, "2027-10-30T10:05:00+01:00") == "2027-10-30 10:04 (40 s ago)"
+    assert heartbeat_text(None, "2027-10-30T10:05:00+01:00") == "none"
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    status = run_cli(*campaign, "status")
+    line = next(text for text in status.out.splitlines() if text.startswith("heartbeat: "))
+    assert line.endswith(" s ago)"), line

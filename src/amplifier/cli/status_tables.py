@@ -26,6 +26,21 @@ def short_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return iso
 
 
+def heartbeat_text(heartbeat: Mapping[str, Any] | None, now_iso: str) -> str:
+    """The daemon's last heartbeat in the zone of ``now_iso`` (the campaign's) with its age:
+    ``2027-10-30 10:04 (40 s ago)``; it was the raw UTC time with microseconds."""
+    if not heartbeat:
+        return "none"
+    try:
+        at = dt.datetime.fromisoformat(str(heartbeat["written_at"]))
+        now = dt.datetime.fromisoformat(now_iso)
+    except (KeyError, ValueError):
+        return str(heartbeat.get("written_at"))
+    age = (now - at).total_seconds()
+    when = at.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
+    return f"{when} ({age_text(age)} ago)" if age >= 0 else f"{when} (ahead of now)"
+
+
 def utc_note(why: str) -> str:
     """The one line ``status`` and ``history`` print when the campaign files cannot be loaded."""
     return f"times in UTC: the campaign files cannot be loaded ({why})"
@@ -44,8 +59,7 @@ def status_tables(data: dict[str, Any]) -> None:
         out.print(Text("the daemon has not run yet: the next posts of the campaign files", style="bold"))
     if data["paused"]:
         out.print(Text(f"PAUSED: {data['paused']}", style="bold red"))
-    heartbeat = data["heartbeat"]
-    out.print(Text(f"heartbeat: {heartbeat['written_at'] if heartbeat else 'none'}"))
+    out.print(Text(f"heartbeat: {heartbeat_text(data['heartbeat'], data['now'])}"))
     # Fits an 80-column terminal: the platform under the account, short headers, times without seconds.
     accounts = Table(title="accounts")
     accounts.add_column("account", no_wrap=True)
