@@ -91,3 +91,16 @@ def test_the_json_keeps_its_keys(run_cli: RunCli, published: list[str]) -> None:
     data: dict[str, Any] = json.loads(dry.out)
     assert set(data) == {"version", "dry_run", "posts", "jobs", "refused", "outcome"}
     assert [(job["post_id"], job["kind"]) for job in data["jobs"]] == [(SKY, "delete"), (SKY, "unboost")]
+
+
+def test_a_dry_run_before_anything_was_published_creates_nothing(
+    run_cli: RunCli, campaign: list[str], tmp_path: Path
+) -> None:
+    """``--dry-run`` promised to change nothing, and created the state folder and an empty ledger."""
+    dry = run_cli(*campaign, "retract", "--event", "kobane-day", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "nothing to retract: no published post matches" in dry.out
+    by_id = run_cli(*campaign, "retract", MASTO, "--dry-run")
+    assert by_id.code == 4
+    assert f"retract: {MASTO}: not in the ledger" in by_id.err
+    assert not (tmp_path / "state").exists()

@@ -70,8 +70,9 @@ def retract(
     from amplifier.clock import utcnow
     from amplifier.daemon.followups import crash_hook, servers_of
     from amplifier.delivery.followups import FollowupRunner
-    from amplifier.delivery.ledger import State
+    from amplifier.delivery.ledger import State, ledger_exists
     from amplifier.delivery.ratelimit import RateLimiter
+    from amplifier.delivery.retract import RetractPlan
     from amplifier.delivery.retract import retract as plan_retraction
 
     chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
@@ -90,48 +91,54 @@ def retract(
         rules = {name for name, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event}
     moment = g.now if g.now_option else utcnow()
     who = by or _who()
-    with g.open_ledger(moment) as ledger:
-        post_ids = list(ids)
-        if rules:
-            end = moment + dt.timedelta(days=1)
-            post_ids = [
-                row.id
-                for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED])
-                if row.rule in rules
-            ]
-        plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=moment, dry_run=dry_run)
-        report = None
-        if not dry_run and plan.jobs:
-            context = publish_context(campaign, g.state)
-            publishers: dict[str, object] = {}
+    if dry_run and not ledger_exists(g.state_dir):  # nothing was ever published: create nothing
+        plan = RetractPlan((), (), tuple(f"{post_id}: not in the ledger" for post_id in ids))
+        report, details = None, {}
+    else:
+        with g.open_ledger(moment) as ledger:
+            post_ids = list(ids)
+            if rules:
+                end = moment + dt.timedelta(days=1)
+                post_ids = [
+                    row.id
+                    for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED])
+                    if row.rule in rules
+                ]
+            plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=moment, dry_run=dry_run)
+            report = None
+            if not dry_run and plan.jobs:
+                context = publish_context(campaign, g.state)
+                publishers: dict[str, object] = {}
 
-            def publisher_of(account: str) -> object:
-                from amplifier.publish import create_publisher
+                def publisher_of(account: str) -> object:
+                    from amplifier.publish import create_publisher
 
-                if account not in publishers:
-                    settings = campaign.schedule.accounts.get(account)
-                    if settings is None:
-                        raise UsageError(f"the account {account!r} is not in the campaign any more")
-                    publishers[account] = create_publisher(account, settings, context)
-                return publishers[account]
+                    if account not in publishers:
+                        settings = campaign.schedule.accounts.get(account)
+                        if settings is None:
+                            raise UsageError(f"the account {account!r} is not in the campaign any more")
+                        publishers[account] = create_publisher(account, settings, context)
+                    return publishers[account]
 
-            runner = FollowupRunner(
-                ledger,
-                publisher_of,
-                RateLimiter(),
-                token=f"retract:{_who()}:{os.getpid()}",
-                servers=servers_of(campaign),
-                after_request=crash_hook(),
+                runner = FollowupRunner(
+                    ledger,
+                    publisher_of,
+                    RateLimiter(),
+                    token=f"retract:{_who()}:{os.getpid()}",
+                    servers=servers_of(campaign),
+                    after_request=crash_hook(),
+                )
+                try:
+                    report = runner.run_jobs(plan.jobs, moment)
+                finally:
+                    for publisher in publishers.values():
+                        close = getattr(publisher, "close", None)
+                        if close is not None:
+                            close()
+            # What each job did, or why it waits (a secret not set, a rate limit...), as the ledger recorded it.
+            details = (
+                {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
             )
-            try:
-                report = runner.run_jobs(plan.jobs, moment)
-            finally:
-                for publisher in publishers.values():
-                    close = getattr(publisher, "close", None)
-                    if close is not None:
-                        close()
-        # What each job did, or why it waits (a secret not set, a rate limit...), as the ledger recorded it.
-        details = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":
         data = {"version": JSON_VERSION, "dry_run": dry_run, **plan.to_json()}
         data["outcome"] = report.to_json() if report is not None else None
