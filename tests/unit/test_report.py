@@ -306,3 +306,13 @@ def test_the_table_at_80_columns_keeps_every_header_and_link_whole(
     monkeypatch.setenv("COLUMNS", "160")
     wide = run(campaign_dir, *NOW)
     assert any("published" in line and "engagement" in line for line in wide.splitlines())  # one table
+
+
+def test_a_report_before_anything_was_published_creates_nothing(tmp_path: Path) -> None:
+    """It created the state folder and an empty ledger, to report zeros."""
+    (tmp_path / "messages").mkdir()
+    (tmp_path / "schedule.yaml").write_text(SCHEDULE)
+    (tmp_path / "messages" / "m.yaml").write_text(MESSAGES)
+    data = json.loads(run(tmp_path, "--now", "2027-10-29T12:00", "--format", "json"))
+    assert data["totals"]["posts"] == 0
+    assert not (tmp_path / "state").exists()

@@ -21,7 +21,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,6 +36,9 @@ from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from amplifier.cli.options import Globals
+    from amplifier.delivery.ledger import Ledger
 
 DEFAULT_DAYS = 30  # --from: this many days before now
 TALLY_COLUMNS = (
@@ -99,7 +104,7 @@ def report(
         raise UsageError("--to must be after --from")
     if with_posts and fmt not in ("json", "csv"):
         raise UsageError("--posts goes with --format json or csv")
-    with g.open_ledger(moment) as ledger:
+    with _ledger_or_empty(g, moment) as ledger:
         result = build_report(ledger, campaign, window_start, window_end, as_of=moment, by=by, top=top)
         if with_posts:
             from amplifier.delivery.report_posts import iter_posts
@@ -118,6 +123,23 @@ def report(
             for chunk in chunks:
                 out.write(chunk)
     click.echo(f"wrote {output}", err=True)
+
+
+@contextmanager
+def _ledger_or_empty(g: Globals, now: dt.datetime) -> Iterator[Ledger]:
+    """The ledger; before there is one, an empty one in a temporary folder: a report reads and creates nothing
+    (it created the state folder and the ledger)."""
+    from amplifier.delivery.ledger import ledger_exists, open_local_ledger
+
+    if ledger_exists(g.state_dir):
+        with g.open_ledger(now) as ledger:
+            yield ledger
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="amplifier-report-") as scratch,
+        open_local_ledger(Path(scratch), now) as empty,
+    ):
+        yield empty
 
 
 def render(result: Report, fmt: str) -> str:
