@@ -26,7 +26,10 @@ def test_a_password_the_driver_cannot_decode_is_never_echoed(
     result = run_cli(*campaign, *command)
     assert result.code != 0
     assert "S3cret" not in result.out + result.err
-    assert "its URL cannot be read: percent-encode the special characters" in result.err
+    assert (
+        "the PostgreSQL ledger (its URL cannot be read): cannot connect to the ledger database (percent-encode the"
+        " special characters of its user name and password (% as %25" in result.err
+    )
     assert "Traceback" not in result.err
 
 

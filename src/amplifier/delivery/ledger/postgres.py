@@ -57,9 +57,8 @@ def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-UNREADABLE_URL = (
-    "its URL cannot be read: percent-encode the special characters of the user name and password"
-    " (% as %25, @ as %40, : as %3A, / as %2F)"
+UNREADABLE_URL = (  # after describe()'s "the PostgreSQL ledger (its URL cannot be read)"
+    "percent-encode the special characters of its user name and password (% as %25, @ as %40, : as %3A, / as %2F)"
 )
 
 
