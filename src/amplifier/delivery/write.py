@@ -1,0 +1,127 @@
+"""The one delivery path for every write: claim -> (check) -> request -> classify -> record.
+
+A post (:mod:`amplifier.delivery.deliver`), a follow-up job (boost, pin, delete: :mod:`amplifier.delivery.followups`),
+a change of a post's reply and quote controls (:mod:`amplifier.delivery.gate`) and an edit
+(:mod:`amplifier.delivery.correct`) are each a :class:`Write`: it says only what is its own (how it claims or
+begins its record, whether the server already shows it done, the request, and how its record looks after). One
+:class:`Writer` carries any of them:
+
+1. :meth:`Write.begin` claims it (or records it as begun, before the request); an answer there ends it without a
+   request (another claimant has it, the caller is stopping, a post searched for instead);
+2. when an earlier attempt's outcome is unknown, :meth:`Write.done_before` asks the server first: found done,
+   nothing is sent again;
+   (:meth:`Write.found` records it);
+3. :meth:`Write.request` makes the request; :meth:`Write.done` records what it did;
+4. an error is classified in one place (:func:`~amplifier.delivery.outcomes.classify`: released or paused,
+   failed, unknown, a retry at the server's reset or after the backoff), the account is blocked in the rate limiter
+   until a server-given reset, and :meth:`Write.failed` records it.
+
+The callers decide only *when* (the daemon), *which* (``send``, ``gate``, ``correct``, ``retract``) and in what
+order; none of them classifies an error or blocks the limiter itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from amplifier.clock import Clock, utcnow
+from amplifier.delivery.outcomes import Failure, Retries, classify
+from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.errors import AmplifierError
+
+R = TypeVar("R")
+T_co = TypeVar("T_co", covariant=True)
+Refused = type[AmplifierError]
+
+
+class Write(Protocol[R, T_co]):
+    """One write to a platform, as the path carries it; ``R`` is what its request answers, ``T_co`` what it ends
+    with (the caller's result)."""
+
+    @property
+    def account(self) -> str:
+        """The account the write goes out as (its rate-limiter block)."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt this is (1: the first)."""
+        ...
+
+    @property
+    def unknown(self) -> bool:
+        """An earlier attempt's outcome is unknown: the server is asked first, and a fault keeps it unknown."""
+        ...
+
+    @property
+    def unsure(self) -> tuple[type[BaseException], ...]:
+        """The errors after which this write's request may have reached the server (its outcome is unknown)."""
+        ...
+
+    @property
+    def own_time(self) -> datetime | None:
+        """The write's own next attempt time, kept by a retry when the caller's rules have no backoff."""
+        ...
+
+    def begin(self, now: datetime) -> T_co | None:
+        """Claim the write (or record it begun); an answer ends it here, before any request."""
+        ...
+
+    def done_before(self) -> bool:
+        """Whether the server already shows it done (asked only when :attr:`unknown`)."""
+        ...
+
+    def request(self) -> R:
+        """Make the request (raising the publishers' classified errors)."""
+        ...
+
+    def found(self) -> T_co:
+        """Record it done: the server was found showing it done (nothing was sent again)."""
+        ...
+
+    def done(self, answer: R) -> T_co:
+        """Record it done, with the request's ``answer``."""
+        ...
+
+    def failed(self, failure: Failure) -> T_co:
+        """Record what the failed attempt means (its outcome, reason and next time)."""
+        ...
+
+
+class Writer:
+    """Carries any :class:`Write` (see the module docstring) under the caller's ``retries``; ``limiter``: where a
+    server-given reset blocks the account (None: nowhere)."""
+
+    def __init__(
+        self, retries: Retries, *, clock: Clock = utcnow, limiter: RateLimiter | None = None
+    ) -> None:
+        self.retries = retries
+        self.clock = clock
+        self.limiter = limiter
+
+    def carry(self, write: Write[R, T_co]) -> T_co:
+        ended = write.begin(self.clock())
+        if ended is not None:
+            return ended
+        try:
+            found = write.unknown and write.done_before()
+            if not found:
+                answer = write.request()
+        except Exception as exc:  # classified; an exception nobody classified may have gone out
+            failure = self.classify(write, exc)
+            if failure.block_until is not None and self.limiter is not None:
+                self.limiter.block(write.account, failure.block_until)
+            return write.failed(failure)
+        return write.found() if found else write.done(answer)
+
+    def classify(self, write: Write[R, T_co], exc: BaseException) -> Failure:
+        return classify(
+            exc,
+            attempt=write.attempt,
+            now=self.clock(),
+            retries=self.retries,
+            unknown=write.unknown,
+            unsure=write.unsure,
+            own_time=write.own_time,
+        )
