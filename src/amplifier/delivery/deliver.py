@@ -207,7 +207,6 @@ class Delivery:
         return outcome
 
 
-
 @dataclass
 class PostWrite:
     """A due post as a :class:`~amplifier.delivery.write.Write` of ``path`` (see the module docstring): its claim,
@@ -284,7 +283,9 @@ class PostWrite:
             dry_run=True if answer.dry_run else None,
             already_published=True if answer.already_published else None,
         )
-        if self.post.followups:  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they'd do)
+        if (
+            self.post.followups
+        ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they'd do)
             plan_after_publish(path.ledger, self.post, path.clock(), path.emit)
         return Delivered(Outcome.PUBLISHED, result=answer)
 

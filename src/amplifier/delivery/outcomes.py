@@ -138,9 +138,12 @@ def classify(
         return failure(Outcome.PAUSED if retries.pause_account else Outcome.RELEASED, backoff_at)
     if isinstance(error, PermanentError):
         return failure(Outcome.FAILED, now)
+    limit = retries.rate_limited_max_attempts
     if unknown or isinstance(error, (UnexpectedPublishError, *unsure)):
         if isinstance(error, RateLimitedError) and error.reset_at is not None and error.reset_at > now:
-            return failure(Outcome.UNKNOWN, error.reset_at, block_until=error.reset_at)
+            return failure(
+                Outcome.UNKNOWN, error.reset_at, counts=limit is not None, block_until=error.reset_at
+            )
         return failure(Outcome.UNKNOWN, backoff_at)
     if isinstance(error, RateLimitedError | LoginRefusedError):
         reset = error.reset_at if isinstance(error, RateLimitedError) else error.retry_at
@@ -150,7 +153,6 @@ def classify(
             at = reset
         else:
             at = now + retries.backoff(attempt)
-        limit = retries.rate_limited_max_attempts
         if limit is not None and attempt >= limit:
             return failure(Outcome.FAILED, now, block_until=at)
         return failure(Outcome.RETRY, at, counts=limit is not None, block_until=at)

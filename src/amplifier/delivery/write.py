@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from amplifier.clock import Clock, utcnow
+from amplifier.delivery.ledger import Ledger, Row, State
 from amplifier.delivery.outcomes import Failure, Retries, classify
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.errors import AmplifierError
@@ -125,3 +126,27 @@ class Writer:
             unsure=write.unsure,
             own_time=write.own_time,
         )
+
+
+# ---------------------------------------------------------------------------------- writes on a published post
+
+
+def published_row(ledger: Ledger, post_id: str, refused: Refused, why_not: str) -> Row:
+    """The ledger's row of published post ``post_id``; ``refused`` (``why_not`` said after its state) if it is
+    not published."""
+    row = ledger.get(post_id)
+    if row.state is not State.PUBLISHED or not row.result:
+        raise refused(f"{post_id}: it is {row.state.value}, not published{why_not}")
+    return row
+
+
+def part_ids(ledger: Ledger, row: Row, refused: Refused, what: str) -> list[str]:
+    """The platform ids (``what``) of the published ``row``'s parts; ``refused`` when its account is paused or a
+    part has none (a dry run's)."""
+    paused = ledger.paused_accounts().get(row.account)
+    if paused is not None:
+        raise refused(f"{row.id}: the account {row.account} is paused ({paused}); resume it first")
+    ids = [str(part.get("id") or "") for part in row.result or ()]
+    if not all(ids):
+        raise refused(f"{row.id}: the ledger has no {what} for every part (a dry run?)")
+    return ids
