@@ -16,7 +16,7 @@ from amplifier.delivery.followups import MAX_ATTEMPTS, RETRIES, FollowupRunner
 from amplifier.delivery.gate import GateRequest, change_gates
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.followups import FollowupJob
-from amplifier.delivery.outcomes import Failure, Outcome, Retries, UnexpectedPublishError, classify
+from amplifier.delivery.outcomes import Attempt, Failure, Outcome, Retries, UnexpectedPublishError, classify
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.write import Writer
 from amplifier.errors import CredentialsError, UsageError
@@ -83,7 +83,8 @@ def test_one_classification_of_every_write_error(
     unknown: bool,
     expected: tuple[Outcome, datetime, datetime | None],
 ) -> None:
-    failure = classify(exc, attempt=attempt, now=T0, retries=retries, unknown=unknown, own_time=T0 + 5 * MIN)
+    of = Attempt("acc", attempt, unknown, own_time=T0 + 5 * MIN)
+    failure = classify(exc, of, now=T0, retries=retries)
     assert (failure.outcome, failure.at, failure.block_until) == expected
     assert failure.raised is exc
     assert isinstance(failure.error, UnexpectedPublishError) == isinstance(exc, KeyError)
@@ -91,9 +92,9 @@ def test_one_classification_of_every_write_error(
 
 def test_a_429_counts_as_an_attempt_only_where_it_has_a_limit() -> None:
     error = RateLimitedError("429", reset_at=RESET)
-    assert classify(error, attempt=1, now=T0, retries=DAEMON).counts
-    assert not classify(error, attempt=1, now=T0, retries=RETRIES).counts
-    assert not classify(error, attempt=1, now=T0, retries=RETRIES, unknown=True).counts
+    assert classify(error, Attempt("acc"), now=T0, retries=DAEMON).counts
+    assert not classify(error, Attempt("acc"), now=T0, retries=RETRIES).counts
+    assert not classify(error, Attempt("acc", unknown=True), now=T0, retries=RETRIES).counts
 
 
 @dataclass
@@ -104,14 +105,13 @@ class Fake:
     there: bool = False
     error: BaseException | None = None
     log: list[str] = field(default_factory=list)
-    account: str = "acc"
-    attempt: int = 1
-    unsure: tuple[type[BaseException], ...] = ()
-    own_time: datetime | None = None
 
     def begin(self, now: datetime) -> str | None:
         self.log.append("begin")
         return None
+
+    def attempt(self) -> Attempt:
+        return Attempt("acc", unknown=self.unknown)
 
     def done_before(self) -> bool:
         self.log.append("check")

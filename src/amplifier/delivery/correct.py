@@ -24,12 +24,12 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from amplifier.delivery.ledger import EditRecord, Ledger
-from amplifier.delivery.outcomes import Failure, Outcome, Retries
+from amplifier.delivery.outcomes import Attempt, Failure, Outcome, Retries
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.write import Writer, part_ids, published_row
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import OutcomeUnknownError
+from amplifier.publish.base import OutcomeUnknownError, PostRef
 
 BLUESKY_NO_EDITS = (
     "Bluesky has no edits: a published post cannot be changed (an edited record would break the replies and "
@@ -77,10 +77,7 @@ class PartCorrection:
 
 
 @dataclass(frozen=True)
-class Correction:
-    post_id: str
-    account: str
-    platform: str
+class Correction(PostRef):
     dry_run: bool
     parts: tuple[PartCorrection, ...]
 
@@ -89,13 +86,7 @@ class Correction:
         return any(part.outcome != "unchanged" for part in self.parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.post_id,
-            "account": self.account,
-            "platform": self.platform,
-            "dry_run": self.dry_run,
-            "parts": [part.to_json() for part in self.parts],
-        }
+        return {**self.ref_json(), "dry_run": self.dry_run, "parts": [part.to_json() for part in self.parts]}
 
 
 def _warning_detail(old: str, new: str) -> str:
@@ -212,14 +203,6 @@ class EditWrite:
     now: Callable[[], datetime]
     after_request: Callable[[], None] = lambda: None
     edit_id: int = 0
-    unknown: bool = False  # the server's text was compared first (a pending edit it shows is settled before)
-    unsure: tuple[type[BaseException], ...] = (OutcomeUnknownError,)
-    own_time: datetime | None = None
-    attempt: int = 1
-
-    @property
-    def account(self) -> str:
-        return self.record.account
 
     @property
     def detail(self) -> str:
@@ -232,8 +215,12 @@ class EditWrite:
             self.edit_id = self.ledger.begin_edit(self.record)
         return None
 
+    def attempt(self) -> Attempt:
+        # not unknown: the server's text was compared first (a pending edit it shows is settled before)
+        return Attempt(self.record.account, unsure=(OutcomeUnknownError,))
+
     def done_before(self) -> bool:
-        return False  # see ``unknown``
+        return False  # see attempt()
 
     def request(self) -> Mapping[str, Any]:
         return self.publisher.edit_status(self.status_id, self.payload)

@@ -40,6 +40,7 @@ from amplifier.clock import Clock, utcnow
 from amplifier.delivery.followups import plan_after_publish
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.outcomes import (
+    Attempt,
     Delivered,
     Emit,
     Failure,
@@ -217,27 +218,12 @@ class PostWrite:
     post: PlannedPost
     search: bool = False
 
-    @property
-    def account(self) -> str:
-        return self.row.account
-
-    @property
-    def attempt(self) -> int:
-        return self.row.attempts + 1
-
-    @property
-    def unknown(self) -> bool:
-        return needs_search(self.row)
-
-    @property
-    def unsure(self) -> tuple[type[BaseException], ...]:
+    def attempt(self) -> Attempt:
         from amplifier.publish.mastodon import StatusOutcomeUnknown  # a Bluesky write is safe to repeat
 
-        return (StatusOutcomeUnknown,)
-
-    @property
-    def own_time(self) -> datetime:
-        return self.row.next_attempt_at
+        row = self.row
+        unsure = (StatusOutcomeUnknown,)
+        return Attempt(row.account, row.attempts + 1, needs_search(row), unsure, row.next_attempt_at)
 
     def begin(self, now: datetime) -> Delivered | None:
         path, row = self.path, self.row

@@ -31,7 +31,7 @@ from typing import Any
 
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
 from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
-from amplifier.delivery.outcomes import Failure, Outcome, Retries
+from amplifier.delivery.outcomes import Attempt, Failure, Outcome, Retries
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
 from amplifier.delivery.write import Writer
 from amplifier.errors import AmplifierError, UsageError
@@ -267,25 +267,9 @@ class JobWrite:
     row: Row | None = None
     _prepared: tuple[Any, Target] | None = None
 
-    @property
-    def account(self) -> str:
-        return self.job.account
-
-    @property
-    def attempt(self) -> int:
-        return self.job.attempts + 1
-
-    @property
-    def unknown(self) -> bool:
-        return self.job.unknown
-
-    @property
-    def unsure(self) -> tuple[type[BaseException], ...]:
-        return (OutcomeUnknownError,)
-
-    @property
-    def own_time(self) -> datetime:
-        return self.job.next_at or self.now
+    def attempt(self) -> Attempt:
+        job = self.job
+        return Attempt(job.account, job.attempts + 1, job.unknown, (OutcomeUnknownError,), job.next_at)
 
     def begin(self, now: datetime) -> str | None:
         claimed = self.runner.ledger.claim_followup(

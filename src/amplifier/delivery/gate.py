@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from amplifier.delivery.ledger import GateChange, Ledger, Row
-from amplifier.delivery.outcomes import Failure, Retries
+from amplifier.delivery.outcomes import Attempt, Failure, Retries
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.delivery.write import Writer, part_ids, published_row
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.gates import quotes_off
-from amplifier.publish.base import RateLimitedError
+from amplifier.publish.base import PostRef, RateLimitedError
 
 MASTODON_NO_REPLIES = (
     "Mastodon has no control over who may reply to a post: replies on Mastodon stay as they are (you can still "
@@ -57,21 +57,12 @@ class GateRequest:
 
 
 @dataclass(frozen=True)
-class GateOutcome:
-    post_id: str
-    account: str
-    platform: str
+class GateOutcome(PostRef):
     done: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.post_id,
-            "account": self.account,
-            "platform": self.platform,
-            "done": list(self.done),
-            "notes": list(self.notes),
-        }
+        return {**self.ref_json(), "done": list(self.done), "notes": list(self.notes)}
 
 
 @runtime_checkable
@@ -126,17 +117,12 @@ class GateWrite:
     by: str
     now: datetime
     notes: list[str] = field(default_factory=list)
-    unknown: bool = False
-    unsure: tuple[type[BaseException], ...] = ()
-    own_time: datetime | None = None
-    attempt: int = 1
-
-    @property
-    def account(self) -> str:
-        return self.row.account
 
     def begin(self, now: datetime) -> GateOutcome | None:
         return None
+
+    def attempt(self) -> Attempt:
+        return Attempt(self.row.account)
 
     def done_before(self) -> bool:
         return False  # a change is safe to repeat: the operator's next ``gate`` makes it again

@@ -83,6 +83,22 @@ class Retries:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """What the classification of a failure needs to know of a write's attempt.
+
+    ``number``: which attempt (1: the first). ``unknown``: an earlier attempt's outcome is unknown (the server is
+    asked first, and a fault keeps it unknown). ``unsure``: the errors after which this write's request may have
+    reached the server. ``own_time``: the write's own next attempt time, kept by a retry when the caller's rules
+    have no backoff."""
+
+    account: str
+    number: int = 1
+    unknown: bool = False
+    unsure: tuple[type[BaseException], ...] = ()
+    own_time: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Failure:
     """What one failed attempt of a write means (:func:`classify`); the write records it its own way.
 
@@ -102,23 +118,15 @@ class Failure:
     block_until: datetime | None = None
 
 
-def classify(
-    exc: BaseException,
-    *,
-    attempt: int,
-    now: datetime,
-    retries: Retries,
-    unknown: bool = False,
-    unsure: tuple[type[BaseException], ...] = (),
-    own_time: datetime | None = None,
-) -> Failure:
-    """What attempt number ``attempt`` of a write failing with ``exc`` at ``now`` means, as its class says.
+def classify(exc: BaseException, of: Attempt, *, now: datetime, retries: Retries) -> Failure:
+    """What the attempt ``of`` a write failing with ``exc`` at ``now`` means, as its class says.
 
-    ``unknown``: an earlier attempt's outcome is unknown (then any fault but a refusal leaves it unknown).
-    ``unsure``: the write's error classes after which its request may have reached the server (an exception that
-    is not an :class:`AmplifierError` always is one). ``own_time``: the write's own next attempt time, kept when
-    ``retries`` has no backoff."""
+    After an unknown outcome (``of.unknown``) any fault but a refusal leaves it unknown; ``of.unsure`` are the
+    write's error classes after which its request may have reached the server (an exception that is not an
+    :class:`AmplifierError` always is one); ``of.own_time`` is kept when ``retries`` has no backoff."""
     from amplifier.publish.sessions import LoginRefusedError
+
+    attempt, unknown, unsure, own_time = of.number, of.unknown, of.unsure, of.own_time
 
     error = exc if isinstance(exc, AmplifierError) else UnexpectedPublishError(exc)
     reason = str(error)

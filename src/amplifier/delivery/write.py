@@ -27,50 +27,30 @@ from typing import Protocol, TypeVar
 
 from amplifier.clock import Clock, utcnow
 from amplifier.delivery.ledger import Ledger, Row, State
-from amplifier.delivery.outcomes import Failure, Retries, classify
+from amplifier.delivery.outcomes import Attempt, Failure, Retries, classify
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.errors import AmplifierError
 
 R = TypeVar("R")
 T_co = TypeVar("T_co", covariant=True)
 Refused = type[AmplifierError]
+__all__ = ["Attempt", "Failure", "Refused", "Write", "Writer", "part_ids", "published_row"]
 
 
 class Write(Protocol[R, T_co]):
     """One write to a platform, as the path carries it; ``R`` is what its request answers, ``T_co`` what it ends
     with (the caller's result)."""
 
-    @property
-    def account(self) -> str:
-        """The account the write goes out as (its rate-limiter block)."""
-        ...
-
-    @property
-    def attempt(self) -> int:
-        """Which attempt this is (1: the first)."""
-        ...
-
-    @property
-    def unknown(self) -> bool:
-        """An earlier attempt's outcome is unknown: the server is asked first, and a fault keeps it unknown."""
-        ...
-
-    @property
-    def unsure(self) -> tuple[type[BaseException], ...]:
-        """The errors after which this write's request may have reached the server (its outcome is unknown)."""
-        ...
-
-    @property
-    def own_time(self) -> datetime | None:
-        """The write's own next attempt time, kept by a retry when the caller's rules have no backoff."""
-        ...
-
     def begin(self, now: datetime) -> T_co | None:
         """Claim the write (or record it begun); an answer ends it here, before any request."""
         ...
 
+    def attempt(self) -> Attempt:
+        """This attempt (asked after :meth:`begin`: a claim may tell more)."""
+        ...
+
     def done_before(self) -> bool:
-        """Whether the server already shows it done (asked only when :attr:`unknown`)."""
+        """Whether the server already shows it done (asked only when the :class:`Attempt` is ``unknown``)."""
         ...
 
     def request(self) -> R:
@@ -105,27 +85,17 @@ class Writer:
         ended = write.begin(self.clock())
         if ended is not None:
             return ended
+        attempt = write.attempt()
         try:
-            found = write.unknown and write.done_before()
+            found = attempt.unknown and write.done_before()
             if not found:
                 answer = write.request()
         except Exception as exc:  # classified; an exception nobody classified may have gone out
-            failure = self.classify(write, exc)
+            failure = classify(exc, attempt, now=self.clock(), retries=self.retries)
             if failure.block_until is not None and self.limiter is not None:
-                self.limiter.block(write.account, failure.block_until)
+                self.limiter.block(attempt.account, failure.block_until)
             return write.failed(failure)
         return write.found() if found else write.done(answer)
-
-    def classify(self, write: Write[R, T_co], exc: BaseException) -> Failure:
-        return classify(
-            exc,
-            attempt=write.attempt,
-            now=self.clock(),
-            retries=self.retries,
-            unknown=write.unknown,
-            unsure=write.unsure,
-            own_time=write.own_time,
-        )
 
 
 # ---------------------------------------------------------------------------------- writes on a published post
