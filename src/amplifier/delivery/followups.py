@@ -246,8 +246,10 @@ class FollowupRunner:
         """The account's follow-up writer (:class:`PermanentError` when the account or its publisher has none)."""
         try:
             publisher = self.publisher_of(account)
-        except (KeyError, UsageError):
+        except KeyError:
             raise PermanentError(f"{account} is not an account of the campaign any more") from None
+        except UsageError as exc:  # the same, said by the caller's publisher_of
+            raise PermanentError(str(exc)) from None
         if not isinstance(publisher, WritesFollowups):
             raise PermanentError(f"{account}: this publisher makes no follow-up writes")
         return publisher.followups()

@@ -8,9 +8,9 @@ begins its record, whether the server already shows it done, the request, and ho
 
 1. :meth:`Write.begin` claims it (or records it as begun, before the request); an answer there ends it without a
    request (another claimant has it, the caller is stopping, a post searched for instead);
-2. when an earlier attempt's outcome is unknown, :meth:`Write.done_before` asks the server first: found done,
-   nothing is sent again;
-   (:meth:`Write.found` records it);
+2. when an earlier attempt's outcome is unknown (its :class:`~amplifier.delivery.outcomes.Attempt`),
+   :meth:`Write.done_before` asks the server first: found done, nothing is sent again (:meth:`Write.found`
+   records it);
 3. :meth:`Write.request` makes the request; :meth:`Write.done` records what it did;
 4. an error is classified in one place (:func:`~amplifier.delivery.outcomes.classify`: released or paused,
    failed, unknown, a retry at the server's reset or after the backoff), the account is blocked in the rate limiter
@@ -82,6 +82,7 @@ class Writer:
         self.limiter = limiter
 
     def carry(self, write: Write[R, T_co]) -> T_co:
+        """Carry ``write`` through (see the module docstring); what it ends with."""
         ended = write.begin(self.clock())
         if ended is not None:
             return ended
