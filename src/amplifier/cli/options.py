@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from amplifier.errors import AmplifierError, ExitCode
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
@@ -92,6 +94,13 @@ class Globals:
         if value is None:
             return None
         return parse_instant(value, self.zone, base=base or self.now, option=option)
+
+
+def exit_code(error: BaseException) -> ExitCode:
+    """The exit code of an error, the one mapping of the CLI: an :class:`~amplifier.errors.AmplifierError`'s own
+    (its class says it: 3 for credentials missing or rejected, 4 for a post, 5 for the state folder...), 1 for
+    anything else (a bug)."""
+    return ExitCode(error.exit_code) if isinstance(error, AmplifierError) else ExitCode.FAILURE
 
 
 def _env_path(name: str) -> Path | None:
