@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,3 +151,21 @@ def test_retract_leaves_an_account_error_to_the_daemon_and_exits_0(
     (waiting,) = [line for line in result.out.splitlines() if line.startswith("waiting: ")]
     assert why in waiting
     assert waiting.endswith("(the daemon finishes it)")
+
+
+def test_a_write_on_a_post_of_an_account_the_campaign_dropped_is_a_usage_error(
+    run_cli: RunCli, published: list[str]
+) -> None:
+    """The line names the post once (it said ``gate: ID: ID: its account...``)."""
+    schedule = Path(published[1])
+    text = schedule.read_text()
+    start, end = text.index("  masto:\n"), text.index("  sky:\n")
+    schedule.write_text(text[:start] + text[end:])
+    result = run_cli(*published, "gate", MASTO, "--quotes", "off")
+    assert result.code == ExitCode.INVALID, result.err
+    assert result.err.strip() == f"gate: {MASTO}: its account 'masto' is not in the campaign any more"
+    result = run_cli(*published, "retract", MASTO, "--now", "2027-10-29T11:00")
+    assert result.code == ExitCode.PUBLISH, result.err
+    assert (
+        f"failed: {MASTO} delete by masto: the account 'masto' is not in the campaign any more" in result.err
+    )

@@ -23,6 +23,7 @@ from amplifier.cli.options import (
     Globals,
     apply_common,
     config_option,
+    exit_code,
     format_option,
     now_option,
     output_option,
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         for line in exc.lines():
             click.echo(line, err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, without a traceback unless asked

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.options import format_option
+from amplifier.cli.options import exit_code, format_option
 from amplifier.clock import Clock, utcnow
 from amplifier.delivery.accounts import HIDDEN_AUTOMATION, check_accounts, publish_context
 from amplifier.delivery.send import LedgerSend, SendOutcome, SendRefused, send_posts
-from amplifier.errors import CredentialsError, ExitCode
+from amplifier.errors import ExitCode
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
@@ -165,5 +165,6 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if failures:
         for error in failures:
             click.echo(redact(str(error)), err=True)
-        auth = any(isinstance(e, CredentialsError) for e in failures)
+        # An account's credentials first (3): they stop every post of the account; else a post failed (4).
+        auth = any(exit_code(error) == ExitCode.ACCOUNT for error in failures)
         sys.exit(ExitCode.ACCOUNT if auth else ExitCode.PUBLISH)

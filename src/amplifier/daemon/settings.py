@@ -14,9 +14,11 @@ Test hooks (environment variables, never to be set outside tests):
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,3 +125,19 @@ def crash_after(environ: Mapping[str, str]) -> int | None:
     except ValueError:
         return None
     return count if count > 0 else None
+
+
+def request_crash_hook(environ: Mapping[str, str]) -> Callable[[], None]:
+    """The hook of ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST`` for a command's write requests (``correct``'s edits):
+    called after each request, it kills the process (SIGKILL: no cleanup, no flush) after that many, before the
+    ledger records the last."""
+    limit = crash_after(environ)
+    count = 0
+
+    def after_request() -> None:
+        nonlocal count
+        count += 1
+        if limit is not None and count >= limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_request
