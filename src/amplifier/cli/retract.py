@@ -58,8 +58,10 @@ def retract(
     from amplifier.cli.options import apply_common
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
-    from amplifier.daemon.followups import run_now
+    from amplifier.daemon.followups import crash_hook, servers_of
+    from amplifier.delivery.followups import FollowupRunner
     from amplifier.delivery.operator import published_posts, retract_scope
+    from amplifier.delivery.ratelimit import RateLimiter
     from amplifier.delivery.retract import retract as plan_retraction
 
     g = apply_common(ctx, None, now)
@@ -71,9 +73,16 @@ def retract(
         plan = plan_retraction(ledger, post_ids, by=who(by), reason=reason, now=moment, dry_run=dry_run)
         report = None
         if not dry_run and plan.jobs:
-            token = f"retract:{who()}:{os.getpid()}"
             with open_publishers(campaign, publish_context(campaign, g.state)) as publisher_of:
-                report = run_now(campaign, ledger, publisher_of, plan.jobs, moment, token=token)
+                runner = FollowupRunner(
+                    ledger,
+                    publisher_of,
+                    RateLimiter(),
+                    token=f"retract:{who()}:{os.getpid()}",
+                    servers=servers_of(campaign),
+                    after_request=crash_hook(),
+                )
+                report = runner.run_jobs(plan.jobs, moment)
         # Why a job waits (a secret not set, a rate limit...), as the ledger recorded it.
         waiting = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MastodonAccount
 from amplifier.daemon.events import EventLog
-from amplifier.delivery.followups import FollowupReport, FollowupRunner, PublisherOf, catch_up
+from amplifier.delivery.followups import FollowupRunner, catch_up
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
@@ -48,28 +48,6 @@ def servers_of(campaign: Campaign) -> Mapping[str, str]:
         for name, account in campaign.schedule.accounts.items()
         if isinstance(account, MastodonAccount)
     }
-
-
-def run_now(
-    campaign: Campaign,
-    ledger: Ledger,
-    publisher_of: PublisherOf,
-    jobs: Sequence[FollowupJob],
-    now: datetime,
-    *,
-    token: str,
-) -> FollowupReport:
-    """Run ``jobs`` at once, outside the daemon (``amplifier retract``), within the accounts' rate budgets: what a
-    budget or a server's reset holds back stays planned, and the daemon finishes it."""
-    runner = FollowupRunner(
-        ledger,
-        publisher_of,
-        RateLimiter(),
-        token=token,
-        servers=servers_of(campaign),
-        after_request=crash_hook(),
-    )
-    return runner.run_jobs(jobs, now)
 
 
 class FollowupsMixin:
