@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from amplifier.campaign.fields import no_repeats
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
 
@@ -69,10 +70,7 @@ class Boost(BaseModel):
     @field_validator("accounts")
     @classmethod
     def _unique(cls, accounts: list[str]) -> list[str]:
-        twice = sorted({account for account in accounts if accounts.count(account) > 1})
-        if twice:
-            raise ValueError(f"account listed twice: {', '.join(twice)}")
-        return accounts
+        return no_repeats(accounts, "account")
 
     @field_validator("delay")
     @classmethod
