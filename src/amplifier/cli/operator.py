@@ -14,7 +14,7 @@ import datetime as dt
 import getpass
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -129,7 +129,7 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
         if late:
             late_until = moment + LATE_FOR
         else:
-            deadline = _deadline(g, ledger, row)
+            deadline = _deadline(g, row)
             if moment > deadline:
                 raise UsageError(
                     f"post {post_id}: its window ended at {deadline.isoformat()}; "
@@ -142,19 +142,12 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
     )
 
 
-def _no_publisher(account: str, settings: Any) -> Any:
-    raise AssertionError("retry never publishes")  # pragma: no cover
-
-
-def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
+def _deadline(g: Globals, row: Row) -> dt.datetime:
     """The post's window as the daemon computes it (its rule's ``missed`` setting)."""
-    from amplifier.daemon.loop import Daemon, settings_from_environ
+    from amplifier.daemon.planning import post_window
+    from amplifier.daemon.settings import settings_from_environ
 
-    daemon = Daemon(g.campaign(), ledger, _no_publisher, settings=settings_from_environ(os.environ))
-    try:
-        return daemon.deadline(row)
-    finally:
-        daemon.close()
+    return post_window(g.campaign(), settings_from_environ(os.environ), row)[0]
 
 
 @click.command()
