@@ -40,10 +40,9 @@ def operator_name() -> str:
 def _globals(ctx: click.Context, now: str | None) -> tuple[Globals, dt.datetime]:
     """The common options, and the moment of the action (``--now``, default the clock)."""
     from amplifier.cli.options import apply_common
-    from amplifier.clock import utcnow
 
     g = apply_common(ctx, None, now)
-    return g, (g.now if g.now_option else utcnow())
+    return g, g.moment
 
 
 by_option = click.option(

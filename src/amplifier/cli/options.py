@@ -86,6 +86,13 @@ class Globals:
             return real
         return parse_instant(self.now_option, self.zone, base=real, option="--now")
 
+    @property
+    def moment(self) -> dt.datetime:
+        """The moment of an action: ``--now``, else the clock as it is read now (not :attr:`now`, read once)."""
+        from amplifier.clock import utcnow
+
+        return self.now if self.now_option else utcnow()
+
     def instant(
         self, value: str | None, option: str, *, base: dt.datetime | None = None
     ) -> dt.datetime | None:

@@ -57,7 +57,6 @@ def retract(
     amplifier retract --rule efrin-countdown"""
     from amplifier.cli.options import apply_common
     from amplifier.cli.render import dump_json
-    from amplifier.clock import utcnow
     from amplifier.daemon.followups import crash_hook, servers_of
     from amplifier.delivery.followups import FollowupRunner
     from amplifier.delivery.operator import published_posts, retract_scope
@@ -67,7 +66,7 @@ def retract(
     g = apply_common(ctx, None, now)
     campaign = g.campaign()
     rules = retract_scope(campaign, ids, rule=rule, event=event)
-    moment = g.now if g.now_option else utcnow()
+    moment = g.moment
     with g.open_ledger(moment) as ledger:
         post_ids = list(ids) if rules is None else published_posts(ledger, rules, moment)
         plan = plan_retraction(ledger, post_ids, by=who(by), reason=reason, now=moment, dry_run=dry_run)
