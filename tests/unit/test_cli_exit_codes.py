@@ -169,3 +169,17 @@ def test_a_write_on_a_post_of_an_account_the_campaign_dropped_is_a_usage_error(
     assert (
         f"failed: {MASTO} delete by masto: the account 'masto' is not in the campaign any more" in result.err
     )
+
+
+def test_ledger_migrate_without_a_postgresql_url(
+    run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AMP_TEST_PG", raising=False)
+    unset = run_cli(*campaign, "ledger", "migrate", "--to-env", "AMP_TEST_PG")
+    assert unset.code == ExitCode.ACCOUNT  # a secret not set, as any other
+    assert "the secret AMP_TEST_PG is not set" in unset.err
+    monkeypatch.setenv("AMP_TEST_PG", "mysql://root:s3cret-pass@db/campaign")
+    wrong = run_cli(*campaign, "ledger", "migrate", "--to-env", "AMP_TEST_PG")
+    assert wrong.code == ExitCode.INVALID
+    assert "--to-env: AMP_TEST_PG must hold a PostgreSQL URL" in wrong.err
+    assert "s3cret-pass" not in wrong.out + wrong.err
