@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.cli.options import format_option
+from amplifier.cli.publish import JSON_VERSION
 from amplifier.cli.writes import Writes, by_option, who
+from amplifier.delivery.accounts import publish_context
 
 if TYPE_CHECKING:
     from amplifier.delivery.correct import Correction

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amplifier.cli.main import apply_common, config_option, now_option
-from amplifier.cli.publish import publish_context
+from amplifier.cli.options import apply_common, config_option, now_option
+from amplifier.delivery.accounts import publish_context
 from amplifier.delivery.ledger import State
 from amplifier.errors import ExitCode
 

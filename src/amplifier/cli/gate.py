@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import click
 
 from amplifier.cli.options import format_option
-from amplifier.cli.publish import JSON_VERSION, publish_context
+from amplifier.cli.publish import JSON_VERSION
 from amplifier.cli.writes import Writes, by_option, who
+from amplifier.delivery.accounts import publish_context
 from amplifier.delivery.gate import GateRequest
 from amplifier.errors import UsageError
 

@@ -18,9 +18,10 @@ import sys
 
 import click
 
-from amplifier.cli.options import now_option
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
+from amplifier.cli.options import format_option, now_option
+from amplifier.cli.publish import JSON_VERSION
 from amplifier.cli.writes import by_option, open_publishers, who
+from amplifier.delivery.accounts import publish_context
 from amplifier.errors import ExitCode
 
 
