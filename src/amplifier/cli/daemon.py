@@ -85,15 +85,14 @@ def run(
     A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat there (so
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
-    from amplifier.clock import utcnow
     from amplifier.daemon.events import EventLog
     from amplifier.daemon.scheduler import open_daemon, run_once, serve
-    from amplifier.daemon.settings import offset_clock, request_timeout_from_environ
+    from amplifier.daemon.settings import request_timeout_from_environ
     from amplifier.publish import create_publisher
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
-    clock = offset_clock(g.now) if g.now_option else utcnow
+    clock = g.clock()
     log = EventLog(sys.stderr, log_format, clock)
     publish_ctx = publish_context(campaign, g.state)
     publish_ctx.clock = clock

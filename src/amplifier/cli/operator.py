@@ -13,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from amplifier.cli.options import now_option
-from amplifier.daemon.loop import PAUSE_NAME
+from amplifier.daemon.settings import remove_pause_file
 from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
@@ -195,13 +194,9 @@ def resume(ctx: click.Context, account: str | None, by: str | None, now: str | N
             click.echo(f"resumed: {account}")
             return
         ledger.set_paused(False, None, moment)
-    pause_file: Path = state / PAUSE_NAME
-    if pause_file.exists():
-        try:
-            pause_file.unlink()
-        except OSError as exc:
-            raise UsageError(f"{pause_file}: cannot remove the pause file: {exc.strerror}") from exc
-        click.echo(f"removed {pause_file}")
+    removed = remove_pause_file(state)
+    if removed is not None:
+        click.echo(f"removed {removed}")
     click.echo("resumed")
 
 

@@ -23,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
+    from amplifier.clock import Clock
     from amplifier.delivery.ledger import Ledger
 
 
@@ -85,6 +86,13 @@ class Globals:
         if not self.now_option:
             return real
         return parse_instant(self.now_option, self.zone, base=real, option="--now")
+
+    def clock(self) -> Clock:
+        """The clock of a command that runs on (``send``, ``run``): from ``--now`` at real speed, else the real one."""
+        from amplifier.clock import utcnow
+        from amplifier.daemon.settings import offset_clock
+
+        return offset_clock(self.now) if self.now_option else utcnow
 
     @property
     def moment(self) -> dt.datetime:

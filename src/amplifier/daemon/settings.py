@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from amplifier.clock import Clock
@@ -30,6 +31,21 @@ HEARTBEAT_NAME = "heartbeat.json"
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_REQUEST"
 FAR_FUTURE = timedelta(days=3660)
 LEASE_ENV = "AMPLIFIER_CLAIM_LEASE"  # seconds: DaemonSettings.claim_lease (a setting, not a test hook)
+
+
+def remove_pause_file(state: Path) -> Path | None:
+    """Remove the state folder's PAUSE file (``amplifier resume``); the path removed, or None when there was none.
+    A usage error when it cannot be removed."""
+    from amplifier.errors import UsageError
+
+    pause_file = state / PAUSE_NAME
+    if not pause_file.exists():
+        return None
+    try:
+        pause_file.unlink()
+    except OSError as exc:
+        raise UsageError(f"{pause_file}: cannot remove the pause file: {exc.strerror}") from exc
+    return pause_file
 
 
 def offset_clock(start: datetime) -> Clock:
