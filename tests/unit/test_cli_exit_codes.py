@@ -183,3 +183,21 @@ def test_ledger_migrate_without_a_postgresql_url(
     assert wrong.code == ExitCode.INVALID
     assert "--to-env: AMP_TEST_PG must hold a PostgreSQL URL" in wrong.err
     assert "s3cret-pass" not in wrong.out + wrong.err
+
+
+def test_every_publisher_a_write_opens_is_closed_also_after_an_error(
+    run_cli: RunCli, published: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+
+    class Closing(Rejected):
+        def close(self) -> None:
+            closed.append(self.account)
+
+    monkeypatch.setitem(REGISTRY, "mastodon", Closing)
+    monkeypatch.setitem(REGISTRY, "bluesky", Closing)
+    assert run_cli(*published, "gate", MASTO, SKY, "--quotes", "off").code == ExitCode.ACCOUNT
+    assert closed == ["masto", "sky"]  # one publisher per post, closed after its write
+    closed.clear()
+    assert run_cli(*published, "retract", MASTO, SKY, "--now", "2027-10-29T11:00").code == ExitCode.OK
+    assert sorted(closed) == ["masto", "sky"]  # one per account, closed after the deletions
