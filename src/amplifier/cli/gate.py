@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.options import format_option
+from amplifier.cli.options import format_option, replies_option
 from amplifier.cli.publish import JSON_VERSION
 from amplifier.cli.writes import Writes, by_option, who
 from amplifier.delivery.accounts import publish_context
@@ -27,19 +27,15 @@ REPLY_CHOICES = "nobody, everyone, mentioned, followers, following or a list's a
 
 def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     """The :class:`~amplifier.delivery.gate.GateRequest` of the command line (a UsageError when wrong)."""
-    from amplifier.campaign.controls import parse_replies, quote_policy
+    from amplifier.campaign.controls import quote_policy
 
     if not replies and quotes is None:
         raise UsageError(f"nothing to change: give --replies ({REPLY_CHOICES}) and/or --quotes")
     everyone = "everyone" in replies
     if everyone and len(replies) > 1:
         raise UsageError("--replies everyone cannot be combined with other rules")
-    rules: tuple[str, ...] | None = None
-    if replies and not everyone:
-        try:
-            rules = parse_replies(replies)
-        except ValueError as exc:
-            raise UsageError(f"--replies: {exc}") from None
+    rules = None if everyone else replies_option(replies)
+    if rules is not None:
         rules = tuple(rule for rule in rules if rule != "nobody")
     policy = {"on": "public", "off": "nobody"}.get(quotes or "", quote_policy(quotes) if quotes else None)
     return GateRequest(replies=rules, everyone_replies=everyone, quotes=policy)

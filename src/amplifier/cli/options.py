@@ -111,6 +111,19 @@ class Globals:
         return parse_instant(value, self.zone, base=base or self.now, option=option)
 
 
+def replies_option(replies: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``--replies`` (repeatable) as reply rules (None when not given); a usage error for a rule that is not one."""
+    from amplifier.campaign.controls import parse_replies
+    from amplifier.errors import UsageError
+
+    if not replies:
+        return None
+    try:
+        return parse_replies(replies)
+    except ValueError as exc:
+        raise UsageError(f"--replies: {exc}") from None
+
+
 def exit_code(error: BaseException) -> ExitCode:
     """The exit code of an error, the one mapping of the CLI: an :class:`~amplifier.errors.AmplifierError`'s own
     (its class says it: 3 for credentials missing or rejected, 4 for a post, 5 for the state folder...), 1 for
