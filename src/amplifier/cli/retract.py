@@ -107,8 +107,8 @@ def retract(
     else:
         for line in table_lines(plan, report, details, dry_run=dry_run):
             click.echo(line)
-    for text in plan.refused:
-        click.echo(f"retract: {text}", err=True)
+    for text in (*plan.refused, *(report.failed if report is not None else ())):
+        click.echo(f"retract: {text}", err=True)  # what went wrong, on stderr too, as every command says it
     if plan.refused or (report is not None and report.failed):
         sys.exit(ExitCode.PUBLISH)
 
