@@ -82,7 +82,8 @@ def test_a_retraction_says_under_each_post_what_became_of_each_job(
         "  delete by sky: done: delete made by sky",
         "  unboost by sky: done: unboost made by sky",
     ]
-    assert result.err == f"retract: {MASTO} delete by masto: HTTP 403: not allowed\n"  # stderr: what went wrong
+    # stderr: what went wrong
+    assert result.err == f"retract: {MASTO} delete by masto: HTTP 403: not allowed\n"
 
 
 def test_the_json_keeps_its_keys(run_cli: RunCli, published: list[str]) -> None:
