@@ -88,10 +88,11 @@ def write_fan_out_campaign(folder: Path, url: str, tokens: dict[str, str]) -> Pa
 
 def timed_pass(
     schedule: Path, state: Path, *, strict: bool = True, server_cpu: Callable[[], float] = lambda: 0.0
-) -> tuple[float, int, float, float]:
+) -> tuple[float, int, float, float, float]:
     """Time the pass that publishes the ``burst`` post of every account, in a warm daemon: the ``warm`` post
     an hour earlier made the publishers (HTTP sessions, cached instance limits), as in a daemon that runs.
-    Seconds (wall), posts published, CPU seconds of this process and of the server (``server_cpu``) in it."""
+    Seconds (wall), posts published, CPU seconds of this process and of the server (``server_cpu``) in it, and
+    seconds until the last post was out (the pass then reads back the warm-up posts)."""
     from amplifier.campaign.load import load_campaign
     from amplifier.cli.publish import publish_context
     from amplifier.daemon.events import EventLog
@@ -117,6 +118,14 @@ def timed_pass(
             log=EventLog(sys.stderr if os.environ.get("BENCH_VERBOSE") else None),
             environ={},
         )
+        posts_out: list[float] = []
+        read_back = daemon.read_back
+
+        def after_posts(at: dt.datetime) -> None:
+            posts_out.append(time.perf_counter())
+            read_back(at)
+
+        daemon.read_back = after_posts  # type: ignore[method-assign]
         try:
             daemon.start(now)
             warm = daemon.tick(now)
@@ -131,7 +140,7 @@ def timed_pass(
     for name, done in (("warm-up", warm), ("burst", report)):
         if strict and len(done.published) != expected:
             raise SystemExit(f"fan-out {name}: {len(done.published)} of {expected} published: {done}")
-    return elapsed, len(report.published), cpu, server
+    return elapsed, len(report.published), cpu, server, posts_out[-1] - began
 
 
 class _Stub(http.server.BaseHTTPRequestHandler):
@@ -231,6 +240,7 @@ class FanOut:
     times: dict[int, list[float]] = field(default_factory=dict)
     cpus: dict[int, list[float]] = field(default_factory=dict)
     stub_cpus: dict[int, list[float]] = field(default_factory=dict)
+    posts_out: dict[int, list[float]] = field(default_factory=dict)  # until the last post was out
     floor: dict[str, float] = field(default_factory=dict)
 
 
@@ -242,7 +252,7 @@ def bench_fan_out_stub(sizes: tuple[int, ...] = FAN_OUTS, runs: int = RUNS) -> F
     url = f"http://127.0.0.1:{int(stub.stdout.readline())}"
     result = FanOut()
 
-    def measured(schedule: Path, state: Path) -> tuple[float, int, float, float]:
+    def measured(schedule: Path, state: Path) -> tuple[float, int, float, float, float]:
         return timed_pass(schedule, state, server_cpu=lambda: _cpu_seconds(stub.pid))
 
     try:
@@ -259,6 +269,7 @@ def bench_fan_out_stub(sizes: tuple[int, ...] = FAN_OUTS, runs: int = RUNS) -> F
                 result.times[size] = [p[0] for p in passes]
                 result.cpus[size] = [p[2] for p in passes]
                 result.stub_cpus[size] = [p[3] for p in passes]
+                result.posts_out[size] = [p[4] for p in passes]
     finally:
         stub.kill()
         stub.wait()
@@ -402,6 +413,11 @@ def main() -> None:
             f"{best / min(fan.times[1]):.2f}, median {median / single:.2f} (must be < {limit:.0f}); CPU median "
             f"{cpu:.3f} s, {cpu / size * 1000:.2f} ms a post (the stub: {stub_cpu / size * 1000:.2f} ms a post "
             f"on the same cores); runs: {', '.join(f'{t:.3f}' for t in times)}"
+        )
+        out, single_out = statistics.median(fan.posts_out[size]), statistics.median(fan.posts_out[1])
+        print(
+            f"  the posts alone (the pass before its read-back): median {out:.3f} s, ratio {out / single_out:.2f} "
+            f"to one post's {single_out:.3f} s"
         )
         for line in floor_lines(size, single, fan.floor, limit):
             print(line)
