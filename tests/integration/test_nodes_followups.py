@@ -14,6 +14,7 @@ import pytest
 
 from amplifier.campaign.models import BlueskyAccount, MastodonAccount
 from amplifier.daemon import readback
+from amplifier.delivery import followups
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
 from amplifier.publish.engagement import Engagement, PublishedPart
 from amplifier.publish.followups import Target, WriteOutcome
@@ -252,3 +253,37 @@ def test_a_node_reads_and_runs_follow_ups_only_for_the_accounts_whose_lease_it_t
     first.tick(late)
     assert [(node, post) for node, _, post, _ in platform.reads] == [("node0", "r0:a1:2027-10-20T09:00")]
     assert first.coordinator.accounts() == []  # the leases were let go after the pass
+
+
+def test_an_accounts_deletions_stay_within_its_one_delete_budget_across_nodes(
+    make_node: Callable[..., Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deletions: 2 per 30 minutes per account (Mastodon's is 30). The second node counted its deletions before
+    the first deleted two of a1's posts; it then leaves the third for later (its own count would let it go)."""
+    monkeypatch.setattr(
+        followups, "DELETE_BUDGETS", {"mastodon": Budget((Window(2, dt.timedelta(minutes=30)),))}
+    )
+    rules = rule("early", "2027-10-20T08:50", "a2", "b")
+    rules += "".join(rule(f"r{n}", f"2027-10-20T09:0{n}", "a1", "b") for n in range(3))
+    folder = write(tmp_path / "c", ["a1", "a2", "b"], rules, pin=False, delete="30m")
+    platform = Platform()
+    first, second = nodes(make_node, folder, platform, 2, None)
+    for when in ("08:50", "09:00", "09:01", "09:02"):
+        tick_together([first, second], at(f"2027-10-20T{when}"), platform)
+    platform.now = at("2027-10-20T09:20")
+    second.tick(at("2027-10-20T09:20"))  # a2's deletion: the second node counts the deletions then
+    assert [(w[0], w[1], w[2]) for w in platform.writes if w[1] == "delete"] == [("node1", "delete", "a2")]
+
+    late = at("2027-10-20T09:32")
+    platform.now = late
+    first.tick(late)
+    second.tick(late)
+    deleted = [w[3] for w in platform.writes if w[1] == "delete" and w[2] == "a1"]
+    assert len(deleted) == 2  # within the budget, across the nodes
+    (left,) = {f"r{n}:a1:2027-10-20T09:0{n}" for n in range(3)} - set(deleted)
+    assert [job.state for job in first.ledger.followups([left]) if job.kind == "delete"] == ["planned"]
+
+    platform.now = later = at("2027-10-20T10:03")  # the window passed: the third goes
+    second.tick(later)
+    first.tick(later)
+    assert len([w for w in platform.writes if w[1] == "delete" and w[2] == "a1"]) == 3

@@ -8,7 +8,9 @@
   writes).
 * **One node per account.** On a shared ledger a job runs only on the node holding its account's lease (taken
   for the jobs due: :meth:`~amplifier.daemon.nodes.NodesMixin.account_leases`), and its writes count in the
-  account's one budget across nodes (:class:`TalliedLimiter` notes them in the shared uses).
+  account's one budget across nodes (:class:`TalliedLimiter` notes them in the shared uses), a Mastodon deletion
+  also in the account's one delete budget (:data:`~amplifier.delivery.followups.DELETE_BUDGETS`, checked here
+  before the runner gets the job: :meth:`FollowupsMixin.within_delete_budget`).
 * A failure here is logged, never raised: follow-ups must not stop publishing.
 """
 
@@ -24,12 +26,13 @@ from typing import Any
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MastodonAccount
 from amplifier.daemon.events import EventLog
+from amplifier.delivery import followups as runner_module
 from amplifier.delivery.coordination import Coordinator
-from amplifier.delivery.followups import JOBS_PER_PASS, ROUNDS, FollowupRunner, catch_up
+from amplifier.delivery.followups import JOBS_PER_PASS, ROUNDS, FollowupReport, FollowupRunner, catch_up, find
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
-from amplifier.delivery.shared_state import POSTS_BUDGET, SharedUses, Use
+from amplifier.delivery.shared_state import DELETES_BUDGET, POSTS_BUDGET, SharedUses, Use
 from amplifier.plan.post import PlannedPost
 
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_FOLLOWUP"
@@ -105,6 +108,8 @@ class FollowupsMixin:
     shared_uses: SharedUses | None
 
     def init_followups(self) -> None:
+        # A node of several: the deletions' budget across nodes (the runner keeps one of its own too).
+        self.delete_limiter = RateLimiter(runner_module.DELETE_BUDGETS)
         limiter = self.limiter
         if self.shared_uses is not None:  # a node of several: its writes told to the account's next holder
             limiter = TalliedLimiter(limiter, self.shared_uses)
@@ -151,11 +156,41 @@ class FollowupsMixin:
                 {job.account for job in ready}, now
             )
             with leases as held:
-                mine = [job for job in ready if job.account in held]
+                mine, deletes = self.within_delete_budget([job for job in ready if job.account in held], now)
                 if mine:
-                    self.followup_runner.run_jobs(mine, now)
+                    self.note_deletes(deletes, self.followup_runner.run_jobs(mine, now), now)
             if not any(job.kind == "delete" for job in jobs):
                 break
+
+    def within_delete_budget(
+        self, jobs: list[FollowupJob], now: datetime
+    ) -> tuple[list[FollowupJob], dict[str, tuple[FollowupJob, int]]]:
+        """``jobs`` but the deletions past their account's delete budget across nodes (read with the leases;
+        they stay planned), and each deletion kept with its parts, by its text (counted as they are kept)."""
+        budgets = runner_module.DELETE_BUDGETS
+        kept: list[FollowupJob] = []
+        deletes: dict[str, tuple[FollowupJob, int]] = {}
+        for job in jobs:
+            if job.kind == "delete" and job.platform in budgets:
+                row = find(self.ledger, job.post_id)
+                parts = row.part_count if row is not None else 1
+                if self.delete_limiter.available_at(job.account, job.platform, parts, now) > now:
+                    continue
+                self.delete_limiter.record(job.account, job.platform, parts, now)
+                deletes[job.key_text] = (job, parts)
+            kept.append(job)
+        return kept, deletes
+
+    def note_deletes(
+        self, deletes: Mapping[str, tuple[FollowupJob, int]], report: FollowupReport, now: datetime
+    ) -> None:
+        """The deletions ``report`` says were done, in their accounts' shared uses (for the next holder)."""
+        if self.shared_uses is None:
+            return
+        for text in report.done:
+            if text in deletes:
+                job, parts = deletes[text]
+                self.shared_uses.note(job.account, Use(DELETES_BUDGET, job.platform, now, parts))
 
 
 def catch_up_followups(ledger: Ledger, log: EventLog, posts: Iterable[PlannedPost], now: datetime) -> None:

@@ -12,7 +12,7 @@
   post whose text it would render differently from the plan's (older files), or that its files do not know.
 * Follow-up jobs and read-back: run for an account only while this node holds its lease, taken the way a pass
   takes its accounts (:meth:`NodesMixin.account_leases`), the budgets read again under it; the requests they
-  make are written into the account's shared uses (:class:`~amplifier.delivery.shared_state.SharedUses`) before
+  make (writes, reads, deletions) are written into the account's shared uses (:class:`~amplifier.delivery.shared_state.SharedUses`) before
   the lease goes, so the next holder counts them: one budget per account across nodes, and a read or a job
   never sent by two nodes at once.
 
@@ -33,9 +33,16 @@ from amplifier.daemon.events import EventLog, TickReport
 from amplifier.daemon.readback import READ_BUDGETS, ReadBack
 from amplifier.daemon.settings import FAR_FUTURE, DaemonSettings
 from amplifier.delivery.coordination import Coordinator
+from amplifier.delivery.followups import DELETE_BUDGETS
 from amplifier.delivery.ledger import Ledger, PlanEntry, PlanSource, Row, StalePlan, State, SyncReport
 from amplifier.delivery.ratelimit import Budget, RateLimiter
-from amplifier.delivery.shared_state import POSTS_BUDGET, READS_BUDGET, LedgerState, SharedUses
+from amplifier.delivery.shared_state import (
+    DELETES_BUDGET,
+    POSTS_BUDGET,
+    READS_BUDGET,
+    LedgerState,
+    SharedUses,
+)
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.state import StateStore
 
@@ -95,6 +102,7 @@ class NodesMixin:
     posts: dict[str, PlannedPost]
     shared_uses: SharedUses | None  # a node of several: the accounts' uses the ledger's posts do not show
     readback: ReadBack
+    delete_limiter: RateLimiter  # the follow-up deletions' budget (.followups)
     _held: dict[str, datetime]  # account -> until when this node leaves it to the others
     _plan_note: str | None
 
@@ -105,8 +113,13 @@ class NodesMixin:
         keep = {
             POSTS_BUDGET: longest(self.limiter.budgets.values()),
             READS_BUDGET: longest(READ_BUDGETS.values()),
+            DELETES_BUDGET: longest(DELETE_BUDGETS.values()),
         }
         return SharedUses(store or LedgerState(self.ledger, self.token, self.clock), keep)  # type: ignore[attr-defined]
+
+    def side_budgets(self) -> dict[str, RateLimiter]:
+        """The budgets besides the posts' that the shared uses keep: the reads', the follow-up deletions'."""
+        return {READS_BUDGET: self.readback.limiter, DELETES_BUDGET: self.delete_limiter}
 
     def campaign_files(self, campaign: Campaign) -> list[Path]:
         from amplifier.daemon.watch import snapshot_files
@@ -273,7 +286,8 @@ class NodesMixin:
             used += [(use.platform, use.at, use.parts) for use in extra if use.budget == POSTS_BUDGET]
             self.limiter.replace_uses(account, used)
             if account in shared:
-                reads = [(use.platform, use.at, use.parts) for use in extra if use.budget == READS_BUDGET]
-                self.readback.limiter.replace_uses(account, reads)
+                for budget, limiter in self.side_budgets().items():
+                    side = [(use.platform, use.at, use.parts) for use in extra if use.budget == budget]
+                    limiter.replace_uses(account, side)
         self.limiter.load_blocks(now, accounts)  # every node's 429 resets (a shared state store)
         return set(accounts)

@@ -12,7 +12,8 @@ Several nodes on one PostgreSQL ledger keep it in that database instead (:class:
 * the instance limits read from a Mastodon server; the credential pause records;
 * the blocks a 429 set (:mod:`amplifier.delivery.ratelimit`): a reset one node got is respected by all;
 * each account's uses of its rate budgets that the ledger's posts do not show (:class:`SharedUses`: follow-up
-  writes in the posts' budget, read-back requests in the reads' budget), so one budget holds across nodes.
+  writes in the posts' budget, read-back requests in the reads' budget, deletions in the deletes' budget), so
+  each budget holds across nodes.
 
 The sessions hold tokens: in this mode they are stored in the database, as the state folder stores them on one
 machine, and never logged. A lock is a row with a holder and a lease (:data:`LOCK_LEASE`): a node that dies
@@ -110,6 +111,7 @@ def share_state(ctx: PublishContext, ledger: Ledger, node: str) -> None:
 USES = "uses"  # the state store's folder of the accounts' budget uses (SharedUses)
 POSTS_BUDGET = "posts"  # the budget of an account's writes: its posts (in the ledger) and follow-up writes
 READS_BUDGET = "reads"  # the budget of its read-back requests
+DELETES_BUDGET = "deletes"  # the budget of its follow-up deletions (Mastodon's 30 per 30 minutes)
 
 
 @dataclass(frozen=True)
