@@ -299,23 +299,30 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
     for token in _TOKEN_RE.finditer(text):
-        word = token.group()
-        if "." not in word and ":" not in word and "#" not in word and "$" not in word and "＃" not in word:
-            continue  # no pattern can match in it
         base = token.start()
-        for kind, start, end, value in _token_facets(word):
-            feature = {"$type": LINK, "uri": value} if kind == LINK else {"$type": TAG, "tag": value}
-            facet = _facet(offsets(base + start), offsets(base + end), feature)
-            (links if kind == LINK else tags).append(facet)
+        for kind, start, end, value in _token_facets(token.group()):
+            if kind == LINK:
+                links.append(
+                    _facet(offsets(base + start), offsets(base + end), {"$type": LINK, "uri": value})
+                )
+            else:
+                tags.append(_facet(offsets(base + start), offsets(base + end), {"$type": TAG, "tag": value}))
+    if not facets:  # no mention: links, then tags (each in text order), sorted by where they start
+        if not tags:
+            return links
+        if not links or links[-1]["index"]["byteStart"] < tags[0]["index"]["byteStart"]:
+            links.extend(tags)
+            return links
     facets.extend(links)
     facets.extend(tags)  # tags, then cashtags (token by token, each kind in text order)
     facets.sort(key=lambda facet: facet["index"]["byteStart"])
     return facets
 
 
-# A run of non-space characters (a token); only a token holding a character some pattern needs is looked into:
-# "." (a bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag).
-_TOKEN_RE: Final = re.compile(rf"[^{_JS_SPACE}]+")
+# A run of non-space characters (a token) holding a character some pattern needs, from the token's start: "." (a
+# bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag). The other tokens are not looked into (a failed
+# match costs one step: the look-behind asks for a token's start, the possessive run does not backtrack).
+_TOKEN_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}.:#$＃]*+[.:#$＃][^{_JS_SPACE}]*+")
 _TOKEN_CACHE: Final = 8192
 
 
