@@ -299,14 +299,16 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
     for token in _TOKEN_RE.finditer(text):
-        base = token.start()
-        for kind, start, end, value in _token_facets(token.group()):
+        found = _token_facets(token.group())
+        if not found:
+            continue
+        base = offsets(token.start())  # the token's start in UTF-8 bytes; its facets are in bytes from there
+        for kind, start, end, value in found:
+            index = {"byteStart": base + start, "byteEnd": base + end}
             if kind == LINK:
-                links.append(
-                    _facet(offsets(base + start), offsets(base + end), {"$type": LINK, "uri": value})
-                )
+                links.append({"index": index, "features": [{"$type": LINK, "uri": value}]})
             else:
-                tags.append(_facet(offsets(base + start), offsets(base + end), {"$type": TAG, "tag": value}))
+                tags.append({"index": index, "features": [{"$type": TAG, "tag": value}]})
     if not facets:  # no mention: links, then tags (each in text order), sorted by where they start
         if not tags:
             return links
@@ -328,8 +330,17 @@ _TOKEN_CACHE: Final = 8192
 
 @functools.lru_cache(maxsize=_TOKEN_CACHE)
 def _token_facets(token: str) -> tuple[tuple[str, int, int, str], ...]:
-    """``(kind, start, end, value)`` of the links, then the tags, then the cashtags in one token, in code points
+    """``(kind, start, end, value)`` of the links, then the tags, then the cashtags in one token, in UTF-8 bytes
     from its start (``kind``: :data:`LINK`, or :data:`TAG` whose value is the tag or ``$TICKER``)."""
+    found = _token_matches(token)
+    if found and not token.isascii():
+        offsets = _Offsets(token)
+        return tuple((kind, offsets(start), offsets(end), value) for kind, start, end, value in found)
+    return found
+
+
+def _token_matches(token: str) -> tuple[tuple[str, int, int, str], ...]:
+    """:func:`_token_facets` in code points."""
     found: list[tuple[str, int, int, str]] = []
     if "." in token or "://" in token:  # a bare domain has a dot, a URL has "://"
         for match in _URL_RE.finditer(token):
