@@ -148,7 +148,7 @@ def test_retract_leaves_an_account_error_to_the_daemon_and_exits_0(
     result = run_cli(*published, "retract", MASTO, "--now", "2027-10-29T11:00")
     assert result.code == ExitCode.OK, result.err
     why = "TEST_MASTO_TOKEN is not set" if how == "missing secret" else "HTTP 401"
-    (waiting,) = [line for line in result.out.splitlines() if line.startswith("waiting: ")]
+    (waiting,) = [line for line in result.out.splitlines() if line.startswith("  delete by masto: waiting: ")]
     assert why in waiting
     assert waiting.endswith("(the daemon finishes it)")
 
@@ -167,8 +167,9 @@ def test_a_write_on_a_post_of_an_account_the_campaign_dropped_is_a_usage_error(
     result = run_cli(*published, "retract", MASTO, "--now", "2027-10-29T11:00")
     assert result.code == ExitCode.PUBLISH, result.err
     assert (
-        f"failed: {MASTO} delete by masto: the account 'masto' is not in the campaign any more" in result.err
+        f"retract: {MASTO} delete by masto: the account 'masto' is not in the campaign any more" in result.err
     )
+    assert "  delete by masto: failed: the account 'masto' is not in the campaign any more" in result.out
 
 
 def test_ledger_migrate_without_a_postgresql_url(

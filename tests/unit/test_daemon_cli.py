@@ -99,6 +99,8 @@ def test_run_once_publishes_what_is_due_once(run_cli: RunCli, campaign: list[str
         "retractions",
         "planned_only",
         "nodes",
+        "timezone",
+        "campaign_error",
     }
     assert data["version"] == 1
     assert data["counts"]["published"] == 2

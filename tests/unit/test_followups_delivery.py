@@ -309,8 +309,9 @@ def test_status_and_history_tables_show_a_retraction(
         *campaign, "history", "--now", "2027-10-29T11:00", "--from", "2027-10-29", "--to", "2027-10-30"
     )
     assert history.code == 0, history.err
-    line = next(text for text in history.out.splitlines() if "retracted" in text)
-    assert "by ana at 2027-10-29" in line
+    lines = history.out.splitlines()
+    at = next(index for index, text in enumerate(lines) if "retracted" in text)
+    assert "by ana at 2027-10-29" in lines[at + 1]  # under the post's id
     status = run_cli(*campaign, "status", "--now", "2027-10-29T11:00")
     assert "retracted (deleted on the platforms)" in status.out
     assert "rally moved" in status.out
@@ -350,7 +351,8 @@ def test_retract_without_the_secret_says_why_and_leaves_the_delete_to_the_daemon
     result = run_cli(*campaign, "retract", post_id, "--now", "2027-10-29T11:00")
     assert result.code == 0, result.err
     assert (
-        f"waiting: {post_id} delete by masto: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)"
+        f"retracting {post_id}\n"
+        "  delete by masto: waiting: the secret TEST_MASTO_TOKEN is not set (the daemon finishes it)\n"
         in result.out
     )
 
@@ -391,6 +393,10 @@ def test_history_at_80_columns_keeps_each_due_time_on_one_line(
     lines = history.out.splitlines()
     assert all(len(line) <= 80 for line in lines), history.out
     assert any("│ 2027-10-29 10:00 │" in line for line in lines), history.out
+    # each id whole on its line (the account is in it), its link under it
+    masto = DAY1.format(account="masto")
+    at = next(index for index, line in enumerate(lines) if f"│ {masto} " in line)
+    assert "│ https://example.test/countdown:masto:" in lines[at + 1], history.out
 
 
 def test_a_missing_secret_retries_later_instead_of_failing_for_good(ledger: Ledger) -> None:

@@ -105,6 +105,41 @@ def test_open_reports_a_folder_it_cannot_create(tmp_path: Path) -> None:
         SqliteLedger.open(blocker / "ledger.db", T0)
 
 
+def test_a_ledger_that_cannot_be_opened_says_what_is_in_the_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's ``unable to open database file`` alone said neither that the path is a folder nor that the file
+    belongs to another user (a state folder copied as root, a container's volume with another uid)."""
+    from amplifier.delivery.ledger import sqlite as module
+
+    folder = tmp_path / "state" / "ledger.sqlite3"
+    folder.mkdir(parents=True)
+    with pytest.raises(LedgerError, match=r"unable to open database file: .* is a folder, not a ledger file"):
+        SqliteLedger.open(folder, T0)
+
+    path = tmp_path / "ledger.sqlite3"
+    SqliteLedger.open(path, T0).close()
+    # As another user would: the file not accessible (root reads any file, so the refusal is played here).
+    real_access = os.access
+    monkeypatch.setattr(
+        module.os, "access", lambda p, mode: False if Path(p) == path else real_access(p, mode)
+    )
+
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        error = sqlite3.OperationalError("unable to open database file")
+        error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN  # type: ignore[misc]
+        raise error
+
+    monkeypatch.setattr(module.sqlite3, "connect", refuse)
+    with pytest.raises(LedgerError) as caught:
+        SqliteLedger.open(path, T0)
+    assert str(caught.value) == (
+        f"{path}: cannot open the ledger: unable to open database file: permission denied: the ledger file {path}"
+        f" (owner uid {path.stat().st_uid}, mode 0600) must be readable and writable by the user amplifier runs"
+        f" as (uid {os.getuid()})"
+    )
+
+
 def test_reasons_are_stored_exactly_as_given(ledger: Ledger, path: Path) -> None:
     reason = "Mastodon 503 « Service Unavailable » — retry\nline two"
     ledger.sync_plan([entry("p")], T0)

@@ -276,3 +276,88 @@ def test_status_check_of_broken_files_without_a_ledger_creates_nothing(
     assert result.code == 1
     assert "unhealthy: the campaign files cannot be loaded" in result.err
     assert not (tmp_path / "state").exists()
+
+
+def test_status_and_history_say_when_their_times_are_in_utc_for_want_of_the_campaign(
+    run_cli: RunCli, campaign: list[str]
+) -> None:
+    """Campaign files that cannot be loaded made ``status`` and ``history`` show UTC times as if they were the
+    campaign's, without a word."""
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    schedule = Path(campaign[1])
+    good = schedule.read_text(encoding="utf-8")
+    fine = json.loads(run_cli(*campaign, "status", "--format", "json").out)
+    assert (fine["timezone"], fine["campaign_error"]) == ("Europe/Berlin", None)
+    schedule.write_text(
+        good.replace("  timezone: Europe/Berlin", "  timezon: Europe/Berlin"), encoding="utf-8"
+    )
+    note = f"times in UTC: the campaign files cannot be loaded ({schedule}:3:3: unknown key 'timezon'"
+    for command in (("status",), ("history", "--from", "2027-10-28", "--to", "2027-10-30")):
+        table = run_cli(*campaign, *command)
+        assert table.code == 0, table.err
+        assert table.out.splitlines()[0].startswith(note), table.out
+        assert "Traceback" not in table.out + table.err
+    data = json.loads(run_cli(*campaign, "status", "--format", "json").out)
+    assert data["timezone"] == "UTC"
+    assert data["campaign_error"].startswith(f"{schedule}:3:3: unknown key 'timezon'")
+    assert data["last_published"][0]["due_at"] == "2027-10-29T08:00:00+00:00"
+
+
+def test_status_at_80_columns_keeps_each_id_whole(
+    run_cli: RunCli, campaign: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids were folded over three lines (``kobane-countdow`` / ``n:bluesky-ckb:2`` / ...) beside an account
+    column and a raw ``next_attempt_at``: neither readable nor copyable for ``skip ID``."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    Fake.fail = True
+    run_cli(*campaign, "run", "--once", "--now", "2027-10-30T10:00")
+    assert run_cli(*campaign, "pause", "--account", "sky", "--reason", "checking the wording").code == 0
+    status = run_cli(*campaign, "status", "--now", "2027-10-30T10:05")
+    assert status.code == 0, status.err
+    lines = status.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), status.out
+    assert "│ 2027-10-31 10:00 │ countdown:masto:2027-10-31T10:00 │ planned │" in lines  # next due
+    assert "│ 2027-10-31 10:00 │ countdown:sky:2027-10-31T10:00 │ planned │" in lines  # held
+    failed = lines.index("│ 2027-10-30 10:00 │ countdown:masto:2027-10-30T10:00             │ failed │")
+    assert "the server refused the post (HTTP 422): nope" in lines[failed + 1]  # the reason under its id
+    assert "next_attempt_at" not in status.out
+    assert any(line.startswith("│ 2027-10-29 10:00 │ countdown:masto:2027-10-29T10:00 ") for line in lines)
+
+
+def test_a_post_waiting_for_a_retry_says_when_under_its_id() -> None:
+    import io
+
+    from rich.console import Console
+
+    from amplifier.cli.status_tables import posts_table
+
+    row = {
+        "id": "countdown:masto:2027-10-31T10:00",
+        "due_at": "2027-10-31T10:00:00+01:00",
+        "next_attempt_at": "2027-10-31T10:30:00+01:00",
+        "state": "planned",
+        "reason": "server error (HTTP 502): will retry",
+    }
+    out = io.StringIO()
+    Console(file=out, width=80).print(
+        posts_table("next due", [row, {**row, "next_attempt_at": row["due_at"]}])
+    )
+    text = out.getvalue()
+    assert "server error (HTTP 502): will retry" in text
+    assert text.count("retry at 2027-10-31 10:30") == 1  # the second is due at its time: nothing to say
+
+
+def test_the_heartbeat_line_is_in_the_campaigns_zone_with_its_age(
+    run_cli: RunCli, campaign: list[str]
+) -> None:
+    """It was ``heartbeat: 2026-11-30T00:00:58.030688+00:00``: UTC with microseconds, beside Berlin times."""
+    from amplifier.cli.status_tables import heartbeat_text
+
+    beat = {"written_at": "2027-10-30T09:04:20.123456+00:00"}
+    assert heartbeat_text(beat, "2027-10-30T10:05:00+01:00") == "2027-10-30 10:04 (40 s ago)"
+    assert heartbeat_text(None, "2027-10-30T10:05:00+01:00") == "none"
+    assert run_cli(*campaign, "run", "--once", "--now", "2027-10-29T10:00").code == 0
+    status = run_cli(*campaign, "status")
+    line = next(text for text in status.out.splitlines() if text.startswith("heartbeat: "))
+    assert line.endswith(" s ago)"), line

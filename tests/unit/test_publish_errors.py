@@ -112,6 +112,41 @@ def test_classify_atproto_errors(exc: Exception, kind: type[PublishError]) -> No
     assert type(classify(exc, now=NOW)) is kind
 
 
+PDS = "https://pds.example"
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "said"),
+    [
+        (
+            "InvalidRequest",
+            "No service configured for app.bsky.feed.getPosts",
+            "reading the counts failed: https://pds.example does not serve this query (a PDS without an AppView"
+            " behind it?) (HTTP 400: InvalidRequest: No service configured for app.bsky.feed.getPosts)",
+        ),
+        (
+            "InvalidRequest",
+            "Could not locate record",
+            "reading the counts failed: https://pds.example has no such record"
+            " (HTTP 400: InvalidRequest: Could not locate record)",
+        ),
+        (
+            "InvalidRequest",
+            "Invalid at-uri",
+            "reading the counts failed: https://pds.example refused the request (HTTP 400: InvalidRequest:"
+            " Invalid at-uri)",
+        ),
+    ],
+)
+def test_a_refused_read_is_worded_for_what_was_read(error: str, message: str, said: str) -> None:
+    """A read the bare PDS cannot answer said "the server refused the post", as if a post had been refused."""
+    exc = ex.BadRequestError(_response(400, error, message))
+    classified = classify(exc, now=NOW, where=PDS, reading="the counts")
+    assert type(classified) is PermanentError
+    assert str(classified) == said
+    assert "the post" in str(classify(exc, now=NOW, where=PDS))  # a write is still about the post
+
+
 def test_classify_atproto_transport_errors() -> None:
     try:
         try:

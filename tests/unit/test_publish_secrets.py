@@ -103,6 +103,36 @@ def test_missing_secret_names_the_variable(tmp_path: Path) -> None:
     assert caught.value.exit_code == ExitCode.ACCOUNT
 
 
+@pytest.mark.parametrize(
+    ("where", "written"),
+    [("campaign", "AMP_UNIT_SECRT"), ("cwd", "amp_unit_secret"), ("secrets", "AMP_UNIT_SECRETS")],
+)
+def test_a_secret_set_under_a_near_name_is_pointed_at_never_its_value(
+    tmp_path: Path, where: str, written: str
+) -> None:
+    """A .env with a typo in the variable's name said only "not set", and the operator looked for a missing file."""
+    src = sources(tmp_path)
+    if where == "secrets":
+        (tmp_path / "secrets").mkdir()
+        (tmp_path / "secrets" / written).write_text("hunter2-very-secret\n")
+        place = f"{tmp_path / 'secrets'}/"
+    else:
+        (tmp_path / where / ".env").write_text(f"OTHER=1\n{written}=hunter2-very-secret\n")
+        place = str(tmp_path / where / ".env")
+    with pytest.raises(CredentialsError) as caught:
+        src.get(NAME)
+    assert str(caught.value).endswith(f"; did you mean {written} (in {place})?")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_no_near_name_no_guess(tmp_path: Path) -> None:
+    src = sources(tmp_path)
+    (tmp_path / "campaign" / ".env").write_text("AMPLIFIER_OTHER_PASSWORD=x\n")
+    with pytest.raises(CredentialsError) as caught:
+        src.get(NAME)
+    assert "did you mean" not in str(caught.value)
+
+
 def test_empty_secret_counts_as_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NAME, "")
     with pytest.raises(CredentialsError, match=NAME):

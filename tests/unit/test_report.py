@@ -285,3 +285,34 @@ def test_posts_are_for_json_and_csv(campaign_dir: Path) -> None:
     )  # fmt: skip
     assert result.exit_code != 0
     assert "--posts goes with --format json or csv" in str(result.exception) + result.output
+
+
+def test_the_table_at_80_columns_keeps_every_header_and_link_whole(
+    campaign_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the 13 columns were cut to ``po…``, ``pu…``, ``fa…`` and the top posts' ids and links
+    folded over five lines: a group's outcomes and its reach are two tables, the top posts a list."""
+    monkeypatch.setenv("COLUMNS", "80")
+    table = run(campaign_dir, *NOW)
+    lines = table.splitlines()
+    assert all(len(line) <= 80 for line in lines), table
+    assert "…" not in table
+    header = next(line for line in lines if "published" in line)
+    assert all(name in header for name in ("lang", "posts", "published", "failed", "expired", "pending"))
+    assert any(all(name in line for name in ("read", "likes", "reposts", "engagement")) for line in lines)
+    assert " 1. countdown:sky:2027-10-29T10:00 (sky, ar)" in lines
+    assert "    engagement 7: 7 likes, 0 reposts, 0 replies, 0 quotes" in lines
+    assert "    https://example.test/0" in lines
+    monkeypatch.setenv("COLUMNS", "160")
+    wide = run(campaign_dir, *NOW)
+    assert any("published" in line and "engagement" in line for line in wide.splitlines())  # one table
+
+
+def test_a_report_before_anything_was_published_creates_nothing(tmp_path: Path) -> None:
+    """It created the state folder and an empty ledger, to report zeros."""
+    (tmp_path / "messages").mkdir()
+    (tmp_path / "schedule.yaml").write_text(SCHEDULE)
+    (tmp_path / "messages" / "m.yaml").write_text(MESSAGES)
+    data = json.loads(run(tmp_path, "--now", "2027-10-29T12:00", "--format", "json"))
+    assert data["totals"]["posts"] == 0
+    assert not (tmp_path / "state").exists()

@@ -275,8 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     except AmplifierError as exc:
         if debug:
             raise
+        from amplifier.redact import redact
+
         for line in exc.lines():
-            click.echo(line, err=True)
+            click.echo(redact(line), err=True)  # a last net: no secret read so far reaches the terminal
         sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         sys.exit(130)
@@ -291,7 +293,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _safe(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else ""
+    from amplifier.redact import redact
+
+    return redact(str(exc).splitlines()[0])[:300] if str(exc) else ""
 
 
 def run(argv: list[str]) -> Any:  # pragma: no cover - convenience for python -c

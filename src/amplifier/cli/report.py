@@ -21,7 +21,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,6 +36,9 @@ from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from amplifier.cli.options import Globals
+    from amplifier.delivery.ledger import Ledger
 
 DEFAULT_DAYS = 30  # --from: this many days before now
 TALLY_COLUMNS = (
@@ -98,7 +103,7 @@ def report(
         raise UsageError("--to must be after --from")
     if with_posts and fmt not in ("json", "csv"):
         raise UsageError("--posts goes with --format json or csv")
-    with g.open_ledger(moment) as ledger:
+    with _ledger_or_empty(g, moment) as ledger:
         result = build_report(ledger, campaign, window_start, window_end, as_of=moment, by=by, top=top)
         if with_posts:
             from amplifier.delivery.report_posts import iter_posts
@@ -117,6 +122,23 @@ def report(
             for chunk in chunks:
                 out.write(chunk)
     click.echo(f"wrote {output}", err=True)
+
+
+@contextmanager
+def _ledger_or_empty(g: Globals, now: dt.datetime) -> Iterator[Ledger]:
+    """The ledger; before there is one, an empty one in a temporary folder: a report reads and creates nothing
+    (it created the state folder and the ledger)."""
+    from amplifier.delivery.ledger import ledger_exists, open_local_ledger
+
+    if ledger_exists(g.state_dir):
+        with g.open_ledger(now) as ledger:
+            yield ledger
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="amplifier-report-") as scratch,
+        open_local_ledger(Path(scratch), now) as empty,
+    ):
+        yield empty
 
 
 def render(result: Report, fmt: str) -> str:
@@ -178,41 +200,65 @@ def report_csv(result: Report) -> str:
     return out.getvalue()
 
 
-def _table(title: str, first: str, rows: list[tuple[str, Tally]]) -> Table:
+OUTCOMES = TALLY_COLUMNS[:6]  # posts ... pending
+REACH = TALLY_COLUMNS[6:]  # read ... engagement
+WIDE = 120  # columns: narrower, a group's outcomes and its reach are two tables (each fits 80 columns)
+
+
+def _tables(
+    title: str, first: str, rows: list[tuple[str, Tally]], width: int, reach: str | None = None
+) -> list[Table]:
+    """The counts of ``rows`` as one table, or (narrower than :data:`WIDE`) as two: what became of the posts,
+    then what reached people (titled ``reach``); a header cut to ``po…`` was unreadable at 80 columns."""
     from rich.table import Table
 
-    table = Table(title=title)
-    table.add_column(first, overflow="fold")
-    for name in TALLY_COLUMNS:
-        table.add_column(name, justify="right")
-    for key, tally in rows:
-        values = tally.to_json()
-        table.add_row(key, *(str(values[name]) for name in TALLY_COLUMNS))
-    return table
+    parts: list[tuple[str, tuple[str, ...]]]
+    if width >= WIDE:
+        parts = [(title, TALLY_COLUMNS)]
+    else:
+        parts = [(title, OUTCOMES), (reach or f"{title}: reach", REACH)]
+    tables = []
+    for caption, columns in parts:
+        table = Table(title=caption)
+        table.add_column(first, overflow="fold")
+        for name in columns:
+            table.add_column(name, justify="right", no_wrap=True)
+        for key, tally in rows:
+            values = tally.to_json()
+            table.add_row(key, *(str(values[name]) for name in columns))
+        tables.append(table)
+    return tables
 
 
 def print_tables(result: Report, out: TextIO) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from amplifier.cli.render import console
 
     con = console(out)
     start, end = (instant.astimezone(dt.UTC) for instant in (result.start, result.end))
     window = f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
-    con.print(
-        _table(
-            f"{result.campaign}: report {window}, by {result.by}",
-            result.by,
-            [
-                *sorted(result.groups.items()),
-                ("(total)", result.totals),
-            ],
-        )
-    )
+    groups = [*sorted(result.groups.items()), ("(total)", result.totals)]
+    title = f"{result.campaign}: report {window}, by {result.by}"
+    for table in _tables(title, result.by, groups, con.width, reach=f"reach, by {result.by}"):
+        con.print(table)
     for (message_set, lang), variants in sorted(result.variants.items()):
         rows = [(f"#{index + 1}", tally) for index, tally in sorted(variants.items())]
-        con.print(_table(f"variants of {message_set} ({lang})", "variant", rows))
-    if result.top:
+        for table in _tables(f"variants of {message_set} ({lang})", "variant", rows, con.width):
+            con.print(table)
+    if result.top and con.width < WIDE:  # a list: at 80 columns a table folds the ids and the links
+        con.print(Text("top posts", style="italic"), justify="center")
+        for rank, post in enumerate(result.top, start=1):
+            said = ", ".join(
+                f"{getattr(post, name) if getattr(post, name) is not None else '-'} {name}" for name in COUNTS
+            )
+            con.print(
+                f"{rank:>2}. {post.post_id} ({post.account}, {post.lang})", soft_wrap=True, markup=False
+            )
+            con.print(f"    engagement {post.engagement}: {said}", soft_wrap=True, markup=False)
+            con.print(f"    {post.url or 'gone'}", soft_wrap=True, markup=False)
+    elif result.top:
         table = Table(title="top posts")
         for column in ("post", "account", "lang", *COUNTS, "engagement", "url"):
             table.add_column(column, overflow="fold")

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from amplifier.cli.options import apply_common, config_option, format_option, now_option
+from amplifier.cli.status_tables import utc_note
 from amplifier.daemon.status import (
     DEFAULT_CLAIM_AGE,
     DEFAULT_FAILED_WITHIN,
@@ -42,6 +43,7 @@ from amplifier.errors import AmplifierError, UsageError
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
+    from amplifier.cli.options import Globals
 
 UNHEALTHY = 1  # status --check: Docker's "unhealthy"
 
@@ -101,24 +103,29 @@ def status(
     from amplifier.delivery import ledger as ledgers
 
     g = apply_common(ctx, config, now)
-    zone = g.zone_or_utc
+    campaign, zone, unloaded = _campaign_or_why(g)
     moment = g.now if g.now_option else utcnow()
-    campaign: Campaign | None = None
     problems: list[str] = []
-    try:
-        campaign = g.campaign()
-    except AmplifierError as error:
-        if check:
-            problems.append(f"the campaign files cannot be loaded: {str(error).splitlines()[0]}")
+    if check and unloaded:
+        problems.append(f"the campaign files cannot be loaded: {unloaded}")
     accounts = {a: s.platform for a, s in campaign.schedule.accounts.items()} if campaign else {}
     state = g.state_dir
-    if not ledgers.ledger_exists(state):
-        data = plan_status(campaign, moment, zone, state)
-    else:
-        with ledgers.open_ledger(state, moment) as ledger:
-            data = collect_status(ledger, moment, zone, state, accounts)
-            if check:
-                problems += ledger_problems(ledger, moment, failed_within, overdue)
+    try:
+        if not ledgers.ledger_exists(state):
+            data = plan_status(campaign, moment, zone, state)
+        else:
+            with ledgers.open_ledger(state, moment) as ledger:
+                data = collect_status(ledger, moment, zone, state, accounts)
+                if check:
+                    problems += ledger_problems(ledger, moment, failed_within, overdue)
+    except ledgers.LedgerError as error:
+        if not check:
+            raise
+        # The health check says it as one more problem (exit 1, the JSON with it), like every other.
+        data = plan_status(None, moment, zone, state)
+        problems.append(f"the ledger cannot be opened: {error}")
+    data["timezone"] = zone.key
+    data["campaign_error"] = unloaded
     if check:
         problems = health_problems(data, utcnow(), max_age, claim_age) + problems
         if campaign is not None:
@@ -137,6 +144,16 @@ def status(
         for problem in problems:
             click.echo(f"unhealthy: {problem}", err=True)
         sys.exit(UNHEALTHY)
+
+
+def _campaign_or_why(g: Globals) -> tuple[Campaign | None, ZoneInfo, str | None]:
+    """The campaign and its zone; or, when its files cannot be loaded, None, UTC and the first problem (``status``
+    and ``history`` work without a campaign, and say so)."""
+    try:
+        campaign = g.campaign()
+    except AmplifierError as error:
+        return None, ZoneInfo("UTC"), str(error).splitlines()[0]
+    return campaign, ZoneInfo(campaign.schedule.campaign.timezone), None
 
 
 # --------------------------------------------------------------------------------------------- history
@@ -164,8 +181,10 @@ def history(
     from amplifier.delivery import ledger as ledgers
 
     g = apply_common(ctx, config, now)
-    zone = g.zone_or_utc
+    _campaign, zone, unloaded = _campaign_or_why(g)
     moment = g.now if g.now_option else utcnow()
+    if unloaded and fmt != "json":  # the JSON's times carry their offset
+        click.echo(utc_note(unloaded))
     window_start = (
         parse_instant(start, zone, base=moment, option="--from") if start else moment - dt.timedelta(days=7)
     )

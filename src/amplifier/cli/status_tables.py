@@ -26,6 +26,26 @@ def short_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return iso
 
 
+def heartbeat_text(heartbeat: Mapping[str, Any] | None, now_iso: str) -> str:
+    """The daemon's last heartbeat in the zone of ``now_iso`` (the campaign's) with its age:
+    ``2027-10-30 10:04 (40 s ago)``; it was the raw UTC time with microseconds."""
+    if not heartbeat:
+        return "none"
+    try:
+        at = dt.datetime.fromisoformat(str(heartbeat["written_at"]))
+        now = dt.datetime.fromisoformat(now_iso)
+    except (KeyError, ValueError):
+        return str(heartbeat.get("written_at"))
+    age = (now - at).total_seconds()
+    when = at.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
+    return f"{when} ({age_text(age)} ago)" if age >= 0 else f"{when} (ahead of now)"
+
+
+def utc_note(why: str) -> str:
+    """The one line ``status`` and ``history`` print when the campaign files cannot be loaded."""
+    return f"times in UTC: the campaign files cannot be loaded ({why})"
+
+
 def status_tables(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -33,12 +53,13 @@ def status_tables(data: dict[str, Any]) -> None:
     from amplifier.cli.render import console
 
     out = console()
+    if data.get("campaign_error"):
+        out.print(Text(utc_note(data["campaign_error"]), style="bold"), soft_wrap=True)
     if data.get("planned_only"):
         out.print(Text("the daemon has not run yet: the next posts of the campaign files", style="bold"))
     if data["paused"]:
         out.print(Text(f"PAUSED: {data['paused']}", style="bold red"))
-    heartbeat = data["heartbeat"]
-    out.print(Text(f"heartbeat: {heartbeat['written_at'] if heartbeat else 'none'}"))
+    out.print(Text(f"heartbeat: {heartbeat_text(data['heartbeat'], data['now'])}"))
     # Fits an 80-column terminal: the platform under the account, short headers, times without seconds.
     accounts = Table(title="accounts")
     accounts.add_column("account", no_wrap=True)
@@ -67,22 +88,15 @@ def status_tables(data: dict[str, Any]) -> None:
             out.print(
                 Text(f"{account} paused by {info['paused_by']}: ", style="bold red") + Text(info["paused"])
             )
-    for title, key, detail in (
-        ("next due", "next", "next_attempt_at"),
-        ("held (account paused)", "held", "reason"),
-        ("last published", "last_published", "url"),
-        ("failed / expired", "failures", "reason"),
+    for title, key in (
+        ("next due", "next"),
+        ("held (account paused)", "held"),
+        ("last published", "last_published"),
+        ("failed / expired", "failures"),
     ):
         if key == "held" and not data[key]:
             continue
-        table = Table(title=title)
-        for column in ("id", "account", "due", "state", detail):
-            table.add_column(column, overflow="fold")
-        for row in data[key]:
-            value = row[detail] or ""
-            shown = short_time(value) if detail == "next_attempt_at" else str(value)
-            table.add_row(row["id"], row["account"], short_time(row["due_at"]), row["state"], Text(shown))
-        out.print(table)
+        out.print(posts_table(title, data[key]))
     if data.get("retractions"):
         table = Table(title="retracted (deleted on the platforms)")
         for column in ("id", "at", "by", "state", "reason"):
@@ -95,6 +109,30 @@ def status_tables(data: dict[str, Any]) -> None:
         out.print(_actions_table(data["actions"]))
     if data.get("nodes"):
         out.print(nodes_table(data["nodes"], data["now"]))
+
+
+def posts_table(title: str, rows: list[dict[str, Any]]) -> Any:
+    """Posts as ``status`` lists them, readable at 80 columns: the due time, the id (the account is in it) and
+    the state; under the id, dimmed, what else there is to say: the link, the reason, or a retry time other
+    than the due time. (An id folded over three lines, beside an account and a raw ``next_attempt_at``, could
+    not be read or copied.)"""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    table.add_column("due", no_wrap=True)
+    table.add_column("id", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    for row in rows:
+        cell = Text(row["id"])
+        retry = row.get("next_attempt_at")
+        notes = [str(row.get("url") or row.get("reason") or "")]
+        if row["state"] in ("planned", "claimed") and retry and retry != row["due_at"]:
+            notes.append(f"retry at {short_time(retry)}")
+        for note in filter(None, notes):
+            cell.append(f"\n{note}", style="dim")
+        table.add_row(short_time(row["due_at"]), cell, row["state"])
+    return table
 
 
 def age_text(seconds: float) -> str:
@@ -169,11 +207,12 @@ def _actions_table(actions: list[dict[str, Any]]) -> Any:
     from rich.text import Text
 
     table = Table(title="operators' actions")
-    for column in ("at", "by", "action", "target", "reason"):
+    table.add_column("at", no_wrap=True)
+    for column in ("by", "action", "target", "reason"):
         table.add_column(column, overflow="fold")
     for action in actions:
         table.add_row(
-            action["at"],
+            short_time(action["at"]),
             action["by"],
             action["action"],
             Text(action["target"]),
@@ -198,12 +237,12 @@ def history_table(
 
     table = Table(title=f"history {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}")
     table.add_column("due", no_wrap=True)  # as in `status`: 2027-10-30 10:00, in the campaign's zone
-    for column in ("id", "account", "state", "url / reason"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", overflow="fold")  # the account is in it; under it, the links or the reason
+    table.add_column("state", no_wrap=True)
     for row in rows:
         item = row_json(row, zone)
         style = "green" if item["state"] == "published" else "red"
-        urls = " ".join(str(r["url"] or r["uri"] or "") for r in item["results"]).strip()
+        urls = "\n".join(str(r["url"] or r["uri"] or "") for r in item["results"] if r["url"] or r["uri"])
         state, note = item["state"], urls or str(item["reason"] or "")
         retraction = (retracted or {}).get(row.id)
         if retraction is not None:
@@ -211,9 +250,10 @@ def history_table(
             style = "yellow"
             when = retraction.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
             note = f"by {retraction.by} at {when}" + (f": {retraction.reason}" if retraction.reason else "")
-        table.add_row(
-            short_time(item["due_at"]), item["id"], item["account"], Text(state, style=style), Text(note)
-        )
+        cell = Text(item["id"])
+        if note:
+            cell.append(f"\n{note}", style="dim")
+        table.add_row(short_time(item["due_at"]), cell, Text(state, style=style))
     console().print(table)
     if actions:
         console().print(_actions_table(actions))

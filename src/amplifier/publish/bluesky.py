@@ -96,7 +96,7 @@ class BlueskyPublisher(RecordBuilder, BlueskyEngagement):
         def call(client: Client) -> dict[str, Any]:
             return dict(client.invoke_query("com.atproto.server.getSession").content)
 
-        info: dict[str, Any] = self._call(call)
+        info: dict[str, Any] = self._call(call, reading="the session (com.atproto.server.getSession)")
         return AccountInfo(
             account=self.account,
             platform=self.platform,

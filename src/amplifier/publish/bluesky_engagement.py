@@ -94,7 +94,8 @@ class BlueskyEngagement(BlueskySession):
                 views[uri] = view
             return views
 
-        result: dict[str, dict[str, Any]] = self._call(call)
+        what = f"the counts of {len(uris)} post(s) (app.bsky.feed.getPosts)"
+        result: dict[str, dict[str, Any]] = self._call(call, reading=what)
         return result
 
     def _record_gone(self, uri: str) -> bool:
@@ -119,5 +120,5 @@ class BlueskyEngagement(BlueskySession):
                 raise
             return False
 
-        gone: bool = self._call(call)
+        gone: bool = self._call(call, reading=f"the record at {uri}")
         return gone

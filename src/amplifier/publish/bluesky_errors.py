@@ -44,11 +44,18 @@ def xrpc_error(exc: BaseException) -> tuple[int | None, str, str, Mapping[str, s
 
 
 def classify(
-    exc: BaseException, *, now: datetime | None = None, write: bool = False, where: str = "the PDS"
+    exc: BaseException,
+    *,
+    now: datetime | None = None,
+    write: bool = False,
+    where: str = "the PDS",
+    reading: str | None = None,
 ) -> PublishError:
     """The :class:`PublishError` for anything an SDK call can raise: an atproto exception (with or without
     an answer), an httpx exception it let through (``RemoteProtocolError``...), or an error reading an
-    answer (a truncated or invalid JSON body). ``write``: a lost answer leaves the outcome unknown."""
+    answer (a truncated or invalid JSON body). ``write``: a lost answer leaves the outcome unknown.
+    ``reading``: what a read asked for (``"the record at at://..."``): a refusal is worded for it, not for
+    "the post"."""
     from atproto_client import exceptions as ex
 
     if not isinstance(exc, ex.AtProtocolError) or isinstance(exc, ex.ModelError):
@@ -74,7 +81,27 @@ def classify(
         )
         error.status = status
         return error
+    if reading is not None and 400 <= status < 500 and status not in (401, 403, 408, 409):
+        return PermanentError(read_refused(reading, where, status, name, message), status=status)
     return classify_status(status, text)
+
+
+NOT_SERVED = frozenset({"MethodNotImplemented", "XRPCNotSupported"})  # an endpoint this server lacks
+
+
+def read_refused(reading: str, where: str, status: int, name: str, message: str) -> str:
+    """Why a read was refused, for what was read: a query the PDS does not serve (``app.bsky.*`` needs an
+    AppView behind it; a bare PDS answers ``No service configured for ...``), a record that is not there, or
+    another refusal."""
+    text = ": ".join(x for x in (name, message) if x)
+    if message.startswith("No service configured for") or name in NOT_SERVED:
+        return (
+            f"reading {reading} failed: {where} does not serve this query (a PDS without an AppView behind it?)"
+            f" (HTTP {status}: {text})"
+        )
+    if name == "RecordNotFound" or message == "Could not locate record":
+        return f"reading {reading} failed: {where} has no such record (HTTP {status}: {text})"
+    return f"reading {reading} failed: {where} refused the request (HTTP {status}: {text})"
 
 
 def is_session_error(exc: BaseException) -> bool:

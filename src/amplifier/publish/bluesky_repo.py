@@ -70,7 +70,7 @@ class BlueskyRepo(BlueskySession):
                 raise ValueError("a getRecord answer without uri and cid")
             return content
 
-        result: dict[str, Any] | None = self._call(call)
+        result: dict[str, Any] | None = self._call(call, reading=f"the record {collection}/{rkey}")
         return result
 
     def _upload_blob(self, data: bytes, mime: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class BlueskyRepo(BlueskySession):
                 return str(response.content["did"])
 
             try:
-                self._dids[handle] = self._call(call)
+                self._dids[handle] = self._call(call, reading=f"the DID of @{handle}")
             except PermanentError as exc:
-                raise PermanentError(f"cannot resolve the mention @{handle} to a DID: {exc}") from None
+                raise PermanentError(f"the mention @{handle}: {exc}") from None
         return self._dids[handle]

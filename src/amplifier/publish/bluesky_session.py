@@ -145,10 +145,12 @@ class BlueskySession:
         self._client, self._from_store = client, False
         return client
 
-    def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+    def _call(
+        self, fn: Any, *args: Any, write: bool = False, reading: str | None = None, **kwargs: Any
+    ) -> Any:
         """Run an SDK call; when a saved session turns out dead, log in once and run it again. Whatever the
         SDK or httpx raise becomes a classified :class:`PublishError` (``write``: a lost answer leaves the
-        outcome unknown)."""
+        outcome unknown; ``reading``: what a read asks for, to word its refusal)."""
         from atproto_client import exceptions as ex
 
         client = self._session()
@@ -169,8 +171,8 @@ class BlueskySession:
                 except PublishError:
                     raise
                 except (ex.AtProtocolError, *CALL_ERRORS) as again:
-                    raise self._classify(again, write) from None
-            raise self._classify(exc, write) from None
+                    raise self._classify(again, write, reading) from None
+            raise self._classify(exc, write, reading) from None
 
     @staticmethod
     def _adopt_stored(client: Client) -> bool:
@@ -179,8 +181,8 @@ class BlueskySession:
 
         return isinstance(client, SessionClient) and client.adopt_stored()
 
-    def _classify(self, exc: BaseException, write: bool) -> PublishError:
-        return classify(exc, now=self.ctx.clock(), write=write, where=self.service)
+    def _classify(self, exc: BaseException, write: bool, reading: str | None = None) -> PublishError:
+        return classify(exc, now=self.ctx.clock(), write=write, where=self.service, reading=reading)
 
     @property
     def did(self) -> str:

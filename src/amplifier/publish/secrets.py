@@ -15,6 +15,7 @@ Values are :class:`pydantic.SecretStr`: they print as ``**********``, and each v
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -84,11 +85,37 @@ class SecretSources:
         if value is None or not value.get_secret_value().strip():
             raise CredentialsError(
                 f"the secret {name} is not set: export {name}=..., or put it in a .env file or a file named "
-                f"{name} in the secrets folder (looked in {self.where()})"
+                f"{name} in the secrets folder (looked in {self.where()})" + self._near(name)
             )
         redact.register(value.get_secret_value())  # never shown, even when a server echoes it back
         self._cache[name] = value
         return value
+
+    def _near(self, name: str) -> str:
+        """``; did you mean ...`` for a variable set under a name close to ``name`` (a typo in a ``.env`` file,
+        another case): the names and where they are, never a value."""
+        from difflib import get_close_matches
+
+        from dotenv import dotenv_values
+
+        places: dict[str, str] = dict.fromkeys(os.environ, "the environment")
+        for path in reversed(self.env_files):
+            if path.is_file():
+                try:
+                    places.update(dict.fromkeys(dotenv_values(path), str(path)))
+                except (OSError, UnicodeDecodeError):
+                    continue
+        if self.secrets_dir is not None and self.secrets_dir.is_dir():
+            with contextlib.suppress(OSError):
+                places.update(
+                    dict.fromkeys((p.name for p in self.secrets_dir.iterdir()), f"{self.secrets_dir}/")
+                )
+        places.pop(name, None)  # set but empty: said as not set
+        upper = {key.upper(): key for key in places}
+        near = [upper[key] for key in get_close_matches(name.upper(), list(upper), n=3, cutoff=0.85)]
+        if not near:
+            return ""
+        return "; did you mean " + " or ".join(f"{key} (in {places[key]})" for key in near) + "?"
 
     def _load(self, name: str) -> SecretStr | None:
         # Later env files override earlier ones in pydantic-settings: pass the lowest priority first.

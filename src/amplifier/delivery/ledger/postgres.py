@@ -38,6 +38,7 @@ from amplifier.delivery.ledger.pg_report import PostgresReport
 from amplifier.delivery.ledger.plandiff import PlanDiff, PlanKey
 from amplifier.delivery.ledger.sql_ledger import SqlLedger
 from amplifier.delivery.ledger.types import CANCELLED_REASON, LedgerBusy, LedgerError, to_db_time
+from amplifier.redact import redact, register
 
 LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT = 10  # seconds
@@ -56,6 +57,25 @@ def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+UNREADABLE_URL = (  # after describe()'s "the PostgreSQL ledger (its URL cannot be read)"
+    "percent-encode the special characters of its user name and password (% as %25, @ as %40, : as %3A, / as %2F)"
+)
+
+
+def register_password(url: str) -> None:
+    """Have :func:`amplifier.redact.redact` mask the URL's password (as written and decoded) from now on: a
+    message of the driver or the server that quotes it never reaches the output."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        register(password)
+        register(unquote(password))
+
+
 def describe(url: str) -> str:
     """``host:port/dbname`` of a PostgreSQL URL: how a message names the ledger, never with its password."""
     try:
@@ -65,6 +85,18 @@ def describe(url: str) -> str:
     host = info.get("host") or "localhost"
     port = info.get("port") or "5432"
     return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
+
+
+def connect_reason(error: psycopg.Error) -> str:
+    """Why a connection failed, in one line, redacted: psycopg's last line alone is a hint without its cause
+    (``\tIs the server running on that host...``), so the line that says what failed goes with it."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    failed = [line for line in lines if "failed:" in line]
+    text = failed[-1].split("failed:")[-1].strip() if failed else lines[-1]
+    hint = lines[-1] if lines[-1] != text and not lines[-1].endswith(text) else ""
+    return redact(f"{text}; {hint}" if hint and "failed:" not in hint else text)
 
 
 _EXISTING = (
@@ -80,6 +112,7 @@ class PostgresLedger(PostgresReport, SqlLedger):
     dialect: ClassVar[Dialect] = PostgresDialect()
 
     def __init__(self, url: str) -> None:
+        register_password(url)
         self._url = url
         self.name = describe(url)
         self._lock = threading.RLock()
@@ -96,15 +129,22 @@ class PostgresLedger(PostgresReport, SqlLedger):
                 migrate(conn, now)
             except psycopg.Error as error:
                 ledger.close()
-                raise LedgerError(f"{ledger.name}: not a usable ledger database: {error}") from None
+                raise LedgerError(
+                    f"{ledger.name}: not a usable ledger database: {redact(str(error))}"
+                ) from None
         return ledger
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         try:
-            # The session's time zone is UTC whatever the server's default; options in the URL are kept.
             options = conninfo.conninfo_to_dict(self._url).get("options") or ""
+        except psycopg.Error:  # its message quotes the part it cannot read: the password, often
+            raise LedgerError(
+                f"{self.name}: cannot connect to the ledger database ({UNREADABLE_URL})"
+            ) from None
+        try:
+            # The session's time zone is UTC whatever the server's default; options in the URL are kept.
             self._conn = psycopg.connect(
                 conninfo.make_conninfo(
                     self._url,
@@ -116,7 +156,7 @@ class PostgresLedger(PostgresReport, SqlLedger):
             )
         except psycopg.Error as error:
             # psycopg's message names host and port, never the password; say it in our words all the same.
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            reason = connect_reason(error)
             raise LedgerError(f"{self.name}: cannot connect to the ledger database ({reason})") from None
         return self._conn
 

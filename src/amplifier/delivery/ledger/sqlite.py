@@ -88,6 +88,29 @@ def _make_private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
+def _in_the_way(db_path: Path) -> str:
+    """What in the file system keeps this user from the ledger, as ``: ...`` to add to SQLite's own words
+    (``unable to open database file`` says neither which file nor why); empty when nothing is seen."""
+    import stat
+
+    # SQLite writes the ledger and, beside it, its -wal and -shm files: both need reading and writing.
+    for target, what in ((db_path, "the ledger file"), (db_path.parent, "the state folder")):
+        try:
+            info = target.stat()
+        except OSError:
+            continue
+        if target == db_path and stat.S_ISDIR(info.st_mode):
+            return f": {target} is a folder, not a ledger file"
+        need = os.R_OK | os.W_OK | (os.X_OK if stat.S_ISDIR(info.st_mode) else 0)
+        if not os.access(target, need):
+            return (
+                f": permission denied: {what} {target} (owner uid {info.st_uid}, mode"
+                f" {stat.S_IMODE(info.st_mode):04o}) must be readable and writable by the user amplifier runs as"
+                f" (uid {os.getuid()})"
+            )
+    return ""
+
+
 class SqliteLedger(SqliteReport, SqlLedger):
     """The delivery ledger in one SQLite file. Open it with :meth:`open` (or, as callers outside the ledger do,
     :func:`amplifier.delivery.ledger.open_ledger`), as a context manager; threads may share it."""
@@ -120,7 +143,9 @@ class SqliteLedger(SqliteReport, SqlLedger):
                 db_path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as error:
-            raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
+            raise LedgerUnreachable(
+                f"{db_path}: cannot open the ledger: {error}{_in_the_way(db_path)}"
+            ) from error
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -133,8 +158,10 @@ class SqliteLedger(SqliteReport, SqlLedger):
             conn.close()
             if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise LedgerBusy(db_path) from error
-            if error.sqlite_errorcode == sqlite3.SQLITE_CANTOPEN:
-                raise LedgerUnreachable(f"{db_path}: cannot open the ledger: {error}") from error
+            if error.sqlite_errorcode in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+                raise LedgerUnreachable(
+                    f"{db_path}: cannot open the ledger: {error}{_in_the_way(db_path)}"
+                ) from error
             raise LedgerError(f"{db_path}: not a usable ledger database: {error}") from error
         except sqlite3.DatabaseError as error:
             conn.close()
@@ -260,6 +287,10 @@ def copy_ledger(source: Path, target: Path) -> None:
         with closing(sqlite3.connect(uri, uri=True)) as src, closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
     except sqlite3.Error as error:
+        if error.sqlite_errorcode in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            raise LedgerUnreachable(
+                f"{source}: cannot read the ledger: {error}{_in_the_way(source)}"
+            ) from error
         raise LedgerError(f"{source}: not a usable ledger database: {error}") from error
 
 
