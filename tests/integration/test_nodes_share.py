@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from amplifier.delivery.ledger import LedgerError
+from amplifier.daemon.events import EventLog
+from amplifier.daemon.nodes import SHARE_WAIT, NodesMixin, owner
+from amplifier.daemon.settings import DaemonSettings
+from amplifier.delivery.ledger import LedgerError, PlanEntry
 from amplifier.delivery.ledger.postgres import PostgresLedger
 from amplifier.delivery.pg_coordination import PostgresCoordinator
 from tests.integration.servers.postgres import PostgresServer
@@ -96,3 +100,70 @@ def test_a_failed_pass_lets_its_accounts_go(
     first.daemon.extend_leases(at("2027-10-20T09:06"))
     second.tick(at("2027-10-20T09:06"))
     assert server.count("a:masto:2027-10-20T09:00") == server.count("a:sky:2027-10-20T09:00") == 1
+
+
+class _Taker(NodesMixin):
+    """The part of a daemon that takes a pass's accounts, on a real coordinator and ledger; what it asked for."""
+
+    def __init__(self, ledger: PostgresLedger, coordinator: PostgresCoordinator) -> None:
+        self.ledger, self.coordinator, self.token = ledger, coordinator, coordinator.node
+        self.settings = DaemonSettings(claim_lease=LEASE)
+        self.log = EventLog(None, keep=True)
+        self._held, self._plan_note = {}, None
+        self.asked: list[set[str]] = []
+        take = coordinator.take
+
+        def asking(accounts: Iterable[str], now: dt.datetime, limit: int) -> set[str]:
+            self.asked.append(set(accounts))
+            return take(accounts, now, limit)
+
+        coordinator.take = asking  # type: ignore[method-assign]
+
+    def refresh_budgets(self, accounts: set[str], now: dt.datetime, *, only: str | None = None) -> set[str]:
+        return set(accounts)
+
+
+def test_the_nodes_of_a_burst_split_its_accounts_without_asking_for_one_twice(
+    postgres: PostgresServer,
+) -> None:
+    """A burst of 60 accounts due at one instant, three nodes passing at once: each asks only for the accounts
+    it owns, so together they take every account at the first pass (before, each asked for its share out of
+    all of them at random: two nodes' picks collided, and the accounts nobody got waited for a later pass)."""
+    url = postgres.create_database(f"share_{next(_databases)}")
+    ledger = PostgresLedger.open(url, NOW)
+    names = [f"n{n}:{n}:z" for n in range(3)]
+    for name in names:
+        ledger.beat_node(name, NOW, leader=False, holds=[])
+    accounts = [f"acct{n:02d}" for n in range(60)]
+    ledger.sync_plan(
+        [PlanEntry(f"r:{a}:2027-10-20T09:00", a, "mastodon", "r", NOW, "h", 1) for a in accounts], NOW
+    )
+    queues = {row.account: [row] for row in ledger.due(NOW)}
+    nodes = [_Taker(PostgresLedger.open(url, NOW), PostgresCoordinator(url, name, LEASE)) for name in names]
+    barrier = threading.Barrier(len(nodes))
+    taken: dict[str, set[str]] = {}
+
+    def take(node: _Taker) -> None:
+        barrier.wait()
+        taken[node.token] = set(node.take_accounts(queues, NOW))
+
+    try:
+        threads = [threading.Thread(target=take, args=(node,)) for node in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        asked = [node.asked[0] for node in nodes]
+        assert all(len(node.asked) == 1 for node in nodes)  # one step each
+        assert set().union(*asked) == set(accounts)
+        assert sum(len(one) for one in asked) == len(accounts)  # no account asked for by two nodes
+        assert [taken[node.token] for node in nodes] == asked  # so each got all it asked for
+        assert all(10 <= len(one) <= 30 for one in asked)  # spread over the three
+        assert not any(node.log.events for node in nodes)  # nobody was refused an account ("held")
+        assert all(until == NOW + SHARE_WAIT for node in nodes for until in node._held.values())
+        assert owner("acct00", names) == owner("acct00", list(reversed(names)))
+    finally:
+        for node in nodes:
+            node.coordinator.close()
+            node.ledger.close()
+        ledger.close()

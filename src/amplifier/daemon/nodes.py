@@ -7,8 +7,9 @@
   follower that asks (every watch interval) leads, and writes the plan at once (:meth:`NodesMixin.take_lead`).
 * Publishing: one node per account at a time (the coordinator's account lock), and the account's rate budget
   read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A pass takes its
-  accounts in one step, at most its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
-  over the nodes alive), and reads their budgets in one query, so a burst spreads over the nodes. A node holds back a
+  accounts in one step, its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
+  over the nodes alive, split by :func:`owner` so that no two nodes ask for one account), and reads their
+  budgets in one query, so a burst spreads over the nodes. A node holds back a
   post whose text it would render differently from the plan's (older files), or that its files do not know.
 
 With one machine (:class:`~amplifier.delivery.coordination.LocalCoordinator`) all of this is a no-op.
@@ -67,6 +68,13 @@ def campaign_source(campaign: Campaign, files: Iterable[Path], node: str) -> Pla
                 digest.hexdigest(), f"git:{sha[:12]}", datetime.fromtimestamp(int(stamp), UTC), node
             )
     return PlanSource(digest.hexdigest(), "mtime", datetime.fromtimestamp(newest, UTC), node)
+
+
+def owner(account: str, nodes: Sequence[str]) -> str:
+    """The node of ``nodes`` that takes ``account`` first when its posts come due: the highest hash of (node,
+    account) (rendezvous hashing). Every node computes the same owner from the same nodes, the accounts spread
+    evenly, and a node that joins or leaves moves only the accounts it gains or had."""
+    return max(nodes, key=lambda node: hashlib.blake2b(f"{node}\0{account}".encode(), digest_size=8).digest())
 
 
 class NodesMixin:
@@ -160,25 +168,27 @@ class NodesMixin:
             self.coordinator.release(taken)
 
     def take_accounts(self, queues: dict[str, list[Row]], now: datetime) -> dict[str, list[Row]]:
-        """A node of several: the pass's accounts, taken in one step (at most this node's share of them, the
-        due accounts over the nodes alive), their budgets read in one query; the others are left to the other
-        nodes for a moment. One node: ``queues`` as they are."""
+        """A node of several: the pass's accounts, taken in one step, their budgets read in one query. Of the
+        accounts whose posts just came due, a node takes the ones it owns (:func:`owner` over the nodes alive:
+        every node computes the same split, so the nodes of a burst never ask for the same account); the others
+        are their owners' for :data:`SHARE_WAIT`, then anyone's (an owner may wake late, or be gone), as are
+        accounts due for longer. One node: ``queues`` as they are."""
         if not self.coordinator.shared or not queues:
             return queues
-        alive = sum(1 for beat in self.ledger.nodes() if beat.beat_at > now - 2 * self.settings.claim_lease)
-        # Posts that just came due: this node's share of their accounts; the others' share is theirs for
-        # SHARE_WAIT, then anyone's (a node may wake late, or be gone).
+        alive = {
+            beat.node for beat in self.ledger.nodes() if beat.beat_at > now - 2 * self.settings.claim_lease
+        }
+        nodes = sorted(alive | {self.token})
         fresh = {account for account, rows in queues.items() if rows[0].next_attempt_at > now - SHARE_WAIT}
         waited = queues.keys() - fresh
-        share = -(-len(fresh) // max(alive, 1))
-        taken = self.coordinator.take(waited, now, len(waited)) if waited else set()
-        taken |= self.coordinator.take(fresh, now, share) if fresh else set()
-        share += len(waited)
+        mine = {account for account in fresh if owner(account, nodes) == self.token}
+        wanted = waited | mine
+        taken = self.coordinator.take(wanted, now, len(wanted)) if wanted else set()
         until = now + SHARE_WAIT
         for account in sorted(queues.keys() - taken):
-            if len(taken) < share:  # fewer than its share: the others are other nodes' now
+            if account in wanted:  # refused: another node holds it
                 self.hold(account, now, "another node publishes for it")
-            else:  # the other nodes' share (or theirs already): taken if still free after a moment
+            else:  # its owner's for a moment, then taken if still free
                 self._held[account] = until
         try:
             self._budgets_read = self.refresh_budgets(taken, now) if taken else set()
