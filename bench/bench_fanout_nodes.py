@@ -151,7 +151,8 @@ def burst_times(
     if os.environ.get("BENCH_VERBOSE"):  # every post: how late, from which node
         for row in sorted(done, key=lambda row: (row.due_at, row.published_at or row.due_at)):
             late = ((row.published_at or row.due_at) - row.due_at).total_seconds()
-            print(f"{row.id} {late:.3f} node {by_node.get(row.id)}", file=sys.stderr)
+            claimed = ((row.claimed_at or row.due_at) - row.due_at).total_seconds()
+            print(f"{row.id} {late:.3f} node {by_node.get(row.id)} claimed {claimed:.3f}", file=sys.stderr)
         for log in logs:
             print(log.read_text(), file=sys.stderr)
     for burst in range(1, ROUNDS + 1):

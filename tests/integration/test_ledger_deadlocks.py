@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -284,3 +285,28 @@ def test_concurrent_writers_leave_the_summary_equal_to_a_fresh_aggregate(
     assert len(published) == len(set(published)) > 0
     assert sorted(row.id for row in rows if row.state == State.PUBLISHED) == sorted(published)
     assert_summary_is_fresh(ledger)
+
+
+def test_a_writer_waits_for_a_row_lock_at_most_the_lock_timeout_and_is_not_run_again(
+    ledgers: Callable[[], PostgresLedger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's lock timeout (set with the connection) bounds a writer's wait for another transaction's
+    row: LedgerBusy, which is no rollback by the server, so the ledger does not run it again."""
+    monkeypatch.setattr(pg, "LOCK_TIMEOUT", "100ms")
+    pauses: list[float] = []
+    monkeypatch.setattr(pg, "time", SimpleNamespace(sleep=pauses.append))  # a run again pauses first
+    ledger = ledgers()
+    ledger.sync_plan(plan([post("a", 0)]), NOW)
+    holder = psycopg.connect(ledger._url, autocommit=False)
+    holder.execute("SELECT 1 FROM posts FOR UPDATE")
+    try:
+        with pytest.raises(LedgerBusy) as raised:
+            ledger.claim(post("a", 0), NOW, TOKEN)
+        assert isinstance(raised.value.__cause__, psycopg.errors.LockNotAvailable)
+        assert pauses == []
+        with ledger._reading() as conn:
+            assert conn.execute("SHOW lock_timeout").fetchone()[0] == "100ms"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert ledger.claim(post("a", 0), NOW, TOKEN)  # once the lock is gone

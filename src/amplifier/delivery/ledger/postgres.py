@@ -7,7 +7,9 @@ The guarantees are the interface's (the contract tests run against both backends
   and writes it; a claim is one conditional ``UPDATE`` (planned -> claimed), which PostgreSQL's row locks make
   atomic across connections and machines: two nodes can never both claim one post.
 * A commit returns once it is durable (PostgreSQL's default ``synchronous_commit``; keep ``fsync`` on).
-* A writer waits at most :data:`LOCK_TIMEOUT` for a row lock, then raises :class:`LedgerBusy`; readers never wait.
+* A writer waits at most :data:`LOCK_TIMEOUT` for a row lock, then raises :class:`LedgerBusy`; readers never wait
+  for a row lock (the session's ``lock_timeout``, set with the connection, so no transaction spends a round trip
+  on it; a migration waits for another node's as long as it takes).
 * A transaction the server rolls back to break a deadlock or a serialization conflict (two nodes' transactions
   meeting on the same rows, e.g. a report summary group) wrote nothing, so the operation runs again, up to
   :data:`ROLLBACK_TRIES` times in all, then raises :class:`LedgerBusy` (:func:`_retrying`): only an operation
@@ -49,7 +51,7 @@ from amplifier.delivery.ledger.plandiff import PlanDiff, PlanKey
 from amplifier.delivery.ledger.sql_ledger import SqlLedger
 from amplifier.delivery.ledger.types import CANCELLED_REASON, LedgerBusy, LedgerError, to_db_time
 
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "5s"  # the session's lock_timeout: a row lock, an advisory lock
 CONNECT_TIMEOUT = 10  # seconds
 SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
 # The errors of a transaction the server rolled back (SQLSTATE class 40): psycopg makes each a subclass of
@@ -142,7 +144,9 @@ class PostgresLedger(PostgresReport, SqlLedger):
         with ledger._lock:
             conn = ledger._connection()
             try:
+                conn.execute("SET lock_timeout = 0")  # another node's migrations may run for longer
                 migrate(conn, now)
+                conn.execute("RESET lock_timeout")
             except psycopg.Error as error:
                 ledger.close()
                 raise LedgerError(f"{ledger.name}: not a usable ledger database: {error}") from None
@@ -152,12 +156,13 @@ class PostgresLedger(PostgresReport, SqlLedger):
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         try:
-            # The session's time zone is UTC whatever the server's default; options in the URL are kept.
+            # The session's time zone is UTC whatever the server's default, and its lock timeout is ours (set
+            # with the connection: no statement of its own in every transaction); options in the URL are kept.
             options = conninfo.conninfo_to_dict(self._url).get("options") or ""
             self._conn = psycopg.connect(
                 conninfo.make_conninfo(
                     self._url,
-                    options=f"{options} -c timezone=UTC".strip(),
+                    options=f"{options} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT}".strip(),
                     connect_timeout=CONNECT_TIMEOUT,
                     application_name="amplifier",
                 ),
@@ -198,7 +203,6 @@ class PostgresLedger(PostgresReport, SqlLedger):
             local.depth = getattr(local, "depth", 0) + 1
             try:
                 with conn.transaction():
-                    conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     yield PgConnection(conn, self.dialect)
             finally:
                 local.depth -= 1
