@@ -32,7 +32,7 @@ from amplifier.delivery.ledger import Ledger, PlanEntry, PlanSource, Row, StaleP
 from amplifier.delivery.ratelimit import RateLimiter
 from amplifier.plan.post import PlannedPost
 
-SHARE_WAIT = timedelta(seconds=0.25)  # the other nodes' share of a pass's accounts: theirs first, for so long
+SHARE_WAIT = timedelta(seconds=1)  # the other nodes' share of a pass's accounts: theirs first, for so long
 
 
 def _git(root: Path, *args: str) -> str | None:
