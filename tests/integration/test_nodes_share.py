@@ -8,11 +8,12 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from amplifier.daemon.events import EventLog
-from amplifier.daemon.nodes import SHARE_WAIT, NodesMixin, owner
+from amplifier.daemon.nodes import SHARE_WAIT, NodesMixin, owners
 from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import LedgerError, PlanEntry
 from amplifier.delivery.ledger.postgres import PostgresLedger
@@ -105,8 +106,9 @@ def test_a_failed_pass_lets_its_accounts_go(
 class _Taker(NodesMixin):
     """The part of a daemon that takes a pass's accounts, on a real coordinator and ledger; what it asked for."""
 
-    def __init__(self, ledger: PostgresLedger, coordinator: PostgresCoordinator) -> None:
+    def __init__(self, ledger: PostgresLedger, coordinator: PostgresCoordinator, accounts: list[str]) -> None:
         self.ledger, self.coordinator, self.token = ledger, coordinator, coordinator.node
+        self.campaign = SimpleNamespace(schedule=SimpleNamespace(accounts=dict.fromkeys(accounts)))  # type: ignore[assignment]
         self.settings = DaemonSettings(claim_lease=LEASE)
         self.log = EventLog(None, keep=True)
         self._held, self._plan_note = {}, None
@@ -139,7 +141,10 @@ def test_the_nodes_of_a_burst_split_its_accounts_without_asking_for_one_twice(
         [PlanEntry(f"r:{a}:2027-10-20T09:00", a, "mastodon", "r", NOW, "h", 1) for a in accounts], NOW
     )
     queues = {row.account: [row] for row in ledger.due(NOW)}
-    nodes = [_Taker(PostgresLedger.open(url, NOW), PostgresCoordinator(url, name, LEASE)) for name in names]
+    nodes = [
+        _Taker(PostgresLedger.open(url, NOW), PostgresCoordinator(url, name, LEASE), accounts)
+        for name in names
+    ]
     barrier = threading.Barrier(len(nodes))
     taken: dict[str, set[str]] = {}
 
@@ -158,10 +163,12 @@ def test_the_nodes_of_a_burst_split_its_accounts_without_asking_for_one_twice(
         assert set().union(*asked) == set(accounts)
         assert sum(len(one) for one in asked) == len(accounts)  # no account asked for by two nodes
         assert [taken[node.token] for node in nodes] == asked  # so each got all it asked for
-        assert all(10 <= len(one) <= 30 for one in asked)  # spread over the three
+        assert [len(one) for one in asked] == [20, 20, 20]  # the campaign's accounts dealt out in turn
         assert not any(node.log.events for node in nodes)  # nobody was refused an account ("held")
         assert all(until == NOW + SHARE_WAIT for node in nodes for until in node._held.values())
-        assert owner("acct00", names) == owner("acct00", list(reversed(names)))
+        assert owners(accounts, accounts, names) == owners(
+            accounts, reversed(accounts), list(reversed(names))
+        )
     finally:
         for node in nodes:
             node.coordinator.close()

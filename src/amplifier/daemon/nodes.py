@@ -8,7 +8,7 @@
 * Publishing: one node per account at a time (the coordinator's account lock), and the account's rate budget
   read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A pass takes its
   accounts in one step, its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
-  over the nodes alive, split by :func:`owner` so that no two nodes ask for one account), and reads their
+  over the nodes alive, split by :func:`owners` so that no two nodes ask for one account), and reads their
   budgets in one query, so a burst spreads over the nodes. A node holds back a
   post whose text it would render differently from the plan's (older files), or that its files do not know.
 
@@ -70,11 +70,21 @@ def campaign_source(campaign: Campaign, files: Iterable[Path], node: str) -> Pla
     return PlanSource(digest.hexdigest(), "mtime", datetime.fromtimestamp(newest, UTC), node)
 
 
-def owner(account: str, nodes: Sequence[str]) -> str:
-    """The node of ``nodes`` that takes ``account`` first when its posts come due: the highest hash of (node,
-    account) (rendezvous hashing). Every node computes the same owner from the same nodes, the accounts spread
-    evenly, and a node that joins or leaves moves only the accounts it gains or had."""
-    return max(nodes, key=lambda node: hashlib.blake2b(f"{node}\0{account}".encode(), digest_size=8).digest())
+def owners(accounts: Iterable[str], known: Iterable[str], nodes: Sequence[str]) -> dict[str, str]:
+    """Which node of ``nodes`` takes each of ``accounts`` first when its posts come due: the campaign's accounts
+    (``known``), sorted, dealt out in turn over the nodes, sorted. It depends on neither the time a node passes
+    nor what other nodes took already, so every node computes the same split (no two nodes ask for one
+    account), and a burst of every account gives each node its share to one account. An account the list does
+    not name (a node with other files) goes by its hash."""
+    order = {account: n for n, account in enumerate(sorted(set(known)))}
+    ranked = sorted(set(nodes))
+
+    def rank(account: str) -> int:
+        if account in order:
+            return order[account]
+        return int.from_bytes(hashlib.blake2b(account.encode(), digest_size=8).digest(), "big")
+
+    return {account: ranked[rank(account) % len(ranked)] for account in accounts}
 
 
 class NodesMixin:
@@ -169,7 +179,7 @@ class NodesMixin:
 
     def take_accounts(self, queues: dict[str, list[Row]], now: datetime) -> dict[str, list[Row]]:
         """A node of several: the pass's accounts, taken in one step, their budgets read in one query. Of the
-        accounts whose posts just came due, a node takes the ones it owns (:func:`owner` over the nodes alive:
+        accounts whose posts just came due, a node takes the ones it owns (:func:`owners` over the nodes alive:
         every node computes the same split, so the nodes of a burst never ask for the same account); the others
         are their owners' for :data:`SHARE_WAIT`, then anyone's (an owner may wake late, or be gone), as are
         accounts due for longer. One node: ``queues`` as they are."""
@@ -181,7 +191,8 @@ class NodesMixin:
         nodes = sorted(alive | {self.token})
         fresh = {account for account, rows in queues.items() if rows[0].next_attempt_at > now - SHARE_WAIT}
         waited = queues.keys() - fresh
-        mine = {account for account in fresh if owner(account, nodes) == self.token}
+        known = self.campaign.schedule.accounts.keys()
+        mine = {account for account, node in owners(fresh, known, nodes).items() if node == self.token}
         wanted = waited | mine
         taken = self.coordinator.take(wanted, now, len(wanted)) if wanted else set()
         until = now + SHARE_WAIT
