@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from amplifier.delivery.ledger import EditRecord, Ledger, State
+from amplifier.delivery.ledger import EditRecord, Ledger
+from amplifier.delivery.outcomes import Attempt, Failure, Outcome, Retries
+from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.write import Writer, part_ids, published_row
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import OutcomeUnknownError, PublishError
+from amplifier.publish.base import OutcomeUnknownError, PostRef
 
 BLUESKY_NO_EDITS = (
     "Bluesky has no edits: a published post cannot be changed (an edited record would break the replies and "
@@ -74,10 +77,7 @@ class PartCorrection:
 
 
 @dataclass(frozen=True)
-class Correction:
-    post_id: str
-    account: str
-    platform: str
+class Correction(PostRef):
     dry_run: bool
     parts: tuple[PartCorrection, ...]
 
@@ -86,13 +86,7 @@ class Correction:
         return any(part.outcome != "unchanged" for part in self.parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.post_id,
-            "account": self.account,
-            "platform": self.platform,
-            "dry_run": self.dry_run,
-            "parts": [part.to_json() for part in self.parts],
-        }
+        return {**self.ref_json(), "dry_run": self.dry_run, "parts": [part.to_json() for part in self.parts]}
 
 
 def _warning_detail(old: str, new: str) -> str:
@@ -108,24 +102,21 @@ def correct_post(
     now: Callable[[], datetime],
     dry_run: bool = False,
     after_request: Callable[[], None] = lambda: None,
+    limiter: RateLimiter | None = None,
 ) -> Correction:
     """Edit the published ``post`` (planned from the files as they are now) where its parts differ from what the
-    server shows; see the module docstring. ``after_request``: called after each edit request, before the ledger
-    records it (a test hook)."""
-    row = ledger.get(post.id)
-    if row.state is not State.PUBLISHED or not row.result:
-        raise CorrectRefused(
-            f"{post.id}: it is {row.state.value}, not published: nothing to correct (a planned post goes out with "
-            "the files' text as they are when it is due)"
-        )
+    server shows; see the module docstring. Each edit goes through the delivery path (:class:`EditWrite`; a 429
+    blocks the account in ``limiter`` until the server's reset). ``after_request``: called after each edit
+    request, before the ledger records it (a test hook)."""
+    row = published_row(
+        ledger,
+        post.id,
+        CorrectRefused,
+        ": nothing to correct (a planned post goes out with the files' text as they are when it is due)",
+    )
     if row.platform == "bluesky":
         raise CorrectRefused(f"{post.id}: " + BLUESKY_NO_EDITS.format(id=post.id))
-    paused = ledger.paused_accounts().get(row.account)
-    if paused is not None:
-        raise CorrectRefused(f"{post.id}: the account {row.account} is paused ({paused}); resume it first")
-    ids = [str(part.get("id") or "") for part in row.result]
-    if not all(ids):
-        raise CorrectRefused(f"{post.id}: the ledger has no status id for every part (a dry run?)")
+    ids = part_ids(ledger, row, CorrectRefused, "status id")
     if len(ids) != len(post.parts):
         raise CorrectRefused(
             f"{post.id}: the corrected text makes {len(post.parts)} part(s), the published thread has {len(ids)}: "
@@ -155,22 +146,12 @@ def correct_post(
             )
             continue
         detail = _warning_detail(old_warning, new_warning)
-        if again is not None and again.id is not None:
-            edit_id = again.id
-        else:
-            edit_id = ledger.begin_edit(
-                EditRecord(post.id, index, row.account, by, now(), old_text, new_text, "pending", detail)
-            )
-        try:
-            publisher.edit_status(status_id, part.payload)
-        except OutcomeUnknownError:
-            raise  # stays pending: the next correct looks at the server first
-        except PublishError as exc:
-            ledger.finish_edit(edit_id, "failed", "; ".join(x for x in (detail, str(exc)) if x), now())
-            raise
-        after_request()
-        ledger.finish_edit(edit_id, "edited", detail, now())
-        done.append(PartCorrection(index, status_id, "edited", old_text, new_text, old_warning, new_warning))
+        record = EditRecord(post.id, index, row.account, by, now(), old_text, new_text, "pending", detail)
+        edit = EditWrite(
+            ledger, publisher, record, status_id, part.payload, new_warning, old_warning, again, now
+        )
+        edit.after_request = after_request
+        done.append(Writer(Retries(), clock=now, limiter=limiter).carry(edit))
     return Correction(post.id, row.account, row.platform, dry_run, tuple(done))
 
 
@@ -202,3 +183,67 @@ def _settle(
         else:
             again = edit
     return found, again
+
+
+@dataclass
+class EditWrite:
+    """One part's edit as a :class:`~amplifier.delivery.write.Write`: recorded ``pending`` before its request
+    (or the pending record of an interrupted correction with this text, tried again), finished ``edited`` after
+    it; one attempt: a refusal finishes it ``failed``, an unknown outcome leaves it pending (the next ``correct``
+    compares the server's text first, :func:`_settle`), and the error is raised either way."""
+
+    ledger: Ledger
+    publisher: EditsStatuses
+    record: EditRecord
+    status_id: str
+    payload: Mapping[str, Any]
+    new_warning: str
+    old_warning: str
+    again: EditRecord | None
+    now: Callable[[], datetime]
+    after_request: Callable[[], None] = lambda: None
+    edit_id: int = 0
+
+    @property
+    def detail(self) -> str:
+        return self.record.detail
+
+    def begin(self, now: datetime) -> PartCorrection | None:
+        if self.again is not None and self.again.id is not None:
+            self.edit_id = self.again.id
+        else:
+            self.edit_id = self.ledger.begin_edit(self.record)
+        return None
+
+    def attempt(self) -> Attempt:
+        # not unknown: the server's text was compared first (a pending edit it shows is settled before)
+        return Attempt(self.record.account, unsure=(OutcomeUnknownError,))
+
+    def done_before(self) -> bool:
+        return False  # see attempt()
+
+    def request(self) -> Mapping[str, Any]:
+        return self.publisher.edit_status(self.status_id, self.payload)
+
+    def found(self) -> PartCorrection:
+        raise AssertionError("an edit's server text is compared before it begins")
+
+    def done(self, answer: Mapping[str, Any]) -> PartCorrection:
+        self.after_request()
+        self.ledger.finish_edit(self.edit_id, "edited", self.detail, self.now())
+        edit = self.record
+        return PartCorrection(
+            edit.part,
+            self.status_id,
+            "edited",
+            edit.old_text,
+            edit.new_text,
+            self.old_warning,
+            self.new_warning,
+        )
+
+    def failed(self, failure: Failure) -> PartCorrection:
+        if failure.outcome is not Outcome.UNKNOWN:  # unknown: stays pending, the next correct looks first
+            reason = "; ".join(x for x in (self.detail, failure.reason) if x)
+            self.ledger.finish_edit(self.edit_id, "failed", reason, self.now())
+        raise failure.raised

@@ -1,15 +1,16 @@
 """The one delivery path: a due post through claim -> publish -> outcome -> ledger.
 
-:class:`Delivery` is what every write to a platform goes through: the daemon (which decides *when* and *in what
-order*) and ``amplifier send`` (which decides *which*). For one post it:
+:class:`Delivery` is what every post goes through: the daemon (which decides *when* and *in what order*) and
+``amplifier send`` (which decides *which*). A post is one :class:`~amplifier.delivery.write.Write` (:class:`PostWrite`)
+carried by the :class:`~amplifier.delivery.write.Writer` that carries every other write too. For one post it:
 
 1. claims it in the ledger (another claimant, a pause: nothing is sent);
 2. if its outcome is unknown and a re-send under the Idempotency-Key is no longer safe (or its window closed):
    searches the platform first (:meth:`Delivery.reconcile`), and sends nothing;
 3. publishes it (a thread resumes after the parts the ledger recorded); a post that quotes another waits,
    unclaimed, until the quoted post is published (:mod:`amplifier.delivery.quoting`);
-4. records the outcome, as the error classes say (:mod:`amplifier.publish.base`; the recording is in
-   :mod:`amplifier.delivery.outcomes`):
+4. records the outcome, as the error classes say (:mod:`amplifier.publish.base`; the one classification is
+   :func:`amplifier.delivery.outcomes.classify`):
 
    * published: every part's result, the rate budget used;
    * rejected credentials (:class:`AuthError`, a missing secret): released, and the account paused when the
@@ -32,16 +33,18 @@ blocks the account until its reset like any other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from amplifier.clock import Clock, utcnow
 from amplifier.delivery.followups import plan_after_publish
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State
 from amplifier.delivery.outcomes import (
+    Attempt,
     Delivered,
     Emit,
+    Failure,
     Outcome,
-    OutcomeRecording,
     Retries,
     UnexpectedPublishError,
     silent,
@@ -57,15 +60,13 @@ from amplifier.delivery.reconcile import (
     resend_is_safe,
     unknown_since,
 )
+from amplifier.delivery.write import Writer
 from amplifier.errors import AmplifierError
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import (
-    Publisher,
-    PublishResult,
-)
+from amplifier.publish.base import Publisher, PublishResult
 
 
-class Delivery(OutcomeRecording):
+class Delivery:
     """Carries due posts through claim -> publish -> outcome -> ledger; see the module docstring.
 
     ``publishers(account)`` gives the account's publisher (raising an :class:`AmplifierError` when it cannot
@@ -100,6 +101,11 @@ class Delivery(OutcomeRecording):
         self.after_request = after_request
         self.lease = lease
 
+    @property
+    def writer(self) -> Writer:
+        """The path every write goes through, under this caller's rules, clock and limiter."""
+        return Writer(self.retries, clock=self.clock, limiter=self.limiter)
+
     def lease_until(self, now: datetime) -> datetime | None:
         """Until when a claim taken (or extended) at ``now`` is this caller's."""
         return None if self.lease is None else now + self.lease
@@ -123,30 +129,7 @@ class Delivery(OutcomeRecording):
         if ready.waiting_for is not None:
             self.emit("waiting", id=row.id, account=row.account, quote=ready.waiting_for)
             return Delivered(Outcome.WAITING, error=ready.error(), retry_at=now + QUOTE_WAIT)
-        post = ready.post
-        if not self.ledger.claim(row.id, now, self.token, lease_until=self.lease_until(now)):
-            return Delivered(Outcome.NOT_CLAIMED)
-        if search:
-            found = self.reconcile(self.ledger.get(row.id), post, now, resend_now=False, wait=False)
-            outcome = Outcome.PUBLISHED if found.outcome == "published" else Outcome.SEARCHED
-            return Delivered(outcome, reconciled=found)
-        if self.stopping():
-            self.ledger.release(row.id, now, token=self.token)
-            return Delivered(Outcome.RELEASED)
-        try:
-            publisher = self.publishers(row.account)
-            result = publisher.publish(post, resume=part_results(row.parts) or None)
-        except AmplifierError as exc:
-            return self._failed(row, exc)
-        except Exception as exc:  # an SDK or HTTP exception nobody classified: it may have gone out
-            return self._failed(row, UnexpectedPublishError(exc))
-        self.after_request()
-        delivered = self._published(row, result)
-        if (
-            post.followups
-        ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they would do)
-            plan_after_publish(self.ledger, post, self.clock(), self.emit)
-        return delivered
+        return self.writer.carry(PostWrite(self, row, ready.post, search=search))
 
     def _quote(self, post: PlannedPost) -> QuoteReady:
         """``post`` with its quote filled from the ledger (:mod:`amplifier.delivery.quoting`), or the wait."""
@@ -154,25 +137,6 @@ class Delivery(OutcomeRecording):
         if ready.dropped is not None:
             self.emit("quote-dropped", id=post.id, account=post.account, reason=ready.dropped)
         return ready
-
-    def _published(self, row: Row, result: PublishResult) -> Delivered:
-        now = self.clock()
-        fresh = sum(1 for part in result.parts if not part.existed and part.index not in row.parts)
-        if self.limiter is not None:
-            self.limiter.record(row.account, row.platform, fresh, now)
-        self.ledger.mark_published(row.id, [part.to_json() for part in result.parts], now, token=self.token)
-        late = now - row.due_at
-        self.emit(
-            "posted",
-            id=row.id,
-            account=row.account,
-            url=result.url or (result.parts[0].uri if result.parts else None),
-            parts=len(result.parts),
-            late=f"{late.total_seconds():.0f}s" if late > timedelta(seconds=60) else None,
-            dry_run=True if result.dry_run else None,
-            already_published=True if result.already_published else None,
-        )
-        return Delivered(Outcome.PUBLISHED, result=result)
 
     # ------------------------------------------------------------------------------------------ reconciling
 
@@ -229,8 +193,8 @@ class Delivery(OutcomeRecording):
                 )
             except LedgerError as exc:
                 outcome = Reconciled(row.id, row.account, "unknown", str(exc))
-            if outcome.blocked_until is not None:
-                self._block(row.account, outcome.blocked_until)
+            if outcome.blocked_until is not None and self.limiter is not None:
+                self.limiter.block(row.account, outcome.blocked_until)
         if outcome is None:
             outcome = Reconciled(row.id, row.account, row.state.value, "not claimed any more")
         self.emit(
@@ -244,4 +208,112 @@ class Delivery(OutcomeRecording):
         return outcome
 
 
-__all__ = ["Delivered", "Delivery", "Emit", "Outcome", "Retries", "UnexpectedPublishError"]
+@dataclass
+class PostWrite:
+    """A due post as a :class:`~amplifier.delivery.write.Write` of ``path`` (see the module docstring): its claim,
+    its request (the thread, resumed after the parts the ledger has), and its records."""
+
+    path: Delivery
+    row: Row
+    post: PlannedPost
+    search: bool = False
+
+    def attempt(self) -> Attempt:
+        from amplifier.publish.mastodon import StatusOutcomeUnknown  # a Bluesky write is safe to repeat
+
+        row = self.row
+        unsure = (StatusOutcomeUnknown,)
+        return Attempt(row.account, row.attempts + 1, needs_search(row), unsure, row.next_attempt_at)
+
+    def begin(self, now: datetime) -> Delivered | None:
+        path, row = self.path, self.row
+        if not path.ledger.claim(row.id, now, path.token, lease_until=path.lease_until(now)):
+            return Delivered(Outcome.NOT_CLAIMED)
+        if self.search:
+            found = path.reconcile(path.ledger.get(row.id), self.post, now, resend_now=False, wait=False)
+            outcome = Outcome.PUBLISHED if found.outcome == "published" else Outcome.SEARCHED
+            return Delivered(outcome, reconciled=found)
+        if path.stopping():
+            path.ledger.release(row.id, now, token=path.token)
+            return Delivered(Outcome.RELEASED)
+        return None
+
+    def done_before(self) -> bool:
+        """False: a re-send under the post's Idempotency-Key is the check (when it is no longer safe, the post is
+        searched for instead: :meth:`begin` with ``search``)."""
+        return False
+
+    def request(self) -> PublishResult:
+        publisher = self.path.publishers(self.row.account)
+        return publisher.publish(self.post, resume=part_results(self.row.parts) or None)
+
+    def found(self) -> Delivered:  # never asked: see done_before
+        raise AssertionError("a post is searched for, not checked")
+
+    def done(self, answer: PublishResult) -> Delivered:
+        path, row = self.path, self.row
+        path.after_request()
+        now = path.clock()
+        fresh = sum(1 for part in answer.parts if not part.existed and part.index not in row.parts)
+        if path.limiter is not None:
+            path.limiter.record(row.account, row.platform, fresh, now)
+        path.ledger.mark_published(row.id, [part.to_json() for part in answer.parts], now, token=path.token)
+        late = now - row.due_at
+        path.emit(
+            "posted",
+            id=row.id,
+            account=row.account,
+            url=answer.url or (answer.parts[0].uri if answer.parts else None),
+            parts=len(answer.parts),
+            late=f"{late.total_seconds():.0f}s" if late > timedelta(seconds=60) else None,
+            dry_run=True if answer.dry_run else None,
+            already_published=True if answer.already_published else None,
+        )
+        if (
+            self.post.followups
+        ):  # boosts, pin, delete_after (a dry run's ledger is a copy: they say what they'd do)
+            plan_after_publish(path.ledger, self.post, path.clock(), path.emit)
+        return Delivered(Outcome.PUBLISHED, result=answer)
+
+    def failed(self, failure: Failure) -> Delivered:
+        path, row, exc = self.path, self.row, failure.error
+        self._record_done(exc)
+        now, reason, token = path.clock(), failure.reason, path.token
+        if failure.outcome in (Outcome.RELEASED, Outcome.PAUSED):
+            path.ledger.release(row.id, now, token=token)
+            if failure.outcome is Outcome.PAUSED:
+                path.ledger.pause_account(row.account, reason, now)
+                path.emit("paused", account=row.account, reason=reason)
+            return Delivered(failure.outcome, error=exc)
+        if failure.outcome is Outcome.FAILED:
+            path.ledger.mark_failed(row.id, reason, now, token=token)
+            path.emit("failed", id=row.id, account=row.account, reason=reason)
+            return Delivered(Outcome.FAILED, error=exc)
+        at, attempt = failure.at, failure.attempt
+        if failure.outcome is Outcome.UNKNOWN:  # it stays claimed until reconciliation, at its next check
+            path.ledger.mark_unknown(row.id, reason, now, check_at=at, token=token)
+            path.emit("unknown", id=row.id, account=row.account, attempt=attempt, check=at, reason=reason)
+            return Delivered(Outcome.UNKNOWN, error=exc, retry_at=at)
+        # A retry past the post's window stays planned: the daemon's pass at retry_at records it as expired.
+        path.ledger.schedule_retry(row.id, reason, at, now, token=token)
+        path.emit("retry", id=row.id, account=row.account, attempt=attempt, at=at, reason=reason)
+        return Delivered(Outcome.RETRY, error=exc, retry_at=at)
+
+    def _record_done(self, exc: AmplifierError) -> None:
+        """The parts of a thread that went out before ``exc``: recorded, and counted in the rate budget."""
+        path, row = self.path, self.row
+        done = getattr(exc, "done", None) or {}
+        now = path.clock()
+        for index, part in sorted(done.items()):
+            if index in row.parts:
+                continue
+            try:
+                path.ledger.record_part(row.id, index, part.to_json(), now, token=path.token)
+            except LedgerError as error:
+                path.emit("error", id=row.id, account=row.account, reason=str(error))
+        fresh = sum(1 for index, part in done.items() if index not in row.parts and not part.existed)
+        if fresh and path.limiter is not None:
+            path.limiter.record(row.account, row.platform, fresh, now)
+
+
+__all__ = ["Delivered", "Delivery", "Emit", "Outcome", "PostWrite", "Retries", "UnexpectedPublishError"]

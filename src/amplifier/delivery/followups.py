@@ -5,14 +5,18 @@
   jobs in the ledger (:func:`jobs_for`, :meth:`Ledger.plan_followups`): one per post, kind and account, so
   planning them again (:func:`catch_up` after a crash between the two ledger writes) adds nothing.
 * **Found by one indexed query** (:meth:`Ledger.followups_due`), run in each daemon pass after the posts.
-* **Exactly once.** :meth:`FollowupRunner.run` claims the job (committed before the request, with a lease),
-  writes through the account's publisher (:mod:`amplifier.publish.followups`: every write is safe to repeat)
-  and records the outcome. A job whose claim's holder died (its lease ran out) is taken over as *unknown*: the
-  server is read first (``is_done``) and the write made only when it is not there.
+* **Exactly once, through the one delivery path.** :meth:`FollowupRunner.run` carries the job as a
+  :class:`JobWrite` through :class:`~amplifier.delivery.write.Writer`, like a post: claimed (committed before
+  the request, with a lease), written through the account's publisher (:mod:`amplifier.publish.followups`: every
+  write is safe to repeat), the outcome recorded. A job whose claim's holder died (its lease ran out) is taken
+  over as *unknown*: the server is read first (``is_done``) and the write made only when it is not there.
 * **Within budgets, posts first.** No job for an account that has a post due, is paused, or is blocked by a
   server's 429 reset; each write counts in the account's rate budget (the posts' limiter); Mastodon deletes also
-  in :data:`DELETE_BUDGETS` (30 per 30 minutes per account). A 429 blocks the account until its reset; another
-  transient fault or an unknown outcome backs off (1 min doubling to 1 h), up to :data:`MAX_ATTEMPTS`.
+  in :data:`DELETE_BUDGETS` (30 per 30 minutes per account). Errors are classified as a post's
+  (:func:`~amplifier.delivery.outcomes.classify`, under :data:`RETRIES`): a 429 (or a refused login) blocks the
+  account until its reset and is no attempt; another transient fault backs off (1 min doubling to 1 h) and
+  fails after :data:`MAX_ATTEMPTS`; an unknown outcome backs off the same way and, like a post's, is never
+  recorded failed while the write may be there; rejected or missing credentials back off too (never failed).
 * **Retraction.** A ``delete`` job first plans the rest of the retraction (:meth:`Ledger.retract`: pending
   boosts and pins skipped, boosts and pin made undone), then deletes every part. ``amplifier retract`` plans
   the same jobs (:func:`amplifier.delivery.retract.retract`) and runs them at once (:meth:`FollowupRunner.run_jobs`).
@@ -27,16 +31,13 @@ from typing import Any
 
 from amplifier.delivery.ledger import Ledger, LedgerError, Row, State, UnknownPost
 from amplifier.delivery.ledger.followups import FollowupClaimLost, FollowupJob, FollowupState
+from amplifier.delivery.outcomes import Attempt, Failure, Outcome, Retries
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
-from amplifier.errors import AmplifierError, CredentialsError
+from amplifier.delivery.write import Writer
+from amplifier.errors import AmplifierError, UsageError
 from amplifier.plan.post import PlannedPost
-from amplifier.publish.base import (
-    OutcomeUnknownError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-)
-from amplifier.publish.followups import Target, WritesFollowups
+from amplifier.publish.base import OutcomeUnknownError, PermanentError
+from amplifier.publish.followups import Target, WriteOutcome, WritesFollowups
 
 DELETE_BUDGETS: Mapping[str, Budget] = {"mastodon": Budget((Window(30, timedelta(minutes=30)),))}
 LEASE = timedelta(minutes=5)
@@ -46,6 +47,17 @@ MAX_ATTEMPTS = 8
 JOBS_PER_PASS = 100
 ROUNDS = 3  # queries of the due jobs in one pass (a deletion's undoing of boosts comes due in it)
 DELETE_AFTER = "delete_after"  # the ``by`` of a deletion the campaign's delete_after asked for
+
+
+def backoff(attempt: int) -> timedelta:
+    """The wait after ``attempt`` failed attempts of a job: 1 minute, doubling, at most an hour."""
+    return min(BACKOFF_MIN * (1 << min(max(attempt - 1, 0), 10)), BACKOFF_MAX)
+
+
+RETRIES = Retries(backoff=backoff, max_attempts=MAX_ATTEMPTS)
+"""What follows a failed follow-up write (:func:`~amplifier.delivery.outcomes.classify`): the backoff, failed
+after :data:`MAX_ATTEMPTS` faults; a 429 is no attempt; rejected credentials are released (tried again after
+the backoff) unless ``pause_account``."""
 
 PublisherOf = Callable[[str], object]
 Emit = Callable[..., None]
@@ -140,6 +152,7 @@ class FollowupRunner:
         emit: Emit | None = None,
         lease: timedelta = LEASE,
         after_request: Callable[[FollowupJob], None] = lambda job: None,
+        retries: Retries = RETRIES,
     ) -> None:
         self.ledger = ledger
         self.publisher_of = publisher_of
@@ -150,6 +163,7 @@ class FollowupRunner:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.lease = lease
         self.after_request = after_request
+        self.retries = retries
         self._seeded = False
 
     # ------------------------------------------------------------------ which
@@ -218,113 +232,132 @@ class FollowupRunner:
     # ------------------------------------------------------------------ one job
 
     def run(self, job: FollowupJob, now: datetime, report: FollowupReport | None = None) -> str:
-        """Claim ``job`` and carry it through; its outcome: done, failed, skipped, retry, unknown, waiting or
-        lost (not claimable)."""
+        """Claim ``job`` and carry it through the delivery path (:class:`JobWrite`); its outcome: done, failed,
+        skipped, retry, unknown, waiting or lost (not claimable)."""
         report = report if report is not None else FollowupReport()
-        claimed = self.ledger.claim_followup(job.key, self.token, now, now + self.lease)
-        if claimed is None:
-            return "lost"
+        writer = Writer(self.retries, clock=lambda: now, limiter=self.limiter)
         try:
-            return self._carry(claimed, now, report)
+            return writer.carry(JobWrite(self, job, now, report))
         except FollowupClaimLost:
             self.emit("followup-lost", id=job.post_id, kind=job.kind, account=job.account)
             return "lost"
 
-    def _carry(self, job: FollowupJob, now: datetime, report: FollowupReport) -> str:
-        row = find(self.ledger, job.post_id)
-        if row is not None and row.state in (State.PLANNED, State.CLAIMED):  # its outcome is being recorded
-            wait = now + BACKOFF_MIN
-            return self._release(
-                job,
-                now,
-                wait,
-                "the post is not published yet",
-                unknown=job.unknown,
-                report=report,
-                attempt=False,
-            )
-        if row is None or row.state is not State.PUBLISHED:
-            state = "not in the ledger" if row is None else row.state.value
-            return self._finish(job, "skipped", f"the post is {state}, not published", now, report)
-        try:
-            writer = self._writer(job.account)
-            target = target_of(row, self.servers)
-            if job.kind == "delete":
-                self.ledger.retract(job.post_id, by=job.by or DELETE_AFTER, reason=job.reason or "", now=now)
-            if job.unknown and writer.is_done(job.kind, target, job.due_at):
-                return self._finish(job, "done", "found done on the server", now, report)
-            outcome = writer.write(job.kind, target, job.due_at)
-        except RateLimitedError as exc:
-            until = exc.reset_at or now + BACKOFF_MIN
-            self.limiter.block(job.account, until)
-            return self._release(job, now, until, str(exc), unknown=job.unknown, report=report, attempt=False)
-        except (OutcomeUnknownError, TransientError) as exc:
-            unknown = job.unknown or isinstance(exc, OutcomeUnknownError)
-            return self._retry(job, now, str(exc), unknown, report)
-        except (
-            CredentialsError
-        ) as exc:  # rejected or missing (AuthError, a secret not set): fixed by an operator,
-            # meanwhile tried again less and less often
-            return self._retry(job, now, str(exc), job.unknown, report)
-        except AmplifierError as exc:  # refused: permanent, credentials
-            return self._finish(job, "failed", str(exc), now, report)
-        except Exception as exc:  # an SDK or HTTP exception nobody classified: it may have been written
-            return self._retry(job, now, f"{type(exc).__name__}: {exc}", True, report)
-        self.after_request(job)
-        self.limiter.record(job.account, job.platform, 1, now)
-        if job.kind == "delete" and job.platform in DELETE_BUDGETS:
-            self.deletes.record(job.account, job.platform, len(target.parts), now)
-        return self._finish(job, "done", outcome.detail, now, report, outcome.record)
-
-    def _writer(self, account: str) -> Any:
+    def writes_of(self, account: str) -> Any:
+        """The account's follow-up writer (:class:`PermanentError` when the account or its publisher has none)."""
         try:
             publisher = self.publisher_of(account)
         except KeyError:
             raise PermanentError(f"{account} is not an account of the campaign any more") from None
+        except UsageError as exc:  # the same, said by the caller's publisher_of
+            raise PermanentError(str(exc)) from None
         if not isinstance(publisher, WritesFollowups):
             raise PermanentError(f"{account}: this publisher makes no follow-up writes")
         return publisher.followups()
 
-    def _finish(
-        self,
-        job: FollowupJob,
-        state: FollowupState,
-        reason: str,
-        now: datetime,
-        report: FollowupReport,
-        result: dict[str, Any] | None = None,
-    ) -> str:
-        self.ledger.finish_followup(job.key, self.token, state, reason, now, result)
-        text = job.key_text if state == "done" else f"{job.key_text}: {reason}"
-        {"done": report.done, "failed": report.failed, "skipped": report.skipped}[state].append(text)
-        self.emit(f"followup-{state}", id=job.post_id, kind=job.kind, account=job.account, reason=reason)
-        return state
 
-    def _retry(
-        self, job: FollowupJob, now: datetime, reason: str, unknown: bool, report: FollowupReport
-    ) -> str:
-        if job.attempts + 1 >= MAX_ATTEMPTS:
-            return self._finish(job, "failed", f"{reason} (after {job.attempts + 1} attempts)", now, report)
-        wait = min(BACKOFF_MIN * 2**job.attempts, BACKOFF_MAX)
-        self._release(job, now, now + wait, reason, unknown=unknown, report=report)
+@dataclass
+class JobWrite:
+    """A follow-up job as a :class:`~amplifier.delivery.write.Write` of ``runner``: claimed with a lease; a job
+    whose outcome is unknown is looked for on the server first (``is_done``); a deletion first plans the rest of
+    the retraction. What its records look like: the job finished (done, failed, skipped) or released to a later
+    time (a wait, a retry, an unknown outcome), and the report of the pass."""
+
+    runner: FollowupRunner
+    job: FollowupJob
+    now: datetime
+    report: FollowupReport
+    row: Row | None = None
+    _prepared: tuple[Any, Target] | None = None
+
+    def attempt(self) -> Attempt:
+        job = self.job
+        return Attempt(job.account, job.attempts + 1, job.unknown, (OutcomeUnknownError,), job.next_at)
+
+    def begin(self, now: datetime) -> str | None:
+        claimed = self.runner.ledger.claim_followup(
+            self.job.key, self.runner.token, now, now + self.runner.lease
+        )
+        if claimed is None:
+            return "lost"
+        self.job = claimed
+        row = self.row = find(self.runner.ledger, claimed.post_id)
+        if row is not None and row.state in (State.PLANNED, State.CLAIMED):  # its outcome is being recorded
+            return self._release(now + BACKOFF_MIN, "the post is not published yet", attempt=False)
+        if row is None or row.state is not State.PUBLISHED:
+            state = "not in the ledger" if row is None else row.state.value
+            return self._finish("skipped", f"the post is {state}, not published")
+        return None
+
+    def _prepare(self) -> tuple[Any, Target]:
+        """The account's writer and the post's target; a deletion plans the rest of its retraction first."""
+        if self._prepared is None:
+            job, ledger = self.job, self.runner.ledger
+            writer = self.runner.writes_of(job.account)
+            target = target_of(self.row or ledger.get(job.post_id), self.runner.servers)
+            if job.kind == "delete":
+                ledger.retract(job.post_id, by=job.by or DELETE_AFTER, reason=job.reason or "", now=self.now)
+            self._prepared = (writer, target)
+        return self._prepared
+
+    def done_before(self) -> bool:
+        writer, target = self._prepare()
+        return bool(writer.is_done(self.job.kind, target, self.job.due_at))
+
+    def request(self) -> WriteOutcome:
+        writer, target = self._prepare()
+        outcome: WriteOutcome = writer.write(self.job.kind, target, self.job.due_at)
+        return outcome
+
+    def found(self) -> str:
+        return self._finish("done", "found done on the server")
+
+    def done(self, answer: WriteOutcome) -> str:
+        job, runner = self.job, self.runner
+        runner.after_request(job)
+        runner.limiter.record(job.account, job.platform, 1, self.now)
+        if job.kind == "delete" and job.platform in DELETE_BUDGETS:
+            runner.deletes.record(job.account, job.platform, len(self._prepare()[1].parts), self.now)
+        return self._finish("done", answer.detail, answer.record)
+
+    def failed(self, failure: Failure) -> str:
+        if failure.outcome is Outcome.FAILED:
+            return self._finish("failed", failure.reason)
+        if failure.outcome is Outcome.PAUSED:  # rejected credentials: an operator resumes the account
+            self.runner.ledger.pause_account(self.job.account, failure.reason, self.now)
+            self.runner.emit("paused", account=self.job.account, reason=failure.reason)
+        # credentials (released, fixed by an operator: meanwhile tried again less and less often), a retry, an
+        # unknown outcome (looked for on the server before writing again)
+        unknown = failure.outcome is Outcome.UNKNOWN or self.job.unknown
+        self._release(failure.at, failure.reason, attempt=failure.counts, unknown=unknown)
+        if not failure.counts:
+            return "waiting"
         return "unknown" if unknown else "retry"
 
-    def _release(
-        self,
-        job: FollowupJob,
-        now: datetime,
-        until: datetime,
-        reason: str,
-        *,
-        unknown: bool,
-        report: FollowupReport,
-        attempt: bool = True,
-    ) -> str:
-        self.ledger.release_followup(
-            job.key, self.token, now, next_at=until, detail=reason, unknown=unknown, attempt=attempt
+    def _finish(self, state: FollowupState, reason: str, result: dict[str, Any] | None = None) -> str:
+        job, report = self.job, self.report
+        self.runner.ledger.finish_followup(job.key, self.runner.token, state, reason, self.now, result)
+        text = job.key_text if state == "done" else f"{job.key_text}: {reason}"
+        {"done": report.done, "failed": report.failed, "skipped": report.skipped}[state].append(text)
+        self.runner.emit(
+            f"followup-{state}", id=job.post_id, kind=job.kind, account=job.account, reason=reason
         )
-        report.deferred.append(job.key_text)
-        self.emit(
+        return state
+
+    def _release(
+        self, until: datetime, reason: str, *, attempt: bool = True, unknown: bool | None = None
+    ) -> str:
+        job = self.job
+        self.runner.ledger.release_followup(
+            job.key,
+            self.runner.token,
+            self.now,
+            next_at=until,
+            detail=reason,
+            unknown=job.unknown if unknown is None else unknown,
+            attempt=attempt,
+        )
+        self.report.deferred.append(job.key_text)
+        self.runner.emit(
             "followup-retry", id=job.post_id, kind=job.kind, account=job.account, until=until, reason=reason
         )
         return "waiting"

@@ -1,10 +1,10 @@
 """Changing who may reply to and quote a published post (``amplifier gate``), for when a pile-on starts.
 
 One function, :func:`change_gates`: it reads the post from the ledger (it must be published, its account not
-paused), asks the account's publisher to change the controls and records the change in the ledger (who, when,
-what, how it went) whether it worked or not. The publisher's errors are the delivery path's classified
-:class:`~amplifier.publish.base.PublishError` classes; a 429 is reported with the server's reset time and nothing
-is retried before it.
+paused), and carries the change through the one delivery path (:class:`GateWrite`,
+:mod:`amplifier.delivery.write`): the account's publisher changes the controls and the ledger records the change
+(who, when, what, how it went) whether it worked or not. Its errors are classified as every write's; a 429 is
+reported with the server's reset time and blocks the account in the rate limiter until then.
 
 * Bluesky: the threadgate on the post's root (``replies``; ``everyone`` deletes it) and a postgate on each part
   (``quotes``: followers or nobody turn quoting off, everyone deletes the postgate).
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from amplifier.delivery.ledger import GateChange, Ledger, State
+from amplifier.delivery.ledger import GateChange, Ledger, Row
+from amplifier.delivery.outcomes import Attempt, Failure, Retries
+from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.write import Writer, part_ids, published_row
 from amplifier.errors import AmplifierError, ExitCode
 from amplifier.plan.gates import quotes_off
-from amplifier.publish.base import PublishError, RateLimitedError
+from amplifier.publish.base import PostRef, RateLimitedError
 
 MASTODON_NO_REPLIES = (
     "Mastodon has no control over who may reply to a post: replies on Mastodon stay as they are (you can still "
@@ -54,21 +57,12 @@ class GateRequest:
 
 
 @dataclass(frozen=True)
-class GateOutcome:
-    post_id: str
-    account: str
-    platform: str
+class GateOutcome(PostRef):
     done: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.post_id,
-            "account": self.account,
-            "platform": self.platform,
-            "done": list(self.done),
-            "notes": list(self.notes),
-        }
+        return {**self.ref_json(), "done": list(self.done), "notes": list(self.notes)}
 
 
 @runtime_checkable
@@ -87,55 +81,98 @@ def created_at(now: datetime) -> str:
 
 
 def change_gates(
-    ledger: Ledger, publisher: object, post_id: str, request: GateRequest, *, by: str, now: datetime
+    ledger: Ledger,
+    publisher: object,
+    post_id: str,
+    request: GateRequest,
+    *,
+    by: str,
+    now: datetime,
+    limiter: RateLimiter | None = None,
 ) -> GateOutcome:
-    """Change the controls of published post ``post_id`` through ``publisher`` (its account's) and record it."""
-    row = ledger.get(post_id)
-    if row.state is not State.PUBLISHED or not row.result:
-        raise GateRefused(
-            f"{post_id}: it is {row.state.value}, not published; only a published post has controls"
-        )
-    paused = ledger.paused_accounts().get(row.account)
-    if paused is not None:
-        raise GateRefused(f"{post_id}: the account {row.account} is paused ({paused}); resume it first")
-    ids = [str(part.get("id") or "") for part in row.result]
-    if not all(ids):
-        raise GateRefused(f"{post_id}: the ledger has no platform id for every part (a dry run?)")
-    notes: list[str] = []
-    done: list[str] = []
-    wanted_replies = request.replies is not None or request.everyone_replies
+    """Change the controls of published post ``post_id`` through ``publisher`` (its account's) and record it;
+    the change goes through the delivery path (:class:`GateWrite`): a 429 blocks the account in ``limiter``
+    until the server's reset."""
+    row = published_row(ledger, post_id, GateRefused, "; only a published post has controls")
+    ids = part_ids(ledger, row, GateRefused, "platform id")
+    if not (
+        (row.platform == "bluesky" and isinstance(publisher, SetsGates))
+        or (row.platform == "mastodon" and isinstance(publisher, SetsQuotePolicy))
+    ):
+        raise GateRefused(f"{post_id}: {row.platform} posts have no reply or quote controls here")
+    write = GateWrite(ledger, publisher, row, ids, request, by, now)
+    return Writer(Retries(), clock=lambda: now, limiter=limiter).carry(write)
 
-    def record(outcome: str, detail: str) -> None:
-        ledger.record_gate_change(
-            GateChange(post_id, row.account, by, now, request.replies_text(), request.quotes, outcome, detail)
-        )
 
-    try:
-        if row.platform == "bluesky" and isinstance(publisher, SetsGates):
-            done += publisher.set_gates(
-                ids,
-                replies=request.replies,
-                everyone_replies=request.everyone_replies,
-                quotes_off=None if request.quotes is None else quotes_off(request.quotes),
-                created_at=created_at(now),
+@dataclass
+class GateWrite:
+    """A change of a published post's controls as a :class:`~amplifier.delivery.write.Write`: one attempt (the
+    operator runs ``gate`` again), recorded done, partial or failed (who, when, what, how it went) either way."""
+
+    ledger: Ledger
+    publisher: object
+    row: Row
+    ids: list[str]
+    change: GateRequest
+    by: str
+    now: datetime
+    notes: list[str] = field(default_factory=list)
+
+    def begin(self, now: datetime) -> GateOutcome | None:
+        return None
+
+    def attempt(self) -> Attempt:
+        return Attempt(self.row.account)
+
+    def done_before(self) -> bool:
+        return False  # a change is safe to repeat: the operator's next ``gate`` makes it again
+
+    def request(self) -> list[str]:
+        change, publisher = self.change, self.publisher
+        if isinstance(publisher, SetsGates) and self.row.platform == "bluesky":
+            return publisher.set_gates(
+                self.ids,
+                replies=change.replies,
+                everyone_replies=change.everyone_replies,
+                quotes_off=None if change.quotes is None else quotes_off(change.quotes),
+                created_at=created_at(self.now),
             )
-        elif row.platform == "mastodon" and isinstance(publisher, SetsQuotePolicy):
-            if wanted_replies:
-                notes.append(MASTODON_NO_REPLIES)
-            if request.quotes is not None:
-                done += publisher.set_quote_policy(ids, request.quotes)
-        else:
-            raise GateRefused(f"{post_id}: {row.platform} posts have no reply or quote controls here")
-    except PublishError as exc:
-        reason = str(exc)
+        assert isinstance(publisher, SetsQuotePolicy)  # change_gates checked it
+        if change.replies is not None or change.everyone_replies:
+            self.notes.append(MASTODON_NO_REPLIES)
+        return [] if change.quotes is None else publisher.set_quote_policy(self.ids, change.quotes)
+
+    def found(self) -> GateOutcome:
+        raise AssertionError("a gate change is not looked for: it is made again")
+
+    def done(self, answer: list[str]) -> GateOutcome:
+        post_id, notes = self.row.id, self.notes
+        if not answer:
+            self.record("failed", "; ".join(notes) or "nothing to change")
+            raise GateRefused(
+                f"{post_id}: nothing was changed: {'; '.join(notes) or 'give --replies or --quotes'}"
+            )
+        self.record("done", "; ".join([*answer, *notes]))
+        return GateOutcome(post_id, self.row.account, self.row.platform, tuple(answer), tuple(notes))
+
+    def failed(self, failure: Failure) -> GateOutcome:
+        reason, exc = failure.reason, failure.error
         if isinstance(exc, RateLimitedError) and exc.reset_at is not None:
             reason += f"; the server allows no more before {exc.reset_at:%Y-%m-%d %H:%M:%S} UTC"
-        record("partial" if done else "failed", "; ".join([*done, reason]))
-        raise
-    if not done:
-        record("failed", "; ".join(notes) or "nothing to change")
-        raise GateRefused(
-            f"{post_id}: nothing was changed: {'; '.join(notes) or 'give --replies or --quotes'}"
+        self.record("failed", reason)
+        raise failure.raised
+
+    def record(self, outcome: str, detail: str) -> None:
+        change = self.change
+        self.ledger.record_gate_change(
+            GateChange(
+                self.row.id,
+                self.row.account,
+                self.by,
+                self.now,
+                change.replies_text(),
+                change.quotes,
+                outcome,
+                detail,
+            )
         )
-    record("done", "; ".join([*done, *notes]))
-    return GateOutcome(post_id, row.account, row.platform, tuple(done), tuple(notes))

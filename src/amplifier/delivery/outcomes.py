@@ -1,8 +1,8 @@
-"""What the delivery path (:mod:`amplifier.delivery.deliver`) gives back and how it records a failed attempt:
-:class:`Outcome` and :class:`Delivered`, the caller's :class:`Retries`, and :class:`OutcomeRecording` (a base of
-:class:`~amplifier.delivery.deliver.Delivery`), which turns an error into the ledger's next state as its class
-says: released or paused (credentials), failed (permanent), unknown (the request may have gone out), or a retry
-at the server's reset or after the backoff. The parts of a thread that went out before the error are recorded.
+"""What a failed write means, in one place: :func:`classify` turns the error of any write (a post, a follow-up
+job, a gate change, an edit; :mod:`amplifier.delivery.write` carries them all) into a :class:`Failure` as its
+class says: released or paused (credentials), failed (permanent), unknown (the request may have gone out), or a
+retry at the server's reset or after the backoff, with the account's block in the rate limiter. Also what the
+post path gives back (:class:`Outcome`, :class:`Delivered`) and the caller's :class:`Retries`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from amplifier.clock import Clock
-from amplifier.delivery.ledger import Ledger, LedgerError, Row
-from amplifier.delivery.ratelimit import RateLimiter
-from amplifier.delivery.reconcile import RECHECK_MAX, RECHECK_MIN, Reconciled, needs_search
+from amplifier.delivery.reconcile import RECHECK_MAX, RECHECK_MIN, Reconciled
 from amplifier.errors import AmplifierError, CredentialsError
 from amplifier.publish.base import AuthError, PermanentError, PublishResult, RateLimitedError, TransientError
 
@@ -62,6 +59,7 @@ class UnexpectedPublishError(TransientError):
 
     def __init__(self, exc: BaseException) -> None:
         super().__init__(f"outcome unknown after an unexpected error: {type(exc).__name__}: {exc}")
+        self.original = exc
 
 
 @dataclass(frozen=True)
@@ -84,89 +82,88 @@ class Retries:
         return self.backoff(attempt) if self.backoff is not None else self.recheck_min
 
 
-class OutcomeRecording:
-    """Records what a failed attempt means (a base of :class:`~amplifier.delivery.deliver.Delivery`, which sets
-    these attributes)."""
+@dataclass(frozen=True)
+class Attempt:
+    """What the classification of a failure needs to know of a write's attempt.
 
-    ledger: Ledger
-    token: str
-    retries: Retries
-    clock: Clock
-    limiter: RateLimiter | None
-    emit: Emit
+    ``number``: which attempt (1: the first). ``unknown``: an earlier attempt's outcome is unknown (the server is
+    asked first, and a fault keeps it unknown). ``unsure``: the errors after which this write's request may have
+    reached the server. ``own_time``: the write's own next attempt time, kept by a retry when the caller's rules
+    have no backoff."""
 
-    def _record_done(self, row: Row, exc: AmplifierError) -> None:
-        """The parts of a thread that went out before ``exc``: recorded, and counted in the rate budget."""
-        done = getattr(exc, "done", None) or {}
-        now = self.clock()
-        for index, part in sorted(done.items()):
-            if index in row.parts:
-                continue
-            try:
-                self.ledger.record_part(row.id, index, part.to_json(), now, token=self.token)
-            except LedgerError as error:
-                self.emit("error", id=row.id, account=row.account, reason=str(error))
-        fresh = sum(1 for index, part in done.items() if index not in row.parts and not part.existed)
-        if fresh and self.limiter is not None:
-            self.limiter.record(row.account, row.platform, fresh, now)
+    account: str
+    number: int = 1
+    unknown: bool = False
+    unsure: tuple[type[BaseException], ...] = ()
+    own_time: datetime | None = None
 
-    def _block(self, account: str, until: datetime) -> None:
-        if self.limiter is not None:
-            self.limiter.block(account, until)
 
-    def _failed(self, row: Row, exc: AmplifierError) -> Delivered:
-        from amplifier.publish.mastodon import StatusOutcomeUnknown
-        from amplifier.publish.sessions import LoginRefusedError
+@dataclass(frozen=True)
+class Failure:
+    """What one failed attempt of a write means (:func:`classify`); the write records it its own way.
 
-        self._record_done(row, exc)
-        now = self.clock()
-        reason = str(exc)
-        attempt = row.attempts + 1
-        rules = self.retries
-        if isinstance(exc, AuthError | CredentialsError) and not isinstance(exc, LoginRefusedError):
-            self.ledger.release(row.id, now, token=self.token)
-            if not rules.pause_account:
-                return Delivered(Outcome.RELEASED, error=exc)
-            self.ledger.pause_account(row.account, reason, now)
-            self.emit("paused", account=row.account, reason=reason)
-            return Delivered(Outcome.PAUSED, error=exc)
-        if isinstance(exc, PermanentError):
-            return self._fail(row, reason, exc)
-        if isinstance(exc, StatusOutcomeUnknown | UnexpectedPublishError) or needs_search(row):
-            return self._unknown(row, exc, attempt)
-        if isinstance(exc, RateLimitedError | LoginRefusedError):
-            reset = exc.reset_at if isinstance(exc, RateLimitedError) else exc.retry_at
-            if rules.backoff is None:  # the post's own time, unless the server said later
-                retry_at = max(row.next_attempt_at, reset or now)
-            elif reset is not None and reset > now:
-                retry_at = reset
-            else:
-                retry_at = now + rules.backoff(attempt)
-            self._block(row.account, retry_at)
-            if rules.rate_limited_max_attempts is not None and attempt >= rules.rate_limited_max_attempts:
-                return self._fail(row, reason, exc)
+    ``at``: RETRY, when to try again; UNKNOWN, when to check the server; RELEASED / PAUSED, when a write that keeps
+    no time of its own may look again (the backoff); FAILED, now. ``counts``: whether the attempt counts towards
+    ``max_attempts`` (a 429 counts only where ``rate_limited_max_attempts`` is set). ``block_until``: the
+    server-given block of the account, for the rate limiter. ``raised``: what was raised (``error`` wraps an
+    exception that is not an :class:`AmplifierError`)."""
+
+    outcome: Outcome  # RETRY, UNKNOWN, FAILED, PAUSED or RELEASED
+    error: AmplifierError
+    reason: str
+    attempt: int
+    at: datetime
+    raised: BaseException
+    counts: bool = True
+    block_until: datetime | None = None
+
+
+def classify(exc: BaseException, of: Attempt, *, now: datetime, retries: Retries) -> Failure:
+    """What the attempt ``of`` a write failing with ``exc`` at ``now`` means, as its class says.
+
+    After an unknown outcome (``of.unknown``) any fault but a refusal leaves it unknown; ``of.unsure`` are the
+    write's error classes after which its request may have reached the server (an exception that is not an
+    :class:`AmplifierError` always is one); ``of.own_time`` is kept when ``retries`` has no backoff."""
+    from amplifier.publish.sessions import LoginRefusedError
+
+    attempt, unknown, unsure, own_time = of.number, of.unknown, of.unsure, of.own_time
+
+    error = exc if isinstance(exc, AmplifierError) else UnexpectedPublishError(exc)
+    reason = str(error)
+    backoff_at = now + retries.wait(attempt)
+
+    def failure(
+        outcome: Outcome,
+        at: datetime,
+        *,
+        why: str = reason,
+        counts: bool = True,
+        block_until: datetime | None = None,
+    ) -> Failure:
+        return Failure(outcome, error, why, attempt, at, exc, counts=counts, block_until=block_until)
+
+    if isinstance(error, AuthError | CredentialsError) and not isinstance(error, LoginRefusedError):
+        return failure(Outcome.PAUSED if retries.pause_account else Outcome.RELEASED, backoff_at)
+    if isinstance(error, PermanentError):
+        return failure(Outcome.FAILED, now)
+    limit = retries.rate_limited_max_attempts
+    if unknown or isinstance(error, (UnexpectedPublishError, *unsure)):
+        if isinstance(error, RateLimitedError) and error.reset_at is not None and error.reset_at > now:
+            return failure(
+                Outcome.UNKNOWN, error.reset_at, counts=limit is not None, block_until=error.reset_at
+            )
+        return failure(Outcome.UNKNOWN, backoff_at)
+    if isinstance(error, RateLimitedError | LoginRefusedError):
+        reset = error.reset_at if isinstance(error, RateLimitedError) else error.retry_at
+        if retries.backoff is None:  # the write's own time, unless the server said later
+            at = max(own_time or now, reset or now)
+        elif reset is not None and reset > now:
+            at = reset
         else:
-            if rules.max_attempts is not None and attempt >= rules.max_attempts:
-                return self._fail(row, f"{reason} (gave up after {attempt} attempts)", exc)
-            retry_at = now + rules.backoff(attempt) if rules.backoff is not None else row.next_attempt_at
-        # A retry past the post's window stays planned: the daemon's pass at retry_at records it as expired.
-        self.ledger.schedule_retry(row.id, reason, retry_at, now, token=self.token)
-        self.emit("retry", id=row.id, account=row.account, attempt=attempt, at=retry_at, reason=reason)
-        return Delivered(Outcome.RETRY, error=exc, retry_at=retry_at)
-
-    def _unknown(self, row: Row, exc: AmplifierError, attempt: int) -> Delivered:
-        """The attempt may have created the post: it stays claimed until reconciliation, at the next check
-        (the reset time of a 429, else the backoff, which also gives a slow server time to finish)."""
-        now = self.clock()
-        check_at = now + self.retries.wait(attempt)
-        if isinstance(exc, RateLimitedError) and exc.reset_at is not None and exc.reset_at > now:
-            check_at = exc.reset_at
-            self._block(row.account, check_at)
-        self.ledger.mark_unknown(row.id, str(exc), now, check_at=check_at, token=self.token)
-        self.emit("unknown", id=row.id, account=row.account, attempt=attempt, check=check_at, reason=str(exc))
-        return Delivered(Outcome.UNKNOWN, error=exc, retry_at=check_at)
-
-    def _fail(self, row: Row, reason: str, exc: AmplifierError) -> Delivered:
-        self.ledger.mark_failed(row.id, reason, self.clock(), token=self.token)
-        self.emit("failed", id=row.id, account=row.account, reason=reason)
-        return Delivered(Outcome.FAILED, error=exc)
+            at = now + retries.backoff(attempt)
+        if limit is not None and attempt >= limit:
+            return failure(Outcome.FAILED, now, block_until=at)
+        return failure(Outcome.RETRY, at, counts=limit is not None, block_until=at)
+    if retries.max_attempts is not None and attempt >= retries.max_attempts:
+        return failure(Outcome.FAILED, now, why=f"{reason} (gave up after {attempt} attempts)")
+    return failure(Outcome.RETRY, backoff_at if retries.backoff is not None else own_time or now)

@@ -73,12 +73,21 @@ class PartResult:
 
 
 @dataclass(frozen=True)
-class PublishResult:
-    """Where a post (every part of its thread) was published."""
+class PostRef:
+    """A post as a command's result names it (the first keys of its JSON): publish, gate, correct."""
 
     post_id: str
     account: str
     platform: str
+
+    def ref_json(self) -> dict[str, Any]:
+        return {"id": self.post_id, "account": self.account, "platform": self.platform}
+
+
+@dataclass(frozen=True)
+class PublishResult(PostRef):
+    """Where a post (every part of its thread) was published."""
+
     parts: tuple[PartResult, ...]
     dry_run: bool = False
 
@@ -92,9 +101,7 @@ class PublishResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.post_id,
-            "account": self.account,
-            "platform": self.platform,
+            **self.ref_json(),
             "dry_run": self.dry_run,
             "already_published": self.already_published,
             "url": self.url,
