@@ -6,21 +6,26 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from amplifier.campaign.load import load_campaign
+from amplifier.clock import utcnow
 from amplifier.daemon.events import EventLog
+from amplifier.daemon.loop import Daemon
 from amplifier.daemon.nodes import SHARE_WAIT, NodesMixin, owners
+from amplifier.daemon.scheduler import serve
 from amplifier.daemon.settings import DaemonSettings
 from amplifier.delivery.ledger import LedgerError, PlanEntry
 from amplifier.delivery.ledger.postgres import PostgresLedger
 from amplifier.delivery.pg_coordination import PostgresCoordinator
 from tests.integration.servers.postgres import PostgresServer
 from tests.integration.test_nodes import Node, campaign, make_node, url
-from tests.unit.test_daemon import FakeServer, at
+from tests.unit.test_daemon import BERLIN, FakePublisher, FakeServer, at, once
 
 __all__ = ["make_node", "url"]  # the fixtures of test_nodes, used here
 
@@ -174,3 +179,59 @@ def test_the_nodes_of_a_burst_split_its_accounts_without_asking_for_one_twice(
             node.coordinator.close()
             node.ledger.close()
         ledger.close()
+
+
+def test_a_follower_started_before_the_plan_wakes_for_the_posts_the_leader_plans(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """A follower that starts (and arms its wake) before the leader has written the plan finds nothing due; when
+    the plan comes, its watch sees a post due before its next wake and arms again (before, it slept until its
+    hourly re-plan, and its share of every burst waited for the other nodes)."""
+    url = postgres.create_database(f"share_{next(_databases)}")
+    minute = dt.datetime.now(BERLIN).strftime("%Y-%m-%dT%H:%M")
+    folder = campaign(tmp_path, "c", once("a", minute))
+    server = FakeServer()
+    made: list[tuple[Daemon, PostgresLedger, PostgresCoordinator]] = []
+
+    def node(name: str) -> Daemon:
+        ledger, coordinator = PostgresLedger.open(url, utcnow()), PostgresCoordinator(url, name, LEASE)
+        daemon = Daemon(
+            load_campaign(folder / "schedule.yaml"),
+            ledger,
+            lambda account, settings: FakePublisher(account, settings.platform, server),  # type: ignore[arg-type]
+            clock=utcnow,
+            log=EventLog(None, keep=True),
+            settings=DaemonSettings(claim_lease=LEASE),
+            environ={},
+            coordinator=coordinator,
+            token=name,
+        )
+        made.append((daemon, ledger, coordinator))
+        return daemon
+
+    leader_lock = PostgresCoordinator(url, "leader:1:x", LEASE)
+    assert leader_lock.may_plan()  # the leader is another node: the follower plans nothing
+    follower, stop = node("follower:2:y"), threading.Event()
+    follower.start(utcnow())
+    serving = threading.Thread(target=serve, args=(follower, stop))
+    serving.start()
+    try:
+        while not any(event.get("event") == "started" for event in follower.log.events):
+            time.sleep(0.05)
+        assert follower.ledger.next_due_at() is None  # no plan yet
+        leader_lock.resign()
+        leader = node("leader:3:z")
+        leader.start(utcnow())  # writes the plan (and never passes: the follower publishes)
+        assert follower.ledger.next_due_at() is not None
+        deadline = time.monotonic() + 30
+        while not (server.count(f"a:masto:{minute}") and server.count(f"a:sky:{minute}")):
+            assert time.monotonic() < deadline, "the follower never published the leader's plan"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        serving.join(timeout=60)
+        leader_lock.close()
+        for daemon, ledger, coordinator in made:
+            daemon.close()
+            coordinator.close()
+            ledger.close()
