@@ -25,6 +25,9 @@ MIN_LENGTH = 6
 
 _lock = threading.Lock()
 _known: set[str] = set()
+# The known values by their first MIN_LENGTH characters, each list longest first (rebuilt after a change): a
+# text is checked only for the values whose head it contains, not for every value of every account.
+_heads: dict[str, list[str]] | None = None
 
 _KEYS = (
     r"password|passwd|pass|app_?password|secret|client_secret|token|access_?token|refresh_?token"
@@ -49,25 +52,43 @@ def register(secret: str) -> None:
     if len(value) < MIN_LENGTH:
         return
     forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+    global _heads
     with _lock:
         _known.update(form for form in forms if len(form) >= MIN_LENGTH)
+        _heads = None
 
 
 def forget_all() -> None:
     """Forget every registered secret (for tests)."""
+    global _heads
     with _lock:
         _known.clear()
+        _heads = None
+
+
+def _known_heads() -> dict[str, list[str]]:
+    global _heads
+    with _lock:
+        if _heads is None:
+            heads: dict[str, list[str]] = {}
+            for value in sorted(_known, key=len, reverse=True):
+                heads.setdefault(value[:MIN_LENGTH], []).append(value)
+            _heads = heads
+        return _heads
 
 
 def redact(text: str) -> str:
     """``text`` without any registered secret and without anything shaped like a credential."""
     if not text:
         return text
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)  # the longest first: a secret containing another
-    for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
+    heads = _known_heads()
+    if heads:
+        found = {text[i : i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1)} & heads.keys()
+        # the longest first: a secret containing another
+        candidates = sorted((v for head in found for v in heads[head]), key=len, reverse=True)
+        for value in candidates:
+            if value in text:
+                text = text.replace(value, MASK)
     for pattern, replacement in _SHAPES:
         text = pattern.sub(replacement, text)
     return text

@@ -469,7 +469,8 @@ def test_find_published_takes_the_twin_created_closest_to_the_first_possible_req
         ),  # within margin
         (datetime(2027, 10, 25, 9, 0, tzinfo=UTC), "", True),  # no Date header: our clock (12:00)
         (datetime(2027, 10, 25, 11, 59, 59, tzinfo=UTC), "garbage", False),
-        ("2027-10-25T09:00:00Z", "Mon, 25 Oct 2027 10:00:00 GMT", False),  # not a datetime: cannot tell
+        ("2027-10-25T09:00:00Z", "Mon, 25 Oct 2027 10:00:00 GMT", True),  # a plain answer's ISO text
+        ("not a time", "Mon, 25 Oct 2027 10:00:00 GMT", False),  # cannot tell
         (None, "Mon, 25 Oct 2027 10:00:00 GMT", False),
     ],
 )

@@ -52,6 +52,22 @@ def test_known_secret_values_are_redacted_in_every_form() -> None:
         assert "s3cr3t" not in redact(text), text
 
 
+def test_many_secrets_each_masked_the_longest_first_and_registration_after_use_counts() -> None:
+    """A thousand accounts' tokens: a text is checked against the ones whose head it holds (an index rebuilt
+    after each registration), a secret that contains another is masked whole, and the heads of two secrets
+    may be the same."""
+    tokens = [f"tok{n:04d}-{'x' * 39}" for n in range(1000)]
+    for token in tokens:
+        register(token)
+    assert redact(f"a {tokens[7]} b {tokens[999]}") == f"a {MASK} b {MASK}"
+    assert redact("nothing secret here") == "nothing secret here"
+    register("tok0007-short")  # the same head as tokens[7], shorter; registered after a redact
+    register("abcdef")
+    register("abcdefghij")  # contains "abcdef": masked whole, not as [redacted]ghij
+    assert redact("x tok0007-short y abcdefghij z abcdef") == f"x {MASK} y {MASK} z {MASK}"
+    assert redact(f"{tokens[7]}") == MASK
+
+
 def test_short_values_are_not_registered_and_plain_text_is_kept() -> None:
     register("abc")
     assert redact("abc HTTP 401: Unauthorized") == "abc HTTP 401: Unauthorized"

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from amplifier.campaign.fields import no_repeats
+
 LIST_URI_PATTERN = r"^at://[A-Za-z0-9:._%-]+/app\.bsky\.graph\.list/[A-Za-z0-9._~:-]{1,512}$"
 REPLY_RULE_NAMES = ("nobody", "mentioned", "followers", "following")
 
@@ -42,9 +44,7 @@ def _reply_rules(value: Any) -> Any:
 def _check_reply_rules(rules: list[str]) -> list[str]:
     if "nobody" in rules and len(rules) > 1:
         raise ValueError("`nobody` cannot be combined with other reply rules: write `replies: nobody` alone")
-    twice = sorted({rule for rule in rules if rules.count(rule) > 1})
-    if twice:
-        raise ValueError(f"reply rule listed twice: {', '.join(twice)}")
+    no_repeats(rules, "reply rule")
     if len(rules) > MAX_REPLY_RULES:
         raise ValueError(f"{len(rules)} reply rules; Bluesky allows at most {MAX_REPLY_RULES}")
     return rules

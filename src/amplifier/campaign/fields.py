@@ -26,6 +26,14 @@ EnvName = Annotated[
 ]
 
 
+def no_repeats(items: list[str], noun: str) -> list[str]:
+    """``items`` as they are; a ValueError naming each one listed twice (``account listed twice: a, b``)."""
+    twice = sorted({item for item in items if items.count(item) > 1})
+    if twice:
+        raise ValueError(f"{noun} listed twice: {', '.join(twice)}")
+    return items
+
+
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)

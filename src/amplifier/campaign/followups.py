@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from amplifier.campaign.fields import no_repeats
 from amplifier.campaign.yamlsource import PathKey
 from amplifier.errors import Problem
 
@@ -69,10 +70,7 @@ class Boost(BaseModel):
     @field_validator("accounts")
     @classmethod
     def _unique(cls, accounts: list[str]) -> list[str]:
-        twice = sorted({account for account in accounts if accounts.count(account) > 1})
-        if twice:
-            raise ValueError(f"account listed twice: {', '.join(twice)}")
-        return accounts
+        return no_repeats(accounts, "account")
 
     @field_validator("delay")
     @classmethod
@@ -144,12 +142,11 @@ def _entry(values: Mapping[PathKey, Any], base: PathKey, index: int) -> PathKey:
 def _boost_problem(
     campaign: Campaign, rule_id: str, account_id: str, authors: list[str], platforms: set[str]
 ) -> str | None:
-    import difflib
+    from amplifier.campaign.wording import closest
 
     accounts = campaign.schedule.accounts
     if account_id not in accounts:
-        close = difflib.get_close_matches(account_id, list(accounts), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = closest(account_id, accounts)
         return (
             f"boost names {account_id!r}, which is not one of the campaign's accounts{hint}: only accounts listed "
             "under `accounts:` in schedule.yaml can boost"

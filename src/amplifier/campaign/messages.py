@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from amplifier.campaign.controls import Quotes, Replies, SelfLabel
-from amplifier.campaign.fields import Focus, Id, Lang, LocalizedText, Model
+from amplifier.campaign.fields import Focus, Id, Lang, LocalizedText, Model, no_repeats
 from amplifier.campaign.followups import BoostSetting, DeleteAfter
 
 
@@ -141,11 +141,7 @@ class MessageSet(Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: list[str] | None) -> list[str] | None:
-        if labels is not None:
-            twice = sorted({label for label in labels if labels.count(label) > 1})
-            if twice:
-                raise ValueError(f"label listed twice: {', '.join(twice)}")
-        return labels
+        return None if labels is None else no_repeats(labels, "label")
 
     @model_validator(mode="after")
     def _images_or_video(self) -> MessageSet:

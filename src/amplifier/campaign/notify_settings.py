@@ -7,7 +7,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from amplifier.campaign.fields import EnvName, Id, LocalTime, Model
+from amplifier.campaign.fields import EnvName, Id, LocalTime, Model, no_repeats
 
 NotifyEvent = Literal[
     "post_failed",
@@ -55,10 +55,7 @@ class NotifyDestination(Model):
     @field_validator("events")
     @classmethod
     def _unique(cls, events: list[str]) -> list[str]:
-        twice = sorted({event for event in events if events.count(event) > 1})
-        if twice:
-            raise ValueError(f"event listed twice: {', '.join(twice)}")
-        return events
+        return no_repeats(events, "event")
 
     @model_validator(mode="after")
     def _something(self) -> NotifyDestination:

@@ -12,20 +12,15 @@ checked when the posts are planned
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from amplifier.campaign.models import quote_policy, rule_accounts
+from amplifier.campaign.wording import closest
 from amplifier.errors import Problem
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
-
-
-def _suggest(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def quote_problems(campaign: Campaign) -> Iterator[Problem]:
@@ -41,7 +36,7 @@ def quote_problems(campaign: Campaign) -> Iterator[Problem]:
                 set_id,
                 ("quote", "rule"),
                 f"{set_id!r} quotes a post of unknown rule {spec.rule!r}"
-                + _suggest(spec.rule, schedule.rules),
+                + closest(spec.rule, schedule.rules),
             )
             continue
         quoted = schedule.rules[spec.rule]
@@ -55,7 +50,7 @@ def quote_problems(campaign: Campaign) -> Iterator[Problem]:
                 set_id,
                 ("quote", "account"),
                 f"{set_id!r} quotes a post of unknown account {spec.account!r}"
-                + _suggest(spec.account, schedule.accounts),
+                + closest(spec.account, schedule.accounts),
             )
             continue
         quoted_accounts = set(rule_accounts(schedule, quoted))

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from amplifier.cli.options import apply_common, config_option, format_option, now_option
+from amplifier.cli.options import apply_common, config_option, format_option, now_option, replies_option
 from amplifier.errors import ExitCode, UsageError
 
 MASTODON_LIMIT = 500  # for the help: the default of plan.adapt.Target.max_characters
@@ -200,14 +200,9 @@ def compose(
 
 def _controls(replies: tuple[str, ...], quotes: str | None, labels: tuple[str, ...]) -> dict[str, Any]:
     """The --replies / --quotes / --label options as Content fields (None: not given)."""
-    from amplifier.campaign.controls import parse_replies, quote_policy
+    from amplifier.campaign.controls import quote_policy
 
-    rules: tuple[str, ...] | None = None
-    if replies:
-        try:
-            rules = parse_replies(replies)
-        except ValueError as exc:
-            raise UsageError(f"--replies: {exc}") from None
+    rules = replies_option(replies)
     return {"replies": rules, "quotes": quote_policy(quotes), "labels": tuple(labels) or None}
 
 

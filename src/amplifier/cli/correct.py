@@ -7,32 +7,18 @@ Bluesky, which has no edits, a thread of another length, a server that refused t
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.gate import _who
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
-from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageError
+from amplifier.cli.options import format_option
+from amplifier.cli.publish import JSON_VERSION
+from amplifier.cli.writes import Writes, by_option, who
+from amplifier.delivery.accounts import publish_context
 
-
-def _crash_hook() -> object:
-    """The test hook of ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST``: the process kills itself (SIGKILL: no cleanup,
-    no flush) after that many edit requests, before the ledger records them."""
-    from amplifier.daemon.settings import crash_after
-
-    limit = crash_after(os.environ)
-    count = 0
-
-    def after_request() -> None:
-        nonlocal count
-        count += 1
-        if limit is not None and count >= limit:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return after_request
+if TYPE_CHECKING:
+    from amplifier.delivery.correct import Correction
+    from amplifier.publish import Publisher
 
 
 @click.command()
@@ -40,12 +26,7 @@ def _crash_hook() -> object:
 @click.option(
     "--dry-run", is_flag=True, help="Show what would change (old -> new); edit nothing, record nothing."
 )
-@click.option(
-    "--by",
-    default=None,
-    metavar="NAME",
-    help="Who makes the correction, for the ledger (default: user@host).",
-)
+@by_option("Who makes the correction, for the ledger")
 @format_option
 @click.pass_context
 def correct(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, by: str | None, fmt: str) -> None:
@@ -58,45 +39,36 @@ def correct(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, by: str | N
     Mastodon: each status whose text or content warning differs is edited (it shows as edited), its media kept;
     every edit is recorded in the ledger (who, when, the text before and after). Bluesky has no edits: delete the
     post with `amplifier retract ID` and send the corrected one with `amplifier send ID`."""
-    from typing import Any
+    import os
 
     from amplifier.cli.render import dump_json
     from amplifier.clock import utcnow
+    from amplifier.daemon.settings import request_crash_hook
     from amplifier.delivery.correct import correct_post
     from amplifier.plan.planner import find_posts
-    from amplifier.publish import create_publisher
 
     campaign = ctx.obj.campaign()
     posts = find_posts(campaign, ids)
-    context = publish_context(campaign, ctx.obj.state)
-    who = by or _who()
-    after_request: Any = _crash_hook()
-    results: list[dict[str, object]] = []
-    worst = ExitCode.OK
+    by_id = {post.id: post for post in posts}
+    author = who(by)
+    after_request = request_crash_hook(os.environ)
+    writes = Writes("correct", campaign, publish_context(campaign, ctx.obj.state))
     with ctx.obj.open_ledger(utcnow()) as ledger:
+
+        def write(publisher: Publisher, post_id: str) -> Correction:
+            return correct_post(
+                ledger,
+                publisher,
+                by_id[post_id],
+                by=author,
+                now=utcnow,
+                dry_run=dry_run,
+                after_request=after_request,
+            )
+
         for post in posts:
-            publisher = None
-            try:
-                settings = campaign.schedule.accounts.get(post.account)
-                if settings is None:
-                    raise UsageError(
-                        f"{post.id}: its account {post.account!r} is not in the campaign any more"
-                    )
-                publisher = create_publisher(post.account, settings, context)
-                outcome = correct_post(
-                    ledger, publisher, post, by=who, now=utcnow, dry_run=dry_run, after_request=after_request
-                )
-            except AmplifierError as exc:
-                code = ExitCode.ACCOUNT if isinstance(exc, CredentialsError) else ExitCode(exc.exit_code)
-                worst = max(worst, code)
-                click.echo(f"correct: {exc}", err=True)
-                results.append({"id": post.id, "error": str(exc)})
-                continue
-            finally:
-                if publisher is not None:
-                    publisher.close()
-            results.append(outcome.to_json())
-            if fmt != "json":
+            outcome = writes.attempt(post.id, lambda post_id: by_id[post_id].account, write)
+            if outcome is not None and fmt != "json":
                 for part in outcome.parts:
                     where = f"{post.id} part {part.index + 1}" if len(outcome.parts) > 1 else post.id
                     if part.outcome == "unchanged":
@@ -107,9 +79,8 @@ def correct(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, by: str | N
                         click.echo(f"  CW  - {part.old_warning}\n  CW  + {part.new_warning}")
                     click.echo(_diff(part.old_text, part.new_text))
     if fmt == "json":
-        dump_json({"version": JSON_VERSION, "dry_run": dry_run, "corrections": results})
-    if worst != ExitCode.OK:
-        sys.exit(worst)
+        dump_json({"version": JSON_VERSION, "dry_run": dry_run, "corrections": writes.results})
+    writes.exit()
 
 
 def _diff(old: str, new: str) -> str:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amplifier.cli.main import apply_common, config_option, now_option
-from amplifier.cli.publish import publish_context
+from amplifier.cli.options import apply_common, config_option, now_option
+from amplifier.delivery.accounts import publish_context
 from amplifier.delivery.ledger import State
 from amplifier.errors import ExitCode
 
@@ -85,15 +85,14 @@ def run(
     A dry run works on a copy of the ledger in a scratch folder and writes its heartbeat there (so
     `status --check` never takes it for the real daemon), but obeys the real PAUSE file and `amplifier
     pause`."""
-    from amplifier.clock import utcnow
     from amplifier.daemon.events import EventLog
     from amplifier.daemon.scheduler import open_daemon, run_once, serve
-    from amplifier.daemon.settings import offset_clock, request_timeout_from_environ
+    from amplifier.daemon.settings import request_timeout_from_environ
     from amplifier.publish import create_publisher
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
-    clock = offset_clock(g.now) if g.now_option else utcnow
+    clock = g.clock()
     log = EventLog(sys.stderr, log_format, clock)
     publish_ctx = publish_context(campaign, g.state)
     publish_ctx.clock = clock

@@ -6,42 +6,36 @@ rejected; 4 when a post could not be changed (not published, paused, a server er
 
 from __future__ import annotations
 
-import getpass
-import socket
-import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.options import format_option
-from amplifier.cli.publish import JSON_VERSION, publish_context
+from amplifier.cli.options import format_option, replies_option
+from amplifier.cli.publish import JSON_VERSION
+from amplifier.cli.writes import Writes, by_option, who
+from amplifier.delivery.accounts import publish_context
 from amplifier.delivery.gate import GateRequest
-from amplifier.errors import AmplifierError, CredentialsError, ExitCode, UsageError
+from amplifier.errors import UsageError
+
+if TYPE_CHECKING:
+    from amplifier.cli.options import Globals
+    from amplifier.delivery.gate import GateOutcome
+    from amplifier.publish import Publisher
 
 REPLY_CHOICES = "nobody, everyone, mentioned, followers, following or a list's at:// URI"
 
 
-def _who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):  # no user name in this environment
-        return "unknown"
-
-
 def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     """The :class:`~amplifier.delivery.gate.GateRequest` of the command line (a UsageError when wrong)."""
-    from amplifier.campaign.controls import parse_replies, quote_policy
+    from amplifier.campaign.controls import quote_policy
 
     if not replies and quotes is None:
         raise UsageError(f"nothing to change: give --replies ({REPLY_CHOICES}) and/or --quotes")
     everyone = "everyone" in replies
     if everyone and len(replies) > 1:
         raise UsageError("--replies everyone cannot be combined with other rules")
-    rules: tuple[str, ...] | None = None
-    if replies and not everyone:
-        try:
-            rules = parse_replies(replies)
-        except ValueError as exc:
-            raise UsageError(f"--replies: {exc}") from None
+    rules = None if everyone else replies_option(replies)
+    if rules is not None:
         rules = tuple(rule for rule in rules if rule != "nobody")
     policy = {"on": "public", "off": "nobody"}.get(quotes or "", quote_policy(quotes) if quotes else None)
     return GateRequest(replies=rules, everyone_replies=everyone, quotes=policy)
@@ -62,9 +56,7 @@ def parse_request(replies: tuple[str, ...], quotes: str | None) -> GateRequest:
     help="Who may quote from now on: everyone (on), followers, nobody (off). Bluesky turns quoting off for "
     "followers too.",
 )
-@click.option(
-    "--by", default=None, metavar="NAME", help="Who makes the change, for the ledger (default: user@host)."
-)
+@by_option("Who makes the change, for the ledger")
 @format_option
 @click.pass_context
 def gate(
@@ -90,43 +82,29 @@ def gate(
     from amplifier.delivery.gate import change_gates
     from amplifier.delivery.reconcile import claim_token
     from amplifier.delivery.shared_state import share_state
-    from amplifier.publish import create_publisher
 
     request = parse_request(replies, quotes)
     campaign = ctx.obj.campaign()
     context = publish_context(campaign, ctx.obj.state)
-    who = by or _who()
-    results: list[dict[str, object]] = []
-    worst = ExitCode.OK
-    with ctx.obj.open_ledger(utcnow()) as ledger:
+    author = who(by)
+    writes = Writes("gate", campaign, context)
+    g: Globals = ctx.obj
+    with g.open_ledger(utcnow()) as ledger:
         share_state(context, ledger, claim_token("gate"))  # a shared ledger: the nodes' state store
+
+        def account(post_id: str) -> str:
+            return ledger.get(post_id).account
+
+        def write(publisher: Publisher, post_id: str) -> GateOutcome:
+            return change_gates(ledger, publisher, post_id, request, by=author, now=utcnow())
+
         for post_id in ids:
-            publisher = None
-            try:
-                row = ledger.get(post_id)
-                settings = campaign.schedule.accounts.get(row.account)
-                if settings is None:
-                    raise UsageError(
-                        f"{post_id}: its account {row.account!r} is not in the campaign any more"
-                    )
-                publisher = create_publisher(row.account, settings, context)
-                outcome = change_gates(ledger, publisher, post_id, request, by=who, now=utcnow())
-            except AmplifierError as exc:
-                code = ExitCode.ACCOUNT if isinstance(exc, CredentialsError) else ExitCode(exc.exit_code)
-                worst = max(worst, code)
-                click.echo(f"gate: {post_id}: {exc}", err=True)
-                results.append({"id": post_id, "error": str(exc)})
-                continue
-            finally:
-                if publisher is not None:
-                    publisher.close()
-            results.append(outcome.to_json())
-            if fmt != "json":
+            outcome = writes.attempt(post_id, account, write)
+            if outcome is not None and fmt != "json":
                 for line in outcome.done:
                     click.echo(f"{post_id}: {line}")
                 for note in outcome.notes:
                     click.echo(f"{post_id}: note: {note}", err=True)
     if fmt == "json":
-        dump_json({"version": JSON_VERSION, "gates": results})
-    if worst != ExitCode.OK:
-        sys.exit(worst)
+        dump_json({"version": JSON_VERSION, "gates": writes.results})
+    writes.exit()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import click
 
-from amplifier.errors import UsageError
-
 
 @click.group()
 def ledger() -> None:
@@ -47,19 +45,9 @@ def migrate(ctx: click.Context, to_env: str) -> None:
     Posting from the SQLite ledger is paused first; a post still being published stops the move (stop the daemon
     or wait). Afterwards the SQLite ledger stays paused, and every node runs with AMPLIFIER_LEDGER set."""
     from amplifier.clock import utcnow
-    from amplifier.delivery.ledger import LEDGER_ENV, ledger_url
-    from amplifier.delivery.move import move_ledger
-    from amplifier.publish.secrets import SecretSources
+    from amplifier.delivery.move import move_ledger, target_url
 
-    if to_env == LEDGER_ENV:
-        url = ledger_url()
-    else:
-        url = SecretSources.for_campaign(None).get(to_env).get_secret_value().strip()
-    if not url:
-        raise UsageError(f"--to-env: {to_env} is not set: export {to_env}=postgresql://user@host/database")
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise UsageError(f"--to-env: {to_env} must hold a PostgreSQL URL (postgresql://user@host/database)")
-    report = move_ledger(ctx.obj.state_dir, url, utcnow())
+    report = move_ledger(ctx.obj.state_dir, target_url(to_env), utcnow())
     states = ", ".join(f"{count} {state}" for state, count in report.by_state.items()) or "no posts"
     click.echo(f"moved {report.posts} post(s) to {report.target} ({states})")
     if report.state_documents:

@@ -23,11 +23,12 @@ from amplifier.cli.options import (
     Globals,
     apply_common,
     config_option,
+    exit_code,
     format_option,
     now_option,
     output_option,
 )
-from amplifier.errors import AmplifierError, ExitCode, Problem, UsageError
+from amplifier.errors import AmplifierError, ExitCode, UsageError
 
 __all__ = ["Globals", "apply_common", "cli", "config_option", "format_option", "main", "now_option"]
 
@@ -151,6 +152,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     from amplifier.campaign.videos import caption_warnings
     from amplifier.cli.progress import track_window
     from amplifier.clock import parse_duration
+    from amplifier.delivery.accounts import instance_warnings
     from amplifier.errors import CampaignError
     from amplifier.plan.planner import plannable
     from amplifier.plan.stream import validate as validate_plan
@@ -178,7 +180,7 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     images = upload_problems(campaign)
     if problems or found.problems or images:  # the warnings wait: one mistake, one line
         raise CampaignError([*problems, *found.problems, *images])
-    found.warnings.extend(_instance_warnings(campaign, g.state))
+    found.warnings.extend(instance_warnings(campaign, g.state))
     found.warnings.extend(caption_warnings(campaign))
     for warning in found.warnings:
         click.echo(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}", err=True)
@@ -194,19 +196,6 @@ def validate(ctx: click.Context, config: Path | None, now: str | None, horizon: 
     )
     for rule in found.finished:
         click.echo(f"{rule.file}:{rule.line}:{rule.col}: {rule.message}")
-
-
-def _instance_warnings(campaign: Any, state: Path | None) -> list[Problem]:
-    """What the state folder's last look at the servers says (no request): quote controls an instance lacks."""
-    from amplifier.publish.mastodon_controls import quote_control_warnings
-    from amplifier.publish.mastodon_video import video_limit_warnings
-    from amplifier.publish.sessions import StateDir, resolve_state_dir
-
-    try:
-        folder = StateDir(resolve_state_dir(campaign.schedule_path, state))
-        return [*quote_control_warnings(campaign, folder), *video_limit_warnings(campaign, folder)]
-    except AmplifierError:  # no usable state folder: nothing seen yet
-        return []
 
 
 @cli.command(short_help="The JSON Schema of the campaign files, for editors.")
@@ -288,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         for line in exc.lines():
             click.echo(line, err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, without a traceback unless asked

@@ -13,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from amplifier.cli.options import now_option
-from amplifier.daemon.loop import PAUSE_NAME
+from amplifier.daemon.settings import remove_pause_file
 from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
@@ -40,10 +39,9 @@ def operator_name() -> str:
 def _globals(ctx: click.Context, now: str | None) -> tuple[Globals, dt.datetime]:
     """The common options, and the moment of the action (``--now``, default the clock)."""
     from amplifier.cli.options import apply_common
-    from amplifier.clock import utcnow
 
     g = apply_common(ctx, None, now)
-    return g, (g.now if g.now_option else utcnow())
+    return g, g.moment
 
 
 by_option = click.option(
@@ -129,7 +127,7 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
         if late:
             late_until = moment + LATE_FOR
         else:
-            deadline = _deadline(g, ledger, row)
+            deadline = _deadline(g, row)
             if moment > deadline:
                 raise UsageError(
                     f"post {post_id}: its window ended at {deadline.isoformat()}; "
@@ -142,19 +140,12 @@ def retry(ctx: click.Context, post_id: str, late: bool, reason: str, by: str | N
     )
 
 
-def _no_publisher(account: str, settings: Any) -> Any:
-    raise AssertionError("retry never publishes")  # pragma: no cover
-
-
-def _deadline(g: Globals, ledger: Ledger, row: Row) -> dt.datetime:
+def _deadline(g: Globals, row: Row) -> dt.datetime:
     """The post's window as the daemon computes it (its rule's ``missed`` setting)."""
-    from amplifier.daemon.loop import Daemon, settings_from_environ
+    from amplifier.daemon.planning import post_window
+    from amplifier.daemon.settings import settings_from_environ
 
-    daemon = Daemon(g.campaign(), ledger, _no_publisher, settings=settings_from_environ(os.environ))
-    try:
-        return daemon.deadline(row)
-    finally:
-        daemon.close()
+    return post_window(g.campaign(), settings_from_environ(os.environ), row)[0]
 
 
 @click.command()
@@ -203,13 +194,9 @@ def resume(ctx: click.Context, account: str | None, by: str | None, now: str | N
             click.echo(f"resumed: {account}")
             return
         ledger.set_paused(False, None, moment)
-    pause_file: Path = state / PAUSE_NAME
-    if pause_file.exists():
-        try:
-            pause_file.unlink()
-        except OSError as exc:
-            raise UsageError(f"{pause_file}: cannot remove the pause file: {exc.strerror}") from exc
-        click.echo(f"removed {pause_file}")
+    removed = remove_pause_file(state)
+    if removed is not None:
+        click.echo(f"removed {removed}")
     click.echo("resumed")
 
 

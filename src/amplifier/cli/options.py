@@ -17,10 +17,13 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from amplifier.errors import AmplifierError, ExitCode
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from amplifier.campaign.load import Campaign
+    from amplifier.clock import Clock
     from amplifier.delivery.ledger import Ledger
 
 
@@ -84,6 +87,20 @@ class Globals:
             return real
         return parse_instant(self.now_option, self.zone, base=real, option="--now")
 
+    def clock(self) -> Clock:
+        """The clock of a command that runs on (``send``, ``run``): from ``--now`` at real speed, else the real one."""
+        from amplifier.clock import utcnow
+        from amplifier.daemon.settings import offset_clock
+
+        return offset_clock(self.now) if self.now_option else utcnow
+
+    @property
+    def moment(self) -> dt.datetime:
+        """The moment of an action: ``--now``, else the clock as it is read now (not :attr:`now`, read once)."""
+        from amplifier.clock import utcnow
+
+        return self.now if self.now_option else utcnow()
+
     def instant(
         self, value: str | None, option: str, *, base: dt.datetime | None = None
     ) -> dt.datetime | None:
@@ -92,6 +109,26 @@ class Globals:
         if value is None:
             return None
         return parse_instant(value, self.zone, base=base or self.now, option=option)
+
+
+def replies_option(replies: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``--replies`` (repeatable) as reply rules (None when not given); a usage error for a rule that is not one."""
+    from amplifier.campaign.controls import parse_replies
+    from amplifier.errors import UsageError
+
+    if not replies:
+        return None
+    try:
+        return parse_replies(replies)
+    except ValueError as exc:
+        raise UsageError(f"--replies: {exc}") from None
+
+
+def exit_code(error: BaseException) -> ExitCode:
+    """The exit code of an error, the one mapping of the CLI: an :class:`~amplifier.errors.AmplifierError`'s own
+    (its class says it: 3 for credentials missing or rejected, 4 for a post, 5 for the state folder...), 1 for
+    anything else (a bug)."""
+    return ExitCode(error.exit_code) if isinstance(error, AmplifierError) else ExitCode.FAILURE
 
 
 def _env_path(name: str) -> Path | None:

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amplifier.cli.options import format_option
-from amplifier.clock import Clock, utcnow
+from amplifier.cli.options import exit_code, format_option
+from amplifier.clock import Clock
 from amplifier.delivery.accounts import HIDDEN_AUTOMATION, check_accounts, publish_context
 from amplifier.delivery.send import LedgerSend, SendOutcome, SendRefused, send_posts
-from amplifier.errors import CredentialsError, ExitCode
+from amplifier.errors import ExitCode
 from amplifier.redact import redact
 
 if TYPE_CHECKING:
@@ -123,7 +123,6 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     published is not posted again (its address is printed, without asking the server), and a post the
     daemon is sending at this moment is refused."""
     from amplifier.cli.render import console, dump_json
-    from amplifier.daemon.settings import offset_clock
     from amplifier.delivery.reconcile import claim_token
     from amplifier.delivery.shared_state import share_state
     from amplifier.plan.planner import find_posts
@@ -131,7 +130,7 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     campaign: Campaign = ctx.obj.campaign()
     posts = find_posts(campaign, ids)
     publish_ctx = publish_context(campaign, ctx.obj.state)
-    clock: Clock = offset_clock(ctx.obj.now) if ctx.obj.now_option else utcnow
+    clock: Clock = ctx.obj.clock()
     publish_ctx.clock = clock
     if dry_run:
         outcomes = send_posts(posts, campaign, publish_ctx, dry_run=True)
@@ -165,5 +164,6 @@ def send(ctx: click.Context, ids: tuple[str, ...], dry_run: bool, fmt: str) -> N
     if failures:
         for error in failures:
             click.echo(redact(str(error)), err=True)
-        auth = any(isinstance(e, CredentialsError) for e in failures)
+        # An account's credentials first (3): they stop every post of the account; else a post failed (4).
+        auth = any(exit_code(error) == ExitCode.ACCOUNT for error in failures)
         sys.exit(ExitCode.ACCOUNT if auth else ExitCode.PUBLISH)

@@ -87,12 +87,11 @@ def report(
 ) -> None:
     """What went out and what reached people: posts published, failed, expired; likes, reposts, replies and
     quotes read back, by event, rule, message set, variant, language, account or platform."""
-    from amplifier.clock import utcnow
     from amplifier.delivery.report import build_report
 
     g = apply_common(ctx, config, now)
     campaign = g.campaign()
-    moment = g.now if g.now_option else utcnow()
+    moment = g.moment
     window_start = g.instant(start, "--from", base=moment) or moment - dt.timedelta(days=DEFAULT_DAYS)
     window_end = g.instant(end, "--to", base=moment) or moment + dt.timedelta(seconds=1)
     if window_end <= window_start:

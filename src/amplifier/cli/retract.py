@@ -13,18 +13,16 @@ not be retracted (not published, unknown, a deletion refused).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
 
 import click
 
-from amplifier.cli.gate import _who
-from amplifier.cli.options import now_option
-from amplifier.cli.publish import JSON_VERSION, format_option, publish_context
-from amplifier.errors import ExitCode, UsageError
-
-EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+from amplifier.cli.options import format_option, now_option
+from amplifier.cli.publish import JSON_VERSION
+from amplifier.cli.writes import by_option, open_publishers, who
+from amplifier.delivery.accounts import publish_context
+from amplifier.errors import ExitCode
 
 
 @click.command()
@@ -37,7 +35,7 @@ EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 @click.option(
     "--reason", default="", metavar="TEXT", help="Why, for the ledger (e.g. 'rally moved to Sunday')."
 )
-@click.option("--by", default=None, metavar="NAME", help="Who retracts, for the ledger (default: user@host).")
+@by_option("Who retracts, for the ledger")
 @format_option
 @now_option
 @click.pass_context
@@ -60,69 +58,31 @@ def retract(
     amplifier retract --rule efrin-countdown"""
     from amplifier.cli.options import apply_common
     from amplifier.cli.render import dump_json
-    from amplifier.clock import utcnow
     from amplifier.daemon.followups import crash_hook, servers_of
     from amplifier.delivery.followups import FollowupRunner
-    from amplifier.delivery.ledger import State
+    from amplifier.delivery.operator import published_posts, retract_scope
     from amplifier.delivery.ratelimit import RateLimiter
     from amplifier.delivery.retract import retract as plan_retraction
 
-    chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
-    if len(chosen) != 1:
-        raise UsageError("give post IDs, or one of --event, --rule")
     g = apply_common(ctx, None, now)
     campaign = g.campaign()
-    rules: set[str] = set()
-    if rule is not None:
-        if rule not in campaign.schedule.rules:
-            raise UsageError(f"--rule: no rule {rule!r} in the campaign")
-        rules = {rule}
-    elif event is not None:
-        if event not in campaign.schedule.events:
-            raise UsageError(f"--event: no event {event!r} in the campaign")
-        rules = {name for name, r in campaign.schedule.rules.items() if getattr(r, "event", None) == event}
-    moment = g.now if g.now_option else utcnow()
-    who = by or _who()
+    rules = retract_scope(campaign, ids, rule=rule, event=event)
+    moment = g.moment
     with g.open_ledger(moment) as ledger:
-        post_ids = list(ids)
-        if rules:
-            end = moment + dt.timedelta(days=1)
-            post_ids = [
-                row.id
-                for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED])
-                if row.rule in rules
-            ]
-        plan = plan_retraction(ledger, post_ids, by=who, reason=reason, now=moment, dry_run=dry_run)
+        post_ids = list(ids) if rules is None else published_posts(ledger, rules, moment)
+        plan = plan_retraction(ledger, post_ids, by=who(by), reason=reason, now=moment, dry_run=dry_run)
         report = None
         if not dry_run and plan.jobs:
-            context = publish_context(campaign, g.state)
-            publishers: dict[str, object] = {}
-
-            def publisher_of(account: str) -> object:
-                from amplifier.publish import create_publisher
-
-                if account not in publishers:
-                    settings = campaign.schedule.accounts.get(account)
-                    if settings is None:
-                        raise UsageError(f"the account {account!r} is not in the campaign any more")
-                    publishers[account] = create_publisher(account, settings, context)
-                return publishers[account]
-
-            runner = FollowupRunner(
-                ledger,
-                publisher_of,
-                RateLimiter(),
-                token=f"retract:{_who()}:{os.getpid()}",
-                servers=servers_of(campaign),
-                after_request=crash_hook(),
-            )
-            try:
+            with open_publishers(campaign, publish_context(campaign, g.state)) as publisher_of:
+                runner = FollowupRunner(
+                    ledger,
+                    publisher_of,
+                    RateLimiter(),
+                    token=f"retract:{who()}:{os.getpid()}",
+                    servers=servers_of(campaign),
+                    after_request=crash_hook(),
+                )
                 report = runner.run_jobs(plan.jobs, moment)
-            finally:
-                for publisher in publishers.values():
-                    close = getattr(publisher, "close", None)
-                    if close is not None:
-                        close()
         # Why a job waits (a secret not set, a rate limit...), as the ledger recorded it.
         waiting = {job.key_text: job.detail for job in ledger.followups(list(plan.posts))} if report else {}
     if fmt == "json":

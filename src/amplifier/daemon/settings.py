@@ -14,11 +14,14 @@ Test hooks (environment variables, never to be set outside tests):
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from amplifier.clock import Clock
@@ -28,6 +31,21 @@ HEARTBEAT_NAME = "heartbeat.json"
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_REQUEST"
 FAR_FUTURE = timedelta(days=3660)
 LEASE_ENV = "AMPLIFIER_CLAIM_LEASE"  # seconds: DaemonSettings.claim_lease (a setting, not a test hook)
+
+
+def remove_pause_file(state: Path) -> Path | None:
+    """Remove the state folder's PAUSE file (``amplifier resume``); the path removed, or None when there was none.
+    A usage error when it cannot be removed."""
+    from amplifier.errors import UsageError
+
+    pause_file = state / PAUSE_NAME
+    if not pause_file.exists():
+        return None
+    try:
+        pause_file.unlink()
+    except OSError as exc:
+        raise UsageError(f"{pause_file}: cannot remove the pause file: {exc.strerror}") from exc
+    return pause_file
 
 
 def offset_clock(start: datetime) -> Clock:
@@ -123,3 +141,19 @@ def crash_after(environ: Mapping[str, str]) -> int | None:
     except ValueError:
         return None
     return count if count > 0 else None
+
+
+def request_crash_hook(environ: Mapping[str, str]) -> Callable[[], None]:
+    """The hook of ``AMPLIFIER_TEST_CRASH_AFTER_REQUEST`` for a command's write requests (``correct``'s edits):
+    called after each request, it kills the process (SIGKILL: no cleanup, no flush) after that many, before the
+    ledger records the last."""
+    limit = crash_after(environ)
+    count = 0
+
+    def after_request() -> None:
+        nonlocal count
+        count += 1
+        if limit is not None and count >= limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_request

@@ -1,6 +1,7 @@
 """The campaign's accounts as its publishers see them: the context they are made with (secrets, state folder,
-base folder: :func:`publish_context`), and the check of each account that ``amplifier accounts`` shows: do its
-credentials work, who is it, which limits has its server, does it disclose automation (:func:`check_accounts`).
+base folder: :func:`publish_context`), the check of each account that ``amplifier accounts`` shows: do its
+credentials work, who is it, which limits has its server, does it disclose automation (:func:`check_accounts`),
+and what the servers' limits seen last say about the campaign, for ``validate`` (:func:`instance_warnings`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from amplifier.errors import CredentialsError
+from amplifier.errors import AmplifierError, CredentialsError, Problem
 from amplifier.publish import AccountInfo, PublishContext, Publisher, PublishError, create_publisher
 from amplifier.publish.secrets import SecretSources
 from amplifier.publish.sessions import StateDir, StateError, resolve_state_dir
@@ -27,6 +28,19 @@ def publish_context(campaign: Campaign, state: Path | None) -> PublishContext:
         state=StateDir(state_dir),
         base_dir=campaign.root,
     )
+
+
+def instance_warnings(campaign: Campaign, state: Path | None) -> list[Problem]:
+    """What the state folder's last look at the servers says (no request): quote controls or video limits an
+    instance lacks. Nothing when there is no usable state folder (nothing seen yet)."""
+    from amplifier.publish.mastodon_controls import quote_control_warnings
+    from amplifier.publish.mastodon_video import video_limit_warnings
+
+    try:
+        folder = StateDir(resolve_state_dir(campaign.schedule_path, state))
+        return [*quote_control_warnings(campaign, folder), *video_limit_warnings(campaign, folder)]
+    except AmplifierError:
+        return []
 
 
 HIDDEN_AUTOMATION = {

@@ -101,3 +101,24 @@ def move_ledger(state_dir: Path, url: str, now: datetime) -> MoveReport:
         paused=keep_paused,
         state_documents=documents,
     )
+
+
+def target_url(variable: str) -> str:
+    """The PostgreSQL URL to move to, from ``variable`` (``--to-env``: an environment variable or a file of that
+    name in the secrets folder; ``AMPLIFIER_LEDGER`` as every command reads it). A usage error when it is not
+    set or is not a PostgreSQL URL; the URL (a secret) is never in a message."""
+    from amplifier.delivery.ledger import LEDGER_ENV, ledger_url
+    from amplifier.errors import UsageError
+    from amplifier.publish.secrets import SecretSources
+
+    if variable == LEDGER_ENV:
+        url = ledger_url()
+    else:
+        url = SecretSources.for_campaign(None).get(variable).get_secret_value().strip()
+    if not url:
+        raise UsageError(
+            f"--to-env: {variable} is not set: export {variable}=postgresql://user@host/database"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"--to-env: {variable} must hold a PostgreSQL URL (postgresql://user@host/database)")
+    return url

@@ -1,5 +1,6 @@
 """An operator's changes to planned posts, behind ``skip`` and ``cancel``: which posts they reach, and the one ledger
-transaction each is. (``pause``, ``resume`` and ``retry`` are single ledger calls; the CLI makes them.)"""
+transaction each is; and which published posts ``retract`` reaches (:func:`retract_scope`). (``pause``, ``resume``
+and ``retry`` are single ledger calls; the CLI makes them.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from amplifier.delivery.ledger import Ledger, PlanEntry, UnknownPost
+from amplifier.delivery.ledger import Ledger, PlanEntry, State, UnknownPost
 from amplifier.errors import UsageError
 
 if TYPE_CHECKING:
@@ -58,10 +59,40 @@ def cancel_scope(
     if rule is not None:
         return f"rule {rule}", [rule]
     if event is not None:
-        schedule = campaign().schedule
-        if event not in schedule.events:
-            raise UsageError(f"--event: no event {event!r} in the campaign")
-        return f"event {event}", sorted(
-            n for n, r in schedule.rules.items() if getattr(r, "event", None) == event
-        )
+        return f"event {event}", sorted(event_rules(campaign(), event))
     return f"account {account}", None
+
+
+def event_rules(campaign: Campaign, event: str) -> set[str]:
+    """The rules tied to ``event`` (``--event``: a usage error when the campaign has no such event)."""
+    schedule = campaign.schedule
+    if event not in schedule.events:
+        raise UsageError(f"--event: no event {event!r} in the campaign")
+    return {name for name, rule in schedule.rules.items() if getattr(rule, "event", None) == event}
+
+
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def retract_scope(
+    campaign: Campaign, ids: Sequence[str], *, rule: str | None, event: str | None
+) -> set[str] | None:
+    """What ``retract`` reaches: the rules whose published posts it retracts (``rule``, or the rules of ``event``),
+    or None for the post ``ids`` given. Exactly one of the three (a usage error otherwise, or for a rule or event
+    not in the campaign)."""
+    chosen = [name for name, value in (("ID", ids), ("--event", event), ("--rule", rule)) if value]
+    if len(chosen) != 1:
+        raise UsageError("give post IDs, or one of --event, --rule")
+    if rule is not None:
+        if rule not in campaign.schedule.rules:
+            raise UsageError(f"--rule: no rule {rule!r} in the campaign")
+        return {rule}
+    if event is not None:
+        return event_rules(campaign, event)
+    return None
+
+
+def published_posts(ledger: Ledger, rules: set[str], now: dt.datetime) -> list[str]:
+    """The ids of the published posts of ``rules``, oldest first."""
+    end = now + dt.timedelta(days=1)
+    return [row.id for row in ledger.iter_history(EPOCH, end, states=[State.PUBLISHED]) if row.rule in rules]

@@ -164,7 +164,7 @@ class MastodonPublisher(StatusSearch, StatusEngagement):
     def publish(self, post: PlannedPost, *, resume: Mapping[int, PartResult] | None = None) -> PublishResult:
         done: dict[int, PartResult] = dict(resume or {})
         try:
-            api = self.api()  # the token first: a missing one is the first thing to report
+            api = self.plain_api()  # the token first: a missing one is the first thing to report
             limits = self.limits()
             for part in post.parts:
                 self.check_part(part, limits)

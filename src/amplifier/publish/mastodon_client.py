@@ -9,6 +9,10 @@ every call classified.
   cached in memory and in the state folder for a day, so a post costs no instance lookup. The version read
   there is passed to Mastodon.py (with ``version_check_mode="created"``, else it would upload to the old
   ``/api/v1/media``).
+* The hot calls (``status_post``, reading a status back) go through a second client over the same session
+  (:meth:`MastodonClient.plain_api`) whose answers are the JSON as parsed: Mastodon.py otherwise converts every
+  answer into its typed entities (a third of its CPU for a post: nested objects, dates parsed), and those calls
+  read four keys of it. See :func:`plain_client_class`.
 * Every exception of Mastodon.py and requests is classified (:mod:`amplifier.publish.faults`); a status whose
   answer was lost or garbled is a :class:`StatusOutcomeUnknown`.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -82,6 +87,40 @@ def parse_instance(data: Mapping[str, Any]) -> dict[str, Any]:
     return limits
 
 
+#: Mastodon.py's one place that turns an answer into its typed entities (``Mastodon.__try_cast_to_type``).
+CAST_HOOK = "_Mastodon__try_cast_to_type"
+
+
+@cache
+def plain_client_class() -> type[Mastodon]:
+    """Mastodon.py's client whose answers are left as parsed (dicts and lists of the JSON), for the calls whose
+    answer we only read a few keys of.
+
+    Mastodon.py casts every answer through one private method (:data:`CAST_HOOK`); this subclass answers it with
+    the value unchanged, which is what the cast itself falls back to for a shape it does not know. Its error
+    handling is untouched (an error's JSON is read the same way, a body that is not JSON is still an error). A
+    Mastodon.py without that method gets the client as it is (typed answers, slower; ``tests`` notice)."""
+    from mastodon import Mastodon
+
+    if not callable(getattr(Mastodon, CAST_HOOK, None)):
+        return Mastodon
+
+    def as_parsed(self: Mastodon, value: Any, override_type: Any = None) -> tuple[Any, None]:
+        return value, None
+
+    return type("PlainMastodon", (Mastodon,), {CAST_HOOK: as_parsed, "__module__": __name__})
+
+
+def answer_time(value: object) -> datetime | None:
+    """A time in an answer: a datetime (a typed answer) or an ISO 8601 text (a plain one); None if neither."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return aware_time(value) if isinstance(value, datetime) else None
+
+
 def _api_error(exc: BaseException) -> tuple[int | None, str]:
     args: tuple[Any, ...] = tuple(exc.args)
     status = args[1] if len(args) > 1 and isinstance(args[1], int) else None
@@ -111,6 +150,7 @@ class MastodonClient:
         self.base_url = str(settings.instance).rstrip("/")
         self.limits_cache = LimitsCache(ctx.state, clock=ctx.clock)
         self._api: Mastodon | None = None
+        self._plain: Mastodon | None = None
         self._session: requests.Session | None = None
         self._last_headers: dict[str, str] = {}
         self._account_id: str | None = None
@@ -159,9 +199,21 @@ class MastodonClient:
 
     def api(self) -> Mastodon:
         """The account's client (built once; the instance's version comes from the cached limits)."""
-        if self._api is not None:
-            return self._api
-        from mastodon import Mastodon, MastodonVersionError
+        if self._api is None:
+            from mastodon import Mastodon
+
+            self._api = self._client(Mastodon)
+        return self._api
+
+    def plain_api(self) -> Mastodon:
+        """The account's client whose answers are the JSON as parsed (:func:`plain_client_class`), over the same
+        session: for ``status_post`` and reading a status, whose answers are read with ``.get``."""
+        if self._plain is None:
+            self._plain = self._client(plain_client_class())
+        return self._plain
+
+    def _client(self, kind: type[Mastodon]) -> Mastodon:
+        from mastodon import MastodonVersionError
 
         token = self.ctx.secrets.get(self.settings.token_env).get_secret_value()
         version = str(self.limits().get("version") or "")
@@ -176,10 +228,9 @@ class MastodonClient:
         try:
             if not version:
                 raise MastodonVersionError("no version")
-            self._api = Mastodon(mastodon_version=version, version_check_mode="created", **common)
+            return kind(mastodon_version=version, version_check_mode="created", **common)
         except MastodonVersionError:
-            self._api = Mastodon(version_check_mode="none", **common)
-        return self._api
+            return kind(version_check_mode="none", **common)
 
     def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
         """Run a Mastodon.py call, turning every exception it (or requests under it) can raise into a
@@ -239,8 +290,9 @@ class MastodonClient:
     def _rate_limited(self) -> RateLimitedError:
         """The 429 just answered, with the reset the server gave (``X-RateLimit-Reset``, ``Retry-After``)."""
         reset_at = parse_reset(self._last_headers, now=self.ctx.clock())
-        if reset_at is None and self._api is not None and self._api.ratelimit_reset:
-            reset_at = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
+        for api in (self._plain, self._api):
+            if reset_at is None and api is not None and api.ratelimit_reset:
+                reset_at = datetime.fromtimestamp(float(api.ratelimit_reset), tz=UTC)
         when = f"; retry after {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
         return RateLimitedError(f"rate limited (HTTP 429){when}", reset_at=reset_at, status=429)
 
@@ -269,7 +321,7 @@ class MastodonClient:
         Best effort: its ``created_at`` is compared with the server's own ``Date`` header of the answer (any
         case: servers send ``date``; so
         clocks do not matter), with a margin for slow requests; a repeat within seconds looks new."""
-        created_at = aware_time(created) if isinstance(created, datetime) else None
+        created_at = answer_time(created)
         if created_at is None:
             return False
         try:
@@ -283,5 +335,5 @@ class MastodonClient:
         if self._session is not None:
             self._session.close()
             self._session = None
-        self._api = None
+        self._api = self._plain = None
         self._account_id = None

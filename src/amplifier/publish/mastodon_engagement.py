@@ -30,7 +30,7 @@ class StatusEngagement(MastodonClient):
             if not part.id:
                 raise PermanentError(f"{self.account}: part {part.index} of {part.post_id} has no status id")
             try:
-                status = self._answer(self._call(self.api().status, part.id), "id")
+                status = self._answer(self._call(self.plain_api().status, part.id), "id")
             except PublishError as exc:
                 if exc.status in GONE_STATUSES:
                     readings.append(Engagement(part.post_id, part.index, self.ctx.clock(), gone=True))

@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from amplifier.publish.base import PermanentError, PublishError, TransientError
 from amplifier.publish.followups import Target, WriteKind, WriteOutcome
+from amplifier.publish.mastodon_engagement import GONE_STATUSES
 
 if TYPE_CHECKING:
     from amplifier.publish.mastodon import MastodonPublisher
@@ -50,7 +51,7 @@ class MastodonFollowups:
             if kind in ("unboost", "unpin"):
                 self._status(status_id)
         except PublishError as exc:
-            if kind in ("unboost", "unpin") and exc.status in (404, 410):
+            if kind in ("unboost", "unpin") and exc.status in GONE_STATUSES:
                 return WriteOutcome("the status is gone (and its boosts and pin with it)")
             raise
         if kind == "boost":
@@ -77,7 +78,7 @@ class MastodonFollowups:
         try:
             status = self._status(self._status_id(target))
         except PublishError as exc:
-            if kind in ("unboost", "unpin") and exc.status in (404, 410):
+            if kind in ("unboost", "unpin") and exc.status in GONE_STATUSES:
                 return True  # the status is gone, and its boosts and pin with it
             raise
         if kind == "boost":
@@ -95,24 +96,13 @@ class MastodonFollowups:
         return pub._answer(pub._call(pub.api().status, status_id), "id")
 
     def _gone(self, status_id: str) -> bool:
-        try:
-            self._status(status_id)
-        except PublishError as exc:
-            if exc.status in (404, 410):
-                return True
-            raise
-        return False
+        """Whether the status is gone (read it)."""
+        return _gone_instead(self._status, status_id)
 
     def _delete(self, status_id: str) -> bool:
         """Delete one status; whether it was already gone."""
         pub = self.pub
-        try:
-            pub._call(pub.api().status_delete, status_id, write=True)
-        except PublishError as exc:
-            if exc.status in (404, 410):
-                return True
-            raise
-        return False
+        return _gone_instead(lambda status: pub._call(pub.api().status_delete, status, write=True), status_id)
 
     def _status_id(self, target: Target) -> str:
         """The id of the post's first status on this account's instance."""
@@ -136,3 +126,14 @@ class MastodonFollowups:
 def followups(pub: MastodonPublisher) -> MastodonFollowups:
     """The follow-up writes of ``pub``'s account: the publisher's ``followups()``."""
     return MastodonFollowups(pub)
+
+
+def _gone_instead(call: Callable[[str], object], status_id: str) -> bool:
+    """``call(status_id)``; True when the server answered that the status is gone (404, 410) instead."""
+    try:
+        call(status_id)
+    except PublishError as exc:
+        if exc.status in GONE_STATUSES:
+            return True
+        raise
+    return False
