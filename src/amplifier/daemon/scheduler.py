@@ -6,7 +6,8 @@ reload and on pause changes: no busy polling), one that re-plans the rolling win
 only its sync with the ledger waits for a pass) and one that writes a heartbeat file for ``amplifier status
 --check``. The campaign files and the pause switches are looked at when the kernel reports a change
 (:mod:`.filewatch`; every ``watch_backstop`` seconds besides), or every ``watch_interval`` seconds where there are
-no notifications, and for what no local file shows (a PostgreSQL ledger's pauses, the lead of a node of several).
+no notifications, and for what no local file shows (a PostgreSQL ledger's pauses, the lead of a node of several,
+a post another node planned before this node's next wake).
 An idle daemon sleeps until its next due job: the next post, the heartbeat, the hourly re-plan, a file event.
 """
 
