@@ -82,3 +82,18 @@ def test_the_lease_job_stays_awake_while_an_operation_may_still_claim(
     daemon.extend_leases(now)  # the pass ended with no claim left
     assert slept == ["sleep"]
     assert not daemon.may_hold_claims
+
+
+def test_one_machine_runs_follow_ups_and_reads_for_every_account_with_no_shared_uses(
+    make: Callable[..., Harness],
+) -> None:
+    """SQLite, one node: the account leases are a no-op (every account is this node's, nothing is taken or
+    written), and the follow-up runner spends the posts' limiter itself."""
+    harness = make(once("o", "2027-10-20T09:00", accounts="[masto]"), at("2027-10-20T08:00"))
+    daemon = harness.daemon
+    assert daemon.shared_uses is None
+    assert daemon.readback.uses is None
+    assert daemon.followup_runner.limiter is daemon.limiter
+    with daemon.account_leases(["masto", "sky"], at("2027-10-20T08:30")) as held:
+        assert held == {"masto", "sky"}
+    assert daemon.coordinator.accounts() == []

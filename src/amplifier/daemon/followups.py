@@ -6,6 +6,11 @@
 * **Never lost.** The delivery path plans a post's follow-ups when it records the post published; each re-plan
   also plans those of published posts in its window that have none (:func:`catch_up`: a crash between the two
   writes).
+* **One node per account.** On a shared ledger a job runs only on the node holding its account's lease (taken
+  for the jobs due: :meth:`~amplifier.daemon.nodes.NodesMixin.account_leases`), and its writes count in the
+  account's one budget across nodes (:class:`TalliedLimiter` notes them in the shared uses), a Mastodon deletion
+  also in the account's one delete budget (:data:`~amplifier.delivery.followups.DELETE_BUDGETS`, checked here
+  before the runner gets the job: :meth:`FollowupsMixin.within_delete_budget`).
 * A failure here is logged, never raised: follow-ups must not stop publishing.
 """
 
@@ -14,16 +19,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from amplifier.campaign.load import Campaign
 from amplifier.campaign.models import MastodonAccount
 from amplifier.daemon.events import EventLog
-from amplifier.delivery.followups import FollowupRunner, catch_up
+from amplifier.delivery import followups as runner_module
+from amplifier.delivery.coordination import Coordinator
+from amplifier.delivery.followups import JOBS_PER_PASS, ROUNDS, FollowupReport, FollowupRunner, catch_up, find
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.shared_state import DELETES_BUDGET, POSTS_BUDGET, SharedUses, Use
 from amplifier.plan.post import PlannedPost
 
 CRASH_ENV = "AMPLIFIER_TEST_CRASH_AFTER_FOLLOWUP"
@@ -50,6 +59,40 @@ def servers_of(campaign: Campaign) -> Mapping[str, str]:
     }
 
 
+class TalliedLimiter(RateLimiter):
+    """The posts' limiter as the follow-up runner of a node of several sees it: the same uses and blocks (every
+    call goes to ``limiter``), and each write it records also noted in the account's shared uses, so the next
+    node to hold the account counts it."""
+
+    def __init__(self, limiter: RateLimiter, uses: SharedUses) -> None:
+        super().__init__(limiter.budgets, limiter.shared)
+        self.inner = limiter
+        self.uses = uses
+
+    def available_at(self, account: str, platform: str, parts: int, now: datetime) -> datetime:
+        return self.inner.available_at(account, platform, parts, now)
+
+    def record(self, account: str, platform: str, parts: int, now: datetime) -> None:
+        self.inner.record(account, platform, parts, now)
+        if self.inner.cost(platform, parts) > 0:
+            self.uses.note(account, Use(POSTS_BUDGET, platform, now, parts))
+
+    def block(self, account: str, until: datetime) -> None:
+        self.inner.block(account, until)
+
+    def load_blocks(self, now: datetime, accounts: Iterable[str]) -> None:
+        self.inner.load_blocks(now, accounts)
+
+    def blocked_until(self, account: str, now: datetime) -> datetime | None:
+        return self.inner.blocked_until(account, now)
+
+    def replace_uses(self, account: str, uses: Iterable[tuple[str, datetime, int]]) -> None:
+        self.inner.replace_uses(account, uses)
+
+    def seed(self, uses: Iterable[tuple[str, str, datetime, int]]) -> None:
+        self.inner.seed(uses)
+
+
 class FollowupsMixin:
     """The daemon's hooks for follow-up jobs (see the module docstring)."""
 
@@ -61,12 +104,19 @@ class FollowupsMixin:
     stopping: threading.Event
     _emit: Callable[..., None]
     _publisher: Callable[[str], Any]
+    coordinator: Coordinator
+    shared_uses: SharedUses | None
 
     def init_followups(self) -> None:
+        # A node of several: the deletions' budget across nodes (the runner keeps one of its own too).
+        self.delete_limiter = RateLimiter(runner_module.DELETE_BUDGETS)
+        limiter = self.limiter
+        if self.shared_uses is not None:  # a node of several: its writes told to the account's next holder
+            limiter = TalliedLimiter(limiter, self.shared_uses)
         self.followup_runner = FollowupRunner(
             self.ledger,
             self._publisher,
-            self.limiter,
+            limiter,
             token=self.token,
             servers=servers_of(self.campaign),
             emit=self._emit,
@@ -79,9 +129,68 @@ class FollowupsMixin:
             return
         try:
             self.followup_runner.servers = dict(servers_of(self.campaign))
-            self.followup_runner.run_due(now)
+            if self.coordinator.shared:
+                self.follow_up_leased(now)
+            else:
+                self.followup_runner.run_due(now)
         except Exception as exc:
             self.log.emit("followup-error", reason=f"{type(exc).__name__}: {exc}")
+
+    def follow_up_leased(self, now: datetime) -> None:
+        """A node of several: the jobs due, as :meth:`FollowupRunner.run_due` finds them (never for an account
+        with a post due or paused; a deletion's undoings in the same pass), run only for the accounts whose
+        lease this node took (the others' jobs are theirs now, or at the next pass)."""
+        seen: set[tuple[str, str, str]] = set()
+        busy: set[str] | None = None
+        paused: set[str] = set()
+        for _ in range(ROUNDS):
+            jobs = [job for job in self.ledger.followups_due(now, limit=JOBS_PER_PASS) if job.key not in seen]
+            if not jobs:
+                break
+            if busy is None:
+                busy = {row.account for row in self.ledger.due(now, limit=1000)}
+                paused = set(self.ledger.paused_accounts())
+            seen.update(job.key for job in jobs)
+            ready = [job for job in jobs if job.account not in busy and job.account not in paused]
+            leases: AbstractContextManager[set[str]] = self.account_leases(  # type: ignore[attr-defined]
+                {job.account for job in ready}, now
+            )
+            with leases as held:
+                mine, deletes = self.within_delete_budget([job for job in ready if job.account in held], now)
+                if mine:
+                    self.note_deletes(deletes, self.followup_runner.run_jobs(mine, now), now)
+            if not any(job.kind == "delete" for job in jobs):
+                break
+
+    def within_delete_budget(
+        self, jobs: list[FollowupJob], now: datetime
+    ) -> tuple[list[FollowupJob], dict[str, tuple[FollowupJob, int]]]:
+        """``jobs`` but the deletions past their account's delete budget across nodes (read with the leases;
+        they stay planned), and each deletion kept with its parts, by its text (counted as they are kept)."""
+        budgets = runner_module.DELETE_BUDGETS
+        kept: list[FollowupJob] = []
+        deletes: dict[str, tuple[FollowupJob, int]] = {}
+        for job in jobs:
+            if job.kind == "delete" and job.platform in budgets:
+                row = find(self.ledger, job.post_id)
+                parts = row.part_count if row is not None else 1
+                if self.delete_limiter.available_at(job.account, job.platform, parts, now) > now:
+                    continue
+                self.delete_limiter.record(job.account, job.platform, parts, now)
+                deletes[job.key_text] = (job, parts)
+            kept.append(job)
+        return kept, deletes
+
+    def note_deletes(
+        self, deletes: Mapping[str, tuple[FollowupJob, int]], report: FollowupReport, now: datetime
+    ) -> None:
+        """The deletions ``report`` says were done, in their accounts' shared uses (for the next holder)."""
+        if self.shared_uses is None:
+            return
+        for text in report.done:
+            if text in deletes:
+                job, parts = deletes[text]
+                self.shared_uses.note(job.account, Use(DELETES_BUDGET, job.platform, now, parts))
 
 
 def catch_up_followups(ledger: Ledger, log: EventLog, posts: Iterable[PlannedPost], now: datetime) -> None:

@@ -176,7 +176,8 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
         self._pause_seen = False
         # The delivery path's changes of posts that finish together share one fsynced commit (.commits).
         self.grouped = GroupedLedger(ledger)
-        self.readback = ReadBack(cast(Ledger, self.grouped), self.limiter, self._emit)
+        self.shared_uses = self.open_shared_uses(state_store)  # a node of several: budgets across nodes
+        self.readback = ReadBack(cast(Ledger, self.grouped), self.limiter, self._emit, uses=self.shared_uses)
         self.delivery = Delivery(
             cast(Ledger, self.grouped),
             self._publisher,
@@ -295,7 +296,8 @@ class Daemon(NodesMixin, LeaseMixin, PostingMixin, FollowupsMixin):
         if self.stopping.is_set():
             return
         try:
-            self.readback.run(now, self.campaign, self._publisher, executor=self._executor)
+            leases = self.account_leases if self.coordinator.shared else None  # a node of several: held ones
+            self.readback.run(now, self.campaign, self._publisher, executor=self._executor, leases=leases)
         except Exception as exc:
             self.log.emit("read-failed", reason=f"{type(exc).__name__}: {exc}")
 

@@ -11,6 +11,11 @@
   over the nodes alive, split by :func:`owners` so that no two nodes ask for one account), and reads their
   budgets in one query, so a burst spreads over the nodes. A node holds back a
   post whose text it would render differently from the plan's (older files), or that its files do not know.
+* Follow-up jobs and read-back: run for an account only while this node holds its lease, taken the way a pass
+  takes its accounts (:meth:`NodesMixin.account_leases`), the budgets read again under it; the requests they
+  make (writes, reads, deletions) are written into the account's shared uses (:class:`~amplifier.delivery.shared_state.SharedUses`) before
+  the lease goes, so the next holder counts them: one budget per account across nodes, and a read or a job
+  never sent by two nodes at once.
 
 With one machine (:class:`~amplifier.delivery.coordination.LocalCoordinator`) all of this is a no-op.
 """
@@ -26,11 +31,21 @@ from pathlib import Path
 
 from amplifier.campaign.load import Campaign
 from amplifier.daemon.events import EventLog, TickReport
+from amplifier.daemon.readback import READ_BUDGETS, ReadBack
 from amplifier.daemon.settings import FAR_FUTURE, DaemonSettings
 from amplifier.delivery.coordination import Coordinator
+from amplifier.delivery.followups import DELETE_BUDGETS
 from amplifier.delivery.ledger import Ledger, PlanEntry, PlanSource, Row, StalePlan, State, SyncReport
-from amplifier.delivery.ratelimit import RateLimiter
+from amplifier.delivery.ratelimit import Budget, RateLimiter
+from amplifier.delivery.shared_state import (
+    DELETES_BUDGET,
+    POSTS_BUDGET,
+    READS_BUDGET,
+    LedgerState,
+    SharedUses,
+)
 from amplifier.plan.post import PlannedPost
+from amplifier.publish.state import StateStore
 
 SHARE_WAIT = timedelta(seconds=1)  # the other nodes' share of a pass's accounts: theirs first, for so long
 
@@ -87,6 +102,11 @@ def owners(accounts: Iterable[str], known: Iterable[str], nodes: Sequence[str]) 
     return {account: ranked[rank(account) % len(ranked)] for account in accounts}
 
 
+def longest(budgets: Iterable[Budget]) -> timedelta:
+    """The longest window of ``budgets`` (how long a use counts)."""
+    return max((window.span for budget in budgets for window in budget.windows), default=timedelta(0))
+
+
 class NodesMixin:
     """The daemon's hooks for several nodes (see the module docstring)."""
 
@@ -98,8 +118,26 @@ class NodesMixin:
     coordinator: Coordinator
     token: str
     posts: dict[str, PlannedPost]
+    shared_uses: SharedUses | None  # a node of several: the accounts' uses the ledger's posts do not show
+    readback: ReadBack
+    delete_limiter: RateLimiter  # the follow-up deletions' budget (.followups)
     _held: dict[str, datetime]  # account -> until when this node leaves it to the others
     _plan_note: str | None
+
+    def open_shared_uses(self, store: StateStore | None) -> SharedUses | None:
+        """A node of several: the accounts' shared uses, in ``store`` (None: the ledger's database)."""
+        if not self.coordinator.shared:
+            return None
+        keep = {
+            POSTS_BUDGET: longest(self.limiter.budgets.values()),
+            READS_BUDGET: longest(READ_BUDGETS.values()),
+            DELETES_BUDGET: longest(DELETE_BUDGETS.values()),
+        }
+        return SharedUses(store or LedgerState(self.ledger, self.token, self.clock), keep)  # type: ignore[attr-defined]
+
+    def side_budgets(self) -> dict[str, RateLimiter]:
+        """The budgets besides the posts' that the shared uses keep: the reads', the follow-up deletions'."""
+        return {READS_BUDGET: self.readback.limiter, DELETES_BUDGET: self.delete_limiter}
 
     def campaign_files(self, campaign: Campaign) -> list[Path]:
         from amplifier.daemon.watch import snapshot_files
@@ -222,13 +260,35 @@ class NodesMixin:
             with self.claiming():  # type: ignore[attr-defined]
                 return self._run_account(rows)  # type: ignore[attr-defined,no-any-return]
 
+    @contextmanager
+    def account_leases(self, accounts: Iterable[str], now: datetime) -> Iterator[set[str]]:
+        """Follow-up jobs and read-back of ``accounts``: the ones this node may run for now (a node of several:
+        those whose lease it took, in one step, their budgets read again), held while the block runs; then the
+        requests made meanwhile are written into the shared uses and the leases let go. One node: all of them."""
+        wanted = set(accounts)
+        if not self.coordinator.shared or not wanted:
+            yield wanted
+            return
+        taken = self.coordinator.take(wanted, now, len(wanted))
+        try:
+            if taken:
+                self.refresh_budgets(taken, now)
+            yield taken
+        finally:
+            try:
+                if self.shared_uses is not None and taken:
+                    self.shared_uses.flush(taken)  # before the next holder reads them
+            finally:
+                self.coordinator.release(taken)
+
     def refresh_budget(self, account: str, now: datetime) -> None:
         """The account's rate budget, read again from the shared ledger (every node's posts count)."""
         self.refresh_budgets({account}, now, only=account)
 
     def refresh_budgets(self, accounts: set[str], now: datetime, *, only: str | None = None) -> set[str]:
         """The rate budgets of ``accounts``, read again from the shared ledger in one query (``only``: the
-        query asks for that one account), and the blocks other nodes' 429s set; the accounts read."""
+        query asks for that one account), with the uses its posts do not show (follow-up writes; the reads'
+        budget: read requests) and the blocks other nodes' 429s set; the accounts read."""
         rows = self.ledger.history(
             now - timedelta(days=2), now + FAR_FUTURE, account=only, states=[State.PUBLISHED]
         )
@@ -241,7 +301,14 @@ class NodesMixin:
             ):
                 parts = sum(1 for part in (row.result or ()) if not part.get("existed"))
                 uses[row.account].append((row.platform, row.published_at, parts))
+        shared = self.shared_uses.load(accounts, now) if self.shared_uses is not None else {}
         for account, used in uses.items():
+            extra = shared.get(account, [])
+            used += [(use.platform, use.at, use.parts) for use in extra if use.budget == POSTS_BUDGET]
             self.limiter.replace_uses(account, used)
+            if account in shared:
+                for budget, limiter in self.side_budgets().items():
+                    side = [(use.platform, use.at, use.parts) for use in extra if use.budget == budget]
+                    limiter.replace_uses(account, side)
         self.limiter.load_blocks(now, accounts)  # every node's 429 resets (a shared state store)
         return set(accounts)

@@ -9,6 +9,8 @@ the campaign's ``readback:`` setting (default 1 h, 24 h and 7 days after publish
   age before it (a daemon that was down reads once, not once per missed age).
 * **Never duplicated.** A reading is stored with the instant it was taken; the ledger's primary key makes a
   repeated one a no-op, and a stored reading takes the post out of the query's answer.
+* **One node per account.** On a shared ledger an account is read only by the node holding its lease, and its
+  read requests count in one budget across nodes (:meth:`~amplifier.daemon.nodes.NodesMixin.account_leases`).
 * **Accounts at once.** The daemon reads its accounts concurrently on its publishing threads, each account's
   reads in order (the state below is per account or thread-safe).
 * **Posts first.** Reads run after the pass's deliveries and never for an account that still has a post due,
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +40,7 @@ from amplifier.campaign.load import Campaign
 from amplifier.delivery.ledger import Ledger, Row
 from amplifier.delivery.ledger.report import ReadAges
 from amplifier.delivery.ratelimit import Budget, RateLimiter, Window
+from amplifier.delivery.shared_state import READS_BUDGET, SharedUses, Use
 from amplifier.errors import AmplifierError
 from amplifier.plan.schedule import event_end
 from amplifier.publish.base import Publisher, RateLimitedError, TransientError
@@ -54,6 +58,7 @@ BACKOFF_MIN = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 
 PublisherOf = Callable[[str], Publisher]
+Leases = Callable[[set[str], datetime], AbstractContextManager[set[str]]]  # accounts -> those held meanwhile
 
 
 @dataclass
@@ -88,9 +93,15 @@ class ReadBack:
     """The read-back jobs of one daemon (see the module docstring); :meth:`run` is its hook in each pass."""
 
     def __init__(
-        self, ledger: Ledger, post_limiter: RateLimiter, emit: Callable[..., None] | None = None
+        self,
+        ledger: Ledger,
+        post_limiter: RateLimiter,
+        emit: Callable[..., None] | None = None,
+        *,
+        uses: SharedUses | None = None,
     ) -> None:
         self.ledger = ledger
+        self.uses = uses  # a node of several: its read requests, told to the account's next holder
         self.post_limiter = post_limiter
         self.limiter = RateLimiter(READ_BUDGETS)
         self.emit: Callable[..., None] = emit or (lambda event, **fields: None)
@@ -105,14 +116,42 @@ class ReadBack:
         publisher_of: PublisherOf,
         *,
         executor: Executor | None = None,
+        leases: Leases | None = None,
     ) -> ReadOutcome:
         """Read what is due at ``now`` with spare budget; never for an account with a post due. With an
         ``executor`` the accounts are read concurrently (each account's reads in order), as posts are sent: a
-        pass that reads a thousand accounts waits for the slowest, not for the sum of their round trips."""
+        pass that reads a thousand accounts waits for the slowest, not for the sum of their round trips. With
+        ``leases`` (a node of several: :meth:`~amplifier.daemon.nodes.NodesMixin.account_leases`) only the
+        accounts whose lease this node took are read, and what is due is asked again under the leases (another
+        node may have read it meanwhile)."""
         outcome = ReadOutcome()
-        rows = self.ledger.reads_due(now, read_ages(campaign, now), limit=POSTS_PER_PASS)
+        ages = read_ages(campaign, now)
+        rows = self.ledger.reads_due(now, ages, limit=POSTS_PER_PASS)
         if not rows:
             return outcome
+        if leases is None:
+            self._run_rows(rows, now, publisher_of, executor, outcome)
+            return outcome
+        with leases({row.account for row in rows}, now) as held:
+            if held:
+                rows = [
+                    row
+                    for row in self.ledger.reads_due(now, ages, limit=POSTS_PER_PASS)
+                    if row.account in held
+                ]
+                self._run_rows(rows, now, publisher_of, executor, outcome)
+        return outcome
+
+    def _run_rows(
+        self,
+        rows: Sequence[Row],
+        now: datetime,
+        publisher_of: PublisherOf,
+        executor: Executor | None,
+        outcome: ReadOutcome,
+    ) -> None:
+        if not rows:
+            return
         busy = {row.account for row in self.ledger.due(now, limit=1000)}
         paused = set(self.ledger.paused_accounts())
         retracted = self.ledger.retractions([row.id for row in rows])
@@ -132,14 +171,13 @@ class ReadBack:
         if executor is None or len(by_account) < 2:
             for account, account_rows in by_account.items():
                 self._read_account(account, account_rows, now, publisher_of, outcome)
-            return outcome
+            return
         futures = [
             executor.submit(self._read_account, account, account_rows, now, publisher_of, outcome)
             for account, account_rows in by_account.items()
         ]
         for future in futures:  # every account's reads end before the pass goes on; the first error is raised
             future.result()
-        return outcome
 
     def _waiting(self, account: str, now: datetime) -> bool:
         wait = self._account_wait.get(account)
@@ -208,6 +246,8 @@ class ReadBack:
             self.emit("read-deferred", account=account, reason="read budget")
             return False
         self.limiter.record(account, platform, requests, now)
+        if self.uses is not None:
+            self.uses.note(account, Use(READS_BUDGET, platform, now, requests))
         try:
             readings = publisher_of(account).read_engagement(parts)
         except RateLimitedError as exc:
