@@ -408,6 +408,9 @@ MESSAGES = [
         13,
         "takes at most 4 entries",
     ),
+    # a bad character in a value that later reaches the file system (an image's path): reported once, never a crash
+    ("surrogate in an image path", "hashtags: [Riseup4Rojava]", image('"\\ud800"'), 5, 15, "lone surrogate"),
+    ("NUL in an image path", "hashtags: [Riseup4Rojava]", image('"images/a\\0.png"'), 5, 15, "NUL character"),
     (
         "control character",
         "is in {{ days_left }} days",

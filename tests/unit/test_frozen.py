@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from amplifier.campaign.models import ScheduleFile
-from amplifier.plan.frozen import frozen_factory
+from amplifier.plan.frozen import frozen_factory, frozen_replacer
 from amplifier.plan.post import Part, PlannedPost
 from amplifier.plan.schedule import Slot, expand
 
@@ -75,3 +75,24 @@ def test_slots_of_rules_at_one_instant_merge_in_id_order() -> None:
     slots = expand(schedule, AT - dt.timedelta(days=40), AT)
     assert [(s.at, s.id) for s in slots] == sorted((s.at.astimezone(dt.UTC), s.id) for s in slots)
     assert len(slots) == 3 * (4 + 4 + 2) + 4
+
+
+def test_a_replacer_copy_is_what_replace_gives() -> None:
+    from amplifier.plan.adapt import Content
+
+    prototype = Content(texts=(), lang="de", hashtags=("Kobane",), split=False, labels=("graphic-media",))
+    made = frozen_replacer(prototype)(texts=("Hallo",), content_warning="cw")
+    assert type(made) is Content
+    assert made == dataclasses.replace(prototype, texts=("Hallo",), content_warning="cw")
+    assert hash(made) == hash(dataclasses.replace(prototype, texts=("Hallo",), content_warning="cw"))
+    assert prototype.texts == ()  # the prototype is left as it was
+    assert prototype.content_warning is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.lang = "en"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="Content has no field 'colour'"):
+        frozen_replacer(prototype)(colour="red")
+
+
+def test_a_replacer_only_for_plain_dataclasses() -> None:
+    with pytest.raises(TypeError, match="PlannedPost is not a dataclass without slots"):
+        frozen_replacer(PlannedPost("i", AT, "r", "a", "mastodon", "en", (), "s", 0))

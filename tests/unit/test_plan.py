@@ -324,3 +324,14 @@ def test_a_thread_of_more_than_99_parts_keeps_every_part_within_the_limit(
     assert [part.text.rsplit(" ", 1)[1] for part in thread.parts] == [
         f"{i}/{total}" for i in range(1, total + 1)
     ]
+
+
+@pytest.mark.parametrize("platform", ["mastodon", "bluesky"])
+@pytest.mark.parametrize(
+    ("text", "empty"), [("", True), (" \n\t\u3000", True), (" x ", False), ("\u200b", False)]
+)
+def test_a_blank_text_is_a_problem(platform: str, text: str, empty: bool) -> None:
+    from amplifier.plan.adapt import adapt_text
+
+    adapted = adapt_text(text, platform, created_at=dt.datetime(2027, 10, 1, tzinfo=dt.UTC))  # type: ignore[arg-type]
+    assert ("the text is empty" in adapted.problems) is empty

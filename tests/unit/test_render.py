@@ -102,15 +102,22 @@ def test_streamed_json_is_the_document_json_dumps_writes(
     variant=st.integers(min_value=0, max_value=10**6),
     warnings=st.lists(st.text(max_size=8), max_size=2),
     followups=st.lists(st.sampled_from(["boost", "pin", "delete"]), max_size=3),
+    quote=st.one_of(st.none(), st.text(max_size=8)),
 )
 def test_a_post_written_directly_is_what_json_dumps_writes(
-    texts: list[str], event: str | None, variant: int, warnings: list[str], followups: list[str]
+    texts: list[str],
+    event: str | None,
+    variant: int,
+    warnings: list[str],
+    followups: list[str],
+    quote: str | None,
 ) -> None:
     """Quotes, backslashes, control characters, lone surrogates, any script: the same bytes as json.dumps."""
     import datetime as dt
+    import io
     import json
 
-    from amplifier.cli.render import _encode, post_json_text
+    from amplifier.cli.render import _encode, post_json_text, posts_json, write_posts_json
     from amplifier.plan.post import Followup, Part, PlannedPost
 
     post_id, rule, account, lang, message_set, text = texts
@@ -132,8 +139,14 @@ def test_a_post_written_directly_is_what_json_dumps_writes(
         variant,
         event,
         tuple(warnings),
+        quote=quote,
         followups=planned,
     )
     encoded = json.dumps([part.to_json() for part in parts], ensure_ascii=False, default=str)
     assert _encode([part.to_json() for part in parts]) == encoded
     assert post_json_text(post, encoded) == json.dumps(post.to_json(), ensure_ascii=False, default=str)
+    out = io.StringIO()  # the writer's inlined copy of post_json_text, with and without the optional keys
+    plain = PlannedPost(post_id, at, rule, account, "bluesky", lang, parts, message_set, variant, event)
+    write_posts_json(out, [post, plain, post])
+    document = posts_json([post, plain, post])
+    assert out.getvalue() == json.dumps(document, ensure_ascii=False, default=str) + "\n"

@@ -400,3 +400,35 @@ def test_a_one_day_window_of_a_long_rule_expands_days_not_years(monkeypatch: pyt
     assert 0 < expanded < 20 * 2 * 3 * 24 + 5 * 24  # three days around each DST change, and the window's days
     hours = (dt.date(2035, 6, 1) - dt.date(2020, 1, 1)).days * 24
     assert window[0].index == hours - 16 + 15  # 16 springs forward without 02:00, 15 falls back with it twice
+
+
+def test_steady_days_of_a_weekday_cron_are_listed_without_croniter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hourly rule from March to May in Berlin: croniter expands only the days around the change to summer
+    time; the other days are listed directly, and the whole is what one croniter run gives."""
+    import croniter as croniter_module
+
+    plan = schedule(
+        {
+            "r": {
+                "kind": "recurring",
+                "cron": "15 * * * 1-5",
+                "start": "2027-03-01",
+                "end": "2027-05-31",
+                "messages": "m",
+            }
+        },
+    )
+    reference = full_expansion(plan, "r")
+    started: list[dt.datetime] = []
+    real = croniter_module.croniter
+
+    def counting(expression: str, start: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if start is not None:
+            started.append(start + dt.timedelta(microseconds=1))  # croniter starts just before a midnight
+        return real(expression, start, *args, **kwargs)
+
+    monkeypatch.setattr(croniter_module, "croniter", counting)
+    got = [(o.at, o.index, o.key, o.days_left, o.hours_left) for o in occurrences(plan, plan.rules["r"])]
+    assert got == reference
+    assert len(got) == 66 * 24  # the 66 weekdays of March to May, 24 firings each
+    assert started == [dt.datetime(2027, 3, 27, tzinfo=BERLIN)]  # one run, over 27-29 March (DST on the 28th)

@@ -107,6 +107,12 @@ def _offset(text: str) -> dt.tzinfo | None:
         return None
 
 
+def clean_text(text: str) -> str:
+    """``text`` with each control character and lone surrogate replaced by U+FFFD (after it was reported): later
+    checks, file names and output never meet a character that cannot be encoded."""
+    return _BAD_CHARACTER.sub("\ufffd", text)
+
+
 def text_problem(text: str, what: str) -> str | None:
     """What is wrong with a text (or key) holding a control character or a lone surrogate, or None."""
     found = _BAD_CHARACTER.search(text)

@@ -277,13 +277,14 @@ class _Builder:
         self.add(path, value, 1)
 
     def key(self, parent: _Frame, event: ScalarEvent) -> None:
-        key = str(event.value)
+        raw = str(event.value)
+        key = scalars.clean_text(raw)
         path = (*parent.path, key)
         if key in parent.value and not (key == "<<" and not event.style):
             first = self.source.keys[path][0]
             raise self.stop(event.start_mark, f"duplicate key {key!r}: it is already set on line {first}")
         self.source.keys[path] = (event.start_mark.line + 1, event.start_mark.column + 1)
-        self.check_text(path, key, "key")
+        self.check_text(path, raw, "key")
         parent.key = key
         parent.key_plain = not event.style
         if event.anchor is not None:
@@ -315,7 +316,8 @@ class _Builder:
         text = str(event.value)
         if event.style == ">":
             text = text.replace("\a", "")  # ruamel marks the folds of a folded scalar with BEL
-        self.check_text(path, text, "text")
+        if self.check_text(path, text, "text"):
+            text = scalars.clean_text(text)  # reported here; what reads it later never meets the bad character
         tag = str(event.tag) if event.tag is not None else None
         if event.style or tag in ("tag:yaml.org,2002:str", "!"):
             return text
@@ -324,10 +326,12 @@ class _Builder:
         except scalars.ScalarProblem as problem:
             return self.bad_value(path, str(problem))
 
-    def check_text(self, path: PathKey, text: str, what: str) -> None:
+    def check_text(self, path: PathKey, text: str, what: str) -> bool:
+        """Report a control character or lone surrogate in ``text`` at ``path``; whether there was one."""
         problem = scalars.text_problem(text, what)
         if problem is not None:
             self.bad_value(path, problem)
+        return problem is not None
 
     def bad_value(self, path: PathKey, message: str) -> str:
         self.source.problems.append(self.source.problem(path, message))

@@ -155,14 +155,19 @@ def _write_compact(out: TextIO, posts: Iterable[PlannedPost]) -> int:
                 shared.clear()
             fields = shared[key] = _fields_text(post)
         # post_json_text(post, known[1], at, fields), inlined: it runs once per post
-        text = f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}'
-        if post.warnings:
-            text = f'{text}, "warnings": {_encode(list(post.warnings))}'
-        if post.quote:
-            text = f'{text}, "quote": {quote(post.quote)}'
-        if post.followups:
-            text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
-        batch.append(text + "}")
+        if post.warnings or post.quote or post.followups:
+            text = f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}'
+            if post.warnings:
+                text = f'{text}, "warnings": {_encode(list(post.warnings))}'
+            if post.quote:
+                text = f'{text}, "quote": {quote(post.quote)}'
+            if post.followups:
+                text = f'{text}, "followups": {_encode([followup.to_json() for followup in post.followups])}'
+            batch.append(text + "}")
+        else:  # the common case: the whole post in one string
+            batch.append(
+                f'{{"id": {quote(post.id)}, "at": {at}, {fields}, "variant": {int(post.variant)!r}, "parts": {known[1]}}}'
+            )
         count += 1
         if len(batch) == JSON_BATCH:
             out.write((", " if count > JSON_BATCH else "") + ", ".join(batch))

@@ -132,7 +132,7 @@ def adapt(content: Content, target: Target) -> Adapted:
                 + f"{part.length} {unit}, over {_platform_name(target.platform)}'s limit of {part.limit}"
                 + ("" if content.split else " (splitting into a thread is off for this message set)")
             )
-        if not part.text.strip() and not part.images and part.video is None:
+        if (not part.text or part.text.isspace()) and not part.images and part.video is None:
             problems.append(_where(index, len(parts)) + "the text is empty")
     return Adapted(parts, tuple(problems))
 
@@ -176,7 +176,12 @@ def _split(texts: list[str], limit: int, length: Callable[[str], int], content: 
 
     A text that cannot be split to fit (a content warning alone over the limit) stays whole; the caller reports it.
     """
-    if not content.split or all(length(text) <= limit for text in texts):
+    if not content.split:
+        return texts
+    if len(texts) == 1:  # the common case: one text
+        if length(texts[0]) <= limit:
+            return texts
+    elif all(length(text) <= limit for text in texts):
         return texts
     reserve = NUMBERING_RESERVE if content.numbering else 0
     while True:

@@ -29,3 +29,30 @@ def frozen_factory(cls: type[T]) -> Callable[..., T]:
     make: Callable[..., T] = namespace["make"]
     make.__qualname__ = make.__name__ = f"new_{cls.__name__}"
     return make
+
+
+def frozen_replacer(prototype: T) -> Callable[..., T]:
+    """``dataclasses.replace(prototype, **changes)`` for a frozen dataclass with no slots and no ``__post_init__``,
+    without its per-field cost: the new instance's fields are the prototype's with ``changes`` (keywords) applied.
+
+    ``Content(**fields)`` sets fourteen fields one by one through ``object.__setattr__``; this copies one
+    dictionary. A keyword that is not a field is a ``TypeError``, as for ``replace``.
+    """
+    cls = type(prototype)
+    if not is_dataclass(cls) or "__slots__" in vars(cls) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} is not a dataclass without slots and __post_init__")
+    base = dict(vars(prototype))
+    size = len(base)
+    new = object.__new__
+    set_fields = object.__setattr__  # a frozen dataclass refuses its own __setattr__
+
+    def make(**changes: Any) -> T:
+        values = {**base, **changes}
+        if len(values) != size:
+            raise TypeError(f"{cls.__name__} has no field {sorted(values.keys() - base.keys())[0]!r}")
+        self = new(cls)
+        set_fields(self, "__dict__", values)
+        return self
+
+    make.__qualname__ = make.__name__ = f"replace_{cls.__name__}"
+    return make

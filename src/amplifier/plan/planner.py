@@ -21,7 +21,7 @@ from amplifier.errors import Problem
 from amplifier.plan.adapt import Adapted, Content, Target, adapt
 from amplifier.plan.context import account_controls, account_target
 from amplifier.plan.followups import FollowupPlan, followup_plan
-from amplifier.plan.frozen import frozen_factory
+from amplifier.plan.frozen import frozen_factory, frozen_replacer
 from amplifier.plan.inputs import SlotInputs
 from amplifier.plan.post import PlannedPost, Platform
 from amplifier.plan.quotes import QuoteError, quoted_post
@@ -52,7 +52,9 @@ class _Static:
         str, Any
     ]  # every Content field but the texts and the content warning (with the account's controls)
     kind: int  # statics with the same kind adapt the same texts the same way (the key of the adapted cache)
-    followups: FollowupPlan  # boosts, pin, delete_after (plan.followups)
+    followups: FollowupPlan | None  # boosts, pin, delete_after (plan.followups); None: none
+    content: Callable[..., Content]  # Content(texts=..., content_warning=..., **fields), fast (plan.frozen)
+    quotes: bool  # the set quotes a post (plan.quotes)
 
 
 _new_post = frozen_factory(PlannedPost)  # PlannedPost(...), without the per-field cost of a frozen __init__
@@ -71,6 +73,7 @@ class Planner(SlotInputs):
         self._by_occurrence: dict[tuple[int, int], Adapted] = {}
         self._shares: dict[tuple[Any, ...], int] = {}
         self._kinds: dict[tuple[Any, ...], int] = {}  # (target, Content fields) -> the statics' kind
+        self._per_account: dict[str, bool] = {}  # message set -> some template names the account
         self._timed_targets: dict[Target, Target] = {}  # Bluesky targets with this instant's createdAt
         self.renderer = Renderer(campaign)
         self._at: dt.datetime | None = None
@@ -103,7 +106,11 @@ class Planner(SlotInputs):
             lang = campaign.account_lang(account_id)
             target = account_target(account)
             controls = account_controls(message_set, account)
-            per_account = any(uses(text, "account") for _path, text in message_set.templates())
+            per_account = self._per_account.get(rule.messages)
+            if per_account is None:
+                per_account = self._per_account[rule.messages] = any(
+                    uses(text, "account") for _path, text in message_set.templates()
+                )
             share_key = (rule_id, lang, target, tuple(sorted(controls.items())))
             share = None if per_account else self._shares.setdefault(share_key, len(self._shares))
             tags = self._tags(message_set) if self._appends_tags(rule.messages, message_set) else ()
@@ -121,6 +128,7 @@ class Planner(SlotInputs):
             }
             kind_key = (target, tuple(fields.items()))
             kind = self._kinds.setdefault(kind_key, len(self._kinds))
+            followups = followup_plan(campaign, rule_id, account_id)
             static = self._statics[key] = _Static(
                 rule.messages,
                 message_set,
@@ -132,7 +140,9 @@ class Planner(SlotInputs):
                 len(message_set.variants),
                 fields,
                 kind,
-                followup_plan(campaign, rule_id, account_id),
+                followups if followups else None,
+                frozen_replacer(Content(texts=(), **fields)),
+                message_set.quote is not None,
             )
 
         return static
@@ -171,8 +181,8 @@ class Planner(SlotInputs):
             variant_index,
             slot.event,
             adapted.problems,
-            self._quote(slot, static) if static.message_set.quote is not None else None,
-            static.followups.for_slot(slot.at, slot.event),
+            self._quote(slot, static) if static.quotes else None,
+            static.followups.for_slot(slot.at, slot.event) if static.followups is not None else (),
         )
 
     def _quote(self, slot: Slot, static: _Static) -> str | None:
@@ -256,7 +266,7 @@ class Planner(SlotInputs):
                 if timed is None:
                     timed = self._timed_targets[target] = replace(target, created_at=slot.at)
                 target = timed
-            content = Content(texts=key[1], content_warning=cw, **static.fields)
+            content = static.content(texts=key[1], content_warning=cw)
             adapted = self._adapted[key] = adapt(content, target)
         return adapted
 

@@ -33,6 +33,8 @@ from typing import Any, Final
 
 import regex
 
+from amplifier.platforms.tlds import TLDS
+
 MAX_GRAPHEMES: Final = 300
 MAX_BYTES: Final = 3000
 MAX_TAG_GRAPHEMES: Final = 64
@@ -42,83 +44,6 @@ MENTION: Final = "app.bsky.richtext.facet#mention"
 TAG: Final = "app.bsky.richtext.facet#tag"
 HANDLE: Final = "$handle"
 
-# The ASCII top-level domains of the ``tlds`` npm package, version 1.261.0 (IANA root zone, lower case).
-_TLDS_TEXT: Final = """
-aaa aarp abb abbott abbvie abc able abogado abudhabi ac academy accenture accountant accountants aco
-actor ad ads adult ae aeg aero aetna af afl africa ag agakhan agency ai aig airbus airforce airtel akdn
-al alibaba alipay allfinanz allstate ally alsace alstom am amazon americanexpress americanfamily amex
-amfam amica amsterdam analytics android anquan anz ao aol apartments app apple aq aquarelle ar arab
-aramco archi army arpa art arte as asda asia associates at athleta attorney au auction audi audible
-audio auspost author auto autos aw aws ax axa az azure ba baby baidu banamex band bank bar barcelona
-barclaycard barclays barefoot bargains baseball basketball bauhaus bayern bb bbc bbt bbva bcg bcn bd be
-beats beauty beer berlin best bestbuy bet bf bg bh bharti bi bible bid bike bing bingo bio biz bj black
-blackfriday blockbuster blog bloomberg blue bm bms bmw bn bnpparibas bo boats boehringer bofa bom bond
-boo book booking bosch bostik boston bot boutique box br bradesco bridgestone broadway broker brother
-brussels bs bt build builders business buy buzz bv bw by bz bzh ca cab cafe cal call calvinklein cam
-camera camp canon capetown capital capitalone car caravan cards care career careers cars casa case cash
-casino cat catering catholic cba cbn cbre cc cd center ceo cern cf cfa cfd cg ch chanel channel charity
-chase chat cheap chintai christmas chrome church ci cipriani circle cisco citadel citi citic city ck cl
-claims cleaning click clinic clinique clothing cloud club clubmed cm cn co coach codes coffee college
-cologne com commbank community company compare computer comsec condos construction consulting contact
-contractors cooking cool coop corsica country coupon coupons courses cpa cr credit creditcard
-creditunion cricket crown crs cruise cruises cu cuisinella cv cw cx cy cymru cyou cz dad dance data date
-dating datsun day dclk dds de deal dealer deals degree delivery dell deloitte delta democrat dental
-dentist desi design dev dhl diamonds diet digital direct directory discount discover dish diy dj dk dm
-dnp do docs doctor dog domains dot download drive dtv dubai dupont durban dvag dvr dz earth eat ec eco
-edeka edu education ee eg email emerck energy engineer engineering enterprises epson equipment er
-ericsson erni es esq estate et eu eurovision eus events exchange expert exposed express extraspace fage
-fail fairwinds faith family fan fans farm farmers fashion fast fedex feedback ferrari ferrero fi
-fidelity fido film final finance financial fire firestone firmdale fish fishing fit fitness fj fk flickr
-flights flir florist flowers fly fm fo foo food football ford forex forsale forum foundation fox fr free
-fresenius frl frogans frontier ftr fujitsu fun fund furniture futbol fyi ga gal gallery gallo gallup
-game games gap garden gay gb gbiz gd gdn ge gea gent genting george gf gg ggee gh gi gift gifts gives
-giving gl glass gle global globo gm gmail gmbh gmo gmx gn godaddy gold goldpoint golf goo goodyear goog
-google gop got gov gp gq gr grainger graphics gratis green gripe grocery group gs gt gu gucci guge guide
-guitars guru gw gy hair hamburg hangout haus hbo hdfc hdfcbank health healthcare help helsinki here
-hermes hiphop hisamitsu hitachi hiv hk hkt hm hn hockey holdings holiday homedepot homegoods homes
-homesense honda horse hospital host hosting hot hotels hotmail house how hr hsbc ht hu hughes hyatt
-hyundai ibm icbc ice icu id ie ieee ifm ikano il im imamat imdb immo immobilien in inc industries
-infiniti info ing ink institute insurance insure int international intuit investments io ipiranga iq ir
-irish is ismaili ist istanbul it itau itv jaguar java jcb je jeep jetzt jewelry jio jll jm jmp jnj jo
-jobs joburg jot joy jp jpmorgan jprs juegos juniper kaufen kddi ke kerryhotels kerryproperties kfh kg kh
-ki kia kids kim kindle kitchen kiwi km kn koeln komatsu kosher kp kpmg kpn kr krd kred kuokgroup kw ky
-kyoto kz la lacaixa lamborghini lamer land landrover lanxess lasalle lat latino latrobe law lawyer lb lc
-lds lease leclerc lefrak legal lego lexus lgbt li lidl life lifeinsurance lifestyle lighting like lilly
-limited limo lincoln link live living lk llc llp loan loans locker locus lol london lotte lotto love lpl
-lplfinancial lr ls lt ltd ltda lu lundbeck luxe luxury lv ly ma madrid maif maison makeup man management
-mango map market marketing markets marriott marshalls mattel mba mc mckinsey md me med media meet
-melbourne meme memorial men menu merckmsd mg mh miami microsoft mil mini mint mit mitsubishi mk ml mlb
-mls mm mma mn mo mobi mobile moda moe moi mom monash money monster mormon mortgage moscow moto
-motorcycles mov movie mp mq mr ms msd mt mtn mtr mu museum music mv mw mx my mz na nab nagoya name navy
-nba nc ne nec net netbank netflix network neustar new news next nextdirect nexus nf nfl ng ngo nhk ni
-nico nike nikon ninja nissan nissay nl no nokia norton now nowruz nowtv np nr nra nrw ntt nu nyc nz obi
-observer office okinawa olayan olayangroup ollo om omega one ong onl online ooo open oracle orange org
-organic origins osaka otsuka ott ovh pa page panasonic paris pars partners parts party pay pccw pe pet
-pf pfizer pg ph pharmacy phd philips phone photo photography photos physio pics pictet pictures pid pin
-ping pink pioneer pizza pk pl place play playstation plumbing plus pm pn pnc pohl poker politie porn
-post pr praxi press prime pro prod productions prof progressive promo properties property protection pru
-prudential ps pt pub pw pwc py qa qpon quebec quest racing radio re read realestate realtor realty
-recipes red redumbrella rehab reise reisen reit reliance ren rent rentals repair report republican rest
-restaurant review reviews rexroth rich richardli ricoh ril rio rip ro rocks rodeo rogers room rs rsvp ru
-rugby ruhr run rw rwe ryukyu sa saarland safe safety sakura sale salon samsclub samsung sandvik
-sandvikcoromant sanofi sap sarl sas save saxo sb sbi sbs sc scb schaeffler schmidt scholarships school
-schule schwarz science scot sd se search seat secure security seek select sener services seven sew sex
-sexy sfr sg sh shangrila sharp shell shia shiksha shoes shop shopping shouji show si silk sina singles
-site sj sk ski skin sky skype sl sling sm smart smile sn sncf so soccer social softbank software sohu
-solar solutions song sony soy spa space sport spot sr srl ss st stada staples star statebank statefarm
-stc stcgroup stockholm storage store stream studio study style su sucks supplies supply support surf
-surgery suzuki sv swatch swiss sx sy sydney systems sz tab taipei talk taobao target tatamotors tatar
-tattoo tax taxi tc tci td tdk team tech technology tel temasek tennis teva tf tg th thd theater theatre
-tiaa tickets tienda tips tires tirol tj tjmaxx tjx tk tkmaxx tl tm tmall tn to today tokyo tools top
-toray toshiba total tours town toyota toys tr trade trading training travel travelers travelersinsurance
-trust trv tt tube tui tunes tushu tv tvs tw tz ua ubank ubs ug uk unicom university uno uol ups us uy uz
-va vacations vana vanguard vc ve vegas ventures verisign versicherung vet vg vi viajes video vig viking
-villas vin vip virgin visa vision viva vivo vlaanderen vn vodka volvo vote voting voto voyage vu wales
-walmart walter wang wanggou watch watches weather weatherchannel webcam weber website wed wedding weibo
-weir wf whoswho wien wiki williamhill win windows wine winners wme wolterskluwer woodside work works
-world wow ws wtc wtf xbox xerox xihuan xin xxx xyz yachts yahoo yamaxun yandex ye yodobashi yoga
-yokohama you youtube yt yun za zappos zara zero zip zm zone zuerich zw"""
-TLDS: Final[frozenset[str]] = frozenset(_TLDS_TEXT.split())
 
 # JavaScript's \s (ECMA-262 WhiteSpace + LineTerminator), for use inside a character class.
 _JS_SPACE: Final = "\\t\\n\\x0b\\x0c\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
@@ -299,30 +224,48 @@ def detect_facets(text: str) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
     for token in _TOKEN_RE.finditer(text):
-        word = token.group()
-        if "." not in word and ":" not in word and "#" not in word and "$" not in word and "＃" not in word:
-            continue  # no pattern can match in it
-        base = token.start()
-        for kind, start, end, value in _token_facets(word):
-            feature = {"$type": LINK, "uri": value} if kind == LINK else {"$type": TAG, "tag": value}
-            facet = _facet(offsets(base + start), offsets(base + end), feature)
-            (links if kind == LINK else tags).append(facet)
+        found = _token_facets(token.group())
+        if not found:
+            continue
+        base = offsets(token.start())  # the token's start in UTF-8 bytes; its facets are in bytes from there
+        for kind, start, end, value in found:
+            index = {"byteStart": base + start, "byteEnd": base + end}
+            if kind == LINK:
+                links.append({"index": index, "features": [{"$type": LINK, "uri": value}]})
+            else:
+                tags.append({"index": index, "features": [{"$type": TAG, "tag": value}]})
+    if not facets:  # no mention: links, then tags (each in text order), sorted by where they start
+        if not tags:
+            return links
+        if not links or links[-1]["index"]["byteStart"] < tags[0]["index"]["byteStart"]:
+            links.extend(tags)
+            return links
     facets.extend(links)
     facets.extend(tags)  # tags, then cashtags (token by token, each kind in text order)
     facets.sort(key=lambda facet: facet["index"]["byteStart"])
     return facets
 
 
-# A run of non-space characters (a token); only a token holding a character some pattern needs is looked into:
-# "." (a bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag).
-_TOKEN_RE: Final = re.compile(rf"[^{_JS_SPACE}]+")
+# A run of non-space characters (a token) holding a character some pattern needs, from the token's start: "." (a
+# bare domain), ":" (a URL), "#" / "＃" (a tag), "$" (a cashtag). The other tokens are not looked into (a failed
+# match costs one step: the look-behind asks for a token's start, the possessive run does not backtrack).
+_TOKEN_RE: Final = re.compile(rf"(?<![^{_JS_SPACE}])[^{_JS_SPACE}.:#$＃]*+[.:#$＃][^{_JS_SPACE}]*+")
 _TOKEN_CACHE: Final = 8192
 
 
 @functools.lru_cache(maxsize=_TOKEN_CACHE)
 def _token_facets(token: str) -> tuple[tuple[str, int, int, str], ...]:
-    """``(kind, start, end, value)`` of the links, then the tags, then the cashtags in one token, in code points
+    """``(kind, start, end, value)`` of the links, then the tags, then the cashtags in one token, in UTF-8 bytes
     from its start (``kind``: :data:`LINK`, or :data:`TAG` whose value is the tag or ``$TICKER``)."""
+    found = _token_matches(token)
+    if found and not token.isascii():
+        offsets = _Offsets(token)
+        return tuple((kind, offsets(start), offsets(end), value) for kind, start, end, value in found)
+    return found
+
+
+def _token_matches(token: str) -> tuple[tuple[str, int, int, str], ...]:
+    """:func:`_token_facets` in code points."""
     found: list[tuple[str, int, int, str]] = []
     if "." in token or "://" in token:  # a bare domain has a dot, a URL has "://"
         for match in _URL_RE.finditer(token):
