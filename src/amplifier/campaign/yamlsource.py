@@ -317,7 +317,9 @@ class _Builder:
         if event.style == ">":
             text = text.replace("\a", "")  # ruamel marks the folds of a folded scalar with BEL
         if self.check_text(path, text, "text"):
-            text = scalars.clean_text(text)  # reported here; what reads it later never meets the bad character
+            text = scalars.clean_text(
+                text
+            )  # reported here; what reads it later never meets the bad character
         tag = str(event.tag) if event.tag is not None else None
         if event.style or tag in ("tag:yaml.org,2002:str", "!"):
             return text
