@@ -126,9 +126,12 @@ def burst_times(
             raise SystemExit("the nodes took too long to start (raise START_MARGIN)")
         last_due = first + dt.timedelta(seconds=GAP * ROUNDS)
         expected = accounts * (ROUNDS + 1)
+        cpu: list[float] | None = None
         with PostgresLedger.open(database_url, dt.datetime.now(dt.UTC)) as ledger:
             deadline = last_due + dt.timedelta(seconds=60)
             while True:
+                if cpu is None and dt.datetime.now(dt.UTC) > first + dt.timedelta(seconds=GAP / 2):
+                    cpu = [bench_daemon._cpu_seconds(proc.pid) for proc in procs]  # after the warm-up burst
                 rows = ledger.history(first - dt.timedelta(hours=1), last_due + dt.timedelta(hours=1))
                 done = [row for row in rows if row.state == State.PUBLISHED]
                 if len(done) == expected:
@@ -139,6 +142,15 @@ def burst_times(
                         f"{len(done)} of {expected} published a minute after the last burst: {states}"
                     )
                 time.sleep(0.5)
+        if cpu is not None:  # the measured bursts' CPU seconds (and the idle time between them) of each node
+            used = [
+                bench_daemon._cpu_seconds(proc.pid) - before for proc, before in zip(procs, cpu, strict=True)
+            ]
+            print(
+                f"{accounts} account(s): CPU of the nodes over the measured bursts: "
+                + ", ".join(f"{seconds:.2f} s" for seconds in used)
+                + f" ({sum(used) / (accounts * ROUNDS) * 1000:.1f} ms per post, idle time included)"
+            )
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -151,7 +163,8 @@ def burst_times(
     if os.environ.get("BENCH_VERBOSE"):  # every post: how late, from which node
         for row in sorted(done, key=lambda row: (row.due_at, row.published_at or row.due_at)):
             late = ((row.published_at or row.due_at) - row.due_at).total_seconds()
-            print(f"{row.id} {late:.3f} node {by_node.get(row.id)}", file=sys.stderr)
+            claimed = ((row.claimed_at or row.due_at) - row.due_at).total_seconds()
+            print(f"{row.id} {late:.3f} node {by_node.get(row.id)} claimed {claimed:.3f}", file=sys.stderr)
         for log in logs:
             print(log.read_text(), file=sys.stderr)
     for burst in range(1, ROUNDS + 1):

@@ -78,7 +78,12 @@ def failover(database_url: str, stub_url: str, work: Path) -> list[float]:
     first = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
     write_campaign(work / "campaign", stub_url, first, FAILOVER_ROUNDS + 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFIER_")}
-    env |= {"AMPLIFIER_LEDGER": database_url, "BENCH_TOKEN": "t", "AMPLIFIER_SECRETS_DIR": str(work / "none")}
+    env |= {
+        "AMPLIFIER_LEDGER": database_url,
+        "BENCH_TOKEN": "t",
+        "AMPLIFIER_SECRETS_DIR": str(work / "none"),
+        "PYTHONPATH": str(ROOT / "src"),  # the nodes run this checkout's amplifier, not an installed one
+    }
     procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(n: int) -> None:
@@ -130,6 +135,10 @@ def failover(database_url: str, stub_url: str, work: Path) -> list[float]:
                     f"failover {round_ + 1}: {times[-1]:.2f} s from the kill to the post, from the other node"
                 )
                 start(victim)  # back up for the next round
+    except SystemExit:  # what the nodes said, to see why
+        for n in sorted(procs):
+            print(f"node {n}:\n{(work / f'node{n}.log').read_text()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         for proc in procs.values():
             if proc.poll() is None:

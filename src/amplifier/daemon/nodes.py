@@ -7,8 +7,9 @@
   follower that asks (every watch interval) leads, and writes the plan at once (:meth:`NodesMixin.take_lead`).
 * Publishing: one node per account at a time (the coordinator's account lock), and the account's rate budget
   read again from the shared ledger under that lock (:meth:`NodesMixin.publish_account`). A pass takes its
-  accounts in one step, at most its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
-  over the nodes alive), and reads their budgets in one query, so a burst spreads over the nodes. A node holds back a
+  accounts in one step, its share of the due ones (:meth:`NodesMixin.take_accounts`: the due accounts
+  over the nodes alive, split by :func:`owners` so that no two nodes ask for one account), and reads their
+  budgets in one query, so a burst spreads over the nodes. A node holds back a
   post whose text it would render differently from the plan's (older files), or that its files do not know.
 * Follow-up jobs and read-back: run for an account only while this node holds its lease, taken the way a pass
   takes its accounts (:meth:`NodesMixin.account_leases`), the budgets read again under it; the requests they
@@ -46,7 +47,7 @@ from amplifier.delivery.shared_state import (
 from amplifier.plan.post import PlannedPost
 from amplifier.publish.state import StateStore
 
-SHARE_WAIT = timedelta(seconds=0.25)  # the other nodes' share of a pass's accounts: theirs first, for so long
+SHARE_WAIT = timedelta(seconds=1)  # the other nodes' share of a pass's accounts: theirs first, for so long
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -82,6 +83,23 @@ def campaign_source(campaign: Campaign, files: Iterable[Path], node: str) -> Pla
                 digest.hexdigest(), f"git:{sha[:12]}", datetime.fromtimestamp(int(stamp), UTC), node
             )
     return PlanSource(digest.hexdigest(), "mtime", datetime.fromtimestamp(newest, UTC), node)
+
+
+def owners(accounts: Iterable[str], known: Iterable[str], nodes: Sequence[str]) -> dict[str, str]:
+    """Which node of ``nodes`` takes each of ``accounts`` first when its posts come due: the campaign's accounts
+    (``known``), sorted, dealt out in turn over the nodes, sorted. It depends on neither the time a node passes
+    nor what other nodes took already, so every node computes the same split (no two nodes ask for one
+    account), and a burst of every account gives each node its share to one account. An account the list does
+    not name (a node with other files) goes by its hash."""
+    order = {account: n for n, account in enumerate(sorted(set(known)))}
+    ranked = sorted(set(nodes))
+
+    def rank(account: str) -> int:
+        if account in order:
+            return order[account]
+        return int.from_bytes(hashlib.blake2b(account.encode(), digest_size=8).digest(), "big")
+
+    return {account: ranked[rank(account) % len(ranked)] for account in accounts}
 
 
 def longest(budgets: Iterable[Budget]) -> timedelta:
@@ -198,25 +216,28 @@ class NodesMixin:
             self.coordinator.release(taken)
 
     def take_accounts(self, queues: dict[str, list[Row]], now: datetime) -> dict[str, list[Row]]:
-        """A node of several: the pass's accounts, taken in one step (at most this node's share of them, the
-        due accounts over the nodes alive), their budgets read in one query; the others are left to the other
-        nodes for a moment. One node: ``queues`` as they are."""
+        """A node of several: the pass's accounts, taken in one step, their budgets read in one query. Of the
+        accounts whose posts just came due, a node takes the ones it owns (:func:`owners` over the nodes alive:
+        every node computes the same split, so the nodes of a burst never ask for the same account); the others
+        are their owners' for :data:`SHARE_WAIT`, then anyone's (an owner may wake late, or be gone), as are
+        accounts due for longer. One node: ``queues`` as they are."""
         if not self.coordinator.shared or not queues:
             return queues
-        alive = sum(1 for beat in self.ledger.nodes() if beat.beat_at > now - 2 * self.settings.claim_lease)
-        # Posts that just came due: this node's share of their accounts; the others' share is theirs for
-        # SHARE_WAIT, then anyone's (a node may wake late, or be gone).
+        alive = {
+            beat.node for beat in self.ledger.nodes() if beat.beat_at > now - 2 * self.settings.claim_lease
+        }
+        nodes = sorted(alive | {self.token})
         fresh = {account for account, rows in queues.items() if rows[0].next_attempt_at > now - SHARE_WAIT}
         waited = queues.keys() - fresh
-        share = -(-len(fresh) // max(alive, 1))
-        taken = self.coordinator.take(waited, now, len(waited)) if waited else set()
-        taken |= self.coordinator.take(fresh, now, share) if fresh else set()
-        share += len(waited)
+        known = self.campaign.schedule.accounts.keys()
+        mine = {account for account, node in owners(fresh, known, nodes).items() if node == self.token}
+        wanted = waited | mine
+        taken = self.coordinator.take(wanted, now, len(wanted)) if wanted else set()
         until = now + SHARE_WAIT
         for account in sorted(queues.keys() - taken):
-            if len(taken) < share:  # fewer than its share: the others are other nodes' now
+            if account in wanted:  # refused: another node holds it
                 self.hold(account, now, "another node publishes for it")
-            else:  # the other nodes' share (or theirs already): taken if still free after a moment
+            else:  # its owner's for a moment, then taken if still free
                 self._held[account] = until
         try:
             self._budgets_read = self.refresh_budgets(taken, now) if taken else set()

@@ -6,7 +6,8 @@ reload and on pause changes: no busy polling), one that re-plans the rolling win
 only its sync with the ledger waits for a pass) and one that writes a heartbeat file for ``amplifier status
 --check``. The campaign files and the pause switches are looked at when the kernel reports a change
 (:mod:`.filewatch`; every ``watch_backstop`` seconds besides), or every ``watch_interval`` seconds where there are
-no notifications, and for what no local file shows (a PostgreSQL ledger's pauses, the lead of a node of several).
+no notifications, and for what no local file shows (a PostgreSQL ledger's pauses, the lead of a node of several,
+a post another node planned before this node's next wake).
 An idle daemon sleeps until its next due job: the next post, the heartbeat, the hourly re-plan, a file event.
 """
 
@@ -221,7 +222,17 @@ def serve(daemon: Daemon, stop: threading.Event, *, on_ready: Callable[[], None]
             daemon.watcher = None
             polling()
             scheduler.reschedule_job("watch", trigger="interval", seconds=settings.watch_interval)
-        return daemon.take_lead(daemon.clock()) or changed
+        return daemon.take_lead(daemon.clock()) or changed or plan_came()
+
+    def plan_came() -> bool:
+        """A node of several: whether another node's plan holds a post due before this daemon's next wake (it
+        started before the leader wrote the plan, or the leader re-planned): then it arms again, as after a pass."""
+        if not daemon.coordinator.shared:
+            return False
+        due = daemon.ledger.next_due_at()
+        job = scheduler.get_job("batch")
+        armed = job.next_run_time if job is not None else None
+        return due is not None and (armed is None or due < armed)
 
     def polling() -> None:
         every = f"{settings.watch_interval:g}s"

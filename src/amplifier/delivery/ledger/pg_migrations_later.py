@@ -140,3 +140,13 @@ def m013_shared_state(conn: psycopg.Connection) -> None:
         )
         """
     )
+
+
+@migration
+def m014_summary_lock_order(conn: psycopg.Connection) -> None:
+    """The summary trigger of a post's update moves it between its two groups in the order of their keys (see
+    :data:`~amplifier.delivery.ledger.summary.PG_POSTS_IN_KEY_ORDER`): a claim and a release of two posts of one
+    group never deadlock on the group's rows."""
+    from amplifier.delivery.ledger.summary import PG_POSTS_IN_KEY_ORDER
+
+    conn.execute(PG_POSTS_IN_KEY_ORDER)

@@ -7,7 +7,15 @@ The guarantees are the interface's (the contract tests run against both backends
   and writes it; a claim is one conditional ``UPDATE`` (planned -> claimed), which PostgreSQL's row locks make
   atomic across connections and machines: two nodes can never both claim one post.
 * A commit returns once it is durable (PostgreSQL's default ``synchronous_commit``; keep ``fsync`` on).
-* A writer waits at most :data:`LOCK_TIMEOUT` for a row lock, then raises :class:`LedgerBusy`; readers never wait.
+* A writer waits at most :data:`LOCK_TIMEOUT` for a row lock, then raises :class:`LedgerBusy`; readers never wait
+  for a row lock (the session's ``lock_timeout``, set with the connection, so no transaction spends a round trip
+  on it; a migration waits for another node's as long as it takes).
+* A transaction the server rolls back to break a deadlock or a serialization conflict (two nodes' transactions
+  meeting on the same rows, e.g. a report summary group) wrote nothing, so the operation runs again, up to
+  :data:`ROLLBACK_TRIES` times in all, then raises :class:`LedgerBusy` (:func:`_retrying`): only an operation
+  called outside any transaction of this ledger, and only if it committed nothing before, so a retry never
+  writes anything twice. A :meth:`~PostgresLedger.group` that one of its calls lost that way is rolled back
+  whole and run again (it held the locks the other transaction waited for).
 * A re-plan (:meth:`sync_plan`) holds a transaction-scoped advisory lock, so two nodes' re-plans never
   interleave.
 * A connection that breaks (the server restarted, the network dropped) raises :class:`LedgerError` for the call
@@ -23,7 +31,11 @@ host, port and database only.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -40,9 +52,18 @@ from amplifier.delivery.ledger.sql_ledger import SqlLedger
 from amplifier.delivery.ledger.types import CANCELLED_REASON, LedgerBusy, LedgerError, to_db_time
 from amplifier.redact import redact, register
 
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "5s"  # the session's lock_timeout: a row lock, an advisory lock
 CONNECT_TIMEOUT = 10  # seconds
 SYNC_LOCK = 0x616D7073  # the advisory lock a re-plan holds
+# The errors of a transaction the server rolled back (SQLSTATE class 40): psycopg makes each a subclass of
+# OperationalError, not of TransactionRollback (40000), so they are named one by one.
+ROLLED_BACK = (
+    psycopg.errors.TransactionRollback,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+)
+ROLLBACK_TRIES = 5  # runs of an operation whose transaction the server rolled back (deadlock, serialization)
+ROLLBACK_PAUSE = 0.02  # seconds: the first pause before a run again (at random up to it, doubled each time)
 
 _PLAN_ARRAYS = "?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::int[]"
 _PLAN_NAMES = "id, account, platform, rule, due_at, content_hash, part_count"
@@ -50,6 +71,35 @@ _UNNEST_PLAN_NEXT = (
     f"unnest({_PLAN_ARRAYS}, ?::int[], ?::timestamptz[]) AS t({_PLAN_NAMES}, variant, next_at)"
 )
 _UNNEST_PLAN_VARIANT = f"unnest({_PLAN_ARRAYS}, ?::int[]) AS t({_PLAN_NAMES}, variant)"
+
+
+def rolled_back(error: BaseException) -> bool:
+    """Whether ``error`` is a transaction the server rolled back (a deadlock, a serialization conflict)."""
+    return isinstance(error, LedgerBusy) and isinstance(error.__cause__, ROLLED_BACK)
+
+
+def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of the ledger, run again when the server rolled its transaction back (see the module
+    docstring): at most :data:`ROLLBACK_TRIES` runs in all, after a short random pause (two nodes that met
+    on the same rows do not meet again at once). Inside a transaction (a :meth:`~PostgresLedger.group`), or
+    after the method committed a transaction of its own, the error goes to the caller as it is."""
+
+    @functools.wraps(method)
+    def run(self: PostgresLedger, *args: Any, **kwargs: Any) -> Any:
+        local = self._local
+        for attempt in range(ROLLBACK_TRIES - 1):
+            if getattr(local, "depth", 0):
+                break
+            commits = getattr(local, "commits", 0)
+            try:
+                return method(self, *args, **kwargs)
+            except LedgerBusy as exc:
+                if not rolled_back(exc) or getattr(local, "commits", 0) != commits:
+                    raise
+            time.sleep(random.uniform(0, ROLLBACK_PAUSE * 2**attempt))
+        return method(self, *args, **kwargs)
+
+    return run
 
 
 def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -117,6 +167,7 @@ class PostgresLedger(PostgresReport, SqlLedger):
         self.name = describe(url)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
+        self._local = threading.local()  # this thread's transaction depth and commits (see _retrying)
 
     @classmethod
     def open(cls, url: str, now: datetime) -> Self:
@@ -126,7 +177,9 @@ class PostgresLedger(PostgresReport, SqlLedger):
         with ledger._lock:
             conn = ledger._connection()
             try:
+                conn.execute("SET lock_timeout = 0")  # another node's migrations may run for longer
                 migrate(conn, now)
+                conn.execute("RESET lock_timeout")
             except psycopg.Error as error:
                 ledger.close()
                 raise LedgerError(
@@ -144,11 +197,12 @@ class PostgresLedger(PostgresReport, SqlLedger):
                 f"{self.name}: cannot connect to the ledger database ({UNREADABLE_URL})"
             ) from None
         try:
-            # The session's time zone is UTC whatever the server's default; options in the URL are kept.
+            # The session's time zone is UTC whatever the server's default, and its lock timeout is ours (set
+            # with the connection: no statement of its own in every transaction); options in the URL are kept.
             self._conn = psycopg.connect(
                 conninfo.make_conninfo(
                     self._url,
-                    options=f"{options} -c timezone=UTC".strip(),
+                    options=f"{options} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT}".strip(),
                     connect_timeout=CONNECT_TIMEOUT,
                     application_name="amplifier",
                 ),
@@ -175,7 +229,7 @@ class PostgresLedger(PostgresReport, SqlLedger):
         connects again)."""
         try:
             yield
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.TransactionRollback) as error:
+        except (psycopg.errors.LockNotAvailable, *ROLLED_BACK) as error:
             raise LedgerBusy(self.name) from error
         except psycopg.OperationalError as error:
             raise LedgerError(f"{self.name}: the ledger database connection failed ({error})") from None
@@ -183,11 +237,17 @@ class PostgresLedger(PostgresReport, SqlLedger):
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One transaction: committed if the block returns, rolled back if it raises (nested: a savepoint)."""
+        local = self._local
         with self._lock, self._errors():
             conn = self._connection()
-            with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                yield PgConnection(conn, self.dialect)
+            local.depth = getattr(local, "depth", 0) + 1
+            try:
+                with conn.transaction():
+                    yield PgConnection(conn, self.dialect)
+            finally:
+                local.depth -= 1
+            if not local.depth:
+                local.commits = getattr(local, "commits", 0) + 1
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -196,12 +256,18 @@ class PostgresLedger(PostgresReport, SqlLedger):
 
     def group(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run ``calls`` in one transaction, each one in a savepoint of its own (psycopg nests
-        ``transaction()`` as savepoints): one commit for all of them (see :meth:`Ledger.group`)."""
+        ``transaction()`` as savepoints): one commit for all of them (see :meth:`Ledger.group`). A call the server
+        rolled back (a deadlock) rolls the whole group back: ``calls`` are this ledger's operations, which
+        :func:`_retrying` runs again together."""
         results: list[Any] = []
         with self._transaction():
             for call in calls:
                 try:
                     results.append(call())
+                except LedgerBusy as exc:
+                    if rolled_back(exc):  # the server broke a deadlock: the group goes whole, and runs again
+                        raise
+                    results.append(exc)
                 except Exception as exc:  # the caller's, raised in its own thread
                     results.append(exc)
         return results
@@ -260,3 +326,9 @@ class PostgresLedger(PostgresReport, SqlLedger):
                 " WHERE id = ANY(?) AND state = 'planned'",
                 (CANCELLED_REASON, stamp, diff.cancelled),
             )
+
+
+# Every public operation, run again when the server rolls its transaction back (see _retrying).
+for _name, _method in inspect.getmembers(PostgresLedger, inspect.isfunction):
+    if not _name.startswith("_"):
+        setattr(PostgresLedger, _name, _retrying(_method))

@@ -202,6 +202,24 @@ BEGIN
 END $$
 """
 
+# The same, an update's two groups in the order of their keys (m014_summary_lock_order): two posts that move
+# between the same two groups in opposite directions (a claim and a release) lock their rows in one order, so
+# they never wait for each other in a cycle (a deadlock the server would break by rolling one back).
+PG_POSTS_IN_KEY_ORDER = f"""
+CREATE OR REPLACE FUNCTION report_summary_posts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN PERFORM report_summary_move(OLD, -1); RETURN OLD; END IF;
+    IF ROW({_pg_group("OLD")}) <= ROW({_pg_group("NEW")}) THEN
+        PERFORM report_summary_move(OLD, -1);
+        PERFORM report_summary_move(NEW, 1);
+    ELSE
+        PERFORM report_summary_move(NEW, 1);
+        PERFORM report_summary_move(OLD, -1);
+    END IF;
+    RETURN NULL;
+END $$
+"""
+
 _PG_DELTAS = ", ".join(
     f"COALESCE(NEW.{c}, 0) - COALESCE(prev_{c}, 0), (NEW.{c} IS NOT NULL)::int - (prev_{c} IS NOT NULL)::int"
     for c in COUNTS
