@@ -172,7 +172,8 @@ def test_boosts_pins_and_deletions_each_once_over_three_nodes(
         }
     jobs = group[0].ledger.followups(posts)
     assert {job.state for job in jobs} == {"done"}
-    assert len({write[0] for write in platform.writes}) > 1  # the jobs were spread over the nodes
+    # Which node writes which job depends on which one takes the leases first: under load one node may take them
+    # all, so how the jobs spread is not asserted (each once, whoever writes it, is).
 
 
 def test_an_accounts_follow_up_writes_stay_within_its_one_budget_across_nodes(
