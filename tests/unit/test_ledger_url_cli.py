@@ -3,9 +3,15 @@ connection, never its password (no server is needed: every URL here fails before
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from amplifier import redact
+from amplifier.delivery.ledger import ledger_url
 from tests.unit.test_daemon_cli import RunCli
 from tests.unit.test_daemon_cli import campaign as campaign  # the fixture
 
@@ -13,8 +19,10 @@ PASSWORD = "Sup3r%S3cret"
 
 
 @pytest.fixture(autouse=True)
-def _forget() -> None:
+def _forget() -> Iterator[None]:
     redact.forget_all()
+    yield
+    redact.forget_all()  # what these tests registered must not mask another module's output
 
 
 @pytest.mark.parametrize("command", [("status",), ("pause",), ("status", "--check", "--format", "json")])
@@ -71,3 +79,23 @@ def test_the_health_check_counts_an_unreachable_ledger_as_a_problem(
     assert problem.startswith("the ledger cannot be opened: postgresql://127.0.0.1:1/amp: cannot connect")
     assert f"unhealthy: {problem}" in result.err
     assert "pl41n" not in result.out + result.err
+
+
+def test_the_url_is_read_from_the_secrets_folder(tmp_path: Path) -> None:
+    folder = tmp_path
+    assert ledger_url({"AMPLIFIER_SECRETS_DIR": str(folder)}) is None
+    (folder / "AMPLIFIER_LEDGER").write_text("postgresql://ledger-owner@db.example/ledger\n")
+    assert ledger_url({"AMPLIFIER_SECRETS_DIR": str(folder)}) == "postgresql://ledger-owner@db.example/ledger"
+    assert ledger_url({"AMPLIFIER_SECRETS_DIR": str(folder / "missing")}) is None
+
+
+def test_no_url_anywhere_costs_no_secret_lookup(tmp_path: Path) -> None:
+    """The health check and ``history`` open the ledger every time: with no URL set and no secrets file, finding
+    that out imports nothing of pydantic-settings (about 30 ms of each command)."""
+    code = (
+        "import sys\n"
+        "from amplifier.delivery.ledger import ledger_url\n"
+        f"assert ledger_url({{'AMPLIFIER_SECRETS_DIR': {str(tmp_path)!r}}}) is None\n"
+        "assert 'pydantic_settings' not in sys.modules, 'pydantic_settings imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

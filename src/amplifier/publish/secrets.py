@@ -16,6 +16,7 @@ Values are :class:`pydantic.SecretStr`: they print as ``**********``, and each v
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError, create_model
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from amplifier import redact
 from amplifier.campaign.models import ENV_NAME_PATTERN
@@ -34,10 +34,18 @@ SECRETS_DIR_ENV = "AMPLIFIER_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 
-class _SecretSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", env_ignore_empty=True
-    )
+@functools.cache
+def _settings_base() -> type[Any]:
+    """pydantic-settings' base for looking up one secret, made on first use: a command that reads no secret (the
+    health check, ``history``) does not pay for importing pydantic-settings."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class _SecretSettings(BaseSettings):
+        model_config = SettingsConfigDict(
+            case_sensitive=True, extra="ignore", env_file_encoding="utf-8", env_ignore_empty=True
+        )
+
+    return _SecretSettings
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,11 @@ class SecretSources:
         env_files = tuple(str(p) for p in reversed(self.env_files) if p.is_file())
         secrets_dir = self.secrets_dir if self.secrets_dir is not None and self.secrets_dir.is_dir() else None
         fields: dict[str, Any] = {name: (SecretStr | None, None)}
-        model: type[_SecretSettings] = create_model("AccountSecret", __base__=_SecretSettings, **fields)
+        from pydantic_settings import SettingsError
+
+        model: type[Any] = create_model("AccountSecret", __base__=_settings_base(), **fields)
         try:
-            settings = model(_env_file=env_files or None, _secrets_dir=secrets_dir)  # type: ignore[call-arg]
+            settings = model(_env_file=env_files or None, _secrets_dir=secrets_dir)
         except (ValidationError, SettingsError, OSError) as exc:
             # Never echo the input: a validation error would carry the value. A file that cannot be read
             # (e.g. a Docker secret owned by another user, mode 0600) comes wrapped in a SettingsError.

@@ -115,13 +115,18 @@ def ledger_url(environ: Mapping[str, str] | None = None) -> str | None:
     secrets folder (``$AMPLIFIER_SECRETS_DIR``, default ``/run/secrets``); never the campaign files. Anything but a
     ``postgresql://`` URL is a :class:`LedgerError` that does not echo the value."""
     from amplifier.errors import CredentialsError
-    from amplifier.publish.secrets import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV, SecretSources
+    from amplifier.publish.secrets import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV
 
     env = os.environ if environ is None else environ
     value = env.get(LEDGER_ENV, "").strip()
     if not value:
         folder = env.get(SECRETS_DIR_ENV, "").strip()
-        sources = SecretSources(secrets_dir=Path(folder) if folder else DEFAULT_SECRETS_DIR)
+        secrets_dir = Path(folder) if folder else DEFAULT_SECRETS_DIR
+        if _absent(secrets_dir / LEDGER_ENV):  # the one place left holds nothing: no lookup to import
+            return None
+        from amplifier.publish.secrets import SecretSources
+
+        sources = SecretSources(secrets_dir=secrets_dir)
         try:
             value = sources.get(LEDGER_ENV).get_secret_value().strip()
         except CredentialsError:
@@ -129,6 +134,14 @@ def ledger_url(environ: Mapping[str, str] | None = None) -> str | None:
     if not value.startswith(("postgresql://", "postgres://")):
         raise LedgerError(f"{LEDGER_ENV} must be a PostgreSQL URL (postgresql://user@host/database)")
     return value
+
+
+def _absent(path: Path) -> bool:
+    """Whether ``path`` surely does not exist (a folder that cannot be searched: not sure, so False)."""
+    try:
+        return not path.exists()
+    except OSError:
+        return False
 
 
 def open_ledger(state_dir: Path, now: datetime, *, url: str | None = None) -> Ledger:
