@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from amplifier.campaign.models import MastodonAccount
 from amplifier.daemon.events import EventLog
 from amplifier.delivery import followups as runner_module
 from amplifier.delivery.coordination import Coordinator
-from amplifier.delivery.followups import JOBS_PER_PASS, ROUNDS, FollowupReport, FollowupRunner, catch_up, find
+from amplifier.delivery.followups import FollowupReport, FollowupRunner, catch_up, find
 from amplifier.delivery.ledger import Ledger
 from amplifier.delivery.ledger.followups import FollowupJob
 from amplifier.delivery.ratelimit import RateLimiter
@@ -137,30 +137,24 @@ class FollowupsMixin:
             self.log.emit("followup-error", reason=f"{type(exc).__name__}: {exc}")
 
     def follow_up_leased(self, now: datetime) -> None:
-        """A node of several: the jobs due, as :meth:`FollowupRunner.run_due` finds them (never for an account
-        with a post due or paused; a deletion's undoings in the same pass), run only for the accounts whose
-        lease this node took (the others' jobs are theirs now, or at the next pass)."""
-        seen: set[tuple[str, str, str]] = set()
-        busy: set[str] | None = None
-        paused: set[str] = set()
-        for _ in range(ROUNDS):
-            jobs = [job for job in self.ledger.followups_due(now, limit=JOBS_PER_PASS) if job.key not in seen]
-            if not jobs:
-                break
-            if busy is None:
-                busy = {row.account for row in self.ledger.due(now, limit=1000)}
-                paused = set(self.ledger.paused_accounts())
-            seen.update(job.key for job in jobs)
-            ready = [job for job in jobs if job.account not in busy and job.account not in paused]
-            leases: AbstractContextManager[set[str]] = self.account_leases(  # type: ignore[attr-defined]
-                {job.account for job in ready}, now
-            )
-            with leases as held:
-                mine, deletes = self.within_delete_budget([job for job in ready if job.account in held], now)
-                if mine:
-                    self.note_deletes(deletes, self.followup_runner.run_jobs(mine, now), now)
-            if not any(job.kind == "delete" for job in jobs):
-                break
+        """A node of several: the jobs due, as :meth:`FollowupRunner.run_due` finds them, run only for the
+        accounts whose lease this node took (the others' jobs are theirs now, or at the next pass)."""
+        self.followup_runner.run_due(now, hold=self.hold_jobs)
+
+    @contextmanager
+    def hold_jobs(
+        self, ready: list[FollowupJob], now: datetime, report: FollowupReport
+    ) -> Iterator[list[FollowupJob]]:
+        """The leases of the ``ready`` jobs' accounts, for the time their jobs run: those of them this node holds,
+        but the deletions past the delete budget across nodes; the deletions done noted in the shared uses
+        before the leases go (the next holder counts them)."""
+        leases: AbstractContextManager[set[str]] = self.account_leases(  # type: ignore[attr-defined]
+            {job.account for job in ready}, now
+        )
+        with leases as held:
+            mine, deletes = self.within_delete_budget([job for job in ready if job.account in held], now)
+            yield mine
+            self.note_deletes(deletes, report, now)
 
     def within_delete_budget(
         self, jobs: list[FollowupJob], now: datetime

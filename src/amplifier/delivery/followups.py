@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +138,11 @@ class FollowupReport:
         return {"done": self.done, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
 
 
+#: How a node of several holds the jobs of a pass (see :meth:`FollowupRunner.run_due`): given the ready jobs, the
+#: moment and the pass's report, the context in which those of them it holds run.
+Hold = Callable[[list[FollowupJob], datetime, FollowupReport], AbstractContextManager[Sequence[FollowupJob]]]
+
+
 class FollowupRunner:
     """Runs follow-up jobs (see the module docstring). ``servers``: account -> its Mastodon instance's base URL
     (a booster on another instance finds the status by its URL)."""
@@ -168,9 +174,14 @@ class FollowupRunner:
 
     # ------------------------------------------------------------------ which
 
-    def run_due(self, now: datetime, *, limit: int = JOBS_PER_PASS) -> FollowupReport:
+    def run_due(
+        self, now: datetime, *, limit: int = JOBS_PER_PASS, hold: Hold | None = None
+    ) -> FollowupReport:
         """Run the jobs due at ``now`` for which there is budget; never for an account with a post due. A
-        deletion plans the undoing of its boosts and pin (:meth:`Ledger.retract`): they run in the same pass."""
+        deletion plans the undoing of its boosts and pin (:meth:`Ledger.retract`): they run in the same pass.
+
+        ``hold(ready, now, report)``: a node of several, which runs only the jobs it holds; it gives, for the time
+        of running them, those of the ``ready`` jobs that are its own (the others stay planned, not deferred)."""
         report = FollowupReport()
         seen: set[tuple[str, str, str]] = set()
         busy: set[str] | None = None
@@ -182,12 +193,21 @@ class FollowupRunner:
             if busy is None:
                 busy = {row.account for row in self.ledger.due(now, limit=1000)}
                 paused = set(self.ledger.paused_accounts())
-            for job in jobs:
-                seen.add(job.key)
-                if job.account in busy or job.account in paused or self._held_back(job, now):
-                    report.deferred.append(job.key_text)
-                    continue
-                self.run(job, now, report)
+            seen.update(job.key for job in jobs)
+            waiting = busy | paused
+            ready = [job for job in jobs if job.account not in waiting]
+            held = hold(ready, now, report) if hold is not None else nullcontext(ready)
+            with held as mine:
+                chosen = {job.key for job in mine}
+                for job in jobs:
+                    if job.account in waiting:
+                        report.deferred.append(job.key_text)
+                    elif job.key not in chosen:
+                        continue  # another node's, or past a budget held across nodes: it stays planned
+                    elif self._held_back(job, now):
+                        report.deferred.append(job.key_text)
+                    else:
+                        self.run(job, now, report)
             if not any(job.kind == "delete" for job in jobs):
                 break
         return report
